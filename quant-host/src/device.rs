@@ -1,0 +1,118 @@
+//! One call signature for both backends: a [`Device`] value picks the CPU
+//! reference or a GPU, and the same code runs on either.
+
+use crate::config::TokenGroupConfig;
+use crate::element::Element;
+use crate::error::Result;
+use crate::gpu::{self, Gpu};
+use crate::shape::MatrixShape;
+use crate::tensor::{Location, Quantized, Scheme, Tensor};
+use crate::cpu;
+use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
+
+/// Where work runs.
+#[derive(Clone, Debug)]
+pub enum Device {
+    /// The CPU reference path.
+    Cpu,
+    /// A CUDA GPU; launches are asynchronous on its stream.
+    Cuda(Gpu),
+}
+
+impl Device {
+    /// GPU `ordinal`, or an error saying why not.
+    pub fn cuda(ordinal: usize) -> Result<Self> {
+        Gpu::new(ordinal).map(Device::Cuda)
+    }
+
+    /// GPU 0 where one is usable, otherwise the CPU; the error explains why
+    /// the GPU was not taken.
+    pub fn best_available() -> (Self, Option<crate::QuantError>) {
+        match Gpu::new(0) {
+            Ok(gpu) => (Device::Cuda(gpu), None),
+            Err(e) => (Device::Cpu, Some(e)),
+        }
+    }
+
+    /// Where tensors of this device live.
+    pub fn location(&self) -> Location {
+        match self {
+            Device::Cpu => Location::Cpu,
+            Device::Cuda(gpu) => Location::Cuda(gpu.ordinal()),
+        }
+    }
+
+    /// Copies host data into a new tensor on this device.
+    pub fn upload<T: DeviceRepr + Copy>(&self, data: &[T], shape: MatrixShape) -> Result<Tensor<T>> {
+        shape.check_buffer("data", data.len())?;
+        match self {
+            Device::Cpu => Tensor::from_vec(data.to_vec(), shape),
+            Device::Cuda(gpu) => Tensor::from_cuda(gpu.stream().clone_htod(data)?, shape),
+        }
+    }
+
+    /// A zero-filled dense tensor on this device.
+    pub fn zeros<T: DeviceRepr + ValidAsZeroBits + Copy + Default>(&self, shape: MatrixShape) -> Result<Tensor<T>> {
+        match self {
+            Device::Cpu => Tensor::from_vec(vec![T::default(); shape.extent()], shape),
+            Device::Cuda(gpu) => Tensor::from_cuda(gpu.stream().alloc_zeros::<T>(shape.extent())?, shape),
+        }
+    }
+
+    /// Waits for the device's queued work (a no-op on the CPU).
+    pub fn synchronize(&self) -> Result<()> {
+        match self {
+            Device::Cpu => Ok(()),
+            Device::Cuda(gpu) => gpu.synchronize(),
+        }
+    }
+
+    /// `per_token_group_quant_fp8` into new tensors on this device.
+    pub fn per_token_group_quant_fp8<T: Element>(&self, x: &Tensor<T>, cfg: &TokenGroupConfig) -> Result<Quantized> {
+        cfg.params()?;
+        let shape = x.shape();
+        let groups = shape.cols().div_ceil(cfg.group_size.get());
+        let scale_rows = cfg.layout.padded_rows(shape.rows() as u64) as usize;
+        // The scales tensor is described in its storage order: for the
+        // column-major layouts that is `groups x padded_rows`.
+        let scale_shape = match cfg.layout {
+            crate::ScaleLayout::RowMajor => MatrixShape::new(shape.rows(), groups)?,
+            _ => MatrixShape::new(groups, scale_rows)?,
+        };
+        let mut codes = self.zeros::<u8>(MatrixShape::new(shape.rows(), shape.cols())?)?;
+        let mut scales = self.zeros::<f32>(scale_shape)?;
+        self.per_token_group_quant_fp8_into(x, cfg, &mut codes, &mut scales)?;
+        Ok(Quantized { codes, scales, scheme: Scheme::TokenGroup(*cfg) })
+    }
+
+    /// `per_token_group_quant_fp8` into caller-provided tensors (no allocation).
+    pub fn per_token_group_quant_fp8_into<T: Element>(
+        &self,
+        x: &Tensor<T>,
+        cfg: &TokenGroupConfig,
+        codes: &mut Tensor<u8>,
+        scales: &mut Tensor<f32>,
+    ) -> Result<()> {
+        match self {
+            Device::Cpu => cpu::per_token_group_quant_fp8(
+                x.host("x")?,
+                x.shape(),
+                cfg,
+                codes.host_mut("codes")?,
+                scales.host_mut("scales")?,
+            ),
+            Device::Cuda(g) => {
+                let here = self.location();
+                gpu::per_token_group_quant(
+                    g,
+                    x.cuda("x", here)?,
+                    x.shape(),
+                    cfg,
+                    codes.cuda_mut("codes", here)?,
+                    scales.cuda_mut("scales", here)?,
+                )
+            }
+        }
+    }
+}
+

@@ -1,0 +1,93 @@
+//! The one error type of the public API.
+
+use quant_kernels::Fp8Format;
+
+/// Everything that can go wrong in a call of this crate. Bad arguments are
+/// reported here, never by a panic.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QuantError {
+    /// The group size is not one of 32, 64, 128.
+    #[error("unsupported group size {0}: expected 32, 64 or 128")]
+    UnsupportedGroupSize(usize),
+    /// The block shape has a zero side.
+    #[error("invalid block shape {rows}x{cols}: both sides must be positive")]
+    InvalidBlock {
+        /// Block rows.
+        rows: usize,
+        /// Block columns.
+        cols: usize,
+    },
+    /// `fp8_max` is not finite and positive, or exceeds the format's largest finite value.
+    #[error("invalid fp8_max {value}: must be finite, positive and at most {max} for {}", format.name())]
+    InvalidFp8Max {
+        /// The value given.
+        value: f32,
+        /// The format's largest finite value.
+        max: f32,
+        /// The format.
+        format: Fp8Format,
+    },
+    /// `eps` is not finite and positive.
+    #[error("invalid eps {0}: must be finite and positive")]
+    InvalidEps(f32),
+    /// The row stride is smaller than the row length.
+    #[error("row stride {stride} is smaller than the number of columns {cols}")]
+    StrideTooSmall {
+        /// The stride given, in elements.
+        stride: usize,
+        /// Columns per row.
+        cols: usize,
+    },
+    /// A buffer does not have the length its shape and layout need.
+    #[error("{what}: buffer holds {actual} elements, its shape needs {expected}")]
+    BufferLength {
+        /// Which argument.
+        what: &'static str,
+        /// Elements needed.
+        expected: u64,
+        /// Elements present.
+        actual: u64,
+    },
+    /// Two operands disagree on a dimension.
+    #[error("shape mismatch: {0}")]
+    ShapeMismatch(String),
+    /// A size computation overflowed the address space.
+    #[error("tensor too large: {0} overflows the address space")]
+    TooLarge(&'static str),
+    /// A tensor lives on another device than the one asked to work on it.
+    #[error("{what} lives on {actual}, but the operation runs on {expected}")]
+    WrongDevice {
+        /// Which argument.
+        what: &'static str,
+        /// Where the operation runs.
+        expected: String,
+        /// Where the tensor lives.
+        actual: String,
+    },
+    /// No CUDA driver library could be loaded.
+    #[error("no CUDA driver found (libcuda.so could not be loaded); use the CPU backend")]
+    NoDriver,
+    /// The driver is present but has no device with this ordinal.
+    #[error("CUDA device {ordinal} not found ({count} devices present)")]
+    NoDevice {
+        /// Requested ordinal.
+        ordinal: usize,
+        /// Devices present.
+        count: usize,
+    },
+    /// The GPU is older than the oldest architecture the PTX is built for.
+    #[error("compute capability {major}.{minor} is not supported: the kernels need 8.0 or newer")]
+    UnsupportedArch {
+        /// Major compute capability.
+        major: i32,
+        /// Minor compute capability.
+        minor: i32,
+    },
+    /// A CUDA driver call failed.
+    #[error("CUDA driver error: {0}")]
+    Cuda(#[from] cudarc::driver::DriverError),
+}
+
+/// `Result` with [`QuantError`].
+pub type Result<T, E = QuantError> = std::result::Result<T, E>;

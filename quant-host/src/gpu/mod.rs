@@ -1,0 +1,135 @@
+//! The CUDA backend: a context, a stream and the embedded PTX module.
+//!
+//! The driver is loaded dynamically: a binary built with this crate starts on
+//! machines without CUDA, and [`Gpu::new`] returns [`QuantError::NoDriver`] there.
+
+mod launch;
+mod ptx;
+mod token_group;
+
+pub use ptx::PtxArch;
+pub(crate) use token_group::per_token_group_quant;
+
+use crate::error::{QuantError, Result};
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A CUDA device with its stream and the kernels loaded. Cheap to clone;
+/// all clones launch on the same stream.
+#[derive(Clone)]
+pub struct Gpu {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    stream: Arc<CudaStream>,
+    module: Arc<CudaModule>,
+    arch: PtxArch,
+    capability: (i32, i32),
+    functions: Mutex<HashMap<String, CudaFunction>>,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("ordinal", &self.ordinal())
+            .field("capability", &self.inner.capability)
+            .field("ptx", &self.inner.arch)
+            .finish()
+    }
+}
+
+/// Whether a CUDA driver library can be loaded on this machine.
+pub fn driver_available() -> bool {
+    // SAFETY: only probes for the shared library; loads nothing into a context.
+    unsafe { cudarc::driver::sys::is_culib_present() }
+}
+
+impl Gpu {
+    /// Opens device `ordinal` with a new stream of its own.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        if !driver_available() {
+            return Err(QuantError::NoDriver);
+        }
+        let count = CudaContext::device_count()? as usize;
+        if ordinal >= count {
+            return Err(QuantError::NoDevice { ordinal, count });
+        }
+        let ctx = CudaContext::new(ordinal)?;
+        let stream = ctx.new_stream()?;
+        Self::with_stream(stream)
+    }
+
+    /// Uses a caller-provided stream: every launch of this `Gpu` is queued on
+    /// it, asynchronously, so it orders with the caller's own work.
+    pub fn with_stream(stream: Arc<CudaStream>) -> Result<Self> {
+        let ctx = stream.context().clone();
+        let capability = ctx.compute_capability()?;
+        let arch = PtxArch::for_capability(capability)?;
+        let module = ctx.load_module(arch.ptx().into())?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                stream,
+                module,
+                arch,
+                capability,
+                functions: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The stream every launch is queued on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.inner.stream
+    }
+
+    /// The device ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.inner.stream.context().ordinal()
+    }
+
+    /// The device's compute capability `(major, minor)`.
+    pub fn capability(&self) -> (i32, i32) {
+        self.inner.capability
+    }
+
+    /// Which PTX module was loaded.
+    pub fn ptx_arch(&self) -> PtxArch {
+        self.inner.arch
+    }
+
+    /// The device's name, as the driver reports it.
+    pub fn name(&self) -> Result<String> {
+        Ok(self.inner.stream.context().name()?)
+    }
+
+    /// Waits until all work queued on the stream has finished.
+    pub fn synchronize(&self) -> Result<()> {
+        Ok(self.inner.stream.synchronize()?)
+    }
+
+    /// Looks a kernel up by name, once per `Gpu`.
+    pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
+        let mut functions = self.inner.functions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = functions.get(name) {
+            return Ok(f.clone());
+        }
+        let f = self.inner.module.load_function(name)?;
+        functions.insert(name.to_owned(), f.clone());
+        Ok(f)
+    }
+
+    /// Errors unless `ctx` is this device's context.
+    pub(crate) fn check_context(&self, what: &'static str, ctx: &Arc<CudaContext>) -> Result<()> {
+        let mine = self.inner.stream.context();
+        if Arc::ptr_eq(mine, ctx) || mine.cu_ctx() == ctx.cu_ctx() {
+            return Ok(());
+        }
+        Err(QuantError::WrongDevice {
+            what,
+            expected: format!("cuda:{}", mine.ordinal()),
+            actual: format!("cuda:{} (another context)", ctx.ordinal()),
+        })
+    }
+}

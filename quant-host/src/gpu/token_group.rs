@@ -1,0 +1,60 @@
+//! Host side of `per_token_group_quant_fp8` on the GPU.
+
+use super::{launch, Gpu};
+use crate::config::TokenGroupConfig;
+use crate::element::Element;
+use crate::error::{QuantError, Result};
+use crate::shape::MatrixShape;
+use cudarc::driver::{CudaSlice, PushKernelArg};
+
+/// Queues the quantization of `x` on `gpu`'s stream. Arguments are checked
+/// before anything is launched.
+pub(crate) fn per_token_group_quant<T: Element>(
+    gpu: &Gpu,
+    x: &CudaSlice<T>,
+    shape: MatrixShape,
+    cfg: &TokenGroupConfig,
+    q: &mut CudaSlice<u8>,
+    scales: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let params = cfg.params()?;
+    gpu.check_context("x", x.context())?;
+    gpu.check_context("q", q.context())?;
+    gpu.check_context("scales", scales.context())?;
+    let (rows, cols) = (shape.rows() as u64, shape.cols() as u64);
+    let gs = cfg.group_size.get() as u64;
+    let groups = cols.div_ceil(gs);
+    shape.check_buffer("x", x.len())?;
+    if q.len() as u64 != rows * cols {
+        return Err(QuantError::BufferLength { what: "q", expected: rows * cols, actual: q.len() as u64 });
+    }
+    let scale_len = cfg.layout.len(rows, groups);
+    if scales.len() as u64 != scale_len {
+        return Err(QuantError::BufferLength { what: "scales", expected: scale_len, actual: scales.len() as u64 });
+    }
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
+    let name = format!("token_group_quant_{}_{}_g{}", T::DTYPE.name(), params.format.name(), gs);
+    let function = gpu.function(&name)?;
+    let config = launch::token_group(rows, groups, gs)?;
+    let row_stride = shape.row_stride() as u64;
+    let (mode, layout) = (params.mode as u32, cfg.layout as u32);
+    let mut builder = gpu.stream().launch_builder(&function);
+    builder
+        .arg(x)
+        .arg(q)
+        .arg(scales)
+        .arg(&rows)
+        .arg(&cols)
+        .arg(&row_stride)
+        .arg(&params.eps)
+        .arg(&params.fp8_max)
+        .arg(&mode)
+        .arg(&layout);
+    // SAFETY: the argument list matches the kernel signature in
+    // quant_kernels::kernels::token_group, and the buffer lengths were checked
+    // above against what the kernel indexes.
+    unsafe { builder.launch(config) }?;
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! Thin wrappers over the NVPTX intrinsics the kernels use.
+//!
+//! Shuffles go through `llvm.nvvm.*` intrinsics rather than `asm!` so LLVM
+//! knows they are `convergent` and never moves them into divergent code.
+
+use core::arch::nvptx;
+
+unsafe extern "C" {
+    #[link_name = "llvm.nvvm.shfl.sync.bfly.f32"]
+    fn shfl_bfly_f32(mask: u32, value: f32, lane_mask: u32, clamp: u32) -> f32;
+    #[cfg(target_feature = "sm_90")]
+    #[link_name = "llvm.nvvm.ff.to.e4m3x2.rn"]
+    fn cvt_e4m3x2_satfinite(hi: f32, lo: f32) -> i16;
+}
+
+/// Index of this thread in the whole 1-D grid, as u64 so it cannot overflow.
+#[inline(always)]
+pub fn global_thread_index() -> u64 {
+    // SAFETY: reading special registers has no preconditions.
+    unsafe {
+        nvptx::_block_idx_x() as u64 * nvptx::_block_dim_x() as u64 + nvptx::_thread_idx_x() as u64
+    }
+}
+
+/// Butterfly shuffle across the full warp. Every lane of the warp must call it.
+#[inline(always)]
+pub fn shfl_xor(value: f32, lane_mask: u32) -> f32 {
+    // SAFETY: all 32 lanes execute this (the kernels never exit early), so the
+    // full mask is correct.
+    unsafe { shfl_bfly_f32(0xFFFF_FFFF, value, lane_mask, 0x1F) }
+}
+
+/// Encodes two already-clamped values to E4M3FN with the hardware converter
+/// (round to nearest even, saturating). Returns `(code(lo), code(hi))`.
+#[cfg(target_feature = "sm_90")]
+#[inline(always)]
+pub fn e4m3fn_x2(lo: f32, hi: f32) -> [u8; 2] {
+    // SAFETY: the instruction exists on sm_89 and later, which this cfg gates.
+    let pair = unsafe { cvt_e4m3x2_satfinite(hi, lo) } as u16;
+    [pair as u8, (pair >> 8) as u8]
+}

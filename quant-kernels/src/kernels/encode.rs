@@ -1,0 +1,68 @@
+//! Element-wise fp8 encode and decode of f32 arrays.
+//!
+//! These run the exact conversion path the quantizers use (the hardware
+//! converter on sm_90 for E4M3FN), so the host can check it against the
+//! software encoder over every f32 bit pattern. One thread per 8 elements.
+
+use super::encode8;
+use crate::gpu::global_thread_index;
+use crate::Fp8Format;
+
+#[inline(always)]
+unsafe fn encode_chunk(format: Fp8Format, x: *const f32, q: *mut u8, n: u64) {
+    let i0 = global_thread_index() * 8;
+    if i0 >= n {
+        return;
+    }
+    let valid = (n - i0).min(8) as usize;
+    let (x, q) = (x.add(i0 as usize), q.add(i0 as usize));
+    let mut v = [0f32; 8];
+    unroll8!(i => {
+        if i < valid {
+            v[i] = x.add(i).read();
+        }
+    });
+    let codes = encode8(format, &v);
+    unroll8!(i => {
+        if i < valid {
+            q.add(i).write(codes[i]);
+        }
+    });
+}
+
+#[inline(always)]
+unsafe fn decode_chunk(format: Fp8Format, q: *const u8, y: *mut f32, n: u64) {
+    let i0 = global_thread_index() * 8;
+    let mut i = i0;
+    while i < n && i < i0 + 8 {
+        y.add(i as usize).write(format.decode(q.add(i as usize).read()));
+        i += 1;
+    }
+}
+
+macro_rules! entry {
+    ($($encode:ident, $decode:ident: $format:ident;)*) => {$(
+        /// Encodes `n` f32 values, one thread per 8.
+        ///
+        /// # Safety
+        /// `x` and `q` hold `n` elements.
+        #[no_mangle]
+        pub unsafe extern "ptx-kernel" fn $encode(x: *const f32, q: *mut u8, n: u64) {
+            encode_chunk(Fp8Format::$format, x, q, n)
+        }
+
+        /// Decodes `n` codes, one thread per 8.
+        ///
+        /// # Safety
+        /// `q` and `y` hold `n` elements.
+        #[no_mangle]
+        pub unsafe extern "ptx-kernel" fn $decode(q: *const u8, y: *mut f32, n: u64) {
+            decode_chunk(Fp8Format::$format, q, y, n)
+        }
+    )*};
+}
+
+entry! {
+    fp8_encode_e4m3fn, fp8_decode_e4m3fn: E4M3Fn;
+    fp8_encode_e4m3fnuz, fp8_decode_e4m3fnuz: E4M3Fnuz;
+}

@@ -1,0 +1,131 @@
+//! The per-group scale of `../shared/spec.md` and the quantization of one value.
+
+/// How a group's scale is derived from its absolute maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum ScaleMode {
+    /// `scale = max(amax, eps) / fp8_max`, an IEEE f32 quotient.
+    #[default]
+    Float = 0,
+    /// The float scale rounded up to a power of two (UE8M0, DeepSeek-V4).
+    Ue8m0 = 1,
+}
+
+impl ScaleMode {
+    /// Both modes, for iteration in tests and benchmarks.
+    pub const ALL: [ScaleMode; 2] = [ScaleMode::Float, ScaleMode::Ue8m0];
+
+    /// The mode's name as users write it (`float`, `ue8m0`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ScaleMode::Float => "float",
+            ScaleMode::Ue8m0 => "ue8m0",
+        }
+    }
+}
+
+/// The larger of two values, NaN if either is NaN (torch's `amax` semantics;
+/// IEEE `max` would drop the NaN and hide it).
+#[inline(always)]
+pub fn nan_max(a: f32, b: f32) -> f32 {
+    if a > b || a.is_nan() {
+        a
+    } else {
+        b
+    }
+}
+
+/// |x|, by clearing the sign bit (no libm on the GPU target).
+#[inline(always)]
+pub fn abs(x: f32) -> f32 {
+    f32::from_bits(x.to_bits() & 0x7FFF_FFFF)
+}
+
+/// The scale of a group whose absolute maximum is `amax`.
+///
+/// NaN propagates (a NaN amax gives a NaN scale), an infinite amax gives an
+/// infinite scale, and an all-zero group gets `eps / fp8_max`.
+#[inline(always)]
+pub fn group_scale(amax: f32, eps: f32, fp8_max: f32, mode: ScaleMode) -> f32 {
+    let clamped = nan_max(amax, eps);
+    let scale = clamped / fp8_max;
+    match mode {
+        ScaleMode::Float => scale,
+        ScaleMode::Ue8m0 => pow2_ceil(scale),
+    }
+}
+
+/// The smallest power of two `>= x`, exactly, from the f32 bits. `x` is
+/// positive, +inf or NaN (which are returned unchanged); the result is +inf
+/// when that power of two is past f32's range.
+#[inline(always)]
+pub fn pow2_ceil(x: f32) -> f32 {
+    let bits = x.to_bits();
+    if bits >= 0x7F80_0000 || bits == 0 {
+        return x;
+    }
+    let exp = bits >> 23;
+    let mant = bits & 0x7F_FFFF;
+    if exp == 0 {
+        // Subnormal: the next power of two above the highest set bit.
+        let top = 31 - mant.leading_zeros();
+        let p = if mant == 1 << top { top } else { top + 1 };
+        // 2^(p - 149): still subnormal for p < 23, the smallest normal at 23.
+        return f32::from_bits(1u32 << p);
+    }
+    if mant == 0 {
+        x
+    } else {
+        // exp + 1 == 255 gives the bit pattern of +inf, the right answer.
+        f32::from_bits((exp + 1) << 23)
+    }
+}
+
+/// Quantizes one value with its group's scale: `x / scale`, clamped to
+/// `±fp8_max` (NaN stays NaN), then encoded.
+#[inline(always)]
+pub fn quantize(x: f32, scale: f32, fp8_max: f32, format: crate::Fp8Format) -> u8 {
+    format.encode(clamp(x / scale, fp8_max))
+}
+
+/// `clamp(v, -max, max)` with NaN passed through, as torch's `clamp` does.
+#[inline(always)]
+pub fn clamp(v: f32, max: f32) -> f32 {
+    if v > max {
+        max
+    } else if v < -max {
+        -max
+    } else {
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pow2_ceil_is_exact() {
+        assert_eq!(pow2_ceil(1.0), 1.0);
+        assert_eq!(pow2_ceil(1.000_000_1), 2.0);
+        assert_eq!(pow2_ceil(0.75), 1.0);
+        assert_eq!(pow2_ceil(3.0), 4.0);
+        assert_eq!(pow2_ceil(f32::MAX), f32::INFINITY);
+        assert_eq!(pow2_ceil(f32::from_bits(3)), f32::from_bits(4));
+        assert_eq!(pow2_ceil(f32::from_bits(0x7F_FFFF)), f32::MIN_POSITIVE);
+        assert!(pow2_ceil(f32::NAN).is_nan());
+        assert_eq!(pow2_ceil(f32::INFINITY), f32::INFINITY);
+    }
+
+    #[test]
+    fn nan_max_propagates() {
+        assert!(nan_max(f32::NAN, 1.0).is_nan());
+        assert!(nan_max(1.0, f32::NAN).is_nan());
+        assert_eq!(nan_max(1.0, 2.0), 2.0);
+    }
+
+    #[test]
+    fn zero_group_scale_is_eps_over_max() {
+        assert_eq!(group_scale(0.0, 1e-12, 448.0, ScaleMode::Float), 1e-12 / 448.0);
+    }
+}
