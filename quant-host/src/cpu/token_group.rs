@@ -2,7 +2,8 @@
 
 use crate::config::TokenGroupConfig;
 use crate::element::Element;
-use crate::error::{QuantError, Result};
+use super::check_len;
+use crate::error::Result;
 use crate::shape::MatrixShape;
 use quant_kernels::scale::{abs, nan_max};
 
@@ -41,13 +42,6 @@ pub fn per_token_group_quant_fp8<T: Element>(
         for m in rows as u64..cfg.layout.padded_rows(rows as u64) {
             scales[cfg.layout.index(m, g, rows as u64, groups as u64) as usize] = 0.0;
         }
-    }
-    Ok(())
-}
-
-fn check_len(what: &'static str, expected: u64, actual: usize) -> Result<()> {
-    if actual as u64 != expected {
-        return Err(QuantError::BufferLength { what, expected, actual: actual as u64 });
     }
     Ok(())
 }
