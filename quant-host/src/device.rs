@@ -1,7 +1,7 @@
 //! One call signature for both backends: a [`Device`] value picks the CPU
 //! reference or a GPU, and the same code runs on either.
 
-use crate::config::TokenGroupConfig;
+use crate::config::{BlockConfig, TokenGroupConfig};
 use crate::element::Element;
 use crate::error::Result;
 use crate::gpu::{self, Gpu};
@@ -114,5 +114,47 @@ impl Device {
             }
         }
     }
-}
 
+    /// `per_block_quant_fp8` into new tensors on this device: codes `[N, K]`
+    /// and scales `[ceil(N / block_rows), ceil(K / block_cols)]`.
+    pub fn per_block_quant_fp8<T: Element>(&self, w: &Tensor<T>, cfg: &BlockConfig) -> Result<Quantized> {
+        cfg.params()?;
+        let shape = w.shape();
+        let scale_shape =
+            MatrixShape::new(shape.rows().div_ceil(cfg.block_rows), shape.cols().div_ceil(cfg.block_cols))?;
+        let mut codes = self.zeros::<u8>(MatrixShape::new(shape.rows(), shape.cols())?)?;
+        let mut scales = self.zeros::<f32>(scale_shape)?;
+        self.per_block_quant_fp8_into(w, cfg, &mut codes, &mut scales)?;
+        Ok(Quantized { codes, scales, scheme: Scheme::Block(*cfg) })
+    }
+
+    /// `per_block_quant_fp8` into caller-provided tensors (no allocation).
+    pub fn per_block_quant_fp8_into<T: Element>(
+        &self,
+        w: &Tensor<T>,
+        cfg: &BlockConfig,
+        codes: &mut Tensor<u8>,
+        scales: &mut Tensor<f32>,
+    ) -> Result<()> {
+        match self {
+            Device::Cpu => cpu::per_block_quant_fp8(
+                w.host("w")?,
+                w.shape(),
+                cfg,
+                codes.host_mut("codes")?,
+                scales.host_mut("scales")?,
+            ),
+            Device::Cuda(g) => {
+                let here = self.location();
+                gpu::per_block_quant(
+                    g,
+                    w.cuda("w", here)?,
+                    w.shape(),
+                    cfg,
+                    codes.cuda_mut("codes", here)?,
+                    scales.cuda_mut("scales", here)?,
+                )
+            }
+        }
+    }
+}

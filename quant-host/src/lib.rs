@@ -5,12 +5,14 @@ pub mod config;
 pub mod cpu;
 pub mod element;
 pub mod error;
+pub mod gemm;
 pub mod gpu;
 pub mod shape;
 
 pub use config::{BlockConfig, GroupSize, TokenGroupConfig};
 pub use element::{DType, Element};
 pub use error::{QuantError, Result};
+pub use gemm::{GemmConfig, GemmShape, OutputType};
 pub use gpu::Gpu;
 pub use quant_kernels::{Fp8Format, ScaleLayout, ScaleMode};
 pub use shape::MatrixShape;

@@ -5,9 +5,11 @@
 //! `quant_kernels::scale`).
 
 mod block;
+mod gemm;
 mod token_group;
 
 pub use block::per_block_quant_fp8;
+pub use gemm::{mm_fp8_blockscale, Accumulation};
 pub use token_group::per_token_group_quant_fp8;
 
 use crate::error::{QuantError, Result};

@@ -28,3 +28,17 @@ pub(crate) fn token_group(rows: u64, groups: u64, group_size: u64) -> Result<Lau
         .ok_or(QuantError::TooLarge("thread count"))?;
     linear(threads)
 }
+
+/// The grid of `per_block_quant_fp8`: one block of [`BLOCK_THREADS`] threads
+/// per scale block, on a 2-D grid (x along K, y along N) so no division is
+/// needed to find the block.
+pub(crate) fn block(block_rows: u64, block_cols: u64) -> Result<LaunchConfig> {
+    let x = u32::try_from(block_cols).ok().filter(|&x| x <= i32::MAX as u32);
+    let y = u32::try_from(block_rows).ok().filter(|&y| y <= 65_535);
+    match (x, y) {
+        (Some(x), Some(y)) => {
+            Ok(LaunchConfig { grid_dim: (x, y, 1), block_dim: (BLOCK_THREADS, 1, 1), shared_mem_bytes: 0 })
+        }
+        _ => Err(QuantError::TooLarge("block grid")),
+    }
+}

@@ -3,11 +3,13 @@
 //! The driver is loaded dynamically: a binary built with this crate starts on
 //! machines without CUDA, and [`Gpu::new`] returns [`QuantError::NoDriver`] there.
 
+mod block;
 mod launch;
 mod ptx;
 mod token_group;
 
 pub use ptx::PtxArch;
+pub(crate) use block::per_block_quant;
 pub(crate) use token_group::per_token_group_quant;
 
 use crate::error::{QuantError, Result};

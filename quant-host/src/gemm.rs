@@ -1,0 +1,94 @@
+//! Types of the block-scale fp8 GEMM `mm_fp8_blockscale`.
+//!
+//! `C[M, N] = A[M, K] * B[N, K]^T`, with A quantized in 1 x 128 groups
+//! (scales `[M, ceil(K/128)]` in any [`ScaleLayout`]) and B in 128 x 128 blocks
+//! (scales `[ceil(N/128), ceil(K/128)]`, row-major).
+
+use crate::error::{QuantError, Result};
+use quant_kernels::{Fp8Format, ScaleLayout};
+
+/// The scale block edge of the GEMM: 128 along K for A, 128 x 128 for B.
+pub const GEMM_BLOCK: usize = 128;
+
+/// `M x N x K`, validated so every buffer size fits in `usize`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GemmShape {
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+impl GemmShape {
+    /// Checks that `M * K`, `N * K` and `M * N` fit in `usize`.
+    pub fn new(m: usize, n: usize, k: usize) -> Result<Self> {
+        m.checked_mul(k).ok_or(QuantError::TooLarge("M * K"))?;
+        n.checked_mul(k).ok_or(QuantError::TooLarge("N * K"))?;
+        m.checked_mul(n).ok_or(QuantError::TooLarge("M * N"))?;
+        Ok(Self { m, n, k })
+    }
+
+    /// Rows of A and C.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Rows of B, columns of C.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The reduction dimension.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Scale blocks along K: `ceil(K / 128)`.
+    pub fn k_blocks(&self) -> usize {
+        self.k.div_ceil(GEMM_BLOCK)
+    }
+
+    /// Scale blocks along N: `ceil(N / 128)`.
+    pub fn n_blocks(&self) -> usize {
+        self.n.div_ceil(GEMM_BLOCK)
+    }
+
+    /// Number of f32 in A's scale buffer for `layout`.
+    pub fn a_scales_len(&self, layout: ScaleLayout) -> usize {
+        layout.len(self.m as u64, self.k_blocks() as u64) as usize
+    }
+
+    /// Number of f32 in B's scale buffer.
+    pub fn b_scales_len(&self) -> usize {
+        self.n_blocks() * self.k_blocks()
+    }
+}
+
+/// The element type of C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum OutputType {
+    /// bf16, rounded to nearest even from the f32 result (the default).
+    #[default]
+    Bf16,
+    /// f32.
+    F32,
+}
+
+/// Options of `mm_fp8_blockscale`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct GemmConfig {
+    /// The fp8 format of both operands.
+    pub format: Fp8Format,
+    /// How A's per-token scales are laid out (what the quantizer produced).
+    pub a_scale_layout: ScaleLayout,
+    /// The element type of C.
+    pub output: OutputType,
+}
+
+/// The output buffer of the CPU GEMM, `M * N` elements row-major.
+#[derive(Debug)]
+pub enum GemmOutput<'a> {
+    /// bf16 output.
+    Bf16(&'a mut [half::bf16]),
+    /// f32 output.
+    F32(&'a mut [f32]),
+}
