@@ -39,3 +39,30 @@ pub fn e4m3fn_x2(lo: f32, hi: f32) -> [u8; 2] {
     let pair = unsafe { cvt_e4m3x2_satfinite(hi, lo) } as u16;
     [pair as u8, (pair >> 8) as u8]
 }
+
+/// `(blockIdx.x, blockIdx.y)`.
+#[inline(always)]
+pub fn block_index_xy() -> (u32, u32) {
+    // SAFETY: reading special registers has no preconditions.
+    unsafe { (nvptx::_block_idx_x(), nvptx::_block_idx_y()) }
+}
+
+/// `threadIdx.x`.
+#[inline(always)]
+pub fn thread_index() -> u32 {
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { nvptx::_thread_idx_x() }
+}
+
+/// `__syncthreads()`. Every thread of the block must reach it.
+#[inline(always)]
+pub fn sync_threads() {
+    // SAFETY: the kernels call it from uniform control flow only.
+    unsafe { nvptx::_syncthreads() }
+}
+
+/// The block's dynamic shared memory, sized by the host at launch.
+#[inline(always)]
+pub fn dynamic_shared<T>() -> *mut T {
+    core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<T>()
+}

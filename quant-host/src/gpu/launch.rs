@@ -36,9 +36,12 @@ pub(crate) fn block(block_rows: u64, block_cols: u64) -> Result<LaunchConfig> {
     let x = u32::try_from(block_cols).ok().filter(|&x| x <= i32::MAX as u32);
     let y = u32::try_from(block_rows).ok().filter(|&y| y <= 65_535);
     match (x, y) {
-        (Some(x), Some(y)) => {
-            Ok(LaunchConfig { grid_dim: (x, y, 1), block_dim: (BLOCK_THREADS, 1, 1), shared_mem_bytes: 0 })
-        }
+        (Some(x), Some(y)) => Ok(LaunchConfig {
+            grid_dim: (x, y, 1),
+            block_dim: (BLOCK_THREADS, 1, 1),
+            // One f32 per warp for the block-wide amax.
+            shared_mem_bytes: BLOCK_THREADS / 32 * 4,
+        }),
         _ => Err(QuantError::TooLarge("block grid")),
     }
 }

@@ -4,6 +4,7 @@
 //! machines without CUDA, and [`Gpu::new`] returns [`QuantError::NoDriver`] there.
 
 mod block;
+mod codec;
 mod launch;
 mod ptx;
 mod token_group;

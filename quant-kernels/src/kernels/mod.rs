@@ -19,11 +19,13 @@ macro_rules! unroll8 {
     }};
 }
 
+pub mod block;
+pub mod chunk;
 pub mod encode;
 pub mod token_group;
 
 use crate::element::{bf16_to_f32, f16_to_f32};
-use crate::Fp8Format;
+use crate::{Fp8Format, ScaleMode};
 
 /// An input element as the kernels read it from global memory.
 pub trait Input: Copy {
@@ -86,4 +88,14 @@ pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> [u8; 8] {
         i += 1;
     }
     out
+}
+
+/// The scale mode from its kernel-argument encoding (`ScaleMode as u32`).
+#[inline(always)]
+pub(crate) fn decode_mode(mode: u32) -> ScaleMode {
+    if mode == ScaleMode::Ue8m0 as u32 {
+        ScaleMode::Ue8m0
+    } else {
+        ScaleMode::Float
+    }
 }
