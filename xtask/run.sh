@@ -33,7 +33,7 @@ run_sanitizers() {
                 "./$t" --include-ignored --test-threads=1 --skip every_f32 --skip 2_pow_31 \
                 >"$out/sanitize-$tool-$(basename "$t").log" 2>&1
             rc=$?
-            grep -E "ERROR SUMMARY|test result" "$out/sanitize-$tool-$(basename "$t").log" | tail -2
+            grep -E "SUMMARY|test result" "$out/sanitize-$tool-$(basename "$t").log" | tail -2
             [ $rc -eq 0 ] || { status=1; echo "   (exit $rc)"; }
         done
     done
@@ -42,6 +42,8 @@ run_sanitizers() {
 run_bench() {
     if [ -x bin/fp8q ]; then
         bin/fp8q bench --out "$out" "$@" || status=1
+    elif [ -x bin/fp8-bench ]; then
+        bin/fp8-bench --out "$out" "$@" || status=1
     fi
 }
 

@@ -84,6 +84,9 @@ pub enum QuantError {
         /// Minor compute capability.
         minor: i32,
     },
+    /// Reading or writing a file failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
     /// A CUDA driver call failed.
     #[error("CUDA driver error: {0}")]
     Cuda(#[from] cudarc::driver::DriverError),

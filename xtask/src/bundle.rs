@@ -18,7 +18,13 @@ pub fn build(root: &Path) -> Result<()> {
 
     // Test executables, from cargo's JSON messages.
     let output = Command::new("cargo")
-        .args(["test", "--release", "--workspace", "--no-run", "--message-format=json"])
+        .args([
+            "test",
+            "--release",
+            "--workspace",
+            "--no-run",
+            "--message-format=json",
+        ])
         .current_dir(root)
         .stderr(Stdio::inherit())
         .output()
@@ -27,15 +33,22 @@ pub fn build(root: &Path) -> Result<()> {
         bail!("building the test binaries failed");
     }
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         let is_test = msg["profile"]["test"].as_bool() == Some(true);
-        let (Some(exe), Some(name)) = (msg["executable"].as_str(), msg["target"]["name"].as_str()) else {
+        let (Some(exe), Some(name)) = (msg["executable"].as_str(), msg["target"]["name"].as_str())
+        else {
             continue;
         };
         if is_test {
             let kind = msg["target"]["kind"][0].as_str().unwrap_or("test");
             // Unit tests of a library are named after the crate; keep them apart.
-            let file = if kind != "test" { format!("unit-{name}") } else { name.to_string() };
+            let file = if kind != "test" {
+                format!("unit-{name}")
+            } else {
+                name.to_string()
+            };
             copy_stripped(Path::new(exe), &bundle.join("tests").join(file))?;
         }
     }
@@ -51,7 +64,9 @@ pub fn build(root: &Path) -> Result<()> {
     let release = root.join("target").join("release");
     for entry in std::fs::read_dir(root.join("quant-host").join("src").join("bin"))? {
         let path = entry?.path();
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
         let exe = release.join(stem);
         if exe.is_file() {
             copy_stripped(&exe, &bundle.join("bin").join(stem))?;
@@ -63,7 +78,10 @@ pub fn build(root: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(bundle.join("run.sh"), std::fs::Permissions::from_mode(0o755))?;
+        std::fs::set_permissions(
+            bundle.join("run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )?;
     }
     let size: u64 = walk_size(&bundle)?;
     eprintln!(
@@ -86,7 +104,11 @@ fn walk_size(dir: &Path) -> Result<u64> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let meta = entry.metadata()?;
-        total += if meta.is_dir() { walk_size(&entry.path())? } else { meta.len() };
+        total += if meta.is_dir() {
+            walk_size(&entry.path())?
+        } else {
+            meta.len()
+        };
     }
     Ok(total)
 }

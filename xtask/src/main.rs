@@ -3,6 +3,8 @@
 //! - `build-ptx [--check]`: compile `quant-kernels` to PTX for every target
 //!   architecture, validate each module with `ptxas`, and write the PTX that
 //!   `quant-host` embeds (`--check`: fail if the committed PTX is stale).
+//! - `test`: everything CI checks: committed PTX fresh, formatting, clippy,
+//!   and the whole test suite (GPU tests are reported as ignored without a GPU).
 //! - `gpu-bundle`: build the release test and benchmark binaries and a
 //!   `run.sh` into `target/gpu-bundle/`, to carry to the GPU machine.
 
@@ -26,8 +28,9 @@ fn main() -> Result<()> {
             ptx::build(&root, check)
         }
         Some("gpu-bundle") => bundle::build(&root),
+        Some("test") => test(&root),
         _ => {
-            eprintln!("usage: cargo xtask <build-ptx [--check] | gpu-bundle>");
+            eprintln!("usage: cargo xtask <build-ptx [--check] | test | gpu-bundle>");
             std::process::exit(2);
         }
     }
@@ -37,4 +40,33 @@ fn main() -> Result<()> {
 fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// The README's test command: what CI runs.
+fn test(root: &std::path::Path) -> Result<()> {
+    ptx::build(root, true)?;
+    let steps: &[&[&str]] = &[
+        &["fmt", "--all", "--", "--check"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &["test", "--workspace"],
+    ];
+    for args in steps {
+        eprintln!("xtask: cargo {}", args.join(" "));
+        let status = std::process::Command::new("cargo")
+            .args(*args)
+            .current_dir(root)
+            .status()?;
+        if !status.success() {
+            bail!("cargo {} failed", args.join(" "));
+        }
+    }
+    Ok(())
 }

@@ -25,7 +25,16 @@ pub struct Target {
 
 /// Every module `quant-host` embeds. sm_80 (Ampere, Ada) encodes fp8 in
 /// software; sm_90 (Hopper and newer) uses `cvt.rn.satfinite.e4m3x2.f32`.
-pub const TARGETS: &[Target] = &[Target { cpu: "sm_80", ptx_isa: "ptx78" }, Target { cpu: "sm_90", ptx_isa: "ptx78" }];
+pub const TARGETS: &[Target] = &[
+    Target {
+        cpu: "sm_80",
+        ptx_isa: "ptx78",
+    },
+    Target {
+        cpu: "sm_90",
+        ptx_isa: "ptx78",
+    },
+];
 
 /// Where `quant-host` embeds the modules from.
 pub fn committed_dir(root: &Path) -> PathBuf {
@@ -52,7 +61,11 @@ pub fn build(root: &Path, check: bool) -> Result<()> {
         if !stale.is_empty() {
             bail!(
                 "committed PTX is stale (run `cargo xtask build-ptx` and commit): {}",
-                stale.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                stale
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         eprintln!("xtask: committed PTX matches the kernel sources");
@@ -83,7 +96,11 @@ fn compile(root: &Path, target: &Target) -> Result<String> {
     let fingerprints = target_dir.join("nvptx64-nvidia-cuda/release/.fingerprint");
     if let Ok(entries) = std::fs::read_dir(&fingerprints) {
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with("quant-kernels-") {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("quant-kernels-")
+            {
                 std::fs::remove_dir_all(entry.path())?;
             }
         }
@@ -97,8 +114,22 @@ fn compile(root: &Path, target: &Target) -> Result<String> {
     ]
     .join("\x1f");
     let output = Command::new("rustup")
-        .args(["run", NIGHTLY, "cargo", "rustc", "--quiet", "-p", "quant-kernels", "--release"])
-        .args(["--target", "nvptx64-nvidia-cuda", "-Zbuild-std=core", "--target-dir"])
+        .args([
+            "run",
+            NIGHTLY,
+            "cargo",
+            "rustc",
+            "--quiet",
+            "-p",
+            "quant-kernels",
+            "--release",
+        ])
+        .args([
+            "--target",
+            "nvptx64-nvidia-cuda",
+            "-Zbuild-std=core",
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .arg("--")
         .arg(format!("--emit=asm={}", out.display()))
@@ -152,11 +183,19 @@ fn assemble(ptxas: &Path, target: &Target, ptx: &str) -> Result<String> {
         }
     }
     if !problems.is_empty() {
-        bail!("{}: kernels use local memory:\n  {}", target.cpu, problems.join("\n  "));
+        bail!(
+            "{}: kernels use local memory:\n  {}",
+            target.cpu,
+            problems.join("\n  ")
+        );
     }
     let mut text = String::new();
     for (kernel, line) in &summary {
-        writeln!(text, "{kernel:<48} {:>3} registers {:>6} bytes smem", line.registers, line.shared_bytes)?;
+        writeln!(
+            text,
+            "{kernel:<48} {:>3} registers {:>6} bytes smem",
+            line.registers, line.shared_bytes
+        )?;
     }
     Ok(text)
 }
@@ -175,7 +214,11 @@ fn summarize(log: &str) -> Vec<(String, Resources)> {
     let number_before = |line: &str, unit: &str| -> u32 {
         line.split(',')
             .find(|part| part.contains(unit))
-            .and_then(|part| part.split_whitespace().rev().nth(unit.split_whitespace().count()))
+            .and_then(|part| {
+                part.split_whitespace()
+                    .rev()
+                    .nth(unit.split_whitespace().count())
+            })
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     };
@@ -186,7 +229,8 @@ fn summarize(log: &str) -> Vec<(String, Resources)> {
         } else if let Some((_, current)) = out.last_mut() {
             if line.contains("bytes stack frame") {
                 current.stack_bytes = number_before(line, "bytes stack frame");
-                current.spill_bytes = number_before(line, "bytes spill stores") + number_before(line, "bytes spill loads");
+                current.spill_bytes = number_before(line, "bytes spill stores")
+                    + number_before(line, "bytes spill loads");
             } else if line.contains("Used") && line.contains("registers") {
                 current.registers = line
                     .split("Used ")
