@@ -126,6 +126,9 @@ mod tests {
 
     #[test]
     fn zero_group_scale_is_eps_over_max() {
-        assert_eq!(group_scale(0.0, 1e-12, 448.0, ScaleMode::Float), 1e-12 / 448.0);
+        assert_eq!(
+            group_scale(0.0, 1e-12, 448.0, ScaleMode::Float),
+            1e-12 / 448.0
+        );
     }
 }

@@ -23,7 +23,11 @@ pub fn per_block_quant_fp8<T: Element>(
     let (block_rows, block_cols) = (rows.div_ceil(bn), cols.div_ceil(bk));
     shape.check_buffer("w", w.len())?;
     check_len("q", shape.numel() as u64, q.len())?;
-    check_len("scales", block_rows as u64 * block_cols as u64, scales.len())?;
+    check_len(
+        "scales",
+        block_rows as u64 * block_cols as u64,
+        scales.len(),
+    )?;
 
     let value = |n: usize, k: usize| w[n * shape.row_stride() + k].to_f32();
     for bi in 0..block_rows {

@@ -30,19 +30,31 @@ pub fn mm_fp8_blockscale(
     let kb = shape.k_blocks();
     check_len("a", (m * k) as u64, a.len())?;
     check_len("b", (n * k) as u64, b.len())?;
-    check_len("a_scales", shape.a_scales_len(cfg.a_scale_layout) as u64, a_scales.len())?;
+    check_len(
+        "a_scales",
+        shape.a_scales_len(cfg.a_scale_layout) as u64,
+        a_scales.len(),
+    )?;
     check_len("b_scales", shape.b_scales_len() as u64, b_scales.len())?;
     let out_len = match &out {
         GemmOutput::Bf16(c) => c.len(),
         GemmOutput::F32(c) => c.len(),
     };
     check_len("c", (m * n) as u64, out_len)?;
-    if matches!((&out, cfg.output), (GemmOutput::Bf16(_), crate::gemm::OutputType::F32) | (GemmOutput::F32(_), crate::gemm::OutputType::Bf16)) {
-        return Err(QuantError::ShapeMismatch("output buffer type differs from cfg.output".into()));
+    if matches!(
+        (&out, cfg.output),
+        (GemmOutput::Bf16(_), crate::gemm::OutputType::F32)
+            | (GemmOutput::F32(_), crate::gemm::OutputType::Bf16)
+    ) {
+        return Err(QuantError::ShapeMismatch(
+            "output buffer type differs from cfg.output".into(),
+        ));
     }
     let decode = |code: u8| cfg.format.decode(code);
     let sa = |row: usize, blk: usize| {
-        a_scales[cfg.a_scale_layout.index(row as u64, blk as u64, m as u64, kb as u64) as usize]
+        a_scales[cfg
+            .a_scale_layout
+            .index(row as u64, blk as u64, m as u64, kb as u64) as usize]
     };
     let sb = |col: usize, blk: usize| b_scales[(col / GEMM_BLOCK) * kb + blk];
 
@@ -55,7 +67,8 @@ pub fn mm_fp8_blockscale(
                     for blk in 0..kb {
                         let mut partial = 0f64;
                         for i in blk * GEMM_BLOCK..((blk + 1) * GEMM_BLOCK).min(k) {
-                            partial += decode(a[row * k + i]) as f64 * decode(b[col * k + i]) as f64;
+                            partial +=
+                                decode(a[row * k + i]) as f64 * decode(b[col * k + i]) as f64;
                         }
                         total += sa(row, blk) as f64 * sb(col, blk) as f64 * partial;
                     }

@@ -17,7 +17,11 @@ use crate::error::{QuantError, Result};
 /// Errors unless an output buffer has exactly the length its shape needs.
 pub(crate) fn check_len(what: &'static str, expected: u64, actual: usize) -> Result<()> {
     if actual as u64 != expected {
-        return Err(QuantError::BufferLength { what, expected, actual: actual as u64 });
+        return Err(QuantError::BufferLength {
+            what,
+            expected,
+            actual: actual as u64,
+        });
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! CPU `per_token_group_quant_fp8`.
 
+use super::check_len;
 use crate::config::TokenGroupConfig;
 use crate::element::Element;
-use super::check_len;
 use crate::error::Result;
 use crate::shape::MatrixShape;
 use quant_kernels::scale::{abs, nan_max};
@@ -29,12 +29,16 @@ pub fn per_token_group_quant_fp8<T: Element>(
         let row = &x[m * shape.row_stride()..][..cols];
         for g in 0..groups {
             let group = &row[g * gs..((g + 1) * gs).min(cols)];
-            let amax = group.iter().fold(0.0f32, |acc, v| nan_max(acc, abs(v.to_f32())));
+            let amax = group
+                .iter()
+                .fold(0.0f32, |acc, v| nan_max(acc, abs(v.to_f32())));
             let scale = params.scale(amax);
             for (k, v) in group.iter().enumerate() {
                 q[m * cols + g * gs + k] = params.quantize(v.to_f32(), scale);
             }
-            let at = cfg.layout.index(m as u64, g as u64, rows as u64, groups as u64);
+            let at = cfg
+                .layout
+                .index(m as u64, g as u64, rows as u64, groups as u64);
             scales[at as usize] = scale;
         }
     }

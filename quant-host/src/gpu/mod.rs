@@ -8,8 +8,8 @@ mod launch;
 mod ptx;
 mod token_group;
 
-pub use ptx::PtxArch;
 pub(crate) use block::per_block_quant;
+pub use ptx::PtxArch;
 pub(crate) use token_group::per_token_group_quant;
 
 use crate::error::{QuantError, Result};
@@ -113,7 +113,11 @@ impl Gpu {
 
     /// Looks a kernel up by name, once per `Gpu`.
     pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
-        let mut functions = self.inner.functions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut functions = self
+            .inner
+            .functions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(f) = functions.get(name) {
             return Ok(f.clone());
         }
