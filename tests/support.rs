@@ -71,8 +71,9 @@ fn exponent_range<T: Element>() -> (i32, i32) {
 /// exactly [`MatrixShape::extent`] elements.
 ///
 /// Each row has its own magnitude (2^e, e drawn from a wide range) and values
-/// spread over 2^10 below it, so groups contain normals, values that land in
-/// the fp8 subnormals and values that round to zero. About 5% of the rows are
+/// spread over 2^20 below it, so groups contain fp8 normals, values that land
+/// in the fp8 subnormals and values that round to zero (and, for f16, f16
+/// subnormals). About 5% of the rows are
 /// all zero (every group of such a row is an all-zero group), 10% of the
 /// 32-column segments are zero, and 5% of the elements are ±0. The stride
 /// padding holds NaN: a quantizer that reads it produces a NaN scale, which
@@ -91,7 +92,7 @@ pub fn random_matrix<T: Element>(rng: &mut Rng, rows: usize, cols: usize, stride
     let (lo, hi) = exponent_range::<T>();
     for r in 0..rows {
         let zero_row = rng.chance(0.05);
-        let row_exp = rng.range_i32(lo + 10, hi);
+        let row_exp = rng.range_i32(lo + 20, hi);
         let mut zero_segment = false;
         for c in 0..cols {
             if c % 32 == 0 {
@@ -104,7 +105,7 @@ pub fn random_matrix<T: Element>(rng: &mut Rng, rows: usize, cols: usize, stride
                     0.0
                 }
             } else {
-                let e = row_exp - rng.range_i32(0, 10);
+                let e = row_exp - rng.range_i32(0, 20);
                 let sign = if rng.chance(0.5) { -1.0 } else { 1.0 };
                 (sign * (1.0 + rng.unit()) * 2f64.powi(e)) as f32
             };
