@@ -108,8 +108,9 @@ fn eps_must_be_finite_and_positive() {
             );
         }
     }
-    // The smallest positive eps is valid.
-    let tiny = f32::from_bits(1);
+    // The smallest eps whose all-zero-group scale (eps / 448) is a normal
+    // f32 is valid; see `eps_whose_zero_group_scale_underflows_is_rejected`.
+    let tiny = 448.0 * f32::MIN_POSITIVE;
     assert!(errors_for(
         TokenGroupConfig {
             eps: tiny,
@@ -550,4 +551,31 @@ fn errors_have_messages() {
         e.to_string().contains('9') && e.to_string().contains("10"),
         "{e}"
     );
+}
+
+#[test]
+fn eps_whose_zero_group_scale_underflows_is_rejected() {
+    // eps / fp8_max would round to 0 (or a subnormal): an all-zero group
+    // would get scale 0 and NaN codes, against the spec's exact zeros.
+    for eps in [1e-45f32, 1e-40, f32::MIN_POSITIVE] {
+        let cfg = TokenGroupConfig {
+            eps,
+            ..Default::default()
+        };
+        let shape = MatrixShape::new(1, 128).unwrap();
+        let e = cpu::per_token_group_quant_fp8(&[0f32; 128], shape, &cfg, &mut [0; 128], &mut [0.0])
+            .unwrap_err();
+        assert!(matches!(e, QuantError::InvalidEps(v) if v == eps), "{eps:e}: {e}");
+    }
+    // The smallest accepted eps still gives an all-zero group exact zeros.
+    let eps = 448.0 * f32::MIN_POSITIVE;
+    let cfg = TokenGroupConfig {
+        eps,
+        ..Default::default()
+    };
+    let (mut q, mut s) = ([1u8; 128], [1f32]);
+    let shape = MatrixShape::new(1, 128).unwrap();
+    cpu::per_token_group_quant_fp8(&[0f32; 128], shape, &cfg, &mut q, &mut s).unwrap();
+    assert_eq!(s[0], eps / 448.0);
+    assert!(q.iter().all(|&c| c == 0));
 }

@@ -135,6 +135,11 @@ impl ScaleParams {
                 format,
             });
         }
+        // The all-zero group's scale is eps / fp8_max: it must not round to
+        // zero (NaN codes) or lose precision as a subnormal.
+        if eps / fp8_max < f32::MIN_POSITIVE {
+            return Err(QuantError::InvalidEps(eps));
+        }
         Ok(Self {
             format,
             eps,
