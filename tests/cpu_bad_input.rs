@@ -563,9 +563,13 @@ fn eps_whose_zero_group_scale_underflows_is_rejected() {
             ..Default::default()
         };
         let shape = MatrixShape::new(1, 128).unwrap();
-        let e = cpu::per_token_group_quant_fp8(&[0f32; 128], shape, &cfg, &mut [0; 128], &mut [0.0])
-            .unwrap_err();
-        assert!(matches!(e, QuantError::InvalidEps(v) if v == eps), "{eps:e}: {e}");
+        let e =
+            cpu::per_token_group_quant_fp8(&[0f32; 128], shape, &cfg, &mut [0; 128], &mut [0.0])
+                .unwrap_err();
+        assert!(
+            matches!(e, QuantError::InvalidEps(v) if v == eps),
+            "{eps:e}: {e}"
+        );
     }
     // The smallest accepted eps still gives an all-zero group exact zeros.
     let eps = 448.0 * f32::MIN_POSITIVE;

@@ -8,6 +8,8 @@ use core::arch::nvptx;
 unsafe extern "C" {
     #[link_name = "llvm.nvvm.shfl.sync.bfly.f32"]
     fn shfl_bfly_f32(mask: u32, value: f32, lane_mask: u32, clamp: u32) -> f32;
+    #[link_name = "llvm.fma.f32"]
+    fn fma_f32(a: f32, b: f32, c: f32) -> f32;
     #[cfg(target_feature = "sm_90")]
     #[link_name = "llvm.nvvm.ff.to.e4m3x2.rn"]
     fn cvt_e4m3x2_satfinite(hi: f32, lo: f32) -> i16;
@@ -65,4 +67,11 @@ pub fn sync_threads() {
 #[inline(always)]
 pub fn dynamic_shared<T>() -> *mut T {
     core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<T>()
+}
+
+/// Fused multiply-add `a * b + c` with one rounding (`fma.rn.f32`).
+#[inline(always)]
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    // SAFETY: a pure arithmetic intrinsic.
+    unsafe { fma_f32(a, b, c) }
 }

@@ -16,9 +16,9 @@
 //! elements, or an odd base pointer) fall back to scalar loads and stores.
 
 use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
-use super::{decode_mode, encode8, Bf16, F16};
+use super::{decode_mode, quantize8, Bf16, F16};
 use crate::gpu::{global_thread_index, shfl_xor};
-use crate::scale::{clamp, group_scale, nan_max};
+use crate::scale::{group_scale, nan_max, Divider};
 use crate::{Fp8Format, ScaleLayout};
 
 /// `(a / b, a % b)`, in 32-bit arithmetic when both fit (64-bit division is
@@ -94,10 +94,7 @@ unsafe fn quantize_groups<T: Load8, const GS: u64>(
 
     // 3. Scale, then codes.
     let scale = group_scale(amax, eps, fp8_max, decode_mode(mode));
-    let codes = encode8(
-        format,
-        &T::unpack(&raw).map(|value| clamp(value / scale, fp8_max)),
-    );
+    let codes = quantize8(format, &T::unpack(&raw), &Divider::new(scale), fp8_max);
 
     // 4. Store codes (one 8-byte store when possible) and the scale.
     let dst = q.add((row * cols + col0) as usize);
