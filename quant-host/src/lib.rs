@@ -1,6 +1,8 @@
 //! fp8 block-scale quantization for DeepSeek-V3/V4-style models.
 #![deny(missing_docs)]
 
+pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod element;
