@@ -47,10 +47,10 @@ pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
     }
 }
 
-/// A short name of a device: `cpu`, or `cuda:0 (NVIDIA H100, sm_90)`.
+/// A short name of a device: `cpu` (the reference path), or `cuda:0 (NVIDIA H100, sm_90)`.
 pub fn describe(device: &Device) -> String {
     match device {
-        Device::Cpu => "cpu (reference path)".into(),
+        Device::Cpu => "cpu".into(),
         Device::Cuda(gpu) => {
             let (major, minor) = gpu.capability();
             let name = gpu.name().unwrap_or_else(|_| "unknown GPU".into());
