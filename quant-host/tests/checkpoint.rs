@@ -16,7 +16,11 @@ use safetensors::Dtype;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-fn run(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<quant_host::checkpoint::QuantizeReport, CheckpointError> {
+fn run(
+    input: &Path,
+    output: &Path,
+    opts: &QuantizeOptions,
+) -> Result<quant_host::checkpoint::QuantizeReport, CheckpointError> {
     quantize(input, output, opts, &Device::Cpu, &Silent)
 }
 
@@ -114,7 +118,8 @@ fn sharded_folder_with_index_and_config() {
     assert_eq!(report.quantized.len(), 2);
     assert_eq!(report.files, 2);
     check_folder(&input, &output, &shards, &BlockConfig::default());
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(output.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(output.join("config.json")).unwrap()).unwrap();
     assert_eq!(
         config["quantization_config"],
         serde_json::json!({"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128]})
@@ -148,7 +153,8 @@ fn fnuz_ue8m0_and_block_size_options() {
         assert_eq!(s.to_bits() & 0x7F_FFFF, 0, "ue8m0 scale {s} is not a power of two");
     }
     assert_eq!(metadata.get("fp8q.scale_fmt").map(String::as_str), Some("ue8m0"));
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(output.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(output.join("config.json")).unwrap()).unwrap();
     assert_eq!(
         config["quantization_config"],
         serde_json::json!({"quant_method": "fp8", "fmt": "e4m3fnuz", "activation_scheme": "dynamic", "weight_block_size": [64, 128], "scale_fmt": "ue8m0"})
@@ -210,8 +216,7 @@ fn verify_catches_changed_codes_and_copies() {
     out.remove("model.norm.weight");
     out.remove("model.layers.0.input_layernorm.weight");
     let tampered = dir.path().join("t.safetensors");
-    let tensors: Vec<T> =
-        out.into_iter().map(|(name, (dtype, shape, data))| T { name, dtype, shape, data }).collect();
+    let tensors: Vec<T> = out.into_iter().map(|(name, (dtype, shape, data))| T { name, dtype, shape, data }).collect();
     write_file(&tampered, &tensors);
 
     let v = verify(&input, &tampered, &Silent).unwrap();
@@ -225,7 +230,9 @@ fn verify_catches_changed_codes_and_copies() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(outcome("lm_head.weight"), Outcome::Failed(why) if why.contains("bytes differ")));
-    assert!(matches!(outcome("model.layers.0.input_layernorm.weight"), Outcome::Failed(why) if why.contains("missing")));
+    assert!(
+        matches!(outcome("model.layers.0.input_layernorm.weight"), Outcome::Failed(why) if why.contains("missing"))
+    );
     assert_eq!(outcome("model.layers.0.self_attn.o_proj.weight").clone(), {
         let Outcome::Quantized(s) = outcome("model.layers.0.self_attn.o_proj.weight") else { panic!() };
         assert!(s.passed());
@@ -307,7 +314,12 @@ fn rejects_bad_header() {
     let mut bytes = 40u64.to_le_bytes().to_vec();
     bytes.extend_from_slice(b"{\"a\": this is not json at all............");
     std::fs::write(&input, &bytes).unwrap();
-    let err = expect_failure(&input, &dir.path().join("o.safetensors"), &QuantizeOptions::default(), &["garbage.safetensors", "header"]);
+    let err = expect_failure(
+        &input,
+        &dir.path().join("o.safetensors"),
+        &QuantizeOptions::default(),
+        &["garbage.safetensors", "header"],
+    );
     assert!(matches!(err, CheckpointError::BadHeader { .. }), "{err:?}");
 
     std::fs::write(&input, b"abc").unwrap();
@@ -323,7 +335,12 @@ fn rejects_truncated_file_naming_the_tensor() {
     let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let last = metadata.offset_keys().pop().unwrap();
     std::fs::write(&input, &bytes[..bytes.len() - 3]).unwrap();
-    let err = expect_failure(&input, &dir.path().join("o.safetensors"), &QuantizeOptions::default(), &["m.safetensors", &last]);
+    let err = expect_failure(
+        &input,
+        &dir.path().join("o.safetensors"),
+        &QuantizeOptions::default(),
+        &["m.safetensors", &last],
+    );
     assert!(matches!(err, CheckpointError::Truncated { .. }), "{err:?}");
 }
 
@@ -369,7 +386,8 @@ fn rejects_index_naming_a_path_outside_the_folder() {
     let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
     index["weight_map"]["lm_head.weight"] = "../elsewhere.safetensors".into();
     std::fs::write(&index_path, index.to_string()).unwrap();
-    let err = expect_failure(&input, &dir.path().join("out"), &QuantizeOptions::default(), &["index", "lm_head.weight"]);
+    let err =
+        expect_failure(&input, &dir.path().join("out"), &QuantizeOptions::default(), &["index", "lm_head.weight"]);
     assert!(matches!(err, CheckpointError::BadIndex { .. }), "{err:?}");
 }
 
@@ -459,7 +477,7 @@ fn forcing_the_gpu_without_one_names_the_reason() {
 fn streamed_writer_matches_the_safetensors_serializer() {
     // Same tensors, same single metadata key: the streamed file must be the
     // bytes `safetensors::serialize` produces (layout, alignment, padding).
-    let tensors = vec![
+    let tensors = [
         float("b.weight", Dtype::F8_E4M3, &[3, 5], 1),
         float("a.weight_scale_inv", Dtype::F32, &[1, 1], 2),
         float("c", Dtype::BF16, &[7], 3),

@@ -73,8 +73,7 @@ mod tests {
 
     #[test]
     fn keeps_other_keys_in_order() {
-        let (text, previous) =
-            with_quantization_config(r#"{"z": 1, "a": {"b": 2}}"#, &BlockConfig::default()).unwrap();
+        let (text, previous) = with_quantization_config(r#"{"z": 1, "a": {"b": 2}}"#, &BlockConfig::default()).unwrap();
         assert!(previous.is_none());
         let z = text.find("\"z\"").unwrap();
         let a = text.find("\"a\"").unwrap();

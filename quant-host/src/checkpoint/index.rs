@@ -40,7 +40,9 @@ impl Index {
                 return Err(bad(format!("weight_map entry `{tensor}` is not a string")));
             };
             if !is_plain_file_name(shard) {
-                return Err(bad(format!("weight_map entry `{tensor}` names `{shard}`, which is not a file name in this folder")));
+                return Err(bad(format!(
+                    "weight_map entry `{tensor}` names `{shard}`, which is not a file name in this folder"
+                )));
             }
             weight_map.insert(tensor.clone(), shard.to_string());
         }

@@ -102,10 +102,9 @@ pub fn plan_shard(shard: &Shard, selector: &Selector, cfg: &BlockConfig, taken: 
     let mut steps = Vec::new();
     let mut outputs = Vec::new();
     for name in shard.names() {
-        let info = shard.info(name).ok_or_else(|| CheckpointError::TensorMissing {
-            file: shard.path().into(),
-            tensor: name.clone(),
-        })?;
+        let info = shard
+            .info(name)
+            .ok_or_else(|| CheckpointError::TensorMissing { file: shard.path().into(), tensor: name.clone() })?;
         let bytes = (info.data_offsets.1 - info.data_offsets.0) as u64;
         let selected = selector.matches(name);
         let is_matrix = info.shape.len() == 2;
@@ -114,8 +113,8 @@ pub fn plan_shard(shard: &Shard, selector: &Selector, cfg: &BlockConfig, taken: 
         // The default selection takes 2-D float matrices (and rejects those in a
         // float type it cannot read, such as an already-fp8 weight); an explicit
         // pattern takes everything it matches and rejects what it cannot quantize.
-        let quantize = selected
-            && (selector.is_explicit() || (is_matrix && (is_quantizable(info.dtype) || is_float(info.dtype))));
+        let quantize =
+            selected && (selector.is_explicit() || (is_matrix && (is_quantizable(info.dtype) || is_float(info.dtype))));
         if !quantize {
             steps.push(Step { name: name.clone(), quantize: false, rows_cols: (0, 0), dtype: info.dtype, bytes });
             outputs.push(OutputTensor {

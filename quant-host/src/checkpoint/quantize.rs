@@ -213,16 +213,16 @@ fn write_shard(
             writer.finish()
         });
         let processed = process(shard, layout, engine, progress, work_rx, chunk_tx);
-        let panicked = |what: &str| CheckpointError::Internal { file: path.into(), reason: format!("{what} thread panicked") };
+        let panicked =
+            |what: &str| CheckpointError::Internal { file: path.into(), reason: format!("{what} thread panicked") };
         let read = reader.join().map_err(|_| panicked("reader"))?;
         let written = writer.join().map_err(|_| panicked("writer"))?;
         // The first failure is the cause; a closed channel is only its echo.
         match processed {
             Err(Stop::Failed(e)) => Err(e),
-            Err(Stop::WriterGone) => written.and(Err(CheckpointError::Internal {
-                file: path.into(),
-                reason: "writer stopped early".into(),
-            })),
+            Err(Stop::WriterGone) => {
+                written.and(Err(CheckpointError::Internal { file: path.into(), reason: "writer stopped early".into() }))
+            }
             Ok(()) => read.and(written).map(|_| ()),
         }
     })

@@ -217,7 +217,11 @@ impl fmt::Display for VerifyReport {
             quantized.truncate(LISTED);
         }
         if !quantized.is_empty() {
-            writeln!(f, "  {:<44} {:>11} {:>11} {:>15} {:>9}", "tensor", "max |err|", "rel RMS", "max err/scale", "of bound")?;
+            writeln!(
+                f,
+                "  {:<44} {:>11} {:>11} {:>15} {:>9}",
+                "tensor", "max |err|", "rel RMS", "max err/scale", "of bound"
+            )?;
         }
         for (name, s) in &quantized {
             writeln!(

@@ -17,8 +17,7 @@ pub const DEFAULT_PATTERN: &str = r"\.weight$";
 /// (`embed_tokens`, `embed`, `wte`, ...), anything with `norm` in its name,
 /// the LM head (`lm_head`, `head`) and MoE routers (`gate`, `router` as the
 /// last module name; `gate_proj` is a projection and stays selected).
-pub const DEFAULT_EXCLUDE: &str =
-    r"embed|norm|(^|\.)(lm_head|head|output|gate|router|wte|wpe)\.weight$";
+pub const DEFAULT_EXCLUDE: &str = r"embed|norm|(^|\.)(lm_head|head|output|gate|router|wte|wpe)\.weight$";
 
 /// A name filter: `include` minus `exclude`.
 ///
@@ -50,7 +49,8 @@ impl Selector {
 
     fn build(pattern: Option<&str>, exclude: Option<&str>) -> Result<Self> {
         let compile = |p: &str| {
-            Regex::new(p).map_err(|source| CheckpointError::Pattern { pattern: p.to_string(), source: Box::new(source) })
+            Regex::new(p)
+                .map_err(|source| CheckpointError::Pattern { pattern: p.to_string(), source: Box::new(source) })
         };
         let include = compile(pattern.unwrap_or(DEFAULT_PATTERN))?;
         let exclude = match (pattern, exclude) {

@@ -68,14 +68,12 @@ impl Source {
                 reason: format!("the folder has neither {INDEX_FILE} nor {SINGLE_FILE}"),
             });
         };
-        let handled: BTreeSet<&str> =
-            shards.iter().map(String::as_str).chain([INDEX_FILE, CONFIG_FILE]).collect();
+        let handled: BTreeSet<&str> = shards.iter().map(String::as_str).chain([INDEX_FILE, CONFIG_FILE]).collect();
         let mut others = Vec::new();
         for entry in std::fs::read_dir(path).map_err(io(path))? {
             let entry = entry.map_err(io(path))?;
-            let name = entry.file_name().to_str().map(str::to_string).ok_or_else(|| CheckpointError::NotACheckpoint {
-                path: entry.path(),
-                reason: "file name is not valid UTF-8".into(),
+            let name = entry.file_name().to_str().map(str::to_string).ok_or_else(|| {
+                CheckpointError::NotACheckpoint { path: entry.path(), reason: "file name is not valid UTF-8".into() }
             })?;
             if !handled.contains(name.as_str()) {
                 others.push(name);

@@ -45,7 +45,8 @@ pub fn layout(tensors: &[OutputTensor], metadata: &BTreeMap<String, String>) -> 
         let len = t.byte_len();
         let end = offset.checked_add(len).ok_or("data section overflows u64")?;
         let to_usize = |v: u64| usize::try_from(v).map_err(|_| "tensor offset does not fit in usize".to_string());
-        let info = TensorInfo { dtype: t.dtype, shape: t.shape.clone(), data_offsets: (to_usize(offset)?, to_usize(end)?) };
+        let info =
+            TensorInfo { dtype: t.dtype, shape: t.shape.clone(), data_offsets: (to_usize(offset)?, to_usize(end)?) };
         let value = serde_json::to_value(&info).map_err(|e| e.to_string())?;
         if document.insert(t.name.clone(), value).is_some() || t.name == "__metadata__" {
             return Err(format!("tensor `{}` appears twice", t.name));

@@ -87,11 +87,15 @@ pub fn write_folder(dir: &Path, shards: &[(&str, Vec<T>)]) {
     std::fs::write(dir.join("extra/notes.txt"), b"hello").unwrap();
 }
 
-/// Every tensor of a safetensors file: name to (dtype, shape, bytes), and the metadata.
-pub fn read_file(path: &Path) -> (BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>, HashMap<String, String>) {
+/// Tensors by name: (dtype, shape, bytes).
+pub type Tensors = BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>;
+
+/// Every tensor of a safetensors file, and the metadata.
+pub fn read_file(path: &Path) -> (Tensors, HashMap<String, String>) {
     let bytes = std::fs::read(path).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    let tensors = st.tensors().into_iter().map(|(n, v)| (n, (v.dtype(), v.shape().to_vec(), v.data().to_vec()))).collect();
+    let tensors =
+        st.tensors().into_iter().map(|(n, v)| (n, (v.dtype(), v.shape().to_vec(), v.data().to_vec()))).collect();
     let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
     (tensors, metadata.metadata().clone().unwrap_or_default())
 }
@@ -175,7 +179,7 @@ pub const SMALL_QUANTIZED: [&str; 4] = [
 /// Checks a quantized safetensors file against its inputs, tensor by tensor:
 /// quantized weights bit-identical to the CPU reference (codes and scales),
 /// everything else byte-identical, nothing else present.
-pub fn check_output(inputs: &[T], quantized: &[&str], out: &BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>, cfg: &BlockConfig) {
+pub fn check_output(inputs: &[T], quantized: &[&str], out: &Tensors, cfg: &BlockConfig) {
     let code_dtype = match cfg.format {
         quant_host::Fp8Format::E4M3Fn => Dtype::F8_E4M3,
         quant_host::Fp8Format::E4M3Fnuz => Dtype::F8_E4M3FNUZ,
