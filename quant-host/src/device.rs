@@ -2,12 +2,12 @@
 //! reference or a GPU, and the same code runs on either.
 
 use crate::config::{BlockConfig, TokenGroupConfig};
+use crate::cpu;
 use crate::element::Element;
 use crate::error::Result;
 use crate::gpu::{self, Gpu};
 use crate::shape::MatrixShape;
 use crate::tensor::{Location, Quantized, Scheme, Tensor};
-use crate::cpu;
 use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
 
 /// Where work runs.

@@ -17,11 +17,7 @@ pub enum ScaleLayout {
 
 impl ScaleLayout {
     /// All layouts, for iteration in tests and benchmarks.
-    pub const ALL: [ScaleLayout; 3] = [
-        ScaleLayout::RowMajor,
-        ScaleLayout::ColMajor,
-        ScaleLayout::ColMajorTmaAligned,
-    ];
+    pub const ALL: [ScaleLayout; 3] = [ScaleLayout::RowMajor, ScaleLayout::ColMajor, ScaleLayout::ColMajorTmaAligned];
 
     /// The layout's name as users write it.
     pub const fn name(self) -> &'static str {

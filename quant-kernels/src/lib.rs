@@ -9,11 +9,7 @@
 //! Sharing one implementation is what lets the GPU output be compared with the
 //! CPU reference bit for bit: there is no second copy of the rounding rules.
 #![no_std]
-#![cfg_attr(
-    target_arch = "nvptx64",
-    feature(abi_ptx, stdarch_nvptx, link_llvm_intrinsics),
-    allow(internal_features)
-)]
+#![cfg_attr(target_arch = "nvptx64", feature(abi_ptx, stdarch_nvptx, link_llvm_intrinsics), allow(internal_features))]
 #![deny(missing_docs)]
 
 pub mod element;

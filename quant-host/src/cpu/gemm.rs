@@ -37,7 +37,10 @@ pub fn mm_fp8_blockscale(
         GemmOutput::F32(c) => c.len(),
     };
     check_len("c", (m * n) as u64, out_len)?;
-    if matches!((&out, cfg.output), (GemmOutput::Bf16(_), crate::gemm::OutputType::F32) | (GemmOutput::F32(_), crate::gemm::OutputType::Bf16)) {
+    if matches!(
+        (&out, cfg.output),
+        (GemmOutput::Bf16(_), crate::gemm::OutputType::F32) | (GemmOutput::F32(_), crate::gemm::OutputType::Bf16)
+    ) {
         return Err(QuantError::ShapeMismatch("output buffer type differs from cfg.output".into()));
     }
     let decode = |code: u8| cfg.format.decode(code);

@@ -1,8 +1,8 @@
 //! CPU `per_token_group_quant_fp8`.
 
+use super::check_len;
 use crate::config::TokenGroupConfig;
 use crate::element::Element;
-use super::check_len;
 use crate::error::Result;
 use crate::shape::MatrixShape;
 use quant_kernels::scale::{abs, nan_max};

@@ -13,10 +13,8 @@ pub(crate) const ELEMS_PER_THREAD: u64 = 8;
 /// A 1-D grid of `threads` threads in blocks of [`BLOCK_THREADS`].
 pub(crate) fn linear(threads: u64) -> Result<LaunchConfig> {
     let blocks = threads.div_ceil(BLOCK_THREADS as u64);
-    let blocks = u32::try_from(blocks)
-        .ok()
-        .filter(|&b| b <= i32::MAX as u32)
-        .ok_or(QuantError::TooLarge("grid size"))?;
+    let blocks =
+        u32::try_from(blocks).ok().filter(|&b| b <= i32::MAX as u32).ok_or(QuantError::TooLarge("grid size"))?;
     Ok(LaunchConfig { grid_dim: (blocks.max(1), 1, 1), block_dim: (BLOCK_THREADS, 1, 1), shared_mem_bytes: 0 })
 }
 

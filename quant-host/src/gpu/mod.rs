@@ -8,8 +8,8 @@ mod launch;
 mod ptx;
 mod token_group;
 
-pub use ptx::PtxArch;
 pub(crate) use block::per_block_quant;
+pub use ptx::PtxArch;
 pub(crate) use token_group::per_token_group_quant;
 
 use crate::error::{QuantError, Result};
@@ -70,15 +70,7 @@ impl Gpu {
         let capability = ctx.compute_capability()?;
         let arch = PtxArch::for_capability(capability)?;
         let module = ctx.load_module(arch.ptx().into())?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                stream,
-                module,
-                arch,
-                capability,
-                functions: Mutex::new(HashMap::new()),
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { stream, module, arch, capability, functions: Mutex::new(HashMap::new()) }) })
     }
 
     /// The stream every launch is queued on.
