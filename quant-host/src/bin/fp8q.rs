@@ -177,7 +177,11 @@ fn default_run(choice: DeviceChoice) -> anyhow::Result<ExitCode> {
     let work = tempfile::Builder::new().prefix("fp8q-demo-").tempdir().context("creating a temporary folder")?;
     println!("fp8q: no arguments, so a demonstration on a synthetic checkpoint (see `fp8q --help`)");
     println!("  device:    {} ({})", checkpoint::device_choice::describe(&selected.device), selected.reason);
-    println!("  checkpoint: {} tensors in 2 shards under {}", demo::SYNTHETIC.len(), work.path().display());
+    println!(
+        "  checkpoint: {} tensors in 2 shards under {} (removed afterwards)",
+        demo::SYNTHETIC.len(),
+        work.path().display()
+    );
     let bar = Bar::new("quantize");
     let report = demo::run_demo(work.path(), &selected.device, &bar)?;
     drop(bar);

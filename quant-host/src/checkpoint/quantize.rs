@@ -202,7 +202,9 @@ fn write_shard(
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut writer = FileWriter::create(path, layout)?;
-    let (work_tx, work_rx) = sync_channel::<Work<'_>>(1);
+    // A rendezvous channel: the reader converts the next weight while the
+    // device works on the current one, and no more is held in memory.
+    let (work_tx, work_rx) = sync_channel::<Work<'_>>(0);
     let (chunk_tx, chunk_rx) = sync_channel::<Chunk<'_>>(2);
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || read_steps(shard, plan, work_tx));
