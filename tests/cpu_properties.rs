@@ -6,8 +6,7 @@ use half::{bf16, f16};
 use proptest::prelude::*;
 use quant_host::cpu;
 use quant_host::{
-    BlockConfig, DType, Element, Fp8Format, GroupSize, MatrixShape, ScaleLayout, ScaleMode,
-    TokenGroupConfig,
+    BlockConfig, DType, Element, Fp8Format, GroupSize, MatrixShape, ScaleLayout, ScaleMode, TokenGroupConfig,
 };
 use quant_tests::{check_block_output, check_token_group_output, random_matrix, Rng};
 
@@ -26,13 +25,7 @@ fn fp8_max(format: Fp8Format, choice: u8) -> Option<f32> {
     }
 }
 
-fn run_token_group<T: Element>(
-    rows: usize,
-    cols: usize,
-    stride: usize,
-    cfg: TokenGroupConfig,
-    seed: u64,
-) {
+fn run_token_group<T: Element>(rows: usize, cols: usize, stride: usize, cfg: TokenGroupConfig, seed: u64) {
     let x: Vec<T> = random_matrix(&mut Rng::new(seed), rows, cols, stride);
     let shape = MatrixShape::strided(rows, cols, stride).unwrap();
     let groups = cols.div_ceil(cfg.group_size.get());
@@ -43,24 +36,15 @@ fn run_token_group<T: Element>(
     check_token_group_output(&x, shape, &cfg, &q, &scales);
 
     // The layouts hold the same scales: compare with the row-major run.
-    let row_major = TokenGroupConfig {
-        layout: ScaleLayout::RowMajor,
-        ..cfg
-    };
+    let row_major = TokenGroupConfig { layout: ScaleLayout::RowMajor, ..cfg };
     let mut q_rm = vec![0u8; rows * cols];
     let mut scales_rm = vec![f32::NAN; rows * groups];
     cpu::per_token_group_quant_fp8(&x, shape, &row_major, &mut q_rm, &mut scales_rm).unwrap();
     assert_eq!(q, q_rm, "codes depend on the scale layout");
     for m in 0..rows {
         for g in 0..groups {
-            let at =
-                cfg.layout
-                    .index(m as u64, g as u64, rows as u64, groups as u64) as usize;
-            assert_eq!(
-                scales[at].to_bits(),
-                scales_rm[m * groups + g].to_bits(),
-                "scale ({m}, {g})"
-            );
+            let at = cfg.layout.index(m as u64, g as u64, rows as u64, groups as u64) as usize;
+            assert_eq!(scales[at].to_bits(), scales_rm[m * groups + g].to_bits(), "scale ({m}, {g})");
         }
     }
 }
@@ -178,33 +162,17 @@ proptest! {
 fn random_inputs_cover_the_interesting_cases() {
     let (rows, cols, stride) = (64, 256, 260);
     let x: Vec<f32> = random_matrix(&mut Rng::new(7), rows, cols, stride);
-    assert!(
-        x[cols..stride].iter().all(|v| v.is_nan()),
-        "stride padding is NaN"
-    );
-    let cfg = TokenGroupConfig {
-        group_size: GroupSize::G32,
-        ..Default::default()
-    };
+    assert!(x[cols..stride].iter().all(|v| v.is_nan()), "stride padding is NaN");
+    let cfg = TokenGroupConfig { group_size: GroupSize::G32, ..Default::default() };
     let shape = MatrixShape::strided(rows, cols, stride).unwrap();
     let mut q = vec![0u8; rows * cols];
     let mut scales = vec![0f32; rows * cols / 32];
     cpu::per_token_group_quant_fp8(&x, shape, &cfg, &mut q, &mut scales).unwrap();
-    let zero_groups = q
-        .chunks(32)
-        .filter(|g| g.iter().all(|&c| c & 0x7F == 0))
-        .count();
+    let zero_groups = q.chunks(32).filter(|g| g.iter().all(|&c| c & 0x7F == 0)).count();
     let subnormal_codes = q.iter().filter(|&&c| c & 0x78 == 0 && c & 0x7 != 0).count();
-    let groups_at_max = q
-        .chunks(32)
-        .filter(|g| g.iter().any(|&c| c & 0x7F == 0x7E))
-        .count();
+    let groups_at_max = q.chunks(32).filter(|g| g.iter().any(|&c| c & 0x7F == 0x7E)).count();
     assert!(zero_groups >= 10, "{zero_groups} all-zero groups");
     assert!(subnormal_codes >= 100, "{subnormal_codes} subnormal codes");
     // The largest element of a group lands on ±fp8_max.
-    assert_eq!(
-        groups_at_max,
-        rows * cols / 32 - zero_groups,
-        "non-zero groups with a code at fp8_max"
-    );
+    assert_eq!(groups_at_max, rows * cols / 32 - zero_groups, "non-zero groups with a code at fp8_max");
 }

@@ -4,19 +4,12 @@
 
 use half::{bf16, f16};
 use quant_host::cpu;
-use quant_host::{
-    BlockConfig, Element, Fp8Format, GroupSize, MatrixShape, ScaleMode, TokenGroupConfig,
-};
+use quant_host::{BlockConfig, Element, Fp8Format, GroupSize, MatrixShape, ScaleMode, TokenGroupConfig};
 use quant_tests::{check_token_group_output, is_power_of_two, reference_decode};
 
 /// A one-row config with groups of 32, so a row of 64 has two groups.
 fn cfg(format: Fp8Format, scale_mode: ScaleMode) -> TokenGroupConfig {
-    TokenGroupConfig {
-        format,
-        group_size: GroupSize::G32,
-        scale_mode,
-        ..Default::default()
-    }
+    TokenGroupConfig { format, group_size: GroupSize::G32, scale_mode, ..Default::default() }
 }
 
 /// Quantizes one row; returns its codes and (row-major) scales.
@@ -30,15 +23,11 @@ fn quantize_row<T: Element>(cfg: &TokenGroupConfig, xs: &[T]) -> (Vec<u8>, Vec<f
 
 /// A group of ordinary values (1.0, -1.5, 2.0, ...), for the "other" group.
 fn ordinary(n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| (1.0 + 0.5 * i as f32) * if i % 2 == 0 { 1.0 } else { -1.0 })
-        .collect()
+    (0..n).map(|i| (1.0 + 0.5 * i as f32) * if i % 2 == 0 { 1.0 } else { -1.0 }).collect()
 }
 
 fn all_configs() -> impl Iterator<Item = TokenGroupConfig> {
-    Fp8Format::ALL
-        .into_iter()
-        .flat_map(|f| ScaleMode::ALL.into_iter().map(move |m| cfg(f, m)))
+    Fp8Format::ALL.into_iter().flat_map(|f| ScaleMode::ALL.into_iter().map(move |m| cfg(f, m)))
 }
 
 fn is_nan_code(format: Fp8Format, code: u8) -> bool {
@@ -52,11 +41,7 @@ fn nan_group_gets_nan_scale_and_nan_codes() {
         xs[5] = f32::NAN;
         let (q, scales) = quantize_row(&cfg, &xs);
         assert!(scales[0].is_nan(), "{cfg:?}: NaN group scale {}", scales[0]);
-        assert!(
-            q[..32].iter().all(|&c| is_nan_code(cfg.format, c)),
-            "{cfg:?}: {:x?}",
-            &q[..32]
-        );
+        assert!(q[..32].iter().all(|&c| is_nan_code(cfg.format, c)), "{cfg:?}: {:x?}", &q[..32]);
         // The other group is untouched by the NaN.
         assert!(scales[1].is_finite() && scales[1] > 0.0);
         assert!(q[32..].iter().all(|&c| !is_nan_code(cfg.format, c)));
@@ -80,17 +65,10 @@ fn inf_group_gets_inf_scale_zero_codes_and_nan_for_the_inf() {
             for (k, &code) in q[..32].iter().enumerate() {
                 if k == 7 {
                     // inf / inf = NaN.
-                    assert!(
-                        is_nan_code(cfg.format, code),
-                        "{cfg:?}: inf encodes as {code:#04x}"
-                    );
+                    assert!(is_nan_code(cfg.format, code), "{cfg:?}: inf encodes as {code:#04x}");
                 } else {
                     // finite / inf = ±0 (E4M3FN keeps the sign: 0x80 is -0).
-                    assert_eq!(
-                        reference_decode(cfg.format, code),
-                        Some(0.0),
-                        "{cfg:?} k={k}: {code:#04x}"
-                    );
+                    assert_eq!(reference_decode(cfg.format, code), Some(0.0), "{cfg:?} k={k}: {code:#04x}");
                 }
             }
             assert!(scales[1].is_finite());
@@ -105,17 +83,13 @@ fn all_zero_group_gets_eps_over_max_and_dequantizes_to_exact_zeros() {
         for eps in [1e-12f32, 1e-10, 1e-4] {
             let cfg = TokenGroupConfig { eps, ..cfg };
             let fp8_max = cfg.format.max_finite();
-            let xs: Vec<f32> = (0..32)
-                .map(|i| if i % 3 == 0 { -0.0 } else { 0.0 })
-                .collect();
+            let xs: Vec<f32> = (0..32).map(|i| if i % 3 == 0 { -0.0 } else { 0.0 }).collect();
             let (q, scales) = quantize_row(&cfg, &xs);
             let floor = eps / fp8_max;
             match cfg.scale_mode {
                 ScaleMode::Float => assert_eq!(scales[0], floor, "{cfg:?}"),
                 ScaleMode::Ue8m0 => {
-                    assert!(
-                        is_power_of_two(scales[0]) && scales[0] >= floor && scales[0] < 2.0 * floor
-                    )
+                    assert!(is_power_of_two(scales[0]) && scales[0] >= floor && scales[0] < 2.0 * floor)
                 }
             }
             for (&x, &code) in xs.iter().zip(&q) {
@@ -139,11 +113,8 @@ fn values_at_fp8_max_round_trip_exactly() {
         let cfg = cfg(format, ScaleMode::Float);
         let max = format.max_finite();
         // amax == fp8_max: the scale is exactly 1 and fp8 values are kept.
-        let xs: Vec<f32> = [max, -max, 1.0, -0.5, 0.125, 2f32.powi(-9), 96.0, -240.0]
-            .into_iter()
-            .cycle()
-            .take(32)
-            .collect();
+        let xs: Vec<f32> =
+            [max, -max, 1.0, -0.5, 0.125, 2f32.powi(-9), 96.0, -240.0].into_iter().cycle().take(32).collect();
         let (q, scales) = quantize_row(&cfg, &xs);
         assert_eq!(scales[0], 1.0);
         assert_eq!(q[0], format.max_code());
@@ -175,10 +146,7 @@ fn values_beyond_fp8_max_saturate_to_fp8_max() {
                 // fp8_max is not an fp8 value: 200 -> 192 or 208).
                 ScaleMode::Float => assert!(top >= lower && top <= upper, "{cfg:?}: top {top}"),
                 // ue8m0 scales are larger: the largest element lands in (fp8_max / 2, fp8_max].
-                ScaleMode::Ue8m0 => assert!(
-                    top > bound / 2.0 - 8.0 && top <= upper,
-                    "{cfg:?}: top {top}"
-                ),
+                ScaleMode::Ue8m0 => assert!(top > bound / 2.0 - 8.0 && top <= upper, "{cfg:?}: top {top}"),
             }
             assert_eq!(reference_decode(cfg.format, q[9]).unwrap(), -top);
             for &code in &q {
@@ -200,19 +168,13 @@ fn values_beyond_fp8_max_saturate_to_fp8_max() {
 fn subnormal_f16_inputs_are_converted_exactly() {
     // A group made of f16 subnormals only (2^-24 .. 32 * 2^-24): their f32
     // values are exact, so the f16 and f32 quantizations are bit-identical.
-    let xs16: Vec<f16> = (1..=32u16)
-        .map(|i| f16::from_bits(if i % 2 == 0 { i } else { 0x8000 | i }))
-        .collect();
+    let xs16: Vec<f16> = (1..=32u16).map(|i| f16::from_bits(if i % 2 == 0 { i } else { 0x8000 | i })).collect();
     let xs32: Vec<f32> = xs16.iter().map(|v| v.to_f32()).collect();
     assert_eq!(xs32[31], 32.0 * 2f32.powi(-24));
     for cfg in all_configs() {
         let (q16, s16) = quantize_row(&cfg, &xs16);
         let (q32, s32) = quantize_row(&cfg, &xs32);
-        assert_eq!(
-            (&q16, s16[0].to_bits()),
-            (&q32, s32[0].to_bits()),
-            "{cfg:?}"
-        );
+        assert_eq!((&q16, s16[0].to_bits()), (&q32, s32[0].to_bits()), "{cfg:?}");
         check_token_group_output(&xs16, MatrixShape::new(1, 32).unwrap(), &cfg, &q16, &s16);
     }
 }
@@ -222,16 +184,11 @@ fn subnormal_f32_inputs_below_eps_quantize_to_zero() {
     // f32 subnormals are far below eps = 1e-12: the scale is eps / fp8_max
     // and every value is below half the smallest fp8 subnormal.
     for cfg in all_configs() {
-        let xs: Vec<f32> = (0..32)
-            .map(|i| f32::from_bits(1 + 1000 * i) * if i % 2 == 0 { 1.0 } else { -1.0 })
-            .collect();
+        let xs: Vec<f32> =
+            (0..32).map(|i| f32::from_bits(1 + 1000 * i) * if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
         let (q, scales) = quantize_row(&cfg, &xs);
         assert!(scales[0] >= 1e-12 / cfg.format.max_finite());
-        assert!(
-            q.iter()
-                .all(|&c| reference_decode(cfg.format, c) == Some(0.0)),
-            "{cfg:?}: {q:x?}"
-        );
+        assert!(q.iter().all(|&c| reference_decode(cfg.format, c) == Some(0.0)), "{cfg:?}: {q:x?}");
         check_token_group_output(&xs, MatrixShape::new(1, 32).unwrap(), &cfg, &q, &scales);
     }
 }
@@ -242,22 +199,12 @@ fn subnormal_scale_from_a_tiny_eps_stays_finite() {
     // then gets a subnormal scale with few significant bits. Nothing may turn
     // into NaN or inf, and the largest value still lands near fp8_max.
     for cfg in all_configs() {
-        let cfg = TokenGroupConfig {
-            eps: f32::from_bits(1),
-            ..cfg
-        };
+        let cfg = TokenGroupConfig { eps: f32::from_bits(1), ..cfg };
         let xs: Vec<f32> = (1..=32u32).map(|i| f32::from_bits(i * 2000)).collect();
         let (q, scales) = quantize_row(&cfg, &xs);
-        assert!(
-            scales[0] > 0.0 && scales[0] < f32::MIN_POSITIVE,
-            "{cfg:?}: {:e}",
-            scales[0]
-        );
+        assert!(scales[0] > 0.0 && scales[0] < f32::MIN_POSITIVE, "{cfg:?}: {:e}", scales[0]);
         let top = reference_decode(cfg.format, q[31]).unwrap();
-        assert!(
-            top > cfg.format.max_finite() as f64 / 2.0 - 16.0,
-            "{cfg:?}: top code {top}"
-        );
+        assert!(top > cfg.format.max_finite() as f64 / 2.0 - 16.0, "{cfg:?}: top code {top}");
         let mut out = vec![0f32; 32];
         cpu::dequantize_token_group(&q, &scales, 1, 32, &cfg, &mut out).unwrap();
         for (&x, &y) in xs.iter().zip(&out) {
@@ -284,11 +231,7 @@ fn single_huge_outlier_flattens_its_group_only() {
             }
         }
         for (k, &code) in q[..32].iter().enumerate().filter(|&(k, _)| k != 17) {
-            assert_eq!(
-                reference_decode(cfg.format, code),
-                Some(0.0),
-                "{cfg:?} k={k}"
-            );
+            assert_eq!(reference_decode(cfg.format, code), Some(0.0), "{cfg:?} k={k}");
         }
         // The other group keeps its own resolution.
         assert!(scales[1] < 1.0);
@@ -332,15 +275,9 @@ fn eps_floors_the_scale_of_tiny_groups() {
         let xs: Vec<f32> = ordinary(32).into_iter().map(|v| v * 1e-7).collect();
         let (q, scales) = quantize_row(&cfg, &xs);
         let floor = 1e-4f32 / cfg.format.max_finite();
-        assert!(
-            scales[0] >= floor && scales[0] < 2.0 * floor,
-            "{cfg:?}: {:e}",
-            scales[0]
-        );
+        assert!(scales[0] >= floor && scales[0] < 2.0 * floor, "{cfg:?}: {:e}", scales[0]);
         // amax = 1.65e-6 is ~1/60 of eps: codes stay far below fp8_max.
-        assert!(q
-            .iter()
-            .all(|&c| reference_decode(cfg.format, c).unwrap().abs() < 16.0));
+        assert!(q.iter().all(|&c| reference_decode(cfg.format, c).unwrap().abs() < 16.0));
         check_token_group_output(&xs, MatrixShape::new(1, 32).unwrap(), &cfg, &q, &scales);
     }
 }
@@ -365,22 +302,11 @@ fn ue8m0_rounds_the_scale_up_and_quantizes_with_it() {
 
 #[test]
 fn block_nan_and_inf_blocks_follow_the_formula() {
-    let cfg = BlockConfig {
-        block_rows: 2,
-        block_cols: 2,
-        ..Default::default()
-    };
+    let cfg = BlockConfig { block_rows: 2, block_cols: 2, ..Default::default() };
     // 2 x 4: block (0, 0) holds a NaN, block (0, 1) an inf.
     let w = [1.0, f32::NAN, 2.0, f32::INFINITY, 3.0, 4.0, -5.0, 6.0];
     let (mut q, mut scales) = (vec![0u8; 8], vec![0f32; 2]);
-    cpu::per_block_quant_fp8(
-        &w,
-        MatrixShape::new(2, 4).unwrap(),
-        &cfg,
-        &mut q,
-        &mut scales,
-    )
-    .unwrap();
+    cpu::per_block_quant_fp8(&w, MatrixShape::new(2, 4).unwrap(), &cfg, &mut q, &mut scales).unwrap();
     assert!(scales[0].is_nan());
     assert_eq!(scales[1], f32::INFINITY);
     assert!([q[0], q[1], q[4], q[5]].iter().all(|&c| c == 0x7F));

@@ -22,15 +22,8 @@ fn assert_exact(x: f32, scale: f32) {
     if !same && x.abs() < 2f32.powi(-100) && x != 0.0 {
         // Out of the exact range (the residual may underflow): the quotient
         // must still encode to a signed fp8 zero, with the right sign.
-        assert!(
-            got.abs() < 2f32.powi(-40) && expected.abs() < 2f32.powi(-40),
-            "x = {x:e}, scale = {scale:e}"
-        );
-        assert_eq!(
-            got.is_sign_negative(),
-            expected.is_sign_negative(),
-            "x = {x:e}, scale = {scale:e}"
-        );
+        assert!(got.abs() < 2f32.powi(-40) && expected.abs() < 2f32.powi(-40), "x = {x:e}, scale = {scale:e}");
+        assert_eq!(got.is_sign_negative(), expected.is_sign_negative(), "x = {x:e}, scale = {scale:e}");
         return;
     }
     assert!(
@@ -95,26 +88,8 @@ fn quotients_are_correctly_rounded_for_any_pair() {
 
 #[test]
 fn specials() {
-    for scale in [
-        f32::INFINITY,
-        f32::NAN,
-        f32::MIN_POSITIVE,
-        1.0,
-        f32::MAX,
-        2f32.powi(-100),
-        2f32.powi(100),
-    ] {
-        for x in [
-            0.0,
-            -0.0,
-            1.0,
-            -1.0,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::NAN,
-            f32::MAX,
-            f32::MIN_POSITIVE,
-        ] {
+    for scale in [f32::INFINITY, f32::NAN, f32::MIN_POSITIVE, 1.0, f32::MAX, 2f32.powi(-100), 2f32.powi(100)] {
+        for x in [0.0, -0.0, 1.0, -1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MAX, f32::MIN_POSITIVE] {
             assert_exact(x, scale);
         }
     }

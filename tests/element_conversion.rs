@@ -15,11 +15,7 @@ fn assert_same(what: &str, bits: u16, ours: f32, theirs: f32) {
             "{what} {bits:#06x}: NaN sign or payload differs"
         );
     } else {
-        assert_eq!(
-            ours.to_bits(),
-            theirs.to_bits(),
-            "{what} {bits:#06x}: {ours:e} != {theirs:e}"
-        );
+        assert_eq!(ours.to_bits(), theirs.to_bits(), "{what} {bits:#06x}: {ours:e} != {theirs:e}");
     }
 }
 
@@ -29,12 +25,7 @@ fn f16_to_f32_matches_half_on_every_code() {
         let theirs = half::f16::from_bits(bits).to_f32();
         assert_same("f16", bits, f16_to_f32(bits), theirs);
         // The host's Element impl goes through the same function.
-        assert_same(
-            "f16 Element",
-            bits,
-            Element::to_f32(half::f16::from_bits(bits)),
-            theirs,
-        );
+        assert_same("f16 Element", bits, Element::to_f32(half::f16::from_bits(bits)), theirs);
     }
 }
 
@@ -43,12 +34,7 @@ fn bf16_to_f32_matches_half_on_every_code() {
     for bits in 0..=u16::MAX {
         let theirs = half::bf16::from_bits(bits).to_f32();
         assert_same("bf16", bits, bf16_to_f32(bits), theirs);
-        assert_same(
-            "bf16 Element",
-            bits,
-            Element::to_f32(half::bf16::from_bits(bits)),
-            theirs,
-        );
+        assert_same("bf16 Element", bits, Element::to_f32(half::bf16::from_bits(bits)), theirs);
     }
 }
 

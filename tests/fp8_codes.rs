@@ -19,9 +19,7 @@ fn reference_nan(format: Fp8Format) -> u8 {
 
 /// The non-negative, non-NaN codes and their values, independently decoded.
 fn magnitudes(format: Fp8Format) -> Vec<(u8, f64)> {
-    (0u8..0x80)
-        .filter_map(|c| reference_decode(format, c).map(|v| (c, v)))
-        .collect()
+    (0u8..0x80).filter_map(|c| reference_decode(format, c).map(|v| (c, v))).collect()
 }
 
 /// Compares `|x - a|` with `|x - b|` exactly (`Less`: `a` is closer). The
@@ -72,8 +70,8 @@ fn sample(format: Fp8Format) -> Vec<f32> {
     // E4M3 normal (bit 20 is the last kept bit), both signs.
     for exp in 0u32..256 {
         for mant in [
-            0, 1, 2, 0x7_FFFF, 0x8_0000, 0x8_0001, 0xF_FFFF, 0x10_0000, 0x10_0001, 0x17_FFFF,
-            0x18_0000, 0x18_0001, 0x40_0000, 0x7F_FFFE, 0x7F_FFFF,
+            0, 1, 2, 0x7_FFFF, 0x8_0000, 0x8_0001, 0xF_FFFF, 0x10_0000, 0x10_0001, 0x17_FFFF, 0x18_0000, 0x18_0001,
+            0x40_0000, 0x7F_FFFE, 0x7F_FFFF,
         ] {
             bits.push(exp << 23 | mant);
             bits.push(0x8000_0000 | exp << 23 | mant);
@@ -128,10 +126,7 @@ fn decode_all_codes_matches_bit_fields() {
         for code in 0..=255u8 {
             let got = format.decode(code);
             match reference_decode(format, code) {
-                None => assert!(
-                    got.is_nan(),
-                    "{format:?} {code:#04x}: expected NaN, got {got}"
-                ),
+                None => assert!(got.is_nan(), "{format:?} {code:#04x}: expected NaN, got {got}"),
                 // Compare bits: -0.0 must stay -0.0 (E4M3FN 0x80).
                 Some(want) => assert_eq!(
                     got.to_bits(),
@@ -166,10 +161,7 @@ fn format_table_of_the_spec() {
         assert!(format.is_nan_code(format.nan_code()));
         assert_eq!(format.nan_code(), reference_nan(format));
         assert_eq!(format.max_code() as u32 & 0x80, 0);
-        assert_eq!(
-            format.decode(format.max_code()) as f64,
-            reference_max(format)
-        );
+        assert_eq!(format.decode(format.max_code()) as f64, reference_max(format));
         assert_eq!(format.max_finite() as f64, reference_max(format));
     }
 }
@@ -184,10 +176,7 @@ fn encode_matches_brute_force_nearest_value() {
         for &x in &values {
             let (got, want) = (format.encode(x), brute_force_encode(format, &table, x));
             if got != want {
-                mismatches.push(format!(
-                    "{x:e} ({:#010x}): got {got:#04x}, want {want:#04x}",
-                    x.to_bits()
-                ));
+                mismatches.push(format!("{x:e} ({:#010x}): got {got:#04x}, want {want:#04x}", x.to_bits()));
             }
         }
         assert!(
@@ -207,11 +196,7 @@ fn encode_round_trips_every_code() {
             if value.is_nan() {
                 assert_eq!(format.encode(value), reference_nan(format));
             } else {
-                assert_eq!(
-                    format.encode(value),
-                    code,
-                    "{format:?} {code:#04x} = {value:e}"
-                );
+                assert_eq!(format.encode(value), code, "{format:?} {code:#04x} = {value:e}");
             }
         }
     }
@@ -224,19 +209,9 @@ fn encode_saturates_and_handles_nan() {
         let max_code = format.max_code();
         for x in [max, max * 1.01, 2.0 * max, 1e30, f32::MAX, f32::INFINITY] {
             assert_eq!(format.encode(x), max_code, "{format:?} encode({x:e})");
-            assert_eq!(
-                format.encode(-x),
-                max_code | 0x80,
-                "{format:?} encode({:e})",
-                -x
-            );
+            assert_eq!(format.encode(-x), max_code | 0x80, "{format:?} encode({:e})", -x);
         }
-        for nan in [
-            f32::NAN,
-            -f32::NAN,
-            f32::from_bits(0x7F80_0001),
-            f32::from_bits(0xFFC0_0001),
-        ] {
+        for nan in [f32::NAN, -f32::NAN, f32::from_bits(0x7F80_0001), f32::from_bits(0xFFC0_0001)] {
             assert_eq!(format.encode(nan), reference_nan(format));
         }
     }
@@ -250,12 +225,7 @@ fn encode_saturates_and_handles_nan() {
 fn fnuz_has_no_negative_zero() {
     let fmt = Fp8Format::E4M3Fnuz;
     // -0.0 and negative values that round to zero encode as +0.
-    for x in [
-        -0.0f32,
-        -f32::from_bits(1),
-        -2f32.powi(-12),
-        -2f32.powi(-11),
-    ] {
+    for x in [-0.0f32, -f32::from_bits(1), -2f32.powi(-12), -2f32.powi(-11)] {
         assert_eq!(fmt.encode(x), 0x00, "encode({x:e})");
     }
     // Just above half the smallest subnormal rounds away from zero.
@@ -286,10 +256,6 @@ fn e4m3fn_encode_agrees_with_float8_in_range() {
     // And float8 decodes every non-NaN code to the same value.
     for code in (0..=255u8).filter(|c| c & 0x7F != 0x7F) {
         let theirs = float8::F8E4M3::from_bits(code).to_f32();
-        assert_eq!(
-            format.decode(code).to_bits(),
-            theirs.to_bits(),
-            "{code:#04x}"
-        );
+        assert_eq!(format.decode(code).to_bits(), theirs.to_bits(), "{code:#04x}");
     }
 }

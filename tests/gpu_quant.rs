@@ -8,8 +8,7 @@ use half::{bf16, f16};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRng, TestRunner};
 use quant_host::{
-    cpu, BlockConfig, Device, Element, Fp8Format, Gpu, GroupSize, MatrixShape, ScaleLayout,
-    ScaleMode, TokenGroupConfig,
+    cpu, BlockConfig, Device, Element, Fp8Format, Gpu, GroupSize, MatrixShape, ScaleLayout, ScaleMode, TokenGroupConfig,
 };
 use std::sync::OnceLock;
 
@@ -25,8 +24,7 @@ fn random_values(rng: &mut TestRng, n: usize, specials: bool) -> Vec<f32> {
         .map(|_| {
             let r: u32 = rng.random();
             if specials && r.is_multiple_of(997) {
-                [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e-40]
-                    [(r / 997) as usize % 6]
+                [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e-40][(r / 997) as usize % 6]
             } else {
                 let mag = 2f32.powi((r % 40) as i32 - 20);
                 let unit = (rng.random::<u32>() as f32 / u32::MAX as f32) * 2.0 - 1.0;
@@ -41,20 +39,14 @@ fn random_values(rng: &mut TestRng, n: usize, specials: bool) -> Vec<f32> {
 fn assert_same_scales(a: &[f32], b: &[f32], what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: scale count");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
-            "{what}: scale {i}: gpu {x:e} cpu {y:e}"
-        );
+        assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()), "{what}: scale {i}: gpu {x:e} cpu {y:e}");
     }
 }
 
 fn assert_same_codes(a: &[u8], b: &[u8], what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: code count");
     if let Some(i) = a.iter().zip(b).position(|(x, y)| x != y) {
-        panic!(
-            "{what}: code {i} differs: gpu {:#04x} cpu {:#04x}",
-            a[i], b[i]
-        );
+        panic!("{what}: code {i} differs: gpu {:#04x} cpu {:#04x}", a[i], b[i]);
     }
 }
 
@@ -69,12 +61,7 @@ struct TokenCase {
 fn token_case() -> impl Strategy<Value = TokenCase> {
     (
         prop_oneof![Just(0usize), 1usize..5, 5usize..80],
-        prop_oneof![
-            1usize..300,
-            Just(7000usize),
-            Just(128usize),
-            Just(7168usize)
-        ],
+        prop_oneof![1usize..300, Just(7000usize), Just(128usize), Just(7168usize)],
         prop_oneof![Just(0usize), 1usize..20],
         prop::sample::select(Fp8Format::ALL.to_vec()),
         prop::sample::select(GroupSize::ALL.to_vec()),
@@ -83,53 +70,24 @@ fn token_case() -> impl Strategy<Value = TokenCase> {
         prop_oneof![Just(None), Just(Some(224.0f32)), Just(Some(100.0f32))],
         prop_oneof![Just(1e-12f32), Just(1e-4f32)],
     )
-        .prop_map(
-            |(rows, cols, pad, format, group_size, layout, scale_mode, fp8_max, eps)| TokenCase {
-                rows,
-                cols,
-                pad,
-                cfg: TokenGroupConfig {
-                    format,
-                    group_size,
-                    eps,
-                    fp8_max,
-                    scale_mode,
-                    layout,
-                },
-            },
-        )
+        .prop_map(|(rows, cols, pad, format, group_size, layout, scale_mode, fp8_max, eps)| TokenCase {
+            rows,
+            cols,
+            pad,
+            cfg: TokenGroupConfig { format, group_size, eps, fp8_max, scale_mode, layout },
+        })
 }
 
 fn check_token_case<T: Element>(case: TokenCase, rng: &mut TestRng) {
-    let TokenCase {
-        rows,
-        cols,
-        pad,
-        cfg,
-    } = case;
+    let TokenCase { rows, cols, pad, cfg } = case;
     let shape = MatrixShape::strided(rows, cols, cols + pad).unwrap();
-    let x: Vec<T> = random_values(rng, shape.extent(), true)
-        .into_iter()
-        .map(T::from_f32)
-        .collect();
-    let cpu_out = Device::Cpu
-        .per_token_group_quant_fp8(&Device::Cpu.upload(&x, shape).unwrap(), &cfg)
-        .unwrap();
+    let x: Vec<T> = random_values(rng, shape.extent(), true).into_iter().map(T::from_f32).collect();
+    let cpu_out = Device::Cpu.per_token_group_quant_fp8(&Device::Cpu.upload(&x, shape).unwrap(), &cfg).unwrap();
     let dev = Device::Cuda(gpu().clone());
-    let gpu_out = dev
-        .per_token_group_quant_fp8(&dev.upload(&x, shape).unwrap(), &cfg)
-        .unwrap();
+    let gpu_out = dev.per_token_group_quant_fp8(&dev.upload(&x, shape).unwrap(), &cfg).unwrap();
     let what = format!("{} {case:?}", T::DTYPE.name());
-    assert_same_codes(
-        &gpu_out.codes.to_vec().unwrap(),
-        cpu_out.codes.as_host().unwrap(),
-        &what,
-    );
-    assert_same_scales(
-        &gpu_out.scales.to_vec().unwrap(),
-        cpu_out.scales.as_host().unwrap(),
-        &what,
-    );
+    assert_same_codes(&gpu_out.codes.to_vec().unwrap(), cpu_out.codes.as_host().unwrap(), &what);
+    assert_same_scales(&gpu_out.scales.to_vec().unwrap(), cpu_out.scales.as_host().unwrap(), &what);
 }
 
 #[test]
@@ -138,55 +96,31 @@ fn token_group_smoke_bf16_k_tail() {
     // The smoke case: bf16 -> e4m3fn, groups of 128, K = 7000 (a tail).
     let mut rng = TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha);
     let cfg = TokenGroupConfig::default();
-    check_token_case::<bf16>(
-        TokenCase {
-            rows: 333,
-            cols: 7000,
-            pad: 0,
-            cfg,
-        },
-        &mut rng,
-    );
-    eprintln!(
-        "token_group_smoke_bf16_k_tail: M=333 K=7000 bit-identical on {:?}",
-        gpu()
-    );
+    check_token_case::<bf16>(TokenCase { rows: 333, cols: 7000, pad: 0, cfg }, &mut rng);
+    eprintln!("token_group_smoke_bf16_k_tail: M=333 K=7000 bit-identical on {:?}", gpu());
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn token_group_matches_cpu_bit_for_bit() {
-    let mut runner = TestRunner::new(Config {
-        cases: cases(300),
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(Config { cases: cases(300), failure_persistence: None, ..Config::default() });
     runner
-        .run(
-            &(token_case(), 0u8..3, any::<u64>()),
-            |(case, dtype, seed)| {
-                let mut rng = TestRng::from_seed(
-                    proptest::test_runner::RngAlgorithm::ChaCha,
-                    &seed_bytes(seed),
-                );
-                match dtype {
-                    0 => check_token_case::<bf16>(case, &mut rng),
-                    1 => check_token_case::<f16>(case, &mut rng),
-                    _ => check_token_case::<f32>(case, &mut rng),
-                }
-                Ok(())
-            },
-        )
+        .run(&(token_case(), 0u8..3, any::<u64>()), |(case, dtype, seed)| {
+            let mut rng = TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &seed_bytes(seed));
+            match dtype {
+                0 => check_token_case::<bf16>(case, &mut rng),
+                1 => check_token_case::<f16>(case, &mut rng),
+                _ => check_token_case::<f32>(case, &mut rng),
+            }
+            Ok(())
+        })
         .unwrap();
 }
 
 /// Property-test cases per test: `QUANT_GPU_CASES` or `default` (the bundle's
 /// sanitizer runs use fewer, as the tools slow kernels down a lot).
 fn cases(default: u32) -> u32 {
-    std::env::var("QUANT_GPU_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var("QUANT_GPU_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn seed_bytes(seed: u64) -> [u8; 32] {
@@ -209,90 +143,44 @@ fn block_case() -> impl Strategy<Value = BlockCase> {
         prop_oneof![1usize..400, Just(7000usize), Just(2048usize)],
         prop_oneof![Just(0usize), 1usize..20],
         prop::sample::select(Fp8Format::ALL.to_vec()),
-        prop::sample::select(vec![
-            (128usize, 128usize),
-            (64, 32),
-            (1, 128),
-            (256, 128),
-            (128, 300),
-            (7, 9),
-        ]),
+        prop::sample::select(vec![(128usize, 128usize), (64, 32), (1, 128), (256, 128), (128, 300), (7, 9)]),
         prop::sample::select(ScaleMode::ALL.to_vec()),
         prop_oneof![Just(None), Just(Some(224.0f32))],
     )
-        .prop_map(
-            |(rows, cols, pad, format, (block_rows, block_cols), scale_mode, fp8_max)| BlockCase {
-                rows,
-                cols,
-                pad,
-                cfg: BlockConfig {
-                    format,
-                    block_rows,
-                    block_cols,
-                    eps: 1e-12,
-                    fp8_max,
-                    scale_mode,
-                },
-            },
-        )
+        .prop_map(|(rows, cols, pad, format, (block_rows, block_cols), scale_mode, fp8_max)| BlockCase {
+            rows,
+            cols,
+            pad,
+            cfg: BlockConfig { format, block_rows, block_cols, eps: 1e-12, fp8_max, scale_mode },
+        })
 }
 
 fn check_block_case<T: Element>(case: BlockCase, rng: &mut TestRng) {
-    let BlockCase {
-        rows,
-        cols,
-        pad,
-        cfg,
-    } = case;
+    let BlockCase { rows, cols, pad, cfg } = case;
     let shape = MatrixShape::strided(rows, cols, cols + pad).unwrap();
-    let x: Vec<T> = random_values(rng, shape.extent(), true)
-        .into_iter()
-        .map(T::from_f32)
-        .collect();
-    let cpu_out = Device::Cpu
-        .per_block_quant_fp8(&Device::Cpu.upload(&x, shape).unwrap(), &cfg)
-        .unwrap();
+    let x: Vec<T> = random_values(rng, shape.extent(), true).into_iter().map(T::from_f32).collect();
+    let cpu_out = Device::Cpu.per_block_quant_fp8(&Device::Cpu.upload(&x, shape).unwrap(), &cfg).unwrap();
     let dev = Device::Cuda(gpu().clone());
-    let gpu_out = dev
-        .per_block_quant_fp8(&dev.upload(&x, shape).unwrap(), &cfg)
-        .unwrap();
+    let gpu_out = dev.per_block_quant_fp8(&dev.upload(&x, shape).unwrap(), &cfg).unwrap();
     let what = format!("{} {case:?}", T::DTYPE.name());
-    assert_same_codes(
-        &gpu_out.codes.to_vec().unwrap(),
-        cpu_out.codes.as_host().unwrap(),
-        &what,
-    );
-    assert_same_scales(
-        &gpu_out.scales.to_vec().unwrap(),
-        cpu_out.scales.as_host().unwrap(),
-        &what,
-    );
+    assert_same_codes(&gpu_out.codes.to_vec().unwrap(), cpu_out.codes.as_host().unwrap(), &what);
+    assert_same_scales(&gpu_out.scales.to_vec().unwrap(), cpu_out.scales.as_host().unwrap(), &what);
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn block_matches_cpu_bit_for_bit() {
-    let mut runner = TestRunner::new(Config {
-        cases: cases(200),
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(Config { cases: cases(200), failure_persistence: None, ..Config::default() });
     runner
-        .run(
-            &(block_case(), 0u8..3, any::<u64>()),
-            |(case, dtype, seed)| {
-                let mut rng = TestRng::from_seed(
-                    proptest::test_runner::RngAlgorithm::ChaCha,
-                    &seed_bytes(seed),
-                );
-                match dtype {
-                    0 => check_block_case::<bf16>(case, &mut rng),
-                    1 => check_block_case::<f16>(case, &mut rng),
-                    _ => check_block_case::<f32>(case, &mut rng),
-                }
-                Ok(())
-            },
-        )
+        .run(&(block_case(), 0u8..3, any::<u64>()), |(case, dtype, seed)| {
+            let mut rng = TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &seed_bytes(seed));
+            match dtype {
+                0 => check_block_case::<bf16>(case, &mut rng),
+                1 => check_block_case::<f16>(case, &mut rng),
+                _ => check_block_case::<f32>(case, &mut rng),
+            }
+            Ok(())
+        })
         .unwrap();
 }
 
@@ -308,9 +196,7 @@ fn encode_matches_software_for_every_f32() {
         let mut x = stream.alloc_zeros::<f32>(CHUNK as usize).unwrap();
         let mut q = stream.alloc_zeros::<u8>(CHUNK as usize).unwrap();
         for start in (0..1u64 << 32).step_by(CHUNK as usize) {
-            let host: Vec<f32> = (start..start + CHUNK)
-                .map(|b| f32::from_bits(b as u32))
-                .collect();
+            let host: Vec<f32> = (start..start + CHUNK).map(|b| f32::from_bits(b as u32)).collect();
             stream.memcpy_htod(&host, &mut x).unwrap();
             gpu.encode_fp8(&x, format, &mut q).unwrap();
             let codes = stream.clone_dtoh(&q).unwrap();
@@ -320,10 +206,7 @@ fn encode_matches_software_for_every_f32() {
                     .zip(codes.chunks(1 << 22))
                     .map(|(h, c)| {
                         s.spawn(move || {
-                            h.iter()
-                                .zip(c)
-                                .find(|(v, code)| format.encode(**v) != **code)
-                                .map(|(v, c)| (*v, *c))
+                            h.iter().zip(c).find(|(v, code)| format.encode(**v) != **code).map(|(v, c)| (*v, *c))
                         })
                     })
                     .collect();
@@ -354,10 +237,7 @@ fn decode_matches_software_for_every_code() {
         let y = stream.clone_dtoh(&y).unwrap();
         for (code, value) in codes.iter().zip(y) {
             let expected = format.decode(*code);
-            assert!(
-                value.to_bits() == expected.to_bits() || (value.is_nan() && expected.is_nan()),
-                "{code:#04x}"
-            );
+            assert!(value.to_bits() == expected.to_bits() || (value.is_nan() && expected.is_nan()), "{code:#04x}");
         }
     }
 }
@@ -371,9 +251,7 @@ fn tensors_over_2_pow_31_elements() {
     let shape = MatrixShape::new(rows, cols).unwrap();
     let mut rng = TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha);
     let pattern = random_values(&mut rng, 1 << 20, false);
-    let x: Vec<bf16> = (0..shape.extent())
-        .map(|i| bf16::from_f32(pattern[(i * 7919) % pattern.len()]))
-        .collect();
+    let x: Vec<bf16> = (0..shape.extent()).map(|i| bf16::from_f32(pattern[(i * 7919) % pattern.len()])).collect();
     let dev = Device::Cuda(gpu().clone());
     let xd = dev.upload(&x, shape).unwrap();
     let cfg = TokenGroupConfig::default();
@@ -383,20 +261,11 @@ fn tensors_over_2_pow_31_elements() {
     let groups = cols.div_ceil(128);
     // Check the first rows, rows around the 2^31 boundary and the last rows.
     let boundary_row = (1usize << 31) / cols;
-    for m in [
-        0,
-        1,
-        boundary_row - 1,
-        boundary_row,
-        boundary_row + 1,
-        rows - 2,
-        rows - 1,
-    ] {
+    for m in [0, 1, boundary_row - 1, boundary_row, boundary_row + 1, rows - 2, rows - 1] {
         let row_shape = MatrixShape::new(1, cols).unwrap();
         let mut q = vec![0u8; cols];
         let mut s = vec![0f32; groups];
-        cpu::per_token_group_quant_fp8(&x[m * cols..][..cols], row_shape, &cfg, &mut q, &mut s)
-            .unwrap();
+        cpu::per_token_group_quant_fp8(&x[m * cols..][..cols], row_shape, &cfg, &mut q, &mut s).unwrap();
         assert_same_codes(&codes[m * cols..][..cols], &q, &format!("row {m}"));
         assert_same_scales(&scales[m * groups..][..groups], &s, &format!("row {m}"));
     }

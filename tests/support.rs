@@ -13,9 +13,7 @@
 #![deny(missing_docs)]
 
 use quant_host::cpu;
-use quant_host::{
-    BlockConfig, Element, Fp8Format, MatrixShape, ScaleLayout, ScaleMode, TokenGroupConfig,
-};
+use quant_host::{BlockConfig, Element, Fp8Format, MatrixShape, ScaleLayout, ScaleMode, TokenGroupConfig};
 
 /// SplitMix64: tiny, deterministic, good enough to generate test inputs.
 #[derive(Clone, Debug)]
@@ -79,15 +77,8 @@ fn exponent_range<T: Element>() -> (i32, i32) {
 /// padding holds NaN: a quantizer that reads it produces a NaN scale, which
 /// the checks below report.
 pub fn random_matrix<T: Element>(rng: &mut Rng, rows: usize, cols: usize, stride: usize) -> Vec<T> {
-    assert!(
-        stride >= cols,
-        "random_matrix: stride {stride} < cols {cols}"
-    );
-    let len = if rows == 0 {
-        0
-    } else {
-        (rows - 1) * stride + cols
-    };
+    assert!(stride >= cols, "random_matrix: stride {stride} < cols {cols}");
+    let len = if rows == 0 { 0 } else { (rows - 1) * stride + cols };
     let mut data = vec![T::from_f32(f32::NAN); len];
     let (lo, hi) = exponent_range::<T>();
     for r in 0..rows {
@@ -158,11 +149,7 @@ pub fn half_spacing(format: Fp8Format, y: f64) -> f64 {
         Fp8Format::E4M3Fnuz => 8,
     };
     let min_exp = 1 - bias;
-    let e = if y == 0.0 {
-        min_exp
-    } else {
-        (y.abs().log2().floor() as i32).max(min_exp)
-    };
+    let e = if y == 0.0 { min_exp } else { (y.abs().log2().floor() as i32).max(min_exp) };
     2f64.powi(e - 3) / 2.0
 }
 
@@ -170,13 +157,7 @@ pub fn half_spacing(format: Fp8Format, y: f64) -> f64 {
 pub fn is_power_of_two(scale: f32) -> bool {
     let bits = scale.to_bits();
     let (exp, mant) = (bits >> 23 & 0xFF, bits & 0x7F_FFFF);
-    bits >> 31 == 0
-        && exp != 0xFF
-        && if exp == 0 {
-            mant.is_power_of_two()
-        } else {
-            mant == 0
-        }
+    bits >> 31 == 0 && exp != 0xFF && if exp == 0 { mant.is_power_of_two() } else { mant == 0 }
 }
 
 /// Checks one group's (or block's) outputs against the spec, for finite input.
@@ -195,10 +176,7 @@ fn check_group(
     codes: &[u8],
     out: &[f32],
 ) {
-    assert!(
-        xs.iter().all(|x| x.is_finite()),
-        "{what}: check_group is for finite input"
-    );
+    assert!(xs.iter().all(|x| x.is_finite()), "{what}: check_group is for finite input");
     let amax = xs.iter().fold(0f32, |m, x| m.max(x.abs()));
     let floored = amax.max(eps);
     match mode {
@@ -211,10 +189,7 @@ fn check_group(
         // A power of two that bounds amax' / fp8_max from above within a factor 2.
         ScaleMode::Ue8m0 => {
             let ideal = floored as f64 / fp8_max as f64;
-            assert!(
-                is_power_of_two(scale),
-                "{what}: ue8m0 scale {scale:e} is not a power of two"
-            );
+            assert!(is_power_of_two(scale), "{what}: ue8m0 scale {scale:e} is not a power of two");
             assert!(
                 scale as f64 >= ideal && (scale as f64) < 2.0 * ideal,
                 "{what}: ue8m0 scale {scale:e} not in [{ideal:e}, 2 * {ideal:e})"
@@ -224,12 +199,8 @@ fn check_group(
     let code_bound = fp8_max as f64 + half_spacing(format, fp8_max as f64);
     for ((&x, &code), &dq) in xs.iter().zip(codes).zip(out) {
         let value = reference_decode(format, code);
-        let value =
-            value.unwrap_or_else(|| panic!("{what}: NaN code {code:#04x} for finite input {x:e}"));
-        assert!(
-            value.abs() <= code_bound,
-            "{what}: code {code:#04x} = {value} beyond fp8_max {fp8_max}"
-        );
+        let value = value.unwrap_or_else(|| panic!("{what}: NaN code {code:#04x} for finite input {x:e}"));
+        assert!(value.abs() <= code_bound, "{what}: code {code:#04x} = {value} beyond fp8_max {fp8_max}");
         if amax == 0.0 {
             assert_eq!(dq, 0.0, "{what}: all-zero group dequantizes to {dq:e}");
             continue;
@@ -239,8 +210,7 @@ fn check_group(
         // and the f32 product of dequantization add a few f32 ulps.
         let s = scale as f64;
         let y = (x as f64 / s).abs() * (1.0 + 2f64.powi(-20));
-        let bound = s
-            * (half_spacing(format, y.min(fp8_max as f64)) + fp8_max as f64 * 2f64.powi(-21))
+        let bound = s * (half_spacing(format, y.min(fp8_max as f64)) + fp8_max as f64 * 2f64.powi(-21))
             + (x as f64).abs() * 2f64.powi(-22);
         let err = (dq as f64 - x as f64).abs();
         assert!(
@@ -267,26 +237,18 @@ pub fn check_token_group_output<T: Element>(
     let gs = cfg.group_size.get();
     let groups = cols.div_ceil(gs);
     let mut out = vec![f32::NAN; rows * cols];
-    cpu::dequantize_token_group(q, scales, rows, cols, cfg, &mut out)
-        .expect("dequantize_token_group");
+    cpu::dequantize_token_group(q, scales, rows, cols, cfg, &mut out).expect("dequantize_token_group");
     let (r64, g64) = (rows as u64, groups as u64);
     for g in 0..groups {
         for m in rows..cfg.layout.padded_rows(r64) as usize {
             let pad = scales[cfg.layout.index(m as u64, g as u64, r64, g64) as usize];
-            assert_eq!(
-                pad.to_bits(),
-                0,
-                "padding scale ({m}, {g}) = {pad:e}, expected +0"
-            );
+            assert_eq!(pad.to_bits(), 0, "padding scale ({m}, {g}) = {pad:e}, expected +0");
         }
     }
     for m in 0..rows {
         for g in 0..groups {
             let cols_of_group = g * gs..((g + 1) * gs).min(cols);
-            let xs: Vec<f32> = cols_of_group
-                .clone()
-                .map(|k| x[m * shape.row_stride() + k].to_f32())
-                .collect();
+            let xs: Vec<f32> = cols_of_group.clone().map(|k| x[m * shape.row_stride() + k].to_f32()).collect();
             let range = m * cols + cols_of_group.start..m * cols + cols_of_group.end;
             let scale = scales[cfg.layout.index(m as u64, g as u64, r64, g64) as usize];
             check_group(
@@ -306,13 +268,7 @@ pub fn check_token_group_output<T: Element>(
 
 /// Checks the output of any `per_block_quant_fp8` (CPU or GPU) for a finite
 /// input `w`, with the properties of [`check_token_group_output`] per block.
-pub fn check_block_output<T: Element>(
-    w: &[T],
-    shape: MatrixShape,
-    cfg: &BlockConfig,
-    q: &[u8],
-    scales: &[f32],
-) {
+pub fn check_block_output<T: Element>(w: &[T], shape: MatrixShape, cfg: &BlockConfig, q: &[u8], scales: &[f32]) {
     let params = cfg.params().expect("valid config");
     let (rows, cols) = (shape.rows(), shape.cols());
     let (bn, bk) = (cfg.block_rows, cfg.block_cols);
@@ -388,10 +344,7 @@ pub fn naive_gemm_f64(
 pub fn max_rel_err(c: &[f32], reference: &[f64]) -> f64 {
     assert_eq!(c.len(), reference.len());
     let scale = reference.iter().fold(0f64, |m, v| m.max(v.abs()));
-    let err = c
-        .iter()
-        .zip(reference)
-        .fold(0f64, |m, (&c, &r)| m.max((c as f64 - r).abs()));
+    let err = c.iter().zip(reference).fold(0f64, |m, (&c, &r)| m.max((c as f64 - r).abs()));
     if scale == 0.0 {
         err
     } else {

@@ -43,11 +43,7 @@ impl Device {
     }
 
     /// Copies host data into a new tensor on this device.
-    pub fn upload<T: DeviceRepr + Copy>(
-        &self,
-        data: &[T],
-        shape: MatrixShape,
-    ) -> Result<Tensor<T>> {
+    pub fn upload<T: DeviceRepr + Copy>(&self, data: &[T], shape: MatrixShape) -> Result<Tensor<T>> {
         shape.check_buffer("data", data.len())?;
         match self {
             Device::Cpu => Tensor::from_vec(data.to_vec(), shape),
@@ -56,15 +52,10 @@ impl Device {
     }
 
     /// A zero-filled dense tensor on this device.
-    pub fn zeros<T: DeviceRepr + ValidAsZeroBits + Copy + Default>(
-        &self,
-        shape: MatrixShape,
-    ) -> Result<Tensor<T>> {
+    pub fn zeros<T: DeviceRepr + ValidAsZeroBits + Copy + Default>(&self, shape: MatrixShape) -> Result<Tensor<T>> {
         match self {
             Device::Cpu => Tensor::from_vec(vec![T::default(); shape.extent()], shape),
-            Device::Cuda(gpu) => {
-                Tensor::from_cuda(gpu.stream().alloc_zeros::<T>(shape.extent())?, shape)
-            }
+            Device::Cuda(gpu) => Tensor::from_cuda(gpu.stream().alloc_zeros::<T>(shape.extent())?, shape),
         }
     }
 
@@ -77,11 +68,7 @@ impl Device {
     }
 
     /// `per_token_group_quant_fp8` into new tensors on this device.
-    pub fn per_token_group_quant_fp8<T: Element>(
-        &self,
-        x: &Tensor<T>,
-        cfg: &TokenGroupConfig,
-    ) -> Result<Quantized> {
+    pub fn per_token_group_quant_fp8<T: Element>(&self, x: &Tensor<T>, cfg: &TokenGroupConfig) -> Result<Quantized> {
         cfg.params()?;
         let shape = x.shape();
         let groups = shape.cols().div_ceil(cfg.group_size.get());
@@ -95,11 +82,7 @@ impl Device {
         let mut codes = self.zeros::<u8>(MatrixShape::new(shape.rows(), shape.cols())?)?;
         let mut scales = self.zeros::<f32>(scale_shape)?;
         self.per_token_group_quant_fp8_into(x, cfg, &mut codes, &mut scales)?;
-        Ok(Quantized {
-            codes,
-            scales,
-            scheme: Scheme::TokenGroup(*cfg),
-        })
+        Ok(Quantized { codes, scales, scheme: Scheme::TokenGroup(*cfg) })
     }
 
     /// `per_token_group_quant_fp8` into caller-provided tensors (no allocation).
@@ -134,25 +117,15 @@ impl Device {
 
     /// `per_block_quant_fp8` into new tensors on this device: codes `[N, K]`
     /// and scales `[ceil(N / block_rows), ceil(K / block_cols)]`.
-    pub fn per_block_quant_fp8<T: Element>(
-        &self,
-        w: &Tensor<T>,
-        cfg: &BlockConfig,
-    ) -> Result<Quantized> {
+    pub fn per_block_quant_fp8<T: Element>(&self, w: &Tensor<T>, cfg: &BlockConfig) -> Result<Quantized> {
         cfg.params()?;
         let shape = w.shape();
-        let scale_shape = MatrixShape::new(
-            shape.rows().div_ceil(cfg.block_rows),
-            shape.cols().div_ceil(cfg.block_cols),
-        )?;
+        let scale_shape =
+            MatrixShape::new(shape.rows().div_ceil(cfg.block_rows), shape.cols().div_ceil(cfg.block_cols))?;
         let mut codes = self.zeros::<u8>(MatrixShape::new(shape.rows(), shape.cols())?)?;
         let mut scales = self.zeros::<f32>(scale_shape)?;
         self.per_block_quant_fp8_into(w, cfg, &mut codes, &mut scales)?;
-        Ok(Quantized {
-            codes,
-            scales,
-            scheme: Scheme::Block(*cfg),
-        })
+        Ok(Quantized { codes, scales, scheme: Scheme::Block(*cfg) })
     }
 
     /// `per_block_quant_fp8` into caller-provided tensors (no allocation).

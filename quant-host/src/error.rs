@@ -30,7 +30,9 @@ pub enum QuantError {
     },
     /// `eps` is not finite and positive, or so small that `eps / fp8_max`
     /// (the scale of an all-zero group) is not a normal f32.
-    #[error("invalid eps {0}: must be finite, positive, and at least fp8_max * 2^-126 (so eps / fp8_max is a normal f32)")]
+    #[error(
+        "invalid eps {0}: must be finite, positive, and at least fp8_max * 2^-126 (so eps / fp8_max is a normal f32)"
+    )]
     InvalidEps(f32),
     /// The row stride is smaller than the row length.
     #[error("row stride {stride} is smaller than the number of columns {cols}")]

@@ -129,11 +129,7 @@ fn encode_magnitude(abs: u32, bias: u32, max_code: u32) -> u32 {
         // Subnormal in fp8 (or zero): the code is the magnitude in units of
         // 2^(1 - bias - 3), rounded to nearest even. A round up to 8 is the
         // smallest normal, whose code is 8: the encoding is continuous.
-        let (significand, exp) = if f32_exp == 0 {
-            (abs, 1)
-        } else {
-            ((abs & 0x7F_FFFF) | 0x80_0000, f32_exp)
-        };
+        let (significand, exp) = if f32_exp == 0 { (abs, 1) } else { ((abs & 0x7F_FFFF) | 0x80_0000, f32_exp) };
         // value = significand * 2^(exp - 150); unit = 2^(-2 - bias).
         let shift = 148 - bias - exp;
         if shift >= 25 {

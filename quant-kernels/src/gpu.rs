@@ -19,9 +19,7 @@ unsafe extern "C" {
 #[inline(always)]
 pub fn global_thread_index() -> u64 {
     // SAFETY: reading special registers has no preconditions.
-    unsafe {
-        nvptx::_block_idx_x() as u64 * nvptx::_block_dim_x() as u64 + nvptx::_thread_idx_x() as u64
-    }
+    unsafe { nvptx::_block_idx_x() as u64 * nvptx::_block_dim_x() as u64 + nvptx::_thread_idx_x() as u64 }
 }
 
 /// Butterfly shuffle across the full warp. Every lane of the warp must call it.

@@ -17,11 +17,7 @@ pub enum ScaleLayout {
 
 impl ScaleLayout {
     /// All layouts, for iteration in tests and benchmarks.
-    pub const ALL: [ScaleLayout; 3] = [
-        ScaleLayout::RowMajor,
-        ScaleLayout::ColMajor,
-        ScaleLayout::ColMajorTmaAligned,
-    ];
+    pub const ALL: [ScaleLayout; 3] = [ScaleLayout::RowMajor, ScaleLayout::ColMajor, ScaleLayout::ColMajorTmaAligned];
 
     /// The layout's name as users write it.
     pub const fn name(self) -> &'static str {
@@ -85,10 +81,7 @@ mod tests {
             }
         }
         // Rounding u64::MAX up to a multiple of 4 overflows.
-        assert_eq!(
-            ScaleLayout::ColMajorTmaAligned.checked_len(u64::MAX, 0),
-            None
-        );
+        assert_eq!(ScaleLayout::ColMajorTmaAligned.checked_len(u64::MAX, 0), None);
         assert_eq!(ScaleLayout::RowMajor.checked_len(u64::MAX, 0), Some(0));
         assert_eq!(ScaleLayout::RowMajor.checked_len(u64::MAX, 2), None);
     }

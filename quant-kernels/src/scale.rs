@@ -117,11 +117,7 @@ impl Divider {
     #[inline(always)]
     pub fn new(scale: f32) -> Self {
         let fast = scale >= pow2_f32_const(-60) && scale <= pow2_f32_const(60);
-        Self {
-            scale,
-            recip: 1.0 / scale,
-            fast,
-        }
+        Self { scale, recip: 1.0 / scale, fast }
     }
 
     /// `x / scale`, correctly rounded; `fma(a, b, c)` must be a fused
@@ -183,9 +179,6 @@ mod tests {
 
     #[test]
     fn zero_group_scale_is_eps_over_max() {
-        assert_eq!(
-            group_scale(0.0, 1e-12, 448.0, ScaleMode::Float),
-            1e-12 / 448.0
-        );
+        assert_eq!(group_scale(0.0, 1e-12, 448.0, ScaleMode::Float), 1e-12 / 448.0);
     }
 }

@@ -18,13 +18,7 @@ pub fn build(root: &Path) -> Result<()> {
 
     // Test executables, from cargo's JSON messages.
     let output = Command::new("cargo")
-        .args([
-            "test",
-            "--release",
-            "--workspace",
-            "--no-run",
-            "--message-format=json",
-        ])
+        .args(["test", "--release", "--workspace", "--no-run", "--message-format=json"])
         .current_dir(root)
         .stderr(Stdio::inherit())
         .output()
@@ -37,27 +31,20 @@ pub fn build(root: &Path) -> Result<()> {
             continue;
         };
         let is_test = msg["profile"]["test"].as_bool() == Some(true);
-        let (Some(exe), Some(name)) = (msg["executable"].as_str(), msg["target"]["name"].as_str())
-        else {
+        let (Some(exe), Some(name)) = (msg["executable"].as_str(), msg["target"]["name"].as_str()) else {
             continue;
         };
         if is_test {
             let kind = msg["target"]["kind"][0].as_str().unwrap_or("test");
             // Unit tests of a library are named after the crate; keep them apart.
-            let file = if kind != "test" {
-                format!("unit-{name}")
-            } else {
-                name.to_string()
-            };
+            let file = if kind != "test" { format!("unit-{name}") } else { name.to_string() };
             copy_stripped(Path::new(exe), &bundle.join("tests").join(file))?;
         }
     }
 
     // The binaries: fp8q (which holds the benchmark) and any others.
-    let status = Command::new("cargo")
-        .args(["build", "--release", "-p", "quant-host", "--bins"])
-        .current_dir(root)
-        .status()?;
+    let status =
+        Command::new("cargo").args(["build", "--release", "-p", "quant-host", "--bins"]).current_dir(root).status()?;
     if !status.success() {
         bail!("building the binaries failed");
     }
@@ -78,10 +65,7 @@ pub fn build(root: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            bundle.join("run.sh"),
-            std::fs::Permissions::from_mode(0o755),
-        )?;
+        std::fs::set_permissions(bundle.join("run.sh"), std::fs::Permissions::from_mode(0o755))?;
     }
     let size: u64 = walk_size(&bundle)?;
     eprintln!(
@@ -104,11 +88,7 @@ fn walk_size(dir: &Path) -> Result<u64> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let meta = entry.metadata()?;
-        total += if meta.is_dir() {
-            walk_size(&entry.path())?
-        } else {
-            meta.len()
-        };
+        total += if meta.is_dir() { walk_size(&entry.path())? } else { meta.len() };
     }
     Ok(total)
 }

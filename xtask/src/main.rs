@@ -47,23 +47,12 @@ fn test(root: &std::path::Path) -> Result<()> {
     ptx::build(root, true)?;
     let steps: &[&[&str]] = &[
         &["fmt", "--all", "--", "--check"],
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--quiet",
-            "--",
-            "-D",
-            "warnings",
-        ],
+        &["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"],
         &["test", "--workspace"],
     ];
     for args in steps {
         eprintln!("xtask: cargo {}", args.join(" "));
-        let status = std::process::Command::new("cargo")
-            .args(*args)
-            .current_dir(root)
-            .status()?;
+        let status = std::process::Command::new("cargo").args(*args).current_dir(root).status()?;
         if !status.success() {
             bail!("cargo {} failed", args.join(" "));
         }

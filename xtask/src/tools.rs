@@ -26,23 +26,13 @@ pub fn ensure_nightly() -> Result<()> {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
     if let Some(list) = &installed {
-        if COMPONENTS
-            .iter()
-            .all(|c| list.lines().any(|l| l.starts_with(c)))
-        {
+        if COMPONENTS.iter().all(|c| list.lines().any(|l| l.starts_with(c))) {
             return Ok(());
         }
     }
     eprintln!("xtask: installing {NIGHTLY} with {}", COMPONENTS.join(", "));
     let status = Command::new("rustup")
-        .args([
-            "toolchain",
-            "install",
-            NIGHTLY,
-            "--profile",
-            "minimal",
-            "--component",
-        ])
+        .args(["toolchain", "install", NIGHTLY, "--profile", "minimal", "--component"])
         .arg(COMPONENTS.join(","))
         .status()
         .context("running rustup")?;
@@ -67,20 +57,8 @@ pub fn ensure_ptxas(root: &Path) -> Result<PathBuf> {
     eprintln!("xtask: downloading ptxas ({PTXAS_WHEEL}=={PTXAS_VERSION}) from PyPI");
     let wheel_dir = dir.join("wheel");
     let status = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-        ])
-        .args([
-            "--platform",
-            "manylinux_2_12_x86_64",
-            "--platform",
-            "manylinux2010_x86_64",
-        ])
+        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"])
+        .args(["--platform", "manylinux_2_12_x86_64", "--platform", "manylinux2010_x86_64"])
         .arg("-d")
         .arg(&wheel_dir)
         .arg(format!("{PTXAS_WHEEL}=={PTXAS_VERSION}"))
@@ -95,11 +73,7 @@ pub fn ensure_ptxas(root: &Path) -> Result<PathBuf> {
                   data = zipfile.ZipFile(whl).read('nvidia/cuda_nvcc/bin/ptxas')\n\
                   open(sys.argv[2], 'wb').write(data)\n";
     let tmp = dir.join("ptxas.partial");
-    let status = Command::new("python3")
-        .args(["-c", script])
-        .arg(&wheel_dir)
-        .arg(&tmp)
-        .status()?;
+    let status = Command::new("python3").args(["-c", script]).arg(&wheel_dir).arg(&tmp).status()?;
     if !status.success() {
         bail!("could not extract ptxas from the wheel");
     }

@@ -28,13 +28,14 @@ use quant_kernels::{Fp8Format, ScaleLayout};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Options of [`run`].
-#[derive(Clone, Debug, Default)]
+/// Options of [`run`] (also the flags of `fp8q bench`).
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct BenchArgs {
-    /// Where to write `bench.md`, `bench.json` and `bench.svg` (the current
-    /// directory when `None`).
+    /// Folder for bench.md, bench.json and bench.svg [default: current directory]
+    #[arg(long)]
     pub out: Option<PathBuf>,
-    /// A few shapes only, for a quick look.
+    /// A few shapes only, for a quick look
+    #[arg(long)]
     pub quick: bool,
 }
 
@@ -60,16 +61,11 @@ pub fn run(args: &BenchArgs) -> Result<Vec<Record>> {
     eprintln!("bench: {device}, device-to-device copy {copy_gbps:.0} GB/s");
 
     let (tokens, ks, weights): (&[usize], &[usize], &[(usize, usize)]) = if args.quick {
-        (
-            &[1, 2048, 16384],
-            &[7000, 7168],
-            &[(576, 7168), (2112, 7168), (7168, 18432)],
-        )
+        (&[1, 2048, 16384], &[7000, 7168], &[(576, 7168), (2112, 7168), (7168, 18432)])
     } else {
         (shapes::TOKENS, shapes::ACTIVATION_K, shapes::WEIGHTS)
     };
-    let max_elems =
-        tokens.iter().max().copied().unwrap_or(1) * ks.iter().max().copied().unwrap_or(1);
+    let max_elems = tokens.iter().max().copied().unwrap_or(1) * ks.iter().max().copied().unwrap_or(1);
     let max_elems = max_elems.max(weights.iter().map(|(n, k)| n * k).max().unwrap_or(1));
     let input = random_bf16(&stream, max_elems)?;
 
@@ -77,28 +73,19 @@ pub fn run(args: &BenchArgs) -> Result<Vec<Record>> {
     for format in Fp8Format::ALL {
         for &k in ks {
             for &m in tokens {
-                let cfg = TokenGroupConfig {
-                    format,
-                    ..TokenGroupConfig::default()
-                };
+                let cfg = TokenGroupConfig { format, ..TokenGroupConfig::default() };
                 records.push(token_group(&gpu, &input, m, k, cfg, copy_gbps)?);
             }
         }
         for &(n, k) in weights {
-            let cfg = BlockConfig {
-                format,
-                ..BlockConfig::default()
-            };
+            let cfg = BlockConfig { format, ..BlockConfig::default() };
             records.push(block(&gpu, &input, n, k, cfg, copy_gbps)?);
         }
     }
     // Scale layouts at prefill sizes, against row-major in the same run.
     for &k in &[7000, 7168] {
         for layout in [ScaleLayout::ColMajor, ScaleLayout::ColMajorTmaAligned] {
-            let cfg = TokenGroupConfig {
-                layout,
-                ..TokenGroupConfig::default()
-            };
+            let cfg = TokenGroupConfig { layout, ..TokenGroupConfig::default() };
             records.push(token_group(&gpu, &input, 4096, k, cfg, copy_gbps)?);
         }
     }
@@ -146,56 +133,18 @@ fn token_group(
     let mut s = stream.alloc_zeros::<f32>(cfg.layout.len(m as u64, groups as u64) as usize)?;
     let mut launch = || gpu::per_token_group_quant(gpu, input, shape, &cfg, &mut q, &mut s);
     let ms = timing::median_ms(stream, WARMUP, REPS, &mut launch)?;
-    let graph_us = if m <= 16 {
-        Some(timing::graph_us_per_launch(
-            stream,
-            GRAPH_LAUNCHES,
-            10,
-            &mut launch,
-        )?)
-    } else {
-        None
-    };
+    let graph_us =
+        if m <= 16 { Some(timing::graph_us_per_launch(stream, GRAPH_LAUNCHES, 10, &mut launch)?) } else { None };
     let bytes = (m * k * 2 + m * k + s.len() * 4) as f64;
-    Ok(Record::new(
-        "per_token_group_quant_fp8",
-        cfg.format,
-        cfg.layout,
-        m,
-        k,
-        ms,
-        bytes,
-        copy_gbps,
-        graph_us,
-    ))
+    Ok(Record::new("per_token_group_quant_fp8", cfg.format, cfg.layout, m, k, ms, bytes, copy_gbps, graph_us))
 }
 
-fn block(
-    gpu: &Gpu,
-    input: &CudaSlice<bf16>,
-    n: usize,
-    k: usize,
-    cfg: BlockConfig,
-    copy_gbps: f64,
-) -> Result<Record> {
+fn block(gpu: &Gpu, input: &CudaSlice<bf16>, n: usize, k: usize, cfg: BlockConfig, copy_gbps: f64) -> Result<Record> {
     let stream = gpu.stream();
     let shape = MatrixShape::new(n, k)?;
     let mut q = stream.alloc_zeros::<u8>(n * k)?;
-    let mut s =
-        stream.alloc_zeros::<f32>(n.div_ceil(cfg.block_rows) * k.div_ceil(cfg.block_cols))?;
-    let ms = timing::median_ms(stream, WARMUP, REPS, || {
-        gpu::per_block_quant(gpu, input, shape, &cfg, &mut q, &mut s)
-    })?;
+    let mut s = stream.alloc_zeros::<f32>(n.div_ceil(cfg.block_rows) * k.div_ceil(cfg.block_cols))?;
+    let ms = timing::median_ms(stream, WARMUP, REPS, || gpu::per_block_quant(gpu, input, shape, &cfg, &mut q, &mut s))?;
     let bytes = (n * k * 2 + n * k + s.len() * 4) as f64;
-    Ok(Record::new(
-        "per_block_quant_fp8",
-        cfg.format,
-        ScaleLayout::RowMajor,
-        n,
-        k,
-        ms,
-        bytes,
-        copy_gbps,
-        None,
-    ))
+    Ok(Record::new("per_block_quant_fp8", cfg.format, ScaleLayout::RowMajor, n, k, ms, bytes, copy_gbps, None))
 }

@@ -28,9 +28,7 @@ pub const WEIGHTS: &[(usize, usize)] = &[
 ];
 
 /// Every activation width K of those projections, plus the tail K = 7000.
-pub const ACTIVATION_K: &[usize] = &[
-    512, 1024, 1536, 2048, 3072, 4096, 7000, 7168, 8192, 16384, 18432,
-];
+pub const ACTIVATION_K: &[usize] = &[512, 1024, 1536, 2048, 3072, 4096, 7000, 7168, 8192, 16384, 18432];
 
 /// Token counts: 1-128 decode, 2048 and up prefill.
 pub const TOKENS: &[usize] = &[1, 8, 64, 128, 512, 2048, 4096, 16384];

@@ -29,11 +29,7 @@ pub fn per_block_quant_fp8<T: Element>(
     check_len("q", shape.numel() as u64, q.len())?;
     // Both factors are at most usize::MAX, so the u64 product cannot overflow
     // on 32-bit hosts and is at most `rows * cols` on 64-bit ones.
-    check_len(
-        "scales",
-        row_blocks as u64 * col_blocks as u64,
-        scales.len(),
-    )?;
+    check_len("scales", row_blocks as u64 * col_blocks as u64, scales.len())?;
     if shape.numel() == 0 {
         // N == 0 or K == 0: there is no block.
         return Ok(());
@@ -47,9 +43,7 @@ pub fn per_block_quant_fp8<T: Element>(
             // (n, k) of every valid element of the block, row by row.
             let elements = || {
                 let cols_of_block = cols_of_block.clone();
-                rows_of_block
-                    .clone()
-                    .flat_map(move |n| cols_of_block.clone().map(move |k| (n, k)))
+                rows_of_block.clone().flat_map(move |n| cols_of_block.clone().map(move |k| (n, k)))
             };
 
             let amax = amax(elements().map(|(n, k)| value(n, k)));

@@ -29,11 +29,7 @@ pub fn dequantize_token_group(
     let gs = cfg.group_size.get();
     let groups = cols.div_ceil(gs);
     check_len("q", shape.numel() as u64, q.len())?;
-    check_len(
-        "scales",
-        token_group_scales_len(cfg.layout, rows, groups)?,
-        scales.len(),
-    )?;
+    check_len("scales", token_group_scales_len(cfg.layout, rows, groups)?, scales.len())?;
     check_len("out", shape.numel() as u64, out.len())?;
     if shape.numel() == 0 {
         return Ok(());
@@ -41,9 +37,7 @@ pub fn dequantize_token_group(
 
     for m in 0..rows {
         for k in 0..cols {
-            let at = cfg
-                .layout
-                .index(m as u64, (k / gs) as u64, rows as u64, groups as u64);
+            let at = cfg.layout.index(m as u64, (k / gs) as u64, rows as u64, groups as u64);
             let scale = scales[at as usize];
             out[m * cols + k] = cfg.format.decode(q[m * cols + k]) * scale;
         }
@@ -70,11 +64,7 @@ pub fn dequantize_block(
     let (bn, bk) = (cfg.block_rows, cfg.block_cols);
     let col_blocks = cols.div_ceil(bk);
     check_len("q", shape.numel() as u64, q.len())?;
-    check_len(
-        "scales",
-        rows.div_ceil(bn) as u64 * col_blocks as u64,
-        scales.len(),
-    )?;
+    check_len("scales", rows.div_ceil(bn) as u64 * col_blocks as u64, scales.len())?;
     check_len("out", shape.numel() as u64, out.len())?;
     if shape.numel() == 0 {
         return Ok(());

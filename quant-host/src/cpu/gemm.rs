@@ -43,11 +43,7 @@ pub fn mm_fp8_blockscale(
     check_len("b", (n * k) as u64, b.len())?;
     let a_scales_len = token_group_scales_len(cfg.a_scale_layout, m, k_blocks)?;
     check_len("a_scales", a_scales_len, a_scales.len())?;
-    check_len(
-        "b_scales",
-        (shape.n_blocks() * k_blocks) as u64,
-        b_scales.len(),
-    )?;
+    check_len("b_scales", (shape.n_blocks() * k_blocks) as u64, b_scales.len())?;
     let out_len = match &out {
         GemmOutput::Bf16(c) => c.len(),
         GemmOutput::F32(c) => c.len(),
@@ -66,9 +62,7 @@ pub fn mm_fp8_blockscale(
 
     let decode = |code: u8| cfg.format.decode(code);
     let sa = |row: usize, blk: usize| {
-        let at = cfg
-            .a_scale_layout
-            .index(row as u64, blk as u64, m as u64, k_blocks as u64);
+        let at = cfg.a_scale_layout.index(row as u64, blk as u64, m as u64, k_blocks as u64);
         a_scales[at as usize]
     };
     let sb = |col: usize, blk: usize| b_scales[(col / GEMM_BLOCK) * k_blocks + blk];

@@ -31,25 +31,15 @@ use quant_kernels::ScaleLayout;
 /// passed the wrong shape, and a silent partial write would hide that.
 pub(crate) fn check_len(what: &'static str, expected: u64, actual: usize) -> Result<()> {
     if actual as u64 != expected {
-        return Err(QuantError::BufferLength {
-            what,
-            expected,
-            actual: actual as u64,
-        });
+        return Err(QuantError::BufferLength { what, expected, actual: actual as u64 });
     }
     Ok(())
 }
 
 /// The length of a token-group scale buffer of `rows x groups` in `layout`,
 /// or [`QuantError::TooLarge`] where it does not fit in `u64`.
-pub(crate) fn token_group_scales_len(
-    layout: ScaleLayout,
-    rows: usize,
-    groups: usize,
-) -> Result<u64> {
-    layout
-        .checked_len(rows as u64, groups as u64)
-        .ok_or(QuantError::TooLarge("scale buffer length"))
+pub(crate) fn token_group_scales_len(layout: ScaleLayout, rows: usize, groups: usize) -> Result<u64> {
+    layout.checked_len(rows as u64, groups as u64).ok_or(QuantError::TooLarge("scale buffer length"))
 }
 
 /// The spec's `amax = max(|xs|)`: NaN if any element is NaN (torch semantics).

@@ -26,21 +26,14 @@ pub fn per_token_group_quant_fp8<T: Element>(
     let groups = cols.div_ceil(gs);
     shape.check_buffer("x", x.len())?;
     check_len("q", shape.numel() as u64, q.len())?;
-    check_len(
-        "scales",
-        token_group_scales_len(cfg.layout, rows, groups)?,
-        scales.len(),
-    )?;
+    check_len("scales", token_group_scales_len(cfg.layout, rows, groups)?, scales.len())?;
     if shape.numel() == 0 {
         // M == 0 or K == 0: there is no group, and no scale to write.
         return Ok(());
     }
     // From here every index is below a checked buffer length, so `usize`
     // arithmetic cannot overflow.
-    let scale_at = |m: usize, g: usize| {
-        cfg.layout
-            .index(m as u64, g as u64, rows as u64, groups as u64) as usize
-    };
+    let scale_at = |m: usize, g: usize| cfg.layout.index(m as u64, g as u64, rows as u64, groups as u64) as usize;
 
     for m in 0..rows {
         let x_row = &x[m * stride..][..cols];

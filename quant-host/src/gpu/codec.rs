@@ -8,12 +8,7 @@ use quant_kernels::Fp8Format;
 
 impl Gpu {
     /// Encodes `x` into `codes` (same length), asynchronously.
-    pub fn encode_fp8(
-        &self,
-        x: &CudaSlice<f32>,
-        format: Fp8Format,
-        codes: &mut CudaSlice<u8>,
-    ) -> Result<()> {
+    pub fn encode_fp8(&self, x: &CudaSlice<f32>, format: Fp8Format, codes: &mut CudaSlice<u8>) -> Result<()> {
         self.check_context("x", x.context())?;
         self.check_context("codes", codes.context())?;
         same_len("codes", x.len(), codes.len())?;
@@ -21,30 +16,14 @@ impl Gpu {
     }
 
     /// Decodes `codes` into `y` (same length), asynchronously.
-    pub fn decode_fp8(
-        &self,
-        codes: &CudaSlice<u8>,
-        format: Fp8Format,
-        y: &mut CudaSlice<f32>,
-    ) -> Result<()> {
+    pub fn decode_fp8(&self, codes: &CudaSlice<u8>, format: Fp8Format, y: &mut CudaSlice<f32>) -> Result<()> {
         self.check_context("codes", codes.context())?;
         self.check_context("y", y.context())?;
         same_len("y", codes.len(), y.len())?;
-        self.elementwise(
-            &format!("fp8_decode_{}", format.name()),
-            codes,
-            y,
-            codes.len(),
-        )
+        self.elementwise(&format!("fp8_decode_{}", format.name()), codes, y, codes.len())
     }
 
-    fn elementwise<A, B>(
-        &self,
-        name: &str,
-        src: &CudaSlice<A>,
-        dst: &mut CudaSlice<B>,
-        n: usize,
-    ) -> Result<()>
+    fn elementwise<A, B>(&self, name: &str, src: &CudaSlice<A>, dst: &mut CudaSlice<B>, n: usize) -> Result<()>
     where
         A: cudarc::driver::DeviceRepr,
         B: cudarc::driver::DeviceRepr,
@@ -66,11 +45,7 @@ impl Gpu {
 
 fn same_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
     if expected != actual {
-        return Err(QuantError::BufferLength {
-            what,
-            expected: expected as u64,
-            actual: actual as u64,
-        });
+        return Err(QuantError::BufferLength { what, expected: expected as u64, actual: actual as u64 });
     }
     Ok(())
 }

@@ -13,15 +13,9 @@ pub(crate) const ELEMS_PER_THREAD: u64 = 8;
 /// A 1-D grid of `threads` threads in blocks of [`BLOCK_THREADS`].
 pub(crate) fn linear(threads: u64) -> Result<LaunchConfig> {
     let blocks = threads.div_ceil(BLOCK_THREADS as u64);
-    let blocks = u32::try_from(blocks)
-        .ok()
-        .filter(|&b| b <= i32::MAX as u32)
-        .ok_or(QuantError::TooLarge("grid size"))?;
-    Ok(LaunchConfig {
-        grid_dim: (blocks.max(1), 1, 1),
-        block_dim: (BLOCK_THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    })
+    let blocks =
+        u32::try_from(blocks).ok().filter(|&b| b <= i32::MAX as u32).ok_or(QuantError::TooLarge("grid size"))?;
+    Ok(LaunchConfig { grid_dim: (blocks.max(1), 1, 1), block_dim: (BLOCK_THREADS, 1, 1), shared_mem_bytes: 0 })
 }
 
 /// The grid of `per_token_group_quant_fp8`: `group_size / 8` threads per group.
@@ -37,9 +31,7 @@ pub(crate) fn token_group(rows: u64, groups: u64, group_size: u64) -> Result<Lau
 /// per scale block, on a 2-D grid (x along K, y along N) so no division is
 /// needed to find the block.
 pub(crate) fn block(block_rows: u64, block_cols: u64) -> Result<LaunchConfig> {
-    let x = u32::try_from(block_cols)
-        .ok()
-        .filter(|&x| x <= i32::MAX as u32);
+    let x = u32::try_from(block_cols).ok().filter(|&x| x <= i32::MAX as u32);
     let y = u32::try_from(block_rows).ok().filter(|&y| y <= 65_535);
     match (x, y) {
         (Some(x), Some(y)) => Ok(LaunchConfig {

@@ -71,15 +71,7 @@ impl Gpu {
         let capability = ctx.compute_capability()?;
         let arch = PtxArch::for_capability(capability)?;
         let module = ctx.load_module(arch.ptx().into())?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                stream,
-                module,
-                arch,
-                capability,
-                functions: Mutex::new(HashMap::new()),
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { stream, module, arch, capability, functions: Mutex::new(HashMap::new()) }) })
     }
 
     /// The stream every launch is queued on.
@@ -114,11 +106,7 @@ impl Gpu {
 
     /// Looks a kernel up by name, once per `Gpu`.
     pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
-        let mut functions = self
-            .inner
-            .functions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut functions = self.inner.functions.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = functions.get(name) {
             return Ok(f.clone());
         }

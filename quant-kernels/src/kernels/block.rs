@@ -53,12 +53,7 @@ impl TileSlice {
         let t = thread_index() as u64;
         let col = tile_col + (t % CHUNKS_PER_ROW) * ELEMS_PER_THREAD;
         let valid = col_end.saturating_sub(col).min(ELEMS_PER_THREAD);
-        Self {
-            row0: tile_row + t / CHUNKS_PER_ROW,
-            col,
-            row_end,
-            valid,
-        }
+        Self { row0: tile_row + t / CHUNKS_PER_ROW, col, row_end, valid }
     }
 
     /// Row of chunk `i`, if it is inside the block.
@@ -168,9 +163,7 @@ unsafe fn quantize_block<T: Load8>(
         let scale = group_scale(cta_amax(tile_amax::<T>(&v)), eps, fp8_max, mode);
         store_tile::<T>(format, q, cols, slice, &v, Divider::new(scale), fp8_max);
         if thread_index() == 0 {
-            scales
-                .add((by as u64 * cols.div_ceil(bk) + bx as u64) as usize)
-                .write(scale);
+            scales.add((by as u64 * cols.div_ceil(bk) + bx as u64) as usize).write(scale);
         }
         return;
     }
@@ -200,9 +193,7 @@ unsafe fn quantize_block<T: Load8>(
         tr += TILE;
     }
     if thread_index() == 0 {
-        scales
-            .add((by as u64 * cols.div_ceil(bk) + bx as u64) as usize)
-            .write(scale);
+        scales.add((by as u64 * cols.div_ceil(bk) + bx as u64) as usize).write(scale);
     }
 }
 

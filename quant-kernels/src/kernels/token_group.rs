@@ -68,17 +68,9 @@ unsafe fn quantize_groups<T: Load8, const GS: u64>(
     let t = global_thread_index();
     let (group, lane) = (t / threads_per_group, t % threads_per_group);
     let active = group < rows * groups;
-    let (row, g) = if active {
-        divmod(group, groups)
-    } else {
-        (0, 0)
-    };
+    let (row, g) = if active { divmod(group, groups) } else { (0, 0) };
     let col0 = g * GS + lane * ELEMS_PER_THREAD;
-    let valid = if active {
-        cols.saturating_sub(col0).min(ELEMS_PER_THREAD)
-    } else {
-        0
-    };
+    let valid = if active { cols.saturating_sub(col0).min(ELEMS_PER_THREAD) } else { 0 };
 
     // 1. Load this thread's eight elements (zeros past the row's end).
     let src = x.add((row * row_stride + col0) as usize);
@@ -101,16 +93,12 @@ unsafe fn quantize_groups<T: Load8, const GS: u64>(
     store_chunk(dst, codes, valid);
     if active && lane == 0 {
         let layout = decode_layout(layout);
-        scales
-            .add(layout.index(row, g, rows, groups) as usize)
-            .write(scale);
+        scales.add(layout.index(row, g, rows, groups) as usize).write(scale);
         if row + 1 == rows {
             // The last row also zeroes the TMA padding rows of its column.
             let mut m = rows;
             while m < layout.padded_rows(rows) {
-                scales
-                    .add(layout.index(m, g, rows, groups) as usize)
-                    .write(0.0);
+                scales.add(layout.index(m, g, rows, groups) as usize).write(0.0);
                 m += 1;
             }
         }

@@ -1,0 +1,235 @@
+//! `fp8q`: quantize safetensors checkpoints to DeepSeek-style block-scale fp8.
+//!
+//! A thin command line over `quant_host::checkpoint`; run with no arguments
+//! for a self-contained demonstration on a synthetic checkpoint.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use quant_host::checkpoint::{self, demo, DeviceChoice, Progress, QuantizeOptions, Selector};
+use quant_host::{BlockConfig, Device, Fp8Format, ScaleMode};
+use std::cell::Cell;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Quantize safetensors checkpoints to block-scale fp8 (DeepSeek-V3/V4 style).
+///
+/// With no subcommand, writes a small synthetic checkpoint with DeepSeek-V4-Pro
+/// projection shapes to a temporary folder, quantizes it, verifies it and
+/// prints a report.
+#[derive(Parser, Debug)]
+#[command(name = "fp8q", version)]
+struct Cli {
+    /// Where the kernels run: the GPU when there is one (auto), or forced.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto, global = true)]
+    device: DeviceArg,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Quantize the linear weights of a checkpoint; copy everything else.
+    Quantize(QuantizeArgs),
+    /// Compare a quantized checkpoint with its original; exit 2 on a failure.
+    Verify {
+        /// The original checkpoint (file or folder).
+        original: PathBuf,
+        /// The quantized checkpoint (file or folder).
+        quantized: PathBuf,
+    },
+    /// Benchmark the kernels (needs a GPU).
+    Bench(quant_host::bench::BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct QuantizeArgs {
+    /// A .safetensors file, or a folder with model.safetensors.index.json and
+    /// shards (or with model.safetensors).
+    input: PathBuf,
+    /// The output file or folder (same kind as the input).
+    output: PathBuf,
+    /// Regex over tensor names selecting the weights to quantize. Default:
+    /// names ending in `.weight`, minus embeddings, norms, the LM head and MoE
+    /// routers (see --exclude), 2-D tensors only. An explicit pattern drops
+    /// the default exclude, and every tensor it selects must be a 2-D
+    /// BF16/F16/F32 matrix.
+    #[arg(long)]
+    pattern: Option<String>,
+    /// Regex over tensor names to leave unquantized. Default (with the default
+    /// pattern): `embed|norm|(^|\.)(lm_head|head|output|gate|router|wte|wpe)\.weight$`.
+    #[arg(long)]
+    exclude: Option<String>,
+    /// fp8 format of the codes.
+    #[arg(long, value_enum, default_value_t = FormatArg::E4m3fn)]
+    format: FormatArg,
+    /// Block scales as any f32 (float) or as powers of two (ue8m0, DeepSeek-V4).
+    #[arg(long, value_enum, default_value_t = ScaleArg::Float)]
+    scale_fmt: ScaleArg,
+    /// Block size: `N` for NxN blocks or `NxK`.
+    #[arg(long, default_value = "128", value_parser = parse_block)]
+    block_size: (usize, usize),
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DeviceArg {
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FormatArg {
+    E4m3fn,
+    E4m3fnuz,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ScaleArg {
+    Float,
+    Ue8m0,
+}
+
+fn parse_block(s: &str) -> Result<(usize, usize), String> {
+    let parse = |v: &str| match v.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{v}` is not a positive block size")),
+    };
+    match s.split_once(['x', 'X']) {
+        Some((r, c)) => Ok((parse(r)?, parse(c)?)),
+        None => parse(s).map(|n| (n, n)),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fp8q: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let choice = match cli.device {
+        DeviceArg::Auto => DeviceChoice::Auto,
+        DeviceArg::Cpu => DeviceChoice::Cpu,
+        DeviceArg::Gpu => DeviceChoice::Gpu,
+    };
+    match cli.command {
+        None => default_run(choice),
+        Some(Command::Quantize(args)) => {
+            let selected = checkpoint::select_device(choice)?;
+            eprintln!("fp8q: device {} ({})", checkpoint::device_choice::describe(&selected.device), selected.reason);
+            let opts = QuantizeOptions {
+                block: BlockConfig {
+                    format: match args.format {
+                        FormatArg::E4m3fn => Fp8Format::E4M3Fn,
+                        FormatArg::E4m3fnuz => Fp8Format::E4M3Fnuz,
+                    },
+                    scale_mode: match args.scale_fmt {
+                        ScaleArg::Float => ScaleMode::Float,
+                        ScaleArg::Ue8m0 => ScaleMode::Ue8m0,
+                    },
+                    block_rows: args.block_size.0,
+                    block_cols: args.block_size.1,
+                    ..BlockConfig::default()
+                },
+                selector: Selector::new(args.pattern.as_deref(), args.exclude.as_deref())?,
+                overwrite: args.force,
+            };
+            let bar = Bar::new("quantize");
+            let report = checkpoint::quantize(&args.input, &args.output, &opts, &selected.device, &bar)?;
+            drop(bar);
+            print!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Verify { original, quantized }) => {
+            let bar = Bar::new("verify");
+            let report = checkpoint::verify(&original, &quantized, &bar)?;
+            drop(bar);
+            print!("{report}");
+            Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        Some(Command::Bench(args)) => match Device::best_available() {
+            (Device::Cpu, why) => {
+                let why = why.map(|e| format!(": {e}")).unwrap_or_default();
+                println!("the kernel benchmark needs a GPU{why}");
+                Ok(ExitCode::SUCCESS)
+            }
+            (Device::Cuda(_), _) => {
+                quant_host::bench::run(&args)?;
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+    }
+}
+
+/// `fp8q` with no arguments: the synthetic end-to-end run.
+fn default_run(choice: DeviceChoice) -> anyhow::Result<ExitCode> {
+    let selected = checkpoint::select_device(choice)?;
+    let work = tempfile::Builder::new().prefix("fp8q-demo-").tempdir().context("creating a temporary folder")?;
+    println!("fp8q: no arguments, so a demonstration on a synthetic checkpoint (see `fp8q --help`)");
+    println!("  device:    {} ({})", checkpoint::device_choice::describe(&selected.device), selected.reason);
+    println!(
+        "  checkpoint: {} tensors in 2 shards under {} (removed afterwards)",
+        demo::SYNTHETIC.len(),
+        work.path().display()
+    );
+    let bar = Bar::new("quantize");
+    let report = demo::run_demo(work.path(), &selected.device, &bar)?;
+    drop(bar);
+    print!("{}", report.quantize);
+    print!("{}", report.verify);
+    Ok(if report.verify.passed() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// A progress bar over input bytes, on stderr, hidden when stderr is not a terminal.
+struct Bar {
+    bar: ProgressBar,
+    tensors: Cell<u64>,
+    done: Cell<u64>,
+}
+
+impl Bar {
+    fn new(what: &'static str) -> Self {
+        let target =
+            if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let bar = ProgressBar::with_draw_target(Some(0), target).with_prefix(what);
+        let style = ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {decimal_bytes}/{decimal_total_bytes} ({decimal_bytes_per_sec}, eta {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        Self { bar, tensors: Cell::new(0), done: Cell::new(0) }
+    }
+}
+
+impl Progress for Bar {
+    fn begin(&self, tensors: u64, bytes: u64) {
+        self.tensors.set(tensors);
+        self.bar.set_length(bytes);
+    }
+
+    fn tensor_done(&self, name: &str, bytes: u64) {
+        self.done.set(self.done.get() + 1);
+        self.bar.inc(bytes);
+        self.bar.set_message(format!("{}/{} {name}", self.done.get(), self.tensors.get()));
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,37 @@
+//! The `fp8q` checkpoint tool as a library: quantize the linear weights of a
+//! safetensors checkpoint to block-scale fp8 the way DeepSeek ships V3/V4
+//! (fp8 `weight` + f32 `weight_scale_inv`, 128x128 blocks), and verify the
+//! result against the original.
+//!
+//! The binary `fp8q` is a thin command-line layer over [`quantize`],
+//! [`verify`] and [`demo::run_demo`]; tests call these directly.
+//!
+//! One concept per file: [`select`] (which names), [`plan`] (what happens to
+//! each tensor), [`reader`] / [`writer`] (safetensors in and out, streamed),
+//! [`index`] and [`config_json`] (the JSON around the shards), [`output`]
+//! (all-or-nothing output), [`engine`] (the device), [`report`] (results).
+
+pub mod config_json;
+pub mod demo;
+pub mod device_choice;
+pub mod engine;
+pub mod error;
+pub mod index;
+pub mod output;
+pub mod plan;
+pub mod progress;
+pub mod quantize;
+pub mod reader;
+pub mod report;
+pub mod select;
+pub mod source;
+pub mod verify;
+pub mod writer;
+
+pub use device_choice::{select_device, DeviceChoice, SelectedDevice};
+pub use error::{CheckpointError, Result};
+pub use progress::{Progress, Silent};
+pub use quantize::{quantize, QuantizeOptions};
+pub use report::{ErrorStats, Outcome, QuantizeReport, TensorCheck, VerifyReport};
+pub use select::Selector;
+pub use verify::verify;
