@@ -194,23 +194,26 @@ fn subnormal_f32_inputs_below_eps_quantize_to_zero() {
 }
 
 #[test]
-fn subnormal_scale_from_a_tiny_eps_stays_finite() {
-    // eps = the smallest f32 subnormal is valid; a group of f32 subnormals
-    // then gets a subnormal scale with few significant bits. Nothing may turn
-    // into NaN or inf, and the largest value still lands near fp8_max.
+fn subnormal_inputs_with_the_smallest_eps_stay_finite() {
+    // The smallest accepted eps makes eps / fp8_max = f32::MIN_POSITIVE (a
+    // smaller one is rejected: see cpu_bad_input). A group of f32 subnormals
+    // then gets exactly that scale; nothing turns into NaN or inf, and each
+    // value dequantizes within half an fp8 subnormal step of itself.
     for cfg in all_configs() {
-        let cfg = TokenGroupConfig { eps: f32::from_bits(1), ..cfg };
+        let fp8_max = cfg.fp8_max.unwrap_or(cfg.format.max_finite());
+        let cfg = TokenGroupConfig { eps: fp8_max * f32::MIN_POSITIVE, ..cfg };
         let xs: Vec<f32> = (1..=32u32).map(|i| f32::from_bits(i * 2000)).collect();
         let (q, scales) = quantize_row(&cfg, &xs);
-        assert!(scales[0] > 0.0 && scales[0] < f32::MIN_POSITIVE, "{cfg:?}: {:e}", scales[0]);
-        let top = reference_decode(cfg.format, q[31]).unwrap();
-        assert!(top > cfg.format.max_finite() as f64 / 2.0 - 16.0, "{cfg:?}: top code {top}");
+        assert_eq!(scales[0], f32::MIN_POSITIVE, "{cfg:?}");
+        assert!(q.iter().all(|&c| !cfg.format.is_nan_code(c)), "{cfg:?}: {q:?}");
         let mut out = vec![0f32; 32];
         cpu::dequantize_token_group(&q, &scales, 1, 32, &cfg, &mut out).unwrap();
+        let half_step = reference_decode(cfg.format, 1).unwrap() / 2.0 * f32::MIN_POSITIVE as f64;
         for (&x, &y) in xs.iter().zip(&out) {
-            // Half an fp8 ulp (1/16 relative) plus the scale's own rounding.
-            assert!((x - y).abs() <= 0.1 * xs[31], "{cfg:?}: {x:e} -> {y:e}");
+            assert!(((x - y).abs() as f64) <= half_step, "{cfg:?}: {x:e} -> {y:e}");
         }
+        // The largest value is a nonzero code: the group is not flushed.
+        assert_ne!(q[31] & 0x7F, 0, "{cfg:?}");
     }
 }
 

@@ -134,7 +134,7 @@ impl HostData {
     /// that is not a whole number of elements.
     pub fn from_le_bytes(dtype: Dtype, bytes: &[u8]) -> Option<Self> {
         fn words<const N: usize, T>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Option<Vec<T>> {
-            if bytes.len() % N != 0 {
+            if !bytes.len().is_multiple_of(N) {
                 return None;
             }
             Some(bytes.chunks_exact(N).map(|c| f(c.try_into().unwrap_or([0; N]))).collect())
