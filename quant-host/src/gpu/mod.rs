@@ -4,12 +4,15 @@
 //! machines without CUDA, and [`Gpu::new`] returns [`QuantError::NoDriver`] there.
 
 mod block;
+mod gemm;
 mod launch;
 mod ptx;
 mod token_group;
 
 pub use ptx::PtxArch;
 pub(crate) use block::per_block_quant;
+pub use gemm::GpuGemmOut;
+pub(crate) use gemm::mm_fp8_blockscale;
 pub(crate) use token_group::per_token_group_quant;
 
 use crate::error::{QuantError, Result};
@@ -30,6 +33,8 @@ struct Inner {
     arch: PtxArch,
     capability: (i32, i32),
     functions: Mutex<HashMap<String, CudaFunction>>,
+    /// Workspace of the split-K decode GEMM, grown on demand.
+    gemm_scratch: Mutex<Option<gemm::SplitScratch>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -77,6 +82,7 @@ impl Gpu {
                 arch,
                 capability,
                 functions: Mutex::new(HashMap::new()),
+                gemm_scratch: Mutex::new(None),
             }),
         })
     }
@@ -120,6 +126,17 @@ impl Gpu {
         let f = self.inner.module.load_function(name)?;
         functions.insert(name.to_owned(), f.clone());
         Ok(f)
+    }
+
+    /// The number of streaming multiprocessors (for grid sizing).
+    pub(crate) fn multiprocessor_count(&self) -> Result<i32> {
+        use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
+        Ok(self.inner.stream.context().attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?)
+    }
+
+    /// The split-K GEMM workspace; held locked while a launch is queued.
+    pub(crate) fn gemm_scratch(&self) -> std::sync::MutexGuard<'_, Option<gemm::SplitScratch>> {
+        self.inner.gemm_scratch.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Errors unless `ctx` is this device's context.

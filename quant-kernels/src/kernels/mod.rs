@@ -20,6 +20,7 @@ macro_rules! unroll8 {
 }
 
 pub mod encode;
+pub mod gemm;
 pub mod token_group;
 
 use crate::element::{bf16_to_f32, f16_to_f32};
