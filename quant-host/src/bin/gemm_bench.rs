@@ -3,8 +3,8 @@
 //! Inputs are random valid fp8 codes (no NaN codes, not zeros) and random
 //! positive scales. When one operand set is smaller than about 2.5x the L2
 //! cache, several copies are rotated so the timing measures device memory,
-//! not L2. Each launch is timed with CUDA events; the table shows the median
-//! of the repetitions after a warm-up. The M <= 16 rows compare the time with
+//! not L2. Batches of 20 launches are timed with CUDA events; the table shows
+//! the median per-launch time over 7 batches after a warm-up. The M <= 16 rows compare the time with
 //! reading B once at the device-to-device copy bandwidth measured in the same
 //! run (bytes read plus written). If the file named by `CUBLAS_TIMES` exists
 //! (lines `M N K microseconds`, written by bench/cublas_bf16.py through
@@ -62,20 +62,28 @@ fn median(mut v: Vec<f32>) -> f32 {
     v[v.len() / 2]
 }
 
-/// Median milliseconds of `f` over `reps` event-timed runs after `warmup`.
-fn time_ms(dev: &Device, warmup: usize, reps: usize, mut f: impl FnMut(usize) -> AnyResult<()>) -> AnyResult<f32> {
+/// Milliseconds per call of `f`: the median over `reps` batches of `batch`
+/// back-to-back calls, each batch between two CUDA events (so host launch
+/// overhead overlaps the GPU work instead of being timed), after `warmup` calls.
+fn time_ms(dev: &Device, warmup: usize, reps: usize, batch: usize, mut f: impl FnMut(usize) -> AnyResult<()>) -> AnyResult<f32> {
     let Device::Cuda(gpu) = dev else { return Err("no GPU".into()) };
     let stream = gpu.stream();
+    let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
     for i in 0..warmup {
         f(i)?;
     }
+    stream.synchronize()?;
     let mut times = Vec::with_capacity(reps);
-    for i in 0..reps {
-        let start = stream.record_event(None)?;
-        f(warmup + i)?;
-        let end = stream.record_event(None)?;
+    let mut i = warmup;
+    for _ in 0..reps {
+        let start = stream.record_event(timing)?;
+        for _ in 0..batch {
+            f(i)?;
+            i += 1;
+        }
+        let end = stream.record_event(timing)?;
         end.synchronize()?;
-        times.push(start.elapsed_ms(&end)?);
+        times.push(start.elapsed_ms(&end)? / batch as f32);
     }
     Ok(median(times))
 }
@@ -90,7 +98,7 @@ fn main() -> AnyResult<()> {
     let bytes = 1usize << 30;
     let src = stream.alloc_zeros::<u8>(bytes)?;
     let mut dst = stream.alloc_zeros::<u8>(bytes)?;
-    let copy_ms = time_ms(&dev, 2, 10, |_| Ok(stream.memcpy_dtod(&src, &mut dst)?))?;
+    let copy_ms = time_ms(&dev, 2, 10, 1, |_| Ok(stream.memcpy_dtod(&src, &mut dst)?))?;
     let copy_bw = 2.0 * bytes as f64 / (copy_ms as f64 * 1e-3);
     drop((src, dst));
 
@@ -144,7 +152,7 @@ fn main() -> AnyResult<()> {
             for _ in 0..copies {
                 outs.push(GemmTensor::Bf16(dev.zeros(MatrixShape::new(m, n)?)?));
             }
-            let ms = time_ms(&dev, 3, 30, |i| {
+            let ms = time_ms(&dev, 3, 7, 20, |i| {
                 let s = &sets[i % copies];
                 dev.mm_fp8_blockscale_into(&s.a, &s.sa, &s.b, &s.sb, &cfg, &mut outs[i % copies])?;
                 Ok(())

@@ -152,6 +152,16 @@ unsafe fn ldg16(p: *const u8) -> [u32; 4] {
     [a, b, c, d]
 }
 
+/// `x`, hidden from the optimiser (a side-effecting move) so that values
+/// derived from it are recomputed where used rather than hoisted.
+#[inline(always)]
+fn opaque(x: u32) -> u32 {
+    let mut x = x;
+    // SAFETY: a register move.
+    unsafe { asm!("mov.b32 {0}, {0};", inout(reg32) x, options(nomem, nostack)) };
+    x
+}
+
 #[inline(always)]
 fn prmt(a: u32, b: u32, sel: u32) -> u32 {
     let d: u32;
@@ -437,6 +447,10 @@ impl Problem {
 /// `n0..` into stage buffers at shared addresses `a_s`, `b_s`, `sc_s`.
 #[inline(always)]
 unsafe fn load_stage(p: &Problem, tid: u32, m0: u32, n0: u32, kb: u32, a_s: u32, b_s: u32, sc_s: u32) {
+    // Re-derive the row addresses every stage instead of letting the loop
+    // keep eight 64-bit row pointers live: registers are the main kernel's
+    // limit (accumulators and k-block partials take 128).
+    let tid = opaque(tid);
     let chunk = tid % 8;
     let k_off = kb * TILE + chunk * 16;
     let valid = if p.k > k_off { (p.k - k_off).min(16) } else { 0 };
