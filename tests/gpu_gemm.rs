@@ -11,7 +11,10 @@
 use half::bf16;
 use quant_host::cpu;
 use quant_host::gemm::{GemmOutput, GemmTensor};
-use quant_host::{BlockConfig, Device, Fp8Format, GemmConfig, GemmShape, MatrixShape, OutputType, ScaleLayout, Tensor, TokenGroupConfig};
+use quant_host::{
+    BlockConfig, Device, Fp8Format, GemmConfig, GemmShape, MatrixShape, OutputType, ScaleLayout,
+    Tensor, TokenGroupConfig,
+};
 
 /// splitmix64: small, fast, good enough for test data.
 struct Rng(u64);
@@ -37,7 +40,10 @@ impl Rng {
 }
 
 fn seed() -> u64 {
-    let s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    let s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
     eprintln!("seed {s}");
     s
 }
@@ -46,7 +52,10 @@ fn seed() -> u64 {
 /// and contain outliers (so codes span the format), filled by several threads.
 fn random_bf16(rows: usize, cols: usize, seed: u64) -> Vec<bf16> {
     let mut data = vec![bf16::ZERO; rows * cols];
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(16);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(16);
     let chunk_rows = rows.div_ceil(threads).max(1);
     std::thread::scope(|s| {
         for (ci, chunk) in data.chunks_mut((chunk_rows * cols).max(1)).enumerate() {
@@ -74,7 +83,11 @@ struct Operand {
 }
 
 fn quant_a(x: &[bf16], m: usize, k: usize, format: Fp8Format, layout: ScaleLayout) -> Operand {
-    let cfg = TokenGroupConfig { format, layout, ..Default::default() };
+    let cfg = TokenGroupConfig {
+        format,
+        layout,
+        ..Default::default()
+    };
     let shape = MatrixShape::new(m, k).unwrap();
     let groups = k.div_ceil(128);
     let mut codes = vec![0u8; m * k];
@@ -86,20 +99,31 @@ fn quant_a(x: &[bf16], m: usize, k: usize, format: Fp8Format, layout: ScaleLayou
 /// Block quantization of B, in parallel over 128-row bands (each band's
 /// scales are independent of the others).
 fn quant_b(w: &[bf16], n: usize, k: usize, format: Fp8Format) -> Operand {
-    let cfg = BlockConfig { format, ..Default::default() };
+    let cfg = BlockConfig {
+        format,
+        ..Default::default()
+    };
     let kb = k.div_ceil(128);
     let mut codes = vec![0u8; n * k];
     let mut scales = vec![0f32; n.div_ceil(128) * kb];
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(16);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(16);
     let bands = n.div_ceil(128);
     let bands_per = bands.div_ceil(threads).max(1);
     let rows_per = bands_per * 128;
     std::thread::scope(|s| {
-        for ((wc, qc), sc) in w.chunks(rows_per * k).zip(codes.chunks_mut(rows_per * k)).zip(scales.chunks_mut(bands_per * kb)) {
+        for ((wc, qc), sc) in w
+            .chunks(rows_per * k)
+            .zip(codes.chunks_mut(rows_per * k))
+            .zip(scales.chunks_mut(bands_per * kb))
+        {
             let cfg = &cfg;
             s.spawn(move || {
                 let rows = wc.len() / k;
-                cpu::per_block_quant_fp8(wc, MatrixShape::new(rows, k).unwrap(), cfg, qc, sc).unwrap();
+                cpu::per_block_quant_fp8(wc, MatrixShape::new(rows, k).unwrap(), cfg, qc, sc)
+                    .unwrap();
             });
         }
     });
@@ -123,10 +147,18 @@ struct OnDevice {
 
 fn upload(dev: &Device, a: &Operand, b: &Operand, m: usize, n: usize, k: usize) -> OnDevice {
     OnDevice {
-        a: dev.upload(&a.codes, MatrixShape::new(m, k).unwrap()).unwrap(),
-        sa: dev.upload(&a.scales, MatrixShape::new(1, a.scales.len()).unwrap()).unwrap(),
-        b: dev.upload(&b.codes, MatrixShape::new(n, k).unwrap()).unwrap(),
-        sb: dev.upload(&b.scales, MatrixShape::new(1, b.scales.len()).unwrap()).unwrap(),
+        a: dev
+            .upload(&a.codes, MatrixShape::new(m, k).unwrap())
+            .unwrap(),
+        sa: dev
+            .upload(&a.scales, MatrixShape::new(1, a.scales.len()).unwrap())
+            .unwrap(),
+        b: dev
+            .upload(&b.codes, MatrixShape::new(n, k).unwrap())
+            .unwrap(),
+        sb: dev
+            .upload(&b.scales, MatrixShape::new(1, b.scales.len()).unwrap())
+            .unwrap(),
     }
 }
 
@@ -137,12 +169,23 @@ fn run_gpu(dev: &Device, ops: &OnDevice, m: usize, n: usize, cfg: &GemmConfig) -
         OutputType::Bf16 => GemmTensor::Bf16(dev.upload(&vec![bf16::NAN; m * n], shape).unwrap()),
         OutputType::F32 => GemmTensor::F32(dev.upload(&vec![f32::NAN; m * n], shape).unwrap()),
     };
-    dev.mm_fp8_blockscale_into(&ops.a, &ops.sa, &ops.b, &ops.sb, cfg, &mut c).unwrap();
+    dev.mm_fp8_blockscale_into(&ops.a, &ops.sa, &ops.b, &ops.sb, cfg, &mut c)
+        .unwrap();
     c.to_f32_vec().unwrap()
 }
 
 /// `C[row, col]` in f64, straight from the spec's formula.
-fn reference_element(a: &Operand, b: &Operand, m: usize, k: usize, cfg: &GemmConfig, row: usize, col: usize, table: &[f64; 256]) -> f64 {
+#[allow(clippy::too_many_arguments)]
+fn reference_element(
+    a: &Operand,
+    b: &Operand,
+    m: usize,
+    k: usize,
+    cfg: &GemmConfig,
+    row: usize,
+    col: usize,
+    table: &[f64; 256],
+) -> f64 {
     let kb = k.div_ceil(128);
     let mut total = 0f64;
     for blk in 0..kb {
@@ -150,7 +193,9 @@ fn reference_element(a: &Operand, b: &Operand, m: usize, k: usize, cfg: &GemmCon
         for i in blk * 128..((blk + 1) * 128).min(k) {
             partial += table[a.codes[row * k + i] as usize] * table[b.codes[col * k + i] as usize];
         }
-        let sa = a.scales[cfg.a_scale_layout.index(row as u64, blk as u64, m as u64, kb as u64) as usize] as f64;
+        let sa = a.scales[cfg
+            .a_scale_layout
+            .index(row as u64, blk as u64, m as u64, kb as u64) as usize] as f64;
         let sb = b.scales[(col / 128) * kb + blk] as f64;
         total += sa * sb * partial;
     }
@@ -167,18 +212,47 @@ fn tolerance(output: OutputType) -> f64 {
 /// Checks one GPU result; `full` compares every element with the CPU
 /// reference, otherwise `samples` random elements with the f64 formula.
 #[allow(clippy::too_many_arguments)]
-fn check(label: &str, c: &[f32], a: &Operand, b: &Operand, m: usize, n: usize, k: usize, cfg: &GemmConfig, samples: Option<usize>, rng: &mut Rng) {
+fn check(
+    label: &str,
+    c: &[f32],
+    a: &Operand,
+    b: &Operand,
+    m: usize,
+    n: usize,
+    k: usize,
+    cfg: &GemmConfig,
+    samples: Option<usize>,
+    rng: &mut Rng,
+) {
     assert_eq!(c.len(), m * n);
     if let Some(i) = c.iter().position(|v| !v.is_finite()) {
-        panic!("{label}: C[{}, {}] = {} (unwritten or wrong)", i / n.max(1), i % n.max(1), c[i]);
+        panic!(
+            "{label}: C[{}, {}] = {} (unwritten or wrong)",
+            i / n.max(1),
+            i % n.max(1),
+            c[i]
+        );
     }
     let (mut max_err, mut max_ref) = (0f64, 0f64);
     match samples {
         None => {
             let shape = GemmShape::new(m, n, k).unwrap();
             let mut r = vec![0f32; m * n];
-            let f32_cfg = GemmConfig { output: OutputType::F32, ..*cfg };
-            cpu::mm_fp8_blockscale(&a.codes, &a.scales, &b.codes, &b.scales, shape, &f32_cfg, cpu::Accumulation::F64, GemmOutput::F32(&mut r)).unwrap();
+            let f32_cfg = GemmConfig {
+                output: OutputType::F32,
+                ..*cfg
+            };
+            cpu::mm_fp8_blockscale(
+                &a.codes,
+                &a.scales,
+                &b.codes,
+                &b.scales,
+                shape,
+                &f32_cfg,
+                cpu::Accumulation::F64,
+                GemmOutput::F32(&mut r),
+            )
+            .unwrap();
             for (x, y) in c.iter().zip(&r) {
                 max_err = max_err.max((*x as f64 - *y as f64).abs());
                 max_ref = max_ref.max((*y as f64).abs());
@@ -204,13 +278,30 @@ fn check(label: &str, c: &[f32], a: &Operand, b: &Operand, m: usize, n: usize, k
             }
         }
     }
-    let rel = if max_ref > 0.0 { max_err / max_ref } else { max_err };
-    assert!(rel < tolerance(cfg.output), "{label}: max|C - C_ref| / max|C_ref| = {rel:e} (max err {max_err:e}, max ref {max_ref:e})");
+    let rel = if max_ref > 0.0 {
+        max_err / max_ref
+    } else {
+        max_err
+    };
+    assert!(
+        rel < tolerance(cfg.output),
+        "{label}: max|C - C_ref| / max|C_ref| = {rel:e} (max err {max_err:e}, max ref {max_ref:e})"
+    );
 }
 
 /// One problem in all the configurations asked for, A quantized per layout.
 #[allow(clippy::too_many_arguments)]
-fn run_case(dev: &Device, m: usize, n: usize, k: usize, format: Fp8Format, layouts: &[ScaleLayout], outputs: &[OutputType], b: Option<(&Operand, &Tensor<u8>, &Tensor<f32>)>, rng: &mut Rng) {
+fn run_case(
+    dev: &Device,
+    m: usize,
+    n: usize,
+    k: usize,
+    format: Fp8Format,
+    layouts: &[ScaleLayout],
+    outputs: &[OutputType],
+    b: Option<(&Operand, &Tensor<u8>, &Tensor<f32>)>,
+    rng: &mut Rng,
+) {
     let x = random_bf16(m, k, rng.next_u64());
     let owned_b;
     let (b_host, b_dev, sb_dev) = match b {
@@ -218,8 +309,12 @@ fn run_case(dev: &Device, m: usize, n: usize, k: usize, format: Fp8Format, layou
         None => {
             let w = random_bf16(n, k, rng.next_u64());
             let q = quant_b(&w, n, k, format);
-            let bd = dev.upload(&q.codes, MatrixShape::new(n, k).unwrap()).unwrap();
-            let sbd = dev.upload(&q.scales, MatrixShape::new(1, q.scales.len()).unwrap()).unwrap();
+            let bd = dev
+                .upload(&q.codes, MatrixShape::new(n, k).unwrap())
+                .unwrap();
+            let sbd = dev
+                .upload(&q.scales, MatrixShape::new(1, q.scales.len()).unwrap())
+                .unwrap();
             owned_b = (q, bd, sbd);
             (&owned_b.0, &owned_b.1, &owned_b.2)
         }
@@ -228,16 +323,40 @@ fn run_case(dev: &Device, m: usize, n: usize, k: usize, format: Fp8Format, layou
     for &layout in layouts {
         let a = quant_a(&x, m, k, format, layout);
         let ops = OnDevice {
-            a: dev.upload(&a.codes, MatrixShape::new(m, k).unwrap()).unwrap(),
-            sa: dev.upload(&a.scales, MatrixShape::new(1, a.scales.len()).unwrap()).unwrap(),
+            a: dev
+                .upload(&a.codes, MatrixShape::new(m, k).unwrap())
+                .unwrap(),
+            sa: dev
+                .upload(&a.scales, MatrixShape::new(1, a.scales.len()).unwrap())
+                .unwrap(),
             b: Tensor::from_cuda(b_dev.as_cuda().unwrap().clone(), b_dev.shape()).unwrap(),
             sb: Tensor::from_cuda(sb_dev.as_cuda().unwrap().clone(), sb_dev.shape()).unwrap(),
         };
         for &output in outputs {
-            let cfg = GemmConfig { format, a_scale_layout: layout, output };
-            let label = format!("M={m} N={n} K={k} {} {} {:?}", format.name(), layout.name(), output);
+            let cfg = GemmConfig {
+                format,
+                a_scale_layout: layout,
+                output,
+            };
+            let label = format!(
+                "M={m} N={n} K={k} {} {} {:?}",
+                format.name(),
+                layout.name(),
+                output
+            );
             let c = run_gpu(dev, &ops, m, n, &cfg);
-            check(&label, &c, &a, b_host, m, n, k, &cfg, if full { None } else { Some(512) }, rng);
+            check(
+                &label,
+                &c,
+                &a,
+                b_host,
+                m,
+                n,
+                k,
+                &cfg,
+                if full { None } else { Some(512) },
+                rng,
+            );
         }
     }
 }
@@ -260,7 +379,17 @@ fn small_odd_shapes() {
             for &k in &ks {
                 let format = Fp8Format::ALL[i % 2];
                 i += 1;
-                run_case(&dev, m, n, k, format, &ScaleLayout::ALL, &OUTPUTS, None, &mut rng);
+                run_case(
+                    &dev,
+                    m,
+                    n,
+                    k,
+                    format,
+                    &ScaleLayout::ALL,
+                    &OUTPUTS,
+                    None,
+                    &mut rng,
+                );
             }
         }
     }
@@ -281,9 +410,25 @@ fn small_random_tails() {
         run_case(&dev, m, n, k, format, &[layout], &OUTPUTS, None, &mut rng);
     }
     // K = 7000 (a tail of 88) and aligned K with M at the path boundary.
-    for (m, n, k) in [(16, 2112, 7000), (17, 576, 7000), (200, 300, 7000), (16, 512, 7168), (300, 257, 2048)] {
+    for (m, n, k) in [
+        (16, 2112, 7000),
+        (17, 576, 7000),
+        (200, 300, 7000),
+        (16, 512, 7168),
+        (300, 257, 2048),
+    ] {
         for format in Fp8Format::ALL {
-            run_case(&dev, m, n, k, format, &ScaleLayout::ALL, &OUTPUTS, None, &mut rng);
+            run_case(
+                &dev,
+                m,
+                n,
+                k,
+                format,
+                &ScaleLayout::ALL,
+                &OUTPUTS,
+                None,
+                &mut rng,
+            );
         }
     }
 }
@@ -323,10 +468,24 @@ fn model_shapes() {
             let w = random_bf16(n, k, rng.next_u64());
             let q = quant_b(&w, n, k, format);
             drop(w);
-            let bd = dev.upload(&q.codes, MatrixShape::new(n, k).unwrap()).unwrap();
-            let sbd = dev.upload(&q.scales, MatrixShape::new(1, q.scales.len()).unwrap()).unwrap();
+            let bd = dev
+                .upload(&q.codes, MatrixShape::new(n, k).unwrap())
+                .unwrap();
+            let sbd = dev
+                .upload(&q.scales, MatrixShape::new(1, q.scales.len()).unwrap())
+                .unwrap();
             for m in [1, 37, 256] {
-                run_case(&dev, m, n, k, format, &ScaleLayout::ALL, &OUTPUTS, Some((&q, &bd, &sbd)), &mut rng);
+                run_case(
+                    &dev,
+                    m,
+                    n,
+                    k,
+                    format,
+                    &ScaleLayout::ALL,
+                    &OUTPUTS,
+                    Some((&q, &bd, &sbd)),
+                    &mut rng,
+                );
             }
         }
     }
@@ -338,25 +497,56 @@ fn model_shapes() {
 fn small_bad_input() {
     let dev = gpu();
     let (m, n, k) = (4, 8, 256);
-    let a = dev.upload(&vec![0x38u8; m * k], MatrixShape::new(m, k).unwrap()).unwrap();
-    let sa = dev.upload(&vec![1f32; m * 2], MatrixShape::new(1, m * 2).unwrap()).unwrap();
-    let b = dev.upload(&vec![0x38u8; n * k], MatrixShape::new(n, k).unwrap()).unwrap();
-    let sb = dev.upload(&vec![1f32; 2], MatrixShape::new(1, 2).unwrap()).unwrap();
-    let short = dev.upload(&vec![1f32; 1], MatrixShape::new(1, 1).unwrap()).unwrap();
+    let a = dev
+        .upload(&vec![0x38u8; m * k], MatrixShape::new(m, k).unwrap())
+        .unwrap();
+    let sa = dev
+        .upload(&vec![1f32; m * 2], MatrixShape::new(1, m * 2).unwrap())
+        .unwrap();
+    let b = dev
+        .upload(&vec![0x38u8; n * k], MatrixShape::new(n, k).unwrap())
+        .unwrap();
+    let sb = dev
+        .upload(&[1f32; 2], MatrixShape::new(1, 2).unwrap())
+        .unwrap();
+    let short = dev
+        .upload(&[1f32; 1], MatrixShape::new(1, 1).unwrap())
+        .unwrap();
     let cfg = GemmConfig::default();
     assert!(dev.mm_fp8_blockscale(&a, &short, &b, &sb, &cfg).is_err());
     assert!(dev.mm_fp8_blockscale(&a, &sa, &b, &short, &cfg).is_err());
-    let wrong_k = dev.upload(&vec![0x38u8; n * 128], MatrixShape::new(n, 128).unwrap()).unwrap();
+    let wrong_k = dev
+        .upload(&vec![0x38u8; n * 128], MatrixShape::new(n, 128).unwrap())
+        .unwrap();
     assert!(dev.mm_fp8_blockscale(&a, &sa, &wrong_k, &sb, &cfg).is_err());
-    let host_a = Device::Cpu.upload(&vec![0x38u8; m * k], MatrixShape::new(m, k).unwrap()).unwrap();
+    let host_a = Device::Cpu
+        .upload(&vec![0x38u8; m * k], MatrixShape::new(m, k).unwrap())
+        .unwrap();
     assert!(dev.mm_fp8_blockscale(&host_a, &sa, &b, &sb, &cfg).is_err());
     let mut wrong_type = GemmTensor::F32(dev.zeros(MatrixShape::new(m, n).unwrap()).unwrap());
-    assert!(dev.mm_fp8_blockscale_into(&a, &sa, &b, &sb, &cfg, &mut wrong_type).is_err());
+    assert!(dev
+        .mm_fp8_blockscale_into(&a, &sa, &b, &sb, &cfg, &mut wrong_type)
+        .is_err());
     // 1.0 * 1.0 * 256 per element, exactly.
-    let c = dev.mm_fp8_blockscale(&a, &sa, &b, &sb, &cfg).unwrap().to_f32_vec().unwrap();
+    let c = dev
+        .mm_fp8_blockscale(&a, &sa, &b, &sb, &cfg)
+        .unwrap()
+        .to_f32_vec()
+        .unwrap();
     assert!(c.iter().all(|&v| v == 256.0), "{c:?}");
-    let empty = dev.upload::<u8>(&[], MatrixShape::new(0, k).unwrap()).unwrap();
-    let c = dev.mm_fp8_blockscale(&empty, &dev.upload::<f32>(&[], MatrixShape::new(0, 0).unwrap()).unwrap(), &b, &sb, &cfg).unwrap();
+    let empty = dev
+        .upload::<u8>(&[], MatrixShape::new(0, k).unwrap())
+        .unwrap();
+    let c = dev
+        .mm_fp8_blockscale(
+            &empty,
+            &dev.upload::<f32>(&[], MatrixShape::new(0, 0).unwrap())
+                .unwrap(),
+            &b,
+            &sb,
+            &cfg,
+        )
+        .unwrap();
     assert_eq!(c.to_f32_vec().unwrap().len(), 0);
 }
 
@@ -366,11 +556,25 @@ fn cpu_device_matches_reference() {
     let mut rng = Rng::new(seed());
     let (m, n, k) = (5, 130, 300);
     for format in Fp8Format::ALL {
-        let a = quant_a(&random_bf16(m, k, rng.next_u64()), m, k, format, ScaleLayout::ColMajorTmaAligned);
+        let a = quant_a(
+            &random_bf16(m, k, rng.next_u64()),
+            m,
+            k,
+            format,
+            ScaleLayout::ColMajorTmaAligned,
+        );
         let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, format);
-        let cfg = GemmConfig { format, a_scale_layout: ScaleLayout::ColMajorTmaAligned, output: OutputType::F32 };
+        let cfg = GemmConfig {
+            format,
+            a_scale_layout: ScaleLayout::ColMajorTmaAligned,
+            output: OutputType::F32,
+        };
         let ops = upload(&Device::Cpu, &a, &b, m, n, k);
-        let c = Device::Cpu.mm_fp8_blockscale(&ops.a, &ops.sa, &ops.b, &ops.sb, &cfg).unwrap().to_f32_vec().unwrap();
+        let c = Device::Cpu
+            .mm_fp8_blockscale(&ops.a, &ops.sa, &ops.b, &ops.sb, &cfg)
+            .unwrap()
+            .to_f32_vec()
+            .unwrap();
         check("cpu", &c, &a, &b, m, n, k, &cfg, None, &mut rng);
     }
 }

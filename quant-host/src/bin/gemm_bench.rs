@@ -47,7 +47,9 @@ fn codes(len: usize, format: Fp8Format, rng: &mut Rng) -> Vec<u8> {
 }
 
 fn scales(len: usize, rng: &mut Rng) -> Vec<f32> {
-    (0..len).map(|_| 1e-3 * (1.0 + (rng.next() % 1000) as f32 / 1000.0)).collect()
+    (0..len)
+        .map(|_| 1e-3 * (1.0 + (rng.next() % 1000) as f32 / 1000.0))
+        .collect()
 }
 
 struct Set {
@@ -65,8 +67,16 @@ fn median(mut v: Vec<f32>) -> f32 {
 /// Milliseconds per call of `f`: the median over `reps` batches of `batch`
 /// back-to-back calls, each batch between two CUDA events (so host launch
 /// overhead overlaps the GPU work instead of being timed), after `warmup` calls.
-fn time_ms(dev: &Device, warmup: usize, reps: usize, batch: usize, mut f: impl FnMut(usize) -> AnyResult<()>) -> AnyResult<f32> {
-    let Device::Cuda(gpu) = dev else { return Err("no GPU".into()) };
+fn time_ms(
+    dev: &Device,
+    warmup: usize,
+    reps: usize,
+    batch: usize,
+    mut f: impl FnMut(usize) -> AnyResult<()>,
+) -> AnyResult<f32> {
+    let Device::Cuda(gpu) = dev else {
+        return Err("no GPU".into());
+    };
     let stream = gpu.stream();
     let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
     for i in 0..warmup {
@@ -90,7 +100,9 @@ fn time_ms(dev: &Device, warmup: usize, reps: usize, batch: usize, mut f: impl F
 
 fn main() -> AnyResult<()> {
     let dev = Device::cuda(0)?;
-    let Device::Cuda(gpu) = &dev else { unreachable!() };
+    let Device::Cuda(gpu) = &dev else {
+        unreachable!()
+    };
     let name = gpu.name()?;
     let stream = gpu.stream().clone();
 
@@ -112,21 +124,38 @@ fn main() -> AnyResult<()> {
                     if f.len() != 4 {
                         return None;
                     }
-                    Some(((f[0].parse().ok()?, f[1].parse().ok()?, f[2].parse().ok()?), f[3].parse().ok()?))
+                    Some((
+                        (f[0].parse().ok()?, f[1].parse().ok()?, f[2].parse().ok()?),
+                        f[3].parse().ok()?,
+                    ))
                 })
                 .collect()
         })
         .unwrap_or_default();
 
-    let mut shapes: Vec<(usize, usize, usize)> = vec![(1, 512, 7168), (8, 512, 7168), (2048, 512, 7168), (4096, 7168, 2048)];
-    for (n, k) in [(7168, 16384), (4096, 8192), (32768, 1024), (3072, 7168), (7168, 3072)] {
+    let mut shapes: Vec<(usize, usize, usize)> = vec![
+        (1, 512, 7168),
+        (8, 512, 7168),
+        (2048, 512, 7168),
+        (4096, 7168, 2048),
+    ];
+    for (n, k) in [
+        (7168, 16384),
+        (4096, 8192),
+        (32768, 1024),
+        (3072, 7168),
+        (7168, 3072),
+    ] {
         for m in [1, 16, 64, 512, 2048, 4096] {
             shapes.push((m, n, k));
         }
     }
     let mut rng = Rng(0x5EED);
     let l2 = 50usize << 20;
-    println!("device: {name}; device-to-device copy: {:.0} GB/s (read + write)", copy_bw / 1e9);
+    println!(
+        "device: {name}; device-to-device copy: {:.0} GB/s (read + write)",
+        copy_bw / 1e9
+    );
     println!();
     println!("| M | N | K | format | time (us) | TFLOP/s | cuBLAS bf16 (us) | speed-up vs cuBLAS | B read at copy bw (us) | time / B read |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
@@ -144,10 +173,17 @@ fn main() -> AnyResult<()> {
                     a: dev.upload(&codes(m * k, format, &mut rng), MatrixShape::new(m, k)?)?,
                     sa: dev.upload(&scales(m * kb, &mut rng), MatrixShape::new(1, m * kb)?)?,
                     b: dev.upload(&codes(n * k, format, &mut rng), MatrixShape::new(n, k)?)?,
-                    sb: dev.upload(&scales(n.div_ceil(128) * kb, &mut rng), MatrixShape::new(1, n.div_ceil(128) * kb)?)?,
+                    sb: dev.upload(
+                        &scales(n.div_ceil(128) * kb, &mut rng),
+                        MatrixShape::new(1, n.div_ceil(128) * kb)?,
+                    )?,
                 });
             }
-            let cfg = GemmConfig { format, a_scale_layout: ScaleLayout::RowMajor, output: OutputType::Bf16 };
+            let cfg = GemmConfig {
+                format,
+                a_scale_layout: ScaleLayout::RowMajor,
+                output: OutputType::Bf16,
+            };
             let mut outs = Vec::with_capacity(copies);
             for _ in 0..copies {
                 outs.push(GemmTensor::Bf16(dev.zeros(MatrixShape::new(m, n)?)?));

@@ -51,7 +51,11 @@ pub(crate) fn mm_fp8_blockscale(
     let (m, n, k) = (shape.m(), shape.n(), shape.k());
     check_len("a", m as u64 * k as u64, a.len())?;
     check_len("b", n as u64 * k as u64, b.len())?;
-    check_len("a_scales", shape.a_scales_len(cfg.a_scale_layout) as u64, a_scales.len())?;
+    check_len(
+        "a_scales",
+        shape.a_scales_len(cfg.a_scale_layout) as u64,
+        a_scales.len(),
+    )?;
     check_len("b_scales", shape.b_scales_len() as u64, b_scales.len())?;
     let out = match (&c, cfg.output) {
         (GpuGemmOut::Bf16(s), OutputType::Bf16) => {
@@ -64,13 +68,22 @@ pub(crate) fn mm_fp8_blockscale(
             check_len("c", m as u64 * n as u64, s.len())?;
             "f32"
         }
-        _ => return Err(QuantError::ShapeMismatch("output buffer type differs from cfg.output".into())),
+        _ => {
+            return Err(QuantError::ShapeMismatch(
+                "output buffer type differs from cfg.output".into(),
+            ))
+        }
     };
     if m == 0 || n == 0 {
         return Ok(());
     }
     // The kernels take the dimensions as u32 (and grid sizes must fit).
-    let dim = |v: usize, what| u32::try_from(v).ok().filter(|&v| v < u32::MAX - 256).ok_or(QuantError::TooLarge(what));
+    let dim = |v: usize, what| {
+        u32::try_from(v)
+            .ok()
+            .filter(|&v| v < u32::MAX - 256)
+            .ok_or(QuantError::TooLarge(what))
+    };
     let (m32, n32, k32) = (dim(m, "M")?, dim(n, "N")?, dim(k, "K")?);
     let layout = cfg.a_scale_layout as u32;
     let format = cfg.format.name();
@@ -85,7 +98,9 @@ pub(crate) fn mm_fp8_blockscale(
         let tiles = n.div_ceil(launch::GEMM_SMALL_N);
         if splits > 1 {
             let need_partials = splits as usize * SMALL_M * n;
-            let fits = scratch.as_ref().is_some_and(|s| s.partials.len() >= need_partials && s.tickets.len() >= tiles);
+            let fits = scratch
+                .as_ref()
+                .is_some_and(|s| s.partials.len() >= need_partials && s.tickets.len() >= tiles);
             if !fits {
                 // Dropping the old buffers is stream-ordered: launches still
                 // queued that use them finish first.
@@ -163,7 +178,11 @@ pub(crate) fn mm_fp8_blockscale(
 
 fn check_len(what: &'static str, expected: u64, actual: usize) -> Result<()> {
     if actual as u64 != expected {
-        return Err(QuantError::BufferLength { what, expected, actual: actual as u64 });
+        return Err(QuantError::BufferLength {
+            what,
+            expected,
+            actual: actual as u64,
+        });
     }
     Ok(())
 }

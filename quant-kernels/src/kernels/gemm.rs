@@ -75,17 +75,35 @@ pub const SMALL_M: u32 = 16;
 
 macro_rules! unroll2 {
     ($i:ident => $body:block) => {{
-        { let $i: usize = 0; $body }
-        { let $i: usize = 1; $body }
+        {
+            let $i: usize = 0;
+            $body
+        }
+        {
+            let $i: usize = 1;
+            $body
+        }
     }};
 }
 
 macro_rules! unroll4 {
     ($i:ident => $body:block) => {{
-        { let $i: usize = 0; $body }
-        { let $i: usize = 1; $body }
-        { let $i: usize = 2; $body }
-        { let $i: usize = 3; $body }
+        {
+            let $i: usize = 0;
+            $body
+        }
+        {
+            let $i: usize = 1;
+            $body
+        }
+        {
+            let $i: usize = 2;
+            $body
+        }
+        {
+            let $i: usize = 3;
+            $body
+        }
     }};
 }
 
@@ -97,7 +115,9 @@ macro_rules! unroll4 {
 fn smem_addr<T>(p: *const T) -> u32 {
     let out: u64;
     // SAFETY: pure address arithmetic.
-    unsafe { asm!("cvta.to.shared.u64 {o}, {i};", o = out(reg64) out, i = in(reg64) p as u64, options(pure, nomem, nostack)) };
+    unsafe {
+        asm!("cvta.to.shared.u64 {o}, {i};", o = out(reg64) out, i = in(reg64) p as u64, options(pure, nomem, nostack))
+    };
     out as u32
 }
 
@@ -166,7 +186,9 @@ fn opaque(x: u32) -> u32 {
 fn prmt(a: u32, b: u32, sel: u32) -> u32 {
     let d: u32;
     // SAFETY: pure register arithmetic.
-    unsafe { asm!("prmt.b32 {d}, {a}, {b}, {s};", d = out(reg32) d, a = in(reg32) a, b = in(reg32) b, s = in(reg32) sel, options(pure, nomem, nostack)) };
+    unsafe {
+        asm!("prmt.b32 {d}, {a}, {b}, {s};", d = out(reg32) d, a = in(reg32) a, b = in(reg32) b, s = in(reg32) sel, options(pure, nomem, nostack))
+    };
     d
 }
 
@@ -206,7 +228,9 @@ fn mma_f16(c: &mut [f32; 4], a: [u32; 4], b: [u32; 2]) {
 fn bf16x2(lo: f32, hi: f32) -> u32 {
     let d: u32;
     // SAFETY: register-only instruction (sm_80+).
-    unsafe { asm!("cvt.rn.bf16x2.f32 {d}, {h}, {l};", d = out(reg32) d, h = in(reg32) hi, l = in(reg32) lo, options(pure, nomem, nostack)) };
+    unsafe {
+        asm!("cvt.rn.bf16x2.f32 {d}, {h}, {l};", d = out(reg32) d, h = in(reg32) hi, l = in(reg32) lo, options(pure, nomem, nostack))
+    };
     d
 }
 
@@ -285,7 +309,12 @@ fn mma_k32<F: Format>(c: &mut [f32; 4], a: [u32; 4], b: [u32; 2]) {
         mma_e4m3(c, a, b);
         return;
     }
-    let (a0, a1, a2, a3) = (f16_pairs::<F>(a[0]), f16_pairs::<F>(a[1]), f16_pairs::<F>(a[2]), f16_pairs::<F>(a[3]));
+    let (a0, a1, a2, a3) = (
+        f16_pairs::<F>(a[0]),
+        f16_pairs::<F>(a[1]),
+        f16_pairs::<F>(a[2]),
+        f16_pairs::<F>(a[3]),
+    );
     let (b0, b1) = (f16_pairs::<F>(b[0]), f16_pairs::<F>(b[1]));
     mma_f16(c, [a0[0], a1[0], a0[1], a1[1]], b0);
     mma_f16(c, [a2[0], a3[0], a2[1], a3[1]], b1);
@@ -302,7 +331,12 @@ fn mma_k32_predecoded_b<F: Format>(c: &mut [f32; 4], a: [u32; 4], b: [u32; 2], b
         return;
     }
     let _ = b;
-    let (a0, a1, a2, a3) = (f16_pairs::<F>(a[0]), f16_pairs::<F>(a[1]), f16_pairs::<F>(a[2]), f16_pairs::<F>(a[3]));
+    let (a0, a1, a2, a3) = (
+        f16_pairs::<F>(a[0]),
+        f16_pairs::<F>(a[1]),
+        f16_pairs::<F>(a[2]),
+        f16_pairs::<F>(a[3]),
+    );
     mma_f16(c, [a0[0], a1[0], a0[1], a1[1]], [b16[0], b16[1]]);
     mma_f16(c, [a2[0], a3[0], a2[1], a3[1]], [b16[2], b16[3]]);
 }
@@ -357,7 +391,16 @@ impl Out for f32 {
 /// Stores the pair at `(row, col)`, `(row, col + 1)` of an `[m, n]` C, each
 /// element only where it is inside C.
 #[inline(always)]
-unsafe fn store_pair<O: Out>(c: *mut O, m: u32, n: u32, row: u32, col: u32, v0: f32, v1: f32, pair_ok: bool) {
+unsafe fn store_pair<O: Out>(
+    c: *mut O,
+    m: u32,
+    n: u32,
+    row: u32,
+    col: u32,
+    v0: f32,
+    v1: f32,
+    pair_ok: bool,
+) {
     if row >= m || col >= n {
         return;
     }
@@ -424,36 +467,72 @@ struct Problem {
 
 impl Problem {
     #[inline(always)]
-    fn new(a: *const u8, a_scales: *const f32, b: *const u8, b_scales: *const f32, m: u32, n: u32, k: u32, layout: u32) -> Self {
+    fn new(
+        a: *const u8,
+        a_scales: *const f32,
+        b: *const u8,
+        b_scales: *const f32,
+        m: u32,
+        n: u32,
+        k: u32,
+        layout: u32,
+    ) -> Self {
         let aligned = k % 16 == 0 && (a as usize) % 16 == 0 && (b as usize) % 16 == 0;
-        Self { a, a_scales, b, b_scales, m, n, k, kb_total: k.div_ceil(TILE), layout: decode_layout(layout), aligned }
+        Self {
+            a,
+            a_scales,
+            b,
+            b_scales,
+            m,
+            n,
+            k,
+            kb_total: k.div_ceil(TILE),
+            layout: decode_layout(layout),
+            aligned,
+        }
     }
 
     /// Scale of A row `row` (< m), k-block `kb`.
     #[inline(always)]
     unsafe fn a_scale_ptr(&self, row: u32, kb: u32) -> *const f32 {
-        let i = self.layout.index(row as u64, kb as u64, self.m as u64, self.kb_total as u64);
+        let i = self
+            .layout
+            .index(row as u64, kb as u64, self.m as u64, self.kb_total as u64);
         self.a_scales.add(i as usize)
     }
 
     /// Scale of B row block `nb`, k-block `kb`.
     #[inline(always)]
     unsafe fn b_scale_ptr(&self, nb: u32, kb: u32) -> *const f32 {
-        self.b_scales.add((nb as u64 * self.kb_total as u64 + kb as u64) as usize)
+        self.b_scales
+            .add((nb as u64 * self.kb_total as u64 + kb as u64) as usize)
     }
 }
 
 /// Issues the copies of k-block `kb` of the CTA's A rows `m0..` and B rows
 /// `n0..` into stage buffers at shared addresses `a_s`, `b_s`, `sc_s`.
 #[inline(always)]
-unsafe fn load_stage(p: &Problem, tid: u32, m0: u32, n0: u32, kb: u32, a_s: u32, b_s: u32, sc_s: u32) {
+unsafe fn load_stage(
+    p: &Problem,
+    tid: u32,
+    m0: u32,
+    n0: u32,
+    kb: u32,
+    a_s: u32,
+    b_s: u32,
+    sc_s: u32,
+) {
     // Re-derive the row addresses every stage instead of letting the loop
     // keep eight 64-bit row pointers live: registers are the main kernel's
     // limit (accumulators and k-block partials take 128).
     let tid = opaque(tid);
     let chunk = tid % 8;
     let k_off = kb * TILE + chunk * 16;
-    let valid = if p.k > k_off { (p.k - k_off).min(16) } else { 0 };
+    let valid = if p.k > k_off {
+        (p.k - k_off).min(16)
+    } else {
+        0
+    };
     unroll4!(i => {
         let row = tid / 8 + 32 * i as u32;
         let swz = row * TILE + ((chunk ^ (row % 8)) * 16);
@@ -473,7 +552,11 @@ unsafe fn load_stage(p: &Problem, tid: u32, m0: u32, n0: u32, kb: u32, a_s: u32,
     });
     if tid < TILE {
         let row = m0 + tid;
-        let (src, bytes) = if row < p.m { (p.a_scale_ptr(row, kb), 4) } else { (p.a_scales, 0) };
+        let (src, bytes) = if row < p.m {
+            (p.a_scale_ptr(row, kb), 4)
+        } else {
+            (p.a_scales, 0)
+        };
         cp_async4(sc_s + tid * 4, src, bytes);
     } else if tid == TILE {
         cp_async4(sc_s + TILE * 4, p.b_scale_ptr(n0 / TILE, kb), 4);
@@ -499,7 +582,8 @@ unsafe fn gemm_main<F: Format, O: Out>(
     layout: u32,
 ) {
     let p = Problem::new(a, a_scales, b, b_scales, m, n, k, layout);
-    let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
+    let smem: *mut u8 =
+        core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let base = smem_addr(smem);
     let tid = nvptx::_thread_idx_x() as u32;
     let (warp, lane) = (tid / 32, tid % 32);
@@ -512,7 +596,8 @@ unsafe fn gemm_main<F: Format, O: Out>(
     let a_stage = |s: u32| base + s * 2 * TILE_BYTES;
     let b_stage = |s: u32| base + s * 2 * TILE_BYTES + TILE_BYTES;
     let sc_stage = |s: u32| base + STAGES * 2 * TILE_BYTES + s * SCALE_BYTES;
-    let sc_ptr = |s: u32| smem.add((STAGES * 2 * TILE_BYTES + s * SCALE_BYTES) as usize) as *const f32;
+    let sc_ptr =
+        |s: u32| smem.add((STAGES * 2 * TILE_BYTES + s * SCALE_BYTES) as usize) as *const f32;
 
     // Prologue: STAGES - 1 k-blocks in flight.
     let mut s = 0;
@@ -538,7 +623,16 @@ unsafe fn gemm_main<F: Format, O: Out>(
         let next = kb + STAGES - 1;
         if next < kbt {
             let ns = next % STAGES;
-            load_stage(&p, tid, m0, n0, next, a_stage(ns), b_stage(ns), sc_stage(ns));
+            load_stage(
+                &p,
+                tid,
+                m0,
+                n0,
+                next,
+                a_stage(ns),
+                b_stage(ns),
+                sc_stage(ns),
+            );
         }
         cp_async_commit();
 
@@ -612,7 +706,14 @@ unsafe fn gemm_main<F: Format, O: Out>(
 /// Loads 16 bytes at byte offset `k_off` of row `row` of an `[rows, k]` matrix;
 /// zeros past the matrix.
 #[inline(always)]
-unsafe fn row_chunk<const STREAM: bool>(base: *const u8, rows: u32, k: u32, aligned: bool, row: u32, k_off: u32) -> [u32; 4] {
+unsafe fn row_chunk<const STREAM: bool>(
+    base: *const u8,
+    rows: u32,
+    k: u32,
+    aligned: bool,
+    row: u32,
+    k_off: u32,
+) -> [u32; 4] {
     if row >= rows || k_off >= k {
         return [0; 4];
     }
@@ -652,7 +753,8 @@ unsafe fn gemm_small<F: Format, O: Out>(
     tickets: *mut u32,
 ) {
     let p = Problem::new(a, a_scales, b, b_scales, m, n, k, layout);
-    let smem: *mut f32 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut f32;
+    let smem: *mut f32 =
+        core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut f32;
     let tid = nvptx::_thread_idx_x() as u32;
     let (warp, lane) = (tid / 32, tid % 32);
     let (g, t) = (lane / 4, lane % 4);
@@ -679,8 +781,16 @@ unsafe fn gemm_small<F: Format, O: Out>(
             aw[j] = row_chunk::<false>(p.a, p.m, p.k, p.aligned, row_a, k_off);
             cw[j] = row_chunk::<false>(p.a, p.m, p.k, p.aligned, row_b, k_off);
         });
-        let sa0 = if row_a < m { p.a_scale_ptr(row_a, kb).read() } else { 0.0 };
-        let sa1 = if row_b < m { p.a_scale_ptr(row_b, kb).read() } else { 0.0 };
+        let sa0 = if row_a < m {
+            p.a_scale_ptr(row_a, kb).read()
+        } else {
+            0.0
+        };
+        let sa1 = if row_b < m {
+            p.a_scale_ptr(row_b, kb).read()
+        } else {
+            0.0
+        };
         let sb = p.b_scale_ptr(nb, kb).read();
         let mut part = [0f32; 4];
         unroll2!(j => {
@@ -720,7 +830,9 @@ unsafe fn gemm_small<F: Format, O: Out>(
 
     // Split K across CTAs: publish this CTA's partial, then the last CTA of
     // the tile adds all partials in split order.
-    let ws_index = |s: u32, row: u32, col: u32| ((s as u64 * SMALL_M as u64 + row as u64) * n as u64 + col as u64) as usize;
+    let ws_index = |s: u32, row: u32, col: u32| {
+        ((s as u64 * SMALL_M as u64 + row as u64) * n as u64 + col as u64) as usize
+    };
     unroll2!(h => {
         let row = g + 8 * h as u32;
         unroll2!(e => {
@@ -730,7 +842,11 @@ unsafe fn gemm_small<F: Format, O: Out>(
             }
         });
     });
-    asm!("fence.acq_rel.gpu;", "bar.warp.sync 0xffffffff;", options(nostack));
+    asm!(
+        "fence.acq_rel.gpu;",
+        "bar.warp.sync 0xffffffff;",
+        options(nostack)
+    );
     let flag = smem.add(4 * 128) as *mut u32;
     if lane == 0 {
         let old: u32;
