@@ -129,9 +129,23 @@ impl ScaleParams {
         let max = format.max_finite();
         let fp8_max = fp8_max.unwrap_or(max);
         if !(fp8_max.is_finite() && fp8_max > 0.0 && fp8_max <= max) {
-            return Err(QuantError::InvalidFp8Max { value: fp8_max, max, format });
+            return Err(QuantError::InvalidFp8Max {
+                value: fp8_max,
+                max,
+                format,
+            });
         }
-        Ok(Self { format, eps, fp8_max, mode })
+        // The all-zero group's scale is eps / fp8_max: it must not round to
+        // zero (NaN codes) or lose precision as a subnormal.
+        if eps / fp8_max < f32::MIN_POSITIVE {
+            return Err(QuantError::InvalidEps(eps));
+        }
+        Ok(Self {
+            format,
+            eps,
+            fp8_max,
+            mode,
+        })
     }
 
     /// The scale of a group with absolute maximum `amax`.
@@ -158,7 +172,10 @@ impl BlockConfig {
     /// Validates the block shape and the scalar parameters.
     pub fn params(&self) -> Result<ScaleParams> {
         if self.block_rows == 0 || self.block_cols == 0 {
-            return Err(QuantError::InvalidBlock { rows: self.block_rows, cols: self.block_cols });
+            return Err(QuantError::InvalidBlock {
+                rows: self.block_rows,
+                cols: self.block_cols,
+            });
         }
         ScaleParams::new(self.format, self.eps, self.fp8_max, self.scale_mode)
     }

@@ -2,12 +2,12 @@
 //! reference or a GPU, and the same code runs on either.
 
 use crate::config::{BlockConfig, TokenGroupConfig};
+use crate::cpu;
 use crate::element::Element;
 use crate::error::Result;
 use crate::gpu::{self, Gpu};
 use crate::shape::MatrixShape;
 use crate::tensor::{Location, Quantized, Scheme, Tensor};
-use crate::cpu;
 use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
 
 /// Where work runs.
@@ -43,7 +43,11 @@ impl Device {
     }
 
     /// Copies host data into a new tensor on this device.
-    pub fn upload<T: DeviceRepr + Copy>(&self, data: &[T], shape: MatrixShape) -> Result<Tensor<T>> {
+    pub fn upload<T: DeviceRepr + Copy>(
+        &self,
+        data: &[T],
+        shape: MatrixShape,
+    ) -> Result<Tensor<T>> {
         shape.check_buffer("data", data.len())?;
         match self {
             Device::Cpu => Tensor::from_vec(data.to_vec(), shape),
@@ -52,10 +56,15 @@ impl Device {
     }
 
     /// A zero-filled dense tensor on this device.
-    pub fn zeros<T: DeviceRepr + ValidAsZeroBits + Copy + Default>(&self, shape: MatrixShape) -> Result<Tensor<T>> {
+    pub fn zeros<T: DeviceRepr + ValidAsZeroBits + Copy + Default>(
+        &self,
+        shape: MatrixShape,
+    ) -> Result<Tensor<T>> {
         match self {
             Device::Cpu => Tensor::from_vec(vec![T::default(); shape.extent()], shape),
-            Device::Cuda(gpu) => Tensor::from_cuda(gpu.stream().alloc_zeros::<T>(shape.extent())?, shape),
+            Device::Cuda(gpu) => {
+                Tensor::from_cuda(gpu.stream().alloc_zeros::<T>(shape.extent())?, shape)
+            }
         }
     }
 
@@ -68,7 +77,11 @@ impl Device {
     }
 
     /// `per_token_group_quant_fp8` into new tensors on this device.
-    pub fn per_token_group_quant_fp8<T: Element>(&self, x: &Tensor<T>, cfg: &TokenGroupConfig) -> Result<Quantized> {
+    pub fn per_token_group_quant_fp8<T: Element>(
+        &self,
+        x: &Tensor<T>,
+        cfg: &TokenGroupConfig,
+    ) -> Result<Quantized> {
         cfg.params()?;
         let shape = x.shape();
         let groups = shape.cols().div_ceil(cfg.group_size.get());
@@ -82,7 +95,11 @@ impl Device {
         let mut codes = self.zeros::<u8>(MatrixShape::new(shape.rows(), shape.cols())?)?;
         let mut scales = self.zeros::<f32>(scale_shape)?;
         self.per_token_group_quant_fp8_into(x, cfg, &mut codes, &mut scales)?;
-        Ok(Quantized { codes, scales, scheme: Scheme::TokenGroup(*cfg) })
+        Ok(Quantized {
+            codes,
+            scales,
+            scheme: Scheme::TokenGroup(*cfg),
+        })
     }
 
     /// `per_token_group_quant_fp8` into caller-provided tensors (no allocation).
@@ -117,15 +134,25 @@ impl Device {
 
     /// `per_block_quant_fp8` into new tensors on this device: codes `[N, K]`
     /// and scales `[ceil(N / block_rows), ceil(K / block_cols)]`.
-    pub fn per_block_quant_fp8<T: Element>(&self, w: &Tensor<T>, cfg: &BlockConfig) -> Result<Quantized> {
+    pub fn per_block_quant_fp8<T: Element>(
+        &self,
+        w: &Tensor<T>,
+        cfg: &BlockConfig,
+    ) -> Result<Quantized> {
         cfg.params()?;
         let shape = w.shape();
-        let scale_shape =
-            MatrixShape::new(shape.rows().div_ceil(cfg.block_rows), shape.cols().div_ceil(cfg.block_cols))?;
+        let scale_shape = MatrixShape::new(
+            shape.rows().div_ceil(cfg.block_rows),
+            shape.cols().div_ceil(cfg.block_cols),
+        )?;
         let mut codes = self.zeros::<u8>(MatrixShape::new(shape.rows(), shape.cols())?)?;
         let mut scales = self.zeros::<f32>(scale_shape)?;
         self.per_block_quant_fp8_into(w, cfg, &mut codes, &mut scales)?;
-        Ok(Quantized { codes, scales, scheme: Scheme::Block(*cfg) })
+        Ok(Quantized {
+            codes,
+            scales,
+            scheme: Scheme::Block(*cfg),
+        })
     }
 
     /// `per_block_quant_fp8` into caller-provided tensors (no allocation).
@@ -198,10 +225,16 @@ impl Device {
         use crate::gemm::{GemmOutput, GemmShape, GemmTensor};
         let (sa, sb, sc) = (a.shape(), b.shape(), c.shape());
         if sa.cols() != sb.cols() {
-            return Err(crate::QuantError::ShapeMismatch(format!("A has K = {}, B has K = {}", sa.cols(), sb.cols())));
+            return Err(crate::QuantError::ShapeMismatch(format!(
+                "A has K = {}, B has K = {}",
+                sa.cols(),
+                sb.cols()
+            )));
         }
         if !sa.is_dense() || !sb.is_dense() || !sc.is_dense() {
-            return Err(crate::QuantError::ShapeMismatch("A, B and C must be dense (row stride == columns)".into()));
+            return Err(crate::QuantError::ShapeMismatch(
+                "A, B and C must be dense (row stride == columns)".into(),
+            ));
         }
         if (sc.rows(), sc.cols()) != (sa.rows(), sb.rows()) {
             return Err(crate::QuantError::ShapeMismatch(format!(

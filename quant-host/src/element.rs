@@ -4,7 +4,9 @@ pub use quant_kernels::element::DType;
 
 /// An input element of the quantizers. Sealed: implemented for
 /// [`half::bf16`], [`half::f16`] and `f32`.
-pub trait Element: Copy + Send + Sync + cudarc::driver::DeviceRepr + sealed::Sealed + 'static {
+pub trait Element:
+    Copy + Send + Sync + cudarc::driver::DeviceRepr + sealed::Sealed + 'static
+{
     /// The runtime tag of this type.
     const DTYPE: DType;
     /// The exact f32 value, through the same conversion the kernels use.

@@ -28,8 +28,9 @@ pub enum QuantError {
         /// The format.
         format: Fp8Format,
     },
-    /// `eps` is not finite and positive.
-    #[error("invalid eps {0}: must be finite and positive")]
+    /// `eps` is not finite and positive, or so small that `eps / fp8_max`
+    /// (the scale of an all-zero group) is not a normal f32.
+    #[error("invalid eps {0}: must be finite, positive, and at least fp8_max * 2^-126 (so eps / fp8_max is a normal f32)")]
     InvalidEps(f32),
     /// The row stride is smaller than the row length.
     #[error("row stride {stride} is smaller than the number of columns {cols}")]
@@ -84,6 +85,9 @@ pub enum QuantError {
         /// Minor compute capability.
         minor: i32,
     },
+    /// Reading or writing a file failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
     /// A CUDA driver call failed.
     #[error("CUDA driver error: {0}")]
     Cuda(#[from] cudarc::driver::DriverError),

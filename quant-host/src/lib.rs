@@ -1,6 +1,40 @@
-//! fp8 block-scale quantization for DeepSeek-V3/V4-style models.
+//! fp8 block-scale quantization for DeepSeek-V3/V4-style models, on NVIDIA
+//! GPUs and on the CPU.
+//!
+//! Activations are quantized per token in groups of 128 along K
+//! ([`Device::per_token_group_quant_fp8`]), weights in 128 x 128 blocks
+//! ([`Device::per_block_quant_fp8`]), to `e4m3fn` or `e4m3fnuz`
+//! ([`Fp8Format`]), with f32 scales. The semantics are fixed by the project's
+//! spec: the CPU path ([`cpu`]) implements it literally, and the GPU kernels
+//! match it bit for bit.
+//!
+//! A [`Device`] value picks the backend; the same code runs on either:
+//!
+//! ```
+//! use half::bf16;
+//! use quant_host::{Device, MatrixShape, ScaleMode, TokenGroupConfig};
+//!
+//! // GPU 0 if there is one (asynchronous launches on its stream), else the CPU.
+//! let (device, _why_not_gpu) = Device::best_available();
+//! let (m, k) = (4, 7000); // K = 7000: the last group of each row is a tail
+//! let host: Vec<bf16> = (0..m * k).map(|i| bf16::from_f32((i as f32 * 0.37).sin())).collect();
+//! let x = device.upload(&host, MatrixShape::new(m, k)?)?;
+//!
+//! let cfg = TokenGroupConfig { scale_mode: ScaleMode::Ue8m0, ..TokenGroupConfig::default() };
+//! let q = device.per_token_group_quant_fp8(&x, &cfg)?;
+//! let (codes, scales) = (q.codes.to_vec()?, q.scales.to_vec()?);
+//! assert_eq!(codes.len(), m * k);
+//! assert_eq!(scales.len(), m * k.div_ceil(128));
+//! // UE8M0 scales are powers of two.
+//! assert!(scales.iter().all(|s| s.to_bits() & 0x7F_FFFF == 0));
+//! # Ok::<(), quant_host::QuantError>(())
+//! ```
+//!
+//! Every entry point checks its arguments and returns a [`QuantError`]; none
+//! panics on bad input.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod config;
 pub mod cpu;
 pub mod element;

@@ -23,11 +23,21 @@ impl MatrixShape {
     /// A matrix whose rows start `row_stride` elements apart.
     pub fn strided(rows: usize, cols: usize, row_stride: usize) -> Result<Self> {
         if row_stride < cols {
-            return Err(QuantError::StrideTooSmall { stride: row_stride, cols });
+            return Err(QuantError::StrideTooSmall {
+                stride: row_stride,
+                cols,
+            });
         }
-        let shape = Self { rows, cols, row_stride };
-        shape.checked_extent().ok_or(QuantError::TooLarge("rows * row_stride"))?;
-        rows.checked_mul(cols).ok_or(QuantError::TooLarge("rows * cols"))?;
+        let shape = Self {
+            rows,
+            cols,
+            row_stride,
+        };
+        shape
+            .checked_extent()
+            .ok_or(QuantError::TooLarge("rows * row_stride"))?;
+        rows.checked_mul(cols)
+            .ok_or(QuantError::TooLarge("rows * cols"))?;
         Ok(shape)
     }
 
@@ -72,7 +82,11 @@ impl MatrixShape {
     /// Checks that a buffer of `len` elements holds this matrix.
     pub fn check_buffer(&self, what: &'static str, len: usize) -> Result<()> {
         if len < self.extent() {
-            return Err(QuantError::BufferLength { what, expected: self.extent() as u64, actual: len as u64 });
+            return Err(QuantError::BufferLength {
+                what,
+                expected: self.extent() as u64,
+                actual: len as u64,
+            });
         }
         Ok(())
     }

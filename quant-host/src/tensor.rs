@@ -45,13 +45,19 @@ impl<T: DeviceRepr + Copy> Tensor<T> {
     /// Wraps a host vector.
     pub fn from_vec(data: Vec<T>, shape: MatrixShape) -> Result<Self> {
         shape.check_buffer("tensor data", data.len())?;
-        Ok(Self { storage: Storage::Host(data), shape })
+        Ok(Self {
+            storage: Storage::Host(data),
+            shape,
+        })
     }
 
     /// Wraps a device allocation (for example one filled by another library).
     pub fn from_cuda(data: CudaSlice<T>, shape: MatrixShape) -> Result<Self> {
         shape.check_buffer("tensor data", data.len())?;
-        Ok(Self { storage: Storage::Cuda(data), shape })
+        Ok(Self {
+            storage: Storage::Cuda(data),
+            shape,
+        })
     }
 
     /// The shape.
@@ -97,14 +103,20 @@ impl<T: DeviceRepr + Copy> Tensor<T> {
     }
 
     pub(crate) fn host(&self, what: &'static str) -> Result<&[T]> {
-        self.as_host().ok_or_else(|| wrong_device(what, Location::Cpu, self.location()))
+        self.as_host()
+            .ok_or_else(|| wrong_device(what, Location::Cpu, self.location()))
     }
 
     pub(crate) fn cuda(&self, what: &'static str, expected: Location) -> Result<&CudaSlice<T>> {
-        self.as_cuda().ok_or_else(|| wrong_device(what, expected, self.location()))
+        self.as_cuda()
+            .ok_or_else(|| wrong_device(what, expected, self.location()))
     }
 
-    pub(crate) fn cuda_mut(&mut self, what: &'static str, expected: Location) -> Result<&mut CudaSlice<T>> {
+    pub(crate) fn cuda_mut(
+        &mut self,
+        what: &'static str,
+        expected: Location,
+    ) -> Result<&mut CudaSlice<T>> {
         let location = self.location();
         match &mut self.storage {
             Storage::Cuda(s) => Ok(s),
@@ -123,7 +135,11 @@ impl<T: DeviceRepr + Copy> Tensor<T> {
 }
 
 pub(crate) fn wrong_device(what: &'static str, expected: Location, actual: Location) -> QuantError {
-    QuantError::WrongDevice { what, expected: expected.to_string(), actual: actual.to_string() }
+    QuantError::WrongDevice {
+        what,
+        expected: expected.to_string(),
+        actual: actual.to_string(),
+    }
 }
 
 /// The output of a quantizer: fp8 codes, their scales, and how to read them.

@@ -8,6 +8,8 @@ use core::arch::nvptx;
 unsafe extern "C" {
     #[link_name = "llvm.nvvm.shfl.sync.bfly.f32"]
     fn shfl_bfly_f32(mask: u32, value: f32, lane_mask: u32, clamp: u32) -> f32;
+    #[link_name = "llvm.fma.f32"]
+    fn fma_f32(a: f32, b: f32, c: f32) -> f32;
     #[cfg(target_feature = "sm_90")]
     #[link_name = "llvm.nvvm.ff.to.e4m3x2.rn"]
     fn cvt_e4m3x2_satfinite(hi: f32, lo: f32) -> i16;
@@ -38,4 +40,38 @@ pub fn e4m3fn_x2(lo: f32, hi: f32) -> [u8; 2] {
     // SAFETY: the instruction exists on sm_89 and later, which this cfg gates.
     let pair = unsafe { cvt_e4m3x2_satfinite(hi, lo) } as u16;
     [pair as u8, (pair >> 8) as u8]
+}
+
+/// `(blockIdx.x, blockIdx.y)`.
+#[inline(always)]
+pub fn block_index_xy() -> (u32, u32) {
+    // SAFETY: reading special registers has no preconditions.
+    unsafe { (nvptx::_block_idx_x(), nvptx::_block_idx_y()) }
+}
+
+/// `threadIdx.x`.
+#[inline(always)]
+pub fn thread_index() -> u32 {
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { nvptx::_thread_idx_x() }
+}
+
+/// `__syncthreads()`. Every thread of the block must reach it.
+#[inline(always)]
+pub fn sync_threads() {
+    // SAFETY: the kernels call it from uniform control flow only.
+    unsafe { nvptx::_syncthreads() }
+}
+
+/// The block's dynamic shared memory, sized by the host at launch.
+#[inline(always)]
+pub fn dynamic_shared<T>() -> *mut T {
+    core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<T>()
+}
+
+/// Fused multiply-add `a * b + c` with one rounding (`fma.rn.f32`).
+#[inline(always)]
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    // SAFETY: a pure arithmetic intrinsic.
+    unsafe { fma_f32(a, b, c) }
 }

@@ -47,6 +47,21 @@ impl ScaleLayout {
         self.padded_rows(rows) * groups
     }
 
+    /// [`Self::len`] with overflow reported as `None` instead of wrapping, for
+    /// hosts that validate untrusted shapes (`rows` near `u64::MAX` would
+    /// overflow the rounding up to a multiple of 4).
+    #[inline(always)]
+    pub const fn checked_len(self, rows: u64, groups: u64) -> Option<u64> {
+        let padded = match self {
+            ScaleLayout::ColMajorTmaAligned => match rows.checked_next_multiple_of(4) {
+                Some(p) => p,
+                None => return None,
+            },
+            _ => rows,
+        };
+        padded.checked_mul(groups)
+    }
+
     /// Offset of the scale of row `m`, group `g`.
     #[inline(always)]
     pub const fn index(self, m: u64, g: u64, rows: u64, groups: u64) -> u64 {
@@ -55,5 +70,35 @@ impl ScaleLayout {
             ScaleLayout::ColMajor => g * rows + m,
             ScaleLayout::ColMajorTmaAligned => g * self.padded_rows(rows) + m,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_len_matches_len_and_catches_overflow() {
+        for layout in ScaleLayout::ALL {
+            for rows in 0..9 {
+                assert_eq!(layout.checked_len(rows, 3), Some(layout.len(rows, 3)));
+            }
+        }
+        // Rounding u64::MAX up to a multiple of 4 overflows.
+        assert_eq!(
+            ScaleLayout::ColMajorTmaAligned.checked_len(u64::MAX, 0),
+            None
+        );
+        assert_eq!(ScaleLayout::RowMajor.checked_len(u64::MAX, 0), Some(0));
+        assert_eq!(ScaleLayout::RowMajor.checked_len(u64::MAX, 2), None);
+    }
+
+    #[test]
+    fn tma_padding_rows_follow_the_data() {
+        let l = ScaleLayout::ColMajorTmaAligned;
+        assert_eq!(l.padded_rows(5), 8);
+        assert_eq!(l.index(4, 1, 5, 2), 12);
+        assert_eq!(ScaleLayout::ColMajor.index(4, 1, 5, 2), 9);
+        assert_eq!(ScaleLayout::RowMajor.index(4, 1, 5, 2), 9);
     }
 }

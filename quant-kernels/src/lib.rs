@@ -11,7 +11,15 @@
 #![no_std]
 #![cfg_attr(
     target_arch = "nvptx64",
-    feature(abi_ptx, stdarch_nvptx, link_llvm_intrinsics, asm_experimental_arch, core_intrinsics, gpu_intrinsics, gpu_launch_sized_workgroup_mem),
+    feature(
+        abi_ptx,
+        stdarch_nvptx,
+        link_llvm_intrinsics,
+        asm_experimental_arch,
+        core_intrinsics,
+        gpu_intrinsics,
+        gpu_launch_sized_workgroup_mem
+    ),
     allow(internal_features)
 )]
 #![deny(missing_docs)]

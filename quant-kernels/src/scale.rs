@@ -88,6 +88,63 @@ pub fn quantize(x: f32, scale: f32, fp8_max: f32, format: crate::Fp8Format) -> u
     format.encode(clamp(x / scale, fp8_max))
 }
 
+/// Correctly rounded `x / scale` for one group's many `x`, without a
+/// division per element (an IEEE division is a long instruction sequence on
+/// the GPU, and the quantizers are memory-bound only if they stay cheap).
+///
+/// With `recip` the correctly rounded `1 / scale`, `q = x * recip` is within
+/// one ulp of `x / scale`, the residual `x - q * scale` is exact with an FMA,
+/// and `q + residual * recip` rounds to the correctly rounded quotient
+/// (Markstein's theorem), provided nothing underflows or overflows. The fast
+/// path is taken only when `scale` is in `[2^-60, 2^60]` (the default eps
+/// keeps every scale above 2^-49); other scales (inf, NaN, and extremes that
+/// only odd `eps`/`fp8_max` produce) use the division.
+///
+/// Domain: `|x| <= 2^64 * scale`, which the quantizers guarantee (every `x`
+/// of a group has `|x| <= amax <= scale * fp8_max * (1 + 2^-23)`). For
+/// `|x| < 2^-100` the residual can underflow and the quotient may be off in
+/// its last bits, but it is then below 2^-40 and encodes to a signed fp8
+/// zero either way, with its sign always right.
+#[derive(Clone, Copy)]
+pub struct Divider {
+    scale: f32,
+    recip: f32,
+    fast: bool,
+}
+
+impl Divider {
+    /// Prepares the division by `scale`.
+    #[inline(always)]
+    pub fn new(scale: f32) -> Self {
+        let fast = scale >= pow2_f32_const(-60) && scale <= pow2_f32_const(60);
+        Self {
+            scale,
+            recip: 1.0 / scale,
+            fast,
+        }
+    }
+
+    /// `x / scale`, correctly rounded; `fma(a, b, c)` must be a fused
+    /// multiply-add (one rounding).
+    #[inline(always)]
+    pub fn divide(&self, x: f32, fma: impl Fn(f32, f32, f32) -> f32) -> f32 {
+        if self.fast {
+            let q = x * self.recip;
+            let residual = fma(-q, self.scale, x);
+            // The correction of a zero quotient is +0 whatever the sign of
+            // x: take the sign from q, which always has the right one.
+            let corrected = fma(residual, self.recip, q);
+            f32::from_bits((corrected.to_bits() & 0x7FFF_FFFF) | (q.to_bits() & 0x8000_0000))
+        } else {
+            x / self.scale
+        }
+    }
+}
+
+const fn pow2_f32_const(e: i32) -> f32 {
+    f32::from_bits(((e + 127) as u32) << 23)
+}
+
 /// `clamp(v, -max, max)` with NaN passed through, as torch's `clamp` does.
 #[inline(always)]
 pub fn clamp(v: f32, max: f32) -> f32 {
@@ -126,6 +183,9 @@ mod tests {
 
     #[test]
     fn zero_group_scale_is_eps_over_max() {
-        assert_eq!(group_scale(0.0, 1e-12, 448.0, ScaleMode::Float), 1e-12 / 448.0);
+        assert_eq!(
+            group_scale(0.0, 1e-12, 448.0, ScaleMode::Float),
+            1e-12 / 448.0
+        );
     }
 }

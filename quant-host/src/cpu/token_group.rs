@@ -1,14 +1,18 @@
-//! CPU `per_token_group_quant_fp8`.
+//! CPU `per_token_group_quant_fp8` (spec section "per_token_group_quant_fp8").
 
+use super::{amax, check_len, token_group_scales_len};
 use crate::config::TokenGroupConfig;
 use crate::element::Element;
-use super::check_len;
 use crate::error::Result;
 use crate::shape::MatrixShape;
-use quant_kernels::scale::{abs, nan_max};
 
 /// Quantizes `x` (`shape`, row stride included) into `q` (`rows * cols` codes,
-/// row-major) and `scales` (laid out as `cfg.layout` says).
+/// row-major, row stride `cols`) and `scales` (laid out as `cfg.layout` says;
+/// the padding rows of the TMA-aligned layout are written as 0).
+///
+/// Each row is cut into groups of `cfg.group_size` columns, the last one
+/// possibly partial; each group gets one scale computed from its own values
+/// only. Errors on an invalid `cfg`, a short `x` or wrongly sized outputs.
 pub fn per_token_group_quant_fp8<T: Element>(
     x: &[T],
     shape: MatrixShape,
@@ -17,30 +21,51 @@ pub fn per_token_group_quant_fp8<T: Element>(
     scales: &mut [f32],
 ) -> Result<()> {
     let params = cfg.params()?;
-    let (rows, cols) = (shape.rows(), shape.cols());
+    let (rows, cols, stride) = (shape.rows(), shape.cols(), shape.row_stride());
     let gs = cfg.group_size.get();
     let groups = cols.div_ceil(gs);
     shape.check_buffer("x", x.len())?;
     check_len("q", shape.numel() as u64, q.len())?;
-    let scale_len = cfg.layout.len(rows as u64, groups as u64);
-    check_len("scales", scale_len, scales.len())?;
+    check_len(
+        "scales",
+        token_group_scales_len(cfg.layout, rows, groups)?,
+        scales.len(),
+    )?;
+    if shape.numel() == 0 {
+        // M == 0 or K == 0: there is no group, and no scale to write.
+        return Ok(());
+    }
+    // From here every index is below a checked buffer length, so `usize`
+    // arithmetic cannot overflow.
+    let scale_at = |m: usize, g: usize| {
+        cfg.layout
+            .index(m as u64, g as u64, rows as u64, groups as u64) as usize
+    };
 
     for m in 0..rows {
-        let row = &x[m * shape.row_stride()..][..cols];
+        let x_row = &x[m * stride..][..cols];
+        let q_row = &mut q[m * cols..][..cols];
         for g in 0..groups {
-            let group = &row[g * gs..((g + 1) * gs).min(cols)];
-            let amax = group.iter().fold(0.0f32, |acc, v| nan_max(acc, abs(v.to_f32())));
+            // The group's valid columns: a K tail uses only these.
+            let cols_of_group = g * gs..((g + 1) * gs).min(cols);
+            let xs = &x_row[cols_of_group.clone()];
+
+            let amax = amax(xs.iter().map(|v| v.to_f32()));
+            // max(amax, eps) / fp8_max, rounded up to a power of two for ue8m0.
             let scale = params.scale(amax);
-            for (k, v) in group.iter().enumerate() {
-                q[m * cols + g * gs + k] = params.quantize(v.to_f32(), scale);
+            for (code, v) in q_row[cols_of_group].iter_mut().zip(xs) {
+                // encode(clamp(x / scale, -fp8_max, fp8_max))
+                *code = params.quantize(v.to_f32(), scale);
             }
-            let at = cfg.layout.index(m as u64, g as u64, rows as u64, groups as u64);
-            scales[at as usize] = scale;
+            scales[scale_at(m, g)] = scale;
         }
     }
-    for g in 0..groups as u64 {
-        for m in rows as u64..cfg.layout.padded_rows(rows as u64) {
-            scales[cfg.layout.index(m, g, rows as u64, groups as u64) as usize] = 0.0;
+
+    // The TMA-aligned layout pads each column of scales to a multiple of 4 rows.
+    let padded_rows = cfg.layout.padded_rows(rows as u64) as usize;
+    for g in 0..groups {
+        for m in rows..padded_rows {
+            scales[scale_at(m, g)] = 0.0;
         }
     }
     Ok(())

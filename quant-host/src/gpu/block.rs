@@ -25,7 +25,11 @@ pub(crate) fn per_block_quant<T: Element>(
     let (block_rows, block_cols) = (rows.div_ceil(bn), cols.div_ceil(bk));
     shape.check_buffer("w", w.len())?;
     if q.len() as u64 != rows * cols {
-        return Err(QuantError::BufferLength { what: "q", expected: rows * cols, actual: q.len() as u64 });
+        return Err(QuantError::BufferLength {
+            what: "q",
+            expected: rows * cols,
+            actual: q.len() as u64,
+        });
     }
     if scales.len() as u64 != block_rows * block_cols {
         return Err(QuantError::BufferLength {

@@ -17,7 +17,11 @@ pub(crate) fn linear(threads: u64) -> Result<LaunchConfig> {
         .ok()
         .filter(|&b| b <= i32::MAX as u32)
         .ok_or(QuantError::TooLarge("grid size"))?;
-    Ok(LaunchConfig { grid_dim: (blocks.max(1), 1, 1), block_dim: (BLOCK_THREADS, 1, 1), shared_mem_bytes: 0 })
+    Ok(LaunchConfig {
+        grid_dim: (blocks.max(1), 1, 1),
+        block_dim: (BLOCK_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    })
 }
 
 /// The grid of `per_token_group_quant_fp8`: `group_size / 8` threads per group.
@@ -33,12 +37,17 @@ pub(crate) fn token_group(rows: u64, groups: u64, group_size: u64) -> Result<Lau
 /// per scale block, on a 2-D grid (x along K, y along N) so no division is
 /// needed to find the block.
 pub(crate) fn block(block_rows: u64, block_cols: u64) -> Result<LaunchConfig> {
-    let x = u32::try_from(block_cols).ok().filter(|&x| x <= i32::MAX as u32);
+    let x = u32::try_from(block_cols)
+        .ok()
+        .filter(|&x| x <= i32::MAX as u32);
     let y = u32::try_from(block_rows).ok().filter(|&y| y <= 65_535);
     match (x, y) {
-        (Some(x), Some(y)) => {
-            Ok(LaunchConfig { grid_dim: (x, y, 1), block_dim: (BLOCK_THREADS, 1, 1), shared_mem_bytes: 0 })
-        }
+        (Some(x), Some(y)) => Ok(LaunchConfig {
+            grid_dim: (x, y, 1),
+            block_dim: (BLOCK_THREADS, 1, 1),
+            // One f32 per warp for the block-wide amax.
+            shared_mem_bytes: BLOCK_THREADS / 32 * 4,
+        }),
         _ => Err(QuantError::TooLarge("block grid")),
     }
 }
@@ -61,8 +70,12 @@ pub(crate) const GEMM_MAX_SPLITS: u64 = 32;
 
 /// The tiled GEMM's grid: x over M tiles, y over N tiles (y is limited to 65535).
 pub(crate) fn gemm_main(m: u64, n: u64) -> Result<LaunchConfig> {
-    let x = u32::try_from(m.div_ceil(GEMM_TILE)).ok().filter(|&x| x <= i32::MAX as u32);
-    let y = u32::try_from(n.div_ceil(GEMM_TILE)).ok().filter(|&y| y <= 65_535);
+    let x = u32::try_from(m.div_ceil(GEMM_TILE))
+        .ok()
+        .filter(|&x| x <= i32::MAX as u32);
+    let y = u32::try_from(n.div_ceil(GEMM_TILE))
+        .ok()
+        .filter(|&y| y <= 65_535);
     match (x, y) {
         (Some(x), Some(y)) => Ok(LaunchConfig {
             grid_dim: (x, y, 1),
@@ -77,9 +90,16 @@ pub(crate) fn gemm_main(m: u64, n: u64) -> Result<LaunchConfig> {
 /// of C, times `splits` along K, where `splits` brings the CTA count to about
 /// four per multiprocessor (enough loads in flight to stream B at full
 /// bandwidth) while leaving each of a CTA's 4 warps at least 2 k-blocks.
-pub(crate) fn gemm_small(n: u64, k_blocks: u64, multiprocessors: u64) -> Result<(LaunchConfig, u32)> {
+pub(crate) fn gemm_small(
+    n: u64,
+    k_blocks: u64,
+    multiprocessors: u64,
+) -> Result<(LaunchConfig, u32)> {
     let tiles = n.div_ceil(GEMM_SMALL_N as u64);
-    let x = u32::try_from(tiles).ok().filter(|&x| x <= i32::MAX as u32).ok_or(QuantError::TooLarge("GEMM grid"))?;
+    let x = u32::try_from(tiles)
+        .ok()
+        .filter(|&x| x <= i32::MAX as u32)
+        .ok_or(QuantError::TooLarge("GEMM grid"))?;
     let want = (4 * multiprocessors.max(1)).div_ceil(tiles);
     let splits = want.min(k_blocks.div_ceil(8)).clamp(1, GEMM_MAX_SPLITS) as u32;
     Ok((

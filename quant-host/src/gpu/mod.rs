@@ -4,15 +4,16 @@
 //! machines without CUDA, and [`Gpu::new`] returns [`QuantError::NoDriver`] there.
 
 mod block;
+mod codec;
 mod gemm;
 mod launch;
 mod ptx;
 mod token_group;
 
-pub use ptx::PtxArch;
 pub(crate) use block::per_block_quant;
-pub use gemm::GpuGemmOut;
 pub(crate) use gemm::mm_fp8_blockscale;
+pub use gemm::GpuGemmOut;
+pub use ptx::PtxArch;
 pub(crate) use token_group::per_token_group_quant;
 
 use crate::error::{QuantError, Result};
@@ -119,7 +120,11 @@ impl Gpu {
 
     /// Looks a kernel up by name, once per `Gpu`.
     pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
-        let mut functions = self.inner.functions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut functions = self
+            .inner
+            .functions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(f) = functions.get(name) {
             return Ok(f.clone());
         }
@@ -131,12 +136,19 @@ impl Gpu {
     /// The number of streaming multiprocessors (for grid sizing).
     pub(crate) fn multiprocessor_count(&self) -> Result<i32> {
         use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
-        Ok(self.inner.stream.context().attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?)
+        Ok(self
+            .inner
+            .stream
+            .context()
+            .attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?)
     }
 
     /// The split-K GEMM workspace; held locked while a launch is queued.
     pub(crate) fn gemm_scratch(&self) -> std::sync::MutexGuard<'_, Option<gemm::SplitScratch>> {
-        self.inner.gemm_scratch.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .gemm_scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Errors unless `ctx` is this device's context.

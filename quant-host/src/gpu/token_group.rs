@@ -26,16 +26,29 @@ pub(crate) fn per_token_group_quant<T: Element>(
     let groups = cols.div_ceil(gs);
     shape.check_buffer("x", x.len())?;
     if q.len() as u64 != rows * cols {
-        return Err(QuantError::BufferLength { what: "q", expected: rows * cols, actual: q.len() as u64 });
+        return Err(QuantError::BufferLength {
+            what: "q",
+            expected: rows * cols,
+            actual: q.len() as u64,
+        });
     }
     let scale_len = cfg.layout.len(rows, groups);
     if scales.len() as u64 != scale_len {
-        return Err(QuantError::BufferLength { what: "scales", expected: scale_len, actual: scales.len() as u64 });
+        return Err(QuantError::BufferLength {
+            what: "scales",
+            expected: scale_len,
+            actual: scales.len() as u64,
+        });
     }
     if rows == 0 || cols == 0 {
         return Ok(());
     }
-    let name = format!("token_group_quant_{}_{}_g{}", T::DTYPE.name(), params.format.name(), gs);
+    let name = format!(
+        "token_group_quant_{}_{}_g{}",
+        T::DTYPE.name(),
+        params.format.name(),
+        gs
+    );
     let function = gpu.function(&name)?;
     let config = launch::token_group(rows, groups, gs)?;
     let row_stride = shape.row_stride() as u64;

@@ -35,7 +35,8 @@ unsafe fn decode_chunk(format: Fp8Format, q: *const u8, y: *mut f32, n: u64) {
     let i0 = global_thread_index() * 8;
     let mut i = i0;
     while i < n && i < i0 + 8 {
-        y.add(i as usize).write(format.decode(q.add(i as usize).read()));
+        y.add(i as usize)
+            .write(format.decode(q.add(i as usize).read()));
         i += 1;
     }
 }

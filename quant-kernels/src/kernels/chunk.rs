@@ -1,0 +1,181 @@
+//! The 8-element chunk: the unit of global memory access of every quantizer.
+//!
+//! A full chunk of a 16-byte aligned row is one 16-byte load (two for f32)
+//! and one 8-byte store of codes; a chunk cut by the end of a row (a K tail)
+//! or misaligned by the row stride falls back to element accesses.
+//!
+//! Chunks are kept in their raw form (packed bits) until encoding: the amax
+//! is taken on the bit patterns (for non-negative floats, integer order is
+//! value order, and every NaN pattern is above +inf, so an integer max also
+//! propagates NaN), which keeps a bf16 chunk in 4 registers instead of 8
+//! f32 and lets the block kernel hold 64 values per thread cheaply.
+
+use super::{Bf16, Input, F16};
+
+/// Elements owned by one thread.
+pub const ELEMS_PER_THREAD: u64 = 8;
+
+/// Sixteen bytes, aligned so a read compiles to one vector load.
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+pub struct Vec16(pub [u32; 4]);
+
+/// Eight bytes, aligned so a write compiles to one vector store.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Vec8([u8; 8]);
+
+/// An input type read in chunks of eight.
+pub trait Load8: Input {
+    /// The chunk's bits as loaded.
+    type Raw: Copy;
+    /// A chunk of zeros.
+    const ZERO: Self::Raw;
+
+    /// Loads the first `valid` (at most 8) elements at `src`; the rest are 0.
+    ///
+    /// # Safety
+    /// The `valid` elements at `src` are readable.
+    unsafe fn load(src: *const Self, valid: u64) -> Self::Raw;
+
+    /// `max |x|` over the chunk, as the bit pattern of `|x|`: any NaN in the
+    /// chunk gives a NaN pattern.
+    fn abs_max_bits(raw: &Self::Raw) -> u32;
+
+    /// The f32 value of an `|x|` bit pattern returned by `abs_max_bits`.
+    fn abs_bits_to_f32(bits: u32) -> f32;
+
+    /// The chunk's values as f32.
+    fn unpack(raw: &Self::Raw) -> [f32; 8];
+}
+
+/// Loads eight 16-bit elements into four words (element `2i` in the low half
+/// of word `i`, as a 16-byte load lays them out).
+#[inline(always)]
+unsafe fn load_halves(src: *const u16, valid: u64) -> [u32; 4] {
+    if valid == ELEMS_PER_THREAD && (src as usize) % 16 == 0 {
+        return (src as *const Vec16).read().0;
+    }
+    let mut w = [0u32; 4];
+    unroll8!(i => {
+        if (i as u64) < valid {
+            w[i / 2] |= (src.add(i).read() as u32) << (16 * (i % 2));
+        }
+    });
+    w
+}
+
+#[inline(always)]
+fn abs_max_halves(w: &[u32; 4]) -> u32 {
+    let mut m = 0u32;
+    let mut i = 0;
+    while i < 4 {
+        m = m.max(w[i] & 0x7FFF).max((w[i] >> 16) & 0x7FFF);
+        i += 1;
+    }
+    m
+}
+
+#[inline(always)]
+fn unpack_halves(w: &[u32; 4], convert: impl Fn(u16) -> f32) -> [f32; 8] {
+    let mut v = [0f32; 8];
+    unroll8!(i => {
+        v[i] = convert((w[i / 2] >> (16 * (i % 2))) as u16);
+    });
+    v
+}
+
+impl Load8 for Bf16 {
+    type Raw = [u32; 4];
+    const ZERO: [u32; 4] = [0; 4];
+    #[inline(always)]
+    unsafe fn load(src: *const Self, valid: u64) -> [u32; 4] {
+        load_halves(src as *const u16, valid)
+    }
+    #[inline(always)]
+    fn abs_max_bits(raw: &[u32; 4]) -> u32 {
+        abs_max_halves(raw)
+    }
+    #[inline(always)]
+    fn abs_bits_to_f32(bits: u32) -> f32 {
+        Bf16(bits as u16).to_f32()
+    }
+    #[inline(always)]
+    fn unpack(raw: &[u32; 4]) -> [f32; 8] {
+        unpack_halves(raw, |b| Bf16(b).to_f32())
+    }
+}
+
+impl Load8 for F16 {
+    type Raw = [u32; 4];
+    const ZERO: [u32; 4] = [0; 4];
+    #[inline(always)]
+    unsafe fn load(src: *const Self, valid: u64) -> [u32; 4] {
+        load_halves(src as *const u16, valid)
+    }
+    #[inline(always)]
+    fn abs_max_bits(raw: &[u32; 4]) -> u32 {
+        abs_max_halves(raw)
+    }
+    #[inline(always)]
+    fn abs_bits_to_f32(bits: u32) -> f32 {
+        F16(bits as u16).to_f32()
+    }
+    #[inline(always)]
+    fn unpack(raw: &[u32; 4]) -> [f32; 8] {
+        unpack_halves(raw, |b| F16(b).to_f32())
+    }
+}
+
+impl Load8 for f32 {
+    type Raw = [u32; 8];
+    const ZERO: [u32; 8] = [0; 8];
+    #[inline(always)]
+    unsafe fn load(src: *const Self, valid: u64) -> [u32; 8] {
+        if valid == ELEMS_PER_THREAD && (src as usize) % 16 == 0 {
+            let a = (src as *const Vec16).read().0;
+            let b = (src as *const Vec16).add(1).read().0;
+            return [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]];
+        }
+        let mut w = [0u32; 8];
+        unroll8!(i => {
+            if (i as u64) < valid {
+                w[i] = src.add(i).read().to_bits();
+            }
+        });
+        w
+    }
+    #[inline(always)]
+    fn abs_max_bits(raw: &[u32; 8]) -> u32 {
+        let mut m = 0u32;
+        unroll8!(i => {
+            m = m.max(raw[i] & 0x7FFF_FFFF);
+        });
+        m
+    }
+    #[inline(always)]
+    fn abs_bits_to_f32(bits: u32) -> f32 {
+        f32::from_bits(bits)
+    }
+    #[inline(always)]
+    fn unpack(raw: &[u32; 8]) -> [f32; 8] {
+        raw.map(f32::from_bits)
+    }
+}
+
+/// Stores the first `valid` (at most 8) codes at `dst`.
+///
+/// # Safety
+/// The `valid` bytes at `dst` are writable.
+#[inline(always)]
+pub unsafe fn store_chunk(dst: *mut u8, codes: [u8; 8], valid: u64) {
+    if valid == ELEMS_PER_THREAD && (dst as usize) % 8 == 0 {
+        (dst as *mut Vec8).write(Vec8(codes));
+        return;
+    }
+    unroll8!(i => {
+        if (i as u64) < valid {
+            dst.add(i).write(codes[i]);
+        }
+    });
+}
