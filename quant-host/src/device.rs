@@ -158,3 +158,95 @@ impl Device {
         }
     }
 }
+
+/// `mm_fp8_blockscale` (see `crate::gemm`).
+impl Device {
+    /// `C[M, N] = mm_fp8_blockscale(A, B)` into a new tensor on this device.
+    ///
+    /// `a` is `[M, K]` and `b` `[N, K]`, both dense fp8 codes in `cfg.format`;
+    /// `a_scales` holds `ceil(K/128)` scales per row of A in
+    /// `cfg.a_scale_layout` and `b_scales` the `[ceil(N/128), ceil(K/128)]`
+    /// row-major block scales of B. On a GPU the launch is asynchronous.
+    pub fn mm_fp8_blockscale(
+        &self,
+        a: &Tensor<u8>,
+        a_scales: &Tensor<f32>,
+        b: &Tensor<u8>,
+        b_scales: &Tensor<f32>,
+        cfg: &crate::GemmConfig,
+    ) -> Result<crate::gemm::GemmTensor> {
+        let shape = MatrixShape::new(a.shape().rows(), b.shape().rows())?;
+        let mut c = match cfg.output {
+            crate::OutputType::Bf16 => crate::gemm::GemmTensor::Bf16(self.zeros(shape)?),
+            crate::OutputType::F32 => crate::gemm::GemmTensor::F32(self.zeros(shape)?),
+        };
+        self.mm_fp8_blockscale_into(a, a_scales, b, b_scales, cfg, &mut c)?;
+        Ok(c)
+    }
+
+    /// [`Device::mm_fp8_blockscale`] into a caller-provided dense `[M, N]` C
+    /// whose type matches `cfg.output` (no allocation).
+    pub fn mm_fp8_blockscale_into(
+        &self,
+        a: &Tensor<u8>,
+        a_scales: &Tensor<f32>,
+        b: &Tensor<u8>,
+        b_scales: &Tensor<f32>,
+        cfg: &crate::GemmConfig,
+        c: &mut crate::gemm::GemmTensor,
+    ) -> Result<()> {
+        use crate::gemm::{GemmOutput, GemmShape, GemmTensor};
+        let (sa, sb, sc) = (a.shape(), b.shape(), c.shape());
+        if sa.cols() != sb.cols() {
+            return Err(crate::QuantError::ShapeMismatch(format!("A has K = {}, B has K = {}", sa.cols(), sb.cols())));
+        }
+        if !sa.is_dense() || !sb.is_dense() || !sc.is_dense() {
+            return Err(crate::QuantError::ShapeMismatch("A, B and C must be dense (row stride == columns)".into()));
+        }
+        if (sc.rows(), sc.cols()) != (sa.rows(), sb.rows()) {
+            return Err(crate::QuantError::ShapeMismatch(format!(
+                "C is {}x{}, A x B^T is {}x{}",
+                sc.rows(),
+                sc.cols(),
+                sa.rows(),
+                sb.rows()
+            )));
+        }
+        let shape = GemmShape::new(sa.rows(), sb.rows(), sa.cols())?;
+        match self {
+            Device::Cpu => {
+                let out = match c {
+                    GemmTensor::Bf16(t) => GemmOutput::Bf16(t.host_mut("c")?),
+                    GemmTensor::F32(t) => GemmOutput::F32(t.host_mut("c")?),
+                };
+                cpu::mm_fp8_blockscale(
+                    a.host("a")?,
+                    a_scales.host("a_scales")?,
+                    b.host("b")?,
+                    b_scales.host("b_scales")?,
+                    shape,
+                    cfg,
+                    cpu::Accumulation::F32,
+                    out,
+                )
+            }
+            Device::Cuda(g) => {
+                let here = self.location();
+                let out = match c {
+                    GemmTensor::Bf16(t) => gpu::GpuGemmOut::Bf16(t.cuda_mut("c", here)?),
+                    GemmTensor::F32(t) => gpu::GpuGemmOut::F32(t.cuda_mut("c", here)?),
+                };
+                gpu::mm_fp8_blockscale(
+                    g,
+                    a.cuda("a", here)?,
+                    a_scales.cuda("a_scales", here)?,
+                    b.cuda("b", here)?,
+                    b_scales.cuda("b_scales", here)?,
+                    shape,
+                    cfg,
+                    out,
+                )
+            }
+        }
+    }
+}

@@ -92,3 +92,39 @@ pub enum GemmOutput<'a> {
     /// f32 output.
     F32(&'a mut [f32]),
 }
+
+/// C of `Device::mm_fp8_blockscale`, `[M, N]` dense, in the element type that
+/// [`GemmConfig::output`] names.
+#[derive(Debug)]
+pub enum GemmTensor {
+    /// bf16 output.
+    Bf16(crate::Tensor<half::bf16>),
+    /// f32 output.
+    F32(crate::Tensor<f32>),
+}
+
+impl GemmTensor {
+    /// The output type.
+    pub fn output_type(&self) -> OutputType {
+        match self {
+            GemmTensor::Bf16(_) => OutputType::Bf16,
+            GemmTensor::F32(_) => OutputType::F32,
+        }
+    }
+
+    /// The shape of C.
+    pub fn shape(&self) -> crate::MatrixShape {
+        match self {
+            GemmTensor::Bf16(t) => t.shape(),
+            GemmTensor::F32(t) => t.shape(),
+        }
+    }
+
+    /// Copies C to the host as f32 (exact for bf16), waiting for the device.
+    pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        Ok(match self {
+            GemmTensor::Bf16(t) => t.to_vec()?.into_iter().map(f32::from).collect(),
+            GemmTensor::F32(t) => t.to_vec()?,
+        })
+    }
+}

@@ -15,6 +15,7 @@
         abi_ptx,
         stdarch_nvptx,
         link_llvm_intrinsics,
+        asm_experimental_arch,
         core_intrinsics,
         gpu_intrinsics,
         gpu_launch_sized_workgroup_mem

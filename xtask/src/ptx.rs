@@ -19,13 +19,21 @@ use std::process::Command;
 pub struct Target {
     /// `-Ctarget-cpu`: also the `cfg(target_feature)` the kernels gate on.
     pub cpu: &'static str,
-    /// PTX ISA version feature. 7.8 is the first with the e4m3 conversions.
+    /// PTX ISA version feature. 7.8 is the first with the e4m3 conversions,
+    /// 8.4 the first with fp8 `mma.sync`.
     pub ptx_isa: &'static str,
 }
 
 /// Every module `quant-host` embeds. sm_80 (Ampere, Ada) encodes fp8 in
 /// software; sm_90 (Hopper and newer) uses `cvt.rn.satfinite.e4m3x2.f32`.
-pub const TARGETS: &[Target] = &[Target { cpu: "sm_80", ptx_isa: "ptx78" }, Target { cpu: "sm_90", ptx_isa: "ptx78" }];
+pub const TARGETS: &[Target] = &[
+    Target { cpu: "sm_80", ptx_isa: "ptx78" },
+    Target {
+        cpu: "sm_90",
+        // 8.4: `mma.sync` with e4m3 operands (the fp8 GEMM) needs it.
+        ptx_isa: "ptx84",
+    },
+];
 
 /// Where `quant-host` embeds the modules from.
 pub fn committed_dir(root: &Path) -> PathBuf {

@@ -43,3 +43,50 @@ pub(crate) fn block(block_rows: u64, block_cols: u64) -> Result<LaunchConfig> {
         _ => Err(QuantError::TooLarge("block grid")),
     }
 }
+
+/// Threads of the tiled GEMM kernel (`THREADS` in `quant_kernels::kernels::gemm`).
+pub(crate) const GEMM_THREADS: u32 = 256;
+/// CTA tile edge of the tiled GEMM (`TILE`).
+pub(crate) const GEMM_TILE: u64 = 128;
+/// Dynamic shared memory of the tiled GEMM (`SMEM_BYTES`: 4 stages of two
+/// 128 x 128-byte tiles plus 528 bytes of scales).
+pub(crate) const GEMM_SMEM_BYTES: u32 = 4 * (2 * 128 * 128 + 128 * 4 + 16);
+/// Threads of the decode-sized GEMM kernel (`SMALL_THREADS`).
+pub(crate) const GEMM_SMALL_THREADS: u32 = 128;
+/// Dynamic shared memory of the decode-sized kernel (`SMALL_SMEM_BYTES`).
+pub(crate) const GEMM_SMALL_SMEM_BYTES: u32 = 4 * 32 * 16 + 16;
+/// Rows of B per CTA of the decode-sized kernel (`SMALL_N`).
+pub(crate) const GEMM_SMALL_N: usize = 8;
+/// Upper bound of the K splits of the decode-sized kernel.
+pub(crate) const GEMM_MAX_SPLITS: u64 = 32;
+
+/// The tiled GEMM's grid: x over M tiles, y over N tiles (y is limited to 65535).
+pub(crate) fn gemm_main(m: u64, n: u64) -> Result<LaunchConfig> {
+    let x = u32::try_from(m.div_ceil(GEMM_TILE)).ok().filter(|&x| x <= i32::MAX as u32);
+    let y = u32::try_from(n.div_ceil(GEMM_TILE)).ok().filter(|&y| y <= 65_535);
+    match (x, y) {
+        (Some(x), Some(y)) => {
+            Ok(LaunchConfig { grid_dim: (x, y, 1), block_dim: (GEMM_THREADS, 1, 1), shared_mem_bytes: GEMM_SMEM_BYTES })
+        }
+        _ => Err(QuantError::TooLarge("GEMM grid")),
+    }
+}
+
+/// The decode-sized GEMM's grid and its K split count: one CTA per 8 columns
+/// of C, times `splits` along K, where `splits` brings the CTA count to about
+/// four per multiprocessor (enough loads in flight to stream B at full
+/// bandwidth) while leaving each of a CTA's 4 warps at least 2 k-blocks.
+pub(crate) fn gemm_small(n: u64, k_blocks: u64, multiprocessors: u64) -> Result<(LaunchConfig, u32)> {
+    let tiles = n.div_ceil(GEMM_SMALL_N as u64);
+    let x = u32::try_from(tiles).ok().filter(|&x| x <= i32::MAX as u32).ok_or(QuantError::TooLarge("GEMM grid"))?;
+    let want = (4 * multiprocessors.max(1)).div_ceil(tiles);
+    let splits = want.min(k_blocks.div_ceil(8)).clamp(1, GEMM_MAX_SPLITS) as u32;
+    Ok((
+        LaunchConfig {
+            grid_dim: (x, splits, 1),
+            block_dim: (GEMM_SMALL_THREADS, 1, 1),
+            shared_mem_bytes: GEMM_SMALL_SMEM_BYTES,
+        },
+        splits,
+    ))
+}

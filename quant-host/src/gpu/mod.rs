@@ -5,11 +5,14 @@
 
 mod block;
 mod codec;
+mod gemm;
 mod launch;
 mod ptx;
 mod token_group;
 
 pub(crate) use block::per_block_quant;
+pub(crate) use gemm::mm_fp8_blockscale;
+pub use gemm::GpuGemmOut;
 pub use ptx::PtxArch;
 pub(crate) use token_group::per_token_group_quant;
 
@@ -31,6 +34,8 @@ struct Inner {
     arch: PtxArch,
     capability: (i32, i32),
     functions: Mutex<HashMap<String, CudaFunction>>,
+    /// Workspace of the split-K decode GEMM, grown on demand.
+    gemm_scratch: Mutex<Option<gemm::SplitScratch>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -71,7 +76,16 @@ impl Gpu {
         let capability = ctx.compute_capability()?;
         let arch = PtxArch::for_capability(capability)?;
         let module = ctx.load_module(arch.ptx().into())?;
-        Ok(Self { inner: Arc::new(Inner { stream, module, arch, capability, functions: Mutex::new(HashMap::new()) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                stream,
+                module,
+                arch,
+                capability,
+                functions: Mutex::new(HashMap::new()),
+                gemm_scratch: Mutex::new(None),
+            }),
+        })
     }
 
     /// The stream every launch is queued on.
@@ -113,6 +127,17 @@ impl Gpu {
         let f = self.inner.module.load_function(name)?;
         functions.insert(name.to_owned(), f.clone());
         Ok(f)
+    }
+
+    /// The number of streaming multiprocessors (for grid sizing).
+    pub(crate) fn multiprocessor_count(&self) -> Result<i32> {
+        use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
+        Ok(self.inner.stream.context().attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?)
+    }
+
+    /// The split-K GEMM workspace; held locked while a launch is queued.
+    pub(crate) fn gemm_scratch(&self) -> std::sync::MutexGuard<'_, Option<gemm::SplitScratch>> {
+        self.inner.gemm_scratch.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Errors unless `ctx` is this device's context.

@@ -46,6 +46,7 @@ macro_rules! unroll8 {
 pub mod block;
 pub mod chunk;
 pub mod encode;
+pub mod gemm;
 pub mod token_group;
 
 use crate::element::{bf16_to_f32, f16_to_f32};

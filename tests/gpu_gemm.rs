@@ -1,0 +1,428 @@
+//! GPU `mm_fp8_blockscale` against the CPU reference.
+//!
+//! Every GPU test is `#[ignore = "needs a CUDA GPU"]`: CI has no GPU and reports
+//! them ignored; run them with `--include-ignored` on a GPU machine. Inputs are
+//! random bf16 quantized by the CPU quantizers (never zeros), drawn afresh on
+//! each run (the seed is printed). Small problems are checked against the full
+//! CPU reference (f64 accumulation); large ones on a random sample of output
+//! elements computed in f64. The whole of C is poisoned with NaN before the
+//! launch, so an element the kernel does not write fails the check.
+
+use half::bf16;
+use quant_host::cpu;
+use quant_host::gemm::{GemmOutput, GemmTensor};
+use quant_host::{
+    BlockConfig, Device, Fp8Format, GemmConfig, GemmShape, MatrixShape, OutputType, ScaleLayout, Tensor,
+    TokenGroupConfig,
+};
+
+/// splitmix64: small, fast, good enough for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+fn seed() -> u64 {
+    let s =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    eprintln!("seed {s}");
+    s
+}
+
+/// Random non-zero bf16 rows whose magnitudes vary by row (so scales differ)
+/// and contain outliers (so codes span the format), filled by several threads.
+fn random_bf16(rows: usize, cols: usize, seed: u64) -> Vec<bf16> {
+    let mut data = vec![bf16::ZERO; rows * cols];
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(16);
+    let chunk_rows = rows.div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for (ci, chunk) in data.chunks_mut((chunk_rows * cols).max(1)).enumerate() {
+            s.spawn(move || {
+                let mut rng = Rng::new(seed ^ (ci as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+                for row in chunk.chunks_mut(cols.max(1)) {
+                    let row_scale = 2f32.powi(rng.below(12) as i32 - 6);
+                    for v in row.iter_mut() {
+                        let u = rng.unit() * 2.0 - 1.0;
+                        let outlier = if rng.below(64) == 0 { 8.0 } else { 1.0 };
+                        let x = (u + 0.01f32.copysign(u)) * row_scale * outlier;
+                        *v = bf16::from_f32(x);
+                    }
+                }
+            });
+        }
+    });
+    data
+}
+
+/// Quantized operands on the host.
+struct Operand {
+    codes: Vec<u8>,
+    scales: Vec<f32>,
+}
+
+fn quant_a(x: &[bf16], m: usize, k: usize, format: Fp8Format, layout: ScaleLayout) -> Operand {
+    let cfg = TokenGroupConfig { format, layout, ..Default::default() };
+    let shape = MatrixShape::new(m, k).unwrap();
+    let groups = k.div_ceil(128);
+    let mut codes = vec![0u8; m * k];
+    let mut scales = vec![0f32; layout.len(m as u64, groups as u64) as usize];
+    cpu::per_token_group_quant_fp8(x, shape, &cfg, &mut codes, &mut scales).unwrap();
+    Operand { codes, scales }
+}
+
+/// Block quantization of B, in parallel over 128-row bands (each band's
+/// scales are independent of the others).
+fn quant_b(w: &[bf16], n: usize, k: usize, format: Fp8Format) -> Operand {
+    let cfg = BlockConfig { format, ..Default::default() };
+    let kb = k.div_ceil(128);
+    let mut codes = vec![0u8; n * k];
+    let mut scales = vec![0f32; n.div_ceil(128) * kb];
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(16);
+    let bands = n.div_ceil(128);
+    let bands_per = bands.div_ceil(threads).max(1);
+    let rows_per = bands_per * 128;
+    std::thread::scope(|s| {
+        for ((wc, qc), sc) in
+            w.chunks(rows_per * k).zip(codes.chunks_mut(rows_per * k)).zip(scales.chunks_mut(bands_per * kb))
+        {
+            let cfg = &cfg;
+            s.spawn(move || {
+                let rows = wc.len() / k;
+                cpu::per_block_quant_fp8(wc, MatrixShape::new(rows, k).unwrap(), cfg, qc, sc).unwrap();
+            });
+        }
+    });
+    Operand { codes, scales }
+}
+
+fn gpu() -> Device {
+    match Device::cuda(0) {
+        Ok(d) => d,
+        Err(e) => panic!("these tests need a CUDA GPU: {e}"),
+    }
+}
+
+/// Device copies of one problem's operands.
+struct OnDevice {
+    a: Tensor<u8>,
+    sa: Tensor<f32>,
+    b: Tensor<u8>,
+    sb: Tensor<f32>,
+}
+
+fn upload(dev: &Device, a: &Operand, b: &Operand, m: usize, n: usize, k: usize) -> OnDevice {
+    OnDevice {
+        a: dev.upload(&a.codes, MatrixShape::new(m, k).unwrap()).unwrap(),
+        sa: dev.upload(&a.scales, MatrixShape::new(1, a.scales.len()).unwrap()).unwrap(),
+        b: dev.upload(&b.codes, MatrixShape::new(n, k).unwrap()).unwrap(),
+        sb: dev.upload(&b.scales, MatrixShape::new(1, b.scales.len()).unwrap()).unwrap(),
+    }
+}
+
+/// Runs the GPU GEMM on C poisoned with NaN and returns C as f32.
+fn run_gpu(dev: &Device, ops: &OnDevice, m: usize, n: usize, cfg: &GemmConfig) -> Vec<f32> {
+    let shape = MatrixShape::new(m, n).unwrap();
+    let mut c = match cfg.output {
+        OutputType::Bf16 => GemmTensor::Bf16(dev.upload(&vec![bf16::NAN; m * n], shape).unwrap()),
+        OutputType::F32 => GemmTensor::F32(dev.upload(&vec![f32::NAN; m * n], shape).unwrap()),
+    };
+    dev.mm_fp8_blockscale_into(&ops.a, &ops.sa, &ops.b, &ops.sb, cfg, &mut c).unwrap();
+    c.to_f32_vec().unwrap()
+}
+
+/// `C[row, col]` in f64, straight from the spec's formula.
+#[allow(clippy::too_many_arguments)]
+fn reference_element(
+    a: &Operand,
+    b: &Operand,
+    m: usize,
+    k: usize,
+    cfg: &GemmConfig,
+    row: usize,
+    col: usize,
+    table: &[f64; 256],
+) -> f64 {
+    let kb = k.div_ceil(128);
+    let mut total = 0f64;
+    for blk in 0..kb {
+        let mut partial = 0f64;
+        for i in blk * 128..((blk + 1) * 128).min(k) {
+            partial += table[a.codes[row * k + i] as usize] * table[b.codes[col * k + i] as usize];
+        }
+        let sa = a.scales[cfg.a_scale_layout.index(row as u64, blk as u64, m as u64, kb as u64) as usize] as f64;
+        let sb = b.scales[(col / 128) * kb + blk] as f64;
+        total += sa * sb * partial;
+    }
+    total
+}
+
+fn tolerance(output: OutputType) -> f64 {
+    match output {
+        OutputType::F32 => 1e-3,
+        OutputType::Bf16 => 1e-2,
+    }
+}
+
+/// Checks one GPU result; `full` compares every element with the CPU
+/// reference, otherwise `samples` random elements with the f64 formula.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    label: &str,
+    c: &[f32],
+    a: &Operand,
+    b: &Operand,
+    m: usize,
+    n: usize,
+    k: usize,
+    cfg: &GemmConfig,
+    samples: Option<usize>,
+    rng: &mut Rng,
+) {
+    assert_eq!(c.len(), m * n);
+    if let Some(i) = c.iter().position(|v| !v.is_finite()) {
+        panic!("{label}: C[{}, {}] = {} (unwritten or wrong)", i / n.max(1), i % n.max(1), c[i]);
+    }
+    let (mut max_err, mut max_ref) = (0f64, 0f64);
+    match samples {
+        None => {
+            let shape = GemmShape::new(m, n, k).unwrap();
+            let mut r = vec![0f32; m * n];
+            let f32_cfg = GemmConfig { output: OutputType::F32, ..*cfg };
+            cpu::mm_fp8_blockscale(
+                &a.codes,
+                &a.scales,
+                &b.codes,
+                &b.scales,
+                shape,
+                &f32_cfg,
+                cpu::Accumulation::F64,
+                GemmOutput::F32(&mut r),
+            )
+            .unwrap();
+            for (x, y) in c.iter().zip(&r) {
+                max_err = max_err.max((*x as f64 - *y as f64).abs());
+                max_ref = max_ref.max((*y as f64).abs());
+            }
+        }
+        Some(count) => {
+            let mut table = [0f64; 256];
+            for (code, t) in table.iter_mut().enumerate() {
+                *t = cfg.format.decode(code as u8) as f64;
+            }
+            for s in 0..count {
+                // Always include the corners, where tails live.
+                let (row, col) = match s {
+                    0 => (0, 0),
+                    1 => (m - 1, n - 1),
+                    2 => (m - 1, 0),
+                    3 => (0, n - 1),
+                    _ => (rng.below(m), rng.below(n)),
+                };
+                let r = reference_element(a, b, m, k, cfg, row, col, &table);
+                max_err = max_err.max((c[row * n + col] as f64 - r).abs());
+                max_ref = max_ref.max(r.abs());
+            }
+        }
+    }
+    let rel = if max_ref > 0.0 { max_err / max_ref } else { max_err };
+    assert!(
+        rel < tolerance(cfg.output),
+        "{label}: max|C - C_ref| / max|C_ref| = {rel:e} (max err {max_err:e}, max ref {max_ref:e})"
+    );
+}
+
+/// One problem in all the configurations asked for, A quantized per layout.
+#[allow(clippy::too_many_arguments)]
+fn run_case(
+    dev: &Device,
+    m: usize,
+    n: usize,
+    k: usize,
+    format: Fp8Format,
+    layouts: &[ScaleLayout],
+    outputs: &[OutputType],
+    b: Option<(&Operand, &Tensor<u8>, &Tensor<f32>)>,
+    rng: &mut Rng,
+) {
+    let x = random_bf16(m, k, rng.next_u64());
+    let owned_b;
+    let (b_host, b_dev, sb_dev) = match b {
+        Some(t) => t,
+        None => {
+            let w = random_bf16(n, k, rng.next_u64());
+            let q = quant_b(&w, n, k, format);
+            let bd = dev.upload(&q.codes, MatrixShape::new(n, k).unwrap()).unwrap();
+            let sbd = dev.upload(&q.scales, MatrixShape::new(1, q.scales.len()).unwrap()).unwrap();
+            owned_b = (q, bd, sbd);
+            (&owned_b.0, &owned_b.1, &owned_b.2)
+        }
+    };
+    let full = (m * n * k) as u64 <= 40_000_000;
+    for &layout in layouts {
+        let a = quant_a(&x, m, k, format, layout);
+        let ops = OnDevice {
+            a: dev.upload(&a.codes, MatrixShape::new(m, k).unwrap()).unwrap(),
+            sa: dev.upload(&a.scales, MatrixShape::new(1, a.scales.len()).unwrap()).unwrap(),
+            b: Tensor::from_cuda(b_dev.as_cuda().unwrap().clone(), b_dev.shape()).unwrap(),
+            sb: Tensor::from_cuda(sb_dev.as_cuda().unwrap().clone(), sb_dev.shape()).unwrap(),
+        };
+        for &output in outputs {
+            let cfg = GemmConfig { format, a_scale_layout: layout, output };
+            let label = format!("M={m} N={n} K={k} {} {} {:?}", format.name(), layout.name(), output);
+            let c = run_gpu(dev, &ops, m, n, &cfg);
+            check(&label, &c, &a, b_host, m, n, k, &cfg, if full { None } else { Some(512) }, rng);
+        }
+    }
+}
+
+const OUTPUTS: [OutputType; 2] = [OutputType::Bf16, OutputType::F32];
+
+/// The odd shapes of shapes.md (K not a multiple of 16, N, M tails, M at the
+/// decode/tiled boundary), every format, layout and output.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn small_odd_shapes() {
+    let dev = gpu();
+    let mut rng = Rng::new(seed());
+    let ms = [1, 3, 16, 17, 37, 130];
+    let ns = [1, 130, 576];
+    let ks = [1, 100, 127, 129, 300];
+    let mut i = 0;
+    for &m in &ms {
+        for &n in &ns {
+            for &k in &ks {
+                let format = Fp8Format::ALL[i % 2];
+                i += 1;
+                run_case(&dev, m, n, k, format, &ScaleLayout::ALL, &OUTPUTS, None, &mut rng);
+            }
+        }
+    }
+}
+
+/// Random shapes with tails on every side.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn small_random_tails() {
+    let dev = gpu();
+    let mut rng = Rng::new(seed());
+    for _ in 0..40 {
+        let m = 1 + rng.below(300);
+        let n = 1 + rng.below(700);
+        let k = 1 + rng.below(1200);
+        let format = Fp8Format::ALL[rng.below(2)];
+        let layout = ScaleLayout::ALL[rng.below(3)];
+        run_case(&dev, m, n, k, format, &[layout], &OUTPUTS, None, &mut rng);
+    }
+    // K = 7000 (a tail of 88) and aligned K with M at the path boundary.
+    for (m, n, k) in [(16, 2112, 7000), (17, 576, 7000), (200, 300, 7000), (16, 512, 7168), (300, 257, 2048)] {
+        for format in Fp8Format::ALL {
+            run_case(&dev, m, n, k, format, &ScaleLayout::ALL, &OUTPUTS, None, &mut rng);
+        }
+    }
+}
+
+/// Every (N, K) of shapes.md at M in {1, 37, 256}.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn model_shapes() {
+    let nk = [
+        (2112, 7168),
+        (576, 7168),
+        (1536, 7168),
+        (24576, 1536),
+        (32768, 512),
+        (7168, 16384),
+        (7168, 2048),
+        (36864, 7168),
+        (7168, 18432),
+        (4096, 7168),
+        (1024, 4096),
+        (512, 4096),
+        (32768, 1024),
+        (4096, 8192),
+        (8192, 1024),
+        (2048, 4096),
+        (4096, 2048),
+        (512, 7168),
+        (65536, 1536),
+        (8192, 1536),
+        (3072, 7168),
+        (7168, 3072),
+    ];
+    let dev = gpu();
+    let mut rng = Rng::new(seed());
+    for (n, k) in nk {
+        for format in Fp8Format::ALL {
+            let w = random_bf16(n, k, rng.next_u64());
+            let q = quant_b(&w, n, k, format);
+            drop(w);
+            let bd = dev.upload(&q.codes, MatrixShape::new(n, k).unwrap()).unwrap();
+            let sbd = dev.upload(&q.scales, MatrixShape::new(1, q.scales.len()).unwrap()).unwrap();
+            for m in [1, 37, 256] {
+                run_case(&dev, m, n, k, format, &ScaleLayout::ALL, &OUTPUTS, Some((&q, &bd, &sbd)), &mut rng);
+            }
+        }
+    }
+}
+
+/// Bad arguments come back as errors, and M = 0 / N = 0 do nothing.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn small_bad_input() {
+    let dev = gpu();
+    let (m, n, k) = (4, 8, 256);
+    let a = dev.upload(&vec![0x38u8; m * k], MatrixShape::new(m, k).unwrap()).unwrap();
+    let sa = dev.upload(&vec![1f32; m * 2], MatrixShape::new(1, m * 2).unwrap()).unwrap();
+    let b = dev.upload(&vec![0x38u8; n * k], MatrixShape::new(n, k).unwrap()).unwrap();
+    let sb = dev.upload(&[1f32; 2], MatrixShape::new(1, 2).unwrap()).unwrap();
+    let short = dev.upload(&[1f32; 1], MatrixShape::new(1, 1).unwrap()).unwrap();
+    let cfg = GemmConfig::default();
+    assert!(dev.mm_fp8_blockscale(&a, &short, &b, &sb, &cfg).is_err());
+    assert!(dev.mm_fp8_blockscale(&a, &sa, &b, &short, &cfg).is_err());
+    let wrong_k = dev.upload(&vec![0x38u8; n * 128], MatrixShape::new(n, 128).unwrap()).unwrap();
+    assert!(dev.mm_fp8_blockscale(&a, &sa, &wrong_k, &sb, &cfg).is_err());
+    let host_a = Device::Cpu.upload(&vec![0x38u8; m * k], MatrixShape::new(m, k).unwrap()).unwrap();
+    assert!(dev.mm_fp8_blockscale(&host_a, &sa, &b, &sb, &cfg).is_err());
+    let mut wrong_type = GemmTensor::F32(dev.zeros(MatrixShape::new(m, n).unwrap()).unwrap());
+    assert!(dev.mm_fp8_blockscale_into(&a, &sa, &b, &sb, &cfg, &mut wrong_type).is_err());
+    // 1.0 * 1.0 * 256 per element, exactly.
+    let c = dev.mm_fp8_blockscale(&a, &sa, &b, &sb, &cfg).unwrap().to_f32_vec().unwrap();
+    assert!(c.iter().all(|&v| v == 256.0), "{c:?}");
+    let empty = dev.upload::<u8>(&[], MatrixShape::new(0, k).unwrap()).unwrap();
+    let c = dev
+        .mm_fp8_blockscale(&empty, &dev.upload::<f32>(&[], MatrixShape::new(0, 0).unwrap()).unwrap(), &b, &sb, &cfg)
+        .unwrap();
+    assert_eq!(c.to_f32_vec().unwrap().len(), 0);
+}
+
+/// The CPU arm of `Device::mm_fp8_blockscale` (runs in CI).
+#[test]
+fn cpu_device_matches_reference() {
+    let mut rng = Rng::new(seed());
+    let (m, n, k) = (5, 130, 300);
+    for format in Fp8Format::ALL {
+        let a = quant_a(&random_bf16(m, k, rng.next_u64()), m, k, format, ScaleLayout::ColMajorTmaAligned);
+        let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, format);
+        let cfg = GemmConfig { format, a_scale_layout: ScaleLayout::ColMajorTmaAligned, output: OutputType::F32 };
+        let ops = upload(&Device::Cpu, &a, &b, m, n, k);
+        let c = Device::Cpu.mm_fp8_blockscale(&ops.a, &ops.sa, &ops.b, &ops.sb, &cfg).unwrap().to_f32_vec().unwrap();
+        check("cpu", &c, &a, &b, m, n, k, &cfg, None, &mut rng);
+    }
+}
