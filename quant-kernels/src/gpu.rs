@@ -8,6 +8,10 @@ use core::arch::nvptx;
 unsafe extern "C" {
     #[link_name = "llvm.nvvm.shfl.sync.bfly.f32"]
     fn shfl_bfly_f32(mask: u32, value: f32, lane_mask: u32, clamp: u32) -> f32;
+    #[link_name = "llvm.maximum.f32"]
+    fn maximum_f32(a: f32, b: f32) -> f32;
+    #[link_name = "llvm.minimum.f32"]
+    fn minimum_f32(a: f32, b: f32) -> f32;
     #[link_name = "llvm.fma.f32"]
     fn fma_f32(a: f32, b: f32, c: f32) -> f32;
     #[cfg(target_feature = "sm_90")]
@@ -72,4 +76,13 @@ pub fn dynamic_shared<T>() -> *mut T {
 pub fn fma(a: f32, b: f32, c: f32) -> f32 {
     // SAFETY: a pure arithmetic intrinsic.
     unsafe { fma_f32(a, b, c) }
+}
+
+/// `clamp(v, -max, max)` with NaN passed through, as
+/// [`crate::scale::clamp`] computes it, in two `max.NaN`/`min.NaN`
+/// instructions instead of compares and selects.
+#[inline(always)]
+pub fn clamp(v: f32, max: f32) -> f32 {
+    // SAFETY: pure arithmetic intrinsics.
+    unsafe { minimum_f32(maximum_f32(v, -max), max) }
 }

@@ -124,15 +124,24 @@ impl Divider {
     /// multiply-add (one rounding).
     #[inline(always)]
     pub fn divide(&self, x: f32, fma: impl Fn(f32, f32, f32) -> f32) -> f32 {
+        self.divide_all([x], fma)[0]
+    }
+
+    /// Divides every element, choosing the path once for the whole array (a
+    /// per-element branch costs the GPU an instruction slot per element).
+    #[inline(always)]
+    pub fn divide_all<const N: usize>(&self, v: [f32; N], fma: impl Fn(f32, f32, f32) -> f32) -> [f32; N] {
         if self.fast {
-            let q = x * self.recip;
-            let residual = fma(-q, self.scale, x);
-            // The correction of a zero quotient is +0 whatever the sign of
-            // x: take the sign from q, which always has the right one.
-            let corrected = fma(residual, self.recip, q);
-            f32::from_bits((corrected.to_bits() & 0x7FFF_FFFF) | (q.to_bits() & 0x8000_0000))
+            v.map(|x| {
+                let q = x * self.recip;
+                let residual = fma(-q, self.scale, x);
+                // The correction of a zero quotient is +0 whatever the sign
+                // of x: take the sign from q, which always has the right one.
+                let corrected = fma(residual, self.recip, q);
+                f32::from_bits((corrected.to_bits() & 0x7FFF_FFFF) | (q.to_bits() & 0x8000_0000))
+            })
         } else {
-            x / self.scale
+            v.map(|x| x / self.scale)
         }
     }
 }

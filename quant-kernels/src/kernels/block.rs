@@ -21,6 +21,7 @@
 
 use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
 use super::{decode_mode, quantize8, Bf16, F16};
+use crate::geometry::BLOCK_THREADS;
 use crate::gpu::{block_index_xy, dynamic_shared, shfl_xor, sync_threads, thread_index};
 use crate::scale::{group_scale, nan_max, Divider};
 use crate::Fp8Format;
@@ -29,10 +30,10 @@ use crate::Fp8Format;
 const TILE: u64 = 128;
 /// Threads across a tile row: `TILE / 8`.
 const CHUNKS_PER_ROW: u64 = TILE / ELEMS_PER_THREAD;
-/// Rows one step of the CTA covers: `256 / CHUNKS_PER_ROW`.
-const ROWS_PER_STEP: u64 = 16;
+/// Rows one step of the CTA covers.
+const ROWS_PER_STEP: u64 = BLOCK_THREADS as u64 / CHUNKS_PER_ROW;
 /// Warps per CTA; also the f32 count of shared memory the host provides.
-pub const WARPS: usize = 8;
+pub const WARPS: usize = BLOCK_THREADS as usize / 32;
 
 /// Where a thread's chunks of one tile are and how many are in bounds.
 #[derive(Clone, Copy)]

@@ -12,8 +12,8 @@
 
 use super::{Bf16, Input, F16};
 
-/// Elements owned by one thread.
-pub const ELEMS_PER_THREAD: u64 = 8;
+/// Elements in one chunk.
+pub const ELEMS_PER_THREAD: u64 = crate::geometry::ELEMS_PER_CHUNK;
 
 /// Sixteen bytes, aligned so a read compiles to one vector load.
 #[derive(Clone, Copy)]

@@ -50,8 +50,8 @@ pub mod gemm;
 pub mod token_group;
 
 use crate::element::{bf16_to_f32, f16_to_f32};
-use crate::gpu::fma;
-use crate::scale::{clamp, Divider};
+use crate::gpu::{clamp, fma};
+use crate::scale::Divider;
 use crate::{Fp8Format, ScaleMode};
 
 /// An input element as the kernels read it from global memory.
@@ -95,7 +95,7 @@ impl Input for f32 {
 /// and encodes them: the per-element work of every quantizer.
 #[inline(always)]
 pub(crate) fn quantize8(format: Fp8Format, v: &[f32; 8], scale: &Divider, fp8_max: f32) -> [u8; 8] {
-    encode8(format, &v.map(|x| clamp(scale.divide(x, fma), fp8_max)))
+    encode8(format, &scale.divide_all(*v, fma).map(|x| clamp(x, fp8_max)))
 }
 
 /// Encodes eight values. On sm_90 both formats use the hardware E4M3FN
