@@ -5,7 +5,7 @@
 pub const ELEMS_PER_CHUNK: u64 = 8;
 
 /// Chunks each thread of `per_token_group_quant_fp8` owns (in one group).
-pub const TOKEN_GROUP_CHUNKS: u64 = 2;
+pub const TOKEN_GROUP_CHUNKS: u64 = 4;
 
 /// Threads per block of the per-group and element-wise kernels, and of the
 /// per-block kernel (one CTA per scale block).

@@ -17,7 +17,7 @@ pub(crate) fn linear(threads: u64) -> Result<LaunchConfig> {
     Ok(LaunchConfig { grid_dim: (blocks.max(1), 1, 1), block_dim: (BLOCK_THREADS, 1, 1), shared_mem_bytes: 0 })
 }
 
-/// The grid of `per_token_group_quant_fp8`: `group_size / 16` threads per group.
+/// The grid of `per_token_group_quant_fp8`: `token_group_threads(group_size)` threads per group.
 pub(crate) fn token_group(rows: u64, groups: u64, group_size: u64) -> Result<LaunchConfig> {
     let threads = rows
         .checked_mul(groups)

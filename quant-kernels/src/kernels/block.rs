@@ -20,10 +20,10 @@
 //! zeros, which leaves the amax unchanged, and are not stored.
 
 use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
-use super::{decode_mode, quantize8, Bf16, F16};
+use super::{decode_mode, Bf16, GroupQuantizer, F16};
 use crate::geometry::BLOCK_THREADS;
 use crate::gpu::{block_index_xy, dynamic_shared, shfl_xor, sync_threads, thread_index};
-use crate::scale::{group_scale, nan_max, Divider};
+use crate::scale::{group_scale, nan_max};
 use crate::Fp8Format;
 
 /// Edge of the square tile a CTA covers per step.
@@ -87,18 +87,10 @@ fn tile_amax<T: Load8>(v: &[T::Raw; 8]) -> f32 {
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn store_tile<T: Load8>(
-    format: Fp8Format,
-    q: *mut u8,
-    cols: u64,
-    s: TileSlice,
-    v: &[T::Raw; 8],
-    scale: Divider,
-    fp8_max: f32,
-) {
+unsafe fn store_tile<T: Load8>(q: *mut u8, cols: u64, s: TileSlice, v: &[T::Raw; 8], quantizer: GroupQuantizer) {
     unroll8!(i => {
         if let Some(row) = s.row(i) {
-            let codes = quantize8(format, &T::unpack(&v[i]), &scale, fp8_max);
+            let codes = quantizer.quantize8(&T::unpack(&v[i]));
             store_chunk(q.add((row * cols + s.col) as usize), codes, s.valid);
         }
     });
@@ -162,7 +154,7 @@ unsafe fn quantize_block<T: Load8>(
         let slice = TileSlice::new(row_begin, col_begin, row_end, col_end);
         let v = load_tile(w, row_stride, slice);
         let scale = group_scale(cta_amax(tile_amax::<T>(&v)), eps, fp8_max, mode);
-        store_tile::<T>(format, q, cols, slice, &v, Divider::new(scale), fp8_max);
+        store_tile::<T>(q, cols, slice, &v, GroupQuantizer::new(format, scale, fp8_max));
         if thread_index() == 0 {
             scales.add((by as u64 * cols.div_ceil(bk) + bx as u64) as usize).write(scale);
         }
@@ -188,7 +180,7 @@ unsafe fn quantize_block<T: Load8>(
         while tc < col_end {
             let slice = TileSlice::new(tr, tc, row_end, col_end);
             let v = load_tile(w, row_stride, slice);
-            store_tile::<T>(format, q, cols, slice, &v, Divider::new(scale), fp8_max);
+            store_tile::<T>(q, cols, slice, &v, GroupQuantizer::new(format, scale, fp8_max));
             tc += TILE;
         }
         tr += TILE;

@@ -1,19 +1,20 @@
 //! `per_token_group_quant_fp8`: one fp8 code per input element and one f32
 //! scale per group of `GS` consecutive elements of a row.
 //!
-//! Tiling. A thread owns two 8-element chunks of one group, `GS / 2` apart:
-//! two independent 16-byte loads in flight (four for f32) and two 8-byte
-//! stores of codes. Lane `l` of a group holds chunks `l` and `l + GS / 16`,
-//! so each load instruction of a warp reads consecutive 16-byte pieces
-//! (fully coalesced). A group of `GS` elements is `GS / 16` adjacent lanes
-//! (2, 4 or 8), and its amax is a butterfly shuffle over those lanes: no
-//! shared memory and no barrier. Two chunks per thread halve the per-thread
-//! work (index math, the group's scale and its reciprocal) per element,
-//! which matters: at full memory bandwidth the kernel has only a few
-//! instructions per element to spend. The group's first lane writes the
-//! scale. The grid is 1-D and covers `rows * groups_per_row * GS / 16`
-//! threads; threads past the end still take part in the shuffles (a warp may
-//! be partly full) but load and store nothing.
+//! Tiling. A thread owns `C = TOKEN_GROUP_CHUNKS` (4) 8-element chunks of
+//! one group, `GS / C` apart: `C` independent 16-byte loads in flight (twice
+//! that for f32) and `C` 8-byte stores of codes. Lane `l` of a group holds
+//! chunks `l + c * GS / (8 C)`, so each load instruction of a warp reads
+//! consecutive 16-byte pieces (fully coalesced). A group of `GS` elements is
+//! `GS / (8 C)` adjacent lanes (1, 2 or 4), and its amax is a butterfly
+//! shuffle over those lanes: no shared memory and no barrier. Several chunks
+//! per thread spread the per-thread work (index math, the group's scale and
+//! its reciprocal) over more elements, which matters: at full memory
+//! bandwidth an H100 has only about a dozen instructions to spend per
+//! element. The group's first lane writes the scale. The grid is 1-D and
+//! covers `rows * groups_per_row * GS / (8 C)` threads; threads past the end
+//! still take part in the shuffles (a warp may be partly full) but load and
+//! store nothing.
 //!
 //! A group whose columns run past `cols` (the K tail) loads zeros for the
 //! missing columns, which leaves its amax unchanged, and stores only its
@@ -21,11 +22,16 @@
 //! elements, or an odd base pointer) fall back to scalar loads and stores.
 
 use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
-use super::{decode_mode, quantize8, Bf16, F16};
-use crate::geometry::token_group_threads;
+use super::{decode_mode, Bf16, GroupQuantizer, F16};
+use crate::geometry::{token_group_threads, TOKEN_GROUP_CHUNKS};
 use crate::gpu::{global_thread_index, shfl_xor};
-use crate::scale::{group_scale, nan_max, Divider};
+use crate::scale::{group_scale, nan_max};
 use crate::{Fp8Format, ScaleLayout};
+
+/// Chunks per thread, as an array length (the loops over them are
+/// `unroll4!`: the constant below must stay 4).
+const CHUNKS: usize = TOKEN_GROUP_CHUNKS as usize;
+const _: () = assert!(CHUNKS == 4);
 
 /// `(a / b, a % b)`, in 32-bit arithmetic when both fit (64-bit division is
 /// a long software sequence on the GPU).
@@ -78,30 +84,33 @@ unsafe fn quantize_groups<T: Load8, const GS: u64>(
     let col = |c: u64| g * GS + (lane + c * threads_per_group) * ELEMS_PER_THREAD;
     let valid = |c: u64| if active { cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD) } else { 0 };
 
-    // 1. Load both chunks (zeros past the row's end) before using either.
+    // 1. Load every chunk (zeros past the row's end) before using any.
     let src = x.add((row * row_stride) as usize);
-    let raw = [T::load(src.add(col(0) as usize), valid(0)), T::load(src.add(col(1) as usize), valid(1))];
+    let mut raw = [T::ZERO; CHUNKS];
+    unroll4!(c => {
+        raw[c] = T::load(src.add(col(c as u64) as usize), valid(c as u64));
+    });
 
     // 2. The group's amax: local, then across the group's lanes.
-    let mut amax = T::abs_bits_to_f32(T::abs_max_bits(&raw[0]).max(T::abs_max_bits(&raw[1])));
+    let mut bits = 0u32;
+    unroll4!(c => {
+        bits = bits.max(T::abs_max_bits(&raw[c]));
+    });
+    let mut amax = T::abs_bits_to_f32(bits);
     let mut offset = threads_per_group as u32 / 2;
     while offset > 0 {
         amax = nan_max(amax, shfl_xor(amax, offset));
         offset /= 2;
     }
 
-    // 3. Scale, then codes.
+    // 3. Scale, then codes; 4. store them (8-byte stores when possible).
     let scale = group_scale(amax, eps, fp8_max, decode_mode(mode));
-    let divider = Divider::new(scale);
-    let codes = [
-        quantize8(format, &T::unpack(&raw[0]), &divider, fp8_max),
-        quantize8(format, &T::unpack(&raw[1]), &divider, fp8_max),
-    ];
-
-    // 4. Store codes (8-byte stores when possible) and the scale.
+    let quantizer = GroupQuantizer::new(format, scale, fp8_max);
     let dst = q.add((row * cols) as usize);
-    store_chunk(dst.add(col(0) as usize), codes[0], valid(0));
-    store_chunk(dst.add(col(1) as usize), codes[1], valid(1));
+    unroll4!(c => {
+        let codes = quantizer.quantize8(&T::unpack(&raw[c]));
+        store_chunk(dst.add(col(c as u64) as usize), codes, valid(c as u64));
+    });
     if active && lane == 0 {
         let layout = decode_layout(layout);
         scales.add(layout.index(row, g, rows, groups) as usize).write(scale);
