@@ -34,14 +34,13 @@ pub fn shfl_xor(value: f32, lane_mask: u32) -> f32 {
     unsafe { shfl_bfly_f32(0xFFFF_FFFF, value, lane_mask, 0x1F) }
 }
 
-/// Encodes two already-clamped values to E4M3FN with the hardware converter
-/// (round to nearest even, saturating). Returns `(code(lo), code(hi))`.
+/// Encodes two values to E4M3FN with the hardware converter (round to
+/// nearest even, saturating). Returns `code(lo) | code(hi) << 8`.
 #[cfg(target_feature = "sm_90")]
 #[inline(always)]
-pub fn e4m3fn_x2(lo: f32, hi: f32) -> [u8; 2] {
+pub fn e4m3fn_x2(lo: f32, hi: f32) -> u16 {
     // SAFETY: the instruction exists on sm_89 and later, which this cfg gates.
-    let pair = unsafe { cvt_e4m3x2_satfinite(hi, lo) } as u16;
-    [pair as u8, (pair >> 8) as u8]
+    unsafe { cvt_e4m3x2_satfinite(hi, lo) as u16 }
 }
 
 /// `(blockIdx.x, blockIdx.y)`.

@@ -4,7 +4,7 @@ use crate::error::{QuantError, Result};
 use cudarc::driver::LaunchConfig;
 
 /// Threads per block of the element-wise and per-group kernels.
-pub(crate) use quant_kernels::geometry::BLOCK_THREADS;
+pub(crate) use quant_kernels::geometry::{BLOCK_QUANT_THREADS, BLOCK_THREADS};
 
 /// Elements in one chunk of a thread's work.
 pub(crate) use quant_kernels::geometry::ELEMS_PER_CHUNK as ELEMS_PER_THREAD;
@@ -26,7 +26,7 @@ pub(crate) fn token_group(rows: u64, groups: u64, group_size: u64) -> Result<Lau
     linear(threads)
 }
 
-/// The grid of `per_block_quant_fp8`: one block of [`BLOCK_THREADS`] threads
+/// The grid of `per_block_quant_fp8`: one block of `BLOCK_QUANT_THREADS` threads
 /// per scale block, on a 2-D grid (x along K, y along N) so no division is
 /// needed to find the block.
 pub(crate) fn block(block_rows: u64, block_cols: u64) -> Result<LaunchConfig> {
@@ -35,9 +35,9 @@ pub(crate) fn block(block_rows: u64, block_cols: u64) -> Result<LaunchConfig> {
     match (x, y) {
         (Some(x), Some(y)) => Ok(LaunchConfig {
             grid_dim: (x, y, 1),
-            block_dim: (BLOCK_THREADS, 1, 1),
+            block_dim: (BLOCK_QUANT_THREADS, 1, 1),
             // One f32 per warp for the block-wide amax.
-            shared_mem_bytes: BLOCK_THREADS / 32 * 4,
+            shared_mem_bytes: BLOCK_QUANT_THREADS / 32 * 4,
         }),
         _ => Err(QuantError::TooLarge("block grid")),
     }

@@ -1,12 +1,12 @@
 //! `per_token_group_quant_fp8`: one fp8 code per input element and one f32
 //! scale per group of `GS` consecutive elements of a row.
 //!
-//! Tiling. A thread owns `C = TOKEN_GROUP_CHUNKS` (4) 8-element chunks of
+//! Tiling. A thread owns `C = TOKEN_GROUP_CHUNKS` (2) 8-element chunks of
 //! one group, `GS / C` apart: `C` independent 16-byte loads in flight (twice
 //! that for f32) and `C` 8-byte stores of codes. Lane `l` of a group holds
 //! chunks `l + c * GS / (8 C)`, so each load instruction of a warp reads
 //! consecutive 16-byte pieces (fully coalesced). A group of `GS` elements is
-//! `GS / (8 C)` adjacent lanes (1, 2 or 4), and its amax is a butterfly
+//! `GS / (8 C)` adjacent lanes (2, 4 or 8), and its amax is a butterfly
 //! shuffle over those lanes: no shared memory and no barrier. Several chunks
 //! per thread spread the per-thread work (index math, the group's scale and
 //! its reciprocal) over more elements, which matters: at full memory
@@ -29,9 +29,9 @@ use crate::scale::{group_scale, nan_max};
 use crate::{Fp8Format, ScaleLayout};
 
 /// Chunks per thread, as an array length (the loops over them are
-/// `unroll4!`: the constant below must stay 4).
+/// `unroll2!`: the constant below must stay 4).
 const CHUNKS: usize = TOKEN_GROUP_CHUNKS as usize;
-const _: () = assert!(CHUNKS == 4);
+const _: () = assert!(CHUNKS == 2);
 
 /// `(a / b, a % b)`, in 32-bit arithmetic when both fit (64-bit division is
 /// a long software sequence on the GPU).
@@ -87,13 +87,13 @@ unsafe fn quantize_groups<T: Load8, const GS: u64>(
     // 1. Load every chunk (zeros past the row's end) before using any.
     let src = x.add((row * row_stride) as usize);
     let mut raw = [T::ZERO; CHUNKS];
-    unroll4!(c => {
+    unroll2!(c => {
         raw[c] = T::load(src.add(col(c as u64) as usize), valid(c as u64));
     });
 
     // 2. The group's amax: local, then across the group's lanes.
     let mut bits = 0u32;
-    unroll4!(c => {
+    unroll2!(c => {
         bits = bits.max(T::abs_max_bits(&raw[c]));
     });
     let mut amax = T::abs_bits_to_f32(bits);
@@ -107,7 +107,7 @@ unsafe fn quantize_groups<T: Load8, const GS: u64>(
     let scale = group_scale(amax, eps, fp8_max, decode_mode(mode));
     let quantizer = GroupQuantizer::new(format, scale, fp8_max);
     let dst = q.add((row * cols) as usize);
-    unroll4!(c => {
+    unroll2!(c => {
         let codes = quantizer.quantize8(&T::unpack(&raw[c]));
         store_chunk(dst.add(col(c as u64) as usize), codes, valid(c as u64));
     });
