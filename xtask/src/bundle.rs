@@ -59,12 +59,13 @@ pub fn build(root: &Path) -> Result<()> {
         }
     }
 
-    let script = root.join("xtask").join("run.sh");
-    std::fs::copy(&script, bundle.join("run.sh"))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(bundle.join("run.sh"), std::fs::Permissions::from_mode(0o755))?;
+    for script in ["run.sh", "fp8q-4gib.sh"] {
+        std::fs::copy(root.join("xtask").join(script), bundle.join(script))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(bundle.join(script), std::fs::Permissions::from_mode(0o755))?;
+        }
     }
     let size: u64 = walk_size(&bundle)?;
     eprintln!(
