@@ -25,7 +25,7 @@ const K: usize = 300; // two groups of 128 and a tail of 44 (and 9 + tail for 32
 /// One row per special case, `K` values each.
 fn special_rows(format: Fp8Format) -> Vec<(&'static str, Vec<f32>)> {
     let max = format.max_finite();
-    let ordinary = |i: usize| (1.0 + 0.37 * (i % 17) as f32) * if i % 2 == 0 { 1.0 } else { -1.0 };
+    let ordinary = |i: usize| (1.0 + 0.37 * (i % 17) as f32) * if i.is_multiple_of(2) { 1.0 } else { -1.0 };
     let row = |f: &dyn Fn(usize) -> f32| (0..K).map(f).collect::<Vec<f32>>();
     vec![
         ("nan", row(&|i| if i == 5 || i == 290 { f32::NAN } else { ordinary(i) })),
