@@ -124,7 +124,31 @@ fn compile(root: &Path, target: &Target) -> Result<String> {
         eprintln!("{}", String::from_utf8_lossy(&output.stderr));
         bail!("kernel crate failed to compile for {}", target.cpu);
     }
-    std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))
+    let ptx = std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
+    Ok(apply_launch_bounds(&ptx))
+}
+
+/// Writes `quant_kernels::geometry::LAUNCH_BOUNDS` into the PTX: after the
+/// parameter list of each matching `.entry`, before its body.
+fn apply_launch_bounds(ptx: &str) -> String {
+    let mut out = String::with_capacity(ptx.len() + 4096);
+    let mut pending: Option<(u32, u32)> = None;
+    for line in ptx.lines() {
+        if let Some(name) = line.strip_prefix(".visible .entry ") {
+            pending = quant_kernels::geometry::LAUNCH_BOUNDS
+                .iter()
+                .find(|(prefix, _, _)| name.starts_with(prefix))
+                .map(|&(_, threads, ctas)| (threads, ctas));
+        }
+        if line == "{" {
+            if let Some((threads, ctas)) = pending.take() {
+                out.push_str(&format!(".maxntid {threads}, 1, 1\n.minnctapersm {ctas}\n"));
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// Assembles one module with `ptxas -v` and returns its per-kernel report;
