@@ -11,11 +11,13 @@ pub const TOKEN_GROUP_CHUNKS: u64 = 2;
 /// per-block kernel (one CTA per scale block).
 pub const BLOCK_THREADS: u32 = 256;
 
-/// Threads per CTA of `per_block_quant_fp8` (one CTA per scale block): 1024,
-/// so each thread holds two chunks of a 128 x 128 tile in registers, and a
-/// CTA alone is 32 warps, enough loads in flight to keep an SM's share of
-/// memory bandwidth busy.
-pub const BLOCK_QUANT_THREADS: u32 = 1024;
+/// Threads per CTA of `per_block_quant_fp8` (one CTA per scale block): 512,
+/// each holding four chunks of a 128 x 128 tile in registers (about 90).
+/// Measured on an H100 (bench/NOTES-quant.md): 512 x 4 ran at 0.63 of the
+/// copy bandwidth, 1024 x 2 (64 registers) at 0.55; 256 x 8 needs more than
+/// 128 registers since codes are stored as whole words, and spills under a
+/// two-CTA bound.
+pub const BLOCK_QUANT_THREADS: u32 = 512;
 
 /// Threads `per_token_group_quant_fp8` assigns to one group of `group_size`.
 pub const fn token_group_threads(group_size: u64) -> u64 {

@@ -1,18 +1,17 @@
 //! `per_block_quant_fp8`: one f32 scale per `BN x BK` block of an `[N, K]`
 //! weight, one fp8 code per element.
 //!
-//! Tiling. One CTA of 1024 threads per scale block; the grid is 2-D, x over
+//! Tiling. One CTA of 512 threads per scale block; the grid is 2-D, x over
 //! block columns and y over block rows, so a CTA finds its block without a
 //! division. The CTA covers its block in 128 x 128 tiles. In a tile, thread
-//! `t` owns the 8-element chunk at column `(t % 16) * 8` of the 2 rows
-//! `t / 16 + 64 i`: each warp reads two whole 128-element rows per step
-//! (fully coalesced 16-byte loads), and a thread holds 16 values (8
-//! registers of bf16), so the kernel fits in 64 registers and a CTA is 32
-//! warps (launch bounds in `geometry::LAUNCH_BOUNDS`).
+//! `t` owns the 8-element chunk at column `(t % 16) * 8` of the 4 rows
+//! `t / 16 + 32 i`: each warp reads two whole 128-element rows per step
+//! (fully coalesced 16-byte loads), and a thread holds 32 values (16
+//! registers of bf16).
 //!
-//! The block's amax is reduced in three steps: over the thread's 16 values,
-//! across the warp with butterfly shuffles, and across the 32 warps through
-//! 128 bytes of shared memory and one barrier. Blocks that fit in one tile
+//! The block's amax is reduced in three steps: over the thread's 32 values,
+//! across the warp with butterfly shuffles, and across the 16 warps through
+//! 64 bytes of shared memory and one barrier. Blocks that fit in one tile
 //! (128 x 128, the DeepSeek default, and anything smaller) keep their values
 //! in registers between the amax and the encoding: the weight is read from
 //! memory exactly once. Larger blocks take a second pass over their tiles
@@ -36,7 +35,7 @@ const CHUNKS_PER_ROW: u64 = TILE / ELEMS_PER_THREAD;
 const ROWS_PER_STEP: u64 = BLOCK_QUANT_THREADS as u64 / CHUNKS_PER_ROW;
 /// Row chunks each thread holds: `TILE / ROWS_PER_STEP`.
 const ROW_CHUNKS: usize = (TILE / ROWS_PER_STEP) as usize;
-const _: () = assert!(ROW_CHUNKS == 2, "the loops over row chunks are unroll2!");
+const _: () = assert!(ROW_CHUNKS == 4, "the loops over row chunks are unroll4!");
 /// Warps per CTA; also the f32 count of shared memory the host provides.
 pub const WARPS: usize = BLOCK_QUANT_THREADS as usize / 32;
 
@@ -73,7 +72,7 @@ impl TileSlice {
 #[inline(always)]
 unsafe fn load_tile<T: Load8>(w: *const T, row_stride: u64, s: TileSlice) -> [T::Raw; ROW_CHUNKS] {
     let mut v = [T::ZERO; ROW_CHUNKS];
-    unroll2!(i => {
+    unroll4!(i => {
         if let Some(row) = s.row(i) {
             v[i] = T::load(w.add((row * row_stride + s.col) as usize), s.valid);
         }
@@ -84,7 +83,7 @@ unsafe fn load_tile<T: Load8>(w: *const T, row_stride: u64, s: TileSlice) -> [T:
 #[inline(always)]
 fn tile_amax<T: Load8>(v: &[T::Raw; ROW_CHUNKS]) -> f32 {
     let mut bits = 0u32;
-    unroll2!(i => {
+    unroll4!(i => {
         bits = bits.max(T::abs_max_bits(&v[i]));
     });
     T::abs_bits_to_f32(bits)
@@ -99,7 +98,7 @@ unsafe fn store_tile<T: Load8>(
     v: &[T::Raw; ROW_CHUNKS],
     quantizer: GroupQuantizer,
 ) {
-    unroll2!(i => {
+    unroll4!(i => {
         if let Some(row) = s.row(i) {
             let codes = quantizer.quantize8(&T::unpack(&v[i]));
             store_chunk(q.add((row * cols + s.col) as usize), codes, s.valid);
@@ -136,7 +135,7 @@ unsafe fn cta_amax(local: f32) -> f32 {
 /// # Safety
 /// The host has checked: `w` holds `rows` rows of `row_stride >= cols`
 /// elements, `q` holds `rows * cols` bytes, `scales` holds one f32 per block,
-/// the grid is `(ceil(cols / bk), ceil(rows / bn))` blocks of 1024 threads with
+/// the grid is `(ceil(cols / bk), ceil(rows / bn))` blocks of 512 threads with
 /// `WARPS * 4` bytes of dynamic shared memory.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]

@@ -43,7 +43,7 @@ macro_rules! unroll8 {
     }};
 }
 
-/// [`unroll8!`] for the two chunks of a token-group or block-quant thread.
+/// [`unroll8!`] for the two chunks of a token-group thread.
 macro_rules! unroll2 {
     ($i:ident => $body:block) => {{
         {
@@ -52,6 +52,21 @@ macro_rules! unroll2 {
         }
         {
             let $i: usize = 1;
+            $body
+        }
+    }};
+}
+
+/// [`unroll8!`] for the four row chunks of a block-quant thread.
+macro_rules! unroll4 {
+    ($i:ident => $body:block) => {{
+        unroll2!($i => $body);
+        {
+            let $i: usize = 2;
+            $body
+        }
+        {
+            let $i: usize = 3;
             $body
         }
     }};
