@@ -33,6 +33,12 @@ pub const TARGETS: &[Target] = &[
         // 8.4: `mma.sync` with e4m3 operands (the fp8 GEMM) needs it.
         ptx_isa: "ptx84",
     },
+    Target {
+        // Hopper only (compute capability 9.0): `wgmma` and the TMA GEMM.
+        // sm_90a code does not run on sm_100+, which keep the sm_90 module.
+        cpu: "sm_90a",
+        ptx_isa: "ptx84",
+    },
 ];
 
 /// Where `quant-host` embeds the modules from.
