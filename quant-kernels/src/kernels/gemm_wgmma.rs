@@ -36,6 +36,7 @@ use core::arch::asm;
 use core::arch::nvptx;
 
 use super::gemm::{decode_layout, smem_addr, store_pair, Align16, Bf16Out, Out};
+use crate::ScaleLayout;
 
 /// Stages of the TMA pipeline.
 pub const STAGES: u32 = 5;
@@ -48,8 +49,8 @@ const BOX_BYTES: u32 = TILE * TILE;
 /// One stage: the A box then the B box.
 const STAGE_BYTES: u32 = 2 * BOX_BYTES;
 /// Dynamic shared memory: up to 1023 bytes of alignment slack, the stages,
-/// and one 8-byte `mbarrier` per stage.
-pub const SMEM_BYTES: u32 = 1024 + STAGES * STAGE_BYTES + STAGES * 8;
+/// and two 8-byte `mbarrier`s per stage (full, empty).
+pub const SMEM_BYTES: u32 = 1024 + STAGES * STAGE_BYTES + STAGES * 16;
 
 /// Repeats `$body` for `$j` in `0..16` as straight-line code, so the
 /// accumulator arrays are indexed by constants only and stay in registers.
@@ -139,6 +140,12 @@ unsafe fn wgmma_wait0() {
     asm!("wgmma.wait_group.sync.aligned 0;", options(nostack));
 }
 
+/// Waits until at most one committed `wgmma` group is still in flight.
+#[inline(always)]
+unsafe fn wgmma_wait1() {
+    asm!("wgmma.wait_group.sync.aligned 1;", options(nostack));
+}
+
 /// Descriptor of a K-major, 128B-swizzled tile starting at shared address
 /// `addr` (1024-byte-aligned tile base plus a k offset below 128).
 #[inline(always)]
@@ -152,6 +159,12 @@ fn smem_desc(addr: u32) -> u64 {
 #[inline(always)]
 unsafe fn mbar_init(bar: u32, count: u32) {
     asm!("mbarrier.init.shared.b64 [{b}], {c};", b = in(reg32) bar, c = in(reg32) count, options(nostack));
+}
+
+/// Arrives once on the barrier.
+#[inline(always)]
+unsafe fn mbar_arrive(bar: u32) {
+    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) bar, options(nostack));
 }
 
 /// Arms the barrier for `bytes` of TMA traffic and arrives once.
@@ -202,6 +215,113 @@ unsafe fn issue(maps: u64, stages: u32, bars: u32, kb: u32, m0: u32, n0: u32) {
     tma_load_2d(dst + BOX_BYTES, maps + 128, kb * TILE, n0, bar);
 }
 
+/// Shared addresses of the pipeline: stage buffers and the two barrier sets.
+#[derive(Clone, Copy)]
+struct Pipe {
+    maps: u64,
+    stages: u32,
+    /// `full[s]`: completes when stage `s`'s two boxes have landed.
+    full: u32,
+    /// `empty[s]`: completes when all 8 consumer warps are done reading stage `s`.
+    empty: u32,
+    m0: u32,
+    n0: u32,
+}
+
+impl Pipe {
+    /// The A tile of warpgroup `wg` and the B tile of k-block `kb`'s stage.
+    #[inline(always)]
+    fn tiles(&self, kb: u32, wg: u32) -> (u32, u32) {
+        let st = self.stages + (kb % STAGES) * STAGE_BYTES;
+        (st + wg * 64 * TILE, st + BOX_BYTES)
+    }
+}
+
+/// Waits for k-block `kb`'s operands, then queues its four k32 `wgmma`s into `part`.
+#[inline(always)]
+unsafe fn mma_kblock(p: &Pipe, kb: u32, wg: u32, part: &mut [f32; 64]) {
+    mbar_wait(p.full + 8 * (kb % STAGES), (kb / STAGES) % 2);
+    let (a, b) = p.tiles(kb, wg);
+    fence_operands(part);
+    wgmma_fence();
+    wgmma_m64n128k32(part, smem_desc(a), smem_desc(b), 0);
+    wgmma_m64n128k32(part, smem_desc(a + 32), smem_desc(b + 32), 1);
+    wgmma_m64n128k32(part, smem_desc(a + 64), smem_desc(b + 64), 1);
+    wgmma_m64n128k32(part, smem_desc(a + 96), smem_desc(b + 96), 1);
+    wgmma_commit();
+}
+
+/// Per-thread constants of the main loop.
+#[derive(Clone, Copy)]
+struct Ctx {
+    tid: u32,
+    wg: u32,
+    lane: u32,
+    row0: u32,
+    row1: u32,
+    m: u32,
+    kbt: u32,
+    layout: ScaleLayout,
+}
+
+/// One main-loop step: k-block `kb`'s `wgmma`s were queued into `cur`;
+/// queue `kb + 1`'s into `next`, wait for `cur`, release its stage, refill
+/// the stage released one step earlier, and promote `cur` into `acc`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn step(
+    p: &Pipe,
+    c: &Ctx,
+    kb: u32,
+    a_scales: *const f32,
+    sb_row: *const f32,
+    acc: &mut [f32; 64],
+    cur: &mut [f32; 64],
+    next: &mut [f32; 64],
+) {
+    // Scales of k-block kb: global loads in flight while the tensor cores work.
+    let (m64, kbt64) = (c.m as u64, c.kbt as u64);
+    let sa0 = if c.row0 < c.m {
+        a_scales.add(c.layout.index(c.row0 as u64, kb as u64, m64, kbt64) as usize).read()
+    } else {
+        0.0
+    };
+    let sa1 = if c.row1 < c.m {
+        a_scales.add(c.layout.index(c.row1 as u64, kb as u64, m64, kbt64) as usize).read()
+    } else {
+        0.0
+    };
+    let sb = sb_row.add(kb as usize).read();
+
+    // Producer: stage of k-block kb - 1 was released by both warpgroups
+    // during the previous step (normally long done): refill it.
+    if c.tid == 0 && kb >= 1 && kb - 1 + STAGES < c.kbt {
+        let old = kb - 1;
+        mbar_wait(p.empty + 8 * (old % STAGES), (old / STAGES) % 2);
+        issue(p.maps, p.stages, p.full, old + STAGES, p.m0, p.n0);
+    }
+
+    if kb + 1 < c.kbt {
+        mma_kblock(p, kb + 1, c.wg, next);
+        wgmma_wait1();
+    } else {
+        wgmma_wait0();
+    }
+    fence_operands(cur);
+    // This warp's reads of stage kb are complete.
+    if c.lane == 0 {
+        mbar_arrive(p.empty + 8 * (kb % STAGES));
+    }
+
+    let (s0, s1) = (sa0 * sb, sa1 * sb);
+    unroll16!(j => {
+        acc[4 * j] += cur[4 * j] * s0;
+        acc[4 * j + 1] += cur[4 * j + 1] * s0;
+        acc[4 * j + 2] += cur[4 * j + 2] * s1;
+        acc[4 * j + 3] += cur[4 * j + 3] * s1;
+    });
+}
+
 /// The kernel body; see the module documentation.
 ///
 /// # Safety
@@ -221,17 +341,21 @@ unsafe fn gemm_wgmma<O: Out>(
     k: u32,
     layout: u32,
 ) {
-    let layout = decode_layout(layout);
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (smem_addr(smem) + 1023) & !1023;
-    let bars = stages + STAGES * STAGE_BYTES;
-    let maps = maps as u64;
+    let full = stages + STAGES * STAGE_BYTES;
+    let pipe = Pipe {
+        maps: maps as u64,
+        stages,
+        full,
+        empty: full + 8 * STAGES,
+        m0: nvptx::_block_idx_x() as u32 * TILE,
+        n0: nvptx::_block_idx_y() as u32 * TILE,
+    };
     let tid = nvptx::_thread_idx_x() as u32;
     let wg = tid / 128;
     let (warp, lane) = ((tid % 128) / 32, tid % 32);
     let (g, t) = (lane / 4, lane % 4);
-    let m0 = nvptx::_block_idx_x() as u32 * TILE;
-    let n0 = nvptx::_block_idx_y() as u32 * TILE;
     let kbt = k.div_ceil(TILE);
 
     if tid == 0 {
@@ -240,12 +364,13 @@ unsafe fn gemm_wgmma<O: Out>(
         asm!(
             "fence.proxy.tensormap::generic.acquire.gpu [{a}], 128;",
             "fence.proxy.tensormap::generic.acquire.gpu [{b}], 128;",
-            a = in(reg64) maps, b = in(reg64) maps + 128,
+            a = in(reg64) pipe.maps, b = in(reg64) pipe.maps + 128,
             options(nostack),
         );
         let mut s = 0;
         while s < STAGES {
-            mbar_init(bars + 8 * s, 1);
+            mbar_init(pipe.full + 8 * s, 1);
+            mbar_init(pipe.empty + 8 * s, THREADS / 32);
             s += 1;
         }
         asm!("fence.mbarrier_init.release.cluster;", "fence.proxy.async.shared::cta;", options(nostack));
@@ -253,61 +378,33 @@ unsafe fn gemm_wgmma<O: Out>(
     nvptx::_syncthreads();
     if tid == 0 {
         let mut kb = 0;
-        while kb < STAGES - 1 && kb < kbt {
-            issue(maps, stages, bars, kb, m0, n0);
+        while kb < STAGES && kb < kbt {
+            issue(pipe.maps, pipe.stages, pipe.full, kb, pipe.m0, pipe.n0);
             kb += 1;
         }
     }
 
-    let row0 = m0 + wg * 64 + warp * 16 + g;
-    let row1 = row0 + 8;
-    let (m64, kbt64) = (m as u64, kbt as u64);
-    let sb_row = b_scales.add((n0 / TILE) as usize * kbt as usize);
+    let row0 = pipe.m0 + wg * 64 + warp * 16 + g;
+    let ctx = Ctx { tid, wg, lane, row0, row1: row0 + 8, m, kbt, layout: decode_layout(layout) };
+    let sb_row = b_scales.add((pipe.n0 / TILE) as usize * kbt as usize);
     let mut acc = [0f32; 64];
-    let mut part = [0f32; 64];
+    let mut p0 = [0f32; 64];
+    let mut p1 = [0f32; 64];
+    mma_kblock(&pipe, 0, wg, &mut p0);
     let mut kb = 0;
     while kb < kbt {
-        // Every warpgroup has finished reading stage (kb - 1) % STAGES.
-        nvptx::_syncthreads();
-        if tid == 0 && kb + STAGES - 1 < kbt {
-            issue(maps, stages, bars, kb + STAGES - 1, m0, n0);
+        step(&pipe, &ctx, kb, a_scales, sb_row, &mut acc, &mut p0, &mut p1);
+        if kb + 1 < kbt {
+            step(&pipe, &ctx, kb + 1, a_scales, sb_row, &mut acc, &mut p1, &mut p0);
         }
-        // Scales: global loads in flight while the tensor cores work.
-        let sa0 =
-            if row0 < m { a_scales.add(layout.index(row0 as u64, kb as u64, m64, kbt64) as usize).read() } else { 0.0 };
-        let sa1 =
-            if row1 < m { a_scales.add(layout.index(row1 as u64, kb as u64, m64, kbt64) as usize).read() } else { 0.0 };
-        let sb = sb_row.add(kb as usize).read();
-
-        let st = kb % STAGES;
-        mbar_wait(bars + 8 * st, (kb / STAGES) % 2);
-        let a_tile = stages + st * STAGE_BYTES + wg * 64 * TILE;
-        let b_tile = stages + st * STAGE_BYTES + BOX_BYTES;
-        fence_operands(&mut part);
-        wgmma_fence();
-        wgmma_m64n128k32(&mut part, smem_desc(a_tile), smem_desc(b_tile), 0);
-        wgmma_m64n128k32(&mut part, smem_desc(a_tile + 32), smem_desc(b_tile + 32), 1);
-        wgmma_m64n128k32(&mut part, smem_desc(a_tile + 64), smem_desc(b_tile + 64), 1);
-        wgmma_m64n128k32(&mut part, smem_desc(a_tile + 96), smem_desc(b_tile + 96), 1);
-        wgmma_commit();
-        wgmma_wait0();
-        fence_operands(&mut part);
-
-        let (s0, s1) = (sa0 * sb, sa1 * sb);
-        unroll16!(j => {
-            acc[4 * j] += part[4 * j] * s0;
-            acc[4 * j + 1] += part[4 * j + 1] * s0;
-            acc[4 * j + 2] += part[4 * j + 2] * s1;
-            acc[4 * j + 3] += part[4 * j + 3] * s1;
-        });
-        kb += 1;
+        kb += 2;
     }
 
     let pair_ok = n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0;
     unroll16!(j => {
-        let col = n0 + 8 * j as u32 + 2 * t;
+        let col = pipe.n0 + 8 * j as u32 + 2 * t;
         store_pair(c, m, n, row0, col, acc[4 * j], acc[4 * j + 1], pair_ok);
-        store_pair(c, m, n, row1, col, acc[4 * j + 2], acc[4 * j + 3], pair_ok);
+        store_pair(c, m, n, row0 + 8, col, acc[4 * j + 2], acc[4 * j + 3], pair_ok);
     });
 }
 
