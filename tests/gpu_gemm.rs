@@ -405,6 +405,12 @@ fn wgmma_shapes() {
         (300, 257, 2048),
         (1000, 384, 640),
         (37, 1000, 7168),
+        // More tiles than multiprocessors: CTAs take several tiles, odd and
+        // even k-block counts (the two partial-sum register sets swap roles
+        // across tile boundaries).
+        (2048, 1280, 384),
+        (1100, 2000, 656),
+        (4100, 300, 128),
     ] {
         run_case(&dev, m, n, k, f, &ScaleLayout::ALL, &OUTPUTS, None, &mut rng);
     }

@@ -248,7 +248,8 @@ pub(crate) fn mm_fp8_blockscale(
             && k > 0
             && a_ptr % 16 == 0
             && b_ptr % 16 == 0
-            && [m, n, k].iter().all(|&d| d < (1usize << 31) - 256);
+            && [m, n, k].iter().all(|&d| d < (1usize << 31) - 256)
+            && (m.div_ceil(128) as u64) * (n.div_ceil(128) as u64) < 1 << 31;
         if tma_ok {
             let host = [encode_map(a_ptr, m as u64, k as u64)?, encode_map(b_ptr, n as u64, k as u64)?];
             let mut maps = gpu.gemm_maps();
@@ -271,7 +272,7 @@ pub(crate) fn mm_fp8_blockscale(
                 stream.memcpy_htod(&bytes[..], &mut tm.device)?;
                 tm.host = host;
             }
-            let config = launch::gemm_wgmma(m as u64, n as u64)?;
+            let config = launch::gemm_wgmma(m as u64, n as u64, gpu.multiprocessor_count() as u64)?;
             let mut builder = stream.launch_builder(&wgmma[oi]);
             builder.arg(&tm.device).arg(a_scales).arg(b_scales);
             let (c_bf16, c_f32);

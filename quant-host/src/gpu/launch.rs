@@ -97,10 +97,15 @@ pub(crate) const GEMM_WGMMA_THREADS: u32 = 256;
 /// 5 stages of two 128 x 128-byte boxes, two 8-byte barriers per stage).
 pub(crate) const GEMM_WGMMA_SMEM_BYTES: u32 = 1024 + 5 * 2 * 128 * 128 + 5 * 16;
 
-/// The `wgmma` GEMM's grid: the tiled GEMM's, with its own block and shared memory.
-pub(crate) fn gemm_wgmma(m: u64, n: u64) -> Result<LaunchConfig> {
-    let mut config = gemm_main(m, n)?;
-    config.block_dim = (GEMM_WGMMA_THREADS, 1, 1);
-    config.shared_mem_bytes = GEMM_WGMMA_SMEM_BYTES;
-    Ok(config)
+/// The `wgmma` GEMM's grid: persistent, one CTA per multiprocessor (at most
+/// one per 128 x 128 tile); the kernel strides over the tiles.
+pub(crate) fn gemm_wgmma(m: u64, n: u64, multiprocessors: u64) -> Result<LaunchConfig> {
+    let tiles = m.div_ceil(GEMM_TILE).checked_mul(n.div_ceil(GEMM_TILE)).filter(|&t| t < 1 << 31);
+    let tiles = tiles.ok_or(QuantError::TooLarge("GEMM tile count"))?;
+    let grid = tiles.min(multiprocessors.max(1)) as u32;
+    Ok(LaunchConfig {
+        grid_dim: (grid, 1, 1),
+        block_dim: (GEMM_WGMMA_THREADS, 1, 1),
+        shared_mem_bytes: GEMM_WGMMA_SMEM_BYTES,
+    })
 }

@@ -5,13 +5,20 @@
 //! - CTA tile 128 (M) x 128 (N); one main-loop step is one k-block of 128,
 //!   which is exactly one scale block (as in the `mma.sync` kernel of
 //!   [`super::gemm`]).
+//! - Persistent: the grid has at most one CTA per multiprocessor and CTA `b`
+//!   takes tiles `b, b + grid, ...` (M tiles fastest, so the CTAs working at
+//!   one time share B's rows in L2). Its k-blocks form one stream through the
+//!   stage ring, so the next tile's loads and first `wgmma`s overlap the
+//!   current tile's epilogue.
 //! - 256 threads = 2 warpgroups; warpgroup `w` owns rows `64 w ..` of the tile
 //!   and computes its 64 x 128 piece with four `wgmma` m64n128k32 per k-block,
 //!   both operands read from shared memory through matrix descriptors.
 //! - Thread 0 is also the producer: it issues the TMA copies
 //!   (`cp.async.bulk.tensor.2d`) of A's and B's 128 x 128-byte boxes for a
-//!   k-block into one of `STAGES` stage buffers; each stage has an `mbarrier`
-//!   that completes when both boxes have landed (`complete_tx`). The tensor
+//!   k-block into one of `STAGES` stage buffers; each stage has a `full`
+//!   `mbarrier` that completes when both boxes have landed (`complete_tx`)
+//!   and an `empty` one that completes when all 8 warps have finished
+//!   reading it. The tensor
 //!   maps (built on the host with `cuTensorMapEncodeTiled`, 128-byte
 //!   swizzle) live in global memory; rows past M or N and bytes past K are
 //!   zero-filled by the TMA unit, so tails need no masking in the main loop.
@@ -20,10 +27,12 @@
 //!   That is the canonical K-major SWIZZLE_128B layout of `wgmma`: descriptor
 //!   stride (8 rows) 1024 bytes, leading offset unused, and a k32 step is a
 //!   32-byte advance of the start address. Stage buffers are 1024-byte aligned.
-//! - A stage is refilled only after every thread has passed the CTA barrier
-//!   at the start of the next step; each warpgroup waited for its `wgmma`s of
-//!   the stage (`wait_group 0`) before arriving there, so the refill cannot
-//!   overwrite operands still being read.
+//! - Each step queues the next k-block's `wgmma`s (into a second set of 64
+//!   registers) before waiting for the current one (`wait_group 1`), so the
+//!   tensor cores stay busy during promotion. Each warp then arrives on the
+//!   stage's `empty` barrier; the producer refills a stage one step after its
+//!   release, after waiting on that barrier, so a refill never overwrites
+//!   operands still being read.
 //! - Two-level accumulation (DeepGEMM's promotion): each k-block's `wgmma`
 //!   sum goes to 64 f32 registers, then `acc += partial * (sa * sb)` in f32,
 //!   the order of the CPU reference's `Accumulation::F32`.
@@ -204,18 +213,17 @@ unsafe fn tma_load_2d(dst: u32, map: u64, x: u32, y: u32, bar: u32) {
     );
 }
 
-/// Issues the copies of k-block `kb` (A rows `m0..`, B rows `n0..`).
+/// Issues the copies of k-block `kb` of tile `(m0, n0)` into stage `s`.
 #[inline(always)]
-unsafe fn issue(maps: u64, stages: u32, bars: u32, kb: u32, m0: u32, n0: u32) {
-    let s = kb % STAGES;
-    let bar = bars + 8 * s;
-    let dst = stages + s * STAGE_BYTES;
+unsafe fn issue(p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
+    let bar = p.full + 8 * s;
+    let dst = p.stages + s * STAGE_BYTES;
     mbar_arrive_expect_tx(bar, STAGE_BYTES);
-    tma_load_2d(dst, maps, kb * TILE, m0, bar);
-    tma_load_2d(dst + BOX_BYTES, maps + 128, kb * TILE, n0, bar);
+    tma_load_2d(dst, p.maps, kb * TILE, m0, bar);
+    tma_load_2d(dst + BOX_BYTES, p.maps + 128, kb * TILE, n0, bar);
 }
 
-/// Shared addresses of the pipeline: stage buffers and the two barrier sets.
+/// Shared addresses of the pipeline and the problem's tiling.
 #[derive(Clone, Copy)]
 struct Pipe {
     maps: u64,
@@ -224,24 +232,54 @@ struct Pipe {
     full: u32,
     /// `empty[s]`: completes when all 8 consumer warps are done reading stage `s`.
     empty: u32,
-    m0: u32,
-    n0: u32,
+    /// Tiles along M (tile `i` is at M tile `i % tiles_m`, N tile `i / tiles_m`).
+    tiles_m: u32,
+    tiles: u32,
+    /// k-blocks per tile.
+    kbt: u32,
+    /// CTAs in the grid: a CTA takes tiles `blockIdx.x + i * grid`.
+    grid: u32,
 }
 
 impl Pipe {
-    /// The A tile of warpgroup `wg` and the B tile of k-block `kb`'s stage.
+    /// Top-left corner `(m0, n0)` of tile `tile`.
     #[inline(always)]
-    fn tiles(&self, kb: u32, wg: u32) -> (u32, u32) {
-        let st = self.stages + (kb % STAGES) * STAGE_BYTES;
-        (st + wg * 64 * TILE, st + BOX_BYTES)
+    fn origin(&self, tile: u32) -> (u32, u32) {
+        ((tile % self.tiles_m) * TILE, (tile / self.tiles_m) * TILE)
     }
 }
 
-/// Waits for k-block `kb`'s operands, then queues its four k32 `wgmma`s into `part`.
+/// A position in a CTA's stream of k-blocks (its tiles one after the other,
+/// each `kbt` k-blocks) with the stage it occupies and that stage's phase.
+#[derive(Clone, Copy)]
+struct Pos {
+    tile: u32,
+    kb: u32,
+    stage: u32,
+    phase: u32,
+}
+
+impl Pos {
+    /// The next position, or `None` past the CTA's last tile.
+    #[inline(always)]
+    fn next(self, p: &Pipe) -> Option<Pos> {
+        let (stage, phase) = if self.stage + 1 == STAGES { (0, self.phase ^ 1) } else { (self.stage + 1, self.phase) };
+        if self.kb + 1 < p.kbt {
+            Some(Pos { kb: self.kb + 1, stage, phase, ..self })
+        } else if self.tile + p.grid < p.tiles {
+            Some(Pos { tile: self.tile + p.grid, kb: 0, stage, phase })
+        } else {
+            None
+        }
+    }
+}
+
+/// Waits for the operands at `at`, then queues its four k32 `wgmma`s into `part`.
 #[inline(always)]
-unsafe fn mma_kblock(p: &Pipe, kb: u32, wg: u32, part: &mut [f32; 64]) {
-    mbar_wait(p.full + 8 * (kb % STAGES), (kb / STAGES) % 2);
-    let (a, b) = p.tiles(kb, wg);
+unsafe fn mma_kblock(p: &Pipe, at: Pos, wg: u32, part: &mut [f32; 64]) {
+    mbar_wait(p.full + 8 * at.stage, at.phase);
+    let a = p.stages + at.stage * STAGE_BYTES + wg * 64 * TILE;
+    let b = p.stages + at.stage * STAGE_BYTES + BOX_BYTES;
     fence_operands(part);
     wgmma_fence();
     wgmma_m64n128k32(part, smem_desc(a), smem_desc(b), 0);
@@ -251,67 +289,84 @@ unsafe fn mma_kblock(p: &Pipe, kb: u32, wg: u32, part: &mut [f32; 64]) {
     wgmma_commit();
 }
 
-/// Per-thread constants of the main loop.
-#[derive(Clone, Copy)]
-struct Ctx {
+/// Per-thread state of the main loop.
+struct Ctx<O> {
     tid: u32,
     wg: u32,
     lane: u32,
-    row0: u32,
-    row1: u32,
+    /// This thread's first accumulator row within a tile (the other is `+ 8`).
+    row: u32,
+    /// This thread's first accumulator column within a tile (then every 8).
+    col: u32,
     m: u32,
-    kbt: u32,
+    n: u32,
     layout: ScaleLayout,
+    a_scales: *const f32,
+    b_scales: *const f32,
+    c: *mut O,
+    pair_ok: bool,
+    /// The k-block whose `wgmma`s are queued in the step's `cur`.
+    at: Pos,
+    /// The k-block the producer (thread 0) loads next, if any.
+    load: Option<Pos>,
+    /// The stage released one step earlier and its phase, if any.
+    released: Option<(u32, u32)>,
 }
 
-/// One main-loop step: k-block `kb`'s `wgmma`s were queued into `cur`;
-/// queue `kb + 1`'s into `next`, wait for `cur`, release its stage, refill
-/// the stage released one step earlier, and promote `cur` into `acc`.
-#[allow(clippy::too_many_arguments)]
+/// One main-loop step: `c.at`'s `wgmma`s were queued into `cur`. Queues the
+/// next k-block's into `next` (the next tile's first, at a tile's end, so
+/// the tensor cores work through the epilogue), waits for `cur`, releases its
+/// stage, refills the stage released one step earlier, promotes `cur` into
+/// `acc` and, after a tile's last k-block, stores the tile. Returns whether
+/// a next k-block was queued.
 #[inline(always)]
-unsafe fn step(
+unsafe fn step<O: Out>(
     p: &Pipe,
-    c: &Ctx,
-    kb: u32,
-    a_scales: *const f32,
-    sb_row: *const f32,
+    c: &mut Ctx<O>,
     acc: &mut [f32; 64],
     cur: &mut [f32; 64],
     next: &mut [f32; 64],
-) {
-    // Scales of k-block kb: global loads in flight while the tensor cores work.
-    let (m64, kbt64) = (c.m as u64, c.kbt as u64);
-    let sa0 = if c.row0 < c.m {
-        a_scales.add(c.layout.index(c.row0 as u64, kb as u64, m64, kbt64) as usize).read()
-    } else {
-        0.0
+) -> bool {
+    let at = c.at;
+    let (m0, n0) = p.origin(at.tile);
+    // Scales: global loads in flight while the tensor cores work.
+    let (row0, row1) = (m0 + c.row, m0 + c.row + 8);
+    let (m64, kbt64) = (c.m as u64, p.kbt as u64);
+    let scale = |row: u32| {
+        if row < c.m {
+            c.a_scales.add(c.layout.index(row as u64, at.kb as u64, m64, kbt64) as usize).read()
+        } else {
+            0.0
+        }
     };
-    let sa1 = if c.row1 < c.m {
-        a_scales.add(c.layout.index(c.row1 as u64, kb as u64, m64, kbt64) as usize).read()
-    } else {
-        0.0
-    };
-    let sb = sb_row.add(kb as usize).read();
+    let (sa0, sa1) = (scale(row0), scale(row1));
+    let sb = c.b_scales.add(((n0 / TILE) as u64 * kbt64 + at.kb as u64) as usize).read();
 
-    // Producer: stage of k-block kb - 1 was released by both warpgroups
-    // during the previous step (normally long done): refill it.
-    if c.tid == 0 && kb >= 1 && kb - 1 + STAGES < c.kbt {
-        let old = kb - 1;
-        mbar_wait(p.empty + 8 * (old % STAGES), (old / STAGES) % 2);
-        issue(p.maps, p.stages, p.full, old + STAGES, p.m0, p.n0);
+    // Producer: the stage released during the previous step (normally long
+    // since free in both warpgroups) takes the next k-block to load.
+    if c.tid == 0 {
+        if let (Some((stage, phase)), Some(load)) = (c.released, c.load) {
+            mbar_wait(p.empty + 8 * stage, phase);
+            let (lm, ln) = p.origin(load.tile);
+            issue(p, load.stage, load.kb, lm, ln);
+            c.load = load.next(p);
+        }
     }
 
-    if kb + 1 < c.kbt {
-        mma_kblock(p, kb + 1, c.wg, next);
-        wgmma_wait1();
-    } else {
-        wgmma_wait0();
+    let following = at.next(p);
+    match following {
+        Some(nx) => {
+            mma_kblock(p, nx, c.wg, next);
+            wgmma_wait1();
+        }
+        None => wgmma_wait0(),
     }
     fence_operands(cur);
-    // This warp's reads of stage kb are complete.
+    // This warp's reads of the stage are complete.
     if c.lane == 0 {
-        mbar_arrive(p.empty + 8 * (kb % STAGES));
+        mbar_arrive(p.empty + 8 * at.stage);
     }
+    c.released = Some((at.stage, at.phase));
 
     let (s0, s1) = (sa0 * sb, sa1 * sb);
     unroll16!(j => {
@@ -320,15 +375,35 @@ unsafe fn step(
         acc[4 * j + 2] += cur[4 * j + 2] * s1;
         acc[4 * j + 3] += cur[4 * j + 3] * s1;
     });
+
+    if at.kb + 1 == p.kbt {
+        unroll16!(j => {
+            let col = n0 + c.col + 8 * j as u32;
+            store_pair(c.c, c.m, c.n, row0, col, acc[4 * j], acc[4 * j + 1], c.pair_ok);
+            store_pair(c.c, c.m, c.n, row1, col, acc[4 * j + 2], acc[4 * j + 3], c.pair_ok);
+            acc[4 * j] = 0.0;
+            acc[4 * j + 1] = 0.0;
+            acc[4 * j + 2] = 0.0;
+            acc[4 * j + 3] = 0.0;
+        });
+    }
+    match following {
+        Some(nx) => {
+            c.at = nx;
+            true
+        }
+        None => false,
+    }
 }
 
 /// The kernel body; see the module documentation.
 ///
 /// # Safety
 /// Launched by `quant-host` with `THREADS` threads, `SMEM_BYTES` of dynamic
-/// shared memory, grid `(ceil(m/128), ceil(n/128))`, and `maps` pointing at
-/// two 64-byte-aligned `CUtensorMap`s in global memory (A `[m, k]` then
-/// B `[n, k]`, u8, box 128 x 128, SWIZZLE_128B), `k > 0`.
+/// shared memory, a 1-D grid of at most `ceil(m/128) * ceil(n/128)` CTAs (that
+/// product below 2^31), and `maps` pointing at two 64-byte-aligned
+/// `CUtensorMap`s in global memory (A `[m, k]` then B `[n, k]`, u8, box
+/// 128 x 128, SWIZZLE_128B), `k > 0`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn gemm_wgmma<O: Out>(
@@ -344,20 +419,23 @@ unsafe fn gemm_wgmma<O: Out>(
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (smem_addr(smem) + 1023) & !1023;
     let full = stages + STAGES * STAGE_BYTES;
+    let tiles_m = m.div_ceil(TILE);
     let pipe = Pipe {
         maps: maps as u64,
         stages,
         full,
         empty: full + 8 * STAGES,
-        m0: nvptx::_block_idx_x() as u32 * TILE,
-        n0: nvptx::_block_idx_y() as u32 * TILE,
+        tiles_m,
+        tiles: tiles_m * n.div_ceil(TILE),
+        kbt: k.div_ceil(TILE),
+        grid: nvptx::_grid_dim_x() as u32,
     };
     let tid = nvptx::_thread_idx_x() as u32;
     let wg = tid / 128;
     let (warp, lane) = ((tid % 128) / 32, tid % 32);
-    let (g, t) = (lane / 4, lane % 4);
-    let kbt = k.div_ceil(TILE);
+    let first = Pos { tile: nvptx::_block_idx_x() as u32, kb: 0, stage: 0, phase: 0 };
 
+    let mut load = Some(first);
     if tid == 0 {
         // The maps were written by a host copy before the launch: make them
         // visible to the tensor-map proxy.
@@ -374,38 +452,41 @@ unsafe fn gemm_wgmma<O: Out>(
             s += 1;
         }
         asm!("fence.mbarrier_init.release.cluster;", "fence.proxy.async.shared::cta;", options(nostack));
-    }
-    nvptx::_syncthreads();
-    if tid == 0 {
-        let mut kb = 0;
-        while kb < STAGES && kb < kbt {
-            issue(pipe.maps, pipe.stages, pipe.full, kb, pipe.m0, pipe.n0);
-            kb += 1;
+        // Fill every stage.
+        let mut s = 0;
+        while s < STAGES {
+            if let Some(at) = load {
+                let (m0, n0) = pipe.origin(at.tile);
+                issue(&pipe, at.stage, at.kb, m0, n0);
+                load = at.next(&pipe);
+            }
+            s += 1;
         }
     }
+    nvptx::_syncthreads();
 
-    let row0 = pipe.m0 + wg * 64 + warp * 16 + g;
-    let ctx = Ctx { tid, wg, lane, row0, row1: row0 + 8, m, kbt, layout: decode_layout(layout) };
-    let sb_row = b_scales.add((pipe.n0 / TILE) as usize * kbt as usize);
+    let mut ctx = Ctx {
+        tid,
+        wg,
+        lane,
+        row: wg * 64 + warp * 16 + lane / 4,
+        col: 2 * (lane % 4),
+        m,
+        n,
+        layout: decode_layout(layout),
+        a_scales,
+        b_scales,
+        c,
+        pair_ok: n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0,
+        at: first,
+        load,
+        released: None,
+    };
     let mut acc = [0f32; 64];
     let mut p0 = [0f32; 64];
     let mut p1 = [0f32; 64];
-    mma_kblock(&pipe, 0, wg, &mut p0);
-    let mut kb = 0;
-    while kb < kbt {
-        step(&pipe, &ctx, kb, a_scales, sb_row, &mut acc, &mut p0, &mut p1);
-        if kb + 1 < kbt {
-            step(&pipe, &ctx, kb + 1, a_scales, sb_row, &mut acc, &mut p1, &mut p0);
-        }
-        kb += 2;
-    }
-
-    let pair_ok = n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0;
-    unroll16!(j => {
-        let col = pipe.n0 + 8 * j as u32 + 2 * t;
-        store_pair(c, m, n, row0, col, acc[4 * j], acc[4 * j + 1], pair_ok);
-        store_pair(c, m, n, row0 + 8, col, acc[4 * j + 2], acc[4 * j + 3], pair_ok);
-    });
+    mma_kblock(&pipe, first, wg, &mut p0);
+    while step(&pipe, &mut ctx, &mut acc, &mut p0, &mut p1) && step(&pipe, &mut ctx, &mut acc, &mut p1, &mut p0) {}
 }
 
 macro_rules! entries {
