@@ -164,6 +164,13 @@ fn assemble(ptxas: &Path, target: &Target, ptx: &str) -> Result<String> {
     if !problems.is_empty() {
         bail!("{}: kernels use local memory:\n  {}", target.cpu, problems.join("\n  "));
     }
+    // ptxas's "Potential Performance Loss" notes (C751x) on `wgmma`: the
+    // instructions were serialised or waits were injected, which silently
+    // costs the `wgmma` GEMM much of its speed.
+    let wgmma_notes: Vec<&str> = log.lines().filter(|l| l.contains("(C751")).collect();
+    if !wgmma_notes.is_empty() {
+        bail!("{}: ptxas serialises wgmma:\n  {}", target.cpu, wgmma_notes.join("\n  "));
+    }
     let mut text = String::new();
     for (kernel, line) in &summary {
         writeln!(text, "{kernel:<48} {:>3} registers {:>6} bytes smem", line.registers, line.shared_bytes)?;

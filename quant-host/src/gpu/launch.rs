@@ -94,8 +94,8 @@ pub(crate) fn gemm_small(n: u64, k_blocks: u64, multiprocessors: u64) -> Result<
 /// Threads of the `wgmma` GEMM (`THREADS` in `quant_kernels::kernels::gemm_wgmma`).
 pub(crate) const GEMM_WGMMA_THREADS: u32 = 256;
 /// Dynamic shared memory of the `wgmma` GEMM (`SMEM_BYTES`: alignment slack,
-/// 5 stages of two 128 x 128-byte boxes, two 8-byte barriers per stage).
-pub(crate) const GEMM_WGMMA_SMEM_BYTES: u32 = 1024 + 5 * 2 * 128 * 128 + 5 * 16;
+/// 5 stages of two 128 x 128-byte boxes, one 8-byte barrier per stage).
+pub(crate) const GEMM_WGMMA_SMEM_BYTES: u32 = 1024 + 5 * 2 * 128 * 128 + 5 * 8;
 
 /// The `wgmma` GEMM's grid: persistent, one CTA per multiprocessor (at most
 /// one per 128 x 128 tile); the kernel strides over the tiles.

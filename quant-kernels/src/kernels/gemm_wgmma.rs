@@ -16,9 +16,7 @@
 //! - Thread 0 is also the producer: it issues the TMA copies
 //!   (`cp.async.bulk.tensor.2d`) of A's and B's 128 x 128-byte boxes for a
 //!   k-block into one of `STAGES` stage buffers; each stage has a `full`
-//!   `mbarrier` that completes when both boxes have landed (`complete_tx`)
-//!   and an `empty` one that completes when all 8 warps have finished
-//!   reading it. The tensor
+//!   `mbarrier` that completes when both boxes have landed (`complete_tx`). The tensor
 //!   maps (built on the host with `cuTensorMapEncodeTiled`, 128-byte
 //!   swizzle) live in global memory; rows past M or N and bytes past K are
 //!   zero-filled by the TMA unit, so tails need no masking in the main loop.
@@ -29,10 +27,15 @@
 //!   32-byte advance of the start address. Stage buffers are 1024-byte aligned.
 //! - Each step queues the next k-block's `wgmma`s (into a second set of 64
 //!   registers) before waiting for the current one (`wait_group 1`), so the
-//!   tensor cores stay busy during promotion. Each warp then arrives on the
-//!   stage's `empty` barrier; the producer refills a stage one step after its
-//!   release, after waiting on that barrier, so a refill never overwrites
-//!   operands still being read.
+//!   tensor cores stay busy during promotion. Then a CTA barrier (`bar.sync
+//!   1`): both warpgroups are done reading the current stage, and thread 0
+//!   refills it at once with the k-block `STAGES` ahead, so a refill never
+//!   overwrites operands still being read.
+//! - No thread-dependent branch may run while `wgmma`s are in flight, or
+//!   ptxas serialises them all (info C7518): the producer's copies and the
+//!   epilogue's bounds checks are predicated instructions, and every loop
+//!   exit leaves from a step that waited for all groups. `cargo xtask
+//!   build-ptx` output should show no C751x line for these kernels.
 //! - Two-level accumulation (DeepGEMM's promotion): each k-block's `wgmma`
 //!   sum goes to 64 f32 registers, then `acc += partial * (sa * sb)` in f32,
 //!   the order of the CPU reference's `Accumulation::F32`.
@@ -44,7 +47,7 @@
 use core::arch::asm;
 use core::arch::nvptx;
 
-use super::gemm::{decode_layout, smem_addr, store_pair, Align16, Bf16Out, Out};
+use super::gemm::{decode_layout, smem_addr, Align16, Bf16Out, Out};
 use crate::ScaleLayout;
 
 /// Stages of the TMA pipeline.
@@ -58,8 +61,8 @@ const BOX_BYTES: u32 = TILE * TILE;
 /// One stage: the A box then the B box.
 const STAGE_BYTES: u32 = 2 * BOX_BYTES;
 /// Dynamic shared memory: up to 1023 bytes of alignment slack, the stages,
-/// and two 8-byte `mbarrier`s per stage (full, empty).
-pub const SMEM_BYTES: u32 = 1024 + STAGES * STAGE_BYTES + STAGES * 16;
+/// and one 8-byte `mbarrier` per stage.
+pub const SMEM_BYTES: u32 = 1024 + STAGES * STAGE_BYTES + STAGES * 8;
 
 /// Repeats `$body` for `$j` in `0..16` as straight-line code, so the
 /// accumulator arrays are indexed by constants only and stay in registers.
@@ -170,36 +173,28 @@ unsafe fn mbar_init(bar: u32, count: u32) {
     asm!("mbarrier.init.shared.b64 [{b}], {c};", b = in(reg32) bar, c = in(reg32) count, options(nostack));
 }
 
-/// Arrives once on the barrier.
-#[inline(always)]
-unsafe fn mbar_arrive(bar: u32) {
-    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) bar, options(nostack));
-}
-
 /// Arms the barrier for `bytes` of TMA traffic and arrives once.
 #[inline(always)]
 unsafe fn mbar_arrive_expect_tx(bar: u32, bytes: u32) {
     asm!("mbarrier.arrive.expect_tx.shared.b64 _, [{b}], {n};", b = in(reg32) bar, n = in(reg32) bytes, options(nostack));
 }
 
-/// Spins until the phase of parity `parity` of the barrier has completed.
+/// Spins until the phase of parity `parity` of the barrier has completed
+/// (the loop inside one `asm` block, as a single instruction sequence; PTX
+/// scopes the label to the braces, so inlined copies do not clash).
+#[allow(named_asm_labels)]
 #[inline(always)]
 unsafe fn mbar_wait(bar: u32, parity: u32) {
-    loop {
-        let done: u32;
-        asm!(
-            "{{",
-            ".reg .pred p;",
-            "mbarrier.try_wait.parity.shared.b64 p, [{b}], {q};",
-            "selp.u32 {d}, 1, 0, p;",
-            "}}",
-            b = in(reg32) bar, q = in(reg32) parity, d = out(reg32) done,
-            options(nostack),
-        );
-        if done != 0 {
-            return;
-        }
-    }
+    asm!(
+        "{{",
+        ".reg .pred p;",
+        "WAIT_AGAIN:",
+        "mbarrier.try_wait.parity.shared.b64 p, [{b}], {q};",
+        "@!p bra WAIT_AGAIN;",
+        "}}",
+        b = in(reg32) bar, q = in(reg32) parity,
+        options(nostack),
+    );
 }
 
 /// TMA: the box at coordinates `(x = k byte, y = row)` of the tensor map at
@@ -223,6 +218,34 @@ unsafe fn issue(p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
     tma_load_2d(dst + BOX_BYTES, p.maps + 128, kb * TILE, n0, bar);
 }
 
+/// [`issue`] by the threads where `leader` holds, as predicated instructions:
+/// no branch, so the warpgroup stays converged while its `wgmma`s run.
+#[inline(always)]
+unsafe fn issue_if(leader: bool, p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
+    let bar = p.full + 8 * s;
+    let dst = p.stages + s * STAGE_BYTES;
+    asm!(
+        "{{",
+        ".reg .pred p;",
+        "setp.ne.u32 p, {l}, 0;",
+        "@p mbarrier.arrive.expect_tx.shared.b64 _, [{b}], {n};",
+        "@p cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [{da}], [{ma}, {{{x}, {ya}}}], [{b}];",
+        "@p cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [{db}], [{mb}, {{{x}, {yb}}}], [{b}];",
+        "}}",
+        l = in(reg32) leader as u32,
+        b = in(reg32) bar,
+        n = in(reg32) STAGE_BYTES,
+        da = in(reg32) dst,
+        db = in(reg32) dst + BOX_BYTES,
+        ma = in(reg64) p.maps,
+        mb = in(reg64) p.maps + 128,
+        x = in(reg32) kb * TILE,
+        ya = in(reg32) m0,
+        yb = in(reg32) n0,
+        options(nostack),
+    );
+}
+
 /// Shared addresses of the pipeline and the problem's tiling.
 #[derive(Clone, Copy)]
 struct Pipe {
@@ -230,8 +253,6 @@ struct Pipe {
     stages: u32,
     /// `full[s]`: completes when stage `s`'s two boxes have landed.
     full: u32,
-    /// `empty[s]`: completes when all 8 consumer warps are done reading stage `s`.
-    empty: u32,
     /// Tiles along M (tile `i` is at M tile `i % tiles_m`, N tile `i / tiles_m`).
     tiles_m: u32,
     tiles: u32,
@@ -289,18 +310,91 @@ unsafe fn mma_kblock(p: &Pipe, at: Pos, wg: u32, part: &mut [f32; 64]) {
     wgmma_commit();
 }
 
+/// Stores of C as predicated instructions rather than branches: the
+/// epilogue runs while the next tile's first `wgmma`s are in flight, and a
+/// thread-dependent branch there would make ptxas serialise them.
+pub trait PredStore: Out + Sized {
+    /// Stores `(v0, v1)` at `(row, col)`, `(row, col + 1)` of an `[m, n]` C,
+    /// each element only where it is inside C; as one paired store when
+    /// `pair_ok` (even N, aligned base) and both are inside.
+    ///
+    /// # Safety
+    /// `c` points at an `[m, n]` C.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn store_pair_if(c: *mut Self, m: u32, n: u32, row: u32, col: u32, v0: f32, v1: f32, pair_ok: bool);
+}
+
+/// The predicates of a pair store: `(pair, first alone, second alone)`.
+#[inline(always)]
+fn pair_predicates(m: u32, n: u32, row: u32, col: u32, pair_ok: bool) -> (u32, u32, u32) {
+    let inside = row < m;
+    let (c0, c1) = (inside && col < n, inside && col + 1 < n);
+    let pair = c1 && pair_ok;
+    (pair as u32, (c0 && !pair) as u32, (c1 && !pair) as u32)
+}
+
+impl PredStore for Bf16Out {
+    #[inline(always)]
+    unsafe fn store_pair_if(c: *mut Self, m: u32, n: u32, row: u32, col: u32, v0: f32, v1: f32, pair_ok: bool) {
+        let (pair, s0, s1) = pair_predicates(m, n, row, col, pair_ok);
+        let addr = c as u64 + 2 * (row as u64 * n as u64 + col as u64);
+        asm!(
+            "{{",
+            ".reg .pred pp, p0, p1;",
+            ".reg .b32 r;",
+            ".reg .b16 lo, hi;",
+            "setp.ne.u32 pp, {pair}, 0;",
+            "setp.ne.u32 p0, {s0}, 0;",
+            "setp.ne.u32 p1, {s1}, 0;",
+            "cvt.rn.bf16x2.f32 r, {v1}, {v0};",
+            "mov.b32 {{lo, hi}}, r;",
+            "@pp st.global.b32 [{a}], r;",
+            "@p0 st.global.b16 [{a}], lo;",
+            "@p1 st.global.b16 [{a}+2], hi;",
+            "}}",
+            pair = in(reg32) pair, s0 = in(reg32) s0, s1 = in(reg32) s1,
+            v0 = in(reg32) v0, v1 = in(reg32) v1, a = in(reg64) addr,
+            options(nostack),
+        );
+    }
+}
+
+impl PredStore for f32 {
+    #[inline(always)]
+    unsafe fn store_pair_if(c: *mut Self, m: u32, n: u32, row: u32, col: u32, v0: f32, v1: f32, pair_ok: bool) {
+        let (pair, s0, s1) = pair_predicates(m, n, row, col, pair_ok);
+        let addr = c as u64 + 4 * (row as u64 * n as u64 + col as u64);
+        asm!(
+            "{{",
+            ".reg .pred pp, p0, p1;",
+            "setp.ne.u32 pp, {pair}, 0;",
+            "setp.ne.u32 p0, {s0}, 0;",
+            "setp.ne.u32 p1, {s1}, 0;",
+            "@pp st.global.v2.f32 [{a}], {{{v0}, {v1}}};",
+            "@p0 st.global.f32 [{a}], {v0};",
+            "@p1 st.global.f32 [{a}+4], {v1};",
+            "}}",
+            pair = in(reg32) pair, s0 = in(reg32) s0, s1 = in(reg32) s1,
+            v0 = in(reg32) v0, v1 = in(reg32) v1, a = in(reg64) addr,
+            options(nostack),
+        );
+    }
+}
+
 /// Per-thread state of the main loop.
 struct Ctx<O> {
     tid: u32,
     wg: u32,
-    lane: u32,
     /// This thread's first accumulator row within a tile (the other is `+ 8`).
     row: u32,
     /// This thread's first accumulator column within a tile (then every 8).
     col: u32,
     m: u32,
     n: u32,
-    layout: ScaleLayout,
+    /// A scale of (row, k-block) at `row * sa_row_stride + kb * sa_kb_stride`
+    /// (the layout resolved once: no branch on it in the loop).
+    sa_row_stride: u64,
+    sa_kb_stride: u64,
     a_scales: *const f32,
     b_scales: *const f32,
     c: *mut O,
@@ -309,51 +403,37 @@ struct Ctx<O> {
     at: Pos,
     /// The k-block the producer (thread 0) loads next, if any.
     load: Option<Pos>,
-    /// The stage released one step earlier and its phase, if any.
-    released: Option<(u32, u32)>,
 }
 
 /// One main-loop step: `c.at`'s `wgmma`s were queued into `cur`. Queues the
 /// next k-block's into `next` (the next tile's first, at a tile's end, so
 /// the tensor cores work through the epilogue), waits for `cur`, releases its
 /// stage, refills the stage released one step earlier, promotes `cur` into
-/// `acc` and, after a tile's last k-block, stores the tile. Returns whether
-/// a next k-block was queued.
+/// `acc` and, after a tile's last k-block, stores the tile. `following` is
+/// the next k-block (`c.at.next()`), `None` after the last.
 #[inline(always)]
-unsafe fn step<O: Out>(
+unsafe fn step<O: PredStore>(
     p: &Pipe,
     c: &mut Ctx<O>,
     acc: &mut [f32; 64],
     cur: &mut [f32; 64],
     next: &mut [f32; 64],
-) -> bool {
+    following: Option<Pos>,
+) {
     let at = c.at;
     let (m0, n0) = p.origin(at.tile);
     // Scales: global loads in flight while the tensor cores work.
     let (row0, row1) = (m0 + c.row, m0 + c.row + 8);
-    let (m64, kbt64) = (c.m as u64, p.kbt as u64);
+    let kbt64 = p.kbt as u64;
+    // Rows past M read row M - 1's scale (in bounds, no branch); their
+    // results are never stored.
     let scale = |row: u32| {
-        if row < c.m {
-            c.a_scales.add(c.layout.index(row as u64, at.kb as u64, m64, kbt64) as usize).read()
-        } else {
-            0.0
-        }
+        let row = row.min(c.m - 1);
+        c.a_scales.add((row as u64 * c.sa_row_stride + at.kb as u64 * c.sa_kb_stride) as usize).read()
     };
     let (sa0, sa1) = (scale(row0), scale(row1));
     let sb = c.b_scales.add(((n0 / TILE) as u64 * kbt64 + at.kb as u64) as usize).read();
 
-    // Producer: the stage released during the previous step (normally long
-    // since free in both warpgroups) takes the next k-block to load.
-    if c.tid == 0 {
-        if let (Some((stage, phase)), Some(load)) = (c.released, c.load) {
-            mbar_wait(p.empty + 8 * stage, phase);
-            let (lm, ln) = p.origin(load.tile);
-            issue(p, load.stage, load.kb, lm, ln);
-            c.load = load.next(p);
-        }
-    }
-
-    let following = at.next(p);
     match following {
         Some(nx) => {
             mma_kblock(p, nx, c.wg, next);
@@ -362,11 +442,15 @@ unsafe fn step<O: Out>(
         None => wgmma_wait0(),
     }
     fence_operands(cur);
-    // This warp's reads of the stage are complete.
-    if c.lane == 0 {
-        mbar_arrive(p.empty + 8 * at.stage);
-    }
-    c.released = Some((at.stage, at.phase));
+    // Both warpgroups have finished reading `at`'s stage: the producer
+    // (thread 0, a predicated copy, no branch) refills it at once. A CTA
+    // barrier rather than an `empty` mbarrier: a spin-wait on one in this
+    // conditional region made ptxas serialise every `wgmma` (C7518).
+    asm!("bar.sync 1, {n};", n = const THREADS, options(nostack));
+    let load = c.load.unwrap_or(at);
+    let (lm, ln) = p.origin(load.tile);
+    issue_if(c.tid == 0 && c.load.is_some(), p, load.stage, load.kb, lm, ln);
+    c.load = c.load.and_then(|l| l.next(p));
 
     let (s0, s1) = (sa0 * sb, sa1 * sb);
     unroll16!(j => {
@@ -379,20 +463,16 @@ unsafe fn step<O: Out>(
     if at.kb + 1 == p.kbt {
         unroll16!(j => {
             let col = n0 + c.col + 8 * j as u32;
-            store_pair(c.c, c.m, c.n, row0, col, acc[4 * j], acc[4 * j + 1], c.pair_ok);
-            store_pair(c.c, c.m, c.n, row1, col, acc[4 * j + 2], acc[4 * j + 3], c.pair_ok);
+            O::store_pair_if(c.c, c.m, c.n, row0, col, acc[4 * j], acc[4 * j + 1], c.pair_ok);
+            O::store_pair_if(c.c, c.m, c.n, row1, col, acc[4 * j + 2], acc[4 * j + 3], c.pair_ok);
             acc[4 * j] = 0.0;
             acc[4 * j + 1] = 0.0;
             acc[4 * j + 2] = 0.0;
             acc[4 * j + 3] = 0.0;
         });
     }
-    match following {
-        Some(nx) => {
-            c.at = nx;
-            true
-        }
-        None => false,
+    if let Some(nx) = following {
+        c.at = nx;
     }
 }
 
@@ -406,7 +486,7 @@ unsafe fn step<O: Out>(
 /// 128 x 128, SWIZZLE_128B), `k > 0`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn gemm_wgmma<O: Out>(
+unsafe fn gemm_wgmma<O: PredStore>(
     maps: *const u8,
     a_scales: *const f32,
     b_scales: *const f32,
@@ -419,12 +499,12 @@ unsafe fn gemm_wgmma<O: Out>(
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (smem_addr(smem) + 1023) & !1023;
     let full = stages + STAGES * STAGE_BYTES;
-    let tiles_m = m.div_ceil(TILE);
+    // max(1): m > 0 at launch; this also tells the compiler the divisions by it cannot trap.
+    let tiles_m = m.div_ceil(TILE).max(1);
     let pipe = Pipe {
         maps: maps as u64,
         stages,
         full,
-        empty: full + 8 * STAGES,
         tiles_m,
         tiles: tiles_m * n.div_ceil(TILE),
         kbt: k.div_ceil(TILE),
@@ -448,7 +528,6 @@ unsafe fn gemm_wgmma<O: Out>(
         let mut s = 0;
         while s < STAGES {
             mbar_init(pipe.full + 8 * s, 1);
-            mbar_init(pipe.empty + 8 * s, THREADS / 32);
             s += 1;
         }
         asm!("fence.mbarrier_init.release.cluster;", "fence.proxy.async.shared::cta;", options(nostack));
@@ -465,28 +544,51 @@ unsafe fn gemm_wgmma<O: Out>(
     }
     nvptx::_syncthreads();
 
+    let layout = decode_layout(layout);
+    let (sa_row_stride, sa_kb_stride) = match layout {
+        ScaleLayout::RowMajor => (pipe.kbt as u64, 1),
+        ScaleLayout::ColMajor => (1, m as u64),
+        ScaleLayout::ColMajorTmaAligned => (1, layout.padded_rows(m as u64)),
+    };
     let mut ctx = Ctx {
         tid,
         wg,
-        lane,
         row: wg * 64 + warp * 16 + lane / 4,
         col: 2 * (lane % 4),
         m,
         n,
-        layout: decode_layout(layout),
+        sa_row_stride,
+        sa_kb_stride,
         a_scales,
         b_scales,
         c,
         pair_ok: n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0,
         at: first,
         load,
-        released: None,
     };
     let mut acc = [0f32; 64];
     let mut p0 = [0f32; 64];
     let mut p1 = [0f32; 64];
     mma_kblock(&pipe, first, wg, &mut p0);
-    while step(&pipe, &mut ctx, &mut acc, &mut p0, &mut p1) && step(&pipe, &mut ctx, &mut acc, &mut p1, &mut p0) {}
+    // Each exit leaves from the step that waited for every `wgmma` (the
+    // `None` arms), so ptxas sees nothing in flight on the exit paths and
+    // needs no waits of its own in the loop.
+    loop {
+        match ctx.at.next(&pipe) {
+            None => {
+                step(&pipe, &mut ctx, &mut acc, &mut p0, &mut p1, None);
+                break;
+            }
+            Some(nx) => step(&pipe, &mut ctx, &mut acc, &mut p0, &mut p1, Some(nx)),
+        }
+        match ctx.at.next(&pipe) {
+            None => {
+                step(&pipe, &mut ctx, &mut acc, &mut p1, &mut p0, None);
+                break;
+            }
+            Some(nx) => step(&pipe, &mut ctx, &mut acc, &mut p1, &mut p0, Some(nx)),
+        }
+    }
 }
 
 macro_rules! entries {
