@@ -248,6 +248,72 @@ fn problem(
     })
 }
 
+/// Times the GEMM alone for each `wgmma` variant (see
+/// `gpu::gemm::WGMMA_VARIANT`) on a few shapes and prints a table.
+pub(crate) fn variants(gpu: &Gpu, input: &CudaSlice<bf16>) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    let stream = gpu.stream();
+    let names = ["persistent", "one CTA per tile", "warp-specialised persistent", "warp-specialised per tile"];
+    println!(
+        "\n## wgmma variants: GEMM time in us (TFLOP/s)\n\n| M | N | K | {} |\n|---:|---:|---:|{}",
+        names.join(" | "),
+        "---:|".repeat(names.len())
+    );
+    let shapes: [(usize, usize, usize); 6] = [
+        (4096, 7168, 2048),
+        (2048, 7168, 16384),
+        (4096, 4096, 8192),
+        (2048, 512, 7168),
+        (512, 4096, 8192),
+        (4096, 32768, 1024),
+    ];
+    for &(m, n, k) in &shapes {
+        let kb = k.div_ceil(128);
+        let copies = ROTATE_BYTES.div_ceil(n * k).clamp(1, MAX_COPIES);
+        let mut bs = Vec::with_capacity(copies);
+        let mut sb = stream.alloc_zeros::<f32>(n.div_ceil(128) * kb)?;
+        for _ in 0..copies {
+            let mut b = stream.alloc_zeros::<u8>(n * k)?;
+            gpu::per_block_quant(gpu, input, MatrixShape::new(n, k)?, &BlockConfig::default(), &mut b, &mut sb)?;
+            bs.push(b);
+        }
+        let qcfg = TokenGroupConfig::default();
+        let mut a = stream.alloc_zeros::<u8>(m * k)?;
+        let mut sa = stream.alloc_zeros::<f32>(qcfg.layout.len(m as u64, kb as u64) as usize)?;
+        gpu::per_token_group_quant(gpu, input, MatrixShape::new(m, k)?, &qcfg, &mut a, &mut sa)?;
+        let mut c = stream.alloc_zeros::<bf16>(m * n)?;
+        let gcfg = GemmConfig { format: qcfg.format, a_scale_layout: qcfg.layout, output: OutputType::Bf16 };
+        let shape = GemmShape::new(m, n, k)?;
+        let mut cells = Vec::new();
+        let mut reference: Option<Vec<bf16>> = None;
+        for v in 0..names.len() as u32 {
+            gpu::gemm::WGMMA_VARIANT.store(v, Ordering::Relaxed);
+            let mut turn = 0;
+            let ms = timing::median_ms(stream, WARMUP, REPS, || {
+                turn = (turn + 1) % copies;
+                gpu::mm_fp8_blockscale(gpu, &a, &sa, &bs[turn], &sb, shape, &gcfg, GpuGemmOut::Bf16(&mut c))
+            })?;
+            // Every variant computes the same sums in the same order: C must
+            // be bit-identical to variant 0's.
+            stream.memset_zeros(&mut c)?;
+            gpu::mm_fp8_blockscale(gpu, &a, &sa, &bs[0], &sb, shape, &gcfg, GpuGemmOut::Bf16(&mut c))?;
+            let out = stream.clone_dtoh(&c)?;
+            let same = match &reference {
+                None => {
+                    reference = Some(out);
+                    ""
+                }
+                Some(r) if r.iter().zip(&out).all(|(x, y)| x.to_bits() == y.to_bits()) => "",
+                Some(_) => " DIFFERS",
+            };
+            cells.push(format!("{:.1} ({:.0}){same}", ms * 1e3, flops(m, n, k) / (ms * 1e-3) / 1e12));
+        }
+        gpu::gemm::WGMMA_VARIANT.store(0, Ordering::Relaxed);
+        println!("| {m} | {n} | {k} | {} |", cells.join(" | "));
+    }
+    Ok(())
+}
+
 /// Median milliseconds of `C[M, N] = A[M, K] W[N, K]^T` in cuBLAS bf16
 /// (f32 compute), rotating W copies as the fp8 side does. Row-major C is
 /// column-major C^T = W A^T: cuBLAS's (m, n, k) = (N, M, K), op(W) = T.

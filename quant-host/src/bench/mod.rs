@@ -46,6 +46,9 @@ pub struct BenchArgs {
     /// Skip the quantizer section (with --e2e: the end-to-end section alone)
     #[arg(long)]
     pub skip_quant: bool,
+    /// Compare the `wgmma` GEMM variants on a few shapes (development aid)
+    #[arg(long, hide = true)]
+    pub gemm_variants: bool,
 }
 
 const WARMUP: usize = 5;
@@ -77,7 +80,7 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     let max_elems = tokens.iter().max().copied().unwrap_or(1) * ks.iter().max().copied().unwrap_or(1);
     let max_elems = max_elems.max(weights.iter().map(|(n, k)| n * k).max().unwrap_or(1));
     // The end-to-end section's largest A (4096 x 16384) and W (7168 x 16384).
-    let max_elems = if args.e2e { max_elems.max(7168 * 16384) } else { max_elems };
+    let max_elems = if args.e2e || args.gemm_variants { max_elems.max(7168 * 16384) } else { max_elems };
     let input = random_bf16(&stream, max_elems)?;
 
     let mut records = Vec::new();
@@ -99,6 +102,9 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
             let cfg = TokenGroupConfig { layout, ..TokenGroupConfig::default() };
             records.push(token_group(&gpu, &input, 4096, k, cfg, copy_gbps)?);
         }
+    }
+    if args.gemm_variants {
+        e2e::variants(&gpu, &input)?;
     }
     let e2e_records = if args.e2e { e2e::run(&gpu, &input, copy_gbps, args.quick)? } else { Vec::new() };
     report::write(&records, &e2e_records, &device, copy_gbps, args.out.as_deref())?;

@@ -32,7 +32,14 @@ pub(crate) struct GemmFunctions {
     small: [[CudaFunction; 2]; 2],
     /// E4M3FN only, `[output]`; present on the sm_90a module.
     wgmma: Option<[CudaFunction; 2]>,
+    /// The warp-specialised variant of `wgmma`, same indexing.
+    wgmma_ws: Option<[CudaFunction; 2]>,
 }
+
+/// Which `wgmma` kernel and grid the launch uses (for the benchmark's
+/// variant comparison; 0 is the default): bit 0 = one CTA per tile instead of
+/// a persistent grid, bit 1 = the warp-specialised kernel.
+pub(crate) static WGMMA_VARIANT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl GemmFunctions {
     /// Looks every GEMM kernel up and raises the dynamic shared-memory limit
@@ -51,16 +58,20 @@ impl GemmFunctions {
         for f in main.iter().flatten() {
             f.set_attribute(MAX_SMEM, launch::GEMM_SMEM_BYTES as i32)?;
         }
-        let wgmma = if gpu.ptx_arch().has_wgmma() {
+        let (wgmma, wgmma_ws) = if gpu.ptx_arch().has_wgmma() {
             let fns = [get("gemm_wgmma_e4m3fn_bf16")?, get("gemm_wgmma_e4m3fn_f32")?];
             for f in &fns {
                 f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_SMEM_BYTES as i32)?;
             }
-            Some(fns)
+            let ws = [get("gemm_wgmma_ws_e4m3fn_bf16")?, get("gemm_wgmma_ws_e4m3fn_f32")?];
+            for f in &ws {
+                f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_WS_SMEM_BYTES as i32)?;
+            }
+            (Some(fns), Some(ws))
         } else {
-            None
+            (None, None)
         };
-        Ok(Self { main, small, wgmma })
+        Ok(Self { main, small, wgmma, wgmma_ws })
     }
 }
 
@@ -240,7 +251,9 @@ pub(crate) fn mm_fp8_blockscale(
         return Ok(());
     }
 
-    if let Some(wgmma) = functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn) {
+    let variant = WGMMA_VARIANT.load(std::sync::atomic::Ordering::Relaxed);
+    let kernels = if variant & 2 != 0 { functions.wgmma_ws.as_ref() } else { functions.wgmma.as_ref() };
+    if let Some(wgmma) = kernels.filter(|_| cfg.format == Fp8Format::E4M3Fn) {
         let (a_ptr, a_guard) = a.device_ptr(stream);
         let (b_ptr, b_guard) = b.device_ptr(stream);
         // TMA: row pitch and base 16-byte aligned, coordinates in i32.
@@ -272,7 +285,12 @@ pub(crate) fn mm_fp8_blockscale(
                 stream.memcpy_htod(&bytes[..], &mut tm.device)?;
                 tm.host = host;
             }
-            let config = launch::gemm_wgmma(m as u64, n as u64, gpu.multiprocessor_count() as u64)?;
+            let ctas = if variant & 1 != 0 { u64::MAX } else { gpu.multiprocessor_count() as u64 };
+            let mut config = launch::gemm_wgmma(m as u64, n as u64, ctas)?;
+            if variant & 2 != 0 {
+                config.block_dim.0 = launch::GEMM_WGMMA_WS_THREADS;
+                config.shared_mem_bytes = launch::GEMM_WGMMA_WS_SMEM_BYTES;
+            }
             let mut builder = stream.launch_builder(&wgmma[oi]);
             builder.arg(&tm.device).arg(a_scales).arg(b_scales);
             let (c_bf16, c_f32);

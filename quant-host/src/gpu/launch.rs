@@ -97,6 +97,12 @@ pub(crate) const GEMM_WGMMA_THREADS: u32 = 256;
 /// 5 stages of two 128 x 128-byte boxes, one 8-byte barrier per stage).
 pub(crate) const GEMM_WGMMA_SMEM_BYTES: u32 = 1024 + 5 * 2 * 128 * 128 + 5 * 8;
 
+/// Threads of the warp-specialised `wgmma` GEMM (`WS_THREADS`: 2 warpgroups + a producer warp).
+pub(crate) const GEMM_WGMMA_WS_THREADS: u32 = 288;
+/// Dynamic shared memory of the warp-specialised `wgmma` GEMM (`WS_SMEM_BYTES`:
+/// one more 8-byte barrier per stage).
+pub(crate) const GEMM_WGMMA_WS_SMEM_BYTES: u32 = GEMM_WGMMA_SMEM_BYTES + 5 * 8;
+
 /// The `wgmma` GEMM's grid: persistent, one CTA per multiprocessor (at most
 /// one per 128 x 128 tile); the kernel strides over the tiles.
 pub(crate) fn gemm_wgmma(m: u64, n: u64, multiprocessors: u64) -> Result<LaunchConfig> {

@@ -5,7 +5,7 @@
 
 mod block;
 mod codec;
-mod gemm;
+pub(crate) mod gemm;
 mod launch;
 mod ptx;
 mod token_group;

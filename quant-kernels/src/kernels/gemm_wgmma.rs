@@ -591,8 +591,135 @@ unsafe fn gemm_wgmma<O: PredStore>(
     }
 }
 
+/// Threads of the warp-specialised variant: two consumer warpgroups and one
+/// producer warp.
+pub const WS_THREADS: u32 = THREADS + 32;
+/// Dynamic shared memory of the warp-specialised variant: [`SMEM_BYTES`]
+/// plus one `empty` barrier per stage.
+pub const WS_SMEM_BYTES: u32 = SMEM_BYTES + STAGES * 8;
+
+/// The warp-specialised variant (DeepGEMM's structure without its cluster
+/// multicast): warp 8 is the producer, whose lane 0 walks the CTA's k-block
+/// stream issuing TMA copies as soon as a stage's `empty` barrier says all
+/// 256 consumer threads are done with it; the two consumer warpgroups each
+/// wait for a stage, run its four `wgmma`s, `wait_group 0`, arrive on
+/// `empty` and promote. No CTA barrier in the loop: the warpgroups drift
+/// apart, so one's promotion overlaps the other's `wgmma`s.
+///
+/// # Safety
+/// As [`gemm_wgmma`], with `WS_THREADS` threads and `WS_SMEM_BYTES`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn gemm_wgmma_ws<O: PredStore>(
+    maps: *const u8,
+    a_scales: *const f32,
+    b_scales: *const f32,
+    c: *mut O,
+    m: u32,
+    n: u32,
+    k: u32,
+    layout: u32,
+) {
+    let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
+    let stages = (smem_addr(smem) + 1023) & !1023;
+    let full = stages + STAGES * STAGE_BYTES;
+    let empty = full + STAGES * 8;
+    let tiles_m = m.div_ceil(TILE).max(1);
+    let pipe = Pipe {
+        maps: maps as u64,
+        stages,
+        full,
+        tiles_m,
+        tiles: tiles_m * n.div_ceil(TILE),
+        kbt: k.div_ceil(TILE),
+        grid: nvptx::_grid_dim_x() as u32,
+    };
+    let tid = nvptx::_thread_idx_x() as u32;
+    let first = Pos { tile: nvptx::_block_idx_x() as u32, kb: 0, stage: 0, phase: 0 };
+    if tid == 0 {
+        asm!(
+            "fence.proxy.tensormap::generic.acquire.gpu [{a}], 128;",
+            "fence.proxy.tensormap::generic.acquire.gpu [{b}], 128;",
+            a = in(reg64) pipe.maps, b = in(reg64) pipe.maps + 128,
+            options(nostack),
+        );
+        let mut s = 0;
+        while s < STAGES {
+            mbar_init(full + 8 * s, 1);
+            mbar_init(empty + 8 * s, THREADS);
+            s += 1;
+        }
+        asm!("fence.mbarrier_init.release.cluster;", "fence.proxy.async.shared::cta;", options(nostack));
+    }
+    nvptx::_syncthreads();
+
+    if tid >= THREADS {
+        // Producer warp: lane 0 only. Waiting on a fresh barrier for the
+        // parity before its first phase (1) returns at once, so the first
+        // STAGES loads go out without waiting.
+        if tid == THREADS {
+            let mut load = Some(first);
+            while let Some(at) = load {
+                mbar_wait(empty + 8 * at.stage, at.phase ^ 1);
+                let (m0, n0) = pipe.origin(at.tile);
+                issue(&pipe, at.stage, at.kb, m0, n0);
+                load = at.next(&pipe);
+            }
+        }
+        return;
+    }
+
+    let wg = tid / 128;
+    let (warp, lane) = ((tid % 128) / 32, tid % 32);
+    let layout = decode_layout(layout);
+    let (sa_row_stride, sa_kb_stride) = match layout {
+        ScaleLayout::RowMajor => (pipe.kbt as u64, 1),
+        ScaleLayout::ColMajor => (1, m as u64),
+        ScaleLayout::ColMajorTmaAligned => (1, layout.padded_rows(m as u64)),
+    };
+    let row = wg * 64 + warp * 16 + lane / 4;
+    let col = 2 * (lane % 4);
+    let pair_ok = n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0;
+    let mut acc = [0f32; 64];
+    let mut part = [0f32; 64];
+    let mut at = Some(first);
+    while let Some(pos) = at {
+        let (m0, n0) = pipe.origin(pos.tile);
+        let (row0, row1) = (m0 + row, m0 + row + 8);
+        let scale = |r: u32| {
+            let r = r.min(m - 1);
+            a_scales.add((r as u64 * sa_row_stride + pos.kb as u64 * sa_kb_stride) as usize).read()
+        };
+        let (sa0, sa1) = (scale(row0), scale(row1));
+        let sb = b_scales.add(((n0 / TILE) as u64 * pipe.kbt as u64 + pos.kb as u64) as usize).read();
+        mma_kblock(&pipe, pos, wg, &mut part);
+        wgmma_wait0();
+        fence_operands(&mut part);
+        asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * pos.stage, options(nostack));
+        let (s0, s1) = (sa0 * sb, sa1 * sb);
+        unroll16!(j => {
+            acc[4 * j] += part[4 * j] * s0;
+            acc[4 * j + 1] += part[4 * j + 1] * s0;
+            acc[4 * j + 2] += part[4 * j + 2] * s1;
+            acc[4 * j + 3] += part[4 * j + 3] * s1;
+        });
+        if pos.kb + 1 == pipe.kbt {
+            unroll16!(j => {
+                let cc = n0 + col + 8 * j as u32;
+                O::store_pair_if(c, m, n, row0, cc, acc[4 * j], acc[4 * j + 1], pair_ok);
+                O::store_pair_if(c, m, n, row1, cc, acc[4 * j + 2], acc[4 * j + 3], pair_ok);
+                acc[4 * j] = 0.0;
+                acc[4 * j + 1] = 0.0;
+                acc[4 * j + 2] = 0.0;
+                acc[4 * j + 3] = 0.0;
+            });
+        }
+        at = pos.next(&pipe);
+    }
+}
+
 macro_rules! entries {
-    ($($name:ident: $out:ty;)*) => {$(
+    ($($name:ident, $ws:ident: $out:ty;)*) => {$(
         /// `wgmma` GEMM kernel (E4M3FN, sm_90a); see the module documentation.
         ///
         /// # Safety
@@ -611,10 +738,29 @@ macro_rules! entries {
         ) {
             gemm_wgmma::<$out>(maps, a_scales, b_scales, c, m, n, k, layout)
         }
+
+        /// Warp-specialised `wgmma` GEMM kernel; see [`gemm_wgmma_ws`].
+        ///
+        /// # Safety
+        /// Launched by `quant-host` with checked arguments.
+        #[no_mangle]
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe extern "ptx-kernel" fn $ws(
+            maps: *const u8,
+            a_scales: *const f32,
+            b_scales: *const f32,
+            c: *mut $out,
+            m: u32,
+            n: u32,
+            k: u32,
+            layout: u32,
+        ) {
+            gemm_wgmma_ws::<$out>(maps, a_scales, b_scales, c, m, n, k, layout)
+        }
     )*};
 }
 
 entries! {
-    gemm_wgmma_e4m3fn_bf16: Bf16Out;
-    gemm_wgmma_e4m3fn_f32: f32;
+    gemm_wgmma_e4m3fn_bf16, gemm_wgmma_ws_e4m3fn_bf16: Bf16Out;
+    gemm_wgmma_e4m3fn_f32, gemm_wgmma_ws_e4m3fn_f32: f32;
 }
