@@ -395,28 +395,36 @@ fn wgmma_shapes() {
     }
     let mut rng = Rng::new(seed());
     let f = Fp8Format::E4M3Fn;
-    for &(m, n, k) in &[
-        (17, 1, 16),
-        (17, 128, 128),
-        (64, 129, 144),
-        (128, 128, 256),
-        (129, 127, 112),
-        (255, 640, 1040),
-        (300, 257, 2048),
-        (1000, 384, 640),
-        (37, 1000, 7168),
-        // More tiles than multiprocessors: CTAs take several tiles, odd and
-        // even k-block counts (the two partial-sum register sets swap roles
-        // across tile boundaries).
-        (2048, 1280, 384),
-        (1100, 2000, 656),
-        (4100, 300, 128),
-    ] {
-        run_case(&dev, m, n, k, f, &ScaleLayout::ALL, &OUTPUTS, None, &mut rng);
+    // Each kernel variant (128 x 128 two-set, warp-specialised, 192 x 128),
+    // persistent; the per-tile grids run the same kernels.
+    for variant in [0, 2, 4] {
+        quant_host::gpu::Gpu::set_wgmma_variant(variant);
+        eprintln!("wgmma variant {variant}");
+        for &(m, n, k) in &[
+            (17, 1, 16),
+            (17, 128, 128),
+            (64, 129, 144),
+            (128, 128, 256),
+            (129, 127, 112),
+            (255, 640, 1040),
+            (300, 257, 2048),
+            (1000, 384, 640),
+            (37, 1000, 7168),
+            // More tiles than multiprocessors: CTAs take several tiles, odd and
+            // even k-block counts (the two partial-sum register sets swap roles
+            // across tile boundaries).
+            (2048, 1280, 384),
+            (1100, 2000, 656),
+            (4100, 300, 128),
+            (193, 129, 256),
+        ] {
+            run_case(&dev, m, n, k, f, &ScaleLayout::ALL, &OUTPUTS, None, &mut rng);
+        }
+        // A prefill-sized problem, sampled.
+        run_case(&dev, 2048, 2112, 7168, f, &[ScaleLayout::ColMajorTmaAligned], &OUTPUTS, None, &mut rng);
+        run_case(&dev, 4096, 7168, 2048, f, &[ScaleLayout::RowMajor], &[OutputType::Bf16], None, &mut rng);
     }
-    // A prefill-sized problem, sampled.
-    run_case(&dev, 2048, 2112, 7168, f, &[ScaleLayout::ColMajorTmaAligned], &OUTPUTS, None, &mut rng);
-    run_case(&dev, 4096, 7168, 2048, f, &[ScaleLayout::RowMajor], &[OutputType::Bf16], None, &mut rng);
+    quant_host::gpu::Gpu::set_wgmma_variant(0);
 }
 
 /// Two `wgmma` GEMMs on different operands queued back to back, read only
@@ -429,7 +437,7 @@ fn wgmma_back_to_back() {
     let mut rng = Rng::new(seed());
     let f = Fp8Format::E4M3Fn;
     let cfg = GemmConfig { format: f, a_scale_layout: ScaleLayout::RowMajor, output: OutputType::F32 };
-    let shapes = [(256, 384, 512), (130, 200, 1024), (512, 128, 256)];
+    let shapes = [(256, 384, 512), (130, 200, 1024), (512, 128, 256), (400, 1000, 640)];
     let mut host = Vec::new();
     let mut outs = Vec::new();
     for &(m, n, k) in &shapes {

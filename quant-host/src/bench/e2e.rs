@@ -253,7 +253,14 @@ fn problem(
 pub(crate) fn variants(gpu: &Gpu, input: &CudaSlice<bf16>) -> Result<()> {
     use std::sync::atomic::Ordering;
     let stream = gpu.stream();
-    let names = ["persistent", "one CTA per tile", "warp-specialised persistent", "warp-specialised per tile"];
+    let names = [
+        "128x128 persistent",
+        "128x128 per tile",
+        "warp-specialised persistent",
+        "warp-specialised per tile",
+        "192x128 persistent",
+        "192x128 per tile",
+    ];
     println!(
         "\n## wgmma variants: GEMM time in us (TFLOP/s)\n\n| M | N | K | {} |\n|---:|---:|---:|{}",
         names.join(" | "),

@@ -34,11 +34,14 @@ pub(crate) struct GemmFunctions {
     wgmma: Option<[CudaFunction; 2]>,
     /// The warp-specialised variant of `wgmma`, same indexing.
     wgmma_ws: Option<[CudaFunction; 2]>,
+    /// The 192 x 128 variant of `wgmma`, same indexing.
+    wgmma_sync3: Option<[CudaFunction; 2]>,
 }
 
 /// Which `wgmma` kernel and grid the launch uses (for the benchmark's
 /// variant comparison; 0 is the default): bit 0 = one CTA per tile instead of
-/// a persistent grid, bit 1 = the warp-specialised kernel.
+/// a persistent grid; bits 1-2 = the kernel: 0 `gemm_wgmma` (128 x 128,
+/// two partial-sum sets), 1 the warp-specialised one, 2 the 192 x 128 one.
 pub(crate) static WGMMA_VARIANT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl GemmFunctions {
@@ -58,7 +61,7 @@ impl GemmFunctions {
         for f in main.iter().flatten() {
             f.set_attribute(MAX_SMEM, launch::GEMM_SMEM_BYTES as i32)?;
         }
-        let (wgmma, wgmma_ws) = if gpu.ptx_arch().has_wgmma() {
+        let (wgmma, wgmma_ws, wgmma_sync3) = if gpu.ptx_arch().has_wgmma() {
             let fns = [get("gemm_wgmma_e4m3fn_bf16")?, get("gemm_wgmma_e4m3fn_f32")?];
             for f in &fns {
                 f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_SMEM_BYTES as i32)?;
@@ -67,11 +70,15 @@ impl GemmFunctions {
             for f in &ws {
                 f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_WS_SMEM_BYTES as i32)?;
             }
-            (Some(fns), Some(ws))
+            let sync3 = [get("gemm_wgmma_sync3_e4m3fn_bf16")?, get("gemm_wgmma_sync3_e4m3fn_f32")?];
+            for f in &sync3 {
+                f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_SYNC3_SMEM_BYTES as i32)?;
+            }
+            (Some(fns), Some(ws), Some(sync3))
         } else {
-            (None, None)
+            (None, None, None)
         };
-        Ok(Self { main, small, wgmma, wgmma_ws })
+        Ok(Self { main, small, wgmma, wgmma_ws, wgmma_sync3 })
     }
 }
 
@@ -92,13 +99,14 @@ impl std::fmt::Debug for TensorMaps {
 const MAP_BYTES: usize = std::mem::size_of::<CUtensorMap>();
 
 /// Encodes the tensor map of a row-major `[rows, k]` u8 matrix at device
-/// address `ptr`, read in 128 x 128-byte boxes with the 128-byte swizzle the
-/// `wgmma` descriptors expect; out-of-bounds box elements read as zero.
-fn encode_map(ptr: u64, rows: u64, k: u64) -> Result<CUtensorMap> {
+/// address `ptr`, read in boxes of `box_rows` x 128 bytes with the 128-byte
+/// swizzle the `wgmma` descriptors expect; out-of-bounds box elements read
+/// as zero.
+fn encode_map(ptr: u64, rows: u64, k: u64, box_rows: u32) -> Result<CUtensorMap> {
     let mut map = std::mem::MaybeUninit::<CUtensorMap>::zeroed();
     let dims = [k, rows];
     let strides = [k]; // bytes between rows (dimension 1)
-    let boxes = [launch::GEMM_TILE as u32, launch::GEMM_TILE as u32];
+    let boxes = [launch::GEMM_TILE as u32, box_rows];
     let element_strides = [1u32, 1];
     // SAFETY: every pointer argument points at an array of `rank` (or
     // `rank - 1` for strides) elements; `ptr` is a device address of at
@@ -252,7 +260,14 @@ pub(crate) fn mm_fp8_blockscale(
     }
 
     let variant = WGMMA_VARIANT.load(std::sync::atomic::Ordering::Relaxed);
-    let kernels = if variant & 2 != 0 { functions.wgmma_ws.as_ref() } else { functions.wgmma.as_ref() };
+    let kind = (variant >> 1) & 3;
+    let (kernels, tile_m, threads, smem) = match kind {
+        1 => (functions.wgmma_ws.as_ref(), 128, launch::GEMM_WGMMA_WS_THREADS, launch::GEMM_WGMMA_WS_SMEM_BYTES),
+        2 => {
+            (functions.wgmma_sync3.as_ref(), 192, launch::GEMM_WGMMA_SYNC3_THREADS, launch::GEMM_WGMMA_SYNC3_SMEM_BYTES)
+        }
+        _ => (functions.wgmma.as_ref(), 128, launch::GEMM_WGMMA_THREADS, launch::GEMM_WGMMA_SMEM_BYTES),
+    };
     if let Some(wgmma) = kernels.filter(|_| cfg.format == Fp8Format::E4M3Fn) {
         let (a_ptr, a_guard) = a.device_ptr(stream);
         let (b_ptr, b_guard) = b.device_ptr(stream);
@@ -262,9 +277,9 @@ pub(crate) fn mm_fp8_blockscale(
             && a_ptr % 16 == 0
             && b_ptr % 16 == 0
             && [m, n, k].iter().all(|&d| d < (1usize << 31) - 256)
-            && (m.div_ceil(128) as u64) * (n.div_ceil(128) as u64) < 1 << 31;
+            && (m.div_ceil(tile_m as usize) as u64) * (n.div_ceil(128) as u64) < 1 << 31;
         if tma_ok {
-            let host = [encode_map(a_ptr, m as u64, k as u64)?, encode_map(b_ptr, n as u64, k as u64)?];
+            let host = [encode_map(a_ptr, m as u64, k as u64, tile_m)?, encode_map(b_ptr, n as u64, k as u64, 128)?];
             let mut maps = gpu.gemm_maps();
             let tm = match &mut *maps {
                 Some(tm) => tm,
@@ -286,11 +301,9 @@ pub(crate) fn mm_fp8_blockscale(
                 tm.host = host;
             }
             let ctas = if variant & 1 != 0 { u64::MAX } else { gpu.multiprocessor_count() as u64 };
-            let mut config = launch::gemm_wgmma(m as u64, n as u64, ctas)?;
-            if variant & 2 != 0 {
-                config.block_dim.0 = launch::GEMM_WGMMA_WS_THREADS;
-                config.shared_mem_bytes = launch::GEMM_WGMMA_WS_SMEM_BYTES;
-            }
+            let mut config = launch::gemm_wgmma(m as u64, n as u64, tile_m as u64, ctas)?;
+            config.block_dim.0 = threads;
+            config.shared_mem_bytes = smem;
             let mut builder = stream.launch_builder(&wgmma[oi]);
             builder.arg(&tm.device).arg(a_scales).arg(b_scales);
             let (c_bf16, c_f32);

@@ -141,6 +141,15 @@ impl Gpu {
         Ok(f)
     }
 
+    /// Selects the `wgmma` GEMM variant for every `Gpu` of the process (see
+    /// `gemm::WGMMA_VARIANT`; 0 is the default). A development hook for the
+    /// tests and the benchmark's variant comparison; every variant computes
+    /// the same result.
+    #[doc(hidden)]
+    pub fn set_wgmma_variant(variant: u32) {
+        gemm::WGMMA_VARIANT.store(variant, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The number of streaming multiprocessors (for grid sizing), read once.
     pub(crate) fn multiprocessor_count(&self) -> u32 {
         self.inner.multiprocessors

@@ -212,10 +212,10 @@ unsafe fn tma_load_2d(dst: u32, map: u64, x: u32, y: u32, bar: u32) {
 #[inline(always)]
 unsafe fn issue(p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
     let bar = p.full + 8 * s;
-    let dst = p.stages + s * STAGE_BYTES;
-    mbar_arrive_expect_tx(bar, STAGE_BYTES);
+    let dst = p.stages + s * p.stage_bytes;
+    mbar_arrive_expect_tx(bar, p.stage_bytes);
     tma_load_2d(dst, p.maps, kb * TILE, m0, bar);
-    tma_load_2d(dst + BOX_BYTES, p.maps + 128, kb * TILE, n0, bar);
+    tma_load_2d(dst + p.tile_m * TILE, p.maps + 128, kb * TILE, n0, bar);
 }
 
 /// [`issue`] by the threads where `leader` holds, as predicated instructions:
@@ -223,7 +223,7 @@ unsafe fn issue(p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
 #[inline(always)]
 unsafe fn issue_if(leader: bool, p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
     let bar = p.full + 8 * s;
-    let dst = p.stages + s * STAGE_BYTES;
+    let dst = p.stages + s * p.stage_bytes;
     asm!(
         "{{",
         ".reg .pred p;",
@@ -234,9 +234,9 @@ unsafe fn issue_if(leader: bool, p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
         "}}",
         l = in(reg32) leader as u32,
         b = in(reg32) bar,
-        n = in(reg32) STAGE_BYTES,
+        n = in(reg32) p.stage_bytes,
         da = in(reg32) dst,
-        db = in(reg32) dst + BOX_BYTES,
+        db = in(reg32) dst + p.tile_m * TILE,
         ma = in(reg64) p.maps,
         mb = in(reg64) p.maps + 128,
         x = in(reg32) kb * TILE,
@@ -251,6 +251,10 @@ unsafe fn issue_if(leader: bool, p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
 struct Pipe {
     maps: u64,
     stages: u32,
+    /// Rows of the CTA tile along M (64 per consumer warpgroup).
+    tile_m: u32,
+    /// Bytes of one stage: the A box (`tile_m` rows) then the B box (128 rows).
+    stage_bytes: u32,
     /// `full[s]`: completes when stage `s`'s two boxes have landed.
     full: u32,
     /// Tiles along M (tile `i` is at M tile `i % tiles_m`, N tile `i / tiles_m`).
@@ -266,7 +270,7 @@ impl Pipe {
     /// Top-left corner `(m0, n0)` of tile `tile`.
     #[inline(always)]
     fn origin(&self, tile: u32) -> (u32, u32) {
-        ((tile % self.tiles_m) * TILE, (tile / self.tiles_m) * TILE)
+        ((tile % self.tiles_m) * self.tile_m, (tile / self.tiles_m) * TILE)
     }
 }
 
@@ -299,8 +303,8 @@ impl Pos {
 #[inline(always)]
 unsafe fn mma_kblock(p: &Pipe, at: Pos, wg: u32, part: &mut [f32; 64]) {
     mbar_wait(p.full + 8 * at.stage, at.phase);
-    let a = p.stages + at.stage * STAGE_BYTES + wg * 64 * TILE;
-    let b = p.stages + at.stage * STAGE_BYTES + BOX_BYTES;
+    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE;
+    let b = p.stages + at.stage * p.stage_bytes + p.tile_m * TILE;
     fence_operands(part);
     wgmma_fence();
     wgmma_m64n128k32(part, smem_desc(a), smem_desc(b), 0);
@@ -504,6 +508,8 @@ unsafe fn gemm_wgmma<O: PredStore>(
     let pipe = Pipe {
         maps: maps as u64,
         stages,
+        tile_m: TILE,
+        stage_bytes: STAGE_BYTES,
         full,
         tiles_m,
         tiles: tiles_m * n.div_ceil(TILE),
@@ -591,15 +597,23 @@ unsafe fn gemm_wgmma<O: PredStore>(
     }
 }
 
-/// Threads of the warp-specialised variant: two consumer warpgroups and one
-/// producer warp.
-pub const WS_THREADS: u32 = THREADS + 32;
-/// Dynamic shared memory of the warp-specialised variant: [`SMEM_BYTES`]
-/// plus one `empty` barrier per stage.
-pub const WS_SMEM_BYTES: u32 = SMEM_BYTES + STAGES * 8;
+/// Threads of the warp-specialised variant with `wgs` consumer warpgroups
+/// (plus one producer warp).
+pub const fn ws_threads(wgs: u32) -> u32 {
+    128 * wgs + 32
+}
+/// Dynamic shared memory of the warp-specialised variant with `wgs`
+/// consumer warpgroups: alignment slack, the stages (A box of `64 wgs` rows,
+/// B box of 128), a `full` and an `empty` barrier per stage.
+pub const fn ws_smem_bytes(wgs: u32) -> u32 {
+    1024 + STAGES * (64 * wgs + TILE) * TILE + STAGES * 16
+}
 
 /// The warp-specialised variant (DeepGEMM's structure without its cluster
-/// multicast): warp 8 is the producer, whose lane 0 walks the CTA's k-block
+/// multicast), `WGS` consumer warpgroups over a `64 WGS` x 128 tile (3: a
+/// 192 x 128 tile, 1.2x the flops per byte loaded of 128 x 128, which
+/// matters because loading the operands from L2 is what limits the 128 x 128
+/// kernels): the warp after the consumers is the producer, whose lane 0 walks the CTA's k-block
 /// stream issuing TMA copies as soon as a stage's `empty` barrier says all
 /// 256 consumer threads are done with it; the two consumer warpgroups each
 /// wait for a stage, run its four `wgmma`s, `wait_group 0`, arrive on
@@ -607,10 +621,12 @@ pub const WS_SMEM_BYTES: u32 = SMEM_BYTES + STAGES * 8;
 /// apart, so one's promotion overlaps the other's `wgmma`s.
 ///
 /// # Safety
-/// As [`gemm_wgmma`], with `WS_THREADS` threads and `WS_SMEM_BYTES`.
+/// As [`gemm_wgmma`], with `ws_threads(WGS)` threads, `ws_smem_bytes(WGS)`,
+/// at most `ceil(m / (64 WGS)) * ceil(n / 128)` CTAs and A's tensor map box
+/// `64 WGS` rows.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn gemm_wgmma_ws<O: PredStore>(
+unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32>(
     maps: *const u8,
     a_scales: *const f32,
     b_scales: *const f32,
@@ -622,12 +638,17 @@ unsafe fn gemm_wgmma_ws<O: PredStore>(
 ) {
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (smem_addr(smem) + 1023) & !1023;
-    let full = stages + STAGES * STAGE_BYTES;
+    let tile_m = 64 * WGS;
+    let stage_bytes = (tile_m + TILE) * TILE;
+    let full = stages + STAGES * stage_bytes;
     let empty = full + STAGES * 8;
-    let tiles_m = m.div_ceil(TILE).max(1);
+    let tiles_m = m.div_ceil(tile_m).max(1);
+    let consumers = 128 * WGS;
     let pipe = Pipe {
         maps: maps as u64,
         stages,
+        tile_m,
+        stage_bytes,
         full,
         tiles_m,
         tiles: tiles_m * n.div_ceil(TILE),
@@ -646,18 +667,18 @@ unsafe fn gemm_wgmma_ws<O: PredStore>(
         let mut s = 0;
         while s < STAGES {
             mbar_init(full + 8 * s, 1);
-            mbar_init(empty + 8 * s, THREADS);
+            mbar_init(empty + 8 * s, consumers);
             s += 1;
         }
         asm!("fence.mbarrier_init.release.cluster;", "fence.proxy.async.shared::cta;", options(nostack));
     }
     nvptx::_syncthreads();
 
-    if tid >= THREADS {
+    if tid >= consumers {
         // Producer warp: lane 0 only. Waiting on a fresh barrier for the
         // parity before its first phase (1) returns at once, so the first
         // STAGES loads go out without waiting.
-        if tid == THREADS {
+        if tid == consumers {
             let mut load = Some(first);
             while let Some(at) = load {
                 mbar_wait(empty + 8 * at.stage, at.phase ^ 1);
@@ -718,8 +739,141 @@ unsafe fn gemm_wgmma_ws<O: PredStore>(
     }
 }
 
+/// Threads of the 192 x 128 variant: three warpgroups.
+pub const SYNC3_THREADS: u32 = 384;
+/// Dynamic shared memory of the 192 x 128 variant: alignment slack, the
+/// stages (A box of 192 rows, B box of 128) and a `full` barrier per stage.
+pub const SYNC3_SMEM_BYTES: u32 = 1024 + STAGES * (192 + TILE) * TILE + STAGES * 8;
+
+/// A 192 x 128 tile (three consumer warpgroups: 1.2x the flops per byte
+/// loaded of 128 x 128; loading operands from L2 is what limits the 128 x
+/// 128 kernels), persistent. Thread 0 is the producer: each step starts
+/// with a CTA barrier, after which the stage of the previous step is free
+/// and thread 0 refills it with the k-block `STAGES - 1` ahead; then every
+/// warpgroup waits for its stage, runs four `wgmma`s, `wait_group 0` and
+/// promotes. Nothing is in flight at the barrier or the producer's branch.
+/// (A producer warp of its own would need 416 threads, which leaves 152
+/// registers per thread: too few.)
+///
+/// # Safety
+/// As [`gemm_wgmma`], with `SYNC3_THREADS` threads, `SYNC3_SMEM_BYTES`, at
+/// most `ceil(m / 192) * ceil(n / 128)` CTAs and A's tensor map box 192 rows.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn gemm_wgmma_sync3<O: PredStore>(
+    maps: *const u8,
+    a_scales: *const f32,
+    b_scales: *const f32,
+    c: *mut O,
+    m: u32,
+    n: u32,
+    k: u32,
+    layout: u32,
+) {
+    let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
+    let stages = (smem_addr(smem) + 1023) & !1023;
+    let tile_m = 192;
+    let stage_bytes = (tile_m + TILE) * TILE;
+    let full = stages + STAGES * stage_bytes;
+    let tiles_m = m.div_ceil(tile_m).max(1);
+    let pipe = Pipe {
+        maps: maps as u64,
+        stages,
+        tile_m,
+        stage_bytes,
+        full,
+        tiles_m,
+        tiles: tiles_m * n.div_ceil(TILE),
+        kbt: k.div_ceil(TILE),
+        grid: nvptx::_grid_dim_x() as u32,
+    };
+    let tid = nvptx::_thread_idx_x() as u32;
+    let first = Pos { tile: nvptx::_block_idx_x() as u32, kb: 0, stage: 0, phase: 0 };
+    let mut load = Some(first);
+    if tid == 0 {
+        asm!(
+            "fence.proxy.tensormap::generic.acquire.gpu [{a}], 128;",
+            "fence.proxy.tensormap::generic.acquire.gpu [{b}], 128;",
+            a = in(reg64) pipe.maps, b = in(reg64) pipe.maps + 128,
+            options(nostack),
+        );
+        let mut s = 0;
+        while s < STAGES {
+            mbar_init(full + 8 * s, 1);
+            s += 1;
+        }
+        asm!("fence.mbarrier_init.release.cluster;", "fence.proxy.async.shared::cta;", options(nostack));
+        let mut s = 0;
+        while s + 1 < STAGES {
+            if let Some(at) = load {
+                let (m0, n0) = pipe.origin(at.tile);
+                issue(&pipe, at.stage, at.kb, m0, n0);
+                load = at.next(&pipe);
+            }
+            s += 1;
+        }
+    }
+
+    let wg = tid / 128;
+    let (warp, lane) = ((tid % 128) / 32, tid % 32);
+    let layout = decode_layout(layout);
+    let (sa_row_stride, sa_kb_stride) = match layout {
+        ScaleLayout::RowMajor => (pipe.kbt as u64, 1),
+        ScaleLayout::ColMajor => (1, m as u64),
+        ScaleLayout::ColMajorTmaAligned => (1, layout.padded_rows(m as u64)),
+    };
+    let row = wg * 64 + warp * 16 + lane / 4;
+    let col = 2 * (lane % 4);
+    let pair_ok = n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0;
+    let mut acc = [0f32; 64];
+    let mut part = [0f32; 64];
+    let mut at = Some(first);
+    while let Some(pos) = at {
+        // Everyone is done with the previous step's stage (and, the first
+        // time, the barriers are initialised): refill it.
+        nvptx::_syncthreads();
+        if tid == 0 {
+            if let Some(l) = load {
+                let (lm, ln) = pipe.origin(l.tile);
+                issue(&pipe, l.stage, l.kb, lm, ln);
+                load = l.next(&pipe);
+            }
+        }
+        let (m0, n0) = pipe.origin(pos.tile);
+        let (row0, row1) = (m0 + row, m0 + row + 8);
+        let scale = |r: u32| {
+            let r = r.min(m - 1);
+            a_scales.add((r as u64 * sa_row_stride + pos.kb as u64 * sa_kb_stride) as usize).read()
+        };
+        let (sa0, sa1) = (scale(row0), scale(row1));
+        let sb = b_scales.add(((n0 / TILE) as u64 * pipe.kbt as u64 + pos.kb as u64) as usize).read();
+        mma_kblock(&pipe, pos, wg, &mut part);
+        wgmma_wait0();
+        fence_operands(&mut part);
+        let (s0, s1) = (sa0 * sb, sa1 * sb);
+        unroll16!(j => {
+            acc[4 * j] += part[4 * j] * s0;
+            acc[4 * j + 1] += part[4 * j + 1] * s0;
+            acc[4 * j + 2] += part[4 * j + 2] * s1;
+            acc[4 * j + 3] += part[4 * j + 3] * s1;
+        });
+        if pos.kb + 1 == pipe.kbt {
+            unroll16!(j => {
+                let cc = n0 + col + 8 * j as u32;
+                O::store_pair_if(c, m, n, row0, cc, acc[4 * j], acc[4 * j + 1], pair_ok);
+                O::store_pair_if(c, m, n, row1, cc, acc[4 * j + 2], acc[4 * j + 3], pair_ok);
+                acc[4 * j] = 0.0;
+                acc[4 * j + 1] = 0.0;
+                acc[4 * j + 2] = 0.0;
+                acc[4 * j + 3] = 0.0;
+            });
+        }
+        at = pos.next(&pipe);
+    }
+}
+
 macro_rules! entries {
-    ($($name:ident, $ws:ident: $out:ty;)*) => {$(
+    ($($name:ident, $ws:ident, $ws3:ident: $out:ty;)*) => {$(
         /// `wgmma` GEMM kernel (E4M3FN, sm_90a); see the module documentation.
         ///
         /// # Safety
@@ -755,12 +909,31 @@ macro_rules! entries {
             k: u32,
             layout: u32,
         ) {
-            gemm_wgmma_ws::<$out>(maps, a_scales, b_scales, c, m, n, k, layout)
+            gemm_wgmma_ws::<$out, 2>(maps, a_scales, b_scales, c, m, n, k, layout)
+        }
+
+        /// `wgmma` GEMM kernel, 192 x 128 tiles; see [`gemm_wgmma_sync3`].
+        ///
+        /// # Safety
+        /// Launched by `quant-host` with checked arguments.
+        #[no_mangle]
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe extern "ptx-kernel" fn $ws3(
+            maps: *const u8,
+            a_scales: *const f32,
+            b_scales: *const f32,
+            c: *mut $out,
+            m: u32,
+            n: u32,
+            k: u32,
+            layout: u32,
+        ) {
+            gemm_wgmma_sync3::<$out>(maps, a_scales, b_scales, c, m, n, k, layout)
         }
     )*};
 }
 
 entries! {
-    gemm_wgmma_e4m3fn_bf16, gemm_wgmma_ws_e4m3fn_bf16: Bf16Out;
-    gemm_wgmma_e4m3fn_f32, gemm_wgmma_ws_e4m3fn_f32: f32;
+    gemm_wgmma_e4m3fn_bf16, gemm_wgmma_ws_e4m3fn_bf16, gemm_wgmma_sync3_e4m3fn_bf16: Bf16Out;
+    gemm_wgmma_e4m3fn_f32, gemm_wgmma_ws_e4m3fn_f32, gemm_wgmma_sync3_e4m3fn_f32: f32;
 }
