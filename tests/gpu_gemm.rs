@@ -395,9 +395,9 @@ fn wgmma_shapes() {
     }
     let mut rng = Rng::new(seed());
     let f = Fp8Format::E4M3Fn;
-    // Each kernel variant (128 x 128 two-set, warp-specialised, 192 x 128),
-    // persistent; the per-tile grids run the same kernels.
-    for variant in [0, 2, 4] {
+    // Each kernel variant (codes 2, 4, 6: 128 x 128 two-set, warp-specialised,
+    // 192 x 128), persistent; the per-tile grids run the same kernels.
+    for variant in [2, 4, 6] {
         quant_host::gpu::Gpu::set_wgmma_variant(variant);
         eprintln!("wgmma variant {variant}");
         for &(m, n, k) in &[
@@ -438,22 +438,37 @@ fn wgmma_back_to_back() {
     let f = Fp8Format::E4M3Fn;
     let cfg = GemmConfig { format: f, a_scale_layout: ScaleLayout::RowMajor, output: OutputType::F32 };
     let shapes = [(256, 384, 512), (130, 200, 1024), (512, 128, 256), (400, 1000, 640)];
-    let mut host = Vec::new();
-    let mut outs = Vec::new();
-    for &(m, n, k) in &shapes {
-        let a = quant_a(&random_bf16(m, k, rng.next_u64()), m, k, f, cfg.a_scale_layout);
-        let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
-        let ops = upload(&dev, &a, &b, m, n, k);
-        let shape = MatrixShape::new(m, n).unwrap();
-        let mut c = GemmTensor::F32(dev.upload(&vec![f32::NAN; m * n], shape).unwrap());
-        dev.mm_fp8_blockscale_into(&ops.a, &ops.sa, &ops.b, &ops.sb, &cfg, &mut c).unwrap();
-        host.push((a, b));
-        outs.push((c, ops));
+    for variant in [2, 4, 6] {
+        quant_host::gpu::Gpu::set_wgmma_variant(variant);
+        let mut host = Vec::new();
+        let mut outs = Vec::new();
+        for &(m, n, k) in &shapes {
+            let a = quant_a(&random_bf16(m, k, rng.next_u64()), m, k, f, cfg.a_scale_layout);
+            let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
+            let ops = upload(&dev, &a, &b, m, n, k);
+            let shape = MatrixShape::new(m, n).unwrap();
+            let mut c = GemmTensor::F32(dev.upload(&vec![f32::NAN; m * n], shape).unwrap());
+            dev.mm_fp8_blockscale_into(&ops.a, &ops.sa, &ops.b, &ops.sb, &cfg, &mut c).unwrap();
+            host.push((a, b));
+            outs.push((c, ops));
+        }
+        for (((m, n, k), (a, b)), (c, _ops)) in shapes.iter().zip(&host).zip(&outs) {
+            let c = c.to_f32_vec().unwrap();
+            check(
+                &format!("back-to-back M={m} N={n} K={k} variant {variant}"),
+                &c,
+                a,
+                b,
+                *m,
+                *n,
+                *k,
+                &cfg,
+                None,
+                &mut rng,
+            );
+        }
     }
-    for (((m, n, k), (a, b)), (c, _ops)) in shapes.iter().zip(&host).zip(&outs) {
-        let c = c.to_f32_vec().unwrap();
-        check(&format!("back-to-back M={m} N={n} K={k}"), &c, a, b, *m, *n, *k, &cfg, None, &mut rng);
-    }
+    quant_host::gpu::Gpu::set_wgmma_variant(0);
 }
 
 /// Bad arguments come back as errors, and M = 0 / N = 0 do nothing.

@@ -253,6 +253,7 @@ fn problem(
 pub(crate) fn variants(gpu: &Gpu, input: &CudaSlice<bf16>) -> Result<()> {
     use std::sync::atomic::Ordering;
     let stream = gpu.stream();
+    // Variant codes 2.. (see gpu::gemm::WGMMA_VARIANT), in this order.
     let names = [
         "128x128 persistent",
         "128x128 per tile",
@@ -293,7 +294,7 @@ pub(crate) fn variants(gpu: &Gpu, input: &CudaSlice<bf16>) -> Result<()> {
         let shape = GemmShape::new(m, n, k)?;
         let mut cells = Vec::new();
         let mut reference: Option<Vec<bf16>> = None;
-        for v in 0..names.len() as u32 {
+        for v in 2..2 + names.len() as u32 {
             gpu::gemm::WGMMA_VARIANT.store(v, Ordering::Relaxed);
             let mut turn = 0;
             let ms = timing::median_ms(stream, WARMUP, REPS, || {

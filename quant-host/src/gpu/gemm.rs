@@ -38,10 +38,12 @@ pub(crate) struct GemmFunctions {
     wgmma_sync3: Option<[CudaFunction; 2]>,
 }
 
-/// Which `wgmma` kernel and grid the launch uses (for the benchmark's
-/// variant comparison; 0 is the default): bit 0 = one CTA per tile instead of
-/// a persistent grid; bits 1-2 = the kernel: 0 `gemm_wgmma` (128 x 128,
-/// two partial-sum sets), 1 the warp-specialised one, 2 the 192 x 128 one.
+/// Which `wgmma` kernel and grid the launch uses (for the tests and the
+/// benchmark's variant comparison). 0 is the default: the 192 x 128 kernel
+/// when its tiles cover every multiprocessor, else the 128 x 128 one,
+/// persistent. Otherwise bit 0 = one CTA per tile instead of a persistent
+/// grid, and bits 1-2 = 1 + the kernel: 0 `gemm_wgmma` (128 x 128, two
+/// partial-sum sets), 1 the warp-specialised one, 2 the 192 x 128 one.
 pub(crate) static WGMMA_VARIANT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl GemmFunctions {
@@ -260,7 +262,15 @@ pub(crate) fn mm_fp8_blockscale(
     }
 
     let variant = WGMMA_VARIANT.load(std::sync::atomic::Ordering::Relaxed);
-    let kind = (variant >> 1) & 3;
+    let sms = gpu.multiprocessor_count() as usize;
+    // Default: 192 x 128 tiles (more flops per byte of operands, the limit
+    // at large sizes) when they still give every multiprocessor a tile,
+    // else 128 x 128 tiles for more CTAs.
+    let kind = match variant {
+        0 if m.div_ceil(192) * n.div_ceil(128) >= sms => 2,
+        0 => 0,
+        v => ((v >> 1) & 3).saturating_sub(1),
+    };
     let (kernels, tile_m, threads, smem) = match kind {
         1 => (functions.wgmma_ws.as_ref(), 128, launch::GEMM_WGMMA_WS_THREADS, launch::GEMM_WGMMA_WS_SMEM_BYTES),
         2 => {
