@@ -88,8 +88,32 @@ fn quotients_are_correctly_rounded_for_any_pair() {
 
 #[test]
 fn specials() {
-    for scale in [f32::INFINITY, f32::NAN, f32::MIN_POSITIVE, 1.0, f32::MAX, 2f32.powi(-100), 2f32.powi(100)] {
-        for x in [0.0, -0.0, 1.0, -1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MAX, f32::MIN_POSITIVE] {
+    let scales = [
+        f32::INFINITY,
+        f32::NAN,
+        f32::MIN_POSITIVE,
+        1.0,
+        f32::MAX,
+        2f32.powi(-100),
+        2f32.powi(100),
+        3.0,
+        0.7,
+        1e-12 / 448.0,
+    ];
+    for scale in scales {
+        for x in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            -1e-30,
+            -1e-44,
+        ] {
             assert_exact(x, scale);
         }
     }

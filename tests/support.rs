@@ -12,6 +12,9 @@
 //!   of the block-scale GEMM.
 #![deny(missing_docs)]
 
+#[path = "bad.rs"]
+pub mod bad;
+
 use quant_host::cpu;
 use quant_host::{BlockConfig, Element, Fp8Format, MatrixShape, ScaleLayout, ScaleMode, TokenGroupConfig};
 

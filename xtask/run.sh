@@ -1,58 +1,85 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the bundle `cargo xtask gpu-bundle` builds.
-#   run.sh [tests|sanitize|bench|all] [extra args for the benchmark]
-# Writes logs under $OUT when set (the device tool returns that folder).
+#   run.sh MODE... [-- extra args for the benchmark]
+# Modes:
+#   tests      every GPU test, every case (--include-ignored)
+#   sanitize   the four compute-sanitizer tools below, one after the other
+#   memcheck | racecheck | initcheck | synccheck
+#              one tool over every tests/gpu_* binary, with fewer property
+#              cases (QUANT_GPU_CASES, default 25) and without the exhaustive
+#              2^32 encode, the >2^31-element test (see `large`) and
+#              gpu_bad_input's sizes_past_the_limits (it launches nothing and
+#              provokes a 2 TiB cuMemAlloc on purpose, an API error the tools
+#              count)
+#   large      memcheck over the >2^31-element test alone
+#   bench      the kernel benchmark (fp8q bench): bench.md/.json/.svg
+#   all        tests sanitize large bench
+# Logs go to $OUT (the device tool returns that folder; /tmp/gpu-bundle-out
+# otherwise). Each sanitizer line ends in the tool's SUMMARY.
 set -uo pipefail
 cd "$(dirname "$0")"
-mode=${1:-all}
-shift || true
 out=${OUT:-/tmp/gpu-bundle-out}
 mkdir -p "$out"
 status=0
+per_binary=${PER_BINARY_TIMEOUT:-300}
+modes=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do modes+=("$1"); shift; done
+[ $# -gt 0 ] && shift
+[ ${#modes[@]} -gt 0 ] || modes=(all)
 
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
 
 run_tests() {
-    for t in tests/*; do
-        echo "=== $t"
-        "./$t" --include-ignored --test-threads=1 2>&1 | tee -a "$out/tests.log" | grep -E "^test |test result|panicked|FAILED" || true
-        [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    for t in tests/gpu_*; do
+        log="$out/tests-$(basename "$t").log"
+        start=$SECONDS
+        "./$t" --include-ignored --test-threads=1 --nocapture >"$log" 2>&1
+        rc=$?
+        echo "=== $t: rc=$rc $((SECONDS - start))s | $(grep -E "test result" "$log")"
+        grep -E "panicked|FAILED" "$log" | head -5
+        [ $rc -eq 0 ] || status=1
     done
 }
 
-run_sanitizers() {
-    # Fewer property cases: the sanitizers slow kernels down by 10-100x.
-    # The exhaustive 2^32 encode and the >2^31-element test are too slow
-    # under instrumentation and are covered by the plain test run.
+sanitize() {
+    tool=$1
     export QUANT_GPU_CASES=${QUANT_GPU_CASES:-25}
-    for tool in memcheck racecheck initcheck synccheck; do
-        for t in tests/gpu_*; do
-            [ -e "$t" ] || continue
-            echo "=== compute-sanitizer --tool $tool $t"
-            compute-sanitizer --tool "$tool" --error-exitcode 99 \
-                "./$t" --include-ignored --test-threads=1 --skip every_f32 --skip 2_pow_31 \
-                >"$out/sanitize-$tool-$(basename "$t").log" 2>&1
-            rc=$?
-            grep -E "SUMMARY|test result" "$out/sanitize-$tool-$(basename "$t").log" | tail -2
-            [ $rc -eq 0 ] || { status=1; echo "   (exit $rc)"; }
-        done
+    for t in tests/gpu_*; do
+        log="$out/sanitize-$tool-$(basename "$t").log"
+        start=$SECONDS
+        timeout "$per_binary" compute-sanitizer --tool "$tool" --error-exitcode 99 \
+            "./$t" --include-ignored --test-threads=1 --skip every_f32 --skip 2_pow_31 --skip sizes_past_the_limits \
+            >"$log" 2>&1
+        rc=$?
+        echo "=== $tool $(basename "$t"): rc=$rc $((SECONDS - start))s | $(grep -E "test result" "$log" | tr '\n' ' ') | $(grep -E "SUMMARY" "$log" | tail -1)"
+        [ $rc -eq 0 ] || status=1
     done
+}
+
+large() {
+    log="$out/sanitize-memcheck-large.log"
+    start=$SECONDS
+    timeout "${LARGE_TIMEOUT:-300}" compute-sanitizer --tool memcheck --error-exitcode 99 \
+        tests/gpu_quant --include-ignored --exact tensors_over_2_pow_31_elements --test-threads=1 >"$log" 2>&1
+    rc=$?
+    echo "=== memcheck >2^31 elements: rc=$rc $((SECONDS - start))s | $(grep -E "test result" "$log") | $(grep SUMMARY "$log" | tail -1)"
+    [ $rc -eq 0 ] || status=1
 }
 
 run_bench() {
-    if [ -x bin/fp8q ]; then
-        bin/fp8q bench --out "$out" "$@" || status=1
-    elif [ -x bin/fp8-bench ]; then
-        bin/fp8-bench --out "$out" "$@" || status=1
-    fi
+    bin/fp8q bench --out "$out" "$@" || status=1
 }
 
-case "$mode" in
-    tests) run_tests ;;
-    sanitize) run_sanitizers ;;
-    bench) run_bench "$@" ;;
-    all) run_tests; run_sanitizers; run_bench "$@" ;;
-    *) echo "usage: run.sh [tests|sanitize|bench|all]"; exit 2 ;;
-esac
+for mode in "${modes[@]}"; do
+    case "$mode" in
+        tests) run_tests ;;
+        sanitize) for tool in memcheck racecheck initcheck synccheck; do sanitize "$tool"; done ;;
+        memcheck | racecheck | initcheck | synccheck) sanitize "$mode" ;;
+        large) large ;;
+        bench) run_bench "$@" ;;
+        all) run_tests; for tool in memcheck racecheck initcheck synccheck; do sanitize "$tool"; done; large; run_bench "$@" ;;
+        *) echo "unknown mode $mode"; status=2 ;;
+    esac
+done
 echo "run.sh: exit $status"
 exit $status

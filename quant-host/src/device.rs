@@ -52,10 +52,27 @@ impl Device {
     }
 
     /// A zero-filled dense tensor on this device.
+    ///
+    /// The size in bytes is checked before anything is allocated: a shape
+    /// whose extent fits in `usize` can still need more bytes than the
+    /// address space holds (cudarc multiplies without a check), and a host
+    /// allocation that fails is an [`QuantError::OutOfMemory`](crate::QuantError::OutOfMemory)
+    /// error, not an abort.
     pub fn zeros<T: DeviceRepr + ValidAsZeroBits + Copy + Default>(&self, shape: MatrixShape) -> Result<Tensor<T>> {
+        let len = shape.extent();
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or(crate::QuantError::TooLarge("tensor bytes"))?;
         match self {
-            Device::Cpu => Tensor::from_vec(vec![T::default(); shape.extent()], shape),
-            Device::Cuda(gpu) => Tensor::from_cuda(gpu.stream().alloc_zeros::<T>(shape.extent())?, shape),
+            Device::Cpu => {
+                let mut data = Vec::new();
+                data.try_reserve_exact(len)
+                    .map_err(|_| crate::QuantError::OutOfMemory { what: "tensor", bytes: bytes as u64 })?;
+                data.resize(len, T::default());
+                Tensor::from_vec(data, shape)
+            }
+            Device::Cuda(gpu) => Tensor::from_cuda(gpu.stream().alloc_zeros::<T>(len)?, shape),
         }
     }
 
@@ -72,7 +89,13 @@ impl Device {
         cfg.params()?;
         let shape = x.shape();
         let groups = shape.cols().div_ceil(cfg.group_size.get());
-        let scale_rows = cfg.layout.padded_rows(shape.rows() as u64) as usize;
+        // Checked: rounding M up to a multiple of 4 (TMA-aligned layout)
+        // overflows for M near usize::MAX, which is a valid shape when K == 0.
+        let scale_rows = match cfg.layout {
+            crate::ScaleLayout::ColMajorTmaAligned => shape.rows().checked_next_multiple_of(4),
+            _ => Some(shape.rows()),
+        }
+        .ok_or(crate::QuantError::TooLarge("scale rows"))?;
         // The scales tensor is described in its storage order: for the
         // column-major layouts that is `groups x padded_rows`.
         let scale_shape = match cfg.layout {

@@ -58,6 +58,16 @@ pub enum QuantError {
     /// A size computation overflowed the address space.
     #[error("tensor too large: {0} overflows the address space")]
     TooLarge(&'static str),
+    /// A host allocation failed: the buffer is larger than the memory the
+    /// allocator can provide. Reported instead of aborting the process, so a
+    /// caller can fall back (smaller batches, another device).
+    #[error("cannot allocate {bytes} bytes for {what}: out of host memory")]
+    OutOfMemory {
+        /// Which buffer.
+        what: &'static str,
+        /// Bytes requested.
+        bytes: u64,
+    },
     /// A tensor lives on another device than the one asked to work on it.
     #[error("{what} lives on {actual}, but the operation runs on {expected}")]
     WrongDevice {

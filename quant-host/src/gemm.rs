@@ -52,9 +52,18 @@ impl GemmShape {
         self.n.div_ceil(GEMM_BLOCK)
     }
 
-    /// Number of f32 in A's scale buffer for `layout`.
+    /// Number of f32 in A's scale buffer for `layout`. Saturates at
+    /// `usize::MAX` where the TMA-aligned rounding of M overflows (M near
+    /// `usize::MAX` with K == 0), so no buffer ever matches it; see
+    /// [`Self::checked_a_scales_len`] for the error.
     pub fn a_scales_len(&self, layout: ScaleLayout) -> usize {
-        layout.len(self.m as u64, self.k_blocks() as u64) as usize
+        self.checked_a_scales_len(layout).map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    /// Number of f32 in A's scale buffer for `layout`, or
+    /// [`QuantError::TooLarge`] where it does not fit in `u64`.
+    pub fn checked_a_scales_len(&self, layout: ScaleLayout) -> Result<u64> {
+        layout.checked_len(self.m as u64, self.k_blocks() as u64).ok_or(QuantError::TooLarge("A scale buffer length"))
     }
 
     /// Number of f32 in B's scale buffer.

@@ -8,6 +8,10 @@ use core::arch::nvptx;
 unsafe extern "C" {
     #[link_name = "llvm.nvvm.shfl.sync.bfly.f32"]
     fn shfl_bfly_f32(mask: u32, value: f32, lane_mask: u32, clamp: u32) -> f32;
+    #[link_name = "llvm.maximum.f32"]
+    fn maximum_f32(a: f32, b: f32) -> f32;
+    #[link_name = "llvm.minimum.f32"]
+    fn minimum_f32(a: f32, b: f32) -> f32;
     #[link_name = "llvm.fma.f32"]
     fn fma_f32(a: f32, b: f32, c: f32) -> f32;
     #[cfg(target_feature = "sm_90")]
@@ -30,14 +34,13 @@ pub fn shfl_xor(value: f32, lane_mask: u32) -> f32 {
     unsafe { shfl_bfly_f32(0xFFFF_FFFF, value, lane_mask, 0x1F) }
 }
 
-/// Encodes two already-clamped values to E4M3FN with the hardware converter
-/// (round to nearest even, saturating). Returns `(code(lo), code(hi))`.
+/// Encodes two values to E4M3FN with the hardware converter (round to
+/// nearest even, saturating). Returns `code(lo) | code(hi) << 8`.
 #[cfg(target_feature = "sm_90")]
 #[inline(always)]
-pub fn e4m3fn_x2(lo: f32, hi: f32) -> [u8; 2] {
+pub fn e4m3fn_x2(lo: f32, hi: f32) -> u16 {
     // SAFETY: the instruction exists on sm_89 and later, which this cfg gates.
-    let pair = unsafe { cvt_e4m3x2_satfinite(hi, lo) } as u16;
-    [pair as u8, (pair >> 8) as u8]
+    unsafe { cvt_e4m3x2_satfinite(hi, lo) as u16 }
 }
 
 /// `(blockIdx.x, blockIdx.y)`.
@@ -72,4 +75,13 @@ pub fn dynamic_shared<T>() -> *mut T {
 pub fn fma(a: f32, b: f32, c: f32) -> f32 {
     // SAFETY: a pure arithmetic intrinsic.
     unsafe { fma_f32(a, b, c) }
+}
+
+/// `clamp(v, -max, max)` with NaN passed through, as
+/// [`crate::scale::clamp`] computes it, in two `max.NaN`/`min.NaN`
+/// instructions instead of compares and selects.
+#[inline(always)]
+pub fn clamp(v: f32, max: f32) -> f32 {
+    // SAFETY: pure arithmetic intrinsics.
+    unsafe { minimum_f32(maximum_f32(v, -max), max) }
 }

@@ -26,6 +26,7 @@
 
 pub mod element;
 pub mod fp8;
+pub mod geometry;
 pub mod layout;
 pub mod scale;
 

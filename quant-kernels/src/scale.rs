@@ -109,30 +109,57 @@ pub fn quantize(x: f32, scale: f32, fp8_max: f32, format: crate::Fp8Format) -> u
 pub struct Divider {
     scale: f32,
     recip: f32,
-    fast: bool,
+    path: DividePath,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DividePath {
+    /// `scale` is a power of two (every UE8M0 scale): `x * (1 / scale)` is
+    /// the same exact scaling as `x / scale`, rounded once.
+    Power2,
+    /// Reciprocal, product and one FMA correction.
+    Markstein,
+    /// The IEEE division itself.
+    Divide,
 }
 
 impl Divider {
     /// Prepares the division by `scale`.
     #[inline(always)]
     pub fn new(scale: f32) -> Self {
-        let fast = scale >= pow2_f32_const(-60) && scale <= pow2_f32_const(60);
-        Self { scale, recip: 1.0 / scale, fast }
+        let in_range = scale >= pow2_f32_const(-60) && scale <= pow2_f32_const(60);
+        let path = if !in_range {
+            DividePath::Divide
+        } else if scale.to_bits() & 0x7F_FFFF == 0 {
+            DividePath::Power2
+        } else {
+            DividePath::Markstein
+        };
+        Self { scale, recip: 1.0 / scale, path }
     }
 
     /// `x / scale`, correctly rounded; `fma(a, b, c)` must be a fused
     /// multiply-add (one rounding).
     #[inline(always)]
     pub fn divide(&self, x: f32, fma: impl Fn(f32, f32, f32) -> f32) -> f32 {
-        if self.fast {
-            let q = x * self.recip;
-            let residual = fma(-q, self.scale, x);
-            // The correction of a zero quotient is +0 whatever the sign of
-            // x: take the sign from q, which always has the right one.
-            let corrected = fma(residual, self.recip, q);
-            f32::from_bits((corrected.to_bits() & 0x7FFF_FFFF) | (q.to_bits() & 0x8000_0000))
-        } else {
-            x / self.scale
+        self.divide_all([x], fma)[0]
+    }
+
+    /// Divides every element, choosing the path once for the whole array (a
+    /// per-element branch costs the GPU an instruction slot per element).
+    #[inline(always)]
+    pub fn divide_all<const N: usize>(&self, v: [f32; N], fma: impl Fn(f32, f32, f32) -> f32) -> [f32; N] {
+        match self.path {
+            DividePath::Power2 => v.map(|x| x * self.recip),
+            DividePath::Markstein => v.map(|x| {
+                let q = x * self.recip;
+                // The residual is computed negated, `q * scale - x`, so that
+                // x = -0 gives -0 (with `x - q * scale` it would be +0, and
+                // so would the corrected quotient).
+                let neg_residual = fma(q, self.scale, -x);
+                fma(-neg_residual, self.recip, q)
+            }),
+            DividePath::Divide => v.map(|x| x / self.scale),
         }
     }
 }

@@ -5,10 +5,15 @@
 //!   `quant-host` embeds (`--check`: fail if the committed PTX is stale).
 //! - `test`: everything CI checks: committed PTX fresh, formatting, clippy,
 //!   and the whole test suite (GPU tests are reported as ignored without a GPU).
+//! - `fuzz [--seconds N] [target...]`: coverage-guided fuzzing of fp8q's
+//!   safetensors and index parsing and a CPU quantize round trip (cargo-fuzz
+//!   on the pinned nightly), each target for N seconds (default 60); `test`
+//!   runs it with `FUZZ_SECONDS` (default 60) per target.
 //! - `gpu-bundle`: build the release test and benchmark binaries and a
 //!   `run.sh` into `target/gpu-bundle/`, to carry to the GPU machine.
 
 mod bundle;
+mod fuzz;
 mod ptx;
 mod tools;
 
@@ -29,8 +34,9 @@ fn main() -> Result<()> {
         }
         Some("gpu-bundle") => bundle::build(&root),
         Some("test") => test(&root),
+        Some("fuzz") => fuzz::run_cli(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <build-ptx [--check] | test | gpu-bundle>");
+            eprintln!("usage: cargo xtask <build-ptx [--check] | test | fuzz [--seconds N] [target...] | gpu-bundle>");
             std::process::exit(2);
         }
     }
@@ -56,6 +62,12 @@ fn test(root: &std::path::Path) -> Result<()> {
         if !status.success() {
             bail!("cargo {} failed", args.join(" "));
         }
+    }
+    // Bounded fuzzing of the checkpoint parsers (FUZZ_SECONDS per target;
+    // 0 skips it, for a quick local run).
+    let seconds = std::env::var("FUZZ_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    if seconds > 0 {
+        fuzz::run(root, seconds, fuzz::TARGETS)?;
     }
     Ok(())
 }

@@ -7,10 +7,12 @@
 //! read plus written). Absolute times drift between machines; those
 //! fractions, measured in one run, do not.
 //!
-//! Decode-sized calls (M <= 16) are latency-bound, so they are also timed as
-//! a CUDA graph of many launches: the per-launch cost a serving stack sees.
-//! Small inputs fit in the 50 MB L2, so their "bandwidth" is L2's; the
-//! targets only judge M >= 2048 and the weight shapes.
+//! Every kernel is timed per launch inside a CUDA graph of many launches
+//! (what a serving stack that captures graphs pays, without the host's
+//! launch overhead), with consecutive launches cycling through enough
+//! private buffers (512 MiB in all) that each one reads from memory, not from
+//! the L2 the previous launch warmed. One launch between two events (launch
+//! overhead included) is reported beside it.
 
 pub mod e2e;
 mod report;
@@ -53,7 +55,7 @@ pub struct BenchArgs {
 
 const WARMUP: usize = 5;
 const REPS: usize = 25;
-const GRAPH_LAUNCHES: usize = 200;
+const GRAPH_LAUNCHES: usize = 40;
 
 /// Runs the benchmark on GPU 0, prints the summary tables and writes the
 /// full report files. Returns every measurement.
@@ -136,6 +138,45 @@ fn random_bf16(stream: &Arc<CudaStream>, n: usize) -> Result<CudaSlice<bf16>> {
     Ok(stream.clone_htod(&host)?)
 }
 
+/// Input and output bytes that consecutive timed launches cycle through, so
+/// each launch reads memory rather than the 50 MB L2 the previous one warmed.
+const ROTATE_BYTES: usize = 512 << 20;
+
+/// How many buffer sets of `bytes_per_call` make [`ROTATE_BYTES`] (1 to 32).
+fn rotation(bytes_per_call: usize) -> usize {
+    ROTATE_BYTES.div_ceil(bytes_per_call.max(1)).clamp(1, 32)
+}
+
+/// `sets` private copies of the first `n` input values.
+fn input_sets(
+    stream: &Arc<CudaStream>,
+    input: &CudaSlice<bf16>,
+    n: usize,
+    sets: usize,
+) -> Result<Vec<CudaSlice<bf16>>> {
+    (0..sets)
+        .map(|_| {
+            let mut copy = stream.alloc_zeros::<bf16>(n.max(1))?;
+            stream.memcpy_dtod(&input.slice(0..n.max(1)), &mut copy)?;
+            Ok(copy)
+        })
+        .collect()
+}
+
+/// Times `launch(set)`: per launch in a CUDA graph cycling through the sets
+/// (the kernel's own time, cold L2, no host launch overhead), and one launch
+/// between two events (what a caller without graphs sees, launch included).
+fn measure(stream: &Arc<CudaStream>, sets: usize, mut launch: impl FnMut(usize) -> Result<()>) -> Result<(f64, f64)> {
+    let single_ms = timing::median_ms(stream, WARMUP, REPS, || launch(0))?;
+    let launches = sets * GRAPH_LAUNCHES.div_ceil(sets);
+    let mut next = 0;
+    let graph_us = timing::graph_us_per_launch(stream, launches, 10, || {
+        next += 1;
+        launch(next % sets)
+    })?;
+    Ok((graph_us, single_ms * 1e3))
+}
+
 fn token_group(
     gpu: &Gpu,
     input: &CudaSlice<bf16>,
@@ -147,22 +188,37 @@ fn token_group(
     let stream = gpu.stream();
     let shape = MatrixShape::new(m, k)?;
     let groups = k.div_ceil(cfg.group_size.get());
-    let mut q = stream.alloc_zeros::<u8>(m * k)?;
-    let mut s = stream.alloc_zeros::<f32>(cfg.layout.len(m as u64, groups as u64) as usize)?;
-    let mut launch = || gpu::per_token_group_quant(gpu, input, shape, &cfg, &mut q, &mut s);
-    let ms = timing::median_ms(stream, WARMUP, REPS, &mut launch)?;
-    let graph_us =
-        if m <= 16 { Some(timing::graph_us_per_launch(stream, GRAPH_LAUNCHES, 10, &mut launch)?) } else { None };
-    let bytes = (m * k * 2 + m * k + s.len() * 4) as f64;
-    Ok(Record::new("per_token_group_quant_fp8", cfg.format, cfg.layout, m, k, ms, bytes, copy_gbps, graph_us))
+    let scale_len = cfg.layout.len(m as u64, groups as u64) as usize;
+    let bytes = m * k * 2 + m * k + scale_len * 4;
+    let sets = rotation(bytes);
+    let inputs = input_sets(stream, input, m * k, sets)?;
+    let mut q = (0..sets).map(|_| stream.alloc_zeros::<u8>(m * k)).collect::<Result<Vec<_>, _>>()?;
+    let mut s = (0..sets).map(|_| stream.alloc_zeros::<f32>(scale_len)).collect::<Result<Vec<_>, _>>()?;
+    let (graph_us, single_us) =
+        measure(stream, sets, |i| gpu::per_token_group_quant(gpu, &inputs[i], shape, &cfg, &mut q[i], &mut s[i]))?;
+    Ok(Record::new("per_token_group_quant_fp8", cfg.format, cfg.layout, m, k, graph_us, single_us, bytes, copy_gbps))
 }
 
 fn block(gpu: &Gpu, input: &CudaSlice<bf16>, n: usize, k: usize, cfg: BlockConfig, copy_gbps: f64) -> Result<Record> {
     let stream = gpu.stream();
     let shape = MatrixShape::new(n, k)?;
-    let mut q = stream.alloc_zeros::<u8>(n * k)?;
-    let mut s = stream.alloc_zeros::<f32>(n.div_ceil(cfg.block_rows) * k.div_ceil(cfg.block_cols))?;
-    let ms = timing::median_ms(stream, WARMUP, REPS, || gpu::per_block_quant(gpu, input, shape, &cfg, &mut q, &mut s))?;
-    let bytes = (n * k * 2 + n * k + s.len() * 4) as f64;
-    Ok(Record::new("per_block_quant_fp8", cfg.format, ScaleLayout::RowMajor, n, k, ms, bytes, copy_gbps, None))
+    let scale_len = n.div_ceil(cfg.block_rows) * k.div_ceil(cfg.block_cols);
+    let bytes = n * k * 2 + n * k + scale_len * 4;
+    let sets = rotation(bytes);
+    let inputs = input_sets(stream, input, n * k, sets)?;
+    let mut q = (0..sets).map(|_| stream.alloc_zeros::<u8>(n * k)).collect::<Result<Vec<_>, _>>()?;
+    let mut s = (0..sets).map(|_| stream.alloc_zeros::<f32>(scale_len)).collect::<Result<Vec<_>, _>>()?;
+    let (graph_us, single_us) =
+        measure(stream, sets, |i| gpu::per_block_quant(gpu, &inputs[i], shape, &cfg, &mut q[i], &mut s[i]))?;
+    Ok(Record::new(
+        "per_block_quant_fp8",
+        cfg.format,
+        ScaleLayout::RowMajor,
+        n,
+        k,
+        graph_us,
+        single_us,
+        bytes,
+        copy_gbps,
+    ))
 }

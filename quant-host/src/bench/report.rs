@@ -19,16 +19,17 @@ pub struct Record {
     pub rows: usize,
     /// K.
     pub cols: usize,
-    /// Median kernel time, microseconds (CUDA events around each launch).
+    /// Median time per launch in a CUDA graph, microseconds (cold L2).
     pub time_us: f64,
+    /// Median time of one launch between two CUDA events, launch overhead
+    /// included, microseconds.
+    pub single_us: f64,
     /// Bytes moved: input read, codes and scales written.
     pub bytes: f64,
     /// `bytes / time`.
     pub gbps: f64,
     /// `gbps` over the device-to-device copy's, measured in the same run.
     pub fraction: f64,
-    /// Per-launch time in a CUDA graph of many launches (M <= 16 only).
-    pub graph_us: Option<f64>,
 }
 
 impl Record {
@@ -39,23 +40,24 @@ impl Record {
         layout: ScaleLayout,
         rows: usize,
         cols: usize,
-        ms: f64,
-        bytes: f64,
+        time_us: f64,
+        single_us: f64,
+        bytes: usize,
         copy_gbps: f64,
-        graph_us: Option<f64>,
     ) -> Self {
-        let gbps = bytes / (ms * 1e-3) / 1e9;
+        let bytes = bytes as f64;
+        let gbps = bytes / (time_us * 1e-6) / 1e9;
         Self {
             op,
             format: format.name(),
             layout: layout.name(),
             rows,
             cols,
-            time_us: ms * 1e3,
+            time_us,
+            single_us,
             bytes,
             gbps,
             fraction: gbps / copy_gbps,
-            graph_us,
         }
     }
 
@@ -73,7 +75,7 @@ pub(crate) fn write(
     out: Option<&Path>,
 ) -> Result<()> {
     let mut md = String::new();
-    let _ = writeln!(md, "# fp8 quantization benchmark\n\nDevice: **{device}**; device-to-device copy: **{copy_gbps:.0} GB/s** (read + write), measured in this run.\nbf16 input, groups of 128 / blocks of 128 x 128, float scales. `fraction` = kernel GB/s / copy GB/s.\n");
+    let _ = writeln!(md, "# fp8 quantization benchmark\n\nDevice: **{device}**; device-to-device copy: **{copy_gbps:.0} GB/s** (read + write), measured in this run.\nbf16 input, groups of 128 / blocks of 128 x 128, float scales. Times are per launch in a CUDA graph, each launch on its own buffers (cold L2); `fraction` = kernel GB/s / copy GB/s; `single launch` is one launch between two events, launch overhead included.\n");
     if !records.is_empty() {
         md.push_str(&summary_tables(records));
         md.push_str(&targets(records));
@@ -82,13 +84,12 @@ pub(crate) fn write(
         md.push_str(&super::e2e::report(e2e, copy_gbps));
     }
     print!("{md}");
-    md.push_str("\n## Every measurement\n\n| op | format | layout | M or N | K | time (us) | GB/s | fraction | graph us/launch |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("\n## Every measurement\n\n| op | format | layout | M or N | K | time (us) | GB/s | fraction | single launch (us) |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n");
     for r in records {
-        let graph = r.graph_us.map(|g| format!("{g:.2}")).unwrap_or_default();
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.3} | {} |",
-            r.op, r.format, r.layout, r.rows, r.cols, r.time_us, r.gbps, r.fraction, graph
+            "| {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.3} | {:.1} |",
+            r.op, r.format, r.layout, r.rows, r.cols, r.time_us, r.gbps, r.fraction, r.single_us
         );
     }
     let dir = out.unwrap_or(Path::new("."));
@@ -138,14 +139,14 @@ fn summary_tables(records: &[Record]) -> String {
         let (fu, ff) = fnuz.map(|o| (format!("{:.1}", o.time_us), format!("{:.3}", o.fraction))).unwrap_or_default();
         let _ = writeln!(md, "| {} | {} | {:.1} | {:.3} | {fu} | {ff} |", r.rows, r.cols, r.time_us, r.fraction);
     }
-    let graphs: Vec<&Record> = records.iter().filter(|r| r.graph_us.is_some()).collect();
-    if !graphs.is_empty() {
+    let decode: Vec<&Record> = records.iter().filter(|r| r.is_token() && r.rows <= 16).collect();
+    if !decode.is_empty() {
         let _ = writeln!(
             md,
-            "\n## Decode sizes in a CUDA graph (us per launch)\n\n| format | M | K | us/launch |\n|---|---:|---:|---:|"
+            "\n## Decode sizes (M <= 16): us per launch in a CUDA graph, and one launch alone\n\n| format | M | K | graph us/launch | single launch us |\n|---|---:|---:|---:|---:|"
         );
-        for r in graphs {
-            let _ = writeln!(md, "| {} | {} | {} | {:.2} |", r.format, r.rows, r.cols, r.graph_us.unwrap_or(f64::NAN));
+        for r in decode {
+            let _ = writeln!(md, "| {} | {} | {} | {:.2} | {:.1} |", r.format, r.rows, r.cols, r.time_us, r.single_us);
         }
     }
     md
@@ -191,12 +192,10 @@ fn targets(records: &[Record]) -> String {
     if let Some((ratio, m)) = worst_tail {
         line("K = 7000 within 5% of K = 7168 (GB/s, M >= 2048)", format!("worst {ratio:.3} at M={m}"), ratio >= 0.95);
     }
-    if let Some(r) = records
-        .iter()
-        .filter(|r| r.graph_us.is_some())
-        .max_by(|a, b| a.graph_us.unwrap_or(0.0).total_cmp(&b.graph_us.unwrap_or(0.0)))
+    if let Some(r) =
+        records.iter().filter(|r| r.is_token() && r.rows <= 16).max_by(|a, b| a.time_us.total_cmp(&b.time_us))
     {
-        let us = r.graph_us.unwrap_or(f64::NAN);
+        let us = r.time_us;
         line(
             "M <= 16: per-launch time in a CUDA graph <= 3 us",
             format!("worst {us:.2} us (M={}, K={}, {})", r.rows, r.cols, r.format),

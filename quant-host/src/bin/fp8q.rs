@@ -41,6 +41,15 @@ enum Command {
     },
     /// Benchmark the kernels (needs a GPU).
     Bench(quant_host::bench::BenchArgs),
+    /// Write a synthetic bf16 checkpoint (DeepSeek-V4-Pro projection shapes)
+    /// for trying or measuring `quantize`: about 98 MiB per copy.
+    Synthesize {
+        /// The folder to create.
+        output: PathBuf,
+        /// How many copies of the synthetic layers (44 make about 4 GiB).
+        #[arg(long, default_value_t = 1)]
+        copies: usize,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -168,6 +177,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         },
+        Some(Command::Synthesize { output, copies }) => {
+            let start = std::time::Instant::now();
+            quant_host::checkpoint::demo::write_synthetic_checkpoint_copies(&output, copies)?;
+            println!(
+                "wrote a synthetic checkpoint ({copies} copies) to {} in {:.1} s",
+                output.display(),
+                start.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

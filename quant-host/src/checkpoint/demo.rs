@@ -106,29 +106,45 @@ fn to_bytes(values: &[f32], dtype: Dtype) -> Vec<u8> {
 /// a `config.json` and a tokenizer file. Written with the `safetensors`
 /// crate's own serializer, independent of this tool's writer.
 pub fn write_synthetic_checkpoint(dir: &Path) -> Result<()> {
+    write_synthetic_checkpoint_copies(dir, 1)
+}
+
+/// [`write_synthetic_checkpoint`] with the layer tensors repeated `copies`
+/// times (`layers.{k}` becomes `layers.{k + 2 c}` in copy `c`), two shards
+/// per copy: about 98 MiB of bf16 per copy, so 44 copies make a 4 GiB
+/// checkpoint for measuring throughput. Each shard is generated and written
+/// before the next, so memory stays at one shard's size.
+pub fn write_synthetic_checkpoint_copies(dir: &Path, copies: usize) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let shard_names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+    let shards = 2 * copies.max(1);
     let mut weight_map = BTreeMap::new();
     let mut total_size = 0usize;
-    for (i, shard_name) in shard_names.iter().enumerate() {
-        let tensors: Vec<(&str, Vec<usize>, Dtype, Vec<u8>)> = SYNTHETIC
-            .iter()
-            .filter(|t| t.shard == i)
-            .map(|t| (t.name, t.shape.to_vec(), t.dtype, to_bytes(&synthetic_values(t.name, t.shape), t.dtype)))
-            .collect();
-        let path = dir.join(shard_name);
-        let views = tensors
-            .iter()
-            .map(|(name, shape, dtype, data)| {
-                total_size += data.len();
-                weight_map.insert(name.to_string(), shard_name.to_string());
-                TensorView::new(*dtype, shape.clone(), data).map(|v| (*name, v))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| CheckpointError::Internal { file: path.clone(), reason: e.to_string() })?;
-        let metadata = Some([("format".to_string(), "pt".to_string())].into_iter().collect());
-        safetensors::serialize_to_file(views, metadata, &path)
-            .map_err(|e| CheckpointError::Internal { file: path.clone(), reason: e.to_string() })?;
+    for copy in 0..copies.max(1) {
+        for half in 0..2 {
+            let shard_name = format!("model-{:05}-of-{shards:05}.safetensors", 2 * copy + half + 1);
+            let tensors: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = SYNTHETIC
+                .iter()
+                .filter(|t| t.shard == half && (copy == 0 || t.name.starts_with("layers.")))
+                .map(|t| {
+                    let name = renumber_layer(t.name, 2 * copy);
+                    let data = to_bytes(&synthetic_values(&name, t.shape), t.dtype);
+                    (name, t.shape.to_vec(), t.dtype, data)
+                })
+                .collect();
+            let path = dir.join(&shard_name);
+            let views = tensors
+                .iter()
+                .map(|(name, shape, dtype, data)| {
+                    total_size += data.len();
+                    weight_map.insert(name.clone(), shard_name.clone());
+                    TensorView::new(*dtype, shape.clone(), data).map(|v| (name.as_str(), v))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| CheckpointError::Internal { file: path.clone(), reason: e.to_string() })?;
+            let metadata = Some([("format".to_string(), "pt".to_string())].into_iter().collect());
+            safetensors::serialize_to_file(views, metadata, &path)
+                .map_err(|e| CheckpointError::Internal { file: path.clone(), reason: e.to_string() })?;
+        }
     }
     let index = serde_json::json!({"metadata": {"total_size": total_size}, "weight_map": weight_map});
     let config = serde_json::json!({
@@ -141,6 +157,18 @@ pub fn write_synthetic_checkpoint(dir: &Path) -> Result<()> {
         std::fs::write(&path, serde_json::to_string_pretty(&value).unwrap_or_default()).map_err(io(&path))?;
     }
     Ok(())
+}
+
+/// `layers.{k}.rest` -> `layers.{k + offset}.rest`; other names unchanged.
+fn renumber_layer(name: &str, offset: usize) -> String {
+    let Some(rest) = name.strip_prefix("layers.") else { return name.to_string() };
+    match rest.split_once('.') {
+        Some((k, tail)) => match k.parse::<usize>() {
+            Ok(k) => format!("layers.{}.{tail}", k + offset),
+            Err(_) => name.to_string(),
+        },
+        None => name.to_string(),
+    }
 }
 
 /// Both reports of a default run.

@@ -174,7 +174,7 @@ pub(crate) fn mm_fp8_blockscale(
     let (m, n, k) = (shape.m(), shape.n(), shape.k());
     check_len("a", m as u64 * k as u64, a.len())?;
     check_len("b", n as u64 * k as u64, b.len())?;
-    check_len("a_scales", shape.a_scales_len(cfg.a_scale_layout) as u64, a_scales.len())?;
+    check_len("a_scales", shape.checked_a_scales_len(cfg.a_scale_layout)?, a_scales.len())?;
     check_len("b_scales", shape.b_scales_len() as u64, b_scales.len())?;
     let out = match (&c, cfg.output) {
         (GpuGemmOut::Bf16(s), OutputType::Bf16) => {

@@ -28,7 +28,8 @@ pub(crate) fn per_token_group_quant<T: Element>(
     if q.len() as u64 != rows * cols {
         return Err(QuantError::BufferLength { what: "q", expected: rows * cols, actual: q.len() as u64 });
     }
-    let scale_len = cfg.layout.len(rows, groups);
+    // Checked: M near u64::MAX (valid with K == 0) overflows the TMA rounding.
+    let scale_len = cfg.layout.checked_len(rows, groups).ok_or(QuantError::TooLarge("scale buffer length"))?;
     if scales.len() as u64 != scale_len {
         return Err(QuantError::BufferLength { what: "scales", expected: scale_len, actual: scales.len() as u64 });
     }

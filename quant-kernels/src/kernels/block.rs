@@ -1,16 +1,17 @@
 //! `per_block_quant_fp8`: one f32 scale per `BN x BK` block of an `[N, K]`
 //! weight, one fp8 code per element.
 //!
-//! Tiling. One CTA of 256 threads per scale block; the grid is 2-D, x over
+//! Tiling. One CTA of 512 threads per scale block; the grid is 2-D, x over
 //! block columns and y over block rows, so a CTA finds its block without a
 //! division. The CTA covers its block in 128 x 128 tiles. In a tile, thread
-//! `t` owns the 8-element chunk at column `(t % 16) * 8` of the 8 rows
-//! `t / 16 + 16 i`: each warp reads two whole 128-element rows per step
-//! (fully coalesced 16-byte loads), and a thread holds 64 values.
+//! `t` owns the 8-element chunk at column `(t % 16) * 8` of the 4 rows
+//! `t / 16 + 32 i`: each warp reads two whole 128-element rows per step
+//! (fully coalesced 16-byte loads), and a thread holds 32 values (16
+//! registers of bf16).
 //!
-//! The block's amax is reduced in three steps: over the thread's 64 values,
-//! across the warp with butterfly shuffles, and across the 8 warps through
-//! 32 bytes of shared memory and one barrier. Blocks that fit in one tile
+//! The block's amax is reduced in three steps: over the thread's 32 values,
+//! across the warp with butterfly shuffles, and across the 16 warps through
+//! 64 bytes of shared memory and one barrier. Blocks that fit in one tile
 //! (128 x 128, the DeepSeek default, and anything smaller) keep their values
 //! in registers between the amax and the encoding: the weight is read from
 //! memory exactly once. Larger blocks take a second pass over their tiles
@@ -20,19 +21,23 @@
 //! zeros, which leaves the amax unchanged, and are not stored.
 
 use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
-use super::{decode_mode, quantize8, Bf16, F16};
+use super::{decode_mode, Bf16, GroupQuantizer, F16};
+use crate::geometry::BLOCK_QUANT_THREADS;
 use crate::gpu::{block_index_xy, dynamic_shared, shfl_xor, sync_threads, thread_index};
-use crate::scale::{group_scale, nan_max, Divider};
+use crate::scale::{group_scale, nan_max};
 use crate::Fp8Format;
 
 /// Edge of the square tile a CTA covers per step.
 const TILE: u64 = 128;
 /// Threads across a tile row: `TILE / 8`.
 const CHUNKS_PER_ROW: u64 = TILE / ELEMS_PER_THREAD;
-/// Rows one step of the CTA covers: `256 / CHUNKS_PER_ROW`.
-const ROWS_PER_STEP: u64 = 16;
+/// Rows one step of the CTA covers.
+const ROWS_PER_STEP: u64 = BLOCK_QUANT_THREADS as u64 / CHUNKS_PER_ROW;
+/// Row chunks each thread holds: `TILE / ROWS_PER_STEP`.
+const ROW_CHUNKS: usize = (TILE / ROWS_PER_STEP) as usize;
+const _: () = assert!(ROW_CHUNKS == 4, "the loops over row chunks are unroll4!");
 /// Warps per CTA; also the f32 count of shared memory the host provides.
-pub const WARPS: usize = 8;
+pub const WARPS: usize = BLOCK_QUANT_THREADS as usize / 32;
 
 /// Where a thread's chunks of one tile are and how many are in bounds.
 #[derive(Clone, Copy)]
@@ -65,9 +70,9 @@ impl TileSlice {
 }
 
 #[inline(always)]
-unsafe fn load_tile<T: Load8>(w: *const T, row_stride: u64, s: TileSlice) -> [T::Raw; 8] {
-    let mut v = [T::ZERO; 8];
-    unroll8!(i => {
+unsafe fn load_tile<T: Load8>(w: *const T, row_stride: u64, s: TileSlice) -> [T::Raw; ROW_CHUNKS] {
+    let mut v = [T::ZERO; ROW_CHUNKS];
+    unroll4!(i => {
         if let Some(row) = s.row(i) {
             v[i] = T::load(w.add((row * row_stride + s.col) as usize), s.valid);
         }
@@ -76,9 +81,9 @@ unsafe fn load_tile<T: Load8>(w: *const T, row_stride: u64, s: TileSlice) -> [T:
 }
 
 #[inline(always)]
-fn tile_amax<T: Load8>(v: &[T::Raw; 8]) -> f32 {
+fn tile_amax<T: Load8>(v: &[T::Raw; ROW_CHUNKS]) -> f32 {
     let mut bits = 0u32;
-    unroll8!(i => {
+    unroll4!(i => {
         bits = bits.max(T::abs_max_bits(&v[i]));
     });
     T::abs_bits_to_f32(bits)
@@ -87,17 +92,15 @@ fn tile_amax<T: Load8>(v: &[T::Raw; 8]) -> f32 {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn store_tile<T: Load8>(
-    format: Fp8Format,
     q: *mut u8,
     cols: u64,
     s: TileSlice,
-    v: &[T::Raw; 8],
-    scale: Divider,
-    fp8_max: f32,
+    v: &[T::Raw; ROW_CHUNKS],
+    quantizer: GroupQuantizer,
 ) {
-    unroll8!(i => {
+    unroll4!(i => {
         if let Some(row) = s.row(i) {
-            let codes = quantize8(format, &T::unpack(&v[i]), &scale, fp8_max);
+            let codes = quantizer.quantize8(&T::unpack(&v[i]));
             store_chunk(q.add((row * cols + s.col) as usize), codes, s.valid);
         }
     });
@@ -132,7 +135,7 @@ unsafe fn cta_amax(local: f32) -> f32 {
 /// # Safety
 /// The host has checked: `w` holds `rows` rows of `row_stride >= cols`
 /// elements, `q` holds `rows * cols` bytes, `scales` holds one f32 per block,
-/// the grid is `(ceil(cols / bk), ceil(rows / bn))` blocks of 256 threads with
+/// the grid is `(ceil(cols / bk), ceil(rows / bn))` blocks of 512 threads with
 /// `WARPS * 4` bytes of dynamic shared memory.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -161,7 +164,7 @@ unsafe fn quantize_block<T: Load8>(
         let slice = TileSlice::new(row_begin, col_begin, row_end, col_end);
         let v = load_tile(w, row_stride, slice);
         let scale = group_scale(cta_amax(tile_amax::<T>(&v)), eps, fp8_max, mode);
-        store_tile::<T>(format, q, cols, slice, &v, Divider::new(scale), fp8_max);
+        store_tile::<T>(q, cols, slice, &v, GroupQuantizer::new(format, scale, fp8_max));
         if thread_index() == 0 {
             scales.add((by as u64 * cols.div_ceil(bk) + bx as u64) as usize).write(scale);
         }
@@ -187,7 +190,7 @@ unsafe fn quantize_block<T: Load8>(
         while tc < col_end {
             let slice = TileSlice::new(tr, tc, row_end, col_end);
             let v = load_tile(w, row_stride, slice);
-            store_tile::<T>(format, q, cols, slice, &v, Divider::new(scale), fp8_max);
+            store_tile::<T>(q, cols, slice, &v, GroupQuantizer::new(format, scale, fp8_max));
             tc += TILE;
         }
         tr += TILE;

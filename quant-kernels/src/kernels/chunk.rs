@@ -12,18 +12,13 @@
 
 use super::{Bf16, Input, F16};
 
-/// Elements owned by one thread.
-pub const ELEMS_PER_THREAD: u64 = 8;
+/// Elements in one chunk.
+pub const ELEMS_PER_THREAD: u64 = crate::geometry::ELEMS_PER_CHUNK;
 
 /// Sixteen bytes, aligned so a read compiles to one vector load.
 #[derive(Clone, Copy)]
 #[repr(C, align(16))]
 pub struct Vec16(pub [u32; 4]);
-
-/// Eight bytes, aligned so a write compiles to one vector store.
-#[derive(Clone, Copy)]
-#[repr(C, align(8))]
-struct Vec8([u8; 8]);
 
 /// An input type read in chunks of eight.
 pub trait Load8: Input {
@@ -163,19 +158,20 @@ impl Load8 for f32 {
     }
 }
 
-/// Stores the first `valid` (at most 8) codes at `dst`.
+/// Stores the first `valid` (at most 8) codes at `dst`; code `i` is byte `i`
+/// of `codes`.
 ///
 /// # Safety
 /// The `valid` bytes at `dst` are writable.
 #[inline(always)]
-pub unsafe fn store_chunk(dst: *mut u8, codes: [u8; 8], valid: u64) {
+pub unsafe fn store_chunk(dst: *mut u8, codes: u64, valid: u64) {
     if valid == ELEMS_PER_THREAD && (dst as usize) % 8 == 0 {
-        (dst as *mut Vec8).write(Vec8(codes));
+        (dst as *mut u64).write(codes);
         return;
     }
     unroll8!(i => {
         if (i as u64) < valid {
-            dst.add(i).write(codes[i]);
+            dst.add(i).write((codes >> (8 * i)) as u8);
         }
     });
 }

@@ -25,7 +25,7 @@ unsafe fn encode_chunk(format: Fp8Format, x: *const f32, q: *mut u8, n: u64) {
     let codes = encode8(format, &v);
     unroll8!(i => {
         if i < valid {
-            q.add(i).write(codes[i]);
+            q.add(i).write((codes >> (8 * i)) as u8);
         }
     });
 }

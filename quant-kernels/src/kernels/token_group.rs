@@ -1,14 +1,20 @@
 //! `per_token_group_quant_fp8`: one fp8 code per input element and one f32
 //! scale per group of `GS` consecutive elements of a row.
 //!
-//! Tiling. A thread owns 8 consecutive elements of a row: one 16-byte load for
-//! bf16/f16, two for f32, and one 8-byte store of codes. A group of `GS`
-//! elements is therefore `GS / 8` adjacent lanes of one warp (4, 8 or 16
-//! lanes), and its amax is a butterfly shuffle over those lanes: no shared
-//! memory and no barrier. The group's first lane writes the scale. The grid
-//! is 1-D and covers `rows * groups_per_row * GS / 8` threads; threads past
-//! the end still take part in the shuffles (a warp may be half full) but
-//! load and store nothing.
+//! Tiling. A thread owns `C = TOKEN_GROUP_CHUNKS` (2) 8-element chunks of
+//! one group, `GS / C` apart: `C` independent 16-byte loads in flight (twice
+//! that for f32) and `C` 8-byte stores of codes. Lane `l` of a group holds
+//! chunks `l + c * GS / (8 C)`, so each load instruction of a warp reads
+//! consecutive 16-byte pieces (fully coalesced). A group of `GS` elements is
+//! `GS / (8 C)` adjacent lanes (2, 4 or 8), and its amax is a butterfly
+//! shuffle over those lanes: no shared memory and no barrier. Several chunks
+//! per thread spread the per-thread work (index math, the group's scale and
+//! its reciprocal) over more elements, which matters: at full memory
+//! bandwidth an H100 has only about a dozen instructions to spend per
+//! element. The group's first lane writes the scale. The grid is 1-D and
+//! covers `rows * groups_per_row * GS / (8 C)` threads; threads past the end
+//! still take part in the shuffles (a warp may be partly full) but load and
+//! store nothing.
 //!
 //! A group whose columns run past `cols` (the K tail) loads zeros for the
 //! missing columns, which leaves its amax unchanged, and stores only its
@@ -16,10 +22,16 @@
 //! elements, or an odd base pointer) fall back to scalar loads and stores.
 
 use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
-use super::{decode_mode, quantize8, Bf16, F16};
+use super::{decode_mode, Bf16, GroupQuantizer, F16};
+use crate::geometry::{token_group_threads, TOKEN_GROUP_CHUNKS};
 use crate::gpu::{global_thread_index, shfl_xor};
-use crate::scale::{group_scale, nan_max, Divider};
+use crate::scale::{group_scale, nan_max};
 use crate::{Fp8Format, ScaleLayout};
+
+/// Chunks per thread, as an array length (the loops over them are
+/// `unroll2!`: the constant below must stay 4).
+const CHUNKS: usize = TOKEN_GROUP_CHUNKS as usize;
+const _: () = assert!(CHUNKS == 2);
 
 /// `(a / b, a % b)`, in 32-bit arithmetic when both fit (64-bit division is
 /// a long software sequence on the GPU).
@@ -63,34 +75,42 @@ unsafe fn quantize_groups<T: Load8, const GS: u64>(
     mode: u32,
     layout: u32,
 ) {
-    let threads_per_group = GS / ELEMS_PER_THREAD;
+    let threads_per_group = token_group_threads(GS);
     let groups = cols.div_ceil(GS);
     let t = global_thread_index();
     let (group, lane) = (t / threads_per_group, t % threads_per_group);
     let active = group < rows * groups;
     let (row, g) = if active { divmod(group, groups) } else { (0, 0) };
-    let col0 = g * GS + lane * ELEMS_PER_THREAD;
-    let valid = if active { cols.saturating_sub(col0).min(ELEMS_PER_THREAD) } else { 0 };
+    let col = |c: u64| g * GS + (lane + c * threads_per_group) * ELEMS_PER_THREAD;
+    let valid = |c: u64| if active { cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD) } else { 0 };
 
-    // 1. Load this thread's eight elements (zeros past the row's end).
-    let src = x.add((row * row_stride + col0) as usize);
-    let raw = T::load(src, valid);
+    // 1. Load every chunk (zeros past the row's end) before using any.
+    let src = x.add((row * row_stride) as usize);
+    let mut raw = [T::ZERO; CHUNKS];
+    unroll2!(c => {
+        raw[c] = T::load(src.add(col(c as u64) as usize), valid(c as u64));
+    });
 
     // 2. The group's amax: local, then across the group's lanes.
-    let mut amax = T::abs_bits_to_f32(T::abs_max_bits(&raw));
+    let mut bits = 0u32;
+    unroll2!(c => {
+        bits = bits.max(T::abs_max_bits(&raw[c]));
+    });
+    let mut amax = T::abs_bits_to_f32(bits);
     let mut offset = threads_per_group as u32 / 2;
     while offset > 0 {
         amax = nan_max(amax, shfl_xor(amax, offset));
         offset /= 2;
     }
 
-    // 3. Scale, then codes.
+    // 3. Scale, then codes; 4. store them (8-byte stores when possible).
     let scale = group_scale(amax, eps, fp8_max, decode_mode(mode));
-    let codes = quantize8(format, &T::unpack(&raw), &Divider::new(scale), fp8_max);
-
-    // 4. Store codes (one 8-byte store when possible) and the scale.
-    let dst = q.add((row * cols + col0) as usize);
-    store_chunk(dst, codes, valid);
+    let quantizer = GroupQuantizer::new(format, scale, fp8_max);
+    let dst = q.add((row * cols) as usize);
+    unroll2!(c => {
+        let codes = quantizer.quantize8(&T::unpack(&raw[c]));
+        store_chunk(dst.add(col(c as u64) as usize), codes, valid(c as u64));
+    });
     if active && lane == 0 {
         let layout = decode_layout(layout);
         scales.add(layout.index(row, g, rows, groups) as usize).write(scale);

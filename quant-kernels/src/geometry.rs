@@ -1,0 +1,45 @@
+//! Launch-geometry constants shared by the kernels and the host launcher, so
+//! the grid the host computes always matches the work each thread does.
+
+/// Elements in one chunk, the unit of a thread's global memory access.
+pub const ELEMS_PER_CHUNK: u64 = 8;
+
+/// Chunks each thread of `per_token_group_quant_fp8` owns (in one group).
+pub const TOKEN_GROUP_CHUNKS: u64 = 2;
+
+/// Threads per block of the per-group and element-wise kernels, and of the
+/// per-block kernel (one CTA per scale block).
+pub const BLOCK_THREADS: u32 = 256;
+
+/// Threads per CTA of `per_block_quant_fp8` (one CTA per scale block): 512,
+/// each holding four chunks of a 128 x 128 tile in registers (about 90).
+/// Measured on an H100 (bench/NOTES-quant.md): 512 x 4 ran at 0.63 of the
+/// copy bandwidth, 1024 x 2 (64 registers) at 0.55; 256 x 8 needs more than
+/// 128 registers since codes are stored as whole words, and spills under a
+/// two-CTA bound.
+pub const BLOCK_QUANT_THREADS: u32 = 512;
+
+/// Threads `per_token_group_quant_fp8` assigns to one group of `group_size`.
+pub const fn token_group_threads(group_size: u64) -> u64 {
+    group_size / (TOKEN_GROUP_CHUNKS * ELEMS_PER_CHUNK)
+}
+
+/// Launch bounds, `(kernel-name prefix, threads per CTA, min CTAs per SM)`;
+/// the first matching prefix applies.
+///
+/// rustc has no attribute for CUDA's `__launch_bounds__`, so `cargo xtask
+/// build-ptx` writes them into the PTX as `.maxntid` / `.minnctapersm`
+/// directives. They cap the registers ptxas may use so that enough warps fit
+/// on an SM to keep memory busy (the build fails if that makes a kernel
+/// spill): a memory-bound kernel needs many loads in flight per SM.
+pub const LAUNCH_BOUNDS: &[(&str, u32, u32)] = &[
+    ("block_quant_", BLOCK_QUANT_THREADS, 1),
+    // f32 chunks take twice the registers: 5 CTAs (51 registers) would spill.
+    ("token_group_quant_f32_", BLOCK_THREADS, 4),
+    ("token_group_quant_", BLOCK_THREADS, 5),
+    // The wgmma GEMMs of more than 256 threads: without a bound ptxas may
+    // use more registers than 65536 / threads and the launch would fail
+    // (384 threads: at most 168 registers).
+    ("gemm_wgmma_sync3_", 384, 1),
+    ("gemm_wgmma_ws_", 288, 1),
+];
