@@ -471,6 +471,32 @@ fn wgmma_back_to_back() {
     quant_host::gpu::Gpu::set_wgmma_variant(0);
 }
 
+/// More distinct operands than the tensor-map cache has slots (256), all
+/// queued before any result is read: slots are overwritten while earlier
+/// launches that used them are still queued, which must not change their
+/// results (the overwriting copy is ordered after them on the stream).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn wgmma_map_cache_wraps() {
+    let dev = gpu();
+    let mut rng = Rng::new(seed());
+    let f = Fp8Format::E4M3Fn;
+    let cfg = GemmConfig { format: f, a_scale_layout: ScaleLayout::RowMajor, output: OutputType::F32 };
+    let (m, n, k) = (20, 136, 144);
+    let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
+    let mut pending = Vec::new();
+    for _ in 0..300 {
+        let a = quant_a(&random_bf16(m, k, rng.next_u64()), m, k, f, cfg.a_scale_layout);
+        let ops = upload(&dev, &a, &b, m, n, k);
+        let mut c = GemmTensor::F32(dev.upload(&vec![f32::NAN; m * n], MatrixShape::new(m, n).unwrap()).unwrap());
+        dev.mm_fp8_blockscale_into(&ops.a, &ops.sa, &ops.b, &ops.sb, &cfg, &mut c).unwrap();
+        pending.push((a, c, ops));
+    }
+    for (i, (a, c, _ops)) in pending.iter().enumerate() {
+        check(&format!("map cache call {i}"), &c.to_f32_vec().unwrap(), a, &b, m, n, k, &cfg, None, &mut rng);
+    }
+}
+
 /// Bad arguments come back as errors, and M = 0 / N = 0 do nothing.
 #[test]
 #[ignore = "needs a CUDA GPU"]

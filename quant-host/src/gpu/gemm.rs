@@ -84,16 +84,63 @@ impl GemmFunctions {
     }
 }
 
-/// The `wgmma` kernel's two tensor maps (A then B) in device memory, with
-/// the host copy they were uploaded from.
+/// What a tensor map describes: base address, rows, K, box rows.
+type MapKey = (u64, u64, u64, u32);
+
+/// Tensor maps of the `wgmma` kernels, in a ring of slots in device memory,
+/// each uploaded once per distinct operand: a model's weights and its
+/// reused activation buffers hit the cache, so steady-state calls do no
+/// copy (and can be captured in a CUDA graph). A miss overwrites the oldest
+/// slot with a stream-ordered copy, after every launch queued before it.
 pub(crate) struct TensorMaps {
-    host: [CUtensorMap; 2],
+    keys: Vec<Option<MapKey>>,
+    next: usize,
     device: CudaSlice<u8>,
 }
 
 impl std::fmt::Debug for TensorMaps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TensorMaps").finish_non_exhaustive()
+        f.debug_struct("TensorMaps").field("slots", &self.keys.len()).finish_non_exhaustive()
+    }
+}
+
+/// Slots of the tensor-map cache (128 bytes each).
+const MAP_SLOTS: usize = 256;
+
+impl TensorMaps {
+    fn new(stream: &std::sync::Arc<cudarc::driver::CudaStream>) -> Result<Self> {
+        Ok(Self { keys: vec![None; MAP_SLOTS], next: 0, device: stream.alloc_zeros::<u8>(MAP_SLOTS * MAP_BYTES)? })
+    }
+
+    /// The slot holding the map for `key` (encoding and uploading it on a
+    /// miss), not `avoid` (the other operand's slot of the same launch).
+    fn slot(
+        &mut self,
+        stream: &std::sync::Arc<cudarc::driver::CudaStream>,
+        key: MapKey,
+        avoid: Option<usize>,
+    ) -> Result<usize> {
+        if let Some(i) = self.keys.iter().position(|k| *k == Some(key)) {
+            return Ok(i);
+        }
+        let (ptr, rows, k, box_rows) = key;
+        let map = encode_map(ptr, rows, k, box_rows)?;
+        let mut i = self.next % MAP_SLOTS;
+        if avoid == Some(i) {
+            i = (i + 1) % MAP_SLOTS;
+        }
+        self.next = i + 1;
+        let mut bytes = [0u8; MAP_BYTES];
+        for (d, w) in bytes.chunks_exact_mut(8).zip(map.opaque) {
+            d.copy_from_slice(&w.to_ne_bytes());
+        }
+        // Mark the slot empty until the copy is queued, so a failed copy
+        // never leaves a key pointing at a stale map.
+        self.keys[i] = None;
+        let mut dst = self.device.slice_mut(i * MAP_BYTES..(i + 1) * MAP_BYTES);
+        stream.memcpy_htod(&bytes[..], &mut dst)?;
+        self.keys[i] = Some(key);
+        Ok(i)
     }
 }
 
@@ -289,33 +336,21 @@ pub(crate) fn mm_fp8_blockscale(
             && [m, n, k].iter().all(|&d| d < (1usize << 31) - 256)
             && (m.div_ceil(tile_m as usize) as u64) * (n.div_ceil(128) as u64) < 1 << 31;
         if tma_ok {
-            let host = [encode_map(a_ptr, m as u64, k as u64, tile_m)?, encode_map(b_ptr, n as u64, k as u64, 128)?];
             let mut maps = gpu.gemm_maps();
             let tm = match &mut *maps {
                 Some(tm) => tm,
-                // All-zero maps: never equal to an encoded one, so the first call uploads.
-                slot @ None => slot.insert(TensorMaps {
-                    host: [CUtensorMap { opaque: [0; 16] }; 2],
-                    device: stream.alloc_zeros::<u8>(2 * MAP_BYTES)?,
-                }),
+                slot @ None => slot.insert(TensorMaps::new(stream)?),
             };
-            if tm.host != host {
-                let mut bytes = [0u8; 2 * MAP_BYTES];
-                for (dst, map) in bytes.chunks_exact_mut(MAP_BYTES).zip(&host) {
-                    for (d, w) in dst.chunks_exact_mut(8).zip(map.opaque) {
-                        d.copy_from_slice(&w.to_ne_bytes());
-                    }
-                }
-                // Stream-ordered: launches queued earlier read the old maps first.
-                stream.memcpy_htod(&bytes[..], &mut tm.device)?;
-                tm.host = host;
-            }
+            let sa = tm.slot(stream, (a_ptr, m as u64, k as u64, tile_m), None)?;
+            let sb = tm.slot(stream, (b_ptr, n as u64, k as u64, 128), Some(sa))?;
+            let (base, maps_guard) = tm.device.device_ptr(stream);
+            let (map_a, map_b) = (base + (sa * MAP_BYTES) as u64, base + (sb * MAP_BYTES) as u64);
             let ctas = if variant & 1 != 0 { u64::MAX } else { gpu.multiprocessor_count() as u64 };
             let mut config = launch::gemm_wgmma(m as u64, n as u64, tile_m as u64, ctas)?;
             config.block_dim.0 = threads;
             config.shared_mem_bytes = smem;
             let mut builder = stream.launch_builder(&wgmma[oi]);
-            builder.arg(&tm.device).arg(a_scales).arg(b_scales);
+            builder.arg(&map_a).arg(&map_b).arg(a_scales).arg(b_scales);
             let (c_bf16, c_f32);
             match c {
                 GpuGemmOut::Bf16(s) => {
@@ -329,11 +364,12 @@ pub(crate) fn mm_fp8_blockscale(
             }
             builder.arg(&m32).arg(&n32).arg(&k32).arg(&layout);
             // SAFETY: the arguments match `gemm_wgmma_*` in
-            // quant_kernels::kernels::gemm_wgmma; the maps describe A and B
-            // exactly (lengths checked above: m * k and n * k bytes), k > 0
-            // and 16-byte-aligned rows; the scale and C lengths were checked.
+            // quant_kernels::kernels::gemm_wgmma; the two slots hold maps of
+            // exactly A and B (lengths checked above: m * k and n * k bytes;
+            // keyed by address, shape and box) with k > 0 and 16-byte-aligned
+            // rows, and are 64-byte aligned; the scale and C lengths were checked.
             unsafe { builder.launch(config) }?;
-            drop((a_guard, b_guard));
+            drop((a_guard, b_guard, maps_guard));
             return Ok(());
         }
     }

@@ -214,8 +214,8 @@ unsafe fn issue(p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
     let bar = p.full + 8 * s;
     let dst = p.stages + s * p.stage_bytes;
     mbar_arrive_expect_tx(bar, p.stage_bytes);
-    tma_load_2d(dst, p.maps, kb * TILE, m0, bar);
-    tma_load_2d(dst + p.tile_m * TILE, p.maps + 128, kb * TILE, n0, bar);
+    tma_load_2d(dst, p.map_a, kb * TILE, m0, bar);
+    tma_load_2d(dst + p.tile_m * TILE, p.map_b, kb * TILE, n0, bar);
 }
 
 /// [`issue`] by the threads where `leader` holds, as predicated instructions:
@@ -237,8 +237,8 @@ unsafe fn issue_if(leader: bool, p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
         n = in(reg32) p.stage_bytes,
         da = in(reg32) dst,
         db = in(reg32) dst + p.tile_m * TILE,
-        ma = in(reg64) p.maps,
-        mb = in(reg64) p.maps + 128,
+        ma = in(reg64) p.map_a,
+        mb = in(reg64) p.map_b,
         x = in(reg32) kb * TILE,
         ya = in(reg32) m0,
         yb = in(reg32) n0,
@@ -249,7 +249,9 @@ unsafe fn issue_if(leader: bool, p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
 /// Shared addresses of the pipeline and the problem's tiling.
 #[derive(Clone, Copy)]
 struct Pipe {
-    maps: u64,
+    /// Generic addresses of A's and B's tensor maps.
+    map_a: u64,
+    map_b: u64,
     stages: u32,
     /// Rows of the CTA tile along M (64 per consumer warpgroup).
     tile_m: u32,
@@ -485,13 +487,14 @@ unsafe fn step<O: PredStore>(
 /// # Safety
 /// Launched by `quant-host` with `THREADS` threads, `SMEM_BYTES` of dynamic
 /// shared memory, a 1-D grid of at most `ceil(m/128) * ceil(n/128)` CTAs (that
-/// product below 2^31), and `maps` pointing at two 64-byte-aligned
-/// `CUtensorMap`s in global memory (A `[m, k]` then B `[n, k]`, u8, box
+/// product below 2^31), and `map_a`, `map_b` pointing at 64-byte-aligned
+/// `CUtensorMap`s in global memory (A `[m, k]` and B `[n, k]`, u8, box
 /// 128 x 128, SWIZZLE_128B), `k > 0`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn gemm_wgmma<O: PredStore>(
-    maps: *const u8,
+    map_a: *const u8,
+    map_b: *const u8,
     a_scales: *const f32,
     b_scales: *const f32,
     c: *mut O,
@@ -506,7 +509,8 @@ unsafe fn gemm_wgmma<O: PredStore>(
     // max(1): m > 0 at launch; this also tells the compiler the divisions by it cannot trap.
     let tiles_m = m.div_ceil(TILE).max(1);
     let pipe = Pipe {
-        maps: maps as u64,
+        map_a: map_a as u64,
+        map_b: map_b as u64,
         stages,
         tile_m: TILE,
         stage_bytes: STAGE_BYTES,
@@ -528,7 +532,7 @@ unsafe fn gemm_wgmma<O: PredStore>(
         asm!(
             "fence.proxy.tensormap::generic.acquire.gpu [{a}], 128;",
             "fence.proxy.tensormap::generic.acquire.gpu [{b}], 128;",
-            a = in(reg64) pipe.maps, b = in(reg64) pipe.maps + 128,
+            a = in(reg64) pipe.map_a, b = in(reg64) pipe.map_b,
             options(nostack),
         );
         let mut s = 0;
@@ -627,7 +631,8 @@ pub const fn ws_smem_bytes(wgs: u32) -> u32 {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32>(
-    maps: *const u8,
+    map_a: *const u8,
+    map_b: *const u8,
     a_scales: *const f32,
     b_scales: *const f32,
     c: *mut O,
@@ -645,7 +650,8 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32>(
     let tiles_m = m.div_ceil(tile_m).max(1);
     let consumers = 128 * WGS;
     let pipe = Pipe {
-        maps: maps as u64,
+        map_a: map_a as u64,
+        map_b: map_b as u64,
         stages,
         tile_m,
         stage_bytes,
@@ -661,7 +667,7 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32>(
         asm!(
             "fence.proxy.tensormap::generic.acquire.gpu [{a}], 128;",
             "fence.proxy.tensormap::generic.acquire.gpu [{b}], 128;",
-            a = in(reg64) pipe.maps, b = in(reg64) pipe.maps + 128,
+            a = in(reg64) pipe.map_a, b = in(reg64) pipe.map_b,
             options(nostack),
         );
         let mut s = 0;
@@ -761,7 +767,8 @@ pub const SYNC3_SMEM_BYTES: u32 = 1024 + STAGES * (192 + TILE) * TILE + STAGES *
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn gemm_wgmma_sync3<O: PredStore>(
-    maps: *const u8,
+    map_a: *const u8,
+    map_b: *const u8,
     a_scales: *const f32,
     b_scales: *const f32,
     c: *mut O,
@@ -777,7 +784,8 @@ unsafe fn gemm_wgmma_sync3<O: PredStore>(
     let full = stages + STAGES * stage_bytes;
     let tiles_m = m.div_ceil(tile_m).max(1);
     let pipe = Pipe {
-        maps: maps as u64,
+        map_a: map_a as u64,
+        map_b: map_b as u64,
         stages,
         tile_m,
         stage_bytes,
@@ -794,7 +802,7 @@ unsafe fn gemm_wgmma_sync3<O: PredStore>(
         asm!(
             "fence.proxy.tensormap::generic.acquire.gpu [{a}], 128;",
             "fence.proxy.tensormap::generic.acquire.gpu [{b}], 128;",
-            a = in(reg64) pipe.maps, b = in(reg64) pipe.maps + 128,
+            a = in(reg64) pipe.map_a, b = in(reg64) pipe.map_b,
             options(nostack),
         );
         let mut s = 0;
@@ -881,7 +889,8 @@ macro_rules! entries {
         #[no_mangle]
         #[allow(clippy::too_many_arguments)]
         pub unsafe extern "ptx-kernel" fn $name(
-            maps: *const u8,
+            map_a: *const u8,
+            map_b: *const u8,
             a_scales: *const f32,
             b_scales: *const f32,
             c: *mut $out,
@@ -890,7 +899,7 @@ macro_rules! entries {
             k: u32,
             layout: u32,
         ) {
-            gemm_wgmma::<$out>(maps, a_scales, b_scales, c, m, n, k, layout)
+            gemm_wgmma::<$out>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
         }
 
         /// Warp-specialised `wgmma` GEMM kernel; see [`gemm_wgmma_ws`].
@@ -900,7 +909,8 @@ macro_rules! entries {
         #[no_mangle]
         #[allow(clippy::too_many_arguments)]
         pub unsafe extern "ptx-kernel" fn $ws(
-            maps: *const u8,
+            map_a: *const u8,
+            map_b: *const u8,
             a_scales: *const f32,
             b_scales: *const f32,
             c: *mut $out,
@@ -909,7 +919,7 @@ macro_rules! entries {
             k: u32,
             layout: u32,
         ) {
-            gemm_wgmma_ws::<$out, 2>(maps, a_scales, b_scales, c, m, n, k, layout)
+            gemm_wgmma_ws::<$out, 2>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
         }
 
         /// `wgmma` GEMM kernel, 192 x 128 tiles; see [`gemm_wgmma_sync3`].
@@ -919,7 +929,8 @@ macro_rules! entries {
         #[no_mangle]
         #[allow(clippy::too_many_arguments)]
         pub unsafe extern "ptx-kernel" fn $ws3(
-            maps: *const u8,
+            map_a: *const u8,
+            map_b: *const u8,
             a_scales: *const f32,
             b_scales: *const f32,
             c: *mut $out,
@@ -928,7 +939,7 @@ macro_rules! entries {
             k: u32,
             layout: u32,
         ) {
-            gemm_wgmma_sync3::<$out>(maps, a_scales, b_scales, c, m, n, k, layout)
+            gemm_wgmma_sync3::<$out>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
         }
     )*};
 }
