@@ -5,10 +5,12 @@
 //!   streams B once and, when N alone cannot fill the GPU, splits K across
 //!   CTAs with a per-`Gpu` workspace (the last CTA of each column tile reduces
 //!   the partials in a fixed order, so results do not depend on scheduling);
-//! - on Hopper (the sm_90a module), E4M3FN with 16-byte-aligned rows: the
-//!   `wgmma` + TMA kernel (`quant_kernels::kernels::gemm_wgmma`), whose two
-//!   tensor maps are encoded here and kept in device memory, uploaded only
-//!   when a call's operands differ from the previous call's;
+//! - on Hopper (the sm_90a module), E4M3FN with 16-byte-aligned rows: a
+//!   `wgmma` + TMA kernel (`quant_kernels::kernels::gemm_wgmma`): 192 x 128
+//!   tiles when those still give every multiprocessor a tile, else 128 x 128
+//!   (see [`WGMMA_VARIANT`] for the other variants kept for comparison). The
+//!   tensor maps are encoded here and cached in device memory per operand
+//!   ([`TensorMaps`]);
 //! - otherwise the tiled `mma.sync` kernel (sm_80 and sm_90 modules, E4M3FNUZ,
 //!   K not a multiple of 16, unaligned bases).
 //!
