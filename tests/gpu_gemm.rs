@@ -382,6 +382,121 @@ fn model_shapes() {
     }
 }
 
+/// The shapes that take the Hopper `wgmma` + TMA kernel (E4M3FN, M > 16,
+/// K a multiple of 16): tails of M, N and K around the 128 tiles (TMA
+/// zero-fill), K below one k-block, many k-blocks, every A-scale layout and
+/// both outputs. On other GPUs the same shapes exercise the `mma.sync` kernel.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn wgmma_shapes() {
+    let dev = gpu();
+    if let Device::Cuda(g) = &dev {
+        eprintln!("PTX module: {:?} (wgmma: {})", g.ptx_arch(), g.ptx_arch().has_wgmma());
+    }
+    let mut rng = Rng::new(seed());
+    let f = Fp8Format::E4M3Fn;
+    // Each kernel variant (codes 2, 4, 6: 128 x 128 two-set, warp-specialised,
+    // 192 x 128), persistent; the per-tile grids run the same kernels.
+    for variant in [2, 4, 6] {
+        quant_host::gpu::Gpu::set_wgmma_variant(variant);
+        eprintln!("wgmma variant {variant}");
+        for &(m, n, k) in &[
+            (17, 1, 16),
+            (17, 128, 128),
+            (64, 129, 144),
+            (128, 128, 256),
+            (129, 127, 112),
+            (255, 640, 1040),
+            (300, 257, 2048),
+            (1000, 384, 640),
+            (37, 1000, 7168),
+            // More tiles than multiprocessors: CTAs take several tiles, odd and
+            // even k-block counts (the two partial-sum register sets swap roles
+            // across tile boundaries).
+            (2048, 1280, 384),
+            (1100, 2000, 656),
+            (4100, 300, 128),
+            (193, 129, 256),
+        ] {
+            run_case(&dev, m, n, k, f, &ScaleLayout::ALL, &OUTPUTS, None, &mut rng);
+        }
+        // A prefill-sized problem, sampled.
+        run_case(&dev, 2048, 2112, 7168, f, &[ScaleLayout::ColMajorTmaAligned], &OUTPUTS, None, &mut rng);
+        run_case(&dev, 4096, 7168, 2048, f, &[ScaleLayout::RowMajor], &[OutputType::Bf16], None, &mut rng);
+    }
+    quant_host::gpu::Gpu::set_wgmma_variant(0);
+}
+
+/// Two `wgmma` GEMMs on different operands queued back to back, read only
+/// afterwards: the second call's tensor maps must not change what the first
+/// (still queued) launch reads.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn wgmma_back_to_back() {
+    let dev = gpu();
+    let mut rng = Rng::new(seed());
+    let f = Fp8Format::E4M3Fn;
+    let cfg = GemmConfig { format: f, a_scale_layout: ScaleLayout::RowMajor, output: OutputType::F32 };
+    let shapes = [(256, 384, 512), (130, 200, 1024), (512, 128, 256), (400, 1000, 640)];
+    for variant in [2, 4, 6] {
+        quant_host::gpu::Gpu::set_wgmma_variant(variant);
+        let mut host = Vec::new();
+        let mut outs = Vec::new();
+        for &(m, n, k) in &shapes {
+            let a = quant_a(&random_bf16(m, k, rng.next_u64()), m, k, f, cfg.a_scale_layout);
+            let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
+            let ops = upload(&dev, &a, &b, m, n, k);
+            let shape = MatrixShape::new(m, n).unwrap();
+            let mut c = GemmTensor::F32(dev.upload(&vec![f32::NAN; m * n], shape).unwrap());
+            dev.mm_fp8_blockscale_into(&ops.a, &ops.sa, &ops.b, &ops.sb, &cfg, &mut c).unwrap();
+            host.push((a, b));
+            outs.push((c, ops));
+        }
+        for (((m, n, k), (a, b)), (c, _ops)) in shapes.iter().zip(&host).zip(&outs) {
+            let c = c.to_f32_vec().unwrap();
+            check(
+                &format!("back-to-back M={m} N={n} K={k} variant {variant}"),
+                &c,
+                a,
+                b,
+                *m,
+                *n,
+                *k,
+                &cfg,
+                None,
+                &mut rng,
+            );
+        }
+    }
+    quant_host::gpu::Gpu::set_wgmma_variant(0);
+}
+
+/// More distinct operands than the tensor-map cache has slots (256), all
+/// queued before any result is read: slots are overwritten while earlier
+/// launches that used them are still queued, which must not change their
+/// results (the overwriting copy is ordered after them on the stream).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn wgmma_map_cache_wraps() {
+    let dev = gpu();
+    let mut rng = Rng::new(seed());
+    let f = Fp8Format::E4M3Fn;
+    let cfg = GemmConfig { format: f, a_scale_layout: ScaleLayout::RowMajor, output: OutputType::F32 };
+    let (m, n, k) = (20, 136, 144);
+    let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
+    let mut pending = Vec::new();
+    for _ in 0..300 {
+        let a = quant_a(&random_bf16(m, k, rng.next_u64()), m, k, f, cfg.a_scale_layout);
+        let ops = upload(&dev, &a, &b, m, n, k);
+        let mut c = GemmTensor::F32(dev.upload(&vec![f32::NAN; m * n], MatrixShape::new(m, n).unwrap()).unwrap());
+        dev.mm_fp8_blockscale_into(&ops.a, &ops.sa, &ops.b, &ops.sb, &cfg, &mut c).unwrap();
+        pending.push((a, c, ops));
+    }
+    for (i, (a, c, _ops)) in pending.iter().enumerate() {
+        check(&format!("map cache call {i}"), &c.to_f32_vec().unwrap(), a, &b, m, n, k, &cfg, None, &mut rng);
+    }
+}
+
 /// Bad arguments come back as errors, and M = 0 / N = 0 do nothing.
 #[test]
 #[ignore = "needs a CUDA GPU"]

@@ -37,4 +37,9 @@ pub const LAUNCH_BOUNDS: &[(&str, u32, u32)] = &[
     // f32 chunks take twice the registers: 5 CTAs (51 registers) would spill.
     ("token_group_quant_f32_", BLOCK_THREADS, 4),
     ("token_group_quant_", BLOCK_THREADS, 5),
+    // The wgmma GEMMs of more than 256 threads: without a bound ptxas may
+    // use more registers than 65536 / threads and the launch would fail
+    // (384 threads: at most 168 registers).
+    ("gemm_wgmma_sync3_", 384, 1),
+    ("gemm_wgmma_ws_", 288, 1),
 ];

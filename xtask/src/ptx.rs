@@ -33,6 +33,12 @@ pub const TARGETS: &[Target] = &[
         // 8.4: `mma.sync` with e4m3 operands (the fp8 GEMM) needs it.
         ptx_isa: "ptx84",
     },
+    Target {
+        // Hopper only (compute capability 9.0): `wgmma` and the TMA GEMM.
+        // sm_90a code does not run on sm_100+, which keep the sm_90 module.
+        cpu: "sm_90a",
+        ptx_isa: "ptx84",
+    },
 ];
 
 /// Where `quant-host` embeds the modules from.
@@ -181,6 +187,13 @@ fn assemble(ptxas: &Path, target: &Target, ptx: &str) -> Result<String> {
     }
     if !problems.is_empty() {
         bail!("{}: kernels use local memory:\n  {}", target.cpu, problems.join("\n  "));
+    }
+    // ptxas's "Potential Performance Loss" notes (C751x) on `wgmma`: the
+    // instructions were serialised or waits were injected, which silently
+    // costs the `wgmma` GEMM much of its speed.
+    let wgmma_notes: Vec<&str> = log.lines().filter(|l| l.contains("(C751")).collect();
+    if !wgmma_notes.is_empty() {
+        bail!("{}: ptxas serialises wgmma:\n  {}", target.cpu, wgmma_notes.join("\n  "));
     }
     let mut text = String::new();
     for (kernel, line) in &summary {

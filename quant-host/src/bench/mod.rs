@@ -14,10 +14,12 @@
 //! the L2 the previous launch warmed. One launch between two events (launch
 //! overhead included) is reported beside it.
 
+pub mod e2e;
 mod report;
 mod shapes;
 mod timing;
 
+pub use e2e::E2eRecord;
 pub use report::Record;
 
 use crate::config::{BlockConfig, TokenGroupConfig};
@@ -39,6 +41,16 @@ pub struct BenchArgs {
     /// A few shapes only, for a quick look
     #[arg(long)]
     pub quick: bool,
+    /// Also run the end-to-end section (quantize + GEMM against cuBLAS bf16;
+    /// about a minute on an H100)
+    #[arg(long)]
+    pub e2e: bool,
+    /// Skip the quantizer section (with --e2e: the end-to-end section alone)
+    #[arg(long)]
+    pub skip_quant: bool,
+    /// Compare the `wgmma` GEMM variants on a few shapes (development aid)
+    #[arg(long, hide = true)]
+    pub gemm_variants: bool,
 }
 
 const WARMUP: usize = 5;
@@ -47,7 +59,7 @@ const GRAPH_LAUNCHES: usize = 40;
 
 /// Runs the benchmark on GPU 0, prints the summary tables and writes the
 /// full report files. Returns every measurement.
-pub fn run(args: &BenchArgs) -> Result<Vec<Record>> {
+pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     if !driver_available() {
         return Err(QuantError::NoDriver);
     }
@@ -69,10 +81,12 @@ pub fn run(args: &BenchArgs) -> Result<Vec<Record>> {
     };
     let max_elems = tokens.iter().max().copied().unwrap_or(1) * ks.iter().max().copied().unwrap_or(1);
     let max_elems = max_elems.max(weights.iter().map(|(n, k)| n * k).max().unwrap_or(1));
+    // The end-to-end section's largest A (4096 x 16384) and W (7168 x 16384).
+    let max_elems = if args.e2e || args.gemm_variants { max_elems.max(7168 * 16384) } else { max_elems };
     let input = random_bf16(&stream, max_elems)?;
 
     let mut records = Vec::new();
-    for format in Fp8Format::ALL {
+    for format in Fp8Format::ALL.into_iter().filter(|_| !args.skip_quant) {
         for &k in ks {
             for &m in tokens {
                 let cfg = TokenGroupConfig { format, ..TokenGroupConfig::default() };
@@ -85,14 +99,18 @@ pub fn run(args: &BenchArgs) -> Result<Vec<Record>> {
         }
     }
     // Scale layouts at prefill sizes, against row-major in the same run.
-    for &k in &[7000, 7168] {
+    for &k in [7000, 7168].iter().filter(|_| !args.skip_quant) {
         for layout in [ScaleLayout::ColMajor, ScaleLayout::ColMajorTmaAligned] {
             let cfg = TokenGroupConfig { layout, ..TokenGroupConfig::default() };
             records.push(token_group(&gpu, &input, 4096, k, cfg, copy_gbps)?);
         }
     }
-    report::write(&records, &device, copy_gbps, args.out.as_deref())?;
-    Ok(records)
+    if args.gemm_variants {
+        e2e::variants(&gpu, &input)?;
+    }
+    let e2e_records = if args.e2e { e2e::run(&gpu, &input, copy_gbps, args.quick)? } else { Vec::new() };
+    report::write(&records, &e2e_records, &device, copy_gbps, args.out.as_deref())?;
+    Ok((records, e2e_records))
 }
 
 /// Bandwidth of a 1 GiB device-to-device copy, counting bytes read and written.

@@ -67,13 +67,22 @@ impl Record {
 }
 
 /// Prints the summary and writes the report files into `out` (or `.`).
-pub(crate) fn write(records: &[Record], device: &str, copy_gbps: f64, out: Option<&Path>) -> Result<()> {
+pub(crate) fn write(
+    records: &[Record],
+    e2e: &[super::E2eRecord],
+    device: &str,
+    copy_gbps: f64,
+    out: Option<&Path>,
+) -> Result<()> {
     let mut md = String::new();
     let _ = writeln!(md, "# fp8 quantization benchmark\n\nDevice: **{device}**; device-to-device copy: **{copy_gbps:.0} GB/s** (read + write), measured in this run.\nbf16 input, groups of 128 / blocks of 128 x 128, float scales. Times are per launch in a CUDA graph, each launch on its own buffers (cold L2); `fraction` = kernel GB/s / copy GB/s; `single launch` is one launch between two events, launch overhead included.\n");
-    let summary = summary_tables(records);
-    let targets = targets(records);
-    md.push_str(&summary);
-    md.push_str(&targets);
+    if !records.is_empty() {
+        md.push_str(&summary_tables(records));
+        md.push_str(&targets(records));
+    }
+    if !e2e.is_empty() {
+        md.push_str(&super::e2e::report(e2e, copy_gbps));
+    }
     print!("{md}");
     md.push_str("\n## Every measurement\n\n| op | format | layout | M or N | K | time (us) | GB/s | fraction | single launch (us) |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n");
     for r in records {
@@ -86,7 +95,7 @@ pub(crate) fn write(records: &[Record], device: &str, copy_gbps: f64, out: Optio
     let dir = out.unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("bench.md"), md)?;
-    let json = serde_json::json!({ "device": device, "copy_gbps": copy_gbps, "records": records });
+    let json = serde_json::json!({ "device": device, "copy_gbps": copy_gbps, "records": records, "end_to_end": e2e });
     std::fs::write(dir.join("bench.json"), serde_json::to_string_pretty(&json).unwrap_or_default())?;
     std::fs::write(dir.join("bench.svg"), svg(records))?;
     eprintln!("bench: wrote bench.md, bench.json, bench.svg to {}", dir.display());

@@ -1,15 +1,187 @@
 //! Host side of `mm_fp8_blockscale` on the GPU: checks, kernel choice, launch.
 //!
-//! Two kernels (see `quant_kernels::kernels::gemm`): the tiled tensor-core
-//! GEMM, and for M <= 16 a decode-sized kernel that streams B once and, when
-//! N alone cannot fill the GPU, splits K across CTAs with a per-`Gpu`
-//! workspace (the last CTA of each column tile reduces the partials in a
-//! fixed order, so results do not depend on scheduling).
+//! Three kernels:
+//! - M <= 16: a decode-sized kernel (`quant_kernels::kernels::gemm`) that
+//!   streams B once and, when N alone cannot fill the GPU, splits K across
+//!   CTAs with a per-`Gpu` workspace (the last CTA of each column tile reduces
+//!   the partials in a fixed order, so results do not depend on scheduling);
+//! - on Hopper (the sm_90a module), E4M3FN with 16-byte-aligned rows: a
+//!   `wgmma` + TMA kernel (`quant_kernels::kernels::gemm_wgmma`): 192 x 128
+//!   tiles when those still give every multiprocessor a tile, else 128 x 128
+//!   (see [`WGMMA_VARIANT`] for the other variants kept for comparison). The
+//!   tensor maps are encoded here and cached in device memory per operand
+//!   ([`TensorMaps`]);
+//! - otherwise the tiled `mma.sync` kernel (sm_80 and sm_90 modules, E4M3FNUZ,
+//!   K not a multiple of 16, unaligned bases).
+//!
+//! Kernel handles and the multiprocessor count are looked up once per `Gpu`,
+//! so a call costs the argument checks and the launch itself.
 
 use super::{launch, Gpu};
 use crate::error::{QuantError, Result};
 use crate::gemm::{GemmConfig, GemmShape, OutputType};
-use cudarc::driver::{CudaSlice, DevicePtrMut, PushKernelArg};
+use cudarc::driver::sys::{
+    cuTensorMapEncodeTiled, CUtensorMap, CUtensorMapDataType, CUtensorMapFloatOOBfill, CUtensorMapInterleave,
+    CUtensorMapL2promotion, CUtensorMapSwizzle,
+};
+use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DevicePtrMut, PushKernelArg};
+use quant_kernels::Fp8Format;
+
+/// Every GEMM kernel of the loaded module, indexed `[format][output]`
+/// (format: 0 E4M3FN, 1 E4M3FNUZ; output: 0 bf16, 1 f32).
+pub(crate) struct GemmFunctions {
+    main: [[CudaFunction; 2]; 2],
+    small: [[CudaFunction; 2]; 2],
+    /// E4M3FN only, `[output]`; present on the sm_90a module.
+    wgmma: Option<[CudaFunction; 2]>,
+    /// The warp-specialised variant of `wgmma`, same indexing.
+    wgmma_ws: Option<[CudaFunction; 2]>,
+    /// The 192 x 128 variant of `wgmma`, same indexing.
+    wgmma_sync3: Option<[CudaFunction; 2]>,
+}
+
+/// Which `wgmma` kernel and grid the launch uses (for the tests and the
+/// benchmark's variant comparison). 0 is the default: the 192 x 128 kernel
+/// when its tiles cover every multiprocessor, else the 128 x 128 one,
+/// persistent. Otherwise bit 0 = one CTA per tile instead of a persistent
+/// grid, and bits 1-2 = 1 + the kernel: 0 `gemm_wgmma` (128 x 128, two
+/// partial-sum sets), 1 the warp-specialised one, 2 the 192 x 128 one.
+pub(crate) static WGMMA_VARIANT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl GemmFunctions {
+    /// Looks every GEMM kernel up and raises the dynamic shared-memory limit
+    /// of those that need more than 48 KB (a per-function setting, once).
+    pub(crate) fn load(gpu: &Gpu) -> Result<Self> {
+        use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES as MAX_SMEM;
+        let get = |name: &str| gpu.function(name);
+        let main = [
+            [get("gemm_fp8_e4m3fn_bf16")?, get("gemm_fp8_e4m3fn_f32")?],
+            [get("gemm_fp8_e4m3fnuz_bf16")?, get("gemm_fp8_e4m3fnuz_f32")?],
+        ];
+        let small = [
+            [get("gemm_small_e4m3fn_bf16")?, get("gemm_small_e4m3fn_f32")?],
+            [get("gemm_small_e4m3fnuz_bf16")?, get("gemm_small_e4m3fnuz_f32")?],
+        ];
+        for f in main.iter().flatten() {
+            f.set_attribute(MAX_SMEM, launch::GEMM_SMEM_BYTES as i32)?;
+        }
+        let (wgmma, wgmma_ws, wgmma_sync3) = if gpu.ptx_arch().has_wgmma() {
+            let fns = [get("gemm_wgmma_e4m3fn_bf16")?, get("gemm_wgmma_e4m3fn_f32")?];
+            for f in &fns {
+                f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_SMEM_BYTES as i32)?;
+            }
+            let ws = [get("gemm_wgmma_ws_e4m3fn_bf16")?, get("gemm_wgmma_ws_e4m3fn_f32")?];
+            for f in &ws {
+                f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_WS_SMEM_BYTES as i32)?;
+            }
+            let sync3 = [get("gemm_wgmma_sync3_e4m3fn_bf16")?, get("gemm_wgmma_sync3_e4m3fn_f32")?];
+            for f in &sync3 {
+                f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_SYNC3_SMEM_BYTES as i32)?;
+            }
+            (Some(fns), Some(ws), Some(sync3))
+        } else {
+            (None, None, None)
+        };
+        Ok(Self { main, small, wgmma, wgmma_ws, wgmma_sync3 })
+    }
+}
+
+/// What a tensor map describes: base address, rows, K, box rows.
+type MapKey = (u64, u64, u64, u32);
+
+/// Tensor maps of the `wgmma` kernels, in a ring of slots in device memory,
+/// each uploaded once per distinct operand: a model's weights and its
+/// reused activation buffers hit the cache, so steady-state calls do no
+/// copy (and can be captured in a CUDA graph). A miss overwrites the oldest
+/// slot with a stream-ordered copy, after every launch queued before it.
+pub(crate) struct TensorMaps {
+    keys: Vec<Option<MapKey>>,
+    next: usize,
+    device: CudaSlice<u8>,
+}
+
+impl std::fmt::Debug for TensorMaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TensorMaps").field("slots", &self.keys.len()).finish_non_exhaustive()
+    }
+}
+
+/// Slots of the tensor-map cache (128 bytes each).
+const MAP_SLOTS: usize = 256;
+
+impl TensorMaps {
+    fn new(stream: &std::sync::Arc<cudarc::driver::CudaStream>) -> Result<Self> {
+        Ok(Self { keys: vec![None; MAP_SLOTS], next: 0, device: stream.alloc_zeros::<u8>(MAP_SLOTS * MAP_BYTES)? })
+    }
+
+    /// The slot holding the map for `key` (encoding and uploading it on a
+    /// miss), not `avoid` (the other operand's slot of the same launch).
+    fn slot(
+        &mut self,
+        stream: &std::sync::Arc<cudarc::driver::CudaStream>,
+        key: MapKey,
+        avoid: Option<usize>,
+    ) -> Result<usize> {
+        if let Some(i) = self.keys.iter().position(|k| *k == Some(key)) {
+            return Ok(i);
+        }
+        let (ptr, rows, k, box_rows) = key;
+        let map = encode_map(ptr, rows, k, box_rows)?;
+        let mut i = self.next % MAP_SLOTS;
+        if avoid == Some(i) {
+            i = (i + 1) % MAP_SLOTS;
+        }
+        self.next = i + 1;
+        let mut bytes = [0u8; MAP_BYTES];
+        for (d, w) in bytes.chunks_exact_mut(8).zip(map.opaque) {
+            d.copy_from_slice(&w.to_ne_bytes());
+        }
+        // Mark the slot empty until the copy is queued, so a failed copy
+        // never leaves a key pointing at a stale map.
+        self.keys[i] = None;
+        let mut dst = self.device.slice_mut(i * MAP_BYTES..(i + 1) * MAP_BYTES);
+        stream.memcpy_htod(&bytes[..], &mut dst)?;
+        self.keys[i] = Some(key);
+        Ok(i)
+    }
+}
+
+/// Size of one `CUtensorMap`.
+const MAP_BYTES: usize = std::mem::size_of::<CUtensorMap>();
+
+/// Encodes the tensor map of a row-major `[rows, k]` u8 matrix at device
+/// address `ptr`, read in boxes of `box_rows` x 128 bytes with the 128-byte
+/// swizzle the `wgmma` descriptors expect; out-of-bounds box elements read
+/// as zero.
+fn encode_map(ptr: u64, rows: u64, k: u64, box_rows: u32) -> Result<CUtensorMap> {
+    let mut map = std::mem::MaybeUninit::<CUtensorMap>::zeroed();
+    let dims = [k, rows];
+    let strides = [k]; // bytes between rows (dimension 1)
+    let boxes = [launch::GEMM_TILE as u32, box_rows];
+    let element_strides = [1u32, 1];
+    // SAFETY: every pointer argument points at an array of `rank` (or
+    // `rank - 1` for strides) elements; `ptr` is a device address of at
+    // least rows * k bytes, 16-byte aligned, k a multiple of 16 (checked by
+    // the caller); the driver only writes the 128-byte map.
+    unsafe {
+        cuTensorMapEncodeTiled(
+            map.as_mut_ptr(),
+            CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT8,
+            2,
+            ptr as *mut std::ffi::c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxes.as_ptr(),
+            element_strides.as_ptr(),
+            CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+        .result()?;
+        Ok(map.assume_init())
+    }
+}
 
 /// The largest M the decode-sized kernel takes (`SMALL_M` in the kernel).
 pub(crate) const SMALL_M: usize = 16;
@@ -73,13 +245,17 @@ pub(crate) fn mm_fp8_blockscale(
     let dim = |v: usize, what| u32::try_from(v).ok().filter(|&v| v < u32::MAX - 256).ok_or(QuantError::TooLarge(what));
     let (m32, n32, k32) = (dim(m, "M")?, dim(n, "N")?, dim(k, "K")?);
     let layout = cfg.a_scale_layout as u32;
-    let format = cfg.format.name();
     let stream = gpu.stream();
+    let functions = gpu.gemm_functions()?;
+    let fi = match cfg.format {
+        Fp8Format::E4M3Fn => 0,
+        Fp8Format::E4M3Fnuz => 1,
+    };
+    let oi = usize::from(out == "f32");
 
     if m <= SMALL_M {
-        let name = format!("gemm_small_{format}_{out}");
-        let function = gpu.function(&name)?;
-        let sms = gpu.multiprocessor_count()? as u64;
+        let function = &functions.small[fi][oi];
+        let sms = gpu.multiprocessor_count() as u64;
         let (config, splits) = launch::gemm_small(n as u64, shape.k_blocks() as u64, sms)?;
         let mut scratch = gpu.gemm_scratch();
         let tiles = n.div_ceil(launch::GEMM_SMALL_N);
@@ -95,7 +271,7 @@ pub(crate) fn mm_fp8_blockscale(
                 });
             }
         }
-        let mut builder = stream.launch_builder(&function);
+        let mut builder = stream.launch_builder(function);
         builder.arg(a).arg(a_scales).arg(b).arg(b_scales);
         let (c_bf16, c_f32);
         match c {
@@ -134,14 +310,75 @@ pub(crate) fn mm_fp8_blockscale(
         return Ok(());
     }
 
-    let name = format!("gemm_fp8_{format}_{out}");
-    let function = gpu.function(&name)?;
+    let variant = WGMMA_VARIANT.load(std::sync::atomic::Ordering::Relaxed);
+    let sms = gpu.multiprocessor_count() as usize;
+    // Default: 192 x 128 tiles (more flops per byte of operands, the limit
+    // at large sizes) when they still give every multiprocessor a tile,
+    // else 128 x 128 tiles for more CTAs.
+    let kind = match variant {
+        0 if m.div_ceil(192) * n.div_ceil(128) >= sms => 2,
+        0 => 0,
+        v => ((v >> 1) & 3).saturating_sub(1),
+    };
+    let (kernels, tile_m, threads, smem) = match kind {
+        1 => (functions.wgmma_ws.as_ref(), 128, launch::GEMM_WGMMA_WS_THREADS, launch::GEMM_WGMMA_WS_SMEM_BYTES),
+        2 => {
+            (functions.wgmma_sync3.as_ref(), 192, launch::GEMM_WGMMA_SYNC3_THREADS, launch::GEMM_WGMMA_SYNC3_SMEM_BYTES)
+        }
+        _ => (functions.wgmma.as_ref(), 128, launch::GEMM_WGMMA_THREADS, launch::GEMM_WGMMA_SMEM_BYTES),
+    };
+    if let Some(wgmma) = kernels.filter(|_| cfg.format == Fp8Format::E4M3Fn) {
+        let (a_ptr, a_guard) = a.device_ptr(stream);
+        let (b_ptr, b_guard) = b.device_ptr(stream);
+        // TMA: row pitch and base 16-byte aligned, coordinates in i32.
+        let tma_ok = k % 16 == 0
+            && k > 0
+            && a_ptr % 16 == 0
+            && b_ptr % 16 == 0
+            && [m, n, k].iter().all(|&d| d < (1usize << 31) - 256)
+            && (m.div_ceil(tile_m as usize) as u64) * (n.div_ceil(128) as u64) < 1 << 31;
+        if tma_ok {
+            let mut maps = gpu.gemm_maps();
+            let tm = match &mut *maps {
+                Some(tm) => tm,
+                slot @ None => slot.insert(TensorMaps::new(stream)?),
+            };
+            let sa = tm.slot(stream, (a_ptr, m as u64, k as u64, tile_m), None)?;
+            let sb = tm.slot(stream, (b_ptr, n as u64, k as u64, 128), Some(sa))?;
+            let (base, maps_guard) = tm.device.device_ptr(stream);
+            let (map_a, map_b) = (base + (sa * MAP_BYTES) as u64, base + (sb * MAP_BYTES) as u64);
+            let ctas = if variant & 1 != 0 { u64::MAX } else { gpu.multiprocessor_count() as u64 };
+            let mut config = launch::gemm_wgmma(m as u64, n as u64, tile_m as u64, ctas)?;
+            config.block_dim.0 = threads;
+            config.shared_mem_bytes = smem;
+            let mut builder = stream.launch_builder(&wgmma[oi]);
+            builder.arg(&map_a).arg(&map_b).arg(a_scales).arg(b_scales);
+            let (c_bf16, c_f32);
+            match c {
+                GpuGemmOut::Bf16(s) => {
+                    c_bf16 = s;
+                    builder.arg(c_bf16);
+                }
+                GpuGemmOut::F32(s) => {
+                    c_f32 = s;
+                    builder.arg(c_f32);
+                }
+            }
+            builder.arg(&m32).arg(&n32).arg(&k32).arg(&layout);
+            // SAFETY: the arguments match `gemm_wgmma_*` in
+            // quant_kernels::kernels::gemm_wgmma; the two slots hold maps of
+            // exactly A and B (lengths checked above: m * k and n * k bytes;
+            // keyed by address, shape and box) with k > 0 and 16-byte-aligned
+            // rows, and are 64-byte aligned; the scale and C lengths were checked.
+            unsafe { builder.launch(config) }?;
+            drop((a_guard, b_guard, maps_guard));
+            return Ok(());
+        }
+    }
+
+    let function = &functions.main[fi][oi];
     let config = launch::gemm_main(m as u64, n as u64)?;
-    function.set_attribute(
-        cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        config.shared_mem_bytes as i32,
-    )?;
-    let mut builder = stream.launch_builder(&function);
+    let mut builder = stream.launch_builder(function);
     builder.arg(a).arg(a_scales).arg(b).arg(b_scales);
     let (c_bf16, c_f32);
     match c {

@@ -89,3 +89,33 @@ pub(crate) fn gemm_small(n: u64, k_blocks: u64, multiprocessors: u64) -> Result<
         splits,
     ))
 }
+
+/// Threads of the `wgmma` GEMM (`THREADS` in `quant_kernels::kernels::gemm_wgmma`).
+pub(crate) const GEMM_WGMMA_THREADS: u32 = 256;
+/// Dynamic shared memory of the `wgmma` GEMM (`SMEM_BYTES`: alignment slack,
+/// 5 stages of two 128 x 128-byte boxes, one 8-byte barrier per stage).
+pub(crate) const GEMM_WGMMA_SMEM_BYTES: u32 = 1024 + 5 * 2 * 128 * 128 + 5 * 8;
+
+/// Threads of the warp-specialised `wgmma` GEMM (`WS_THREADS`: 2 warpgroups + a producer warp).
+pub(crate) const GEMM_WGMMA_WS_THREADS: u32 = 288;
+/// Dynamic shared memory of the warp-specialised `wgmma` GEMM (`WS_SMEM_BYTES`:
+/// one more 8-byte barrier per stage).
+pub(crate) const GEMM_WGMMA_WS_SMEM_BYTES: u32 = 1024 + 5 * 2 * 128 * 128 + 5 * 16;
+
+/// Threads of the 192 x 128 `wgmma` GEMM (`SYNC3_THREADS`: 3 warpgroups).
+pub(crate) const GEMM_WGMMA_SYNC3_THREADS: u32 = 384;
+/// Dynamic shared memory of the 192 x 128 `wgmma` GEMM (`SYNC3_SMEM_BYTES`).
+pub(crate) const GEMM_WGMMA_SYNC3_SMEM_BYTES: u32 = 1024 + 5 * (192 + 128) * 128 + 5 * 8;
+
+/// The `wgmma` GEMMs' grid: persistent, one CTA per multiprocessor (at most
+/// one per `tile_m` x 128 tile); the kernel strides over the tiles.
+pub(crate) fn gemm_wgmma(m: u64, n: u64, tile_m: u64, multiprocessors: u64) -> Result<LaunchConfig> {
+    let tiles = m.div_ceil(tile_m).checked_mul(n.div_ceil(GEMM_TILE)).filter(|&t| t < 1 << 31);
+    let tiles = tiles.ok_or(QuantError::TooLarge("GEMM tile count"))?;
+    let grid = tiles.min(multiprocessors.max(1)) as u32;
+    Ok(LaunchConfig {
+        grid_dim: (grid, 1, 1),
+        block_dim: (GEMM_WGMMA_THREADS, 1, 1),
+        shared_mem_bytes: GEMM_WGMMA_SMEM_BYTES,
+    })
+}

@@ -5,7 +5,7 @@
 
 mod block;
 mod codec;
-mod gemm;
+pub(crate) mod gemm;
 mod launch;
 mod ptx;
 mod token_group;
@@ -19,7 +19,7 @@ pub(crate) use token_group::per_token_group_quant;
 use crate::error::{QuantError, Result};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A CUDA device with its stream and the kernels loaded. Cheap to clone;
 /// all clones launch on the same stream.
@@ -36,6 +36,13 @@ struct Inner {
     functions: Mutex<HashMap<String, CudaFunction>>,
     /// Workspace of the split-K decode GEMM, grown on demand.
     gemm_scratch: Mutex<Option<gemm::SplitScratch>>,
+    /// Streaming multiprocessors, read once (grid sizing of the decode GEMM).
+    multiprocessors: u32,
+    /// The GEMM kernels, looked up once: a GEMM call does no name
+    /// formatting, map lookup or driver attribute call.
+    gemm_functions: OnceLock<gemm::GemmFunctions>,
+    /// The tensor maps of the `wgmma` GEMM, in device memory.
+    gemm_maps: Mutex<Option<gemm::TensorMaps>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -76,6 +83,8 @@ impl Gpu {
         let capability = ctx.compute_capability()?;
         let arch = PtxArch::for_capability(capability)?;
         let module = ctx.load_module(arch.ptx().into())?;
+        use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
+        let multiprocessors = ctx.attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?.max(1) as u32;
         Ok(Self {
             inner: Arc::new(Inner {
                 stream,
@@ -84,6 +93,9 @@ impl Gpu {
                 capability,
                 functions: Mutex::new(HashMap::new()),
                 gemm_scratch: Mutex::new(None),
+                multiprocessors,
+                gemm_functions: OnceLock::new(),
+                gemm_maps: Mutex::new(None),
             }),
         })
     }
@@ -129,10 +141,32 @@ impl Gpu {
         Ok(f)
     }
 
-    /// The number of streaming multiprocessors (for grid sizing).
-    pub(crate) fn multiprocessor_count(&self) -> Result<i32> {
-        use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
-        Ok(self.inner.stream.context().attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?)
+    /// Selects the `wgmma` GEMM variant for every `Gpu` of the process (see
+    /// `gemm::WGMMA_VARIANT`; 0 is the default). A development hook for the
+    /// tests and the benchmark's variant comparison; every variant computes
+    /// the same result.
+    #[doc(hidden)]
+    pub fn set_wgmma_variant(variant: u32) {
+        gemm::WGMMA_VARIANT.store(variant, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The number of streaming multiprocessors (for grid sizing), read once.
+    pub(crate) fn multiprocessor_count(&self) -> u32 {
+        self.inner.multiprocessors
+    }
+
+    /// The GEMM kernels, loaded on first use and cached.
+    pub(crate) fn gemm_functions(&self) -> Result<&gemm::GemmFunctions> {
+        if let Some(f) = self.inner.gemm_functions.get() {
+            return Ok(f);
+        }
+        let loaded = gemm::GemmFunctions::load(self)?;
+        Ok(self.inner.gemm_functions.get_or_init(|| loaded))
+    }
+
+    /// The `wgmma` GEMM's tensor maps; held locked while a launch is queued.
+    pub(crate) fn gemm_maps(&self) -> std::sync::MutexGuard<'_, Option<gemm::TensorMaps>> {
+        self.inner.gemm_maps.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The split-K GEMM workspace; held locked while a launch is queued.

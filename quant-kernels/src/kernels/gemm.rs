@@ -112,7 +112,7 @@ macro_rules! unroll4 {
 
 /// Shared-memory (32-bit) address of a generic pointer into shared memory.
 #[inline(always)]
-fn smem_addr<T>(p: *const T) -> u32 {
+pub(crate) fn smem_addr<T>(p: *const T) -> u32 {
     let out: u64;
     // SAFETY: pure address arithmetic.
     unsafe {
@@ -381,7 +381,16 @@ impl Out for f32 {
 /// Stores the pair at `(row, col)`, `(row, col + 1)` of an `[m, n]` C, each
 /// element only where it is inside C.
 #[inline(always)]
-unsafe fn store_pair<O: Out>(c: *mut O, m: u32, n: u32, row: u32, col: u32, v0: f32, v1: f32, pair_ok: bool) {
+pub(crate) unsafe fn store_pair<O: Out>(
+    c: *mut O,
+    m: u32,
+    n: u32,
+    row: u32,
+    col: u32,
+    v0: f32,
+    v1: f32,
+    pair_ok: bool,
+) {
     if row >= m || col >= n {
         return;
     }
@@ -397,7 +406,7 @@ unsafe fn store_pair<O: Out>(c: *mut O, m: u32, n: u32, row: u32, col: u32, v0: 
 }
 
 #[inline(always)]
-fn decode_layout(layout: u32) -> ScaleLayout {
+pub(crate) fn decode_layout(layout: u32) -> ScaleLayout {
     match layout {
         1 => ScaleLayout::ColMajor,
         2 => ScaleLayout::ColMajorTmaAligned,
@@ -428,7 +437,7 @@ unsafe fn load_bytes16(p: *const u8, valid: u32) -> [u32; 4] {
 /// The dynamic shared memory's element type: 16-byte alignment for `cp.async`
 /// and `ldmatrix` rows.
 #[repr(C, align(16))]
-struct Align16([u8; 16]);
+pub(crate) struct Align16([u8; 16]);
 
 /// Parameters of one launch, as the kernels receive them.
 #[derive(Clone, Copy)]

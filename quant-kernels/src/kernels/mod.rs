@@ -76,6 +76,8 @@ pub mod block;
 pub mod chunk;
 pub mod encode;
 pub mod gemm;
+#[cfg(target_feature = "sm_90a")]
+pub mod gemm_wgmma;
 pub mod token_group;
 
 use crate::element::{bf16_to_f32, f16_to_f32};
