@@ -342,33 +342,10 @@ fn small_random_tails() {
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn model_shapes() {
-    let nk = [
-        (2112, 7168),
-        (576, 7168),
-        (1536, 7168),
-        (24576, 1536),
-        (32768, 512),
-        (7168, 16384),
-        (7168, 2048),
-        (36864, 7168),
-        (7168, 18432),
-        (4096, 7168),
-        (1024, 4096),
-        (512, 4096),
-        (32768, 1024),
-        (4096, 8192),
-        (8192, 1024),
-        (2048, 4096),
-        (4096, 2048),
-        (512, 7168),
-        (65536, 1536),
-        (8192, 1536),
-        (3072, 7168),
-        (7168, 3072),
-    ];
+    let nk = quant_host::bench::shapes::WEIGHTS;
     let dev = gpu();
     let mut rng = Rng::new(seed());
-    for (n, k) in nk {
+    for &(n, k) in nk {
         for format in Fp8Format::ALL {
             let w = random_bf16(n, k, rng.next_u64());
             let q = quant_b(&w, n, k, format);

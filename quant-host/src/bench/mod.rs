@@ -16,7 +16,7 @@
 
 pub mod e2e;
 mod report;
-mod shapes;
+pub mod shapes;
 mod timing;
 
 pub use e2e::E2eRecord;

@@ -80,47 +80,33 @@ fn unpack_halves(w: &[u32; 4], convert: impl Fn(u16) -> f32) -> [f32; 8] {
     v
 }
 
-impl Load8 for Bf16 {
-    type Raw = [u32; 4];
-    const ZERO: [u32; 4] = [0; 4];
-    #[inline(always)]
-    unsafe fn load(src: *const Self, valid: u64) -> [u32; 4] {
-        load_halves(src as *const u16, valid)
-    }
-    #[inline(always)]
-    fn abs_max_bits(raw: &[u32; 4]) -> u32 {
-        abs_max_halves(raw)
-    }
-    #[inline(always)]
-    fn abs_bits_to_f32(bits: u32) -> f32 {
-        Bf16(bits as u16).to_f32()
-    }
-    #[inline(always)]
-    fn unpack(raw: &[u32; 4]) -> [f32; 8] {
-        unpack_halves(raw, |b| Bf16(b).to_f32())
-    }
+/// The two 16-bit types differ only in how a bit pattern becomes an f32.
+macro_rules! impl_load8_for_halves {
+    ($($t:ident),*) => {$(
+        impl Load8 for $t {
+            type Raw = [u32; 4];
+            const ZERO: [u32; 4] = [0; 4];
+            #[inline(always)]
+            unsafe fn load(src: *const Self, valid: u64) -> [u32; 4] {
+                load_halves(src as *const u16, valid)
+            }
+            #[inline(always)]
+            fn abs_max_bits(raw: &[u32; 4]) -> u32 {
+                abs_max_halves(raw)
+            }
+            #[inline(always)]
+            fn abs_bits_to_f32(bits: u32) -> f32 {
+                $t(bits as u16).to_f32()
+            }
+            #[inline(always)]
+            fn unpack(raw: &[u32; 4]) -> [f32; 8] {
+                unpack_halves(raw, |b| $t(b).to_f32())
+            }
+        }
+    )*};
 }
 
-impl Load8 for F16 {
-    type Raw = [u32; 4];
-    const ZERO: [u32; 4] = [0; 4];
-    #[inline(always)]
-    unsafe fn load(src: *const Self, valid: u64) -> [u32; 4] {
-        load_halves(src as *const u16, valid)
-    }
-    #[inline(always)]
-    fn abs_max_bits(raw: &[u32; 4]) -> u32 {
-        abs_max_halves(raw)
-    }
-    #[inline(always)]
-    fn abs_bits_to_f32(bits: u32) -> f32 {
-        F16(bits as u16).to_f32()
-    }
-    #[inline(always)]
-    fn unpack(raw: &[u32; 4]) -> [f32; 8] {
-        unpack_halves(raw, |b| F16(b).to_f32())
-    }
-}
+impl_load8_for_halves!(Bf16, F16);
 
 impl Load8 for f32 {
     type Raw = [u32; 8];
