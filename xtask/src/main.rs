@@ -51,23 +51,60 @@ fn workspace_root() -> PathBuf {
 /// The README's test command: what CI runs.
 fn test(root: &std::path::Path) -> Result<()> {
     ptx::build(root, true)?;
-    let steps: &[&[&str]] = &[
-        &["fmt", "--all", "--", "--check"],
-        &["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"],
-        &["test", "--workspace"],
-    ];
-    for args in steps {
+    let cargo = |args: &[&str]| -> Result<()> {
         eprintln!("xtask: cargo {}", args.join(" "));
-        let status = std::process::Command::new("cargo").args(*args).current_dir(root).status()?;
+        let status = std::process::Command::new("cargo").args(args).current_dir(root).status()?;
         if !status.success() {
             bail!("cargo {} failed", args.join(" "));
         }
-    }
+        Ok(())
+    };
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"])?;
     // Bounded fuzzing of the checkpoint parsers (FUZZ_SECONDS per target;
-    // 0 skips it, for a quick local run).
+    // 0 skips it, for a quick local run). Before the tests, so that the test
+    // runner's summary is the last thing a CI log shows.
     let seconds = std::env::var("FUZZ_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
     if seconds > 0 {
         fuzz::run(root, seconds, fuzz::TARGETS)?;
+    }
+    run_tests(root)
+}
+
+/// `cargo test --workspace`, streamed, then one closing line with the totals
+/// of every test binary (`tests: N passed, N failed, N skipped`): cargo's
+/// own last line is the summary of whichever doc-test ran last, often empty.
+fn run_tests(root: &std::path::Path) -> Result<()> {
+    use std::io::BufRead;
+    eprintln!("xtask: cargo test --workspace");
+    let mut child = std::process::Command::new("cargo")
+        .args(["test", "--workspace"])
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    if let Some(stdout) = child.stdout.take() {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(summary) = line.strip_prefix("test result: ") {
+                let count = |word: &str| {
+                    summary
+                        .split(';')
+                        .find_map(|part| part.trim().strip_suffix(word).map(|n| n.trim().trim_start_matches("ok. ")))
+                        .and_then(|n| n.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()))
+                        .unwrap_or(0)
+                };
+                passed += count("passed");
+                failed += count("failed");
+                ignored += count("ignored");
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if !status.success() {
+        bail!("cargo test --workspace failed");
     }
     Ok(())
 }
