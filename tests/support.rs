@@ -257,8 +257,8 @@ pub fn check_token_group_output<T: Element>(
             check_group(
                 &format!("row {m} group {g} ({})", cfg.layout.name()),
                 cfg.format,
-                params.eps,
-                params.fp8_max,
+                params.eps(),
+                params.fp8_max(),
                 cfg.scale_mode,
                 scale,
                 &xs,
@@ -291,8 +291,8 @@ pub fn check_block_output<T: Element>(w: &[T], shape: MatrixShape, cfg: &BlockCo
             check_group(
                 &format!("block ({bi}, {bj})"),
                 cfg.format,
-                params.eps,
-                params.fp8_max,
+                params.eps(),
+                params.fp8_max(),
                 cfg.scale_mode,
                 scales[bi * col_blocks + bj],
                 &xs,

@@ -107,20 +107,38 @@ impl Default for BlockConfig {
     }
 }
 
-/// The scalar parameters shared by both quantizers, after validation.
+/// The scalar parameters shared by both quantizers, after validation. The
+/// fields are private: [`ScaleParams::new`] is the only way to make one, so
+/// holding a `ScaleParams` means its `eps` and `fp8_max` passed the checks.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScaleParams {
-    /// Output fp8 format.
-    pub format: Fp8Format,
-    /// Validated `eps`.
-    pub eps: f32,
-    /// Validated `fp8_max`.
-    pub fp8_max: f32,
-    /// Scale mode.
-    pub mode: ScaleMode,
+    format: Fp8Format,
+    eps: f32,
+    fp8_max: f32,
+    mode: ScaleMode,
 }
 
 impl ScaleParams {
+    /// Output fp8 format.
+    pub fn format(&self) -> Fp8Format {
+        self.format
+    }
+
+    /// Validated `eps`.
+    pub fn eps(&self) -> f32 {
+        self.eps
+    }
+
+    /// Validated `fp8_max` (the format's largest finite value by default).
+    pub fn fp8_max(&self) -> f32 {
+        self.fp8_max
+    }
+
+    /// Scale mode.
+    pub fn mode(&self) -> ScaleMode {
+        self.mode
+    }
+
     /// Checks `eps` and `fp8_max` against the spec's bad-input rules.
     pub fn new(format: Fp8Format, eps: f32, fp8_max: Option<f32>, mode: ScaleMode) -> Result<Self> {
         if !(eps.is_finite() && eps > 0.0) {

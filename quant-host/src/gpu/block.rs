@@ -37,11 +37,12 @@ pub(crate) fn per_block_quant<T: Element>(
     if rows == 0 || cols == 0 {
         return Ok(());
     }
-    let name = format!("block_quant_{}_{}", T::DTYPE.name(), params.format.name());
+    let name = format!("block_quant_{}_{}", T::DTYPE.name(), params.format().name());
     let function = gpu.function(&name)?;
     let config = launch::block(block_rows, block_cols)?;
     let row_stride = shape.row_stride() as u64;
-    let mode = params.mode as u32;
+    let mode = params.mode() as u32;
+    let (eps, fp8_max) = (params.eps(), params.fp8_max());
     let mut builder = gpu.stream().launch_builder(&function);
     builder
         .arg(w)
@@ -52,8 +53,8 @@ pub(crate) fn per_block_quant<T: Element>(
         .arg(&row_stride)
         .arg(&bn)
         .arg(&bk)
-        .arg(&params.eps)
-        .arg(&params.fp8_max)
+        .arg(&eps)
+        .arg(&fp8_max)
         .arg(&mode);
     // SAFETY: the argument list matches `block_quant_*` in
     // quant_kernels::kernels::block, and the buffer lengths were checked above.

@@ -36,11 +36,12 @@ pub(crate) fn per_token_group_quant<T: Element>(
     if rows == 0 || cols == 0 {
         return Ok(());
     }
-    let name = format!("token_group_quant_{}_{}_g{}", T::DTYPE.name(), params.format.name(), gs);
+    let name = format!("token_group_quant_{}_{}_g{}", T::DTYPE.name(), params.format().name(), gs);
     let function = gpu.function(&name)?;
     let config = launch::token_group(rows, groups, gs)?;
     let row_stride = shape.row_stride() as u64;
-    let (mode, layout) = (params.mode as u32, cfg.layout as u32);
+    let (mode, layout) = (params.mode() as u32, cfg.layout as u32);
+    let (eps, fp8_max) = (params.eps(), params.fp8_max());
     let mut builder = gpu.stream().launch_builder(&function);
     builder
         .arg(x)
@@ -49,8 +50,8 @@ pub(crate) fn per_token_group_quant<T: Element>(
         .arg(&rows)
         .arg(&cols)
         .arg(&row_stride)
-        .arg(&params.eps)
-        .arg(&params.fp8_max)
+        .arg(&eps)
+        .arg(&fp8_max)
         .arg(&mode)
         .arg(&layout);
     // SAFETY: the argument list matches the kernel signature in
