@@ -73,40 +73,6 @@ pub const SMALL_N: u32 = 8;
 /// Rows of A the decode-sized kernel handles at most.
 pub const SMALL_M: u32 = 16;
 
-macro_rules! unroll2 {
-    ($i:ident => $body:block) => {{
-        {
-            let $i: usize = 0;
-            $body
-        }
-        {
-            let $i: usize = 1;
-            $body
-        }
-    }};
-}
-
-macro_rules! unroll4 {
-    ($i:ident => $body:block) => {{
-        {
-            let $i: usize = 0;
-            $body
-        }
-        {
-            let $i: usize = 1;
-            $body
-        }
-        {
-            let $i: usize = 2;
-            $body
-        }
-        {
-            let $i: usize = 3;
-            $body
-        }
-    }};
-}
-
 // ---------------------------------------------------------------------------
 // PTX wrappers.
 

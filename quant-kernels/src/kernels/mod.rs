@@ -43,7 +43,7 @@ macro_rules! unroll8 {
     }};
 }
 
-/// [`unroll8!`] for the two chunks of a token-group thread.
+/// [`unroll8!`] for two (token-group chunks, GEMM fragments).
 macro_rules! unroll2 {
     ($i:ident => $body:block) => {{
         {
@@ -57,7 +57,7 @@ macro_rules! unroll2 {
     }};
 }
 
-/// [`unroll8!`] for the four row chunks of a block-quant thread.
+/// [`unroll8!`] for four (block-quant row chunks, GEMM fragments).
 macro_rules! unroll4 {
     ($i:ident => $body:block) => {{
         unroll2!($i => $body);
