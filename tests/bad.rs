@@ -569,6 +569,47 @@ fn dense(rows: usize, cols: usize) -> Result<MatrixShape, String> {
     MatrixShape::new(rows, cols).map_err(|e| e.to_string())
 }
 
+/// Runs `check`, turning an error into a test-case failure and a panic into a
+/// failure that says so.
+pub fn no_panic(what: &str, check: impl FnOnce() -> Result<(), String>) -> Result<(), TestCaseError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(why)) => Err(TestCaseError::fail(format!("{what}: {why}"))),
+        Err(_) => Err(TestCaseError::fail(format!("{what}: PANICKED"))),
+    }
+}
+
+/// `cases` generated bad calls of each `Device` entry point family (the
+/// quantizers with their `_into` forms and the GEMM) on `dev`, each checked
+/// by [`check_token_on`], [`check_block_on`], [`check_gemm_on`].
+pub fn run_on_device(dev: &Device, cases: u32, tally: &Tally) {
+    let runner = || {
+        proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+            cases,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })
+    };
+    runner()
+        .run(&token_call(), |call| {
+            tally.add(1);
+            no_panic("token", || check_token_on(dev, &call))
+        })
+        .unwrap();
+    runner()
+        .run(&block_call(), |call| {
+            tally.add(1);
+            no_panic("block", || check_block_on(dev, &call))
+        })
+        .unwrap();
+    runner()
+        .run(&gemm_call(false), |call| {
+            tally.add(1);
+            no_panic("gemm", || check_gemm_on(dev, &call))
+        })
+        .unwrap();
+}
+
 /// `Ok` when `result` is the error `expect` names.
 pub fn expect_err(result: quant_host::Result<()>, expect: Expect) -> Result<(), String> {
     match result {

@@ -15,8 +15,7 @@ use quant_host::{
     BlockConfig, Device, GemmConfig, GemmShape, GroupSize, MatrixShape, OutputType, QuantError, ScaleLayout, Tensor,
     TokenGroupConfig,
 };
-use quant_tests::bad::{self, expect_err, Expect, Tally};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use quant_tests::bad::{self, expect_err, no_panic, Expect, Tally};
 
 fn cases() -> u32 {
     std::env::var("QUANT_BAD_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
@@ -24,15 +23,6 @@ fn cases() -> u32 {
 
 fn runner() -> TestRunner {
     TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() })
-}
-
-/// Runs `check` on `case`, turning a panic into a failure that says so.
-fn no_panic(what: &str, check: impl FnOnce() -> Result<(), String>) -> Result<(), TestCaseError> {
-    match catch_unwind(AssertUnwindSafe(check)) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(why)) => Err(TestCaseError::fail(format!("{what}: {why}"))),
-        Err(_) => Err(TestCaseError::fail(format!("{what}: PANICKED"))),
-    }
 }
 
 #[test]
@@ -150,25 +140,7 @@ fn raw_gemm() {
 #[test]
 fn device_cpu_quantizers_and_gemm() {
     static TALLY: Tally = Tally::new("Device::Cpu quantizers (+_into) and mm_fp8_blockscale (+_into)");
-    let dev = Device::Cpu;
-    runner()
-        .run(&bad::token_call(), |call| {
-            TALLY.add(1);
-            no_panic("token", || bad::check_token_on(&dev, &call))
-        })
-        .unwrap();
-    runner()
-        .run(&bad::block_call(), |call| {
-            TALLY.add(1);
-            no_panic("block", || bad::check_block_on(&dev, &call))
-        })
-        .unwrap();
-    runner()
-        .run(&bad::gemm_call(false), |call| {
-            TALLY.add(1);
-            no_panic("gemm", || bad::check_gemm_on(&dev, &call))
-        })
-        .unwrap();
+    bad::run_on_device(&Device::Cpu, cases(), &TALLY);
     assert!(TALLY.report() > 0);
 }
 

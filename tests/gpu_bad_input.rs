@@ -9,10 +9,8 @@
 //! strategy (default 300; run.sh uses 25 under compute-sanitizer).
 
 use half::bf16;
-use proptest::test_runner::{Config, TestRunner};
 use quant_host::{BlockConfig, Device, Fp8Format, GemmConfig, Gpu, MatrixShape, QuantError, Tensor, TokenGroupConfig};
 use quant_tests::bad::{self, Tally};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
 fn gpu() -> &'static Gpu {
@@ -20,20 +18,9 @@ fn gpu() -> &'static Gpu {
     GPU.get_or_init(|| Gpu::new(0).expect("these tests need a CUDA GPU"))
 }
 
-fn runner() -> TestRunner {
-    let cases = std::env::var("QUANT_GPU_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() })
-}
-
-fn no_panic(
-    what: &str,
-    check: impl FnOnce() -> Result<(), String>,
-) -> Result<(), proptest::test_runner::TestCaseError> {
-    match catch_unwind(AssertUnwindSafe(check)) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(why)) => Err(proptest::test_runner::TestCaseError::fail(format!("{what}: {why}"))),
-        Err(_) => Err(proptest::test_runner::TestCaseError::fail(format!("{what}: PANICKED"))),
-    }
+/// Generated cases per entry point family: `QUANT_GPU_CASES` or 300.
+fn cases() -> u32 {
+    std::env::var("QUANT_GPU_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
 }
 
 #[test]
@@ -41,24 +28,7 @@ fn no_panic(
 fn generated_bad_arguments_are_typed_errors() {
     static TALLY: Tally = Tally::new("Device::Cuda quantizers (+_into) and mm_fp8_blockscale (+_into)");
     let dev = Device::Cuda(gpu().clone());
-    runner()
-        .run(&bad::token_call(), |call| {
-            TALLY.add(1);
-            no_panic("token", || bad::check_token_on(&dev, &call))
-        })
-        .unwrap();
-    runner()
-        .run(&bad::block_call(), |call| {
-            TALLY.add(1);
-            no_panic("block", || bad::check_block_on(&dev, &call))
-        })
-        .unwrap();
-    runner()
-        .run(&bad::gemm_call(false), |call| {
-            TALLY.add(1);
-            no_panic("gemm", || bad::check_gemm_on(&dev, &call))
-        })
-        .unwrap();
+    bad::run_on_device(&dev, cases(), &TALLY);
     dev.synchronize().unwrap();
     assert!(TALLY.report() > 0);
 }
