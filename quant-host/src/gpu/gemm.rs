@@ -5,10 +5,10 @@
 //!   streams B once and, when N alone cannot fill the GPU, splits K across
 //!   CTAs with a per-`Gpu` workspace (the last CTA of each column tile reduces
 //!   the partials in a fixed order, so results do not depend on scheduling);
-//! - on Hopper (the sm_90a module), E4M3FN with 16-byte-aligned rows: a
-//!   `wgmma` + TMA kernel (`quant_kernels::kernels::gemm_wgmma`): 192 x 128
-//!   tiles when those still give every multiprocessor a tile, else 128 x 128
-//!   (see [`WGMMA_VARIANT`] for the other variants kept for comparison). The
+//! - on Hopper (the sm_90a module), E4M3FN with 16-byte-aligned rows: the
+//!   warp-specialised `wgmma` + TMA kernel
+//!   (`quant_kernels::kernels::gemm_wgmma`), 128 x 128 tiles, persistent
+//!   (see [`WGMMA_VARIANT`] for the variant kept for comparison). The
 //!   tensor maps are encoded here and cached in device memory per operand
 //!   ([`TensorMaps`]);
 //! - otherwise the tiled `mma.sync` kernel (sm_80 and sm_90 modules, E4M3FNUZ,
@@ -32,20 +32,20 @@ use quant_kernels::Fp8Format;
 pub(crate) struct GemmFunctions {
     main: [[CudaFunction; 2]; 2],
     small: [[CudaFunction; 2]; 2],
-    /// E4M3FN only, `[output]`; present on the sm_90a module.
-    wgmma: Option<[CudaFunction; 2]>,
-    /// The warp-specialised variant of `wgmma`, same indexing.
+    /// The warp-specialised `wgmma` kernel: E4M3FN only, `[output]`;
+    /// present on the sm_90a module.
     wgmma_ws: Option<[CudaFunction; 2]>,
     /// The 192 x 128 variant of `wgmma`, same indexing.
     wgmma_sync3: Option<[CudaFunction; 2]>,
 }
 
 /// Which `wgmma` kernel and grid the launch uses (for the tests and the
-/// benchmark's variant comparison). 0 is the default: the 192 x 128 kernel
-/// when its tiles cover every multiprocessor, else the 128 x 128 one,
-/// persistent. Otherwise bit 0 = one CTA per tile instead of a persistent
-/// grid, and bits 1-2 = 1 + the kernel: 0 `gemm_wgmma` (128 x 128, two
-/// partial-sum sets), 1 the warp-specialised one, 2 the 192 x 128 one.
+/// benchmark's variant comparison). 0 is the default: the warp-specialised
+/// 128 x 128 kernel, persistent. Otherwise bit 0 = one CTA per tile instead
+/// of a persistent grid, and bits 1-2 = 1 + the kernel: 1 the
+/// warp-specialised one, 2 the 192 x 128 one (0, the removed 128 x 128
+/// two-set kernel, means the warp-specialised one); bit 3 = no `wgmma` at
+/// all (the `mma.sync` kernel, for comparisons).
 pub(crate) static WGMMA_VARIANT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl GemmFunctions {
@@ -65,11 +65,7 @@ impl GemmFunctions {
         for f in main.iter().flatten() {
             f.set_attribute(MAX_SMEM, launch::GEMM_SMEM_BYTES as i32)?;
         }
-        let (wgmma, wgmma_ws, wgmma_sync3) = if gpu.ptx_arch().has_wgmma() {
-            let fns = [get("gemm_wgmma_e4m3fn_bf16")?, get("gemm_wgmma_e4m3fn_f32")?];
-            for f in &fns {
-                f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_SMEM_BYTES as i32)?;
-            }
+        let (wgmma_ws, wgmma_sync3) = if gpu.ptx_arch().has_wgmma() {
             let ws = [get("gemm_wgmma_ws_e4m3fn_bf16")?, get("gemm_wgmma_ws_e4m3fn_f32")?];
             for f in &ws {
                 f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_WS_SMEM_BYTES as i32)?;
@@ -78,11 +74,11 @@ impl GemmFunctions {
             for f in &sync3 {
                 f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_SYNC3_SMEM_BYTES as i32)?;
             }
-            (Some(fns), Some(ws), Some(sync3))
+            (Some(ws), Some(sync3))
         } else {
-            (None, None, None)
+            (None, None)
         };
-        Ok(Self { main, small, wgmma, wgmma_ws, wgmma_sync3 })
+        Ok(Self { main, small, wgmma_ws, wgmma_sync3 })
     }
 }
 
@@ -311,23 +307,13 @@ pub(crate) fn mm_fp8_blockscale(
     }
 
     let variant = WGMMA_VARIANT.load(std::sync::atomic::Ordering::Relaxed);
-    let sms = gpu.multiprocessor_count() as usize;
-    // Default: 192 x 128 tiles (more flops per byte of operands, the limit
-    // at large sizes) when they still give every multiprocessor a tile,
-    // else 128 x 128 tiles for more CTAs.
-    let kind = match variant {
-        0 if m.div_ceil(192) * n.div_ceil(128) >= sms => 2,
-        0 => 0,
-        v => ((v >> 1) & 3).saturating_sub(1),
-    };
-    let (kernels, tile_m, threads, smem) = match kind {
-        1 => (functions.wgmma_ws.as_ref(), 128, launch::GEMM_WGMMA_WS_THREADS, launch::GEMM_WGMMA_WS_SMEM_BYTES),
-        2 => {
+    let (kernels, tile_m, threads, smem) = match (variant >> 1) & 3 {
+        3 => {
             (functions.wgmma_sync3.as_ref(), 192, launch::GEMM_WGMMA_SYNC3_THREADS, launch::GEMM_WGMMA_SYNC3_SMEM_BYTES)
         }
-        _ => (functions.wgmma.as_ref(), 128, launch::GEMM_WGMMA_THREADS, launch::GEMM_WGMMA_SMEM_BYTES),
+        _ => (functions.wgmma_ws.as_ref(), 128, launch::GEMM_WGMMA_WS_THREADS, launch::GEMM_WGMMA_WS_SMEM_BYTES),
     };
-    if let Some(wgmma) = kernels.filter(|_| cfg.format == Fp8Format::E4M3Fn) {
+    if let Some(wgmma) = kernels.filter(|_| cfg.format == Fp8Format::E4M3Fn && variant & 8 == 0) {
         let (a_ptr, a_guard) = a.device_ptr(stream);
         let (b_ptr, b_guard) = b.device_ptr(stream);
         // TMA: row pitch and base 16-byte aligned, coordinates in i32.

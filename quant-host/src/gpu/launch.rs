@@ -90,16 +90,12 @@ pub(crate) fn gemm_small(n: u64, k_blocks: u64, multiprocessors: u64) -> Result<
     ))
 }
 
-/// Threads of the `wgmma` GEMM (`THREADS` in `quant_kernels::kernels::gemm_wgmma`).
-pub(crate) const GEMM_WGMMA_THREADS: u32 = 256;
-/// Dynamic shared memory of the `wgmma` GEMM (`SMEM_BYTES`: alignment slack,
-/// 5 stages of two 128 x 128-byte boxes, one 8-byte barrier per stage).
-pub(crate) const GEMM_WGMMA_SMEM_BYTES: u32 = 1024 + 5 * 2 * 128 * 128 + 5 * 8;
-
-/// Threads of the warp-specialised `wgmma` GEMM (`WS_THREADS`: 2 warpgroups + a producer warp).
+/// Threads of the warp-specialised `wgmma` GEMM (`ws_threads(2)` in
+/// `quant_kernels::kernels::gemm_wgmma`: 2 warpgroups + a producer warp).
 pub(crate) const GEMM_WGMMA_WS_THREADS: u32 = 288;
-/// Dynamic shared memory of the warp-specialised `wgmma` GEMM (`WS_SMEM_BYTES`:
-/// one more 8-byte barrier per stage).
+/// Dynamic shared memory of the warp-specialised `wgmma` GEMM
+/// (`ws_smem_bytes(2)`: alignment slack, 5 stages of two 128 x 128-byte
+/// boxes, a `full` and an `empty` 8-byte barrier per stage).
 pub(crate) const GEMM_WGMMA_WS_SMEM_BYTES: u32 = 1024 + 5 * 2 * 128 * 128 + 5 * 16;
 
 /// Threads of the 192 x 128 `wgmma` GEMM (`SYNC3_THREADS`: 3 warpgroups).
@@ -115,7 +111,7 @@ pub(crate) fn gemm_wgmma(m: u64, n: u64, tile_m: u64, multiprocessors: u64) -> R
     let grid = tiles.min(multiprocessors.max(1)) as u32;
     Ok(LaunchConfig {
         grid_dim: (grid, 1, 1),
-        block_dim: (GEMM_WGMMA_THREADS, 1, 1),
-        shared_mem_bytes: GEMM_WGMMA_SMEM_BYTES,
+        block_dim: (GEMM_WGMMA_WS_THREADS, 1, 1),
+        shared_mem_bytes: GEMM_WGMMA_WS_SMEM_BYTES,
     })
 }

@@ -2,54 +2,52 @@
 //! operands loaded by the tensor memory accelerator (TMA).
 //!
 //! # Tiling
-//! - CTA tile 128 (M) x 128 (N); one main-loop step is one k-block of 128,
-//!   which is exactly one scale block (as in the `mma.sync` kernel of
-//!   [`super::gemm`]).
+//! - CTA tile 128 (M) x 128 (N); a stage holds one k-block of 128, which is
+//!   exactly one scale block (as in the `mma.sync` kernel of [`super::gemm`]).
 //! - Persistent: the grid has at most one CTA per multiprocessor and CTA `b`
 //!   takes tiles `b, b + grid, ...` (M tiles fastest, so the CTAs working at
 //!   one time share B's rows in L2). Its k-blocks form one stream through the
-//!   stage ring, so the next tile's loads and first `wgmma`s overlap the
-//!   current tile's epilogue.
-//! - 256 threads = 2 warpgroups; warpgroup `w` owns rows `64 w ..` of the tile
-//!   and computes its 64 x 128 piece with four `wgmma` m64n128k32 per k-block,
-//!   both operands read from shared memory through matrix descriptors.
-//! - Thread 0 is also the producer: it issues the TMA copies
-//!   (`cp.async.bulk.tensor.2d`) of A's and B's 128 x 128-byte boxes for a
-//!   k-block into one of `STAGES` stage buffers; each stage has a `full`
-//!   `mbarrier` that completes when both boxes have landed (`complete_tx`). The tensor
-//!   maps (built on the host with `cuTensorMapEncodeTiled`, 128-byte
-//!   swizzle) live in global memory; rows past M or N and bytes past K are
-//!   zero-filled by the TMA unit, so tails need no masking in the main loop.
+//!   stage ring, so the next tile's loads overlap the current tile's epilogue.
+//! - Warp-specialised (DeepGEMM's structure without its cluster multicast):
+//!   288 threads = two consumer warpgroups and one producer warp. Lane 0 of
+//!   the producer walks the CTA's k-block stream and issues the TMA copies
+//!   (`cp.async.bulk.tensor.2d`) of A's and B's 128 x 128-byte boxes into one
+//!   of `STAGES` stage buffers as soon as the stage's `empty` barrier says
+//!   all 256 consumer threads are done with it; the stage's `full` barrier
+//!   completes when both boxes have landed (`complete_tx`). Rows past M or N
+//!   and bytes past K are zero-filled by the TMA unit, so tails need no
+//!   masking in the main loop.
+//! - Consumer warpgroup `w` owns rows `64 w ..` of the tile and computes its
+//!   64 x 128 piece with `wgmma` m64n128k32, both operands read from shared
+//!   memory through matrix descriptors. The warpgroups never meet at a
+//!   barrier in the loop, so one's promotion overlaps the other's `wgmma`.
 //! - Shared-memory layout per stage is the TMA's 128B swizzle: row `r` of a
 //!   box at byte `128 r`, 16-byte chunk `c` stored at chunk `c ^ (r % 8)`.
 //!   That is the canonical K-major SWIZZLE_128B layout of `wgmma`: descriptor
 //!   stride (8 rows) 1024 bytes, leading offset unused, and a k32 step is a
 //!   32-byte advance of the start address. Stage buffers are 1024-byte aligned.
-//! - Each step queues the next k-block's `wgmma`s (into a second set of 64
-//!   registers) before waiting for the current one (`wait_group 1`), so the
-//!   tensor cores stay busy during promotion. Then a CTA barrier (`bar.sync
-//!   1`): both warpgroups are done reading the current stage, and thread 0
-//!   refills it at once with the k-block `STAGES` ahead, so a refill never
-//!   overwrites operands still being read.
-//! - No thread-dependent branch may run while `wgmma`s are in flight, or
-//!   ptxas serialises them all (info C7518): the producer's copies and the
-//!   epilogue's bounds checks are predicated instructions, and every loop
-//!   exit leaves from a step that waited for all groups. `cargo xtask
-//!   build-ptx` output should show no C751x line for these kernels.
-//! - Two-level accumulation (DeepGEMM's promotion): each k-block's `wgmma`
-//!   sum goes to 64 f32 registers, then `acc += partial * (sa * sb)` in f32,
-//!   the order of the CPU reference's `Accumulation::F32`.
-//! - Epilogue straight from the accumulator fragments (the `m64nN` layout is
-//!   the `m16n8` one per warp, repeated over 16 n8 tiles).
+//!
+//! # Accumulation: every k32, in f32
+//! The tensor cores do not accumulate fp8 products in f32: the sum is kept
+//! with about 13 mantissa bits (truncated) while `wgmma`s chain into the same
+//! registers. Promoting once per k-block (four chained k32 `wgmma`s, as
+//! DeepGEMM does) measured up to 1.8e-3 relative error on outlier-heavy test
+//! data on an H100, above the spec's 1e-3. So each k32 `wgmma` starts from
+//! zero and its result is promoted at once, `acc = fma(part, sa * sb, acc)`
+//! in f32: the error left is the one inside a single k32 `wgmma` (worst
+//! 2.5e-4 on the same data; `mma.sync` is exact to 2e-7 but 3x slower). It
+//! costs about a fifth of the throughput of per-k-block promotion (see
+//! bench/NOTES-gemm.md).
+//!
+//! # Constraints from ptxas
+//! No thread-dependent branch may run while `wgmma`s are in flight, or
+//! ptxas serialises them all (info C7518): the epilogue's bounds checks are
+//! predicated stores. `cargo xtask build-ptx` fails on any C751x note.
 //!
 //! # Variants
-//! The description above is `gemm_wgmma_*` (128 x 128, two partial-sum
-//! register sets). [`gemm_wgmma_ws`] has a producer warp and free-running
-//! consumer warpgroups; [`gemm_wgmma_sync3`] has 192 x 128 tiles over three
-//! warpgroups and is the host's default when its tiles cover every SM. All
-//! three reach about the same rate on an H100 (~550-780 TFLOP/s), the limit
-//! of loading 128-wide tiles from L2 (see bench/NOTES-gemm.md); they compute
-//! bit-identical results.
+//! [`gemm_wgmma_ws`] is the kernel the host uses; [`gemm_wgmma_sync3`]
+//! (192 x 128 tiles over three warpgroups) is kept for comparison (`fp8q
+//! bench --gemm-variants`). Both compute bit-identical results.
 //!
 //! E4M3FN only (the `wgmma` e4m3 type); E4M3FNUZ keeps the `mma.sync` path.
 
@@ -57,22 +55,13 @@ use core::arch::asm;
 use core::arch::nvptx;
 
 use super::gemm::{decode_layout, smem_addr, Align16, Bf16Out, Out};
+use crate::gpu::fma;
 use crate::ScaleLayout;
 
 /// Stages of the TMA pipeline.
 pub const STAGES: u32 = 5;
 /// CTA tile along M and N, and the k-block (one scale block) in bytes.
 pub const TILE: u32 = 128;
-/// Threads: two warpgroups.
-pub const THREADS: u32 = 256;
-/// One A or B box.
-const BOX_BYTES: u32 = TILE * TILE;
-/// One stage: the A box then the B box.
-const STAGE_BYTES: u32 = 2 * BOX_BYTES;
-/// Dynamic shared memory: up to 1023 bytes of alignment slack, the stages,
-/// and one 8-byte `mbarrier` per stage.
-pub const SMEM_BYTES: u32 = 1024 + STAGES * STAGE_BYTES + STAGES * 8;
-
 /// Repeats `$body` for `$j` in `0..16` as straight-line code, so the
 /// accumulator arrays are indexed by constants only and stay in registers.
 macro_rules! unroll16 {
@@ -161,12 +150,6 @@ unsafe fn wgmma_wait0() {
     asm!("wgmma.wait_group.sync.aligned 0;", options(nostack));
 }
 
-/// Waits until at most one committed `wgmma` group is still in flight.
-#[inline(always)]
-unsafe fn wgmma_wait1() {
-    asm!("wgmma.wait_group.sync.aligned 1;", options(nostack));
-}
-
 /// Descriptor of a K-major, 128B-swizzled tile starting at shared address
 /// `addr` (1024-byte-aligned tile base plus a k offset below 128).
 #[inline(always)]
@@ -227,34 +210,6 @@ unsafe fn issue(p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
     tma_load_2d(dst + p.tile_m * TILE, p.map_b, kb * TILE, n0, bar);
 }
 
-/// [`issue`] by the threads where `leader` holds, as predicated instructions:
-/// no branch, so the warpgroup stays converged while its `wgmma`s run.
-#[inline(always)]
-unsafe fn issue_if(leader: bool, p: &Pipe, s: u32, kb: u32, m0: u32, n0: u32) {
-    let bar = p.full + 8 * s;
-    let dst = p.stages + s * p.stage_bytes;
-    asm!(
-        "{{",
-        ".reg .pred p;",
-        "setp.ne.u32 p, {l}, 0;",
-        "@p mbarrier.arrive.expect_tx.shared.b64 _, [{b}], {n};",
-        "@p cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [{da}], [{ma}, {{{x}, {ya}}}], [{b}];",
-        "@p cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [{db}], [{mb}, {{{x}, {yb}}}], [{b}];",
-        "}}",
-        l = in(reg32) leader as u32,
-        b = in(reg32) bar,
-        n = in(reg32) p.stage_bytes,
-        da = in(reg32) dst,
-        db = in(reg32) dst + p.tile_m * TILE,
-        ma = in(reg64) p.map_a,
-        mb = in(reg64) p.map_b,
-        x = in(reg32) kb * TILE,
-        ya = in(reg32) m0,
-        yb = in(reg32) n0,
-        options(nostack),
-    );
-}
-
 /// Shared addresses of the pipeline and the problem's tiling.
 #[derive(Clone, Copy)]
 struct Pipe {
@@ -310,19 +265,50 @@ impl Pos {
     }
 }
 
-/// Waits for the operands at `at`, then queues its four k32 `wgmma`s into `part`.
+/// Queues k32 step `Q` (of four) of the k-block at `at` into `part`,
+/// overwriting it; for `Q == 0` first waits for the stage's operands.
 #[inline(always)]
-unsafe fn mma_kblock(p: &Pipe, at: Pos, wg: u32, part: &mut [f32; 64]) {
-    mbar_wait(p.full + 8 * at.stage, at.phase);
-    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE;
-    let b = p.stages + at.stage * p.stage_bytes + p.tile_m * TILE;
+unsafe fn mma_k32<const Q: u32>(p: &Pipe, at: Pos, wg: u32, part: &mut [f32; 64]) {
+    if Q == 0 {
+        mbar_wait(p.full + 8 * at.stage, at.phase);
+    }
+    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE + 32 * Q;
+    let b = p.stages + at.stage * p.stage_bytes + p.tile_m * TILE + 32 * Q;
     fence_operands(part);
     wgmma_fence();
     wgmma_m64n128k32(part, smem_desc(a), smem_desc(b), 0);
-    wgmma_m64n128k32(part, smem_desc(a + 32), smem_desc(b + 32), 1);
-    wgmma_m64n128k32(part, smem_desc(a + 64), smem_desc(b + 64), 1);
-    wgmma_m64n128k32(part, smem_desc(a + 96), smem_desc(b + 96), 1);
     wgmma_commit();
+}
+
+/// `acc += part * scale`, fused, with `s0` for the thread's first row and
+/// `s1` for the row 8 below. The fence after it keeps the next `wgmma`
+/// from being issued before the promotion has read `part`.
+#[inline(always)]
+fn promote(acc: &mut [f32; 64], part: &mut [f32; 64], s0: f32, s1: f32) {
+    fence_operands(part);
+    unroll16!(j => {
+        acc[4 * j] = fma(part[4 * j], s0, acc[4 * j]);
+        acc[4 * j + 1] = fma(part[4 * j + 1], s0, acc[4 * j + 1]);
+        acc[4 * j + 2] = fma(part[4 * j + 2], s1, acc[4 * j + 2]);
+        acc[4 * j + 3] = fma(part[4 * j + 3], s1, acc[4 * j + 3]);
+    });
+    fence_operands(acc);
+}
+
+/// k32 step `Q` of a stage's k-block, waited for and promoted into `acc`
+/// (the variants that run one `wgmma` group at a time).
+#[inline(always)]
+unsafe fn mma_promote<const Q: u32>(
+    p: &Pipe,
+    at: Pos,
+    wg: u32,
+    part: &mut [f32; 64],
+    acc: &mut [f32; 64],
+    s: (f32, f32),
+) {
+    mma_k32::<Q>(p, at, wg, part);
+    wgmma_wait0();
+    promote(acc, part, s.0, s.1);
 }
 
 /// Stores of C as predicated instructions rather than branches: the
@@ -396,220 +382,6 @@ impl PredStore for f32 {
     }
 }
 
-/// Per-thread state of the main loop.
-struct Ctx<O> {
-    tid: u32,
-    wg: u32,
-    /// This thread's first accumulator row within a tile (the other is `+ 8`).
-    row: u32,
-    /// This thread's first accumulator column within a tile (then every 8).
-    col: u32,
-    m: u32,
-    n: u32,
-    /// A scale of (row, k-block) at `row * sa_row_stride + kb * sa_kb_stride`
-    /// (the layout resolved once: no branch on it in the loop).
-    sa_row_stride: u64,
-    sa_kb_stride: u64,
-    a_scales: *const f32,
-    b_scales: *const f32,
-    c: *mut O,
-    pair_ok: bool,
-    /// The k-block whose `wgmma`s are queued in the step's `cur`.
-    at: Pos,
-    /// The k-block the producer (thread 0) loads next, if any.
-    load: Option<Pos>,
-}
-
-/// One main-loop step: `c.at`'s `wgmma`s were queued into `cur`. Queues the
-/// next k-block's into `next` (the next tile's first, at a tile's end, so
-/// the tensor cores work through the epilogue), waits for `cur`, releases its
-/// stage, refills the stage released one step earlier, promotes `cur` into
-/// `acc` and, after a tile's last k-block, stores the tile. `following` is
-/// the next k-block (`c.at.next()`), `None` after the last.
-#[inline(always)]
-unsafe fn step<O: PredStore>(
-    p: &Pipe,
-    c: &mut Ctx<O>,
-    acc: &mut [f32; 64],
-    cur: &mut [f32; 64],
-    next: &mut [f32; 64],
-    following: Option<Pos>,
-) {
-    let at = c.at;
-    let (m0, n0) = p.origin(at.tile);
-    // Scales: global loads in flight while the tensor cores work.
-    let (row0, row1) = (m0 + c.row, m0 + c.row + 8);
-    let kbt64 = p.kbt as u64;
-    // Rows past M read row M - 1's scale (in bounds, no branch); their
-    // results are never stored.
-    let scale = |row: u32| {
-        let row = row.min(c.m - 1);
-        c.a_scales.add((row as u64 * c.sa_row_stride + at.kb as u64 * c.sa_kb_stride) as usize).read()
-    };
-    let (sa0, sa1) = (scale(row0), scale(row1));
-    let sb = c.b_scales.add(((n0 / TILE) as u64 * kbt64 + at.kb as u64) as usize).read();
-
-    match following {
-        Some(nx) => {
-            mma_kblock(p, nx, c.wg, next);
-            wgmma_wait1();
-        }
-        None => wgmma_wait0(),
-    }
-    fence_operands(cur);
-    // Both warpgroups have finished reading `at`'s stage: the producer
-    // (thread 0, a predicated copy, no branch) refills it at once. A CTA
-    // barrier rather than an `empty` mbarrier: a spin-wait on one in this
-    // conditional region made ptxas serialise every `wgmma` (C7518).
-    asm!("bar.sync 1, {n};", n = const THREADS, options(nostack));
-    let load = c.load.unwrap_or(at);
-    let (lm, ln) = p.origin(load.tile);
-    issue_if(c.tid == 0 && c.load.is_some(), p, load.stage, load.kb, lm, ln);
-    c.load = c.load.and_then(|l| l.next(p));
-
-    let (s0, s1) = (sa0 * sb, sa1 * sb);
-    unroll16!(j => {
-        acc[4 * j] += cur[4 * j] * s0;
-        acc[4 * j + 1] += cur[4 * j + 1] * s0;
-        acc[4 * j + 2] += cur[4 * j + 2] * s1;
-        acc[4 * j + 3] += cur[4 * j + 3] * s1;
-    });
-
-    if at.kb + 1 == p.kbt {
-        unroll16!(j => {
-            let col = n0 + c.col + 8 * j as u32;
-            O::store_pair_if(c.c, c.m, c.n, row0, col, acc[4 * j], acc[4 * j + 1], c.pair_ok);
-            O::store_pair_if(c.c, c.m, c.n, row1, col, acc[4 * j + 2], acc[4 * j + 3], c.pair_ok);
-            acc[4 * j] = 0.0;
-            acc[4 * j + 1] = 0.0;
-            acc[4 * j + 2] = 0.0;
-            acc[4 * j + 3] = 0.0;
-        });
-    }
-    if let Some(nx) = following {
-        c.at = nx;
-    }
-}
-
-/// The kernel body; see the module documentation.
-///
-/// # Safety
-/// Launched by `quant-host` with `THREADS` threads, `SMEM_BYTES` of dynamic
-/// shared memory, a 1-D grid of at most `ceil(m/128) * ceil(n/128)` CTAs (that
-/// product below 2^31), and `map_a`, `map_b` pointing at 64-byte-aligned
-/// `CUtensorMap`s in global memory (A `[m, k]` and B `[n, k]`, u8, box
-/// 128 x 128, SWIZZLE_128B), `k > 0`.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-unsafe fn gemm_wgmma<O: PredStore>(
-    map_a: *const u8,
-    map_b: *const u8,
-    a_scales: *const f32,
-    b_scales: *const f32,
-    c: *mut O,
-    m: u32,
-    n: u32,
-    k: u32,
-    layout: u32,
-) {
-    let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
-    let stages = (smem_addr(smem) + 1023) & !1023;
-    let full = stages + STAGES * STAGE_BYTES;
-    // max(1): m > 0 at launch; this also tells the compiler the divisions by it cannot trap.
-    let tiles_m = m.div_ceil(TILE).max(1);
-    let pipe = Pipe {
-        map_a: map_a as u64,
-        map_b: map_b as u64,
-        stages,
-        tile_m: TILE,
-        stage_bytes: STAGE_BYTES,
-        full,
-        tiles_m,
-        tiles: tiles_m * n.div_ceil(TILE),
-        kbt: k.div_ceil(TILE),
-        grid: nvptx::_grid_dim_x() as u32,
-    };
-    let tid = nvptx::_thread_idx_x() as u32;
-    let wg = tid / 128;
-    let (warp, lane) = ((tid % 128) / 32, tid % 32);
-    let first = Pos { tile: nvptx::_block_idx_x() as u32, kb: 0, stage: 0, phase: 0 };
-
-    let mut load = Some(first);
-    if tid == 0 {
-        // The maps were written by a host copy before the launch: make them
-        // visible to the tensor-map proxy.
-        asm!(
-            "fence.proxy.tensormap::generic.acquire.gpu [{a}], 128;",
-            "fence.proxy.tensormap::generic.acquire.gpu [{b}], 128;",
-            a = in(reg64) pipe.map_a, b = in(reg64) pipe.map_b,
-            options(nostack),
-        );
-        let mut s = 0;
-        while s < STAGES {
-            mbar_init(pipe.full + 8 * s, 1);
-            s += 1;
-        }
-        asm!("fence.mbarrier_init.release.cluster;", "fence.proxy.async.shared::cta;", options(nostack));
-        // Fill every stage.
-        let mut s = 0;
-        while s < STAGES {
-            if let Some(at) = load {
-                let (m0, n0) = pipe.origin(at.tile);
-                issue(&pipe, at.stage, at.kb, m0, n0);
-                load = at.next(&pipe);
-            }
-            s += 1;
-        }
-    }
-    nvptx::_syncthreads();
-
-    let layout = decode_layout(layout);
-    let (sa_row_stride, sa_kb_stride) = match layout {
-        ScaleLayout::RowMajor => (pipe.kbt as u64, 1),
-        ScaleLayout::ColMajor => (1, m as u64),
-        ScaleLayout::ColMajorTmaAligned => (1, layout.padded_rows(m as u64)),
-    };
-    let mut ctx = Ctx {
-        tid,
-        wg,
-        row: wg * 64 + warp * 16 + lane / 4,
-        col: 2 * (lane % 4),
-        m,
-        n,
-        sa_row_stride,
-        sa_kb_stride,
-        a_scales,
-        b_scales,
-        c,
-        pair_ok: n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0,
-        at: first,
-        load,
-    };
-    let mut acc = [0f32; 64];
-    let mut p0 = [0f32; 64];
-    let mut p1 = [0f32; 64];
-    mma_kblock(&pipe, first, wg, &mut p0);
-    // Each exit leaves from the step that waited for every `wgmma` (the
-    // `None` arms), so ptxas sees nothing in flight on the exit paths and
-    // needs no waits of its own in the loop.
-    loop {
-        match ctx.at.next(&pipe) {
-            None => {
-                step(&pipe, &mut ctx, &mut acc, &mut p0, &mut p1, None);
-                break;
-            }
-            Some(nx) => step(&pipe, &mut ctx, &mut acc, &mut p0, &mut p1, Some(nx)),
-        }
-        match ctx.at.next(&pipe) {
-            None => {
-                step(&pipe, &mut ctx, &mut acc, &mut p1, &mut p0, None);
-                break;
-            }
-            Some(nx) => step(&pipe, &mut ctx, &mut acc, &mut p1, &mut p0, Some(nx)),
-        }
-    }
-}
-
 /// Threads of the warp-specialised variant with `wgs` consumer warpgroups
 /// (plus one producer warp).
 pub const fn ws_threads(wgs: u32) -> u32 {
@@ -622,21 +394,19 @@ pub const fn ws_smem_bytes(wgs: u32) -> u32 {
     1024 + STAGES * (64 * wgs + TILE) * TILE + STAGES * 16
 }
 
-/// The warp-specialised variant (DeepGEMM's structure without its cluster
-/// multicast), `WGS` consumer warpgroups over a `64 WGS` x 128 tile (3: a
-/// 192 x 128 tile, 1.2x the flops per byte loaded of 128 x 128, which
-/// matters because loading the operands from L2 is what limits the 128 x 128
-/// kernels): the warp after the consumers is the producer, whose lane 0 walks the CTA's k-block
-/// stream issuing TMA copies as soon as a stage's `empty` barrier says all
-/// 256 consumer threads are done with it; the two consumer warpgroups each
-/// wait for a stage, run its four `wgmma`s, `wait_group 0`, arrive on
-/// `empty` and promote. No CTA barrier in the loop: the warpgroups drift
-/// apart, so one's promotion overlaps the other's `wgmma`s.
+/// The warp-specialised kernel (see the module documentation) with `WGS`
+/// consumer warpgroups over a `64 WGS` x 128 tile. Each consumer
+/// warpgroup waits for a stage, runs its four k32 steps (`wgmma`,
+/// `wait_group 0`, promote), arriving on the stage's `empty` barrier once
+/// the last `wgmma` has read it.
 ///
 /// # Safety
-/// As [`gemm_wgmma`], with `ws_threads(WGS)` threads, `ws_smem_bytes(WGS)`,
-/// at most `ceil(m / (64 WGS)) * ceil(n / 128)` CTAs and A's tensor map box
-/// `64 WGS` rows.
+/// Launched by `quant-host` with `ws_threads(WGS)` threads,
+/// `ws_smem_bytes(WGS)` of dynamic shared memory, a 1-D grid of at most
+/// `ceil(m / (64 WGS)) * ceil(n / 128)` CTAs (below 2^31), and `map_a`,
+/// `map_b` pointing at 64-byte-aligned `CUtensorMap`s in global memory
+/// (A `[m, k]` with box `64 WGS` x 128 and B `[n, k]` with box 128 x 128,
+/// u8, SWIZZLE_128B), `k > 0`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32>(
@@ -728,17 +498,15 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32>(
         };
         let (sa0, sa1) = (scale(row0), scale(row1));
         let sb = b_scales.add(((n0 / TILE) as u64 * pipe.kbt as u64 + pos.kb as u64) as usize).read();
-        mma_kblock(&pipe, pos, wg, &mut part);
-        wgmma_wait0();
-        fence_operands(&mut part);
-        asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * pos.stage, options(nostack));
         let (s0, s1) = (sa0 * sb, sa1 * sb);
-        unroll16!(j => {
-            acc[4 * j] += part[4 * j] * s0;
-            acc[4 * j + 1] += part[4 * j + 1] * s0;
-            acc[4 * j + 2] += part[4 * j + 2] * s1;
-            acc[4 * j + 3] += part[4 * j + 3] * s1;
-        });
+        let s = (s0, s1);
+        mma_promote::<0>(&pipe, pos, wg, &mut part, &mut acc, s);
+        mma_promote::<1>(&pipe, pos, wg, &mut part, &mut acc, s);
+        mma_promote::<2>(&pipe, pos, wg, &mut part, &mut acc, s);
+        mma_k32::<3>(&pipe, pos, wg, &mut part);
+        wgmma_wait0();
+        asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * pos.stage, options(nostack));
+        promote(&mut acc, &mut part, s0, s1);
         if pos.kb + 1 == pipe.kbt {
             unroll16!(j => {
                 let cc = n0 + col + 8 * j as u32;
@@ -765,13 +533,13 @@ pub const SYNC3_SMEM_BYTES: u32 = 1024 + STAGES * (192 + TILE) * TILE + STAGES *
 /// 128 kernels), persistent. Thread 0 is the producer: each step starts
 /// with a CTA barrier, after which the stage of the previous step is free
 /// and thread 0 refills it with the k-block `STAGES - 1` ahead; then every
-/// warpgroup waits for its stage, runs four `wgmma`s, `wait_group 0` and
-/// promotes. Nothing is in flight at the barrier or the producer's branch.
+/// warpgroup waits for its stage and runs its four k32 steps (`wgmma`,
+/// `wait_group 0`, promote). Nothing is in flight at the barrier or the producer's branch.
 /// (A producer warp of its own would need 416 threads, which leaves 152
 /// registers per thread: too few.)
 ///
 /// # Safety
-/// As [`gemm_wgmma`], with `SYNC3_THREADS` threads, `SYNC3_SMEM_BYTES`, at
+/// As [`gemm_wgmma_ws`], with `SYNC3_THREADS` threads, `SYNC3_SMEM_BYTES`, at
 /// most `ceil(m / 192) * ceil(n / 128)` CTAs and A's tensor map box 192 rows.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -864,16 +632,11 @@ unsafe fn gemm_wgmma_sync3<O: PredStore>(
         };
         let (sa0, sa1) = (scale(row0), scale(row1));
         let sb = b_scales.add(((n0 / TILE) as u64 * pipe.kbt as u64 + pos.kb as u64) as usize).read();
-        mma_kblock(&pipe, pos, wg, &mut part);
-        wgmma_wait0();
-        fence_operands(&mut part);
-        let (s0, s1) = (sa0 * sb, sa1 * sb);
-        unroll16!(j => {
-            acc[4 * j] += part[4 * j] * s0;
-            acc[4 * j + 1] += part[4 * j + 1] * s0;
-            acc[4 * j + 2] += part[4 * j + 2] * s1;
-            acc[4 * j + 3] += part[4 * j + 3] * s1;
-        });
+        let s = (sa0 * sb, sa1 * sb);
+        mma_promote::<0>(&pipe, pos, wg, &mut part, &mut acc, s);
+        mma_promote::<1>(&pipe, pos, wg, &mut part, &mut acc, s);
+        mma_promote::<2>(&pipe, pos, wg, &mut part, &mut acc, s);
+        mma_promote::<3>(&pipe, pos, wg, &mut part, &mut acc, s);
         if pos.kb + 1 == pipe.kbt {
             unroll16!(j => {
                 let cc = n0 + col + 8 * j as u32;
@@ -890,28 +653,9 @@ unsafe fn gemm_wgmma_sync3<O: PredStore>(
 }
 
 macro_rules! entries {
-    ($($name:ident, $ws:ident, $ws3:ident: $out:ty;)*) => {$(
-        /// `wgmma` GEMM kernel (E4M3FN, sm_90a); see the module documentation.
-        ///
-        /// # Safety
-        /// Launched by `quant-host` with checked arguments.
-        #[no_mangle]
-        #[allow(clippy::too_many_arguments)]
-        pub unsafe extern "ptx-kernel" fn $name(
-            map_a: *const u8,
-            map_b: *const u8,
-            a_scales: *const f32,
-            b_scales: *const f32,
-            c: *mut $out,
-            m: u32,
-            n: u32,
-            k: u32,
-            layout: u32,
-        ) {
-            gemm_wgmma::<$out>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
-        }
-
-        /// Warp-specialised `wgmma` GEMM kernel; see [`gemm_wgmma_ws`].
+    ($($ws:ident, $ws3:ident: $out:ty;)*) => {$(
+        /// Warp-specialised `wgmma` GEMM kernel (E4M3FN, sm_90a), the
+        /// default; see the module documentation.
         ///
         /// # Safety
         /// Launched by `quant-host` with checked arguments.
@@ -954,6 +698,6 @@ macro_rules! entries {
 }
 
 entries! {
-    gemm_wgmma_e4m3fn_bf16, gemm_wgmma_ws_e4m3fn_bf16, gemm_wgmma_sync3_e4m3fn_bf16: Bf16Out;
-    gemm_wgmma_e4m3fn_f32, gemm_wgmma_ws_e4m3fn_f32, gemm_wgmma_sync3_e4m3fn_f32: f32;
+    gemm_wgmma_ws_e4m3fn_bf16, gemm_wgmma_sync3_e4m3fn_bf16: Bf16Out;
+    gemm_wgmma_ws_e4m3fn_f32, gemm_wgmma_sync3_e4m3fn_f32: f32;
 }
