@@ -11,13 +11,31 @@ pub const TOKEN_GROUP_CHUNKS: u64 = 2;
 /// per-block kernel (one CTA per scale block).
 pub const BLOCK_THREADS: u32 = 256;
 
-/// Threads per CTA of `per_block_quant_fp8` (one CTA per scale block): 512,
-/// each holding four chunks of a 128 x 128 tile in registers (about 90).
-/// Measured on an H100 (bench/NOTES-quant.md): 512 x 4 ran at 0.63 of the
-/// copy bandwidth, 1024 x 2 (64 registers) at 0.55; 256 x 8 needs more than
-/// 128 registers since codes are stored as whole words, and spills under a
-/// two-CTA bound.
+/// Threads per CTA of `per_block_quant_fp8`: 512, each owning four chunks
+/// of a 128 x 128 tile (which it reads back from shared memory one chunk at
+/// a time, so two CTAs fit on an SM).
 pub const BLOCK_QUANT_THREADS: u32 = 512;
+
+/// CTAs of `per_block_quant_fp8` resident per multiprocessor: its launch
+/// bound (at most 64 registers at 512 threads) and the host's grid and
+/// shared-memory budget per CTA.
+pub const BLOCK_QUANT_CTAS_PER_SM: u32 = 2;
+
+/// Edge of the square tile a `per_block_quant_fp8` CTA covers per step.
+pub const BLOCK_QUANT_TILE: u64 = 128;
+
+/// Most stages of the asynchronous-copy pipeline of `per_block_quant_fp8`.
+pub const BLOCK_QUANT_MAX_STAGES: u64 = 4;
+
+/// Bytes of shared memory before the stages (two sets of per-warp amax
+/// partials, rounded up to keep the stages 128-byte aligned).
+pub const BLOCK_QUANT_SMEM_HEADER: u64 = 128;
+
+/// Bytes of one stage of `per_block_quant_fp8`: a whole tile of
+/// `elem_bytes`-byte elements.
+pub const fn block_quant_stage_bytes(elem_bytes: u64) -> u64 {
+    BLOCK_QUANT_TILE * BLOCK_QUANT_TILE * elem_bytes
+}
 
 /// Threads `per_token_group_quant_fp8` assigns to one group of `group_size`.
 pub const fn token_group_threads(group_size: u64) -> u64 {
@@ -33,7 +51,7 @@ pub const fn token_group_threads(group_size: u64) -> u64 {
 /// on an SM to keep memory busy (the build fails if that makes a kernel
 /// spill): a memory-bound kernel needs many loads in flight per SM.
 pub const LAUNCH_BOUNDS: &[(&str, u32, u32)] = &[
-    ("block_quant_", BLOCK_QUANT_THREADS, 1),
+    ("block_quant_", BLOCK_QUANT_THREADS, BLOCK_QUANT_CTAS_PER_SM),
     // f32 chunks take twice the registers: 5 CTAs (51 registers) would spill.
     ("token_group_quant_f32_", BLOCK_THREADS, 4),
     ("token_group_quant_", BLOCK_THREADS, 5),

@@ -43,11 +43,11 @@ pub fn e4m3fn_x2(lo: f32, hi: f32) -> u16 {
     unsafe { cvt_e4m3x2_satfinite(hi, lo) as u16 }
 }
 
-/// `(blockIdx.x, blockIdx.y)`.
+/// `(blockIdx.x, gridDim.x)`: a persistent CTA's first work item and stride.
 #[inline(always)]
-pub fn block_index_xy() -> (u32, u32) {
+pub fn block_index_and_grid() -> (u32, u32) {
     // SAFETY: reading special registers has no preconditions.
-    unsafe { (nvptx::_block_idx_x(), nvptx::_block_idx_y()) }
+    unsafe { (nvptx::_block_idx_x(), nvptx::_grid_dim_x()) }
 }
 
 /// `threadIdx.x`.

@@ -5,7 +5,7 @@ use crate::config::BlockConfig;
 use crate::element::Element;
 use crate::error::{QuantError, Result};
 use crate::shape::MatrixShape;
-use cudarc::driver::{CudaSlice, PushKernelArg};
+use cudarc::driver::{CudaSlice, DevicePtr, PushKernelArg};
 
 /// Queues the block quantization of `w` on `gpu`'s stream.
 pub(crate) fn per_block_quant<T: Element>(
@@ -39,8 +39,20 @@ pub(crate) fn per_block_quant<T: Element>(
     }
     let name = format!("block_quant_{}_{}", T::DTYPE.name(), params.format().name());
     let function = gpu.function(&name)?;
-    let config = launch::block(block_rows, block_cols)?;
     let row_stride = shape.row_stride() as u64;
+    let elem_bytes = std::mem::size_of::<T>() as u64;
+    let (w_ptr, w_guard) = w.device_ptr(gpu.stream());
+    drop(w_guard);
+    let stages = launch::block_stages(
+        elem_bytes,
+        // Whole-tile blocks whose chunks start 16-byte aligned.
+        bn <= launch::BLOCK_QUANT_TILE && bk <= launch::BLOCK_QUANT_TILE && bk.is_multiple_of(8),
+        w_ptr.is_multiple_of(16) && (row_stride * elem_bytes).is_multiple_of(16),
+        gpu.shared_per_cta(launch::BLOCK_QUANT_CTAS_PER_SM) as u64,
+    );
+    let stage_bytes = quant_kernels::geometry::block_quant_stage_bytes(elem_bytes);
+    let config = launch::block(block_rows, block_cols, gpu.multiprocessor_count() as u64, stages, stage_bytes)?;
+    let stages = stages as u32;
     let mode = params.mode() as u32;
     let (eps, fp8_max) = (params.eps(), params.fp8_max());
     let mut builder = gpu.stream().launch_builder(&function);
@@ -55,9 +67,12 @@ pub(crate) fn per_block_quant<T: Element>(
         .arg(&bk)
         .arg(&eps)
         .arg(&fp8_max)
-        .arg(&mode);
+        .arg(&mode)
+        .arg(&stages);
     // SAFETY: the argument list matches `block_quant_*` in
-    // quant_kernels::kernels::block, and the buffer lengths were checked above.
+    // quant_kernels::kernels::block, and the buffer lengths were checked
+    // above; `stages > 0` only for one-tile blocks with 16-byte aligned rows,
+    // with the shared memory for them (within the opted-in limit).
     unsafe { builder.launch(config) }?;
     Ok(())
 }

@@ -3,8 +3,10 @@
 use crate::error::{QuantError, Result};
 use cudarc::driver::LaunchConfig;
 
+pub(crate) use quant_kernels::geometry::BLOCK_QUANT_TILE;
+use quant_kernels::geometry::{block_quant_stage_bytes, BLOCK_QUANT_MAX_STAGES, BLOCK_QUANT_SMEM_HEADER};
 /// Threads per block of the element-wise and per-group kernels.
-pub(crate) use quant_kernels::geometry::{BLOCK_QUANT_THREADS, BLOCK_THREADS};
+pub(crate) use quant_kernels::geometry::{BLOCK_QUANT_CTAS_PER_SM, BLOCK_QUANT_THREADS, BLOCK_THREADS};
 
 /// Elements in one chunk of a thread's work.
 pub(crate) use quant_kernels::geometry::ELEMS_PER_CHUNK as ELEMS_PER_THREAD;
@@ -26,21 +28,41 @@ pub(crate) fn token_group(rows: u64, groups: u64, group_size: u64) -> Result<Lau
     linear(threads)
 }
 
-/// The grid of `per_block_quant_fp8`: one block of `BLOCK_QUANT_THREADS` threads
-/// per scale block, on a 2-D grid (x along K, y along N) so no division is
-/// needed to find the block.
-pub(crate) fn block(block_rows: u64, block_cols: u64) -> Result<LaunchConfig> {
-    let x = u32::try_from(block_cols).ok().filter(|&x| x <= i32::MAX as u32);
-    let y = u32::try_from(block_rows).ok().filter(|&y| y <= 65_535);
-    match (x, y) {
-        (Some(x), Some(y)) => Ok(LaunchConfig {
-            grid_dim: (x, y, 1),
-            block_dim: (BLOCK_QUANT_THREADS, 1, 1),
-            // One f32 per warp for the block-wide amax.
-            shared_mem_bytes: BLOCK_QUANT_THREADS / 32 * 4,
-        }),
-        _ => Err(QuantError::TooLarge("block grid")),
+/// The grid of `per_block_quant_fp8`: persistent, `BLOCK_QUANT_THREADS`
+/// threads per CTA, one CTA per resident slot (at most one per scale
+/// block); each CTA strides over the scale blocks. With `stages > 0` the
+/// CTA also gets that many shared-memory stages of `stage_bytes`.
+pub(crate) fn block(
+    block_rows: u64,
+    block_cols: u64,
+    multiprocessors: u64,
+    stages: u64,
+    stage_bytes: u64,
+) -> Result<LaunchConfig> {
+    let blocks = block_rows.checked_mul(block_cols).ok_or(QuantError::TooLarge("block grid"))?;
+    let grid = blocks.min(multiprocessors.max(1) * BLOCK_QUANT_CTAS_PER_SM as u64) as u32;
+    let smem = BLOCK_QUANT_SMEM_HEADER + stages * stage_bytes;
+    Ok(LaunchConfig {
+        grid_dim: (grid, 1, 1),
+        block_dim: (BLOCK_QUANT_THREADS, 1, 1),
+        shared_mem_bytes: u32::try_from(smem).map_err(|_| QuantError::TooLarge("block stages"))?,
+    })
+}
+
+/// Stages of the asynchronous-copy pipeline of `per_block_quant_fp8` for
+/// `elem_bytes`-byte input: as many as fit in `max_shared` (at most
+/// `BLOCK_QUANT_MAX_STAGES`; one stage still copies asynchronously, without
+/// looking ahead), or 0 (the kernel's two-pass path over global memory)
+/// when none fits or the blocks or rows do not allow 16-byte copies of
+/// every chunk (`tile_blocks`: each
+/// block is one tile and its columns start at multiples of 8; `rows_aligned`:
+/// the base and the row pitch are multiples of 16 bytes).
+pub(crate) fn block_stages(elem_bytes: u64, tile_blocks: bool, rows_aligned: bool, max_shared: u64) -> u64 {
+    if !tile_blocks || !rows_aligned {
+        return 0;
     }
+    let fit = max_shared.saturating_sub(BLOCK_QUANT_SMEM_HEADER) / block_quant_stage_bytes(elem_bytes);
+    fit.min(BLOCK_QUANT_MAX_STAGES)
 }
 
 /// Threads of the tiled GEMM kernel (`THREADS` in `quant_kernels::kernels::gemm`).

@@ -38,6 +38,10 @@ struct Inner {
     gemm_scratch: Mutex<Option<gemm::SplitScratch>>,
     /// Streaming multiprocessors, read once (grid sizing of the decode GEMM).
     multiprocessors: u32,
+    /// Most dynamic shared memory a CTA may opt in to, in bytes.
+    max_shared_per_cta: u32,
+    /// Shared memory of one multiprocessor, in bytes.
+    shared_per_sm: u32,
     /// The GEMM kernels, looked up once: a GEMM call does no name
     /// formatting, map lookup or driver attribute call.
     gemm_functions: OnceLock<gemm::GemmFunctions>,
@@ -85,6 +89,10 @@ impl Gpu {
         let module = ctx.load_module(arch.ptx().into())?;
         use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
         let multiprocessors = ctx.attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?.max(1) as u32;
+        use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN as OPTIN;
+        let max_shared_per_cta = ctx.attribute(OPTIN)?.max(0) as u32;
+        use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR as PER_SM;
+        let shared_per_sm = ctx.attribute(PER_SM)?.max(0) as u32;
         Ok(Self {
             inner: Arc::new(Inner {
                 stream,
@@ -94,6 +102,8 @@ impl Gpu {
                 functions: Mutex::new(HashMap::new()),
                 gemm_scratch: Mutex::new(None),
                 multiprocessors,
+                max_shared_per_cta,
+                shared_per_sm,
                 gemm_functions: OnceLock::new(),
                 gemm_maps: Mutex::new(None),
             }),
@@ -137,6 +147,11 @@ impl Gpu {
             return Ok(f.clone());
         }
         let f = self.inner.module.load_function(name)?;
+        if name.starts_with("block_quant_") {
+            // Its shared-memory stages are sized per launch, up to this.
+            use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES as MAX_SMEM;
+            f.set_attribute(MAX_SMEM, self.inner.max_shared_per_cta as i32)?;
+        }
         functions.insert(name.to_owned(), f.clone());
         Ok(f)
     }
@@ -153,6 +168,13 @@ impl Gpu {
     /// The number of streaming multiprocessors (for grid sizing), read once.
     pub(crate) fn multiprocessor_count(&self) -> u32 {
         self.inner.multiprocessors
+    }
+
+    /// Dynamic shared memory each of `ctas` co-resident CTAs may use, in
+    /// bytes (the driver reserves 1 KB of an SM's shared memory per CTA).
+    pub(crate) fn shared_per_cta(&self, ctas: u32) -> u32 {
+        let share = (self.inner.shared_per_sm / ctas.max(1)).saturating_sub(1024);
+        share.min(self.inner.max_shared_per_cta)
     }
 
     /// The GEMM kernels, loaded on first use and cached.

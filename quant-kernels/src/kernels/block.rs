@@ -1,34 +1,45 @@
 //! `per_block_quant_fp8`: one f32 scale per `BN x BK` block of an `[N, K]`
 //! weight, one fp8 code per element.
 //!
-//! Tiling. One CTA of 512 threads per scale block; the grid is 2-D, x over
-//! block columns and y over block rows, so a CTA finds its block without a
-//! division. The CTA covers its block in 128 x 128 tiles. In a tile, thread
-//! `t` owns the 8-element chunk at column `(t % 16) * 8` of the 4 rows
-//! `t / 16 + 32 i`: each warp reads two whole 128-element rows per step
-//! (fully coalesced 16-byte loads), and a thread holds 32 values (16
-//! registers of bf16).
+//! Tiling. CTAs of 512 threads, two per SM (at most 64 registers each),
+//! persistent: the grid has two CTAs per multiprocessor and CTA `c` takes
+//! the scale blocks `c, c + grid, ...` in row-major block order. A CTA
+//! covers its block in 128 x 128 tiles. In a tile, thread `t` owns the
+//! 8-element chunk at column `(t % 16) * 8` of the 4 rows `t / 16 + 32 i`:
+//! each warp reads two whole 128-element rows per step (fully coalesced
+//! 16-byte accesses).
 //!
-//! The block's amax is reduced in three steps: over the thread's 32 values,
+//! Staged path (one-tile blocks, the DeepSeek 128 x 128 default, with
+//! 16-byte aligned chunks): each thread copies its chunks of the blocks
+//! ahead into a ring of shared-memory stages with `cp.async` (zero-filling
+//! rows and columns past the block), `stages - 1` blocks ahead, so the
+//! weight is read from memory once and the next blocks' loads are in flight
+//! while a block is reduced and encoded. A thread reads back only the
+//! chunks it copied itself, one at a time (few registers): once for the
+//! amax, once to encode. No barrier is needed for the data.
+//!
+//! Other blocks (wider than a tile, widths not a multiple of 8, unaligned
+//! rows) take two passes over global memory, one for the amax and one to
+//! encode (its reads served mostly from L2).
+//!
+//! The block's amax is reduced in three steps: over the thread's chunks,
 //! across the warp with butterfly shuffles, and across the 16 warps through
-//! 64 bytes of shared memory and one barrier. Blocks that fit in one tile
-//! (128 x 128, the DeepSeek default, and anything smaller) keep their values
-//! in registers between the amax and the encoding: the weight is read from
-//! memory exactly once. Larger blocks take a second pass over their tiles
-//! (served mostly from L2).
+//! shared memory and one barrier (two alternating sets of 16 partials, so
+//! the next block's reduction needs no barrier of its own).
 //!
-//! Tails: rows and columns past the block's end (N and K tails) load as
+//! Tails: rows and columns past the block's end (N and K tails) read as
 //! zeros, which leaves the amax unchanged, and are not stored.
 
 use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
+use super::gemm::smem_addr;
 use super::{decode_mode, Bf16, GroupQuantizer, F16};
-use crate::geometry::BLOCK_QUANT_THREADS;
-use crate::gpu::{block_index_xy, dynamic_shared, shfl_xor, sync_threads, thread_index};
+use crate::geometry::{block_quant_stage_bytes, BLOCK_QUANT_SMEM_HEADER, BLOCK_QUANT_THREADS, BLOCK_QUANT_TILE};
+use crate::gpu::{block_index_and_grid, dynamic_shared, shfl_xor, sync_threads, thread_index};
 use crate::scale::{group_scale, nan_max};
 use crate::Fp8Format;
 
 /// Edge of the square tile a CTA covers per step.
-const TILE: u64 = 128;
+const TILE: u64 = BLOCK_QUANT_TILE;
 /// Threads across a tile row: `TILE / 8`.
 const CHUNKS_PER_ROW: u64 = TILE / ELEMS_PER_THREAD;
 /// Rows one step of the CTA covers.
@@ -36,7 +47,7 @@ const ROWS_PER_STEP: u64 = BLOCK_QUANT_THREADS as u64 / CHUNKS_PER_ROW;
 /// Row chunks each thread holds: `TILE / ROWS_PER_STEP`.
 const ROW_CHUNKS: usize = (TILE / ROWS_PER_STEP) as usize;
 const _: () = assert!(ROW_CHUNKS == 4, "the loops over row chunks are unroll4!");
-/// Warps per CTA; also the f32 count of shared memory the host provides.
+/// Warps per CTA; the host provides `2 * WARPS` f32 of shared memory.
 pub const WARPS: usize = BLOCK_QUANT_THREADS as usize / 32;
 
 /// Where a thread's chunks of one tile are and how many are in bounds.
@@ -69,53 +80,114 @@ impl TileSlice {
     }
 }
 
+/// Shared address of piece 0 of the thread's chunk `i` in the stage at
+/// `stage`: piece `p` of chunk `i` of thread `t` is the 16 bytes at
+/// `((i * PIECES + p) * THREADS + t) * 16`, so a warp's accesses are
+/// consecutive 16-byte words (no bank conflicts).
 #[inline(always)]
-unsafe fn load_tile<T: Load8>(w: *const T, row_stride: u64, s: TileSlice) -> [T::Raw; ROW_CHUNKS] {
-    let mut v = [T::ZERO; ROW_CHUNKS];
+fn staged_chunk<T: Load8>(stage: u32, i: usize) -> (u32, u32) {
+    let stride = BLOCK_QUANT_THREADS * 16;
+    (stage + (i as u32 * T::PIECES * BLOCK_QUANT_THREADS + thread_index()) * 16, stride)
+}
+
+/// Starts the asynchronous copies of the thread's chunks of a tile into the
+/// stage at `stage` (rows past the block zero-filled), as one commit group.
+#[inline(always)]
+unsafe fn stage_tile<T: Load8>(w: *const T, row_stride: u64, s: TileSlice, stage: u32) {
     unroll4!(i => {
-        if let Some(row) = s.row(i) {
-            v[i] = T::load(w.add((row * row_stride + s.col) as usize), s.valid);
+        let (dst, stride) = staged_chunk::<T>(stage, i);
+        match s.row(i) {
+            Some(row) => T::stage(dst, stride, w.add((row * row_stride + s.col) as usize), s.valid),
+            None => T::stage(dst, stride, w, 0),
         }
     });
-    v
 }
 
+/// `max |x|` (as bits) over the thread's chunks of a tile, read from global
+/// memory one chunk at a time.
 #[inline(always)]
-fn tile_amax<T: Load8>(v: &[T::Raw; ROW_CHUNKS]) -> f32 {
+unsafe fn amax_bits_global<T: Load8>(w: *const T, row_stride: u64, s: TileSlice) -> u32 {
     let mut bits = 0u32;
     unroll4!(i => {
-        bits = bits.max(T::abs_max_bits(&v[i]));
+        if let Some(row) = s.row(i) {
+            bits = bits.max(T::abs_max_bits(&T::load(w.add((row * row_stride + s.col) as usize), s.valid)));
+        }
     });
-    T::abs_bits_to_f32(bits)
+    bits
 }
 
+/// Encodes and stores the thread's chunks of a tile, read from global memory.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn store_tile<T: Load8>(
+unsafe fn encode_global<T: Load8>(
+    w: *const T,
+    row_stride: u64,
     q: *mut u8,
     cols: u64,
     s: TileSlice,
-    v: &[T::Raw; ROW_CHUNKS],
-    quantizer: GroupQuantizer,
+    g: GroupQuantizer,
 ) {
     unroll4!(i => {
         if let Some(row) = s.row(i) {
-            let codes = quantizer.quantize8(&T::unpack(&v[i]));
-            store_chunk(q.add((row * cols + s.col) as usize), codes, s.valid);
+            let raw = T::load(w.add((row * row_stride + s.col) as usize), s.valid);
+            store_chunk(q.add((row * cols + s.col) as usize), g.quantize8(&T::unpack(&raw)), s.valid);
         }
     });
 }
 
-/// The amax over the whole CTA. Every thread of the CTA must call it.
+/// `max |x|` (as bits) over the thread's staged chunks (rows past the block
+/// were zero-filled).
 #[inline(always)]
-unsafe fn cta_amax(local: f32) -> f32 {
+unsafe fn amax_bits_staged<T: Load8>(stage: u32) -> u32 {
+    let mut bits = 0u32;
+    unroll4!(i => {
+        let (src, stride) = staged_chunk::<T>(stage, i);
+        bits = bits.max(T::abs_max_bits(&T::read_staged(src, stride)));
+    });
+    bits
+}
+
+/// Encodes and stores the thread's staged chunks of a tile.
+#[inline(always)]
+unsafe fn encode_staged<T: Load8>(stage: u32, q: *mut u8, cols: u64, s: TileSlice, g: GroupQuantizer) {
+    unroll4!(i => {
+        if let Some(row) = s.row(i) {
+            let (src, stride) = staged_chunk::<T>(stage, i);
+            let raw = T::read_staged(src, stride);
+            store_chunk(q.add((row * cols + s.col) as usize), g.quantize8(&T::unpack(&raw)), s.valid);
+        }
+    });
+}
+
+#[inline(always)]
+unsafe fn cp_async_commit() {
+    core::arch::asm!("cp.async.commit_group;", options(nostack));
+}
+
+/// Waits until at most `pending` of the thread's copy groups are in flight
+/// (`pending` below [`crate::geometry::BLOCK_QUANT_MAX_STAGES`]).
+#[inline(always)]
+unsafe fn cp_async_wait(pending: u32) {
+    match pending {
+        0 => core::arch::asm!("cp.async.wait_group 0;", options(nostack)),
+        1 => core::arch::asm!("cp.async.wait_group 1;", options(nostack)),
+        2 => core::arch::asm!("cp.async.wait_group 2;", options(nostack)),
+        _ => core::arch::asm!("cp.async.wait_group 3;", options(nostack)),
+    }
+}
+
+/// The amax over the whole CTA, through the set `set` (0 or 1) of shared
+/// partials. Every thread of the CTA must call it, alternating sets between
+/// calls: a set is rewritten only after the barrier of the call in between,
+/// which every thread reaches after its reads of that set.
+#[inline(always)]
+unsafe fn cta_amax(local: f32, set: usize) -> f32 {
     let mut amax = local;
     let mut offset = 16;
     while offset > 0 {
         amax = nan_max(amax, shfl_xor(amax, offset));
         offset /= 2;
     }
-    let partials = dynamic_shared::<f32>();
+    let partials = dynamic_shared::<f32>().add(set * WARPS);
     let t = thread_index() as usize;
     if t % 32 == 0 {
         partials.add(t / 32).write(amax);
@@ -130,13 +202,43 @@ unsafe fn cta_amax(local: f32) -> f32 {
     total
 }
 
+/// Where a block is and what it covers.
+#[derive(Clone, Copy)]
+struct Block {
+    /// Index of its scale (row-major over the block grid).
+    index: u64,
+    row_begin: u64,
+    row_end: u64,
+    col_begin: u64,
+    col_end: u64,
+}
+
+impl Block {
+    #[inline(always)]
+    fn new(index: u64, rows: u64, cols: u64, bn: u64, bk: u64) -> Self {
+        let per_row = cols.div_ceil(bk);
+        let (row_begin, col_begin) = ((index / per_row) * bn, (index % per_row) * bk);
+        Self { index, row_begin, row_end: (row_begin + bn).min(rows), col_begin, col_end: (col_begin + bk).min(cols) }
+    }
+
+    /// The thread's part of the block's first (for one-tile blocks, only) tile.
+    #[inline(always)]
+    fn first_tile(&self) -> TileSlice {
+        TileSlice::new(self.row_begin, self.col_begin, self.row_end, self.col_end)
+    }
+}
+
 /// The per-thread work of the kernel, top to bottom.
 ///
 /// # Safety
 /// The host has checked: `w` holds `rows` rows of `row_stride >= cols`
 /// elements, `q` holds `rows * cols` bytes, `scales` holds one f32 per block,
-/// the grid is `(ceil(cols / bk), ceil(rows / bn))` blocks of 512 threads with
-/// `WARPS * 4` bytes of dynamic shared memory.
+/// the grid is 1-D with 512 threads per CTA. Dynamic shared memory:
+/// `BLOCK_QUANT_SMEM_HEADER` bytes, plus `stages` stages of
+/// `block_quant_stage_bytes(size_of::<T>())` when `stages > 0`, which the
+/// host allows only for one-tile blocks whose width is a multiple of 8 and
+/// 16-byte aligned rows (`w` and `row_stride * size_of::<T>()`), so every
+/// chunk starts 16-byte aligned; at most `BLOCK_QUANT_MAX_STAGES`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn quantize_block<T: Load8>(
@@ -152,51 +254,94 @@ unsafe fn quantize_block<T: Load8>(
     eps: f32,
     fp8_max: f32,
     mode: u32,
+    stages: u32,
 ) {
-    let (bx, by) = block_index_xy();
-    let (row_begin, col_begin) = (by as u64 * bn, bx as u64 * bk);
-    let row_end = (row_begin + bn).min(rows);
-    let col_end = (col_begin + bk).min(cols);
+    let (first, grid) = block_index_and_grid();
+    let (first, grid) = (first as u64, grid as u64);
+    let blocks = rows.div_ceil(bn) * cols.div_ceil(bk);
     let mode = decode_mode(mode);
+    if first >= blocks {
+        return;
+    }
+    let mut set = 0;
 
-    if bn <= TILE && bk <= TILE {
-        // One tile: load once, keep the values in registers.
-        let slice = TileSlice::new(row_begin, col_begin, row_end, col_end);
-        let v = load_tile(w, row_stride, slice);
-        let scale = group_scale(cta_amax(tile_amax::<T>(&v)), eps, fp8_max, mode);
-        store_tile::<T>(q, cols, slice, &v, GroupQuantizer::new(format, scale, fp8_max));
-        if thread_index() == 0 {
-            scales.add((by as u64 * cols.div_ceil(bk) + bx as u64) as usize).write(scale);
+    if stages > 0 {
+        // One tile per block, copied asynchronously into a ring of `stages`
+        // shared-memory stages `stages - 1` blocks ahead (each thread copies
+        // and later reads only its own chunks: no barrier needed for them).
+        let base = smem_addr(dynamic_shared::<u8>()) + BLOCK_QUANT_SMEM_HEADER as u32;
+        let stage_bytes = block_quant_stage_bytes(core::mem::size_of::<T>() as u64) as u32;
+        let mut ahead = first;
+        let mut s = 0;
+        while s + 1 < stages {
+            if ahead < blocks {
+                stage_tile(w, row_stride, Block::new(ahead, rows, cols, bn, bk).first_tile(), base + s * stage_bytes);
+            }
+            cp_async_commit();
+            ahead += grid;
+            s += 1;
+        }
+        let (mut index, mut cur) = (first, 0);
+        while index < blocks {
+            // Refill the stage read in the previous iteration (by this thread
+            // only), then wait for the current block's group. Every thread
+            // commits a group per iteration, empty or not, so the count of
+            // groups in flight is the same for all.
+            let refill = (cur + stages - 1) % stages;
+            if ahead < blocks {
+                let b = Block::new(ahead, rows, cols, bn, bk);
+                stage_tile(w, row_stride, b.first_tile(), base + refill * stage_bytes);
+            }
+            cp_async_commit();
+            ahead += grid;
+            cp_async_wait(stages - 1);
+            let block = Block::new(index, rows, cols, bn, bk);
+            let stage = base + cur * stage_bytes;
+            let amax = T::abs_bits_to_f32(amax_bits_staged::<T>(stage));
+            let scale = group_scale(cta_amax(amax, set), eps, fp8_max, mode);
+            set ^= 1;
+            encode_staged::<T>(stage, q, cols, block.first_tile(), GroupQuantizer::new(format, scale, fp8_max));
+            if thread_index() == 0 {
+                scales.add(index as usize).write(scale);
+            }
+            index += grid;
+            cur = (cur + 1) % stages;
         }
         return;
     }
 
-    // Larger blocks: a pass for the amax, a second to encode.
-    let mut amax = 0f32;
-    let mut tr = row_begin;
-    while tr < row_end {
-        let mut tc = col_begin;
-        while tc < col_end {
-            let v = load_tile(w, row_stride, TileSlice::new(tr, tc, row_end, col_end));
-            amax = nan_max(amax, tile_amax::<T>(&v));
-            tc += TILE;
+    // Other inputs (blocks wider than a tile or not a multiple of 8, rows
+    // not 16-byte aligned): a pass over the block for the amax, a second
+    // to encode (its reads served mostly from L2).
+    let mut index = first;
+    while index < blocks {
+        let b = Block::new(index, rows, cols, bn, bk);
+        let mut bits = 0u32;
+        let mut tr = b.row_begin;
+        while tr < b.row_end {
+            let mut tc = b.col_begin;
+            while tc < b.col_end {
+                bits = bits.max(amax_bits_global(w, row_stride, TileSlice::new(tr, tc, b.row_end, b.col_end)));
+                tc += TILE;
+            }
+            tr += TILE;
         }
-        tr += TILE;
-    }
-    let scale = group_scale(cta_amax(amax), eps, fp8_max, mode);
-    let mut tr = row_begin;
-    while tr < row_end {
-        let mut tc = col_begin;
-        while tc < col_end {
-            let slice = TileSlice::new(tr, tc, row_end, col_end);
-            let v = load_tile(w, row_stride, slice);
-            store_tile::<T>(q, cols, slice, &v, GroupQuantizer::new(format, scale, fp8_max));
-            tc += TILE;
+        let scale = group_scale(cta_amax(T::abs_bits_to_f32(bits), set), eps, fp8_max, mode);
+        set ^= 1;
+        let g = GroupQuantizer::new(format, scale, fp8_max);
+        let mut tr = b.row_begin;
+        while tr < b.row_end {
+            let mut tc = b.col_begin;
+            while tc < b.col_end {
+                encode_global(w, row_stride, q, cols, TileSlice::new(tr, tc, b.row_end, b.col_end), g);
+                tc += TILE;
+            }
+            tr += TILE;
         }
-        tr += TILE;
-    }
-    if thread_index() == 0 {
-        scales.add((by as u64 * cols.div_ceil(bk) + bx as u64) as usize).write(scale);
+        if thread_index() == 0 {
+            scales.add(index as usize).write(scale);
+        }
+        index += grid;
     }
 }
 
@@ -220,9 +365,10 @@ macro_rules! entry {
             eps: f32,
             fp8_max: f32,
             mode: u32,
+            stages: u32,
         ) {
             quantize_block::<$t>(
-                Fp8Format::$format, w, q, scales, rows, cols, row_stride, bn, bk, eps, fp8_max, mode,
+                Fp8Format::$format, w, q, scales, rows, cols, row_stride, bn, bk, eps, fp8_max, mode, stages,
             )
         }
     )*};

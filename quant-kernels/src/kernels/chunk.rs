@@ -42,6 +42,54 @@ pub trait Load8: Input {
 
     /// The chunk's values as f32.
     fn unpack(raw: &Self::Raw) -> [f32; 8];
+
+    /// 16-byte pieces in a chunk.
+    const PIECES: u32;
+
+    /// Starts asynchronous copies (`cp.async`, sm_80+) of the first `valid`
+    /// elements at `src` into shared memory, zero-filling the rest: piece `p`
+    /// of the chunk goes to shared address `dst + p * stride`.
+    ///
+    /// # Safety
+    /// `src` is 16-byte aligned and its `valid` elements are readable; the
+    /// destinations are 16-byte aligned shared memory the thread owns.
+    unsafe fn stage(dst: u32, stride: u32, src: *const Self, valid: u64) {
+        let bytes = valid as u32 * core::mem::size_of::<Self>() as u32;
+        let mut p = 0;
+        while p < Self::PIECES {
+            let (offset, size) = (16 * p, bytes.saturating_sub(16 * p).min(16));
+            // A piece with nothing to copy still zero-fills; its source is
+            // not read, but stays inside the chunk.
+            let src = if size > 0 { (src as *const u8).add(offset as usize) } else { src as *const u8 };
+            core::arch::asm!(
+                "cp.async.cg.shared.global [{d}], [{s}], 16, {n};",
+                d = in(reg32) dst + p * stride, s = in(reg64) src, n = in(reg32) size,
+                options(nostack),
+            );
+            p += 1;
+        }
+    }
+
+    /// Reads back a chunk [`Load8::stage`] copied, once its copies have
+    /// completed (`cp.async.wait_group`).
+    ///
+    /// # Safety
+    /// As for `stage`, and the copies are complete.
+    unsafe fn read_staged(src: u32, stride: u32) -> Self::Raw;
+}
+
+/// Reads 16 bytes of shared memory at `addr` (16-byte aligned).
+#[inline(always)]
+unsafe fn ld_shared16(addr: u32) -> [u32; 4] {
+    let w: [u32; 4];
+    let (a, b, c, d);
+    core::arch::asm!(
+        "ld.shared.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];",
+        a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg32) addr,
+        options(nostack, readonly),
+    );
+    w = [a, b, c, d];
+    w
 }
 
 /// Loads eight 16-bit elements into four words (element `2i` in the low half
@@ -102,6 +150,11 @@ macro_rules! impl_load8_for_halves {
             fn unpack(raw: &[u32; 4]) -> [f32; 8] {
                 unpack_halves(raw, |b| $t(b).to_f32())
             }
+            const PIECES: u32 = 1;
+            #[inline(always)]
+            unsafe fn read_staged(src: u32, _stride: u32) -> [u32; 4] {
+                ld_shared16(src)
+            }
         }
     )*};
 }
@@ -141,6 +194,12 @@ impl Load8 for f32 {
     #[inline(always)]
     fn unpack(raw: &[u32; 8]) -> [f32; 8] {
         raw.map(f32::from_bits)
+    }
+    const PIECES: u32 = 2;
+    #[inline(always)]
+    unsafe fn read_staged(src: u32, stride: u32) -> [u32; 8] {
+        let (a, b) = (ld_shared16(src), ld_shared16(src + stride));
+        [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
     }
 }
 
