@@ -24,8 +24,8 @@ pub const BLOCK_QUANT_CTAS_PER_SM: u32 = 2;
 /// Edge of the square tile a `per_block_quant_fp8` CTA covers per step.
 pub const BLOCK_QUANT_TILE: u64 = 128;
 
-/// Most stages of the asynchronous-copy pipeline of `per_block_quant_fp8`.
-pub const BLOCK_QUANT_MAX_STAGES: u64 = 4;
+/// Most stages of the quantizers' asynchronous-copy (`cp.async`) pipelines.
+pub const MAX_STAGES: u64 = 4;
 
 /// Bytes of shared memory before the stages (two sets of per-warp amax
 /// partials, rounded up to keep the stages 128-byte aligned).

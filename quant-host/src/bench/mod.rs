@@ -105,6 +105,16 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
             records.push(token_group(&gpu, &input, 4096, k, cfg, copy_gbps)?);
         }
     }
+    // The same bytes through a plain copy, once per size.
+    let mut copies: std::collections::HashMap<usize, f64> = std::collections::HashMap::new();
+    for r in &mut records {
+        let bytes = r.bytes as usize;
+        let us = match copies.get(&bytes) {
+            Some(&us) => us,
+            None => *copies.entry(bytes).or_insert(same_size_copy_us(&stream, bytes)?),
+        };
+        r.set_same_size_copy(us);
+    }
     if args.gemm_variants {
         e2e::variants(&gpu, &input)?;
     }
@@ -145,6 +155,22 @@ const ROTATE_BYTES: usize = 512 << 20;
 /// How many buffer sets of `bytes_per_call` make [`ROTATE_BYTES`] (1 to 32).
 fn rotation(bytes_per_call: usize) -> usize {
     ROTATE_BYTES.div_ceil(bytes_per_call.max(1)).clamp(1, 32)
+}
+
+/// Per launch in a CUDA graph: a device-to-device copy of `bytes / 2`
+/// (`bytes` moved), cycling through private buffers like the kernels do.
+fn same_size_copy_us(stream: &Arc<CudaStream>, bytes: usize) -> Result<f64> {
+    let half = (bytes / 2).max(1);
+    let sets = rotation(bytes);
+    let src = (0..sets).map(|_| stream.alloc_zeros::<u8>(half)).collect::<Result<Vec<_>, _>>()?;
+    let mut dst = (0..sets).map(|_| stream.alloc_zeros::<u8>(half)).collect::<Result<Vec<_>, _>>()?;
+    let launches = sets * GRAPH_LAUNCHES.div_ceil(sets);
+    let mut next = 0;
+    timing::graph_us_per_launch(stream, launches, 10, || {
+        next += 1;
+        let i = next % sets;
+        Ok(stream.memcpy_dtod(&src[i], &mut dst[i])?)
+    })
 }
 
 /// `sets` private copies of the first `n` input values.

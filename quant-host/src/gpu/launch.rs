@@ -4,7 +4,7 @@ use crate::error::{QuantError, Result};
 use cudarc::driver::LaunchConfig;
 
 pub(crate) use quant_kernels::geometry::BLOCK_QUANT_TILE;
-use quant_kernels::geometry::{block_quant_stage_bytes, BLOCK_QUANT_MAX_STAGES, BLOCK_QUANT_SMEM_HEADER};
+use quant_kernels::geometry::{block_quant_stage_bytes, BLOCK_QUANT_SMEM_HEADER, MAX_STAGES};
 /// Threads per block of the element-wise and per-group kernels.
 pub(crate) use quant_kernels::geometry::{BLOCK_QUANT_CTAS_PER_SM, BLOCK_QUANT_THREADS, BLOCK_THREADS};
 
@@ -51,7 +51,7 @@ pub(crate) fn block(
 
 /// Stages of the asynchronous-copy pipeline of `per_block_quant_fp8` for
 /// `elem_bytes`-byte input: as many as fit in `max_shared` (at most
-/// `BLOCK_QUANT_MAX_STAGES`; one stage still copies asynchronously, without
+/// `MAX_STAGES`; one stage still copies asynchronously, without
 /// looking ahead), or 0 (the kernel's two-pass path over global memory)
 /// when none fits or the blocks or rows do not allow 16-byte copies of
 /// every chunk (`tile_blocks`: each
@@ -62,7 +62,7 @@ pub(crate) fn block_stages(elem_bytes: u64, tile_blocks: bool, rows_aligned: boo
         return 0;
     }
     let fit = max_shared.saturating_sub(BLOCK_QUANT_SMEM_HEADER) / block_quant_stage_bytes(elem_bytes);
-    fit.min(BLOCK_QUANT_MAX_STAGES)
+    fit.min(MAX_STAGES)
 }
 
 /// Threads of the tiled GEMM kernel (`THREADS` in `quant_kernels::kernels::gemm`).

@@ -30,7 +30,7 @@
 //! Tails: rows and columns past the block's end (N and K tails) read as
 //! zeros, which leaves the amax unchanged, and are not stored.
 
-use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
+use super::chunk::{cp_async_commit, cp_async_wait, store_chunk, Load8, ELEMS_PER_THREAD};
 use super::gemm::smem_addr;
 use super::{decode_mode, Bf16, GroupQuantizer, F16};
 use crate::geometry::{block_quant_stage_bytes, BLOCK_QUANT_SMEM_HEADER, BLOCK_QUANT_THREADS, BLOCK_QUANT_TILE};
@@ -158,23 +158,6 @@ unsafe fn encode_staged<T: Load8>(stage: u32, q: *mut u8, cols: u64, s: TileSlic
     });
 }
 
-#[inline(always)]
-unsafe fn cp_async_commit() {
-    core::arch::asm!("cp.async.commit_group;", options(nostack));
-}
-
-/// Waits until at most `pending` of the thread's copy groups are in flight
-/// (`pending` below [`crate::geometry::BLOCK_QUANT_MAX_STAGES`]).
-#[inline(always)]
-unsafe fn cp_async_wait(pending: u32) {
-    match pending {
-        0 => core::arch::asm!("cp.async.wait_group 0;", options(nostack)),
-        1 => core::arch::asm!("cp.async.wait_group 1;", options(nostack)),
-        2 => core::arch::asm!("cp.async.wait_group 2;", options(nostack)),
-        _ => core::arch::asm!("cp.async.wait_group 3;", options(nostack)),
-    }
-}
-
 /// The amax over the whole CTA, through the set `set` (0 or 1) of shared
 /// partials. Every thread of the CTA must call it, alternating sets between
 /// calls: a set is rewritten only after the barrier of the call in between,
@@ -238,7 +221,7 @@ impl Block {
 /// `block_quant_stage_bytes(size_of::<T>())` when `stages > 0`, which the
 /// host allows only for one-tile blocks whose width is a multiple of 8 and
 /// 16-byte aligned rows (`w` and `row_stride * size_of::<T>()`), so every
-/// chunk starts 16-byte aligned; at most `BLOCK_QUANT_MAX_STAGES`.
+/// chunk starts 16-byte aligned; at most `MAX_STAGES`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn quantize_block<T: Load8>(

@@ -220,3 +220,22 @@ pub unsafe fn store_chunk(dst: *mut u8, codes: u64, valid: u64) {
         }
     });
 }
+
+/// Closes the thread's current group of `cp.async` copies.
+#[inline(always)]
+pub unsafe fn cp_async_commit() {
+    core::arch::asm!("cp.async.commit_group;", options(nostack));
+}
+
+/// Waits until at most `pending` of the thread's copy groups are in flight
+/// (`pending` at most 3: callers run at most
+/// [`crate::geometry::MAX_STAGES`] stages).
+#[inline(always)]
+pub unsafe fn cp_async_wait(pending: u32) {
+    match pending {
+        0 => core::arch::asm!("cp.async.wait_group 0;", options(nostack)),
+        1 => core::arch::asm!("cp.async.wait_group 1;", options(nostack)),
+        2 => core::arch::asm!("cp.async.wait_group 2;", options(nostack)),
+        _ => core::arch::asm!("cp.async.wait_group 3;", options(nostack)),
+    }
+}
