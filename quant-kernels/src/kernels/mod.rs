@@ -201,8 +201,8 @@ pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> u64 {
 /// E4M3FNUZ through the E4M3FN converter, eight at a time. A fnuz code has
 /// the bits of the fn code of twice its value (bias 8 instead of 7, same 3
 /// mantissa bits and subnormal spacing), and doubling is exact, so `fn(2 v)`
-/// rounds exactly like `fnuz(v)`, except in three places, fixed on the whole
-/// 8-byte word (a few instructions per chunk, not per element):
+/// rounds exactly like `fnuz(v)`, except in three places, fixed four bytes
+/// at a time on 32-bit words (a few instructions per chunk, not per element):
 /// - fn has NaN where fnuz has 240 (0x7F), so fn saturates values above the
 ///   224/240 midpoint (232) to 224's code: those bytes get their low bit set;
 /// - NaN: fn's NaN codes (`x & 0x7F == 0x7F`, never produced from a finite
@@ -211,22 +211,22 @@ pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> u64 {
 #[cfg(target_feature = "sm_90")]
 #[inline(always)]
 fn e4m3fnuz_x8(v: &[f32; 8]) -> u64 {
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let mut codes = 0u64;
-    let mut top = 0u64;
-    let mut i = 0;
-    while i < 4 {
-        codes |= (crate::gpu::e4m3fn_x2(v[2 * i] * 2.0, v[2 * i + 1] * 2.0) as u64) << (16 * i);
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 8 {
-        // False for NaN: a NaN's byte is handled below.
-        top |= ((crate::scale::abs(v[i]) > 232.0) as u64) << (8 * i);
-        i += 1;
-    }
+    let lo = e4m3fnuz_x4(v[0], v[1], v[2], v[3]);
+    let hi = e4m3fnuz_x4(v[4], v[5], v[6], v[7]);
+    lo as u64 | (hi as u64) << 32
+}
+
+/// Four codes of [`e4m3fnuz_x8`], byte `i` for the `i`-th argument.
+#[cfg(target_feature = "sm_90")]
+#[inline(always)]
+fn e4m3fnuz_x4(a: f32, b: f32, c: f32, d: f32) -> u32 {
+    const LOW7: u32 = 0x7F7F_7F7F;
+    const HIGH: u32 = 0x8080_8080;
+    const ONES: u32 = 0x0101_0101;
+    let codes = crate::gpu::e4m3fn_x2(a * 2.0, b * 2.0) as u32 | (crate::gpu::e4m3fn_x2(c * 2.0, d * 2.0) as u32) << 16;
+    // False for NaN: a NaN's byte is handled below.
+    let above = |x: f32, bit: u32| if crate::scale::abs(x) > 232.0 { bit } else { 0 };
+    let top = above(a, 1) | above(b, 1 << 8) | above(c, 1 << 16) | above(d, 1 << 24);
     // Bytes holding fn NaN: low 7 bits all ones (the +1 carries into bit 7
     // of the same byte only).
     let nan = ((codes & LOW7) + ONES) & HIGH;
