@@ -11,8 +11,9 @@
 //!
 //! Staged path (one-tile blocks, the DeepSeek 128 x 128 default, with
 //! 16-byte aligned chunks): each thread copies its chunks of the blocks
-//! ahead into a ring of shared-memory stages with `cp.async` (zero-filling
-//! rows and columns past the block), `stages - 1` blocks ahead, so the
+//! ahead into a ring of shared-memory stages with `cp.async` (chunks cut by
+//! a tail are loaded and stored directly, zeros past the block),
+//! `stages - 1` blocks ahead, so the
 //! weight is read from memory once and the next blocks' loads are in flight
 //! while a block is reduced and encoded. A thread reads back only the
 //! chunks it copied itself, one at a time (few registers): once for the

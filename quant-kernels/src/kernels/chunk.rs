@@ -46,29 +46,39 @@ pub trait Load8: Input {
     /// 16-byte pieces in a chunk.
     const PIECES: u32;
 
-    /// Starts asynchronous copies (`cp.async`, sm_80+) of the first `valid`
-    /// elements at `src` into shared memory, zero-filling the rest: piece `p`
-    /// of the chunk goes to shared address `dst + p * stride`.
+    /// Puts the first `valid` elements at `src` into shared memory, the rest
+    /// zero: piece `p` of the chunk goes to shared address `dst + p * stride`.
+    /// A whole chunk is copied asynchronously (`cp.async`, sm_80+; complete
+    /// after `cp.async.wait_group`); a partial one (a K tail, or a row past
+    /// the block) is loaded element by element and stored at once, since a
+    /// 16-byte `cp.async` with a shorter source size still counts as a
+    /// 16-byte read for compute-sanitizer and may run past the allocation.
     ///
     /// # Safety
-    /// `src` is 16-byte aligned and its `valid` elements are readable; the
-    /// destinations are 16-byte aligned shared memory the thread owns.
+    /// The `valid` elements at `src` are readable, and 16-byte aligned when
+    /// `valid == 8`; the destinations are 16-byte aligned shared memory the
+    /// thread owns.
     unsafe fn stage(dst: u32, stride: u32, src: *const Self, valid: u64) {
-        let bytes = valid as u32 * core::mem::size_of::<Self>() as u32;
-        let mut p = 0;
-        while p < Self::PIECES {
-            let (offset, size) = (16 * p, bytes.saturating_sub(16 * p).min(16));
-            // A piece with nothing to copy still zero-fills; its source is
-            // not read, but stays inside the chunk.
-            let src = if size > 0 { (src as *const u8).add(offset as usize) } else { src as *const u8 };
-            core::arch::asm!(
-                "cp.async.cg.shared.global [{d}], [{s}], 16, {n};",
-                d = in(reg32) dst + p * stride, s = in(reg64) src, n = in(reg32) size,
-                options(nostack),
-            );
-            p += 1;
+        if valid == ELEMS_PER_THREAD {
+            let mut p = 0;
+            while p < Self::PIECES {
+                core::arch::asm!(
+                    "cp.async.cg.shared.global [{d}], [{s}], 16;",
+                    d = in(reg32) dst + p * stride, s = in(reg64) (src as *const u8).add(16 * p as usize),
+                    options(nostack),
+                );
+                p += 1;
+            }
+        } else {
+            Self::write_staged(dst, stride, &Self::load(src, valid));
         }
     }
+
+    /// Stores a loaded chunk where [`Load8::stage`] puts it.
+    ///
+    /// # Safety
+    /// As for `stage`.
+    unsafe fn write_staged(dst: u32, stride: u32, raw: &Self::Raw);
 
     /// Reads back a chunk [`Load8::stage`] copied, once its copies have
     /// completed (`cp.async.wait_group`).
@@ -76,6 +86,16 @@ pub trait Load8: Input {
     /// # Safety
     /// As for `stage`, and the copies are complete.
     unsafe fn read_staged(src: u32, stride: u32) -> Self::Raw;
+}
+
+/// Writes 16 bytes of shared memory at `addr` (16-byte aligned).
+#[inline(always)]
+unsafe fn st_shared16(addr: u32, w: [u32; 4]) {
+    core::arch::asm!(
+        "st.shared.v4.u32 [{p}], {{{a}, {b}, {c}, {d}}};",
+        p = in(reg32) addr, a = in(reg32) w[0], b = in(reg32) w[1], c = in(reg32) w[2], d = in(reg32) w[3],
+        options(nostack),
+    );
 }
 
 /// Reads 16 bytes of shared memory at `addr` (16-byte aligned).
@@ -155,6 +175,10 @@ macro_rules! impl_load8_for_halves {
             unsafe fn read_staged(src: u32, _stride: u32) -> [u32; 4] {
                 ld_shared16(src)
             }
+            #[inline(always)]
+            unsafe fn write_staged(dst: u32, _stride: u32, raw: &[u32; 4]) {
+                st_shared16(dst, *raw)
+            }
         }
     )*};
 }
@@ -200,6 +224,11 @@ impl Load8 for f32 {
     unsafe fn read_staged(src: u32, stride: u32) -> [u32; 8] {
         let (a, b) = (ld_shared16(src), ld_shared16(src + stride));
         [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
+    }
+    #[inline(always)]
+    unsafe fn write_staged(dst: u32, stride: u32, raw: &[u32; 8]) {
+        st_shared16(dst, [raw[0], raw[1], raw[2], raw[3]]);
+        st_shared16(dst + stride, [raw[4], raw[5], raw[6], raw[7]]);
     }
 }
 
