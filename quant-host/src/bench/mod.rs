@@ -123,13 +123,19 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     Ok((records, e2e_records))
 }
 
-/// Bandwidth of a 1 GiB device-to-device copy, counting bytes read and written.
+/// Bandwidth of a 1 GiB device-to-device copy, counting bytes read and
+/// written: the best of five rounds (each the median of ten copies). One
+/// round varied by 5% from run to run on the same H100 while the kernels'
+/// times did not; the best round is the stable, and the stricter, ceiling.
 fn copy_bandwidth(stream: &Arc<CudaStream>) -> Result<f64> {
     const BYTES: usize = 1 << 30;
     let src = stream.alloc_zeros::<u8>(BYTES)?;
     let mut dst = stream.alloc_zeros::<u8>(BYTES)?;
-    let ms = timing::median_ms(stream, 3, 10, || Ok(stream.memcpy_dtod(&src, &mut dst)?))?;
-    Ok(2.0 * BYTES as f64 / (ms * 1e-3) / 1e9)
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        best = best.min(timing::median_ms(stream, 3, 10, || Ok(stream.memcpy_dtod(&src, &mut dst)?))?);
+    }
+    Ok(2.0 * BYTES as f64 / (best * 1e-3) / 1e9)
 }
 
 /// `n` bf16 values spanning many magnitudes (never zeros: zeros can run

@@ -91,7 +91,7 @@ pub(crate) fn write(
     out: Option<&Path>,
 ) -> Result<()> {
     let mut md = String::new();
-    let _ = writeln!(md, "# fp8 quantization benchmark\n\nDevice: **{device}**; device-to-device copy: **{copy_gbps:.0} GB/s** (read + write), measured in this run.\nbf16 input, groups of 128 / blocks of 128 x 128, float scales. Times are per launch in a CUDA graph, each launch on its own buffers (cold L2); `fraction` = kernel GB/s / copy GB/s; `single launch` is one launch between two events, launch overhead included.\n");
+    let _ = writeln!(md, "# fp8 quantization benchmark\n\nDevice: **{device}**; device-to-device copy: **{copy_gbps:.0} GB/s** (read + write; 1 GiB, best of five rounds of ten), measured in this run.\nbf16 input, groups of 128 / blocks of 128 x 128, float scales. Times are per launch in a CUDA graph, each launch on its own buffers (cold L2); `fraction` = kernel GB/s / copy GB/s; `single launch` is one launch between two events, launch overhead included.\n");
     if !records.is_empty() {
         md.push_str(&summary_tables(records));
         md.push_str(&targets(records));
