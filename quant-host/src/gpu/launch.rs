@@ -137,3 +137,36 @@ pub(crate) fn gemm_wgmma(m: u64, n: u64, tile_m: u64, multiprocessors: u64) -> R
         shared_mem_bytes: GEMM_WGMMA_WS_SMEM_BYTES,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H100_SHARE: u64 = 228 * 1024 / 2 - 1024; // two CTAs per SM
+
+    #[test]
+    fn block_stages_follow_alignment_and_budget() {
+        // bf16 tiles are 32 KB: three fit in half an H100 SM, at most four ever.
+        assert_eq!(block_stages(2, true, true, H100_SHARE), 3);
+        assert_eq!(block_stages(2, true, true, 1 << 30), MAX_STAGES);
+        // f32 tiles are 64 KB: one.
+        assert_eq!(block_stages(4, true, true, H100_SHARE), 1);
+        // Not one-tile or not a multiple of 8 wide, unaligned rows, or no room: the global path.
+        assert_eq!(block_stages(2, false, true, H100_SHARE), 0);
+        assert_eq!(block_stages(2, true, false, H100_SHARE), 0);
+        assert_eq!(block_stages(2, true, true, 32 * 1024), 0);
+    }
+
+    #[test]
+    fn block_grid_is_persistent_and_fits_its_stages() {
+        let stages = block_stages(2, true, true, H100_SHARE);
+        let c = block(56, 144, 132, stages, block_quant_stage_bytes(2)).unwrap();
+        assert_eq!(c.grid_dim, (132 * BLOCK_QUANT_CTAS_PER_SM, 1, 1));
+        assert_eq!(c.block_dim, (BLOCK_QUANT_THREADS, 1, 1));
+        assert!(c.shared_mem_bytes as u64 <= H100_SHARE);
+        // Fewer blocks than slots: one CTA per block.
+        assert_eq!(block(5, 2, 132, 0, 0).unwrap().grid_dim.0, 10);
+        assert_eq!(block(5, 2, 132, 0, 0).unwrap().shared_mem_bytes as u64, BLOCK_QUANT_SMEM_HEADER);
+        assert!(block(u64::MAX, 2, 132, 0, 0).is_err());
+    }
+}
