@@ -137,9 +137,14 @@ fn run_all<T: Element>(gpu: &Device) -> usize {
 #[ignore = "needs a CUDA GPU"]
 fn special_values_match_the_cpu_bit_for_bit() {
     let gpu = gpu();
-    let n = run_all::<f32>(&gpu) + run_all::<bf16>(&gpu) + run_all::<f16>(&gpu);
-    println!("special-value configurations compared bit for bit: {n}");
-    assert_eq!(n, 3 * 2 * 3 * 2 * (3 * 3 + 4));
+    // The token-group kernels with 2 and with 4 chunks per thread.
+    for chunks in [2, 4] {
+        quant_host::gpu::Gpu::set_token_group_chunks(chunks);
+        let n = run_all::<f32>(&gpu) + run_all::<bf16>(&gpu) + run_all::<f16>(&gpu);
+        quant_host::gpu::Gpu::set_token_group_chunks(0);
+        println!("special-value configurations compared bit for bit ({chunks} chunks per thread): {n}");
+        assert_eq!(n, 3 * 2 * 3 * 2 * (3 * 3 + 4));
+    }
 }
 
 /// Deterministic values in [-4, 4) without zeros.

@@ -19,11 +19,26 @@ pub(crate) fn linear(threads: u64) -> Result<LaunchConfig> {
     Ok(LaunchConfig { grid_dim: (blocks.max(1), 1, 1), block_dim: (BLOCK_THREADS, 1, 1), shared_mem_bytes: 0 })
 }
 
-/// The grid of `per_token_group_quant_fp8`: `token_group_threads(group_size)` threads per group.
-pub(crate) fn token_group(rows: u64, groups: u64, group_size: u64) -> Result<LaunchConfig> {
+/// Chunks per thread of `per_token_group_quant_fp8` for a problem of
+/// `groups` groups (all rows) of `group_size`: the wide kernel's 4 once its
+/// threads fill the GPU twice (`resident_threads` at a time), else 2 (small
+/// problems and decode sizes, where a shorter chain per thread wins).
+pub(crate) fn token_group_chunks(groups: u64, group_size: u64, resident_threads: u64) -> u64 {
+    let wide = quant_kernels::geometry::TOKEN_GROUP_WIDE_CHUNKS;
+    let threads = groups.saturating_mul(quant_kernels::geometry::token_group_threads(group_size, wide));
+    if threads >= 2 * resident_threads {
+        wide
+    } else {
+        quant_kernels::geometry::TOKEN_GROUP_CHUNKS
+    }
+}
+
+/// The grid of `per_token_group_quant_fp8`: `token_group_threads(group_size,
+/// chunks)` threads per group.
+pub(crate) fn token_group(rows: u64, groups: u64, group_size: u64, chunks: u64) -> Result<LaunchConfig> {
     let threads = rows
         .checked_mul(groups)
-        .and_then(|g| g.checked_mul(quant_kernels::geometry::token_group_threads(group_size)))
+        .and_then(|g| g.checked_mul(quant_kernels::geometry::token_group_threads(group_size, chunks)))
         .ok_or(QuantError::TooLarge("thread count"))?;
     linear(threads)
 }
@@ -143,6 +158,21 @@ mod tests {
     use super::*;
 
     const H100_SHARE: u64 = 228 * 1024 / 2 - 1024; // two CTAs per SM
+
+    #[test]
+    fn token_group_goes_wide_for_large_problems() {
+        let resident = 132 * 1024;
+        // Decode sizes and M = 512, K = 7168 (28672 groups of 128): two chunks.
+        assert_eq!(token_group_chunks(56, 128, resident), 2);
+        assert_eq!(token_group_chunks(512 * 56, 128, resident), 2);
+        // M = 2048, K = 7168: four.
+        assert_eq!(token_group_chunks(2048 * 56, 128, resident), 4);
+        assert_eq!(token_group_chunks(u64::MAX, 128, resident), 4);
+        // Threads per group follow the chunks.
+        assert_eq!(token_group(1, 1, 128, 2).unwrap().grid_dim.0, 1);
+        assert_eq!(token_group(1024, 1, 128, 4).unwrap().grid_dim.0, 16);
+        assert_eq!(token_group(1024, 1, 128, 2).unwrap().grid_dim.0, 32);
+    }
 
     #[test]
     fn block_stages_follow_alignment_and_budget() {

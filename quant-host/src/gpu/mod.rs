@@ -165,6 +165,15 @@ impl Gpu {
         gemm::WGMMA_VARIANT.store(variant, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Forces `per_token_group_quant_fp8` to run its 2- or 4-chunk kernel
+    /// for every `Gpu` of the process (0: chosen by problem size, the
+    /// default). A development hook for the tests, which check both kernels
+    /// on the same cases; both compute the same bits.
+    #[doc(hidden)]
+    pub fn set_token_group_chunks(chunks: u32) {
+        token_group::CHUNKS_OVERRIDE.store(chunks, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The number of streaming multiprocessors (for grid sizing), read once.
     pub(crate) fn multiprocessor_count(&self) -> u32 {
         self.inner.multiprocessors

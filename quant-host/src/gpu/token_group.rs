@@ -7,6 +7,11 @@ use crate::error::{QuantError, Result};
 use crate::shape::MatrixShape;
 use cudarc::driver::{CudaSlice, PushKernelArg};
 
+/// Chunks per thread forced on every launch (2 or 4; anything else: chosen
+/// by problem size). A hook for the tests, which run both kernels on the
+/// same cases: see [`super::Gpu::set_token_group_chunks`].
+pub(crate) static CHUNKS_OVERRIDE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Queues the quantization of `x` on `gpu`'s stream. Arguments are checked
 /// before anything is launched.
 pub(crate) fn per_token_group_quant<T: Element>(
@@ -36,9 +41,15 @@ pub(crate) fn per_token_group_quant<T: Element>(
     if rows == 0 || cols == 0 {
         return Ok(());
     }
-    let name = format!("token_group_quant_{}_{}_g{}", T::DTYPE.name(), params.format().name(), gs);
+    let resident = gpu.multiprocessor_count() as u64 * 1024;
+    let chunks = match CHUNKS_OVERRIDE.load(std::sync::atomic::Ordering::Relaxed) {
+        c @ (2 | 4) => c as u64,
+        _ => launch::token_group_chunks(rows.saturating_mul(groups), gs, resident),
+    };
+    let wide = if chunks == quant_kernels::geometry::TOKEN_GROUP_CHUNKS { "" } else { "wide_" };
+    let name = format!("token_group_{wide}quant_{}_{}_g{}", T::DTYPE.name(), params.format().name(), gs);
     let function = gpu.function(&name)?;
-    let config = launch::token_group(rows, groups, gs)?;
+    let config = launch::token_group(rows, groups, gs, chunks)?;
     let row_stride = shape.row_stride() as u64;
     let (mode, layout) = (params.mode() as u32, cfg.layout as u32);
     let (eps, fp8_max) = (params.eps(), params.fp8_max());

@@ -1,12 +1,13 @@
 //! `per_token_group_quant_fp8`: one fp8 code per input element and one f32
 //! scale per group of `GS` consecutive elements of a row.
 //!
-//! Tiling. A thread owns `C = TOKEN_GROUP_CHUNKS` (2) 8-element chunks of
+//! Tiling. A thread owns `C` (2, or 4 in the `wide` kernels for large
+//! problems: see `geometry::TOKEN_GROUP_CHUNKS`) 8-element chunks of
 //! one group, `GS / C` apart: `C` independent 16-byte loads in flight (twice
 //! that for f32) and `C` 8-byte stores of codes. Lane `l` of a group holds
 //! chunks `l + c * GS / (8 C)`, so each load instruction of a warp reads
 //! consecutive 16-byte pieces (fully coalesced). A group of `GS` elements is
-//! `GS / (8 C)` adjacent lanes (2, 4 or 8), and its amax is a butterfly
+//! `GS / (8 C)` adjacent lanes (1 to 8), and its amax is a butterfly
 //! shuffle over those lanes: no shared memory and no barrier. Several chunks
 //! per thread spread the per-thread work (index math, the group's scale and
 //! its reciprocal) over more elements, which matters: at full memory
@@ -23,15 +24,10 @@
 
 use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
 use super::{decode_mode, Bf16, GroupQuantizer, F16};
-use crate::geometry::{token_group_threads, TOKEN_GROUP_CHUNKS};
+use crate::geometry::token_group_threads;
 use crate::gpu::{global_thread_index, shfl_xor};
 use crate::scale::{group_scale, nan_max};
 use crate::{Fp8Format, ScaleLayout};
-
-/// Chunks per thread, as an array length (the loops over them are
-/// `unroll2!`: the constant below must stay 4).
-const CHUNKS: usize = TOKEN_GROUP_CHUNKS as usize;
-const _: () = assert!(CHUNKS == 2);
 
 /// `(a / b, a % b)`, in 32-bit arithmetic when both fit (64-bit division is
 /// a long software sequence on the GPU).
@@ -54,7 +50,8 @@ fn decode_layout(layout: u32) -> ScaleLayout {
     }
 }
 
-/// The per-thread work of the kernel, top to bottom.
+/// The per-thread work of the kernel, top to bottom, with `C` (2 or 4)
+/// chunks per thread.
 ///
 /// # Safety
 /// The host has checked: `x` holds `rows` rows of `row_stride >= cols`
@@ -62,7 +59,7 @@ fn decode_layout(layout: u32) -> ScaleLayout {
 /// groups)` f32, and the grid has at least one thread per element chunk.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn quantize_groups<T: Load8, const GS: u64>(
+unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
     format: Fp8Format,
     x: *const T,
     q: *mut u8,
@@ -75,7 +72,8 @@ unsafe fn quantize_groups<T: Load8, const GS: u64>(
     mode: u32,
     layout: u32,
 ) {
-    let threads_per_group = token_group_threads(GS);
+    const { assert!(C == 2 || C == 4) };
+    let threads_per_group = token_group_threads(GS, C as u64);
     let groups = cols.div_ceil(GS);
     let t = global_thread_index();
     let (group, lane) = (t / threads_per_group, t % threads_per_group);
@@ -86,15 +84,22 @@ unsafe fn quantize_groups<T: Load8, const GS: u64>(
 
     // 1. Load every chunk (zeros past the row's end) before using any.
     let src = x.add((row * row_stride) as usize);
-    let mut raw = [T::ZERO; CHUNKS];
-    unroll2!(c => {
-        raw[c] = T::load(src.add(col(c as u64) as usize), valid(c as u64));
+    // (The loops over chunks are unrolled four times with `c < C` known at
+    // compile time, so the array stays in registers; with C = 2 the last two
+    // entries are never used.)
+    let mut raw = [T::ZERO; 4];
+    unroll4!(c => {
+        if c < C {
+            raw[c] = T::load(src.add(col(c as u64) as usize), valid(c as u64));
+        }
     });
 
     // 2. The group's amax: local, then across the group's lanes.
     let mut bits = 0u32;
-    unroll2!(c => {
-        bits = bits.max(T::abs_max_bits(&raw[c]));
+    unroll4!(c => {
+        if c < C {
+            bits = bits.max(T::abs_max_bits(&raw[c]));
+        }
     });
     let mut amax = T::abs_bits_to_f32(bits);
     let mut offset = threads_per_group as u32 / 2;
@@ -107,9 +112,11 @@ unsafe fn quantize_groups<T: Load8, const GS: u64>(
     let scale = group_scale(amax, eps, fp8_max, decode_mode(mode));
     let quantizer = GroupQuantizer::new(format, scale, fp8_max);
     let dst = q.add((row * cols) as usize);
-    unroll2!(c => {
-        let codes = quantizer.quantize8(&T::unpack(&raw[c]));
-        store_chunk(dst.add(col(c as u64) as usize), codes, valid(c as u64));
+    unroll4!(c => {
+        if c < C {
+            let codes = quantizer.quantize8(&T::unpack(&raw[c]));
+            store_chunk(dst.add(col(c as u64) as usize), codes, valid(c as u64));
+        }
     });
     if active && lane == 0 {
         let layout = decode_layout(layout);
@@ -126,8 +133,9 @@ unsafe fn quantize_groups<T: Load8, const GS: u64>(
 }
 
 macro_rules! entry {
-    ($($name:ident: $t:ty, $format:ident, $gs:literal;)*) => {$(
-        /// Kernel entry point; see the module documentation.
+    ($($name:ident, $wide:ident: $t:ty, $format:ident, $gs:literal;)*) => {$(
+        /// Kernel entry point, two chunks per thread; see the module
+        /// documentation.
         ///
         /// # Safety
         /// Launched by `quant-host` with checked arguments.
@@ -145,7 +153,32 @@ macro_rules! entry {
             mode: u32,
             layout: u32,
         ) {
-            quantize_groups::<$t, $gs>(
+            quantize_groups::<$t, $gs, 2>(
+                Fp8Format::$format, x, q, scales, rows, cols, row_stride, eps, fp8_max, mode,
+                layout,
+            )
+        }
+
+        /// Kernel entry point, four chunks per thread (large problems); see
+        /// the module documentation.
+        ///
+        /// # Safety
+        /// Launched by `quant-host` with checked arguments.
+        #[no_mangle]
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe extern "ptx-kernel" fn $wide(
+            x: *const $t,
+            q: *mut u8,
+            scales: *mut f32,
+            rows: u64,
+            cols: u64,
+            row_stride: u64,
+            eps: f32,
+            fp8_max: f32,
+            mode: u32,
+            layout: u32,
+        ) {
+            quantize_groups::<$t, $gs, 4>(
                 Fp8Format::$format, x, q, scales, rows, cols, row_stride, eps, fp8_max, mode,
                 layout,
             )
@@ -154,22 +187,22 @@ macro_rules! entry {
 }
 
 entry! {
-    token_group_quant_bf16_e4m3fn_g32: Bf16, E4M3Fn, 32;
-    token_group_quant_bf16_e4m3fn_g64: Bf16, E4M3Fn, 64;
-    token_group_quant_bf16_e4m3fn_g128: Bf16, E4M3Fn, 128;
-    token_group_quant_bf16_e4m3fnuz_g32: Bf16, E4M3Fnuz, 32;
-    token_group_quant_bf16_e4m3fnuz_g64: Bf16, E4M3Fnuz, 64;
-    token_group_quant_bf16_e4m3fnuz_g128: Bf16, E4M3Fnuz, 128;
-    token_group_quant_f16_e4m3fn_g32: F16, E4M3Fn, 32;
-    token_group_quant_f16_e4m3fn_g64: F16, E4M3Fn, 64;
-    token_group_quant_f16_e4m3fn_g128: F16, E4M3Fn, 128;
-    token_group_quant_f16_e4m3fnuz_g32: F16, E4M3Fnuz, 32;
-    token_group_quant_f16_e4m3fnuz_g64: F16, E4M3Fnuz, 64;
-    token_group_quant_f16_e4m3fnuz_g128: F16, E4M3Fnuz, 128;
-    token_group_quant_f32_e4m3fn_g32: f32, E4M3Fn, 32;
-    token_group_quant_f32_e4m3fn_g64: f32, E4M3Fn, 64;
-    token_group_quant_f32_e4m3fn_g128: f32, E4M3Fn, 128;
-    token_group_quant_f32_e4m3fnuz_g32: f32, E4M3Fnuz, 32;
-    token_group_quant_f32_e4m3fnuz_g64: f32, E4M3Fnuz, 64;
-    token_group_quant_f32_e4m3fnuz_g128: f32, E4M3Fnuz, 128;
+    token_group_quant_bf16_e4m3fn_g32, token_group_wide_quant_bf16_e4m3fn_g32: Bf16, E4M3Fn, 32;
+    token_group_quant_bf16_e4m3fn_g64, token_group_wide_quant_bf16_e4m3fn_g64: Bf16, E4M3Fn, 64;
+    token_group_quant_bf16_e4m3fn_g128, token_group_wide_quant_bf16_e4m3fn_g128: Bf16, E4M3Fn, 128;
+    token_group_quant_bf16_e4m3fnuz_g32, token_group_wide_quant_bf16_e4m3fnuz_g32: Bf16, E4M3Fnuz, 32;
+    token_group_quant_bf16_e4m3fnuz_g64, token_group_wide_quant_bf16_e4m3fnuz_g64: Bf16, E4M3Fnuz, 64;
+    token_group_quant_bf16_e4m3fnuz_g128, token_group_wide_quant_bf16_e4m3fnuz_g128: Bf16, E4M3Fnuz, 128;
+    token_group_quant_f16_e4m3fn_g32, token_group_wide_quant_f16_e4m3fn_g32: F16, E4M3Fn, 32;
+    token_group_quant_f16_e4m3fn_g64, token_group_wide_quant_f16_e4m3fn_g64: F16, E4M3Fn, 64;
+    token_group_quant_f16_e4m3fn_g128, token_group_wide_quant_f16_e4m3fn_g128: F16, E4M3Fn, 128;
+    token_group_quant_f16_e4m3fnuz_g32, token_group_wide_quant_f16_e4m3fnuz_g32: F16, E4M3Fnuz, 32;
+    token_group_quant_f16_e4m3fnuz_g64, token_group_wide_quant_f16_e4m3fnuz_g64: F16, E4M3Fnuz, 64;
+    token_group_quant_f16_e4m3fnuz_g128, token_group_wide_quant_f16_e4m3fnuz_g128: F16, E4M3Fnuz, 128;
+    token_group_quant_f32_e4m3fn_g32, token_group_wide_quant_f32_e4m3fn_g32: f32, E4M3Fn, 32;
+    token_group_quant_f32_e4m3fn_g64, token_group_wide_quant_f32_e4m3fn_g64: f32, E4M3Fn, 64;
+    token_group_quant_f32_e4m3fn_g128, token_group_wide_quant_f32_e4m3fn_g128: f32, E4M3Fn, 128;
+    token_group_quant_f32_e4m3fnuz_g32, token_group_wide_quant_f32_e4m3fnuz_g32: f32, E4M3Fnuz, 32;
+    token_group_quant_f32_e4m3fnuz_g64, token_group_wide_quant_f32_e4m3fnuz_g64: f32, E4M3Fnuz, 64;
+    token_group_quant_f32_e4m3fnuz_g128, token_group_wide_quant_f32_e4m3fnuz_g128: f32, E4M3Fnuz, 128;
 }
