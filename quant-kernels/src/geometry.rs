@@ -15,8 +15,7 @@ pub const TOKEN_GROUP_CHUNKS: u64 = 2;
 /// See [`TOKEN_GROUP_CHUNKS`].
 pub const TOKEN_GROUP_WIDE_CHUNKS: u64 = 4;
 
-/// Threads per block of the per-group and element-wise kernels, and of the
-/// per-block kernel (one CTA per scale block).
+/// Threads per block of the per-group and element-wise kernels.
 pub const BLOCK_THREADS: u32 = 256;
 
 /// Threads per CTA of `per_block_quant_fp8`: 512, each owning four chunks

@@ -71,8 +71,9 @@ pub(crate) fn per_block_quant<T: Element>(
         .arg(&stages);
     // SAFETY: the argument list matches `block_quant_*` in
     // quant_kernels::kernels::block, and the buffer lengths were checked
-    // above; `stages > 0` only for one-tile blocks with 16-byte aligned rows,
-    // with the shared memory for them (within the opted-in limit).
+    // above; `stages > 0` only for one-tile blocks 8-element aligned in
+    // 16-byte aligned rows, with the shared memory for them (within the
+    // opted-in limit).
     unsafe { builder.launch(config) }?;
     Ok(())
 }

@@ -3,10 +3,13 @@
 use crate::error::{QuantError, Result};
 use cudarc::driver::LaunchConfig;
 
-pub(crate) use quant_kernels::geometry::BLOCK_QUANT_TILE;
 use quant_kernels::geometry::{block_quant_stage_bytes, BLOCK_QUANT_SMEM_HEADER, MAX_STAGES};
-/// Threads per block of the element-wise and per-group kernels.
-pub(crate) use quant_kernels::geometry::{BLOCK_QUANT_CTAS_PER_SM, BLOCK_QUANT_THREADS, BLOCK_THREADS};
+
+/// Threads per block of the element-wise and per-group kernels, and the
+/// block quantizer's CTA shape.
+pub(crate) use quant_kernels::geometry::{
+    BLOCK_QUANT_CTAS_PER_SM, BLOCK_QUANT_THREADS, BLOCK_QUANT_TILE, BLOCK_THREADS,
+};
 
 /// Elements in one chunk of a thread's work.
 pub(crate) use quant_kernels::geometry::ELEMS_PER_CHUNK as ELEMS_PER_THREAD;
@@ -66,12 +69,11 @@ pub(crate) fn block(
 
 /// Stages of the asynchronous-copy pipeline of `per_block_quant_fp8` for
 /// `elem_bytes`-byte input: as many as fit in `max_shared` (at most
-/// `MAX_STAGES`; one stage still copies asynchronously, without
-/// looking ahead), or 0 (the kernel's two-pass path over global memory)
-/// when none fits or the blocks or rows do not allow 16-byte copies of
-/// every chunk (`tile_blocks`: each
-/// block is one tile and its columns start at multiples of 8; `rows_aligned`:
-/// the base and the row pitch are multiples of 16 bytes).
+/// `MAX_STAGES`; one stage still copies asynchronously, without looking
+/// ahead), or 0 (the kernel's two-pass path over global memory) when none
+/// fits or some chunk could not be copied in 16-byte pieces. `tile_blocks`:
+/// every block is one tile and its columns start at multiples of 8;
+/// `rows_aligned`: the base and the row pitch are multiples of 16 bytes.
 pub(crate) fn block_stages(elem_bytes: u64, tile_blocks: bool, rows_aligned: bool, max_shared: u64) -> u64 {
     if !tile_blocks || !rows_aligned {
         return 0;

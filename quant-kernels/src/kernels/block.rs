@@ -91,8 +91,9 @@ fn staged_chunk<T: Load8>(stage: u32, i: usize) -> (u32, u32) {
     (stage + (i as u32 * T::PIECES * BLOCK_QUANT_THREADS + thread_index()) * 16, stride)
 }
 
-/// Starts the asynchronous copies of the thread's chunks of a tile into the
-/// stage at `stage` (rows past the block zero-filled), as one commit group.
+/// Puts the thread's chunks of a tile into the stage at `stage` (whole
+/// chunks by asynchronous copies, which the caller commits as one group;
+/// rows past the block as zeros).
 #[inline(always)]
 unsafe fn stage_tile<T: Load8>(w: *const T, row_stride: u64, s: TileSlice, stage: u32) {
     unroll4!(i => {

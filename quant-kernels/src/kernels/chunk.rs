@@ -101,15 +101,13 @@ unsafe fn st_shared16(addr: u32, w: [u32; 4]) {
 /// Reads 16 bytes of shared memory at `addr` (16-byte aligned).
 #[inline(always)]
 unsafe fn ld_shared16(addr: u32) -> [u32; 4] {
-    let w: [u32; 4];
     let (a, b, c, d);
     core::arch::asm!(
         "ld.shared.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];",
         a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg32) addr,
         options(nostack, readonly),
     );
-    w = [a, b, c, d];
-    w
+    [a, b, c, d]
 }
 
 /// Loads eight 16-bit elements into four words (element `2i` in the low half

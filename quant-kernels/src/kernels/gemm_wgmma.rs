@@ -311,9 +311,12 @@ unsafe fn mma_promote<const Q: u32>(
     promote(acc, part, s.0, s.1);
 }
 
-/// Stores of C as predicated instructions rather than branches: the
-/// epilogue runs while the next tile's first `wgmma`s are in flight, and a
-/// thread-dependent branch there would make ptxas serialise them.
+/// Stores of C as predicated instructions rather than branches. Both
+/// kernels wait for their warpgroup's `wgmma`s before the epilogue, but a
+/// thread-dependent branch anywhere a `wgmma` may be in flight makes ptxas
+/// serialise them all (C7518), and the removed two-set kernel ran its
+/// epilogue under the next tile's `wgmma`s: kept so that overlapping them
+/// again stays possible.
 pub trait PredStore: Out + Sized {
     /// Stores `(v0, v1)` at `(row, col)`, `(row, col + 1)` of an `[m, n]` C,
     /// each element only where it is inside C; as one paired store when
