@@ -50,6 +50,32 @@ pub const fn token_group_threads(group_size: u64, chunks: u64) -> u64 {
     group_size / (chunks * ELEMS_PER_CHUNK)
 }
 
+/// Rows per band of the wide token-group kernel's group numbering for
+/// column-major scale layouts: groups are numbered down the 8 rows of a
+/// band, then across its columns, so the 8 groups of a warp (4 lanes each
+/// at group size 128) store their scales side by side in one 32-byte
+/// sector instead of 8 sectors a column apart.
+pub const TOKEN_GROUP_BAND: u64 = 8;
+
+/// Whether `per_token_group_quant_fp8` numbers its groups in bands of
+/// [`TOKEN_GROUP_BAND`] rows: the wide kernel with a column-major scale
+/// layout (`layout != 0`). The 2-chunk kernel keeps row order (the extra
+/// index math makes its f16 variant spill on sm_80).
+pub const fn token_group_banded(chunks: u64, layout: u32) -> bool {
+    chunks == TOKEN_GROUP_WIDE_CHUNKS && layout != 0
+}
+
+/// Rows the grid of `per_token_group_quant_fp8` covers: `rows`, rounded up
+/// to whole bands when the groups are numbered in bands (the rows past the
+/// end are inactive threads); `None` on overflow.
+pub const fn token_group_grid_rows(rows: u64, banded: bool) -> Option<u64> {
+    if banded {
+        rows.div_ceil(TOKEN_GROUP_BAND).checked_mul(TOKEN_GROUP_BAND)
+    } else {
+        Some(rows)
+    }
+}
+
 /// Launch bounds, `(kernel-name prefix, threads per CTA, min CTAs per SM)`;
 /// the first matching prefix applies.
 ///
@@ -71,4 +97,5 @@ pub const LAUNCH_BOUNDS: &[(&str, u32, u32)] = &[
     // (384 threads: at most 168 registers).
     ("gemm_wgmma_sync3_", 384, 1),
     ("gemm_wgmma_ws_", 288, 1),
+    ("gemm_wgmma_ws32_", 288, 1),
 ];

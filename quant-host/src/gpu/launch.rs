@@ -37,10 +37,12 @@ pub(crate) fn token_group_chunks(groups: u64, group_size: u64, resident_threads:
 }
 
 /// The grid of `per_token_group_quant_fp8`: `token_group_threads(group_size,
-/// chunks)` threads per group.
-pub(crate) fn token_group(rows: u64, groups: u64, group_size: u64, chunks: u64) -> Result<LaunchConfig> {
-    let threads = rows
-        .checked_mul(groups)
+/// chunks)` threads per group, over whole bands of rows where the kernel
+/// numbers groups in bands (the wide kernel with a column-major `layout`).
+pub(crate) fn token_group(rows: u64, groups: u64, group_size: u64, chunks: u64, layout: u32) -> Result<LaunchConfig> {
+    use quant_kernels::geometry::{token_group_banded, token_group_grid_rows};
+    let threads = token_group_grid_rows(rows, token_group_banded(chunks, layout))
+        .and_then(|r| r.checked_mul(groups))
         .and_then(|g| g.checked_mul(quant_kernels::geometry::token_group_threads(group_size, chunks)))
         .ok_or(QuantError::TooLarge("thread count"))?;
     linear(threads)
@@ -171,9 +173,14 @@ mod tests {
         assert_eq!(token_group_chunks(2048 * 56, 128, resident), 4);
         assert_eq!(token_group_chunks(u64::MAX, 128, resident), 4);
         // Threads per group follow the chunks.
-        assert_eq!(token_group(1, 1, 128, 2).unwrap().grid_dim.0, 1);
-        assert_eq!(token_group(1024, 1, 128, 4).unwrap().grid_dim.0, 16);
-        assert_eq!(token_group(1024, 1, 128, 2).unwrap().grid_dim.0, 32);
+        assert_eq!(token_group(1, 1, 128, 2, 0).unwrap().grid_dim.0, 1);
+        assert_eq!(token_group(1024, 1, 128, 4, 0).unwrap().grid_dim.0, 16);
+        assert_eq!(token_group(1024, 1, 128, 2, 0).unwrap().grid_dim.0, 32);
+        // Column-major layouts in the wide kernel: whole bands of 8 rows.
+        assert_eq!(token_group(1025, 1, 128, 4, 1).unwrap().grid_dim.0, 17);
+        assert_eq!(token_group(1025, 1, 128, 4, 0).unwrap().grid_dim.0, 17);
+        assert_eq!(token_group(1025, 56, 128, 4, 2).unwrap().grid_dim.0, 1032 * 56 * 4 / 256);
+        assert!(token_group(u64::MAX, 1, 128, 4, 1).is_err());
     }
 
     #[test]

@@ -49,9 +49,9 @@ pub(crate) fn per_token_group_quant<T: Element>(
     let wide = if chunks == quant_kernels::geometry::TOKEN_GROUP_CHUNKS { "" } else { "wide_" };
     let name = format!("token_group_{wide}quant_{}_{}_g{}", T::DTYPE.name(), params.format().name(), gs);
     let function = gpu.function(&name)?;
-    let config = launch::token_group(rows, groups, gs, chunks)?;
-    let row_stride = shape.row_stride() as u64;
     let (mode, layout) = (params.mode() as u32, cfg.layout as u32);
+    let config = launch::token_group(rows, groups, gs, chunks, layout)?;
+    let row_stride = shape.row_stride() as u64;
     let (eps, fp8_max) = (params.eps(), params.fp8_max());
     let mut builder = gpu.stream().launch_builder(&function);
     builder

@@ -18,26 +18,32 @@
 //!   and bytes past K are zero-filled by the TMA unit, so tails need no
 //!   masking in the main loop.
 //! - Consumer warpgroup `w` owns rows `64 w ..` of the tile and computes its
-//!   64 x 128 piece with `wgmma` m64n128k32, both operands read from shared
-//!   memory through matrix descriptors. The warpgroups never meet at a
-//!   barrier in the loop, so one's promotion overlaps the other's `wgmma`.
+//!   64 x 128 piece as two column halves of 64 with `wgmma` m64n64, both
+//!   operands read from shared memory through matrix descriptors. The
+//!   halves take turns: while the tensor cores work on one half, the
+//!   warpgroup promotes the other's finished partial sum (`wait_group 1`),
+//!   so promotions do not leave the tensor cores idle. The warpgroups never
+//!   meet at a barrier in the loop either.
 //! - Shared-memory layout per stage is the TMA's 128B swizzle: row `r` of a
 //!   box at byte `128 r`, 16-byte chunk `c` stored at chunk `c ^ (r % 8)`.
 //!   That is the canonical K-major SWIZZLE_128B layout of `wgmma`: descriptor
 //!   stride (8 rows) 1024 bytes, leading offset unused, and a k32 step is a
 //!   32-byte advance of the start address. Stage buffers are 1024-byte aligned.
 //!
-//! # Accumulation: every k32, in f32
+//! # Accumulation: every k64, in f32
 //! The tensor cores do not accumulate fp8 products in f32: the sum is kept
 //! with about 13 mantissa bits (truncated) while `wgmma`s chain into the same
 //! registers. Promoting once per k-block (four chained k32 `wgmma`s, as
 //! DeepGEMM does) measured up to 1.8e-3 relative error on outlier-heavy test
-//! data on an H100, above the spec's 1e-3. So each k32 `wgmma` starts from
-//! zero and its result is promoted at once, `acc = fma(part, sa * sb, acc)`
-//! in f32: the error left is the one inside a single k32 `wgmma` (worst
-//! 2.5e-4 on the same data; `mma.sync` is exact to 2e-7 but 3x slower). It
-//! costs about a fifth of the throughput of per-k-block promotion (see
-//! bench/NOTES-gemm.md).
+//! data on an H100, above the spec's 1e-3. So every k64 (two chained k32
+//! `wgmma`s starting from zero) is promoted at once,
+//! `acc = fma(part, sa * sb, acc)` in f32: worst 5.2e-4 over three full
+//! `gpu_gemm` runs (about 3500 f32 checks) and 6.4e-4 in a targeted probe.
+//! Promotion costs one FMA per output element and promotion, as many
+//! issue slots as the tensor cores take for a k32 step, so per-k32
+//! promotion (worst 2.5e-4; kept as the `gemm_wgmma_ws32_*` variant) is
+//! about 18% slower; `mma.sync` is exact to 2e-7 but 3x slower. See
+//! bench/NOTES-gemm.md.
 //!
 //! # Constraints from ptxas
 //! No thread-dependent branch may run while `wgmma`s are in flight, or
@@ -45,9 +51,11 @@
 //! predicated stores. `cargo xtask build-ptx` fails on any C751x note.
 //!
 //! # Variants
-//! [`gemm_wgmma_ws`] is the kernel the host uses; [`gemm_wgmma_sync3`]
-//! (192 x 128 tiles over three warpgroups) is kept for comparison (`fp8q
-//! bench --gemm-variants`). Both compute bit-identical results.
+//! [`gemm_wgmma_ws`] with k64 promotion is the kernel the host uses; the
+//! same kernel promoting every k32 (`gemm_wgmma_ws32_*`) and
+//! [`gemm_wgmma_sync3`] (192 x 128 tiles over three warpgroups, k32, one
+//! `wgmma` group at a time) are kept for comparison (`fp8q bench
+//! --gemm-variants`). The two k32 kernels compute bit-identical results.
 //!
 //! E4M3FN only (the `wgmma` e4m3 type); E4M3FNUZ keeps the `mma.sync` path.
 
@@ -148,6 +156,11 @@ unsafe fn wgmma_commit() {
 #[inline(always)]
 unsafe fn wgmma_wait0() {
     asm!("wgmma.wait_group.sync.aligned 0;", options(nostack));
+}
+
+#[inline(always)]
+unsafe fn wgmma_wait1() {
+    asm!("wgmma.wait_group.sync.aligned 1;", options(nostack));
 }
 
 /// Descriptor of a K-major, 128B-swizzled tile starting at shared address
@@ -295,6 +308,126 @@ fn promote(acc: &mut [f32; 64], part: &mut [f32; 64], s0: f32, s1: f32) {
     fence_operands(acc);
 }
 
+/// Queues k32 step `Q` of the k-block at `at` for the columns `64 H ..` of
+/// B's tile into `part`, overwriting it; for the first step waits for the
+/// stage's operands.
+#[inline(always)]
+unsafe fn mma_half<const Q: u32, const H: u32>(p: &Pipe, at: Pos, wg: u32, part: &mut [f32; 32]) {
+    if Q == 0 && H == 0 {
+        mbar_wait(p.full + 8 * at.stage, at.phase);
+    }
+    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE + 32 * Q;
+    let b = p.stages + at.stage * p.stage_bytes + (p.tile_m + 64 * H) * TILE + 32 * Q;
+    fence_operands32(part);
+    wgmma_fence();
+    wgmma_m64n64k32(part, smem_desc(a), smem_desc(b), 0);
+    wgmma_commit();
+}
+
+/// Queues k32 steps `Q` and `Q + 1` for the columns `64 H ..` into `part`
+/// as one group: the second `wgmma` adds to the first inside the tensor
+/// cores (a k64 sum), so a promotion covers two steps.
+#[inline(always)]
+unsafe fn mma_half_k64<const Q: u32, const H: u32>(p: &Pipe, at: Pos, wg: u32, part: &mut [f32; 32]) {
+    if Q == 0 && H == 0 {
+        mbar_wait(p.full + 8 * at.stage, at.phase);
+    }
+    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE + 32 * Q;
+    let b = p.stages + at.stage * p.stage_bytes + (p.tile_m + 64 * H) * TILE + 32 * Q;
+    fence_operands32(part);
+    wgmma_fence();
+    wgmma_m64n64k32(part, smem_desc(a), smem_desc(b), 0);
+    wgmma_m64n64k32(part, smem_desc(a + 32), smem_desc(b + 32), 1);
+    wgmma_commit();
+}
+
+/// [`kblock_halves`] promoting every k64 instead of every k32.
+#[inline(always)]
+unsafe fn kblock_halves_k64(
+    p: &Pipe,
+    at: Pos,
+    wg: u32,
+    h: &mut [[f32; 32]; 2],
+    acc: &mut [f32; 64],
+    (s0, s1): (f32, f32),
+    empty: u32,
+) {
+    let [h0, h1] = h;
+    mma_half_k64::<0, 0>(p, at, wg, h0);
+    mma_half_k64::<0, 1>(p, at, wg, h1);
+    wgmma_wait1();
+    promote_half::<0>(acc, h0, s0, s1);
+    mma_half_k64::<2, 0>(p, at, wg, h0);
+    wgmma_wait1();
+    promote_half::<1>(acc, h1, s0, s1);
+    mma_half_k64::<2, 1>(p, at, wg, h1);
+    wgmma_wait1();
+    promote_half::<0>(acc, h0, s0, s1);
+    wgmma_wait0();
+    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
+    promote_half::<1>(acc, h1, s0, s1);
+}
+
+/// `acc += part * scale` for the half `H` of the tile's columns (the
+/// m64n128 fragment's accumulators `32 H ..` are the m64n64 fragment of
+/// columns `64 H ..`).
+#[inline(always)]
+fn promote_half<const H: usize>(acc: &mut [f32; 64], part: &mut [f32; 32], s0: f32, s1: f32) {
+    fence_operands32(part);
+    unroll16!(j => {
+        if j < 8 {
+            let a = 32 * H + 4 * j;
+            acc[a] = fma(part[4 * j], s0, acc[a]);
+            acc[a + 1] = fma(part[4 * j + 1], s0, acc[a + 1]);
+            acc[a + 2] = fma(part[4 * j + 2], s1, acc[a + 2]);
+            acc[a + 3] = fma(part[4 * j + 3], s1, acc[a + 3]);
+        }
+    });
+    fence_operands(acc);
+}
+
+/// One k-block for one warpgroup as eight m64n64k32 `wgmma`s alternating
+/// between the two column halves, each promoted while the next one runs
+/// (`wait_group 1`), so the tensor cores are not idle during promotions.
+/// Arrives on the stage's `empty` barrier after the last `wgmma`.
+#[inline(always)]
+unsafe fn kblock_halves(
+    p: &Pipe,
+    at: Pos,
+    wg: u32,
+    h: &mut [[f32; 32]; 2],
+    acc: &mut [f32; 64],
+    (s0, s1): (f32, f32),
+    empty: u32,
+) {
+    let [h0, h1] = h;
+    mma_half::<0, 0>(p, at, wg, h0);
+    mma_half::<0, 1>(p, at, wg, h1);
+    wgmma_wait1();
+    promote_half::<0>(acc, h0, s0, s1);
+    mma_half::<1, 0>(p, at, wg, h0);
+    wgmma_wait1();
+    promote_half::<1>(acc, h1, s0, s1);
+    mma_half::<1, 1>(p, at, wg, h1);
+    wgmma_wait1();
+    promote_half::<0>(acc, h0, s0, s1);
+    mma_half::<2, 0>(p, at, wg, h0);
+    wgmma_wait1();
+    promote_half::<1>(acc, h1, s0, s1);
+    mma_half::<2, 1>(p, at, wg, h1);
+    wgmma_wait1();
+    promote_half::<0>(acc, h0, s0, s1);
+    mma_half::<3, 0>(p, at, wg, h0);
+    wgmma_wait1();
+    promote_half::<1>(acc, h1, s0, s1);
+    mma_half::<3, 1>(p, at, wg, h1);
+    wgmma_wait1();
+    promote_half::<0>(acc, h0, s0, s1);
+    wgmma_wait0();
+    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
+    promote_half::<1>(acc, h1, s0, s1);
+}
+
 /// k32 step `Q` of a stage's k-block, waited for and promoted into `acc`
 /// (the variants that run one `wgmma` group at a time).
 #[inline(always)]
@@ -399,9 +532,9 @@ pub const fn ws_smem_bytes(wgs: u32) -> u32 {
 
 /// The warp-specialised kernel (see the module documentation) with `WGS`
 /// consumer warpgroups over a `64 WGS` x 128 tile. Each consumer
-/// warpgroup waits for a stage, runs its four k32 steps (`wgmma`,
-/// `wait_group 0`, promote), arriving on the stage's `empty` barrier once
-/// the last `wgmma` has read it.
+/// warpgroup waits for a stage and runs its k-block over the two column
+/// halves ([`kblock_halves_k64`], or [`kblock_halves`] with `K64 = false`),
+/// arriving on the stage's `empty` barrier once the last `wgmma` has read it.
 ///
 /// # Safety
 /// Launched by `quant-host` with `ws_threads(WGS)` threads,
@@ -412,7 +545,7 @@ pub const fn ws_smem_bytes(wgs: u32) -> u32 {
 /// u8, SWIZZLE_128B), `k > 0`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32>(
+unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
     map_a: *const u8,
     map_b: *const u8,
     a_scales: *const f32,
@@ -490,7 +623,7 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32>(
     let col = 2 * (lane % 4);
     let pair_ok = n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0;
     let mut acc = [0f32; 64];
-    let mut part = [0f32; 64];
+    let mut halves = [[0f32; 32]; 2];
     let mut at = Some(first);
     while let Some(pos) = at {
         let (m0, n0) = pipe.origin(pos.tile);
@@ -501,15 +634,12 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32>(
         };
         let (sa0, sa1) = (scale(row0), scale(row1));
         let sb = b_scales.add(((n0 / TILE) as u64 * pipe.kbt as u64 + pos.kb as u64) as usize).read();
-        let (s0, s1) = (sa0 * sb, sa1 * sb);
-        let s = (s0, s1);
-        mma_promote::<0>(&pipe, pos, wg, &mut part, &mut acc, s);
-        mma_promote::<1>(&pipe, pos, wg, &mut part, &mut acc, s);
-        mma_promote::<2>(&pipe, pos, wg, &mut part, &mut acc, s);
-        mma_k32::<3>(&pipe, pos, wg, &mut part);
-        wgmma_wait0();
-        asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * pos.stage, options(nostack));
-        promote(&mut acc, &mut part, s0, s1);
+        let s = (sa0 * sb, sa1 * sb);
+        if K64 {
+            kblock_halves_k64(&pipe, pos, wg, &mut halves, &mut acc, s, empty);
+        } else {
+            kblock_halves(&pipe, pos, wg, &mut halves, &mut acc, s, empty);
+        }
         if pos.kb + 1 == pipe.kbt {
             unroll16!(j => {
                 let cc = n0 + col + 8 * j as u32;
@@ -656,7 +786,7 @@ unsafe fn gemm_wgmma_sync3<O: PredStore>(
 }
 
 macro_rules! entries {
-    ($($ws:ident, $ws3:ident: $out:ty;)*) => {$(
+    ($($ws:ident, $ws32:ident, $ws3:ident: $out:ty;)*) => {$(
         /// Warp-specialised `wgmma` GEMM kernel (E4M3FN, sm_90a), the
         /// default; see the module documentation.
         ///
@@ -675,7 +805,28 @@ macro_rules! entries {
             k: u32,
             layout: u32,
         ) {
-            gemm_wgmma_ws::<$out, 2>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
+            gemm_wgmma_ws::<$out, 2, true>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
+        }
+
+        /// The warp-specialised `wgmma` GEMM kernel promoting every k32
+        /// (more precise, slower); see [`kblock_halves`].
+        ///
+        /// # Safety
+        /// Launched by `quant-host` with checked arguments.
+        #[no_mangle]
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe extern "ptx-kernel" fn $ws32(
+            map_a: *const u8,
+            map_b: *const u8,
+            a_scales: *const f32,
+            b_scales: *const f32,
+            c: *mut $out,
+            m: u32,
+            n: u32,
+            k: u32,
+            layout: u32,
+        ) {
+            gemm_wgmma_ws::<$out, 2, false>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
         }
 
         /// `wgmma` GEMM kernel, 192 x 128 tiles; see [`gemm_wgmma_sync3`].
@@ -701,6 +852,6 @@ macro_rules! entries {
 }
 
 entries! {
-    gemm_wgmma_ws_e4m3fn_bf16, gemm_wgmma_sync3_e4m3fn_bf16: Bf16Out;
-    gemm_wgmma_ws_e4m3fn_f32, gemm_wgmma_sync3_e4m3fn_f32: f32;
+    gemm_wgmma_ws_e4m3fn_bf16, gemm_wgmma_ws32_e4m3fn_bf16, gemm_wgmma_sync3_e4m3fn_bf16: Bf16Out;
+    gemm_wgmma_ws_e4m3fn_f32, gemm_wgmma_ws32_e4m3fn_f32, gemm_wgmma_sync3_e4m3fn_f32: f32;
 }

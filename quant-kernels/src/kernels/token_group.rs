@@ -17,6 +17,11 @@
 //! still take part in the shuffles (a warp may be partly full) but load and
 //! store nothing.
 //!
+//! Groups are numbered row after row, except in the wide kernel with a
+//! column-major scale layout, which numbers them down bands of 8 rows (see
+//! `geometry::TOKEN_GROUP_BAND`) so that a warp's scale stores are
+//! adjacent; the grid then covers whole bands.
+//!
 //! A group whose columns run past `cols` (the K tail) loads zeros for the
 //! missing columns, which leaves its amax unchanged, and stores only its
 //! valid codes. Unaligned rows (a row stride that is not a multiple of 8
@@ -24,7 +29,7 @@
 
 use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
 use super::{decode_mode, Bf16, GroupQuantizer, F16};
-use crate::geometry::token_group_threads;
+use crate::geometry::{token_group_banded, token_group_threads, TOKEN_GROUP_BAND};
 use crate::gpu::{global_thread_index, shfl_xor};
 use crate::scale::{group_scale, nan_max};
 use crate::{Fp8Format, ScaleLayout};
@@ -77,8 +82,17 @@ unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
     let groups = cols.div_ceil(GS);
     let t = global_thread_index();
     let (group, lane) = (t / threads_per_group, t % threads_per_group);
-    let active = group < rows * groups;
-    let (row, g) = if active { divmod(group, groups) } else { (0, 0) };
+    let (active, row, g) = if token_group_banded(C as u64, layout) {
+        // Down the rows of a band of TOKEN_GROUP_BAND, then across.
+        let (band, i) = divmod(group, TOKEN_GROUP_BAND * groups);
+        let row = band * TOKEN_GROUP_BAND + i % TOKEN_GROUP_BAND;
+        let active = row < rows;
+        (active, if active { row } else { 0 }, if active { i / TOKEN_GROUP_BAND } else { 0 })
+    } else {
+        let active = group < rows * groups;
+        let (row, g) = if active { divmod(group, groups) } else { (0, 0) };
+        (active, row, g)
+    };
     let col = |c: u64| g * GS + (lane + c * threads_per_group) * ELEMS_PER_THREAD;
     let valid = |c: u64| if active { cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD) } else { 0 };
 
