@@ -94,8 +94,7 @@ pub const LAUNCH_BOUNDS: &[(&str, u32, u32)] = &[
     ("token_group_wide_quant_", BLOCK_THREADS, 4),
     // The wgmma GEMMs of more than 256 threads: without a bound ptxas may
     // use more registers than 65536 / threads and the launch would fail
-    // (384 threads: at most 168 registers).
-    ("gemm_wgmma_sync3_", 384, 1),
+    // (288 threads: at most 224 registers).
     ("gemm_wgmma_ws_", 288, 1),
     ("gemm_wgmma_ws32_", 288, 1),
 ];

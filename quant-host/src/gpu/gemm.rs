@@ -37,17 +37,14 @@ pub(crate) struct GemmFunctions {
     wgmma_ws: Option<[CudaFunction; 2]>,
     /// The warp-specialised kernel promoting every k32 instead of k64.
     wgmma_ws32: Option<[CudaFunction; 2]>,
-    /// The 192 x 128 variant of `wgmma`, same indexing.
-    wgmma_sync3: Option<[CudaFunction; 2]>,
 }
 
 /// Which `wgmma` kernel and grid the launch uses (for the tests and the
 /// benchmark's variant comparison). 0 is the default: the warp-specialised
-/// 128 x 128 kernel promoting every k64, persistent. Otherwise bit 0 = one CTA per tile instead
-/// of a persistent grid, and bits 1-2 select the kernel: 1 the
-/// default one, 2 the same promoting every k32, 3 the 192 x 128 one
-/// (k32; 0: the default); bit 3 = no `wgmma` at
-/// all (the `mma.sync` kernel, for comparisons).
+/// 128 x 128 kernel promoting every k64, persistent. Otherwise bit 0 = one
+/// CTA per tile instead of a persistent grid; bits 1-2 = 2: the same kernel
+/// promoting every k32 (any other value: the default kernel); bit 3 = no
+/// `wgmma` at all (the `mma.sync` kernel, for comparisons).
 pub(crate) static WGMMA_VARIANT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl GemmFunctions {
@@ -67,21 +64,17 @@ impl GemmFunctions {
         for f in main.iter().flatten() {
             f.set_attribute(MAX_SMEM, launch::GEMM_SMEM_BYTES as i32)?;
         }
-        let (wgmma_ws, wgmma_ws32, wgmma_sync3) = if gpu.ptx_arch().has_wgmma() {
+        let (wgmma_ws, wgmma_ws32) = if gpu.ptx_arch().has_wgmma() {
             let ws = [get("gemm_wgmma_ws_e4m3fn_bf16")?, get("gemm_wgmma_ws_e4m3fn_f32")?];
             let ws32 = [get("gemm_wgmma_ws32_e4m3fn_bf16")?, get("gemm_wgmma_ws32_e4m3fn_f32")?];
             for f in ws.iter().chain(&ws32) {
                 f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_WS_SMEM_BYTES as i32)?;
             }
-            let sync3 = [get("gemm_wgmma_sync3_e4m3fn_bf16")?, get("gemm_wgmma_sync3_e4m3fn_f32")?];
-            for f in &sync3 {
-                f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_SYNC3_SMEM_BYTES as i32)?;
-            }
-            (Some(ws), Some(ws32), Some(sync3))
+            (Some(ws), Some(ws32))
         } else {
-            (None, None, None)
+            (None, None)
         };
-        Ok(Self { main, small, wgmma_ws, wgmma_ws32, wgmma_sync3 })
+        Ok(Self { main, small, wgmma_ws, wgmma_ws32 })
     }
 }
 
@@ -310,13 +303,11 @@ pub(crate) fn mm_fp8_blockscale(
     }
 
     let variant = WGMMA_VARIANT.load(std::sync::atomic::Ordering::Relaxed);
-    let (kernels, tile_m, threads, smem) = match (variant >> 1) & 3 {
-        3 => {
-            (functions.wgmma_sync3.as_ref(), 192, launch::GEMM_WGMMA_SYNC3_THREADS, launch::GEMM_WGMMA_SYNC3_SMEM_BYTES)
-        }
-        2 => (functions.wgmma_ws32.as_ref(), 128, launch::GEMM_WGMMA_WS_THREADS, launch::GEMM_WGMMA_WS_SMEM_BYTES),
-        _ => (functions.wgmma_ws.as_ref(), 128, launch::GEMM_WGMMA_WS_THREADS, launch::GEMM_WGMMA_WS_SMEM_BYTES),
+    let kernels = match (variant >> 1) & 3 {
+        2 => functions.wgmma_ws32.as_ref(),
+        _ => functions.wgmma_ws.as_ref(),
     };
+    let (tile_m, threads, smem) = (128u32, launch::GEMM_WGMMA_WS_THREADS, launch::GEMM_WGMMA_WS_SMEM_BYTES);
     if let Some(wgmma) = kernels.filter(|_| cfg.format == Fp8Format::E4M3Fn && variant & 8 == 0) {
         let (a_ptr, a_guard) = a.device_ptr(stream);
         let (b_ptr, b_guard) = b.device_ptr(stream);

@@ -139,11 +139,6 @@ pub(crate) const GEMM_WGMMA_WS_THREADS: u32 = 288;
 /// boxes, a `full` and an `empty` 8-byte barrier per stage).
 pub(crate) const GEMM_WGMMA_WS_SMEM_BYTES: u32 = 1024 + 5 * 2 * 128 * 128 + 5 * 16;
 
-/// Threads of the 192 x 128 `wgmma` GEMM (`SYNC3_THREADS`: 3 warpgroups).
-pub(crate) const GEMM_WGMMA_SYNC3_THREADS: u32 = 384;
-/// Dynamic shared memory of the 192 x 128 `wgmma` GEMM (`SYNC3_SMEM_BYTES`).
-pub(crate) const GEMM_WGMMA_SYNC3_SMEM_BYTES: u32 = 1024 + 5 * (192 + 128) * 128 + 5 * 8;
-
 /// The `wgmma` GEMMs' grid: persistent, one CTA per multiprocessor (at most
 /// one per `tile_m` x 128 tile); the kernel strides over the tiles.
 pub(crate) fn gemm_wgmma(m: u64, n: u64, tile_m: u64, multiprocessors: u64) -> Result<LaunchConfig> {

@@ -18,12 +18,11 @@
 //!   and bytes past K are zero-filled by the TMA unit, so tails need no
 //!   masking in the main loop.
 //! - Consumer warpgroup `w` owns rows `64 w ..` of the tile and computes its
-//!   64 x 128 piece as two column halves of 64 with `wgmma` m64n64, both
-//!   operands read from shared memory through matrix descriptors. The
-//!   halves take turns: while the tensor cores work on one half, the
-//!   warpgroup promotes the other's finished partial sum (`wait_group 1`),
-//!   so promotions do not leave the tensor cores idle. The warpgroups never
-//!   meet at a barrier in the loop either.
+//!   64 x 128 piece with `wgmma` m64n128k32, both operands read from shared
+//!   memory through matrix descriptors: per k-block, two k64 steps of two
+//!   chained `wgmma`s, each waited for and promoted (below). The warpgroups
+//!   never meet at a barrier in the loop, so one's promotion overlaps the
+//!   other's `wgmma`s.
 //! - Shared-memory layout per stage is the TMA's 128B swizzle: row `r` of a
 //!   box at byte `128 r`, 16-byte chunk `c` stored at chunk `c ^ (r % 8)`.
 //!   That is the canonical K-major SWIZZLE_128B layout of `wgmma`: descriptor
@@ -39,11 +38,12 @@
 //! `wgmma`s starting from zero) is promoted at once,
 //! `acc = fma(part, sa * sb, acc)` in f32: worst 5.2e-4 over three full
 //! `gpu_gemm` runs (about 3500 f32 checks) and 6.4e-4 in a targeted probe.
-//! Promotion costs one FMA per output element and promotion, as many
-//! issue slots as the tensor cores take for a k32 step, so per-k32
-//! promotion (worst 2.5e-4; kept as the `gemm_wgmma_ws32_*` variant) is
-//! about 18% slower; `mma.sync` is exact to 2e-7 but 3x slower. See
-//! bench/NOTES-gemm.md.
+//! A promotion costs one FMA per output element, and per k32 that is as
+//! many issue slots as the tensor cores take for the step, so promoting
+//! every k32 (worst 2.5e-4) caps the kernel: the `ws32` variant
+//! ([`kblock_halves`]) does that and runs about 15-20% slower even though it
+//! overlaps promotions with `wgmma`s inside the warpgroup. `mma.sync` is
+//! exact to 2e-7 but 3x slower. See bench/NOTES-gemm.md.
 //!
 //! # Constraints from ptxas
 //! No thread-dependent branch may run while `wgmma`s are in flight, or
@@ -51,11 +51,9 @@
 //! predicated stores. `cargo xtask build-ptx` fails on any C751x note.
 //!
 //! # Variants
-//! [`gemm_wgmma_ws`] with k64 promotion is the kernel the host uses; the
-//! same kernel promoting every k32 (`gemm_wgmma_ws32_*`) and
-//! [`gemm_wgmma_sync3`] (192 x 128 tiles over three warpgroups, k32, one
-//! `wgmma` group at a time) are kept for comparison (`fp8q bench
-//! --gemm-variants`). The two k32 kernels compute bit-identical results.
+//! [`gemm_wgmma_ws`] promoting every k64 is the kernel the host uses; the
+//! same kernel promoting every k32 (`gemm_wgmma_ws32_*`, more precise,
+//! slower) is kept for comparison (`fp8q bench --gemm-variants`).
 //!
 //! E4M3FN only (the `wgmma` e4m3 type); E4M3FNUZ keeps the `mma.sync` path.
 
@@ -278,21 +276,6 @@ impl Pos {
     }
 }
 
-/// Queues k32 step `Q` (of four) of the k-block at `at` into `part`,
-/// overwriting it; for `Q == 0` first waits for the stage's operands.
-#[inline(always)]
-unsafe fn mma_k32<const Q: u32>(p: &Pipe, at: Pos, wg: u32, part: &mut [f32; 64]) {
-    if Q == 0 {
-        mbar_wait(p.full + 8 * at.stage, at.phase);
-    }
-    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE + 32 * Q;
-    let b = p.stages + at.stage * p.stage_bytes + p.tile_m * TILE + 32 * Q;
-    fence_operands(part);
-    wgmma_fence();
-    wgmma_m64n128k32(part, smem_desc(a), smem_desc(b), 0);
-    wgmma_commit();
-}
-
 /// `acc += part * scale`, fused, with `s0` for the thread's first row and
 /// `s1` for the row 8 below. The fence after it keeps the next `wgmma`
 /// from being issued before the promotion has read `part`.
@@ -322,50 +305,6 @@ unsafe fn mma_half<const Q: u32, const H: u32>(p: &Pipe, at: Pos, wg: u32, part:
     wgmma_fence();
     wgmma_m64n64k32(part, smem_desc(a), smem_desc(b), 0);
     wgmma_commit();
-}
-
-/// Queues k32 steps `Q` and `Q + 1` for the columns `64 H ..` into `part`
-/// as one group: the second `wgmma` adds to the first inside the tensor
-/// cores (a k64 sum), so a promotion covers two steps.
-#[inline(always)]
-unsafe fn mma_half_k64<const Q: u32, const H: u32>(p: &Pipe, at: Pos, wg: u32, part: &mut [f32; 32]) {
-    if Q == 0 && H == 0 {
-        mbar_wait(p.full + 8 * at.stage, at.phase);
-    }
-    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE + 32 * Q;
-    let b = p.stages + at.stage * p.stage_bytes + (p.tile_m + 64 * H) * TILE + 32 * Q;
-    fence_operands32(part);
-    wgmma_fence();
-    wgmma_m64n64k32(part, smem_desc(a), smem_desc(b), 0);
-    wgmma_m64n64k32(part, smem_desc(a + 32), smem_desc(b + 32), 1);
-    wgmma_commit();
-}
-
-/// [`kblock_halves`] promoting every k64 instead of every k32.
-#[inline(always)]
-unsafe fn kblock_halves_k64(
-    p: &Pipe,
-    at: Pos,
-    wg: u32,
-    h: &mut [[f32; 32]; 2],
-    acc: &mut [f32; 64],
-    (s0, s1): (f32, f32),
-    empty: u32,
-) {
-    let [h0, h1] = h;
-    mma_half_k64::<0, 0>(p, at, wg, h0);
-    mma_half_k64::<0, 1>(p, at, wg, h1);
-    wgmma_wait1();
-    promote_half::<0>(acc, h0, s0, s1);
-    mma_half_k64::<2, 0>(p, at, wg, h0);
-    wgmma_wait1();
-    promote_half::<1>(acc, h1, s0, s1);
-    mma_half_k64::<2, 1>(p, at, wg, h1);
-    wgmma_wait1();
-    promote_half::<0>(acc, h0, s0, s1);
-    wgmma_wait0();
-    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
-    promote_half::<1>(acc, h1, s0, s1);
 }
 
 /// `acc += part * scale` for the half `H` of the tile's columns (the
@@ -428,20 +367,40 @@ unsafe fn kblock_halves(
     promote_half::<1>(acc, h1, s0, s1);
 }
 
-/// k32 step `Q` of a stage's k-block, waited for and promoted into `acc`
-/// (the variants that run one `wgmma` group at a time).
+/// One k-block for one warpgroup as two k64 steps over the whole 128
+/// columns (two chained m64n128k32 `wgmma`s each), each waited for and
+/// promoted; the other warpgroup's `wgmma`s fill the tensor cores meanwhile.
+/// (Splitting the columns into halves that take turns, as
+/// [`kblock_halves`] does, measured 1-3% slower here, probably because each
+/// half reads A from shared memory again.)
 #[inline(always)]
-unsafe fn mma_promote<const Q: u32>(
+unsafe fn kblock_k64(
     p: &Pipe,
     at: Pos,
     wg: u32,
     part: &mut [f32; 64],
     acc: &mut [f32; 64],
-    s: (f32, f32),
+    (s0, s1): (f32, f32),
+    empty: u32,
 ) {
-    mma_k32::<Q>(p, at, wg, part);
+    mbar_wait(p.full + 8 * at.stage, at.phase);
+    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE;
+    let b = p.stages + at.stage * p.stage_bytes + p.tile_m * TILE;
+    fence_operands(part);
+    wgmma_fence();
+    wgmma_m64n128k32(part, smem_desc(a), smem_desc(b), 0);
+    wgmma_m64n128k32(part, smem_desc(a + 32), smem_desc(b + 32), 1);
+    wgmma_commit();
     wgmma_wait0();
-    promote(acc, part, s.0, s.1);
+    promote(acc, part, s0, s1);
+    fence_operands(part);
+    wgmma_fence();
+    wgmma_m64n128k32(part, smem_desc(a + 64), smem_desc(b + 64), 0);
+    wgmma_m64n128k32(part, smem_desc(a + 96), smem_desc(b + 96), 1);
+    wgmma_commit();
+    wgmma_wait0();
+    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
+    promote(acc, part, s0, s1);
 }
 
 /// Stores of C as predicated instructions rather than branches. Both
@@ -532,9 +491,9 @@ pub const fn ws_smem_bytes(wgs: u32) -> u32 {
 
 /// The warp-specialised kernel (see the module documentation) with `WGS`
 /// consumer warpgroups over a `64 WGS` x 128 tile. Each consumer
-/// warpgroup waits for a stage and runs its k-block over the two column
-/// halves ([`kblock_halves_k64`], or [`kblock_halves`] with `K64 = false`),
-/// arriving on the stage's `empty` barrier once the last `wgmma` has read it.
+/// warpgroup waits for a stage and runs its k-block ([`kblock_k64`], or
+/// [`kblock_halves`] with `K64 = false`), arriving on the stage's `empty`
+/// barrier once the last `wgmma` has read it.
 ///
 /// # Safety
 /// Launched by `quant-host` with `ws_threads(WGS)` threads,
@@ -624,6 +583,7 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
     let pair_ok = n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0;
     let mut acc = [0f32; 64];
     let mut halves = [[0f32; 32]; 2];
+    let mut part = [0f32; 64];
     let mut at = Some(first);
     while let Some(pos) = at {
         let (m0, n0) = pipe.origin(pos.tile);
@@ -636,7 +596,7 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
         let sb = b_scales.add(((n0 / TILE) as u64 * pipe.kbt as u64 + pos.kb as u64) as usize).read();
         let s = (sa0 * sb, sa1 * sb);
         if K64 {
-            kblock_halves_k64(&pipe, pos, wg, &mut halves, &mut acc, s, empty);
+            kblock_k64(&pipe, pos, wg, &mut part, &mut acc, s, empty);
         } else {
             kblock_halves(&pipe, pos, wg, &mut halves, &mut acc, s, empty);
         }
@@ -655,138 +615,8 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
     }
 }
 
-/// Threads of the 192 x 128 variant: three warpgroups.
-pub const SYNC3_THREADS: u32 = 384;
-/// Dynamic shared memory of the 192 x 128 variant: alignment slack, the
-/// stages (A box of 192 rows, B box of 128) and a `full` barrier per stage.
-pub const SYNC3_SMEM_BYTES: u32 = 1024 + STAGES * (192 + TILE) * TILE + STAGES * 8;
-
-/// A 192 x 128 tile (three consumer warpgroups: 1.2x the flops per byte
-/// loaded of 128 x 128; loading operands from L2 is what limits the 128 x
-/// 128 kernels), persistent. Thread 0 is the producer: each step starts
-/// with a CTA barrier, after which the stage of the previous step is free
-/// and thread 0 refills it with the k-block `STAGES - 1` ahead; then every
-/// warpgroup waits for its stage and runs its four k32 steps (`wgmma`,
-/// `wait_group 0`, promote). Nothing is in flight at the barrier or the producer's branch.
-/// (A producer warp of its own would need 416 threads, which leaves 152
-/// registers per thread: too few.)
-///
-/// # Safety
-/// As [`gemm_wgmma_ws`], with `SYNC3_THREADS` threads, `SYNC3_SMEM_BYTES`, at
-/// most `ceil(m / 192) * ceil(n / 128)` CTAs and A's tensor map box 192 rows.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-unsafe fn gemm_wgmma_sync3<O: PredStore>(
-    map_a: *const u8,
-    map_b: *const u8,
-    a_scales: *const f32,
-    b_scales: *const f32,
-    c: *mut O,
-    m: u32,
-    n: u32,
-    k: u32,
-    layout: u32,
-) {
-    let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
-    let stages = (smem_addr(smem) + 1023) & !1023;
-    let tile_m = 192;
-    let stage_bytes = (tile_m + TILE) * TILE;
-    let full = stages + STAGES * stage_bytes;
-    let tiles_m = m.div_ceil(tile_m).max(1);
-    let pipe = Pipe {
-        map_a: map_a as u64,
-        map_b: map_b as u64,
-        stages,
-        tile_m,
-        stage_bytes,
-        full,
-        tiles_m,
-        tiles: tiles_m * n.div_ceil(TILE),
-        kbt: k.div_ceil(TILE),
-        grid: nvptx::_grid_dim_x() as u32,
-    };
-    let tid = nvptx::_thread_idx_x() as u32;
-    let first = Pos { tile: nvptx::_block_idx_x() as u32, kb: 0, stage: 0, phase: 0 };
-    let mut load = Some(first);
-    if tid == 0 {
-        asm!(
-            "fence.proxy.tensormap::generic.acquire.gpu [{a}], 128;",
-            "fence.proxy.tensormap::generic.acquire.gpu [{b}], 128;",
-            a = in(reg64) pipe.map_a, b = in(reg64) pipe.map_b,
-            options(nostack),
-        );
-        let mut s = 0;
-        while s < STAGES {
-            mbar_init(full + 8 * s, 1);
-            s += 1;
-        }
-        asm!("fence.mbarrier_init.release.cluster;", "fence.proxy.async.shared::cta;", options(nostack));
-        let mut s = 0;
-        while s + 1 < STAGES {
-            if let Some(at) = load {
-                let (m0, n0) = pipe.origin(at.tile);
-                issue(&pipe, at.stage, at.kb, m0, n0);
-                load = at.next(&pipe);
-            }
-            s += 1;
-        }
-    }
-
-    let wg = tid / 128;
-    let (warp, lane) = ((tid % 128) / 32, tid % 32);
-    let layout = decode_layout(layout);
-    let (sa_row_stride, sa_kb_stride) = match layout {
-        ScaleLayout::RowMajor => (pipe.kbt as u64, 1),
-        ScaleLayout::ColMajor => (1, m as u64),
-        ScaleLayout::ColMajorTmaAligned => (1, layout.padded_rows(m as u64)),
-    };
-    let row = wg * 64 + warp * 16 + lane / 4;
-    let col = 2 * (lane % 4);
-    let pair_ok = n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0;
-    let mut acc = [0f32; 64];
-    let mut part = [0f32; 64];
-    let mut at = Some(first);
-    while let Some(pos) = at {
-        // Everyone is done with the previous step's stage (and, the first
-        // time, the barriers are initialised): refill it.
-        nvptx::_syncthreads();
-        if tid == 0 {
-            if let Some(l) = load {
-                let (lm, ln) = pipe.origin(l.tile);
-                issue(&pipe, l.stage, l.kb, lm, ln);
-                load = l.next(&pipe);
-            }
-        }
-        let (m0, n0) = pipe.origin(pos.tile);
-        let (row0, row1) = (m0 + row, m0 + row + 8);
-        let scale = |r: u32| {
-            let r = r.min(m - 1);
-            a_scales.add((r as u64 * sa_row_stride + pos.kb as u64 * sa_kb_stride) as usize).read()
-        };
-        let (sa0, sa1) = (scale(row0), scale(row1));
-        let sb = b_scales.add(((n0 / TILE) as u64 * pipe.kbt as u64 + pos.kb as u64) as usize).read();
-        let s = (sa0 * sb, sa1 * sb);
-        mma_promote::<0>(&pipe, pos, wg, &mut part, &mut acc, s);
-        mma_promote::<1>(&pipe, pos, wg, &mut part, &mut acc, s);
-        mma_promote::<2>(&pipe, pos, wg, &mut part, &mut acc, s);
-        mma_promote::<3>(&pipe, pos, wg, &mut part, &mut acc, s);
-        if pos.kb + 1 == pipe.kbt {
-            unroll16!(j => {
-                let cc = n0 + col + 8 * j as u32;
-                O::store_pair_if(c, m, n, row0, cc, acc[4 * j], acc[4 * j + 1], pair_ok);
-                O::store_pair_if(c, m, n, row1, cc, acc[4 * j + 2], acc[4 * j + 3], pair_ok);
-                acc[4 * j] = 0.0;
-                acc[4 * j + 1] = 0.0;
-                acc[4 * j + 2] = 0.0;
-                acc[4 * j + 3] = 0.0;
-            });
-        }
-        at = pos.next(&pipe);
-    }
-}
-
 macro_rules! entries {
-    ($($ws:ident, $ws32:ident, $ws3:ident: $out:ty;)*) => {$(
+    ($($ws:ident, $ws32:ident: $out:ty;)*) => {$(
         /// Warp-specialised `wgmma` GEMM kernel (E4M3FN, sm_90a), the
         /// default; see the module documentation.
         ///
@@ -828,30 +658,10 @@ macro_rules! entries {
         ) {
             gemm_wgmma_ws::<$out, 2, false>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
         }
-
-        /// `wgmma` GEMM kernel, 192 x 128 tiles; see [`gemm_wgmma_sync3`].
-        ///
-        /// # Safety
-        /// Launched by `quant-host` with checked arguments.
-        #[no_mangle]
-        #[allow(clippy::too_many_arguments)]
-        pub unsafe extern "ptx-kernel" fn $ws3(
-            map_a: *const u8,
-            map_b: *const u8,
-            a_scales: *const f32,
-            b_scales: *const f32,
-            c: *mut $out,
-            m: u32,
-            n: u32,
-            k: u32,
-            layout: u32,
-        ) {
-            gemm_wgmma_sync3::<$out>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
-        }
     )*};
 }
 
 entries! {
-    gemm_wgmma_ws_e4m3fn_bf16, gemm_wgmma_ws32_e4m3fn_bf16, gemm_wgmma_sync3_e4m3fn_bf16: Bf16Out;
-    gemm_wgmma_ws_e4m3fn_f32, gemm_wgmma_ws32_e4m3fn_f32, gemm_wgmma_sync3_e4m3fn_f32: f32;
+    gemm_wgmma_ws_e4m3fn_bf16, gemm_wgmma_ws32_e4m3fn_bf16: Bf16Out;
+    gemm_wgmma_ws_e4m3fn_f32, gemm_wgmma_ws32_e4m3fn_f32: f32;
 }
