@@ -2,6 +2,7 @@
 # On the GPU machine, from the bundle: a 4+ GiB synthetic checkpoint quantized
 # on the GPU and on the CPU, outputs compared byte for byte, then verified.
 set -uo pipefail
+"$(dirname "$0")/run.sh" unpack >/dev/null || exit 1
 bin="$(cd "$(dirname "$0")" && pwd)/bin/fp8q"
 work=${1:-/tmp/fp8q-4gib}
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1

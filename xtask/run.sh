@@ -14,6 +14,7 @@
 #   large      memcheck over the >2^31-element test alone
 #   bench      the kernel benchmark (fp8q bench): bench.md/.json/.svg
 #   all        tests sanitize large bench
+#   unpack     only unpack the gzipped binaries (then run them directly)
 # Logs go to $OUT (the device tool returns that folder; /tmp/gpu-bundle-out
 # otherwise). Each sanitizer line ends in the tool's SUMMARY.
 set -uo pipefail
@@ -26,6 +27,17 @@ modes=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do modes+=("$1"); shift; done
 [ $# -gt 0 ] && shift
 [ ${#modes[@]} -gt 0 ] || modes=(all)
+
+# `cargo xtask gpu-bundle` gzips the binaries: unpack them in place.
+for f in bin/*.gz tests/*.gz; do
+    [ -e "$f" ] || continue
+    if command -v gunzip >/dev/null; then
+        gunzip -f "$f"
+    else
+        python3 -c 'import gzip, shutil, sys; shutil.copyfileobj(gzip.open(sys.argv[1]), open(sys.argv[1][:-3], "wb"))' "$f" && rm -f "$f"
+    fi
+    chmod +x "${f%.gz}"
+done
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
 
@@ -77,6 +89,7 @@ for mode in "${modes[@]}"; do
         memcheck | racecheck | initcheck | synccheck) sanitize "$mode" ;;
         large) large ;;
         bench) run_bench "$@" ;;
+        unpack) ;;
         all) run_tests; for tool in memcheck racecheck initcheck synccheck; do sanitize "$tool"; done; large; run_bench "$@" ;;
         *) echo "unknown mode $mode"; status=2 ;;
     esac
