@@ -11,10 +11,14 @@
 //!   runs it with `FUZZ_SECONDS` (default 60) per target.
 //! - `gpu-bundle`: build the release test and benchmark binaries and a
 //!   `run.sh` into `target/gpu-bundle/`, to carry to the GPU machine.
+//! - `sass <kernel> [--arch A] [--summary]`: one kernel's SASS (or its
+//!   opcode histogram) from the committed PTX, through ptxas and NVIDIA's
+//!   cuobjdump, without a GPU.
 
 mod bundle;
 mod fuzz;
 mod ptx;
+mod sass;
 mod tools;
 
 use anyhow::{bail, Result};
@@ -35,8 +39,9 @@ fn main() -> Result<()> {
         Some("gpu-bundle") => bundle::build(&root),
         Some("test") => test(&root),
         Some("fuzz") => fuzz::run_cli(&root, &args[1..]),
+        Some("sass") => sass::run_cli(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <build-ptx [--check] | test | fuzz [--seconds N] [target...] | gpu-bundle>");
+            eprintln!("usage: cargo xtask <build-ptx [--check] | test | fuzz [--seconds N] [target...] | gpu-bundle | sass <kernel> [--arch A] [--summary]>");
             std::process::exit(2);
         }
     }

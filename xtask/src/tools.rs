@@ -1,5 +1,6 @@
 //! The tools `build-ptx` needs, installed on demand: the pinned nightly with
-//! its components, and `ptxas` from NVIDIA's PyPI wheel.
+//! its components, and `ptxas` from NVIDIA's PyPI wheel; and for `sass`,
+//! `cuobjdump` and `nvdisasm` from theirs.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -48,41 +49,60 @@ pub fn ensure_ptxas(root: &Path) -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("PTXAS") {
         return Ok(PathBuf::from(path));
     }
-    let dir = root.join(".cache").join(format!("ptxas-{PTXAS_VERSION}"));
-    let ptxas = dir.join("ptxas");
-    if ptxas.is_file() {
-        return Ok(ptxas);
+    ensure_wheel_tool(root, PTXAS_WHEEL, PTXAS_VERSION, "nvidia/cuda_nvcc/bin/ptxas")
+}
+
+/// `cuobjdump` and the `nvdisasm` it runs (for `cargo xtask sass`), from
+/// NVIDIA's PyPI wheels: `(cuobjdump, nvdisasm)`.
+pub fn ensure_disassembler(root: &Path) -> Result<(PathBuf, PathBuf)> {
+    const VERSION: &str = "13.5.37";
+    Ok((
+        ensure_wheel_tool(root, "nvidia-cuda-cuobjdump", VERSION, "nvidia/cu13/bin/cuobjdump")?,
+        ensure_wheel_tool(root, "nvidia-cuda-nvdisasm", VERSION, "nvidia/cu13/bin/nvdisasm")?,
+    ))
+}
+
+/// One executable `member` of the PyPI wheel `wheel==version`, cached as
+/// `.cache/<member's file name>-<version>/<file name>` and downloaded on
+/// first use (python3 with pip does the download and the unzip).
+fn ensure_wheel_tool(root: &Path, wheel: &str, version: &str, member: &str) -> Result<PathBuf> {
+    let name = Path::new(member).file_name().and_then(|n| n.to_str()).context("wheel member name")?;
+    let dir = root.join(".cache").join(format!("{name}-{version}"));
+    let tool = dir.join(name);
+    if tool.is_file() {
+        return Ok(tool);
     }
     std::fs::create_dir_all(&dir)?;
-    eprintln!("xtask: downloading ptxas ({PTXAS_WHEEL}=={PTXAS_VERSION}) from PyPI");
+    eprintln!("xtask: downloading {name} ({wheel}=={version}) from PyPI");
     let wheel_dir = dir.join("wheel");
     let status = Command::new("python3")
         .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"])
         .args(["--platform", "manylinux_2_12_x86_64", "--platform", "manylinux2010_x86_64"])
+        .args(["--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64"])
         .arg("-d")
         .arg(&wheel_dir)
-        .arg(format!("{PTXAS_WHEEL}=={PTXAS_VERSION}"))
+        .arg(format!("{wheel}=={version}"))
         .status()
-        .context("running python3 -m pip (python3 with pip is needed to fetch ptxas)")?;
+        .with_context(|| format!("running python3 -m pip (python3 with pip is needed to fetch {name})"))?;
     if !status.success() {
-        bail!("pip could not download {PTXAS_WHEEL}=={PTXAS_VERSION}");
+        bail!("pip could not download {wheel}=={version}");
     }
     // Extract the one member we need with Python's zipfile (no unzip needed).
     let script = "import sys, zipfile, glob\n\
                   whl = glob.glob(sys.argv[1] + '/*.whl')[0]\n\
-                  data = zipfile.ZipFile(whl).read('nvidia/cuda_nvcc/bin/ptxas')\n\
+                  data = zipfile.ZipFile(whl).read(sys.argv[3])\n\
                   open(sys.argv[2], 'wb').write(data)\n";
-    let tmp = dir.join("ptxas.partial");
-    let status = Command::new("python3").args(["-c", script]).arg(&wheel_dir).arg(&tmp).status()?;
+    let tmp = dir.join(format!("{name}.partial"));
+    let status = Command::new("python3").args(["-c", script]).arg(&wheel_dir).arg(&tmp).arg(member).status()?;
     if !status.success() {
-        bail!("could not extract ptxas from the wheel");
+        bail!("could not extract {member} from the wheel");
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
     }
-    std::fs::rename(&tmp, &ptxas)?;
+    std::fs::rename(&tmp, &tool)?;
     let _ = std::fs::remove_dir_all(&wheel_dir);
-    Ok(ptxas)
+    Ok(tool)
 }
