@@ -7,6 +7,9 @@
 //! CPU reference (f64 accumulation); large ones on a random sample of output
 //! elements computed in f64. The whole of C is poisoned with NaN before the
 //! launch, so an element the kernel does not write fails the check.
+//! `QUANT_TEST_SEED=<seed>` replays a run; `QUANT_GEMM_ERRORS=1` prints every
+//! check's relative error (how the accuracy figures in bench/NOTES-gemm.md
+//! were collected).
 
 use half::bf16;
 use quant_host::cpu;

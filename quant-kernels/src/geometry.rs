@@ -59,10 +59,10 @@ pub const TOKEN_GROUP_BAND: u64 = 8;
 
 /// Whether `per_token_group_quant_fp8` numbers its groups in bands of
 /// [`TOKEN_GROUP_BAND`] rows: the wide kernel with a column-major scale
-/// layout (`layout != 0`). The 2-chunk kernel keeps row order (the extra
+/// layout (`layout` is `ScaleLayout as u32`, the kernel argument). The 2-chunk kernel keeps row order (the extra
 /// index math makes its f16 variant spill on sm_80).
 pub const fn token_group_banded(chunks: u64, layout: u32) -> bool {
-    chunks == TOKEN_GROUP_WIDE_CHUNKS && layout != 0
+    chunks == TOKEN_GROUP_WIDE_CHUNKS && layout != crate::ScaleLayout::RowMajor as u32
 }
 
 /// Rows the grid of `per_token_group_quant_fp8` covers: `rows`, rounded up
