@@ -76,6 +76,29 @@ pub const fn token_group_grid_rows(rows: u64, banded: bool) -> Option<u64> {
     }
 }
 
+/// Stages of the `wgmma` GEMM's TMA pipeline (each one k-block of A's and
+/// B's tiles, 32 KB).
+pub const GEMM_WGMMA_STAGES: u32 = 5;
+/// CTA tile of the `wgmma` GEMM along N (and along M with two consumer
+/// warpgroups), and its k-block (one scale block) in bytes.
+pub const GEMM_WGMMA_TILE: u32 = 128;
+/// Consumer warpgroups of the `wgmma` GEMM kernels (64 rows of the tile each).
+pub const GEMM_WGMMA_WARPGROUPS: u32 = 2;
+
+/// Threads of the warp-specialised `wgmma` GEMM with `wgs` consumer
+/// warpgroups, plus one producer warp.
+pub const fn gemm_wgmma_threads(wgs: u32) -> u32 {
+    128 * wgs + 32
+}
+
+/// Dynamic shared memory of the warp-specialised `wgmma` GEMM with `wgs`
+/// consumer warpgroups: 1024 bytes of alignment slack, the stages (A box of
+/// `64 wgs` rows, B box of 128, 128 bytes each), a `full` and an `empty`
+/// 8-byte barrier per stage.
+pub const fn gemm_wgmma_smem_bytes(wgs: u32) -> u32 {
+    1024 + GEMM_WGMMA_STAGES * (64 * wgs + GEMM_WGMMA_TILE) * GEMM_WGMMA_TILE + GEMM_WGMMA_STAGES * 16
+}
+
 /// Launch bounds, `(kernel-name prefix, threads per CTA, min CTAs per SM)`;
 /// the first matching prefix applies.
 ///
@@ -95,6 +118,6 @@ pub const LAUNCH_BOUNDS: &[(&str, u32, u32)] = &[
     // The wgmma GEMMs of more than 256 threads: without a bound ptxas may
     // use more registers than 65536 / threads and the launch would fail
     // (288 threads: at most 224 registers).
-    ("gemm_wgmma_ws_", 288, 1),
-    ("gemm_wgmma_ws32_", 288, 1),
+    ("gemm_wgmma_ws_", gemm_wgmma_threads(GEMM_WGMMA_WARPGROUPS), 1),
+    ("gemm_wgmma_ws32_", gemm_wgmma_threads(GEMM_WGMMA_WARPGROUPS), 1),
 ];

@@ -307,7 +307,8 @@ pub(crate) fn mm_fp8_blockscale(
         2 => functions.wgmma_ws32.as_ref(),
         _ => functions.wgmma_ws.as_ref(),
     };
-    let (tile_m, threads, smem) = (128u32, launch::GEMM_WGMMA_WS_THREADS, launch::GEMM_WGMMA_WS_SMEM_BYTES);
+    let (tile_m, threads, smem) =
+        (launch::GEMM_WGMMA_TILE_M, launch::GEMM_WGMMA_WS_THREADS, launch::GEMM_WGMMA_WS_SMEM_BYTES);
     if let Some(wgmma) = kernels.filter(|_| cfg.format == Fp8Format::E4M3Fn && variant & 8 == 0) {
         let (a_ptr, a_guard) = a.device_ptr(stream);
         let (b_ptr, b_guard) = b.device_ptr(stream);

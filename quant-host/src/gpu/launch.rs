@@ -131,13 +131,14 @@ pub(crate) fn gemm_small(n: u64, k_blocks: u64, multiprocessors: u64) -> Result<
     ))
 }
 
-/// Threads of the warp-specialised `wgmma` GEMM (`ws_threads(2)` in
-/// `quant_kernels::kernels::gemm_wgmma`: 2 warpgroups + a producer warp).
-pub(crate) const GEMM_WGMMA_WS_THREADS: u32 = 288;
-/// Dynamic shared memory of the warp-specialised `wgmma` GEMM
-/// (`ws_smem_bytes(2)`: alignment slack, 5 stages of two 128 x 128-byte
-/// boxes, a `full` and an `empty` 8-byte barrier per stage).
-pub(crate) const GEMM_WGMMA_WS_SMEM_BYTES: u32 = 1024 + 5 * 2 * 128 * 128 + 5 * 16;
+/// Threads of the warp-specialised `wgmma` GEMM: its warpgroups and a producer warp.
+pub(crate) const GEMM_WGMMA_WS_THREADS: u32 =
+    quant_kernels::geometry::gemm_wgmma_threads(quant_kernels::geometry::GEMM_WGMMA_WARPGROUPS);
+/// Rows of the `wgmma` GEMM's CTA tile: 64 per consumer warpgroup.
+pub(crate) const GEMM_WGMMA_TILE_M: u32 = 64 * quant_kernels::geometry::GEMM_WGMMA_WARPGROUPS;
+/// Dynamic shared memory of the warp-specialised `wgmma` GEMM.
+pub(crate) const GEMM_WGMMA_WS_SMEM_BYTES: u32 =
+    quant_kernels::geometry::gemm_wgmma_smem_bytes(quant_kernels::geometry::GEMM_WGMMA_WARPGROUPS);
 
 /// The `wgmma` GEMMs' grid: persistent, one CTA per multiprocessor (at most
 /// one per `tile_m` x 128 tile); the kernel strides over the tiles.

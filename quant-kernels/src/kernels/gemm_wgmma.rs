@@ -64,10 +64,7 @@ use super::gemm::{decode_layout, smem_addr, Align16, Bf16Out, Out};
 use crate::gpu::fma;
 use crate::ScaleLayout;
 
-/// Stages of the TMA pipeline.
-pub const STAGES: u32 = 5;
-/// CTA tile along M and N, and the k-block (one scale block) in bytes.
-pub const TILE: u32 = 128;
+pub use crate::geometry::{GEMM_WGMMA_STAGES as STAGES, GEMM_WGMMA_TILE as TILE};
 /// Repeats `$body` for `$j` in `0..16` as straight-line code, so the
 /// accumulator arrays are indexed by constants only and stay in registers.
 macro_rules! unroll16 {
@@ -477,18 +474,6 @@ impl PredStore for f32 {
     }
 }
 
-/// Threads of the warp-specialised variant with `wgs` consumer warpgroups
-/// (plus one producer warp).
-pub const fn ws_threads(wgs: u32) -> u32 {
-    128 * wgs + 32
-}
-/// Dynamic shared memory of the warp-specialised variant with `wgs`
-/// consumer warpgroups: alignment slack, the stages (A box of `64 wgs` rows,
-/// B box of 128), a `full` and an `empty` barrier per stage.
-pub const fn ws_smem_bytes(wgs: u32) -> u32 {
-    1024 + STAGES * (64 * wgs + TILE) * TILE + STAGES * 16
-}
-
 /// The warp-specialised kernel (see the module documentation) with `WGS`
 /// consumer warpgroups over a `64 WGS` x 128 tile. Each consumer
 /// warpgroup waits for a stage and runs its k-block ([`kblock_k64`], or
@@ -496,8 +481,8 @@ pub const fn ws_smem_bytes(wgs: u32) -> u32 {
 /// barrier once the last `wgmma` has read it.
 ///
 /// # Safety
-/// Launched by `quant-host` with `ws_threads(WGS)` threads,
-/// `ws_smem_bytes(WGS)` of dynamic shared memory, a 1-D grid of at most
+/// Launched by `quant-host` with `gemm_wgmma_threads(WGS)` threads,
+/// `gemm_wgmma_smem_bytes(WGS)` of dynamic shared memory, a 1-D grid of at most
 /// `ceil(m / (64 WGS)) * ceil(n / 128)` CTAs (below 2^31), and `map_a`,
 /// `map_b` pointing at 64-byte-aligned `CUtensorMap`s in global memory
 /// (A `[m, k]` with box `64 WGS` x 128 and B `[n, k]` with box 128 x 128,
@@ -635,7 +620,7 @@ macro_rules! entries {
             k: u32,
             layout: u32,
         ) {
-            gemm_wgmma_ws::<$out, 2, true>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
+            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, true>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
         }
 
         /// The warp-specialised `wgmma` GEMM kernel promoting every k32
@@ -656,7 +641,7 @@ macro_rules! entries {
             k: u32,
             layout: u32,
         ) {
-            gemm_wgmma_ws::<$out, 2, false>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
+            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, false>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
         }
     )*};
 }
