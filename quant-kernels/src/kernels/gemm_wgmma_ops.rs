@@ -1,263 +1,87 @@
-// Generated: the 64 accumulator operands of one warpgroup's m64n128 tile.
+// The `wgmma` and operand-fence instructions of one warpgroup, for its
+// m64n128 and m64n64 accumulator fragments (64 and 32 f32 registers).
 
-/// `d (+)= A * B^T` for one warpgroup: `wgmma.mma_async` m64n128k32, E4M3FN
-/// operands from shared memory (descriptors), f32 accumulators `d` in the
-/// m64nN fragment layout. `accumulate == 0` overwrites `d` instead of adding.
-///
-/// # Safety
-/// All 128 threads of the warpgroup execute it convergently, the descriptors
-/// point at 1024-byte-aligned 128B-swizzled tiles the CTA owns, and
-/// `wgmma_fence` ran since the registers were last written by other code.
-#[inline(always)]
-unsafe fn wgmma_m64n128k32(d: &mut [f32; 64], desc_a: u64, desc_b: u64, accumulate: u32) {
-    asm!(
-        "{{",
-        ".reg .pred p;",
-        "setp.ne.b32 p, {acc}, 0;",
-        "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {{{d0}, {d1}, {d2}, {d3}, {d4}, {d5}, {d6}, {d7}, {d8}, {d9}, {d10}, {d11}, {d12}, {d13}, {d14}, {d15}, {d16}, {d17}, {d18}, {d19}, {d20}, {d21}, {d22}, {d23}, {d24}, {d25}, {d26}, {d27}, {d28}, {d29}, {d30}, {d31}, {d32}, {d33}, {d34}, {d35}, {d36}, {d37}, {d38}, {d39}, {d40}, {d41}, {d42}, {d43}, {d44}, {d45}, {d46}, {d47}, {d48}, {d49}, {d50}, {d51}, {d52}, {d53}, {d54}, {d55}, {d56}, {d57}, {d58}, {d59}, {d60}, {d61}, {d62}, {d63}}}, {da}, {db}, p, 1, 1;",
-        "}}",
-            d0 = inout(reg32) d[0],
-            d1 = inout(reg32) d[1],
-            d2 = inout(reg32) d[2],
-            d3 = inout(reg32) d[3],
-            d4 = inout(reg32) d[4],
-            d5 = inout(reg32) d[5],
-            d6 = inout(reg32) d[6],
-            d7 = inout(reg32) d[7],
-            d8 = inout(reg32) d[8],
-            d9 = inout(reg32) d[9],
-            d10 = inout(reg32) d[10],
-            d11 = inout(reg32) d[11],
-            d12 = inout(reg32) d[12],
-            d13 = inout(reg32) d[13],
-            d14 = inout(reg32) d[14],
-            d15 = inout(reg32) d[15],
-            d16 = inout(reg32) d[16],
-            d17 = inout(reg32) d[17],
-            d18 = inout(reg32) d[18],
-            d19 = inout(reg32) d[19],
-            d20 = inout(reg32) d[20],
-            d21 = inout(reg32) d[21],
-            d22 = inout(reg32) d[22],
-            d23 = inout(reg32) d[23],
-            d24 = inout(reg32) d[24],
-            d25 = inout(reg32) d[25],
-            d26 = inout(reg32) d[26],
-            d27 = inout(reg32) d[27],
-            d28 = inout(reg32) d[28],
-            d29 = inout(reg32) d[29],
-            d30 = inout(reg32) d[30],
-            d31 = inout(reg32) d[31],
-            d32 = inout(reg32) d[32],
-            d33 = inout(reg32) d[33],
-            d34 = inout(reg32) d[34],
-            d35 = inout(reg32) d[35],
-            d36 = inout(reg32) d[36],
-            d37 = inout(reg32) d[37],
-            d38 = inout(reg32) d[38],
-            d39 = inout(reg32) d[39],
-            d40 = inout(reg32) d[40],
-            d41 = inout(reg32) d[41],
-            d42 = inout(reg32) d[42],
-            d43 = inout(reg32) d[43],
-            d44 = inout(reg32) d[44],
-            d45 = inout(reg32) d[45],
-            d46 = inout(reg32) d[46],
-            d47 = inout(reg32) d[47],
-            d48 = inout(reg32) d[48],
-            d49 = inout(reg32) d[49],
-            d50 = inout(reg32) d[50],
-            d51 = inout(reg32) d[51],
-            d52 = inout(reg32) d[52],
-            d53 = inout(reg32) d[53],
-            d54 = inout(reg32) d[54],
-            d55 = inout(reg32) d[55],
-            d56 = inout(reg32) d[56],
-            d57 = inout(reg32) d[57],
-            d58 = inout(reg32) d[58],
-            d59 = inout(reg32) d[59],
-            d60 = inout(reg32) d[60],
-            d61 = inout(reg32) d[61],
-            d62 = inout(reg32) d[62],
-            d63 = inout(reg32) d[63],
-            da = in(reg64) desc_a,
-            db = in(reg64) desc_b,
-            acc = in(reg32) accumulate,
-        options(nostack),
-    );
-}
-
-/// Ties the accumulator registers to this point of the program: code that
-/// reads or writes them cannot move across it (CUTLASS's
-/// `warpgroup_fence_operand`). Emits only a PTX comment.
-#[inline(always)]
-fn fence_operands(d: &mut [f32; 64]) {
-    // SAFETY: a comment; the operands are only named.
-    unsafe {
-        asm!(
-            "// wgmma operands {d0}, {d1}, {d2}, {d3}, {d4}, {d5}, {d6}, {d7}, {d8}, {d9}, {d10}, {d11}, {d12}, {d13}, {d14}, {d15}, {d16}, {d17}, {d18}, {d19}, {d20}, {d21}, {d22}, {d23}, {d24}, {d25}, {d26}, {d27}, {d28}, {d29}, {d30}, {d31}, {d32}, {d33}, {d34}, {d35}, {d36}, {d37}, {d38}, {d39}, {d40}, {d41}, {d42}, {d43}, {d44}, {d45}, {d46}, {d47}, {d48}, {d49}, {d50}, {d51}, {d52}, {d53}, {d54}, {d55}, {d56}, {d57}, {d58}, {d59}, {d60}, {d61}, {d62}, {d63}",
-            d0 = inout(reg32) d[0],
-            d1 = inout(reg32) d[1],
-            d2 = inout(reg32) d[2],
-            d3 = inout(reg32) d[3],
-            d4 = inout(reg32) d[4],
-            d5 = inout(reg32) d[5],
-            d6 = inout(reg32) d[6],
-            d7 = inout(reg32) d[7],
-            d8 = inout(reg32) d[8],
-            d9 = inout(reg32) d[9],
-            d10 = inout(reg32) d[10],
-            d11 = inout(reg32) d[11],
-            d12 = inout(reg32) d[12],
-            d13 = inout(reg32) d[13],
-            d14 = inout(reg32) d[14],
-            d15 = inout(reg32) d[15],
-            d16 = inout(reg32) d[16],
-            d17 = inout(reg32) d[17],
-            d18 = inout(reg32) d[18],
-            d19 = inout(reg32) d[19],
-            d20 = inout(reg32) d[20],
-            d21 = inout(reg32) d[21],
-            d22 = inout(reg32) d[22],
-            d23 = inout(reg32) d[23],
-            d24 = inout(reg32) d[24],
-            d25 = inout(reg32) d[25],
-            d26 = inout(reg32) d[26],
-            d27 = inout(reg32) d[27],
-            d28 = inout(reg32) d[28],
-            d29 = inout(reg32) d[29],
-            d30 = inout(reg32) d[30],
-            d31 = inout(reg32) d[31],
-            d32 = inout(reg32) d[32],
-            d33 = inout(reg32) d[33],
-            d34 = inout(reg32) d[34],
-            d35 = inout(reg32) d[35],
-            d36 = inout(reg32) d[36],
-            d37 = inout(reg32) d[37],
-            d38 = inout(reg32) d[38],
-            d39 = inout(reg32) d[39],
-            d40 = inout(reg32) d[40],
-            d41 = inout(reg32) d[41],
-            d42 = inout(reg32) d[42],
-            d43 = inout(reg32) d[43],
-            d44 = inout(reg32) d[44],
-            d45 = inout(reg32) d[45],
-            d46 = inout(reg32) d[46],
-            d47 = inout(reg32) d[47],
-            d48 = inout(reg32) d[48],
-            d49 = inout(reg32) d[49],
-            d50 = inout(reg32) d[50],
-            d51 = inout(reg32) d[51],
-            d52 = inout(reg32) d[52],
-            d53 = inout(reg32) d[53],
-            d54 = inout(reg32) d[54],
-            d55 = inout(reg32) d[55],
-            d56 = inout(reg32) d[56],
-            d57 = inout(reg32) d[57],
-            d58 = inout(reg32) d[58],
-            d59 = inout(reg32) d[59],
-            d60 = inout(reg32) d[60],
-            d61 = inout(reg32) d[61],
-            d62 = inout(reg32) d[62],
-            d63 = inout(reg32) d[63],
-            options(nomem, nostack, preserves_flags),
-        )
+/// `"{}, {}, ..., {}"`: one positional `asm!` operand per index given.
+macro_rules! operand_list {
+    (@sep $x:literal) => {
+        ", {}"
+    };
+    ($first:literal $($rest:literal)*) => {
+        concat!("{}", $(operand_list!(@sep $rest)),*)
     };
 }
 
-/// [`wgmma_m64n128k32`] for half of B's tile (64 columns): the 32
-/// accumulators of the m64n64 fragment. Two halves in flight alternately
-/// let a warpgroup promote one while the tensor cores work on the other.
-///
-/// # Safety
-/// As [`wgmma_m64n128k32`].
-#[inline(always)]
-unsafe fn wgmma_m64n64k32(d: &mut [f32; 32], desc_a: u64, desc_b: u64, accumulate: u32) {
-    asm!(
-        "{{",
-        ".reg .pred p;",
-        "setp.ne.b32 p, {acc}, 0;",
-        "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {{{d0}, {d1}, {d2}, {d3}, {d4}, {d5}, {d6}, {d7}, {d8}, {d9}, {d10}, {d11}, {d12}, {d13}, {d14}, {d15}, {d16}, {d17}, {d18}, {d19}, {d20}, {d21}, {d22}, {d23}, {d24}, {d25}, {d26}, {d27}, {d28}, {d29}, {d30}, {d31}}}, {da}, {db}, p, 1, 1;",
-        "}}",
-            d0 = inout(reg32) d[0],
-            d1 = inout(reg32) d[1],
-            d2 = inout(reg32) d[2],
-            d3 = inout(reg32) d[3],
-            d4 = inout(reg32) d[4],
-            d5 = inout(reg32) d[5],
-            d6 = inout(reg32) d[6],
-            d7 = inout(reg32) d[7],
-            d8 = inout(reg32) d[8],
-            d9 = inout(reg32) d[9],
-            d10 = inout(reg32) d[10],
-            d11 = inout(reg32) d[11],
-            d12 = inout(reg32) d[12],
-            d13 = inout(reg32) d[13],
-            d14 = inout(reg32) d[14],
-            d15 = inout(reg32) d[15],
-            d16 = inout(reg32) d[16],
-            d17 = inout(reg32) d[17],
-            d18 = inout(reg32) d[18],
-            d19 = inout(reg32) d[19],
-            d20 = inout(reg32) d[20],
-            d21 = inout(reg32) d[21],
-            d22 = inout(reg32) d[22],
-            d23 = inout(reg32) d[23],
-            d24 = inout(reg32) d[24],
-            d25 = inout(reg32) d[25],
-            d26 = inout(reg32) d[26],
-            d27 = inout(reg32) d[27],
-            d28 = inout(reg32) d[28],
-            d29 = inout(reg32) d[29],
-            d30 = inout(reg32) d[30],
-            d31 = inout(reg32) d[31],
-            da = in(reg64) desc_a,
-            db = in(reg64) desc_b,
-            acc = in(reg32) accumulate,
-        options(nostack),
-    );
-}
-
-/// [`fence_operands`] for the 32 accumulators of an m64n64 fragment.
-#[inline(always)]
-fn fence_operands32(d: &mut [f32; 32]) {
-    // SAFETY: a comment; the operands are only named.
-    unsafe {
-        asm!(
-            "// wgmma operands {d0}, {d1}, {d2}, {d3}, {d4}, {d5}, {d6}, {d7}, {d8}, {d9}, {d10}, {d11}, {d12}, {d13}, {d14}, {d15}, {d16}, {d17}, {d18}, {d19}, {d20}, {d21}, {d22}, {d23}, {d24}, {d25}, {d26}, {d27}, {d28}, {d29}, {d30}, {d31}",
-            d0 = inout(reg32) d[0],
-            d1 = inout(reg32) d[1],
-            d2 = inout(reg32) d[2],
-            d3 = inout(reg32) d[3],
-            d4 = inout(reg32) d[4],
-            d5 = inout(reg32) d[5],
-            d6 = inout(reg32) d[6],
-            d7 = inout(reg32) d[7],
-            d8 = inout(reg32) d[8],
-            d9 = inout(reg32) d[9],
-            d10 = inout(reg32) d[10],
-            d11 = inout(reg32) d[11],
-            d12 = inout(reg32) d[12],
-            d13 = inout(reg32) d[13],
-            d14 = inout(reg32) d[14],
-            d15 = inout(reg32) d[15],
-            d16 = inout(reg32) d[16],
-            d17 = inout(reg32) d[17],
-            d18 = inout(reg32) d[18],
-            d19 = inout(reg32) d[19],
-            d20 = inout(reg32) d[20],
-            d21 = inout(reg32) d[21],
-            d22 = inout(reg32) d[22],
-            d23 = inout(reg32) d[23],
-            d24 = inout(reg32) d[24],
-            d25 = inout(reg32) d[25],
-            d26 = inout(reg32) d[26],
-            d27 = inout(reg32) d[27],
-            d28 = inout(reg32) d[28],
-            d29 = inout(reg32) d[29],
-            d30 = inout(reg32) d[30],
-            d31 = inout(reg32) d[31],
-            options(nomem, nostack, preserves_flags),
-        )
+/// Defines `$name(d, desc_a, desc_b, accumulate)`: `d (+)= A * B^T` for one
+/// warpgroup with `wgmma.mma_async` `$shape`, E4M3FN operands from shared
+/// memory (descriptors) and the f32 accumulators `d` (indices `$i`) in the
+/// fragment layout. `accumulate == 0` overwrites `d` instead of adding.
+macro_rules! wgmma_e4m3 {
+    ($(#[$doc:meta])* $name:ident, $shape:literal, $n:literal, [$($i:literal)+]) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// All 128 threads of the warpgroup execute it convergently, the
+        /// descriptors point at 1024-byte-aligned 128B-swizzled tiles the CTA
+        /// owns, and `wgmma_fence` ran since the registers were last written
+        /// by other code.
+        #[inline(always)]
+        unsafe fn $name(d: &mut [f32; $n], desc_a: u64, desc_b: u64, accumulate: u32) {
+            asm!(
+                "{{",
+                ".reg .pred p;",
+                "setp.ne.b32 p, {acc}, 0;",
+                concat!(
+                    "wgmma.mma_async.sync.aligned.",
+                    $shape,
+                    ".f32.e4m3.e4m3 {{",
+                    operand_list!($($i)+),
+                    "}}, {da}, {db}, p, 1, 1;"
+                ),
+                "}}",
+                $(inout(reg32) d[$i],)+
+                da = in(reg64) desc_a,
+                db = in(reg64) desc_b,
+                acc = in(reg32) accumulate,
+                options(nostack),
+            );
+        }
     };
 }
+
+/// Defines `$name(d)`: ties the accumulator registers `d` to this point of
+/// the program, so code that reads or writes them cannot move across it
+/// (CUTLASS's `warpgroup_fence_operand`). Emits only a PTX comment.
+macro_rules! fence_operands {
+    ($name:ident, $n:literal, [$($i:literal)+]) => {
+        #[doc = concat!("Fences the ", stringify!($n), " accumulators of a fragment; see `fence_operands!`.")]
+        #[inline(always)]
+        fn $name(d: &mut [f32; $n]) {
+            // SAFETY: a comment; the operands are only named.
+            unsafe {
+                asm!(
+                    concat!("// wgmma operands ", operand_list!($($i)+)),
+                    $(inout(reg32) d[$i],)+
+                    options(nomem, nostack, preserves_flags),
+                )
+            };
+        }
+    };
+}
+
+wgmma_e4m3!(
+    /// m64n128k32: a warpgroup's 64 x 128 tile.
+    wgmma_m64n128k32,
+    "m64n128k32",
+    64,
+    [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63]
+);
+wgmma_e4m3!(
+    /// m64n64k32: half of B's 128-column tile (the 32 accumulators of the
+    /// m64n64 fragment), so two halves can take turns.
+    wgmma_m64n64k32,
+    "m64n64k32",
+    32,
+    [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]
+);
+fence_operands!(fence_operands, 64, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63]);
+fence_operands!(fence_operands32, 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]);
