@@ -59,8 +59,10 @@ pub const TOKEN_GROUP_BAND: u64 = 8;
 
 /// Whether `per_token_group_quant_fp8` numbers its groups in bands of
 /// [`TOKEN_GROUP_BAND`] rows: the wide kernel with a column-major scale
-/// layout (`layout` is `ScaleLayout as u32`, the kernel argument). The 2-chunk kernel keeps row order (the extra
-/// index math makes its f16 variant spill on sm_80).
+/// layout (`layout` is `ScaleLayout as u32`, the kernel argument). The
+/// 2-chunk kernel keeps row order: it serves small problems, and index math
+/// added to it has made its f16 variant spill (sm_80; sm_90 with a first
+/// version of the band numbering).
 pub const fn token_group_banded(chunks: u64, layout: u32) -> bool {
     chunks == TOKEN_GROUP_WIDE_CHUNKS && layout != crate::ScaleLayout::RowMajor as u32
 }

@@ -383,21 +383,25 @@ unsafe fn kblock_k64(
     mbar_wait(p.full + 8 * at.stage, at.phase);
     let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE;
     let b = p.stages + at.stage * p.stage_bytes + p.tile_m * TILE;
+    mma_k64(part, a, b);
+    wgmma_wait0();
+    promote(acc, part, s0, s1);
+    mma_k64(part, a + 64, b + 64);
+    wgmma_wait0();
+    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
+    promote(acc, part, s0, s1);
+}
+
+/// Queues the k64 step of A and B starting at shared addresses `a` and `b`
+/// (two chained m64n128k32 `wgmma`s, the first from zero) into `part`, as
+/// one group.
+#[inline(always)]
+unsafe fn mma_k64(part: &mut [f32; 64], a: u32, b: u32) {
     fence_operands(part);
     wgmma_fence();
     wgmma_m64n128k32(part, smem_desc(a), smem_desc(b), 0);
     wgmma_m64n128k32(part, smem_desc(a + 32), smem_desc(b + 32), 1);
     wgmma_commit();
-    wgmma_wait0();
-    promote(acc, part, s0, s1);
-    fence_operands(part);
-    wgmma_fence();
-    wgmma_m64n128k32(part, smem_desc(a + 64), smem_desc(b + 64), 0);
-    wgmma_m64n128k32(part, smem_desc(a + 96), smem_desc(b + 96), 1);
-    wgmma_commit();
-    wgmma_wait0();
-    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
-    promote(acc, part, s0, s1);
 }
 
 /// Stores of C as predicated instructions rather than branches. Both
