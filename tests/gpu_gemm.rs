@@ -381,8 +381,9 @@ fn wgmma_shapes() {
     let mut rng = Rng::new(seed());
     let f = Fp8Format::E4M3Fn;
     // Each kernel variant (codes 2, 4: promotion every k64, every k32),
-    // persistent; the per-tile grids run the same kernels.
-    for variant in [2, 4] {
+    // persistent, with split-K where the tiles do not fill the GPU; 18: k64
+    // never split. The per-tile grids run the same kernels.
+    for variant in [2, 4, 18] {
         quant_host::gpu::Gpu::set_wgmma_variant(variant);
         eprintln!("wgmma variant {variant}");
         for &(m, n, k) in &[
@@ -395,6 +396,10 @@ fn wgmma_shapes() {
             (300, 257, 2048),
             (1000, 384, 640),
             (37, 1000, 7168),
+            // Split-K (fewer tiles than SMs) with M * N not a multiple of 4
+            // and a K tail.
+            (45, 301, 1040),
+            (37, 257, 1024),
             // More tiles than multiprocessors: CTAs take several tiles, odd and
             // even k-block counts.
             (2048, 1280, 384),

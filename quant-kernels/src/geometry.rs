@@ -101,6 +101,13 @@ pub const fn gemm_wgmma_smem_bytes(wgs: u32) -> u32 {
     1024 + GEMM_WGMMA_STAGES * (64 * wgs + GEMM_WGMMA_TILE) * GEMM_WGMMA_TILE + GEMM_WGMMA_STAGES * 16
 }
 
+/// Elements between two splits' partial sums in the split-K workspace of
+/// the `wgmma` GEMM: `m * n` rounded up to a multiple of 4, so that every
+/// split starts 16-byte aligned for the reduction's vector loads.
+pub const fn gemm_split_stride(m: u32, n: u32) -> u64 {
+    (m as u64 * n as u64 + 3) & !3
+}
+
 /// Launch bounds, `(kernel-name prefix, threads per CTA, min CTAs per SM)`;
 /// the first matching prefix applies.
 ///

@@ -253,20 +253,33 @@ fn problem(
 pub(crate) fn variants(gpu: &Gpu, input: &CudaSlice<bf16>) -> Result<()> {
     use std::sync::atomic::Ordering;
     let stream = gpu.stream();
-    // Variant codes 2.. (see gpu::gemm::WGMMA_VARIANT), in this order.
-    let names = ["k64 persistent", "k64 per tile", "k32 persistent", "k32 per tile"];
+    // Variant codes (see gpu::gemm::WGMMA_VARIANT), names, and groups that
+    // compute the same sums in the same order (bit-identical outputs).
+    let variants = [
+        (2, "k64 persistent", 0),
+        (3, "k64 per tile", 0),
+        (18, "k64 no split-K", 1),
+        (4, "k32 persistent", 2),
+        (5, "k32 per tile", 2),
+    ];
+    let names: Vec<&str> = variants.iter().map(|v| v.1).collect();
     println!(
         "\n## wgmma variants: GEMM time in us (TFLOP/s)\n\n| M | N | K | {} |\n|---:|---:|---:|{}",
         names.join(" | "),
         "---:|".repeat(names.len())
     );
-    let shapes: [(usize, usize, usize); 6] = [
+    // The last five have fewer 128 x 128 tiles than an H100 has SMs (split-K).
+    let shapes: [(usize, usize, usize); 10] = [
         (4096, 7168, 2048),
         (2048, 7168, 16384),
         (4096, 4096, 8192),
-        (2048, 512, 7168),
         (512, 4096, 8192),
         (4096, 32768, 1024),
+        (2048, 512, 7168),
+        (512, 2048, 4096),
+        (512, 1024, 4096),
+        (64, 7168, 2048),
+        (64, 512, 7168),
     ];
     for &(m, n, k) in &shapes {
         let kb = k.div_ceil(128);
@@ -286,10 +299,8 @@ pub(crate) fn variants(gpu: &Gpu, input: &CudaSlice<bf16>) -> Result<()> {
         let gcfg = GemmConfig { format: qcfg.format, a_scale_layout: qcfg.layout, output: OutputType::Bf16 };
         let shape = GemmShape::new(m, n, k)?;
         let mut cells = Vec::new();
-        // Variants with the same promotion interval (k64: codes 2-3, k32:
-        // 4-5) compute the same sums in the same order.
-        let mut reference: [Option<Vec<bf16>>; 2] = [None, None];
-        for v in 2..2 + names.len() as u32 {
+        let mut reference: [Option<Vec<bf16>>; 3] = [None, None, None];
+        for &(v, _, group) in &variants {
             gpu::gemm::WGMMA_VARIANT.store(v, Ordering::Relaxed);
             let mut turn = 0;
             let ms = timing::median_ms(stream, WARMUP, REPS, || {
@@ -299,7 +310,7 @@ pub(crate) fn variants(gpu: &Gpu, input: &CudaSlice<bf16>) -> Result<()> {
             stream.memset_zeros(&mut c)?;
             gpu::mm_fp8_blockscale(gpu, &a, &sa, &bs[0], &sb, shape, &gcfg, GpuGemmOut::Bf16(&mut c))?;
             let out = stream.clone_dtoh(&c)?;
-            let group = &mut reference[usize::from(v >= 4)];
+            let group = &mut reference[group];
             let same = match group {
                 None => {
                     *group = Some(out);

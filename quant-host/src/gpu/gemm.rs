@@ -8,9 +8,12 @@
 //! - on Hopper (the sm_90a module), E4M3FN with 16-byte-aligned rows: the
 //!   warp-specialised `wgmma` + TMA kernel
 //!   (`quant_kernels::kernels::gemm_wgmma`), 128 x 128 tiles, persistent
-//!   (see [`WGMMA_VARIANT`] for the variant kept for comparison). The
-//!   tensor maps are encoded here and cached in device memory per operand
-//!   ([`TensorMaps`]);
+//!   (see [`WGMMA_VARIANT`] for the variant kept for comparison). When the
+//!   tiles cannot fill the GPU it splits K (`launch::gemm_wgmma` decides):
+//!   the kernel leaves f32 partials in the same per-`Gpu` workspace and a
+//!   second kernel (`quant_kernels::kernels::gemm_reduce`) adds them in
+//!   split order. The tensor maps are encoded here and cached in device
+//!   memory per operand ([`TensorMaps`]);
 //! - otherwise the tiled `mma.sync` kernel (sm_80 and sm_90 modules, E4M3FNUZ,
 //!   K not a multiple of 16, unaligned bases).
 //!
@@ -37,6 +40,8 @@ pub(crate) struct GemmFunctions {
     wgmma_ws: Option<[CudaFunction; 2]>,
     /// The warp-specialised kernel promoting every k32 instead of k64.
     wgmma_ws32: Option<[CudaFunction; 2]>,
+    /// The split-K reduction of the `wgmma` kernels, `[output]`.
+    split_reduce: Option<[CudaFunction; 2]>,
 }
 
 /// Which `wgmma` kernel and grid the launch uses (for the tests and the
@@ -44,7 +49,8 @@ pub(crate) struct GemmFunctions {
 /// 128 x 128 kernel promoting every k64, persistent. Otherwise bit 0 = one
 /// CTA per tile instead of a persistent grid; bits 1-2 = 2: the same kernel
 /// promoting every k32 (any other value: the default kernel); bit 3 = no
-/// `wgmma` at all (the `mma.sync` kernel, for comparisons).
+/// `wgmma` at all (the `mma.sync` kernel, for comparisons); bit 4 = never
+/// split K.
 pub(crate) static WGMMA_VARIANT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl GemmFunctions {
@@ -64,17 +70,18 @@ impl GemmFunctions {
         for f in main.iter().flatten() {
             f.set_attribute(MAX_SMEM, launch::GEMM_SMEM_BYTES as i32)?;
         }
-        let (wgmma_ws, wgmma_ws32) = if gpu.ptx_arch().has_wgmma() {
+        let (wgmma_ws, wgmma_ws32, split_reduce) = if gpu.ptx_arch().has_wgmma() {
             let ws = [get("gemm_wgmma_ws_e4m3fn_bf16")?, get("gemm_wgmma_ws_e4m3fn_f32")?];
             let ws32 = [get("gemm_wgmma_ws32_e4m3fn_bf16")?, get("gemm_wgmma_ws32_e4m3fn_f32")?];
             for f in ws.iter().chain(&ws32) {
                 f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_WS_SMEM_BYTES as i32)?;
             }
-            (Some(ws), Some(ws32))
+            let reduce = [get("gemm_splitk_reduce_bf16")?, get("gemm_splitk_reduce_f32")?];
+            (Some(ws), Some(ws32), Some(reduce))
         } else {
-            (None, None)
+            (None, None, None)
         };
-        Ok(Self { main, small, wgmma_ws, wgmma_ws32 })
+        Ok(Self { main, small, wgmma_ws, wgmma_ws32, split_reduce })
     }
 }
 
@@ -187,13 +194,37 @@ pub enum GpuGemmOut<'a> {
     F32(&'a mut CudaSlice<f32>),
 }
 
-/// Scratch of the split-K decode kernel: partial sums and per-tile tickets.
-/// The tickets are zero between launches (each launch's last CTA resets its
-/// own), so the buffers are reused across calls on the `Gpu`'s stream.
+/// Scratch of the split-K GEMMs: partial sums and (decode kernel) per-tile
+/// tickets. The tickets are zero between launches (each launch's last CTA
+/// resets its own), so the buffers are reused across calls on the `Gpu`'s
+/// stream.
 #[derive(Debug)]
 pub(crate) struct SplitScratch {
     partials: CudaSlice<f32>,
     tickets: CudaSlice<u32>,
+}
+
+impl SplitScratch {
+    /// The scratch in `slot`, grown to at least `partials` f32 and `tickets`
+    /// tickets (never shrunk: a model's GEMMs take turns with one buffer).
+    fn reserve<'a>(
+        slot: &'a mut Option<SplitScratch>,
+        stream: &std::sync::Arc<cudarc::driver::CudaStream>,
+        partials: usize,
+        tickets: usize,
+    ) -> Result<&'a mut SplitScratch> {
+        let have = slot.as_ref().map_or((0, 0), |s| (s.partials.len(), s.tickets.len()));
+        let scratch = match slot.take() {
+            Some(s) if have.0 >= partials && have.1 >= tickets => s,
+            // Dropping the old buffers is stream-ordered: launches still
+            // queued that use them finish first.
+            _ => SplitScratch {
+                partials: stream.alloc_zeros::<f32>(partials.max(have.0))?,
+                tickets: stream.alloc_zeros::<u32>(tickets.max(have.1))?,
+            },
+        };
+        Ok(slot.insert(scratch))
+    }
 }
 
 /// Queues `C = mm_fp8_blockscale(A, B)` on `gpu`'s stream.
@@ -206,7 +237,7 @@ pub(crate) fn mm_fp8_blockscale(
     b_scales: &CudaSlice<f32>,
     shape: GemmShape,
     cfg: &GemmConfig,
-    c: GpuGemmOut<'_>,
+    mut c: GpuGemmOut<'_>,
 ) -> Result<()> {
     gpu.check_context("a", a.context())?;
     gpu.check_context("a_scales", a_scales.context())?;
@@ -250,32 +281,13 @@ pub(crate) fn mm_fp8_blockscale(
         let sms = gpu.multiprocessor_count() as u64;
         let (config, splits) = launch::gemm_small(n as u64, shape.k_blocks() as u64, sms)?;
         let mut scratch = gpu.gemm_scratch();
-        let tiles = n.div_ceil(launch::GEMM_SMALL_N);
         if splits > 1 {
-            let need_partials = splits as usize * SMALL_M * n;
-            let fits = scratch.as_ref().is_some_and(|s| s.partials.len() >= need_partials && s.tickets.len() >= tiles);
-            if !fits {
-                // Dropping the old buffers is stream-ordered: launches still
-                // queued that use them finish first.
-                *scratch = Some(SplitScratch {
-                    partials: stream.alloc_zeros::<f32>(need_partials)?,
-                    tickets: stream.alloc_zeros::<u32>(tiles)?,
-                });
-            }
+            let tiles = n.div_ceil(launch::GEMM_SMALL_N);
+            SplitScratch::reserve(&mut scratch, stream, splits as usize * SMALL_M * n, tiles)?;
         }
         let mut builder = stream.launch_builder(function);
         builder.arg(a).arg(a_scales).arg(b).arg(b_scales);
-        let (c_bf16, c_f32);
-        match c {
-            GpuGemmOut::Bf16(s) => {
-                c_bf16 = s;
-                builder.arg(c_bf16);
-            }
-            GpuGemmOut::F32(s) => {
-                c_f32 = s;
-                builder.arg(c_f32);
-            }
-        }
+        push_c(&mut builder, &mut c);
         builder.arg(&m32).arg(&n32).arg(&k32).arg(&layout);
         let null = 0u64;
         let (ws_ptr, tk_ptr);
@@ -329,30 +341,61 @@ pub(crate) fn mm_fp8_blockscale(
             let sb = tm.slot(stream, (b_ptr, n as u64, k as u64, 128), Some(sa))?;
             let (base, maps_guard) = tm.device.device_ptr(stream);
             let (map_a, map_b) = (base + (sa * MAP_BYTES) as u64, base + (sb * MAP_BYTES) as u64);
-            let ctas = if variant & 1 != 0 { u64::MAX } else { gpu.multiprocessor_count() as u64 };
-            let mut config = launch::gemm_wgmma(m as u64, n as u64, tile_m as u64, ctas)?;
+            let sms = gpu.multiprocessor_count() as u64;
+            let (mut config, splits) = launch::gemm_wgmma(
+                m as u64,
+                n as u64,
+                shape.k_blocks() as u64,
+                tile_m as u64,
+                sms,
+                variant & 16 == 0,
+                variant & 1 != 0,
+            )?;
             config.block_dim.0 = threads;
             config.shared_mem_bytes = smem;
-            let mut builder = stream.launch_builder(&wgmma[oi]);
+            let mut scratch = gpu.gemm_scratch();
+            let stride = quant_kernels::geometry::gemm_split_stride(m32, n32);
+            let mut split = match (splits > 1, functions.split_reduce.as_ref()) {
+                (true, Some(reduce)) => {
+                    let len = usize::try_from(stride * splits as u64)
+                        .map_err(|_| QuantError::TooLarge("split-K workspace"))?;
+                    Some((SplitScratch::reserve(&mut scratch, stream, len, 0)?, reduce))
+                }
+                _ => None,
+            };
+            let splits = if split.is_some() { splits } else { 1 };
+            // A split launch runs the f32 kernel into the workspace.
+            let mut builder = stream.launch_builder(&wgmma[if split.is_some() { 1 } else { oi }]);
             builder.arg(&map_a).arg(&map_b).arg(a_scales).arg(b_scales);
-            let (c_bf16, c_f32);
-            match c {
-                GpuGemmOut::Bf16(s) => {
-                    c_bf16 = s;
-                    builder.arg(c_bf16);
+            match &mut split {
+                Some((ws, _)) => {
+                    builder.arg(&mut ws.partials);
                 }
-                GpuGemmOut::F32(s) => {
-                    c_f32 = s;
-                    builder.arg(c_f32);
-                }
+                None => push_c(&mut builder, &mut c),
             }
-            builder.arg(&m32).arg(&n32).arg(&k32).arg(&layout);
+            builder.arg(&m32).arg(&n32).arg(&k32).arg(&layout).arg(&splits);
             // SAFETY: the arguments match `gemm_wgmma_*` in
             // quant_kernels::kernels::gemm_wgmma; the two slots hold maps of
             // exactly A and B (lengths checked above: m * k and n * k bytes;
             // keyed by address, shape and box) with k > 0 and 16-byte-aligned
-            // rows, and are 64-byte aligned; the scale and C lengths were checked.
+            // rows, and are 64-byte aligned; the scale and C lengths were
+            // checked; `launch::gemm_wgmma` keeps 1 <= splits <= k-blocks
+            // (at most 32), and a split launch writes to a workspace of at
+            // least splits * stride f32.
             unsafe { builder.launch(config) }?;
+            if let Some((ws, reduce)) = split {
+                let len = m as u64 * n as u64;
+                let mut builder = stream.launch_builder(&reduce[oi]);
+                builder.arg(&ws.partials);
+                push_c(&mut builder, &mut c);
+                builder.arg(&len).arg(&stride).arg(&splits);
+                // SAFETY: the arguments match `gemm_splitk_reduce_*` in
+                // quant_kernels::kernels::gemm_reduce: the workspace (a
+                // 256-byte-aligned allocation) holds splits * stride f32,
+                // C holds len = m * n elements (checked above), and the
+                // grid has a thread per 4 elements.
+                unsafe { builder.launch(launch::gemm_split_reduce(len)?) }?;
+            }
             drop((a_guard, b_guard, maps_guard));
             return Ok(());
         }
@@ -362,22 +405,20 @@ pub(crate) fn mm_fp8_blockscale(
     let config = launch::gemm_main(m as u64, n as u64)?;
     let mut builder = stream.launch_builder(function);
     builder.arg(a).arg(a_scales).arg(b).arg(b_scales);
-    let (c_bf16, c_f32);
-    match c {
-        GpuGemmOut::Bf16(s) => {
-            c_bf16 = s;
-            builder.arg(c_bf16);
-        }
-        GpuGemmOut::F32(s) => {
-            c_f32 = s;
-            builder.arg(c_f32);
-        }
-    }
+    push_c(&mut builder, &mut c);
     builder.arg(&m32).arg(&n32).arg(&k32).arg(&layout);
     // SAFETY: the arguments match `gemm_fp8_*` in quant_kernels::kernels::gemm
     // and every buffer length was checked above against what the kernel indexes.
     unsafe { builder.launch(config) }?;
     Ok(())
+}
+
+/// Pushes C, whichever its element type, as the next kernel argument.
+fn push_c<'a>(builder: &mut cudarc::driver::LaunchArgs<'a>, c: &'a mut GpuGemmOut<'_>) {
+    match c {
+        GpuGemmOut::Bf16(s) => builder.arg(&mut **s),
+        GpuGemmOut::F32(s) => builder.arg(&mut **s),
+    };
 }
 
 fn check_len(what: &'static str, expected: u64, actual: usize) -> Result<()> {

@@ -140,17 +140,55 @@ pub(crate) const GEMM_WGMMA_TILE_M: u32 = 64 * quant_kernels::geometry::GEMM_WGM
 pub(crate) const GEMM_WGMMA_WS_SMEM_BYTES: u32 =
     quant_kernels::geometry::gemm_wgmma_smem_bytes(quant_kernels::geometry::GEMM_WGMMA_WARPGROUPS);
 
-/// The `wgmma` GEMMs' grid: persistent, one CTA per multiprocessor (at most
-/// one per `tile_m` x 128 tile); the kernel strides over the tiles.
-pub(crate) fn gemm_wgmma(m: u64, n: u64, tile_m: u64, multiprocessors: u64) -> Result<LaunchConfig> {
+/// Fewest k-blocks a split of the `wgmma` GEMM's split-K covers: below
+/// that the pipeline's fill and the partial tile's store and reload cost
+/// more than the parallelism brings.
+pub(crate) const GEMM_WGMMA_MIN_SPLIT_KBLOCKS: u64 = 4;
+/// Upper bound of the `wgmma` GEMM's K splits (keeps `splits * k_blocks`
+/// far below 2^31, as the kernel's index math needs).
+pub(crate) const GEMM_WGMMA_MAX_SPLITS: u64 = 32;
+
+/// The `wgmma` GEMMs' grid and K split count. Tiles are `tile_m` x 128;
+/// when there are fewer than `multiprocessors`, K is split into as many
+/// ranges as fill the GPU (each at least [`GEMM_WGMMA_MIN_SPLIT_KBLOCKS`]
+/// k-blocks), unless `allow_split` is false. The grid is persistent, one CTA
+/// per multiprocessor (at most one per unit), and the kernel strides over
+/// the `tiles * splits` units; `per_tile` gives every unit its own CTA.
+pub(crate) fn gemm_wgmma(
+    m: u64,
+    n: u64,
+    k_blocks: u64,
+    tile_m: u64,
+    multiprocessors: u64,
+    allow_split: bool,
+    per_tile: bool,
+) -> Result<(LaunchConfig, u32)> {
+    let sms = multiprocessors.max(1);
     let tiles = m.div_ceil(tile_m).checked_mul(n.div_ceil(GEMM_TILE)).filter(|&t| t < 1 << 31);
     let tiles = tiles.ok_or(QuantError::TooLarge("GEMM tile count"))?;
-    let grid = tiles.min(multiprocessors.max(1)) as u32;
-    Ok(LaunchConfig {
-        grid_dim: (grid, 1, 1),
-        block_dim: (GEMM_WGMMA_WS_THREADS, 1, 1),
-        shared_mem_bytes: GEMM_WGMMA_WS_SMEM_BYTES,
-    })
+    let splits = if allow_split && tiles < sms {
+        (sms / tiles.max(1)).min(k_blocks / GEMM_WGMMA_MIN_SPLIT_KBLOCKS).clamp(1, GEMM_WGMMA_MAX_SPLITS)
+    } else {
+        1
+    };
+    let units = tiles * splits;
+    // A split launch has exactly one CTA per unit (the kernel relies on it;
+    // units <= multiprocessors here anyway).
+    let grid = if per_tile || splits > 1 { units } else { units.min(sms) };
+    let grid = u32::try_from(grid).ok().filter(|&g| g < 1 << 31).ok_or(QuantError::TooLarge("GEMM grid"))?;
+    Ok((
+        LaunchConfig {
+            grid_dim: (grid.max(1), 1, 1),
+            block_dim: (GEMM_WGMMA_WS_THREADS, 1, 1),
+            shared_mem_bytes: GEMM_WGMMA_WS_SMEM_BYTES,
+        },
+        splits as u32,
+    ))
+}
+
+/// The split-K reduction's grid: one thread per 4 elements of C.
+pub(crate) fn gemm_split_reduce(len: u64) -> Result<LaunchConfig> {
+    linear(len.div_ceil(4))
 }
 
 #[cfg(test)]
@@ -177,6 +215,30 @@ mod tests {
         assert_eq!(token_group(1025, 1, 128, 4, 0).unwrap().grid_dim.0, 17);
         assert_eq!(token_group(1025, 56, 128, 4, 2).unwrap().grid_dim.0, 1032 * 56 * 4 / 256);
         assert!(token_group(u64::MAX, 1, 128, 4, 1).is_err());
+    }
+
+    #[test]
+    fn wgmma_splits_k_only_for_small_grids() {
+        let split = |m, n, kb| gemm_wgmma(m, n, kb, 128, 132, true, false).unwrap();
+        // Enough tiles: no split, persistent grid.
+        let (c, s) = split(4096, 7168, 16);
+        assert_eq!((c.grid_dim.0, s), (132, 1));
+        // 64 x 512 x 7168: 4 tiles, 56 k-blocks -> 14 splits of 4 k-blocks.
+        let (c, s) = split(64, 512, 56);
+        assert_eq!((c.grid_dim.0, s), (56, 14));
+        // 512 x 2048 x 4096: 64 tiles -> 2 splits.
+        assert_eq!(split(512, 2048, 32).1, 2);
+        // Too few k-blocks to split.
+        assert_eq!(split(64, 512, 7).1, 1);
+        // Never more than the bound, and every split has k-blocks.
+        let (c, s) = split(1, 1, 1 << 20);
+        assert_eq!((c.grid_dim.0, s), (32, GEMM_WGMMA_MAX_SPLITS as u32));
+        // Splitting off: one unit per tile.
+        let (c, s) = gemm_wgmma(64, 512, 56, 128, 132, false, false).unwrap();
+        assert_eq!((c.grid_dim.0, s), (4, 1));
+        assert_eq!(gemm_wgmma(4096, 7168, 16, 128, 132, true, true).unwrap().0.grid_dim.0, 32 * 56);
+        assert!(gemm_wgmma(u64::MAX, 1 << 20, 16, 128, 132, true, false).is_err());
+        assert_eq!(gemm_split_reduce(10).unwrap().grid_dim.0, 1);
     }
 
     #[test]

@@ -8,6 +8,12 @@
 //!   takes tiles `b, b + grid, ...` (M tiles fastest, so the CTAs working at
 //!   one time share B's rows in L2). Its k-blocks form one stream through the
 //!   stage ring, so the next tile's loads overlap the current tile's epilogue.
+//! - Split-K when the tiles alone cannot fill the GPU (M = 64-512, or small
+//!   N): the host splits K into `splits` ranges of whole k-blocks and
+//!   launches one CTA per (tile, split), no more than the GPU holds at
+//!   once. Each CTA stores its f32 partial tile to a workspace and a second kernel ([`super::gemm_reduce`]) adds
+//!   the partials in split order: deterministic, no atomics, no CTA waiting
+//!   for another.
 //! - Warp-specialised (DeepGEMM's structure without its cluster multicast):
 //!   288 threads = two consumer warpgroups and one producer warp. Lane 0 of
 //!   the producer walks the CTA's k-block stream and issues the TMA copies
@@ -234,10 +240,16 @@ struct Pipe {
     /// Tiles along M (tile `i` is at M tile `i % tiles_m`, N tile `i / tiles_m`).
     tiles_m: u32,
     tiles: u32,
-    /// k-blocks per tile.
+    /// k-blocks along K.
     kbt: u32,
-    /// CTAs in the grid: a CTA takes tiles `blockIdx.x + i * grid`.
-    grid: u32,
+    /// Parts K is split into (1: no split-K); at most `kbt`.
+    splits: u32,
+    /// A CTA's next tile is `tile_step` after its current one: the grid
+    /// size without a split (CTA `b` takes tiles `b, b + grid, ...`), and
+    /// `tiles` (none) with one, where each CTA has one (tile, split). (A
+    /// data value rather than a `splits == 1` test in [`Pos::next`]: that
+    /// branch made ptxas spill the accumulators.)
+    tile_step: u32,
 }
 
 impl Pipe {
@@ -246,30 +258,47 @@ impl Pipe {
     fn origin(&self, tile: u32) -> (u32, u32) {
         ((tile % self.tiles_m) * self.tile_m, (tile / self.tiles_m) * TILE)
     }
+
+    /// The first k-block of split `s` (`s <= splits`): the k-blocks are
+    /// shared out as evenly as whole k-blocks allow. `s * kbt` fits in u32:
+    /// the host keeps `splits * kbt` below 2^31.
+    #[inline(always)]
+    fn split_start(&self, s: u32) -> u32 {
+        s * self.kbt / self.splits
+    }
 }
 
 /// A position in a CTA's stream of k-blocks (its tiles one after the other,
-/// each `kbt` k-blocks) with the stage it occupies and that stage's phase.
+/// each the k-blocks `kb..end` of one split) with the stage it occupies and
+/// that stage's phase.
 #[derive(Clone, Copy)]
 struct Pos {
     tile: u32,
     kb: u32,
+    end: u32,
     stage: u32,
     phase: u32,
 }
 
 impl Pos {
-    /// The next position, or `None` past the CTA's last tile.
+    /// The next position, or `None` past the CTA's last k-block. A split
+    /// launch gives each CTA one (tile, split) only.
     #[inline(always)]
     fn next(self, p: &Pipe) -> Option<Pos> {
         let (stage, phase) = if self.stage + 1 == STAGES { (0, self.phase ^ 1) } else { (self.stage + 1, self.phase) };
-        if self.kb + 1 < p.kbt {
+        if self.kb + 1 < self.end {
             Some(Pos { kb: self.kb + 1, stage, phase, ..self })
-        } else if self.tile + p.grid < p.tiles {
-            Some(Pos { tile: self.tile + p.grid, kb: 0, stage, phase })
+        } else if self.tile + p.tile_step < p.tiles {
+            Some(Pos { tile: self.tile + p.tile_step, kb: 0, end: p.kbt, stage, phase })
         } else {
             None
         }
+    }
+
+    /// Whether this is the last k-block of the tile (the epilogue follows).
+    #[inline(always)]
+    fn last(&self) -> bool {
+        self.kb + 1 == self.end
     }
 }
 
@@ -484,13 +513,22 @@ impl PredStore for f32 {
 /// [`kblock_halves`] with `K64 = false`), arriving on the stage's `empty`
 /// barrier once the last `wgmma` has read it.
 ///
+/// With `splits > 1` (split-K: too few tiles to fill the GPU), split `s`
+/// of every tile sums k-blocks `s kbt / splits ..` only and stores them,
+/// unscaled by anything else, at `[s, m, n]` of the f32 workspace `c`
+/// (splits `gemm_split_stride(m, n)` elements apart);
+/// [`super::gemm_reduce`] adds them up in split order afterwards.
+///
 /// # Safety
 /// Launched by `quant-host` with `gemm_wgmma_threads(WGS)` threads,
-/// `gemm_wgmma_smem_bytes(WGS)` of dynamic shared memory, a 1-D grid of at most
-/// `ceil(m / (64 WGS)) * ceil(n / 128)` CTAs (below 2^31), and `map_a`,
+/// `gemm_wgmma_smem_bytes(WGS)` of dynamic shared memory, a 1-D grid of at
+/// most `tiles = ceil(m / (64 WGS)) * ceil(n / 128)` CTAs (below 2^31)
+/// without a split and exactly `tiles * splits` with one, and `map_a`,
 /// `map_b` pointing at 64-byte-aligned `CUtensorMap`s in global memory
 /// (A `[m, k]` with box `64 WGS` x 128 and B `[n, k]` with box 128 x 128,
-/// u8, SWIZZLE_128B), `k > 0`.
+/// u8, SWIZZLE_128B), `k > 0`, `1 <= splits <= ceil(k / 128)` with
+/// `splits * ceil(k / 128) < 2^31`, and `c` holding `splits *
+/// gemm_split_stride(m, n)` elements when `splits > 1`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
@@ -503,6 +541,7 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
     n: u32,
     k: u32,
     layout: u32,
+    splits: u32,
 ) {
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (smem_addr(smem) + 1023) & !1023;
@@ -511,6 +550,7 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
     let full = stages + STAGES * stage_bytes;
     let empty = full + STAGES * 8;
     let tiles_m = m.div_ceil(tile_m).max(1);
+    let tiles = tiles_m * n.div_ceil(TILE);
     let consumers = 128 * WGS;
     let pipe = Pipe {
         map_a: map_a as u64,
@@ -520,12 +560,23 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
         stage_bytes,
         full,
         tiles_m,
-        tiles: tiles_m * n.div_ceil(TILE),
+        tiles,
         kbt: k.div_ceil(TILE),
-        grid: nvptx::_grid_dim_x() as u32,
+        splits,
+        tile_step: if splits == 1 { nvptx::_grid_dim_x() as u32 } else { tiles },
     };
+    // This CTA's first tile and (split launches) its split: the CTAs of a
+    // split launch are numbered tile-fastest, `tiles * splits` of them.
+    let cta = nvptx::_block_idx_x() as u32;
+    let (tile, split) = (cta % tiles, cta / tiles);
+    if split >= splits {
+        return; // no such unit (the host never launches one)
+    }
     let tid = nvptx::_thread_idx_x() as u32;
-    let first = Pos { tile: nvptx::_block_idx_x() as u32, kb: 0, stage: 0, phase: 0 };
+    let first = Pos { tile, kb: pipe.split_start(split), end: pipe.split_start(split + 1), stage: 0, phase: 0 };
+    // Split `s` stores its partial tile at `[s, m, n]` of the f32 workspace
+    // `c` (s = 0 without a split: C itself).
+    let c = c.add((split as u64 * crate::geometry::gemm_split_stride(m, n)) as usize);
     if tid == 0 {
         asm!(
             "fence.proxy.tensormap::generic.acquire.gpu [{a}], 128;",
@@ -589,7 +640,7 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
         } else {
             kblock_halves(&pipe, pos, wg, &mut halves, &mut acc, s, empty);
         }
-        if pos.kb + 1 == pipe.kbt {
+        if pos.last() {
             unroll16!(j => {
                 let cc = n0 + col + 8 * j as u32;
                 O::store_pair_if(c, m, n, row0, cc, acc[4 * j], acc[4 * j + 1], pair_ok);
@@ -623,8 +674,9 @@ macro_rules! entries {
             n: u32,
             k: u32,
             layout: u32,
+            splits: u32,
         ) {
-            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, true>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
+            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, true>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout, splits)
         }
 
         /// The warp-specialised `wgmma` GEMM kernel promoting every k32
@@ -644,8 +696,9 @@ macro_rules! entries {
             n: u32,
             k: u32,
             layout: u32,
+            splits: u32,
         ) {
-            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, false>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout)
+            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, false>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout, splits)
         }
     )*};
 }

@@ -77,6 +77,8 @@ pub mod chunk;
 pub mod encode;
 pub mod gemm;
 #[cfg(target_feature = "sm_90a")]
+pub mod gemm_reduce;
+#[cfg(target_feature = "sm_90a")]
 pub mod gemm_wgmma;
 pub mod token_group;
 
