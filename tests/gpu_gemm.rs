@@ -382,8 +382,9 @@ fn wgmma_shapes() {
     let f = Fp8Format::E4M3Fn;
     // Each kernel variant (codes 2, 4: promotion every k64, every k32),
     // persistent, with split-K where the tiles do not fill the GPU; 18: k64
-    // never split. The per-tile grids run the same kernels.
-    for variant in [2, 4, 18] {
+    // never split; 6: k64 with two partial sets. The per-tile grids run the
+    // same kernels.
+    for variant in [2, 4, 18, 6] {
         quant_host::gpu::Gpu::set_wgmma_variant(variant);
         eprintln!("wgmma variant {variant}");
         for &(m, n, k) in &[
@@ -427,7 +428,7 @@ fn wgmma_back_to_back() {
     let f = Fp8Format::E4M3Fn;
     let cfg = GemmConfig { format: f, a_scale_layout: ScaleLayout::RowMajor, output: OutputType::F32 };
     let shapes = [(256, 384, 512), (130, 200, 1024), (512, 128, 256), (400, 1000, 640)];
-    for variant in [2, 4] {
+    for variant in [2, 4, 6] {
         quant_host::gpu::Gpu::set_wgmma_variant(variant);
         let mut host = Vec::new();
         let mut outs = Vec::new();

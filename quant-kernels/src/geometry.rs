@@ -93,6 +93,13 @@ pub const fn gemm_wgmma_threads(wgs: u32) -> u32 {
     128 * wgs + 32
 }
 
+/// Threads of the `wgmma` GEMM with two partial sets (`gemm_wgmma_ws2_*`):
+/// `wgs` consumer warpgroups and a whole producer warpgroup, which
+/// `setmaxnreg` needs (it moves registers between warpgroups).
+pub const fn gemm_wgmma_threads_x2(wgs: u32) -> u32 {
+    128 * (wgs + 1)
+}
+
 /// Dynamic shared memory of the warp-specialised `wgmma` GEMM with `wgs`
 /// consumer warpgroups: 1024 bytes of alignment slack, the stages (A box of
 /// `64 wgs` rows, B box of 128, 128 bytes each), a `full` and an `empty`
@@ -129,4 +136,7 @@ pub const LAUNCH_BOUNDS: &[(&str, u32, u32)] = &[
     // (288 threads: at most 224 registers).
     ("gemm_wgmma_ws_", gemm_wgmma_threads(GEMM_WGMMA_WARPGROUPS), 1),
     ("gemm_wgmma_ws32_", gemm_wgmma_threads(GEMM_WGMMA_WARPGROUPS), 1),
+    // 384 threads: 168 registers each at launch; `setmaxnreg` then moves
+    // them to 40 in the producer warpgroup and 232 in the consumers.
+    ("gemm_wgmma_ws2_", gemm_wgmma_threads_x2(GEMM_WGMMA_WARPGROUPS), 1),
 ];

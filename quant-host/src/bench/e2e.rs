@@ -259,6 +259,8 @@ pub(crate) fn variants(gpu: &Gpu, input: &CudaSlice<bf16>) -> Result<()> {
         (2, "k64 persistent", 0),
         (3, "k64 per tile", 0),
         (18, "k64 no split-K", 1),
+        (6, "k64 two sets", 0),
+        (7, "k64 two sets per tile", 0),
         (4, "k32 persistent", 2),
         (5, "k32 per tile", 2),
     ];

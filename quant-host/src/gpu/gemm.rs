@@ -40,6 +40,8 @@ pub(crate) struct GemmFunctions {
     wgmma_ws: Option<[CudaFunction; 2]>,
     /// The warp-specialised kernel promoting every k32 instead of k64.
     wgmma_ws32: Option<[CudaFunction; 2]>,
+    /// The kernel with two partial sets and a producer warpgroup.
+    wgmma_ws2: Option<[CudaFunction; 2]>,
     /// The split-K reduction of the `wgmma` kernels, `[output]`.
     split_reduce: Option<[CudaFunction; 2]>,
 }
@@ -48,7 +50,8 @@ pub(crate) struct GemmFunctions {
 /// benchmark's variant comparison). 0 is the default: the warp-specialised
 /// 128 x 128 kernel promoting every k64, persistent. Otherwise bit 0 = one
 /// CTA per tile instead of a persistent grid; bits 1-2 = 2: the same kernel
-/// promoting every k32 (any other value: the default kernel); bit 3 = no
+/// promoting every k32, = 3: the kernel with two partial sets (any other
+/// value: the default kernel); bit 3 = no
 /// `wgmma` at all (the `mma.sync` kernel, for comparisons); bit 4 = never
 /// split K.
 pub(crate) static WGMMA_VARIANT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -70,18 +73,19 @@ impl GemmFunctions {
         for f in main.iter().flatten() {
             f.set_attribute(MAX_SMEM, launch::GEMM_SMEM_BYTES as i32)?;
         }
-        let (wgmma_ws, wgmma_ws32, split_reduce) = if gpu.ptx_arch().has_wgmma() {
+        let (wgmma_ws, wgmma_ws32, wgmma_ws2, split_reduce) = if gpu.ptx_arch().has_wgmma() {
             let ws = [get("gemm_wgmma_ws_e4m3fn_bf16")?, get("gemm_wgmma_ws_e4m3fn_f32")?];
             let ws32 = [get("gemm_wgmma_ws32_e4m3fn_bf16")?, get("gemm_wgmma_ws32_e4m3fn_f32")?];
-            for f in ws.iter().chain(&ws32) {
+            let ws2 = [get("gemm_wgmma_ws2_e4m3fn_bf16")?, get("gemm_wgmma_ws2_e4m3fn_f32")?];
+            for f in ws.iter().chain(&ws32).chain(&ws2) {
                 f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_WS_SMEM_BYTES as i32)?;
             }
             let reduce = [get("gemm_splitk_reduce_bf16")?, get("gemm_splitk_reduce_f32")?];
-            (Some(ws), Some(ws32), Some(reduce))
+            (Some(ws), Some(ws32), Some(ws2), Some(reduce))
         } else {
-            (None, None, None)
+            (None, None, None, None)
         };
-        Ok(Self { main, small, wgmma_ws, wgmma_ws32, split_reduce })
+        Ok(Self { main, small, wgmma_ws, wgmma_ws32, wgmma_ws2, split_reduce })
     }
 }
 
@@ -315,12 +319,12 @@ pub(crate) fn mm_fp8_blockscale(
     }
 
     let variant = WGMMA_VARIANT.load(std::sync::atomic::Ordering::Relaxed);
-    let kernels = match (variant >> 1) & 3 {
-        2 => functions.wgmma_ws32.as_ref(),
-        _ => functions.wgmma_ws.as_ref(),
+    let (kernels, threads) = match (variant >> 1) & 3 {
+        2 => (functions.wgmma_ws32.as_ref(), launch::GEMM_WGMMA_WS_THREADS),
+        3 => (functions.wgmma_ws2.as_ref(), launch::GEMM_WGMMA_WS2_THREADS),
+        _ => (functions.wgmma_ws.as_ref(), launch::GEMM_WGMMA_WS_THREADS),
     };
-    let (tile_m, threads, smem) =
-        (launch::GEMM_WGMMA_TILE_M, launch::GEMM_WGMMA_WS_THREADS, launch::GEMM_WGMMA_WS_SMEM_BYTES);
+    let (tile_m, smem) = (launch::GEMM_WGMMA_TILE_M, launch::GEMM_WGMMA_WS_SMEM_BYTES);
     if let Some(wgmma) = kernels.filter(|_| cfg.format == Fp8Format::E4M3Fn && variant & 8 == 0) {
         let (a_ptr, a_guard) = a.device_ptr(stream);
         let (b_ptr, b_guard) = b.device_ptr(stream);

@@ -134,6 +134,9 @@ pub(crate) fn gemm_small(n: u64, k_blocks: u64, multiprocessors: u64) -> Result<
 /// Threads of the warp-specialised `wgmma` GEMM: its warpgroups and a producer warp.
 pub(crate) const GEMM_WGMMA_WS_THREADS: u32 =
     quant_kernels::geometry::gemm_wgmma_threads(quant_kernels::geometry::GEMM_WGMMA_WARPGROUPS);
+/// Threads of the `wgmma` GEMM with two partial sets: a producer warpgroup.
+pub(crate) const GEMM_WGMMA_WS2_THREADS: u32 =
+    quant_kernels::geometry::gemm_wgmma_threads_x2(quant_kernels::geometry::GEMM_WGMMA_WARPGROUPS);
 /// Rows of the `wgmma` GEMM's CTA tile: 64 per consumer warpgroup.
 pub(crate) const GEMM_WGMMA_TILE_M: u32 = 64 * quant_kernels::geometry::GEMM_WGMMA_WARPGROUPS;
 /// Dynamic shared memory of the warp-specialised `wgmma` GEMM.

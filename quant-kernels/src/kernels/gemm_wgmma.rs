@@ -421,6 +421,34 @@ unsafe fn kblock_k64(
     promote(acc, part, s0, s1);
 }
 
+/// [`kblock_k64`] with two partial sets: both k64 steps are queued at
+/// once and the first is promoted while the second runs (`wait_group 1`),
+/// so a warpgroup's tensor work no longer stops for its own promotion.
+/// Needs 64 more registers than [`kblock_k64`]: only the kernel with a
+/// producer warpgroup (`setmaxnreg`) has them.
+#[inline(always)]
+unsafe fn kblock_k64x2(
+    p: &Pipe,
+    at: Pos,
+    wg: u32,
+    parts: &mut [[f32; 64]; 2],
+    acc: &mut [f32; 64],
+    (s0, s1): (f32, f32),
+    empty: u32,
+) {
+    mbar_wait(p.full + 8 * at.stage, at.phase);
+    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE;
+    let b = p.stages + at.stage * p.stage_bytes + p.tile_m * TILE;
+    let [p0, p1] = parts;
+    mma_k64(p0, a, b);
+    mma_k64(p1, a + 64, b + 64);
+    wgmma_wait1();
+    promote(acc, p0, s0, s1);
+    wgmma_wait0();
+    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
+    promote(acc, p1, s0, s1);
+}
+
 /// Queues the k64 step of A and B starting at shared addresses `a` and `b`
 /// (two chained m64n128k32 `wgmma`s, the first from zero) into `part`, as
 /// one group.
@@ -507,6 +535,14 @@ impl PredStore for f32 {
     }
 }
 
+/// [`gemm_wgmma_ws`]'s k-block schedules: [`kblock_k64`] (the default),
+/// [`kblock_halves`] (promotion every k32) and [`kblock_k64x2`] (two
+/// partial sets; its CTA has a producer warpgroup instead of a warp, see
+/// `geometry::gemm_wgmma_threads`).
+const MODE_K64: u32 = 0;
+const MODE_K32_HALVES: u32 = 1;
+const MODE_K64X2: u32 = 2;
+
 /// The warp-specialised kernel (see the module documentation) with `WGS`
 /// consumer warpgroups over a `64 WGS` x 128 tile. Each consumer
 /// warpgroup waits for a stage and runs its k-block ([`kblock_k64`], or
@@ -531,7 +567,7 @@ impl PredStore for f32 {
 /// gemm_split_stride(m, n)` elements when `splits > 1`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
+unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const MODE: u32>(
     map_a: *const u8,
     map_b: *const u8,
     a_scales: *const f32,
@@ -595,7 +631,12 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
     nvptx::_syncthreads();
 
     if tid >= consumers {
-        // Producer warp: lane 0 only. Waiting on a fresh barrier for the
+        if MODE == MODE_K64X2 {
+            // A whole producer warpgroup: it gives back all but 40 of its
+            // registers so that the consumers can take 232.
+            asm!("setmaxnreg.dec.sync.aligned.u32 40;", options(nostack));
+        }
+        // Producer: lane 0 of its first warp only. Waiting on a fresh barrier for the
         // parity before its first phase (1) returns at once, so the first
         // STAGES loads go out without waiting.
         if tid == consumers {
@@ -610,6 +651,9 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
         return;
     }
 
+    if MODE == MODE_K64X2 {
+        asm!("setmaxnreg.inc.sync.aligned.u32 232;", options(nostack));
+    }
     let wg = tid / 128;
     let (warp, lane) = ((tid % 128) / 32, tid % 32);
     let layout = decode_layout(layout);
@@ -624,6 +668,7 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
     let mut acc = [0f32; 64];
     let mut halves = [[0f32; 32]; 2];
     let mut part = [0f32; 64];
+    let mut parts = [[0f32; 64]; 2];
     let mut at = Some(first);
     while let Some(pos) = at {
         let (m0, n0) = pipe.origin(pos.tile);
@@ -635,10 +680,10 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
         let (sa0, sa1) = (scale(row0), scale(row1));
         let sb = b_scales.add(((n0 / TILE) as u64 * pipe.kbt as u64 + pos.kb as u64) as usize).read();
         let s = (sa0 * sb, sa1 * sb);
-        if K64 {
-            kblock_k64(&pipe, pos, wg, &mut part, &mut acc, s, empty);
-        } else {
-            kblock_halves(&pipe, pos, wg, &mut halves, &mut acc, s, empty);
+        match MODE {
+            MODE_K64 => kblock_k64(&pipe, pos, wg, &mut part, &mut acc, s, empty),
+            MODE_K64X2 => kblock_k64x2(&pipe, pos, wg, &mut parts, &mut acc, s, empty),
+            _ => kblock_halves(&pipe, pos, wg, &mut halves, &mut acc, s, empty),
         }
         if pos.last() {
             unroll16!(j => {
@@ -656,7 +701,7 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const K64: bool>(
 }
 
 macro_rules! entries {
-    ($($ws:ident, $ws32:ident: $out:ty;)*) => {$(
+    ($($ws:ident, $ws32:ident, $ws2:ident: $out:ty;)*) => {$(
         /// Warp-specialised `wgmma` GEMM kernel (E4M3FN, sm_90a), the
         /// default; see the module documentation.
         ///
@@ -676,7 +721,7 @@ macro_rules! entries {
             layout: u32,
             splits: u32,
         ) {
-            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, true>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout, splits)
+            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, MODE_K64>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout, splits)
         }
 
         /// The warp-specialised `wgmma` GEMM kernel promoting every k32
@@ -698,12 +743,35 @@ macro_rules! entries {
             layout: u32,
             splits: u32,
         ) {
-            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, false>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout, splits)
+            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, MODE_K32_HALVES>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout, splits)
+        }
+
+        /// The warp-specialised `wgmma` GEMM kernel with two partial sets
+        /// and a producer warpgroup; see [`kblock_k64x2`].
+        ///
+        /// # Safety
+        /// Launched by `quant-host` with checked arguments and
+        /// `gemm_wgmma_threads_x2` threads.
+        #[no_mangle]
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe extern "ptx-kernel" fn $ws2(
+            map_a: *const u8,
+            map_b: *const u8,
+            a_scales: *const f32,
+            b_scales: *const f32,
+            c: *mut $out,
+            m: u32,
+            n: u32,
+            k: u32,
+            layout: u32,
+            splits: u32,
+        ) {
+            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, MODE_K64X2>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout, splits)
         }
     )*};
 }
 
 entries! {
-    gemm_wgmma_ws_e4m3fn_bf16, gemm_wgmma_ws32_e4m3fn_bf16: Bf16Out;
-    gemm_wgmma_ws_e4m3fn_f32, gemm_wgmma_ws32_e4m3fn_f32: f32;
+    gemm_wgmma_ws_e4m3fn_bf16, gemm_wgmma_ws32_e4m3fn_bf16, gemm_wgmma_ws2_e4m3fn_bf16: Bf16Out;
+    gemm_wgmma_ws_e4m3fn_f32, gemm_wgmma_ws32_e4m3fn_f32, gemm_wgmma_ws2_e4m3fn_f32: f32;
 }
