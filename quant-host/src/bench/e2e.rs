@@ -256,11 +256,11 @@ pub(crate) fn variants(gpu: &Gpu, input: &CudaSlice<bf16>) -> Result<()> {
     // Variant codes (see gpu::gemm::WGMMA_VARIANT), names, and groups that
     // compute the same sums in the same order (bit-identical outputs).
     let variants = [
-        (2, "k64 persistent", 0),
-        (3, "k64 per tile", 0),
-        (18, "k64 no split-K", 1),
-        (6, "k64 two sets", 0),
-        (7, "k64 two sets per tile", 0),
+        (0, "default (k64 two sets)", 0),
+        (1, "per tile", 0),
+        (16, "no split-K", 1),
+        (6, "k64 one set", 0),
+        (7, "k64 one set per tile", 0),
         (4, "k32 persistent", 2),
         (5, "k32 per tile", 2),
     ];

@@ -35,25 +35,25 @@ use quant_kernels::Fp8Format;
 pub(crate) struct GemmFunctions {
     main: [[CudaFunction; 2]; 2],
     small: [[CudaFunction; 2]; 2],
-    /// The warp-specialised `wgmma` kernel: E4M3FN only, `[output]`;
-    /// present on the sm_90a module.
+    /// The default `wgmma` kernel (two partial sets, producer warpgroup):
+    /// E4M3FN only, `[output]`; present on the sm_90a module.
+    wgmma_ws2: Option<[CudaFunction; 2]>,
+    /// The same schedule with one partial set and a producer warp.
     wgmma_ws: Option<[CudaFunction; 2]>,
     /// The warp-specialised kernel promoting every k32 instead of k64.
     wgmma_ws32: Option<[CudaFunction; 2]>,
-    /// The kernel with two partial sets and a producer warpgroup.
-    wgmma_ws2: Option<[CudaFunction; 2]>,
     /// The split-K reduction of the `wgmma` kernels, `[output]`.
     split_reduce: Option<[CudaFunction; 2]>,
 }
 
 /// Which `wgmma` kernel and grid the launch uses (for the tests and the
 /// benchmark's variant comparison). 0 is the default: the warp-specialised
-/// 128 x 128 kernel promoting every k64, persistent. Otherwise bit 0 = one
-/// CTA per tile instead of a persistent grid; bits 1-2 = 2: the same kernel
-/// promoting every k32, = 3: the kernel with two partial sets (any other
-/// value: the default kernel); bit 3 = no
-/// `wgmma` at all (the `mma.sync` kernel, for comparisons); bit 4 = never
-/// split K.
+/// 128 x 128 kernel promoting every k64 with two partial register sets,
+/// persistent, K split when the tiles do not fill the GPU. Otherwise bit 0 =
+/// one CTA per tile instead of a persistent grid; bits 1-2 = 2: the kernel
+/// promoting every k32, = 3: the k64 kernel with one partial set (any other
+/// value: the default kernel); bit 3 = no `wgmma` at all (the `mma.sync`
+/// kernel, for comparisons); bit 4 = never split K.
 pub(crate) static WGMMA_VARIANT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl GemmFunctions {
@@ -85,7 +85,7 @@ impl GemmFunctions {
         } else {
             (None, None, None, None)
         };
-        Ok(Self { main, small, wgmma_ws, wgmma_ws32, wgmma_ws2, split_reduce })
+        Ok(Self { main, small, wgmma_ws2, wgmma_ws, wgmma_ws32, split_reduce })
     }
 }
 
@@ -321,10 +321,10 @@ pub(crate) fn mm_fp8_blockscale(
     let variant = WGMMA_VARIANT.load(std::sync::atomic::Ordering::Relaxed);
     let (kernels, threads) = match (variant >> 1) & 3 {
         2 => (functions.wgmma_ws32.as_ref(), launch::GEMM_WGMMA_WS_THREADS),
-        3 => (functions.wgmma_ws2.as_ref(), launch::GEMM_WGMMA_WS2_THREADS),
-        _ => (functions.wgmma_ws.as_ref(), launch::GEMM_WGMMA_WS_THREADS),
+        3 => (functions.wgmma_ws.as_ref(), launch::GEMM_WGMMA_WS_THREADS),
+        _ => (functions.wgmma_ws2.as_ref(), launch::GEMM_WGMMA_WS2_THREADS),
     };
-    let (tile_m, smem) = (launch::GEMM_WGMMA_TILE_M, launch::GEMM_WGMMA_WS_SMEM_BYTES);
+    let tile_m = launch::GEMM_WGMMA_TILE_M;
     if let Some(wgmma) = kernels.filter(|_| cfg.format == Fp8Format::E4M3Fn && variant & 8 == 0) {
         let (a_ptr, a_guard) = a.device_ptr(stream);
         let (b_ptr, b_guard) = b.device_ptr(stream);
@@ -346,17 +346,15 @@ pub(crate) fn mm_fp8_blockscale(
             let (base, maps_guard) = tm.device.device_ptr(stream);
             let (map_a, map_b) = (base + (sa * MAP_BYTES) as u64, base + (sb * MAP_BYTES) as u64);
             let sms = gpu.multiprocessor_count() as u64;
-            let (mut config, splits) = launch::gemm_wgmma(
+            let (config, splits) = launch::gemm_wgmma(
                 m as u64,
                 n as u64,
                 shape.k_blocks() as u64,
-                tile_m as u64,
                 sms,
                 variant & 16 == 0,
                 variant & 1 != 0,
+                threads,
             )?;
-            config.block_dim.0 = threads;
-            config.shared_mem_bytes = smem;
             let mut scratch = gpu.gemm_scratch();
             let stride = quant_kernels::geometry::gemm_split_stride(m32, n32);
             let mut split = match (splits > 1, functions.split_reduce.as_ref()) {

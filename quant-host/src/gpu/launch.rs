@@ -151,23 +151,25 @@ pub(crate) const GEMM_WGMMA_MIN_SPLIT_KBLOCKS: u64 = 4;
 /// far below 2^31, as the kernel's index math needs).
 pub(crate) const GEMM_WGMMA_MAX_SPLITS: u64 = 32;
 
-/// The `wgmma` GEMMs' grid and K split count. Tiles are `tile_m` x 128;
+/// The `wgmma` GEMMs' grid and K split count. Tiles are
+/// [`GEMM_WGMMA_TILE_M`] x 128;
 /// when there are fewer than `multiprocessors`, K is split into as many
 /// ranges as fill the GPU (each at least [`GEMM_WGMMA_MIN_SPLIT_KBLOCKS`]
 /// k-blocks), unless `allow_split` is false. The grid is persistent, one CTA
 /// per multiprocessor (at most one per unit), and the kernel strides over
 /// the `tiles * splits` units; `per_tile` gives every unit its own CTA.
+/// `threads`: the kernel's (they differ between the kernel variants).
 pub(crate) fn gemm_wgmma(
     m: u64,
     n: u64,
     k_blocks: u64,
-    tile_m: u64,
     multiprocessors: u64,
     allow_split: bool,
     per_tile: bool,
+    threads: u32,
 ) -> Result<(LaunchConfig, u32)> {
     let sms = multiprocessors.max(1);
-    let tiles = m.div_ceil(tile_m).checked_mul(n.div_ceil(GEMM_TILE)).filter(|&t| t < 1 << 31);
+    let tiles = m.div_ceil(GEMM_WGMMA_TILE_M as u64).checked_mul(n.div_ceil(GEMM_TILE)).filter(|&t| t < 1 << 31);
     let tiles = tiles.ok_or(QuantError::TooLarge("GEMM tile count"))?;
     let splits = if allow_split && tiles < sms {
         (sms / tiles.max(1)).min(k_blocks / GEMM_WGMMA_MIN_SPLIT_KBLOCKS).clamp(1, GEMM_WGMMA_MAX_SPLITS)
@@ -182,7 +184,7 @@ pub(crate) fn gemm_wgmma(
     Ok((
         LaunchConfig {
             grid_dim: (grid.max(1), 1, 1),
-            block_dim: (GEMM_WGMMA_WS_THREADS, 1, 1),
+            block_dim: (threads, 1, 1),
             shared_mem_bytes: GEMM_WGMMA_WS_SMEM_BYTES,
         },
         splits as u32,
@@ -222,7 +224,7 @@ mod tests {
 
     #[test]
     fn wgmma_splits_k_only_for_small_grids() {
-        let split = |m, n, kb| gemm_wgmma(m, n, kb, 128, 132, true, false).unwrap();
+        let split = |m, n, kb| gemm_wgmma(m, n, kb, 132, true, false, 384).unwrap();
         // Enough tiles: no split, persistent grid.
         let (c, s) = split(4096, 7168, 16);
         assert_eq!((c.grid_dim.0, s), (132, 1));
@@ -237,10 +239,10 @@ mod tests {
         let (c, s) = split(1, 1, 1 << 20);
         assert_eq!((c.grid_dim.0, s), (32, GEMM_WGMMA_MAX_SPLITS as u32));
         // Splitting off: one unit per tile.
-        let (c, s) = gemm_wgmma(64, 512, 56, 128, 132, false, false).unwrap();
+        let (c, s) = gemm_wgmma(64, 512, 56, 132, false, false, 384).unwrap();
         assert_eq!((c.grid_dim.0, s), (4, 1));
-        assert_eq!(gemm_wgmma(4096, 7168, 16, 128, 132, true, true).unwrap().0.grid_dim.0, 32 * 56);
-        assert!(gemm_wgmma(u64::MAX, 1 << 20, 16, 128, 132, true, false).is_err());
+        assert_eq!(gemm_wgmma(4096, 7168, 16, 132, true, true, 384).unwrap().0.grid_dim.0, 32 * 56);
+        assert!(gemm_wgmma(u64::MAX, 1 << 20, 16, 132, true, false, 384).is_err());
         assert_eq!(gemm_split_reduce(10).unwrap().grid_dim.0, 1);
     }
 

@@ -11,12 +11,15 @@
 //! - Split-K when the tiles alone cannot fill the GPU (M = 64-512, or small
 //!   N): the host splits K into `splits` ranges of whole k-blocks and
 //!   launches one CTA per (tile, split), no more than the GPU holds at
-//!   once. Each CTA stores its f32 partial tile to a workspace and a second kernel ([`super::gemm_reduce`]) adds
-//!   the partials in split order: deterministic, no atomics, no CTA waiting
-//!   for another.
+//!   once. Each CTA stores its f32 partial tile to a workspace and a second
+//!   kernel ([`super::gemm_reduce`]) adds the partials in split order:
+//!   deterministic, no atomics, no CTA waiting for another.
 //! - Warp-specialised (DeepGEMM's structure without its cluster multicast):
-//!   288 threads = two consumer warpgroups and one producer warp. Lane 0 of
-//!   the producer walks the CTA's k-block stream and issues the TMA copies
+//!   384 threads = two consumer warpgroups and one producer warpgroup, which
+//!   hands its registers to the consumers with `setmaxnreg` (40 each for
+//!   the producer, 232 for the consumers; the one-set variants have a
+//!   producer warp instead, 288 threads). Lane 0 of the producer walks
+//!   the CTA's k-block stream and issues the TMA copies
 //!   (`cp.async.bulk.tensor.2d`) of A's and B's 128 x 128-byte boxes into one
 //!   of `STAGES` stage buffers as soon as the stage's `empty` barrier says
 //!   all 256 consumer threads are done with it; the stage's `full` barrier
@@ -26,9 +29,13 @@
 //! - Consumer warpgroup `w` owns rows `64 w ..` of the tile and computes its
 //!   64 x 128 piece with `wgmma` m64n128k32, both operands read from shared
 //!   memory through matrix descriptors: per k-block, two k64 steps of two
-//!   chained `wgmma`s, each waited for and promoted (below). The warpgroups
-//!   never meet at a barrier in the loop, so one's promotion overlaps the
-//!   other's `wgmma`s.
+//!   chained `wgmma`s into two register sets, queued together; the first is
+//!   promoted (below) while the second runs ([`kblock_k64x2`]). The
+//!   warpgroups never meet at a barrier in the loop, so one's promotions
+//!   also overlap the other's `wgmma`s. (With one set, waiting for each
+//!   k64 step before promoting it, an ncu profile showed the tensor pipe
+//!   31% busy and L2 34%: consumers stalled on their own `wgmma`s; the
+//!   second set made the kernel 15-18% faster.)
 //! - Shared-memory layout per stage is the TMA's 128B swizzle: row `r` of a
 //!   box at byte `128 r`, 16-byte chunk `c` stored at chunk `c ^ (r % 8)`.
 //!   That is the canonical K-major SWIZZLE_128B layout of `wgmma`: descriptor
@@ -57,9 +64,10 @@
 //! predicated stores. `cargo xtask build-ptx` fails on any C751x note.
 //!
 //! # Variants
-//! [`gemm_wgmma_ws`] promoting every k64 is the kernel the host uses; the
-//! same kernel promoting every k32 (`gemm_wgmma_ws32_*`, more precise,
-//! slower) is kept for comparison (`fp8q bench --gemm-variants`).
+//! `gemm_wgmma_ws2_*` (two partial sets) is the kernel the host uses; kept
+//! for comparison (`fp8q bench --gemm-variants`): `gemm_wgmma_ws_*` (the
+//! same sums with one set, bit-identical, slower) and `gemm_wgmma_ws32_*`
+//! (promotion every k32, more precise, slower).
 //!
 //! E4M3FN only (the `wgmma` e4m3 type); E4M3FNUZ keeps the `mma.sync` path.
 
@@ -556,7 +564,8 @@ const MODE_K64X2: u32 = 2;
 /// [`super::gemm_reduce`] adds them up in split order afterwards.
 ///
 /// # Safety
-/// Launched by `quant-host` with `gemm_wgmma_threads(WGS)` threads,
+/// Launched by `quant-host` with `gemm_wgmma_threads(WGS)` threads
+/// (`gemm_wgmma_threads_x2(WGS)` for `MODE_K64X2`),
 /// `gemm_wgmma_smem_bytes(WGS)` of dynamic shared memory, a 1-D grid of at
 /// most `tiles = ceil(m / (64 WGS)) * ceil(n / 128)` CTAs (below 2^31)
 /// without a split and exactly `tiles * splits` with one, and `map_a`,
