@@ -380,11 +380,12 @@ fn wgmma_shapes() {
     }
     let mut rng = Rng::new(seed());
     let f = Fp8Format::E4M3Fn;
-    // Each kernel variant (see WGMMA_VARIANT), persistent: 0 the default
-    // (k64, two partial sets, split-K where the tiles do not fill the GPU),
-    // 4 promotion every k32, 6 k64 with one partial set, 16 the default
-    // never split. The per-tile grids run the same kernels.
-    for variant in [0, 4, 6, 16] {
+    // The kernel variants within the spec's tolerance (see WGMMA_VARIANT),
+    // persistent: 0 the default (k32, two partial sets, split-K where the
+    // tiles do not fill the GPU), 4 the same sums with one set, 16 the
+    // default never split. The per-tile grids run the same kernels. (The
+    // k64 variant, 6, is a speed comparison: it measured 1.08e-3.)
+    for variant in [0, 4, 16] {
         quant_host::gpu::Gpu::set_wgmma_variant(variant);
         eprintln!("wgmma variant {variant}");
         for &(m, n, k) in &[
@@ -428,7 +429,7 @@ fn wgmma_back_to_back() {
     let f = Fp8Format::E4M3Fn;
     let cfg = GemmConfig { format: f, a_scale_layout: ScaleLayout::RowMajor, output: OutputType::F32 };
     let shapes = [(256, 384, 512), (130, 200, 1024), (512, 128, 256), (400, 1000, 640)];
-    for variant in [0, 4, 6] {
+    for variant in [0, 4] {
         quant_host::gpu::Gpu::set_wgmma_variant(variant);
         let mut host = Vec::new();
         let mut outs = Vec::new();

@@ -139,4 +139,5 @@ pub const LAUNCH_BOUNDS: &[(&str, u32, u32)] = &[
     // 384 threads: 168 registers each at launch; `setmaxnreg` then moves
     // them to 40 in the producer warpgroup and 232 in the consumers.
     ("gemm_wgmma_ws2_", gemm_wgmma_threads_x2(GEMM_WGMMA_WARPGROUPS), 1),
+    ("gemm_wgmma_ws2k32_", gemm_wgmma_threads_x2(GEMM_WGMMA_WARPGROUPS), 1),
 ];

@@ -256,13 +256,12 @@ pub(crate) fn variants(gpu: &Gpu, input: &CudaSlice<bf16>) -> Result<()> {
     // Variant codes (see gpu::gemm::WGMMA_VARIANT), names, and groups that
     // compute the same sums in the same order (bit-identical outputs).
     let variants = [
-        (0, "default (k64 two sets)", 0),
+        (0, "default (k32, two sets)", 0),
         (1, "per tile", 0),
         (16, "no split-K", 1),
-        (6, "k64 one set", 0),
-        (7, "k64 one set per tile", 0),
-        (4, "k32 persistent", 2),
-        (5, "k32 per tile", 2),
+        (4, "k32 one set", 0),
+        (6, "k64 two sets", 2),
+        (7, "k64 two sets per tile", 2),
     ];
     let names: Vec<&str> = variants.iter().map(|v| v.1).collect();
     println!(

@@ -28,35 +28,33 @@
 //!   masking in the main loop.
 //! - Consumer warpgroup `w` owns rows `64 w ..` of the tile and computes its
 //!   64 x 128 piece with `wgmma` m64n128k32, both operands read from shared
-//!   memory through matrix descriptors: per k-block, two k64 steps of two
-//!   chained `wgmma`s into two register sets, queued together; the first is
-//!   promoted (below) while the second runs ([`kblock_k64x2`]). The
-//!   warpgroups never meet at a barrier in the loop, so one's promotions
-//!   also overlap the other's `wgmma`s. (With one set, waiting for each
-//!   k64 step before promoting it, an ncu profile showed the tensor pipe
-//!   31% busy and L2 34%: consumers stalled on their own `wgmma`s; the
-//!   second set made the kernel 15-18% faster.)
+//!   memory through matrix descriptors: per k-block, four k32 steps, each
+//!   one `wgmma` from zero into one of two register sets in turn, promoted
+//!   (below) while the next one runs ([`kblock_k32x2`]). The warpgroups
+//!   never meet at a barrier in the loop, so one's promotions also overlap
+//!   the other's `wgmma`s. (With one set, waiting for each step before
+//!   promoting it, an ncu profile showed the tensor pipe 31% busy and L2
+//!   34%: consumers stalled on their own `wgmma`s. The second set, which
+//!   needs `setmaxnreg`, made the kernel 15-18% faster.)
 //! - Shared-memory layout per stage is the TMA's 128B swizzle: row `r` of a
 //!   box at byte `128 r`, 16-byte chunk `c` stored at chunk `c ^ (r % 8)`.
 //!   That is the canonical K-major SWIZZLE_128B layout of `wgmma`: descriptor
 //!   stride (8 rows) 1024 bytes, leading offset unused, and a k32 step is a
 //!   32-byte advance of the start address. Stage buffers are 1024-byte aligned.
 //!
-//! # Accumulation: every k64, in f32
+//! # Accumulation: every k32, in f32
 //! The tensor cores do not accumulate fp8 products in f32: the sum is kept
 //! with about 13 mantissa bits (truncated) while `wgmma`s chain into the same
-//! registers. Promoting once per k-block (four chained k32 `wgmma`s, as
-//! DeepGEMM does) measured up to 1.8e-3 relative error on outlier-heavy test
-//! data on an H100, above the spec's 1e-3. So every k64 (two chained k32
-//! `wgmma`s starting from zero) is promoted at once,
-//! `acc = fma(part, sa * sb, acc)` in f32: worst 5.2e-4 over three full
-//! `gpu_gemm` runs (about 3500 f32 checks) and 6.4e-4 in a targeted probe.
-//! A promotion costs one FMA per output element, and per k32 that is as
-//! many issue slots as the tensor cores take for the step, so promoting
-//! every k32 (worst 2.5e-4) caps the kernel: the `ws32` variant
-//! ([`kblock_halves`]) does that and runs about 15-20% slower even though it
-//! overlaps promotions with `wgmma`s inside the warpgroup. `mma.sync` is
-//! exact to 2e-7 but 3x slower. See bench/NOTES-gemm.md.
+//! registers. On outlier-heavy test data (H100, H200) promoting once per
+//! k-block (four chained k32 `wgmma`s, as DeepGEMM does) measured up to
+//! 1.8e-3 relative error and once per k64 (two chained) up to 1.08e-3, both
+//! above the spec's 1e-3; so every k32 `wgmma` starts from zero and is
+//! promoted at once, `acc = fma(part, sa * sb, acc)` in f32 (worst 3.3e-4
+//! measured). A promotion costs one FMA per output element, as many issue
+//! slots per k32 step as the tensor cores take for it; the second register
+//! set is what lets them overlap. The k64 kernel stays as a comparison
+//! variant (faster, not within the tolerance on every input); `mma.sync`
+//! is exact to 2e-7 but 3x slower. See bench/NOTES-gemm.md.
 //!
 //! # Constraints from ptxas
 //! No thread-dependent branch may run while `wgmma`s are in flight, or
@@ -64,10 +62,10 @@
 //! predicated stores. `cargo xtask build-ptx` fails on any C751x note.
 //!
 //! # Variants
-//! `gemm_wgmma_ws2_*` (two partial sets) is the kernel the host uses; kept
-//! for comparison (`fp8q bench --gemm-variants`): `gemm_wgmma_ws_*` (the
-//! same sums with one set, bit-identical, slower) and `gemm_wgmma_ws32_*`
-//! (promotion every k32, more precise, slower).
+//! `gemm_wgmma_ws2k32_*` is the kernel the host uses; kept for comparison
+//! (`fp8q bench --gemm-variants`): `gemm_wgmma_ws32_*` (the same sums with
+//! one register set, split in column halves, and a producer warp: 288
+//! threads) and `gemm_wgmma_ws2_*` (promotion every k64, see above).
 //!
 //! E4M3FN only (the `wgmma` e4m3 type); E4M3FNUZ keeps the `mma.sync` path.
 
@@ -401,39 +399,14 @@ unsafe fn kblock_halves(
     promote_half::<1>(acc, h1, s0, s1);
 }
 
-/// One k-block for one warpgroup as two k64 steps over the whole 128
-/// columns (two chained m64n128k32 `wgmma`s each), each waited for and
-/// promoted; the other warpgroup's `wgmma`s fill the tensor cores meanwhile.
-/// (Splitting the columns into halves that take turns, as
-/// [`kblock_halves`] does, measured 1-3% slower here, probably because each
-/// half reads A from shared memory again.)
-#[inline(always)]
-unsafe fn kblock_k64(
-    p: &Pipe,
-    at: Pos,
-    wg: u32,
-    part: &mut [f32; 64],
-    acc: &mut [f32; 64],
-    (s0, s1): (f32, f32),
-    empty: u32,
-) {
-    mbar_wait(p.full + 8 * at.stage, at.phase);
-    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE;
-    let b = p.stages + at.stage * p.stage_bytes + p.tile_m * TILE;
-    mma_k64(part, a, b);
-    wgmma_wait0();
-    promote(acc, part, s0, s1);
-    mma_k64(part, a + 64, b + 64);
-    wgmma_wait0();
-    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
-    promote(acc, part, s0, s1);
-}
-
-/// [`kblock_k64`] with two partial sets: both k64 steps are queued at
+/// One k-block for one warpgroup as two k64 steps (two chained
+/// m64n128k32 `wgmma`s each) into two register sets: both are queued at
 /// once and the first is promoted while the second runs (`wait_group 1`),
 /// so a warpgroup's tensor work no longer stops for its own promotion.
-/// Needs 64 more registers than [`kblock_k64`]: only the kernel with a
-/// producer warpgroup (`setmaxnreg`) has them.
+/// Needs 64 more registers than one set: only the kernels with a producer
+/// warpgroup (`setmaxnreg`) have them. Faster than [`kblock_k32x2`] but
+/// not within the spec's tolerance on every input (see the module
+/// documentation): a comparison variant.
 #[inline(always)]
 unsafe fn kblock_k64x2(
     p: &Pipe,
@@ -455,6 +428,50 @@ unsafe fn kblock_k64x2(
     wgmma_wait0();
     asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
     promote(acc, p1, s0, s1);
+}
+
+/// One k-block for one warpgroup as four k32 steps, each a single
+/// m64n128k32 `wgmma` from zero into one of two register sets in turn and
+/// promoted while the next one runs (`wait_group 1`): the precision of
+/// promoting every k32 (the `wgmma` never accumulates into its own
+/// result) with the tensor cores kept busy during promotions.
+#[inline(always)]
+unsafe fn kblock_k32x2(
+    p: &Pipe,
+    at: Pos,
+    wg: u32,
+    parts: &mut [[f32; 64]; 2],
+    acc: &mut [f32; 64],
+    (s0, s1): (f32, f32),
+    empty: u32,
+) {
+    mbar_wait(p.full + 8 * at.stage, at.phase);
+    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE;
+    let b = p.stages + at.stage * p.stage_bytes + p.tile_m * TILE;
+    let [p0, p1] = parts;
+    mma_k32(p0, a, b);
+    mma_k32(p1, a + 32, b + 32);
+    wgmma_wait1();
+    promote(acc, p0, s0, s1);
+    mma_k32(p0, a + 64, b + 64);
+    wgmma_wait1();
+    promote(acc, p1, s0, s1);
+    mma_k32(p1, a + 96, b + 96);
+    wgmma_wait1();
+    promote(acc, p0, s0, s1);
+    wgmma_wait0();
+    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
+    promote(acc, p1, s0, s1);
+}
+
+/// Queues the k32 step of A and B starting at shared addresses `a` and `b`
+/// (one m64n128k32 `wgmma` from zero) into `part`, as one group.
+#[inline(always)]
+unsafe fn mma_k32(part: &mut [f32; 64], a: u32, b: u32) {
+    fence_operands(part);
+    wgmma_fence();
+    wgmma_m64n128k32(part, smem_desc(a), smem_desc(b), 0);
+    wgmma_commit();
 }
 
 /// Queues the k64 step of A and B starting at shared addresses `a` and `b`
@@ -543,18 +560,18 @@ impl PredStore for f32 {
     }
 }
 
-/// [`gemm_wgmma_ws`]'s k-block schedules: [`kblock_k64`] (the default),
-/// [`kblock_halves`] (promotion every k32) and [`kblock_k64x2`] (two
-/// partial sets; its CTA has a producer warpgroup instead of a warp, see
-/// `geometry::gemm_wgmma_threads`).
-const MODE_K64: u32 = 0;
+/// [`gemm_wgmma_ws`]'s k-block schedules: [`kblock_k32x2`] (the default),
+/// [`kblock_halves`] (the same sums with one register set) and
+/// [`kblock_k64x2`] (promotion every k64). The two-set ones need a producer
+/// warpgroup instead of a warp (`geometry::gemm_wgmma_threads_x2`).
 const MODE_K32_HALVES: u32 = 1;
 const MODE_K64X2: u32 = 2;
+const MODE_K32X2: u32 = 3;
 
 /// The warp-specialised kernel (see the module documentation) with `WGS`
 /// consumer warpgroups over a `64 WGS` x 128 tile. Each consumer
-/// warpgroup waits for a stage and runs its k-block ([`kblock_k64`], or
-/// [`kblock_halves`] with `K64 = false`), arriving on the stage's `empty`
+/// warpgroup waits for a stage and runs its k-block (by `MODE`), arriving
+/// on the stage's `empty`
 /// barrier once the last `wgmma` has read it.
 ///
 /// With `splits > 1` (split-K: too few tiles to fill the GPU), split `s`
@@ -565,7 +582,7 @@ const MODE_K64X2: u32 = 2;
 ///
 /// # Safety
 /// Launched by `quant-host` with `gemm_wgmma_threads(WGS)` threads
-/// (`gemm_wgmma_threads_x2(WGS)` for `MODE_K64X2`),
+/// (`gemm_wgmma_threads_x2(WGS)` for the two-set modes),
 /// `gemm_wgmma_smem_bytes(WGS)` of dynamic shared memory, a 1-D grid of at
 /// most `tiles = ceil(m / (64 WGS)) * ceil(n / 128)` CTAs (below 2^31)
 /// without a split and exactly `tiles * splits` with one, and `map_a`,
@@ -640,7 +657,7 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const MODE: u32>(
     nvptx::_syncthreads();
 
     if tid >= consumers {
-        if MODE == MODE_K64X2 {
+        if MODE == MODE_K64X2 || MODE == MODE_K32X2 {
             // A whole producer warpgroup: it gives back all but 40 of its
             // registers so that the consumers can take 232.
             asm!("setmaxnreg.dec.sync.aligned.u32 40;", options(nostack));
@@ -660,7 +677,7 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const MODE: u32>(
         return;
     }
 
-    if MODE == MODE_K64X2 {
+    if MODE == MODE_K64X2 || MODE == MODE_K32X2 {
         asm!("setmaxnreg.inc.sync.aligned.u32 232;", options(nostack));
     }
     let wg = tid / 128;
@@ -676,7 +693,6 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const MODE: u32>(
     let pair_ok = n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0;
     let mut acc = [0f32; 64];
     let mut halves = [[0f32; 32]; 2];
-    let mut part = [0f32; 64];
     let mut parts = [[0f32; 64]; 2];
     let mut at = Some(first);
     while let Some(pos) = at {
@@ -690,8 +706,8 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const MODE: u32>(
         let sb = b_scales.add(((n0 / TILE) as u64 * pipe.kbt as u64 + pos.kb as u64) as usize).read();
         let s = (sa0 * sb, sa1 * sb);
         match MODE {
-            MODE_K64 => kblock_k64(&pipe, pos, wg, &mut part, &mut acc, s, empty),
             MODE_K64X2 => kblock_k64x2(&pipe, pos, wg, &mut parts, &mut acc, s, empty),
+            MODE_K32X2 => kblock_k32x2(&pipe, pos, wg, &mut parts, &mut acc, s, empty),
             _ => kblock_halves(&pipe, pos, wg, &mut halves, &mut acc, s, empty),
         }
         if pos.last() {
@@ -710,29 +726,7 @@ unsafe fn gemm_wgmma_ws<O: PredStore, const WGS: u32, const MODE: u32>(
 }
 
 macro_rules! entries {
-    ($($ws:ident, $ws32:ident, $ws2:ident: $out:ty;)*) => {$(
-        /// Warp-specialised `wgmma` GEMM kernel (E4M3FN, sm_90a), the
-        /// default; see the module documentation.
-        ///
-        /// # Safety
-        /// Launched by `quant-host` with checked arguments.
-        #[no_mangle]
-        #[allow(clippy::too_many_arguments)]
-        pub unsafe extern "ptx-kernel" fn $ws(
-            map_a: *const u8,
-            map_b: *const u8,
-            a_scales: *const f32,
-            b_scales: *const f32,
-            c: *mut $out,
-            m: u32,
-            n: u32,
-            k: u32,
-            layout: u32,
-            splits: u32,
-        ) {
-            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, MODE_K64>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout, splits)
-        }
-
+    ($($ws32:ident, $ws2:ident, $ws2k32:ident: $out:ty;)*) => {$(
         /// The warp-specialised `wgmma` GEMM kernel promoting every k32
         /// (more precise, slower); see [`kblock_halves`].
         ///
@@ -777,10 +771,33 @@ macro_rules! entries {
         ) {
             gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, MODE_K64X2>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout, splits)
         }
+
+        /// The `wgmma` GEMM kernel promoting every k32 with two partial
+        /// sets and a producer warpgroup, the default; see [`kblock_k32x2`].
+        ///
+        /// # Safety
+        /// Launched by `quant-host` with checked arguments and
+        /// `gemm_wgmma_threads_x2` threads.
+        #[no_mangle]
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe extern "ptx-kernel" fn $ws2k32(
+            map_a: *const u8,
+            map_b: *const u8,
+            a_scales: *const f32,
+            b_scales: *const f32,
+            c: *mut $out,
+            m: u32,
+            n: u32,
+            k: u32,
+            layout: u32,
+            splits: u32,
+        ) {
+            gemm_wgmma_ws::<$out, { crate::geometry::GEMM_WGMMA_WARPGROUPS }, MODE_K32X2>(map_a, map_b, a_scales, b_scales, c, m, n, k, layout, splits)
+        }
     )*};
 }
 
 entries! {
-    gemm_wgmma_ws_e4m3fn_bf16, gemm_wgmma_ws32_e4m3fn_bf16, gemm_wgmma_ws2_e4m3fn_bf16: Bf16Out;
-    gemm_wgmma_ws_e4m3fn_f32, gemm_wgmma_ws32_e4m3fn_f32, gemm_wgmma_ws2_e4m3fn_f32: f32;
+    gemm_wgmma_ws32_e4m3fn_bf16, gemm_wgmma_ws2_e4m3fn_bf16, gemm_wgmma_ws2k32_e4m3fn_bf16: Bf16Out;
+    gemm_wgmma_ws32_e4m3fn_f32, gemm_wgmma_ws2_e4m3fn_f32, gemm_wgmma_ws2k32_e4m3fn_f32: f32;
 }
