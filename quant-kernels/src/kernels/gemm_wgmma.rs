@@ -191,6 +191,12 @@ unsafe fn mbar_arrive_expect_tx(bar: u32, bytes: u32) {
     asm!("mbarrier.arrive.expect_tx.shared.b64 _, [{b}], {n};", b = in(reg32) bar, n = in(reg32) bytes, options(nostack));
 }
 
+/// Arrives once on the barrier (a consumer thread releasing a stage).
+#[inline(always)]
+unsafe fn mbar_arrive(bar: u32) {
+    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) bar, options(nostack));
+}
+
 /// Spins until the phase of parity `parity` of the barrier has completed
 /// (the loop inside one `asm` block, as a single instruction sequence; PTX
 /// scopes the label to the braces, so inlined copies do not clash).
@@ -395,8 +401,17 @@ unsafe fn kblock_halves(
     wgmma_wait1();
     promote_half::<0>(acc, h0, s0, s1);
     wgmma_wait0();
-    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
+    mbar_arrive(empty + 8 * at.stage);
     promote_half::<1>(acc, h1, s0, s1);
+}
+
+/// Waits until the stage of `at` has landed and returns the shared
+/// addresses of warpgroup `wg`'s A rows and of the B tile in it.
+#[inline(always)]
+unsafe fn stage_operands(p: &Pipe, at: Pos, wg: u32) -> (u32, u32) {
+    mbar_wait(p.full + 8 * at.stage, at.phase);
+    let base = p.stages + at.stage * p.stage_bytes;
+    (base + wg * 64 * TILE, base + p.tile_m * TILE)
 }
 
 /// One k-block for one warpgroup as two k64 steps (two chained
@@ -417,16 +432,14 @@ unsafe fn kblock_k64x2(
     (s0, s1): (f32, f32),
     empty: u32,
 ) {
-    mbar_wait(p.full + 8 * at.stage, at.phase);
-    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE;
-    let b = p.stages + at.stage * p.stage_bytes + p.tile_m * TILE;
+    let (a, b) = stage_operands(p, at, wg);
     let [p0, p1] = parts;
     mma_k64(p0, a, b);
     mma_k64(p1, a + 64, b + 64);
     wgmma_wait1();
     promote(acc, p0, s0, s1);
     wgmma_wait0();
-    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
+    mbar_arrive(empty + 8 * at.stage);
     promote(acc, p1, s0, s1);
 }
 
@@ -445,9 +458,7 @@ unsafe fn kblock_k32x2(
     (s0, s1): (f32, f32),
     empty: u32,
 ) {
-    mbar_wait(p.full + 8 * at.stage, at.phase);
-    let a = p.stages + at.stage * p.stage_bytes + wg * 64 * TILE;
-    let b = p.stages + at.stage * p.stage_bytes + p.tile_m * TILE;
+    let (a, b) = stage_operands(p, at, wg);
     let [p0, p1] = parts;
     mma_k32(p0, a, b);
     mma_k32(p1, a + 32, b + 32);
@@ -460,7 +471,7 @@ unsafe fn kblock_k32x2(
     wgmma_wait1();
     promote(acc, p0, s0, s1);
     wgmma_wait0();
-    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) empty + 8 * at.stage, options(nostack));
+    mbar_arrive(empty + 8 * at.stage);
     promote(acc, p1, s0, s1);
 }
 
