@@ -223,10 +223,11 @@ impl SplitScratch {
         let scratch = match slot.take() {
             Some(s) if have.0 >= partials && have.1 >= tickets => s,
             // Dropping the old buffers is stream-ordered: launches still
-            // queued that use them finish first.
+            // queued that use them finish first. (At least one element
+            // each: the driver rejects zero-byte allocations.)
             _ => SplitScratch {
-                partials: stream.alloc_zeros::<f32>(partials.max(have.0))?,
-                tickets: stream.alloc_zeros::<u32>(tickets.max(have.1))?,
+                partials: stream.alloc_zeros::<f32>(partials.max(have.0).max(1))?,
+                tickets: stream.alloc_zeros::<u32>(tickets.max(have.1).max(1))?,
             },
         };
         Ok(slot.insert(scratch))
