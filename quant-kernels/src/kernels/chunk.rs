@@ -110,6 +110,23 @@ unsafe fn ld_shared16(addr: u32) -> [u32; 4] {
     [a, b, c, d]
 }
 
+/// `valid` (at most 8) as a count the compiler cannot see through, for the
+/// element-wise slow paths: their eight `i < valid` tests then stay inside
+/// them. Computed from `valid` itself, LLVM hoisted those tests above the
+/// fast-path branch, they stayed live across the whole kernel, and ptxas
+/// kept them as bits of a register: about 45 instructions per chunk even
+/// when every chunk is whole (an ncu profile of the token-group kernel).
+/// The `asm` has no `pure` option, so it is not speculated out of the branch.
+#[inline(always)]
+fn slow_count(valid: u64) -> u32 {
+    let v: u32;
+    // SAFETY: a register move.
+    unsafe {
+        core::arch::asm!("mov.b32 {v}, {x};", v = out(reg32) v, x = in(reg32) valid.min(8) as u32, options(nomem, nostack))
+    };
+    v
+}
+
 /// Loads eight 16-bit elements into four words (element `2i` in the low half
 /// of word `i`, as a 16-byte load lays them out).
 #[inline(always)]
@@ -117,9 +134,10 @@ unsafe fn load_halves(src: *const u16, valid: u64) -> [u32; 4] {
     if valid == ELEMS_PER_THREAD && (src as usize) % 16 == 0 {
         return (src as *const Vec16).read().0;
     }
+    let valid = slow_count(valid);
     let mut w = [0u32; 4];
     unroll8!(i => {
-        if (i as u64) < valid {
+        if (i as u32) < valid {
             w[i / 2] |= (src.add(i).read() as u32) << (16 * (i % 2));
         }
     });
@@ -193,9 +211,10 @@ impl Load8 for f32 {
             let b = (src as *const Vec16).add(1).read().0;
             return [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]];
         }
+        let valid = slow_count(valid);
         let mut w = [0u32; 8];
         unroll8!(i => {
-            if (i as u64) < valid {
+            if (i as u32) < valid {
                 w[i] = src.add(i).read().to_bits();
             }
         });
@@ -241,8 +260,9 @@ pub unsafe fn store_chunk(dst: *mut u8, codes: u64, valid: u64) {
         (dst as *mut u64).write(codes);
         return;
     }
+    let valid = slow_count(valid);
     unroll8!(i => {
-        if (i as u64) < valid {
+        if (i as u32) < valid {
             dst.add(i).write((codes >> (8 * i)) as u8);
         }
     });
