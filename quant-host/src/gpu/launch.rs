@@ -16,10 +16,15 @@ pub(crate) use quant_kernels::geometry::ELEMS_PER_CHUNK as ELEMS_PER_THREAD;
 
 /// A 1-D grid of `threads` threads in blocks of [`BLOCK_THREADS`].
 pub(crate) fn linear(threads: u64) -> Result<LaunchConfig> {
-    let blocks = threads.div_ceil(BLOCK_THREADS as u64);
+    linear_in(threads, BLOCK_THREADS)
+}
+
+/// A 1-D grid of `threads` threads in blocks of `block` threads.
+fn linear_in(threads: u64, block: u32) -> Result<LaunchConfig> {
+    let blocks = threads.div_ceil(block as u64);
     let blocks =
         u32::try_from(blocks).ok().filter(|&b| b <= i32::MAX as u32).ok_or(QuantError::TooLarge("grid size"))?;
-    Ok(LaunchConfig { grid_dim: (blocks.max(1), 1, 1), block_dim: (BLOCK_THREADS, 1, 1), shared_mem_bytes: 0 })
+    Ok(LaunchConfig { grid_dim: (blocks.max(1), 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 })
 }
 
 /// Chunks per thread of `per_token_group_quant_fp8` for a problem of
@@ -45,7 +50,12 @@ pub(crate) fn token_group(rows: u64, groups: u64, group_size: u64, chunks: u64, 
         .and_then(|r| r.checked_mul(groups))
         .and_then(|g| g.checked_mul(quant_kernels::geometry::token_group_threads(group_size, chunks)))
         .ok_or(QuantError::TooLarge("thread count"))?;
-    linear(threads)
+    let block = if chunks == quant_kernels::geometry::TOKEN_GROUP_WIDE_CHUNKS {
+        quant_kernels::geometry::TOKEN_GROUP_WIDE_BLOCK_THREADS
+    } else {
+        BLOCK_THREADS
+    };
+    linear_in(threads, block)
 }
 
 /// The grid of `per_block_quant_fp8`: persistent, `BLOCK_QUANT_THREADS`
@@ -211,14 +221,17 @@ mod tests {
         // M = 2048, K = 7168: four.
         assert_eq!(token_group_chunks(2048 * 56, 128, resident), 4);
         assert_eq!(token_group_chunks(u64::MAX, 128, resident), 4);
-        // Threads per group follow the chunks.
+        // Threads per group follow the chunks; the wide kernel runs in
+        // CTAs of 128 threads, the 2-chunk kernel in CTAs of 256.
         assert_eq!(token_group(1, 1, 128, 2, 0).unwrap().grid_dim.0, 1);
-        assert_eq!(token_group(1024, 1, 128, 4, 0).unwrap().grid_dim.0, 16);
+        assert_eq!(token_group(1024, 1, 128, 4, 0).unwrap().block_dim.0, 128);
+        assert_eq!(token_group(1024, 1, 128, 4, 0).unwrap().grid_dim.0, 32);
+        assert_eq!(token_group(1024, 1, 128, 2, 0).unwrap().block_dim.0, 256);
         assert_eq!(token_group(1024, 1, 128, 2, 0).unwrap().grid_dim.0, 32);
         // Column-major layouts in the wide kernel: whole bands of 8 rows.
-        assert_eq!(token_group(1025, 1, 128, 4, 1).unwrap().grid_dim.0, 17);
-        assert_eq!(token_group(1025, 1, 128, 4, 0).unwrap().grid_dim.0, 17);
-        assert_eq!(token_group(1025, 56, 128, 4, 2).unwrap().grid_dim.0, 1032 * 56 * 4 / 256);
+        assert_eq!(token_group(1025, 1, 128, 4, 1).unwrap().grid_dim.0, 33);
+        assert_eq!(token_group(1025, 1, 128, 4, 0).unwrap().grid_dim.0, 33);
+        assert_eq!(token_group(1025, 56, 128, 4, 2).unwrap().grid_dim.0, 1032 * 56 * 4 / 128);
         assert!(token_group(u64::MAX, 1, 128, 4, 1).is_err());
     }
 

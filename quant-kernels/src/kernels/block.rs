@@ -105,14 +105,14 @@ unsafe fn stage_tile<T: Load8>(w: *const T, row_stride: u64, s: TileSlice, stage
     });
 }
 
-/// `max |x|` (as bits) over the thread's chunks of a tile, read from global
-/// memory one chunk at a time.
+/// Folds `max |x|` over the thread's chunks of a tile, read from global
+/// memory one chunk at a time, into the accumulator `bits`
+/// ([`Load8::fold_abs_max`]).
 #[inline(always)]
-unsafe fn amax_bits_global<T: Load8>(w: *const T, row_stride: u64, s: TileSlice) -> u32 {
-    let mut bits = 0u32;
+unsafe fn amax_bits_global<T: Load8>(mut bits: u32, w: *const T, row_stride: u64, s: TileSlice) -> u32 {
     unroll4!(i => {
         if let Some(row) = s.row(i) {
-            bits = bits.max(T::abs_max_bits(&T::load(w.add((row * row_stride + s.col) as usize), s.valid)));
+            bits = T::fold_abs_max(bits, &T::load(w.add((row * row_stride + s.col) as usize), s.valid));
         }
     });
     bits
@@ -136,14 +136,14 @@ unsafe fn encode_global<T: Load8>(
     });
 }
 
-/// `max |x|` (as bits) over the thread's staged chunks (rows past the block
-/// were zero-filled).
+/// `max |x|` over the thread's staged chunks (rows past the block were
+/// zero-filled), as a [`Load8::fold_abs_max`] accumulator.
 #[inline(always)]
 unsafe fn amax_bits_staged<T: Load8>(stage: u32) -> u32 {
     let mut bits = 0u32;
     unroll4!(i => {
         let (src, stride) = staged_chunk::<T>(stage, i);
-        bits = bits.max(T::abs_max_bits(&T::read_staged(src, stride)));
+        bits = T::fold_abs_max(bits, &T::read_staged(src, stride));
     });
     bits
 }
@@ -282,7 +282,7 @@ unsafe fn quantize_block<T: Load8>(
             cp_async_wait(stages - 1);
             let block = Block::new(index, rows, cols, bn, bk);
             let stage = base + cur * stage_bytes;
-            let amax = T::abs_bits_to_f32(amax_bits_staged::<T>(stage));
+            let amax = T::abs_max_to_f32(amax_bits_staged::<T>(stage));
             let scale = group_scale(cta_amax(amax, set), eps, fp8_max, mode);
             set ^= 1;
             encode_staged::<T>(stage, q, cols, block.first_tile(), GroupQuantizer::new(format, scale, fp8_max));
@@ -306,12 +306,12 @@ unsafe fn quantize_block<T: Load8>(
         while tr < b.row_end {
             let mut tc = b.col_begin;
             while tc < b.col_end {
-                bits = bits.max(amax_bits_global(w, row_stride, TileSlice::new(tr, tc, b.row_end, b.col_end)));
+                bits = amax_bits_global(bits, w, row_stride, TileSlice::new(tr, tc, b.row_end, b.col_end));
                 tc += TILE;
             }
             tr += TILE;
         }
-        let scale = group_scale(cta_amax(T::abs_bits_to_f32(bits), set), eps, fp8_max, mode);
+        let scale = group_scale(cta_amax(T::abs_max_to_f32(bits), set), eps, fp8_max, mode);
         set ^= 1;
         let g = GroupQuantizer::new(format, scale, fp8_max);
         let mut tr = b.row_begin;

@@ -109,13 +109,13 @@ unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
     });
 
     // 2. The group's amax: local, then across the group's lanes.
-    let mut bits = 0u32;
+    let mut acc = 0u32;
     unroll4!(c => {
         if c < C {
-            bits = bits.max(T::abs_max_bits(&raw[c]));
+            acc = T::fold_abs_max(acc, &raw[c]);
         }
     });
-    let mut amax = T::abs_bits_to_f32(bits);
+    let mut amax = T::abs_max_to_f32(acc);
     let mut offset = threads_per_group as u32 / 2;
     while offset > 0 {
         amax = nan_max(amax, shfl_xor(amax, offset));
