@@ -43,6 +43,31 @@ pub fn e4m3fn_x2(lo: f32, hi: f32) -> u16 {
     unsafe { cvt_e4m3x2_satfinite(hi, lo) as u16 }
 }
 
+/// `lo | hi << 16`, as one PTX register move (`mov.b32 d, {lo, hi}`).
+/// Written as shifts and ors, LLVM widened the pieces of an 8-code word to
+/// 64 bits and ptxas kept the widening: about six integer instructions per
+/// 8 codes that a register pair makes free.
+#[inline(always)]
+pub fn pack_u16x2(lo: u16, hi: u16) -> u32 {
+    let d: u32;
+    // SAFETY: a register move.
+    unsafe {
+        core::arch::asm!("mov.b32 {d}, {{{lo}, {hi}}};", d = out(reg32) d, lo = in(reg16) lo, hi = in(reg16) hi, options(pure, nomem, nostack))
+    };
+    d
+}
+
+/// `lo | hi << 32`, as one PTX register move (see [`pack_u16x2`]).
+#[inline(always)]
+pub fn pack_u32x2(lo: u32, hi: u32) -> u64 {
+    let d: u64;
+    // SAFETY: a register move.
+    unsafe {
+        core::arch::asm!("mov.b64 {d}, {{{lo}, {hi}}};", d = out(reg64) d, lo = in(reg32) lo, hi = in(reg32) hi, options(pure, nomem, nostack))
+    };
+    d
+}
+
 /// `(blockIdx.x, gridDim.x)`: a persistent CTA's first work item and stride.
 #[inline(always)]
 pub fn block_index_and_grid() -> (u32, u32) {

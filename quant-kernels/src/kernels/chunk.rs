@@ -28,6 +28,12 @@ pub trait Load8: Input {
     /// The `valid` elements at `src` are readable.
     unsafe fn load(src: *const Self, valid: u64) -> Self::Raw;
 
+    /// Loads a whole chunk, without the checks of [`Load8::load`].
+    ///
+    /// # Safety
+    /// The 8 elements at `src` are readable and `src` is 16-byte aligned.
+    unsafe fn load_whole(src: *const Self) -> Self::Raw;
+
     /// Folds the chunk's `max |x|` into `acc`, a running maximum over bit
     /// patterns of `|x|` in the type's own packing (start from 0). Any NaN
     /// gives a NaN pattern.
@@ -129,8 +135,9 @@ fn slow_count(valid: u64) -> u32 {
 /// each of 8 groups 256 bytes apart, and its next three loads the rest of
 /// them: with the hint the first miss brings in the whole segment, so DRAM
 /// sees 256-byte requests instead of four 64-byte ones. Measured on an H200
-/// (M = 16384, K = 7168, bf16, same run, `.probe`-style A/B of the PTX):
-/// e4m3fn 95.1 -> 92.0 us, e4m3fnuz 113.9 -> 106.0 us.
+/// (M = 16384, K = 7168, bf16, same run, `xtask/probe/token_group_ab.py`):
+/// e4m3fn 95.1 -> 92.0 us, e4m3fnuz 113.9 -> 106.0 us; ncu: DRAM 71% -> 77%
+/// of its peak.
 ///
 /// Only for inputs the kernel does not write (`.nc`); the pointer is a
 /// generic address of device memory, which on CUDA is its global address.
@@ -223,6 +230,10 @@ macro_rules! impl_load8_for_halves {
                 load_halves(src as *const u16, valid)
             }
             #[inline(always)]
+            unsafe fn load_whole(src: *const Self) -> [u32; 4] {
+                ld_global16(src as *const u8)
+            }
+            #[inline(always)]
             fn fold_abs_max(acc: u32, raw: &[u32; 4]) -> u32 {
                 fold_abs_max_halves(acc, raw)
             }
@@ -255,9 +266,7 @@ impl Load8 for f32 {
     #[inline(always)]
     unsafe fn load(src: *const Self, valid: u64) -> [u32; 8] {
         if valid == ELEMS_PER_THREAD && (src as usize) % 16 == 0 {
-            let a = ld_global16(src as *const u8);
-            let b = ld_global16((src as *const u8).add(16));
-            return [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]];
+            return Self::load_whole(src);
         }
         let valid = slow_count(valid);
         let mut w = [0u32; 8];
@@ -267,6 +276,12 @@ impl Load8 for f32 {
             }
         });
         w
+    }
+    #[inline(always)]
+    unsafe fn load_whole(src: *const Self) -> [u32; 8] {
+        let a = ld_global16(src as *const u8);
+        let b = ld_global16((src as *const u8).add(16));
+        [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
     }
     #[inline(always)]
     fn fold_abs_max(acc: u32, raw: &[u32; 8]) -> u32 {
@@ -305,7 +320,7 @@ impl Load8 for f32 {
 #[inline(always)]
 pub unsafe fn store_chunk(dst: *mut u8, codes: u64, valid: u64) {
     if valid == ELEMS_PER_THREAD && (dst as usize) % 8 == 0 {
-        (dst as *mut u64).write(codes);
+        store_whole(dst, codes);
         return;
     }
     let valid = slow_count(valid);
@@ -314,6 +329,15 @@ pub unsafe fn store_chunk(dst: *mut u8, codes: u64, valid: u64) {
             dst.add(i).write((codes >> (8 * i)) as u8);
         }
     });
+}
+
+/// Stores a whole chunk's codes, without the checks of [`store_chunk`].
+///
+/// # Safety
+/// The 8 bytes at `dst` are writable and `dst` is 8-byte aligned.
+#[inline(always)]
+pub unsafe fn store_whole(dst: *mut u8, codes: u64) {
+    (dst as *mut u64).write(codes);
 }
 
 /// Closes the thread's current group of `cp.async` copies.

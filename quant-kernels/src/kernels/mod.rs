@@ -180,11 +180,9 @@ pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> u64 {
     {
         match format {
             Fp8Format::E4M3Fn => {
-                let mut i = 0;
-                while i < 4 {
-                    out |= (crate::gpu::e4m3fn_x2(v[2 * i], v[2 * i + 1]) as u64) << (16 * i);
-                    i += 1;
-                }
+                use crate::gpu::{e4m3fn_x2, pack_u16x2, pack_u32x2};
+                let word = |i: usize| pack_u16x2(e4m3fn_x2(v[i], v[i + 1]), e4m3fn_x2(v[i + 2], v[i + 3]));
+                out = pack_u32x2(word(0), word(4));
             }
             Fp8Format::E4M3Fnuz => out = e4m3fnuz_x8(v),
         }
@@ -213,9 +211,7 @@ pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> u64 {
 #[cfg(target_feature = "sm_90")]
 #[inline(always)]
 fn e4m3fnuz_x8(v: &[f32; 8]) -> u64 {
-    let lo = e4m3fnuz_x4(v[0], v[1], v[2], v[3]);
-    let hi = e4m3fnuz_x4(v[4], v[5], v[6], v[7]);
-    lo as u64 | (hi as u64) << 32
+    crate::gpu::pack_u32x2(e4m3fnuz_x4(v[0], v[1], v[2], v[3]), e4m3fnuz_x4(v[4], v[5], v[6], v[7]))
 }
 
 /// Four codes of [`e4m3fnuz_x8`], byte `i` for the `i`-th argument.
@@ -225,7 +221,8 @@ fn e4m3fnuz_x4(a: f32, b: f32, c: f32, d: f32) -> u32 {
     const LOW7: u32 = 0x7F7F_7F7F;
     const HIGH: u32 = 0x8080_8080;
     const ONES: u32 = 0x0101_0101;
-    let codes = crate::gpu::e4m3fn_x2(a * 2.0, b * 2.0) as u32 | (crate::gpu::e4m3fn_x2(c * 2.0, d * 2.0) as u32) << 16;
+    let codes =
+        crate::gpu::pack_u16x2(crate::gpu::e4m3fn_x2(a * 2.0, b * 2.0), crate::gpu::e4m3fn_x2(c * 2.0, d * 2.0));
     // False for NaN: a NaN's byte is handled below.
     let above = |x: f32, bit: u32| if crate::scale::abs(x) > 232.0 { bit } else { 0 };
     let top = above(a, 1) | above(b, 1 << 8) | above(c, 1 << 16) | above(d, 1 << 24);
