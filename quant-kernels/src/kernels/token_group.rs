@@ -61,12 +61,8 @@ fn decode_layout(layout: u32) -> ScaleLayout {
 /// merges their whole-chunk case with the whole-group path (`whole ||
 /// (valid == 8 && aligned)`) and computes every chunk's count and tests up
 /// front, which is the work the whole-group path exists to skip.
-/// Only sm_90 has the whole-group path; elsewhere `v` itself.
 #[inline(always)]
 fn opaque(v: u64) -> u64 {
-    if !cfg!(target_feature = "sm_90") {
-        return v;
-    }
     let r: u64;
     // SAFETY: a register move.
     unsafe { core::arch::asm!("mov.b64 {r}, {v};", r = out(reg64) r, v = in(reg64) v, options(nomem, nostack)) };
@@ -120,13 +116,12 @@ unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
     // group that lies wholly inside its row, at aligned addresses (every
     // group but a K tail's, unless the stride or a base pointer is odd),
     // loads and stores its chunks without a per-chunk test: the tests cost
-    // about 20 instructions a chunk, a tenth of the kernel. (sm_90 only: with
-    // the software encoder of the sm_80 module, the second copy of the
-    // encode loop made the f16 kernels spill.)
+    // about 20 instructions a chunk, a tenth of the kernel. The branch is
+    // per chunk on a thread-uniform flag: two copies of the whole encode
+    // loop, one per path, made the f16 kernels spill.
     let src = x.add((row * row_stride) as usize);
     let dst = q.add((row * cols) as usize);
-    let whole = cfg!(target_feature = "sm_90")
-        && active
+    let whole = active
         && (g + 1) * GS <= cols
         && (src.wrapping_add(col(0) as usize) as usize) % 16 == 0
         && (dst.wrapping_add(col(0) as usize) as usize) % 8 == 0;
