@@ -68,6 +68,29 @@ pub fn pack_u32x2(lo: u32, hi: u32) -> u64 {
     d
 }
 
+/// `v`, through a register move LLVM can neither see through nor speculate
+/// (the `asm` has no `pure` option): work computed from the result stays
+/// inside the branch that needs it. The kernels' checked slow paths take
+/// their element counts this way; computed in the open, LLVM hoisted those
+/// counts and tests above the fast-path branch (see `chunk::slow_count` and
+/// the whole-group path of the token-group kernel).
+#[inline(always)]
+pub fn opaque_u32(v: u32) -> u32 {
+    let r: u32;
+    // SAFETY: a register move.
+    unsafe { core::arch::asm!("mov.b32 {r}, {v};", r = out(reg32) r, v = in(reg32) v, options(nomem, nostack)) };
+    r
+}
+
+/// [`opaque_u32`] for 64-bit values.
+#[inline(always)]
+pub fn opaque_u64(v: u64) -> u64 {
+    let r: u64;
+    // SAFETY: a register move.
+    unsafe { core::arch::asm!("mov.b64 {r}, {v};", r = out(reg64) r, v = in(reg64) v, options(nomem, nostack)) };
+    r
+}
+
 /// `(blockIdx.x, gridDim.x)`: a persistent CTA's first work item and stride.
 #[inline(always)]
 pub fn block_index_and_grid() -> (u32, u32) {

@@ -118,15 +118,10 @@ unsafe fn ld_shared16(addr: u32) -> [u32; 4] {
 /// fast-path branch, they stayed live across the whole kernel, and ptxas
 /// kept them as bits of a register: about 45 instructions per chunk even
 /// when every chunk is whole (an ncu profile of the token-group kernel).
-/// The `asm` has no `pure` option, so it is not speculated out of the branch.
+/// [`crate::gpu::opaque_u32`] keeps it from being speculated out of the branch.
 #[inline(always)]
 fn slow_count(valid: u64) -> u32 {
-    let v: u32;
-    // SAFETY: a register move.
-    unsafe {
-        core::arch::asm!("mov.b32 {v}, {x};", v = out(reg32) v, x = in(reg32) valid.min(8) as u32, options(nomem, nostack))
-    };
-    v
+    crate::gpu::opaque_u32(valid.min(8) as u32)
 }
 
 /// Reads 16 bytes of global memory at `src` (16-byte aligned) through the

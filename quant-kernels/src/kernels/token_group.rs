@@ -30,7 +30,7 @@
 use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
 use super::{decode_mode, Bf16, GroupQuantizer, F16};
 use crate::geometry::{token_group_banded, token_group_threads, TOKEN_GROUP_BAND};
-use crate::gpu::{global_thread_index, shfl_xor};
+use crate::gpu::{global_thread_index, opaque_u64, shfl_xor};
 use crate::scale::{group_scale, nan_max};
 use crate::{Fp8Format, ScaleLayout};
 
@@ -53,20 +53,6 @@ fn decode_layout(layout: u32) -> ScaleLayout {
         2 => ScaleLayout::ColMajorTmaAligned,
         _ => ScaleLayout::RowMajor,
     }
-}
-
-/// `v`, through a register move LLVM cannot see through or speculate (the
-/// `asm` has no `pure` option). The checked load and store paths compute
-/// their element counts from an opaque copy of `cols`: otherwise LLVM
-/// merges their whole-chunk case with the whole-group path (`whole ||
-/// (valid == 8 && aligned)`) and computes every chunk's count and tests up
-/// front, which is the work the whole-group path exists to skip.
-#[inline(always)]
-fn opaque(v: u64) -> u64 {
-    let r: u64;
-    // SAFETY: a register move.
-    unsafe { core::arch::asm!("mov.b64 {r}, {v};", r = out(reg64) r, v = in(reg64) v, options(nomem, nostack)) };
-    r
 }
 
 /// The per-thread work of the kernel, top to bottom, with `C` (2 or 4)
@@ -108,8 +94,10 @@ unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
         (active, row, g)
     };
     let col = |c: u64| g * GS + (lane + c * threads_per_group) * ELEMS_PER_THREAD;
-    // The checked paths take `cols` through `opaque`, so nothing of this
-    // is computed before their branch (see `opaque`).
+    // The checked paths take `cols` through `opaque_u64`: otherwise LLVM
+    // merges their whole-chunk case with the whole-group path below
+    // (`whole || (valid == 8 && aligned)`) and computes every chunk's count
+    // and tests up front, the work the whole-group path exists to skip.
     let valid = |cols: u64, c: u64| if active { cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD) } else { 0 };
 
     // 1. Load every chunk (zeros past the row's end) before using any. A
@@ -132,7 +120,7 @@ unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
     unroll4!(c => {
         if c < C {
             let at = src.add(col(c as u64) as usize);
-            raw[c] = if whole { T::load_whole(at) } else { T::load(at, valid(opaque(cols), c as u64)) };
+            raw[c] = if whole { T::load_whole(at) } else { T::load(at, valid(opaque_u64(cols), c as u64)) };
         }
     });
 
@@ -159,7 +147,7 @@ unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
             if whole {
                 store_whole(at, codes);
             } else {
-                store_chunk(at, codes, valid(opaque(cols), c as u64));
+                store_chunk(at, codes, valid(opaque_u64(cols), c as u64));
             }
         }
     });
