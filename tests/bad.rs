@@ -389,7 +389,7 @@ pub fn gemm_call(raw: bool) -> impl Strategy<Value = GemmCall> {
         prop::sample::select(vec![OutputType::Bf16, OutputType::F32]),
     );
     base.prop_flat_map(move |(m, n, k, format, a_scale_layout, output)| {
-        let cfg = GemmConfig { format, a_scale_layout, output };
+        let cfg = GemmConfig { format, a_scale_layout, output, ..GemmConfig::default() };
         let tensor_breaks = prop_oneof![
             (1usize..200).prop_map(GemmBreak::KMismatch),
             (1usize..8).prop_map(GemmBreak::Strided),

@@ -55,7 +55,7 @@ fn operands(
     let mut b = vec![0u8; n * k];
     let mut b_scales = vec![f32::NAN; shape.b_scales_len()];
     cpu::per_block_quant_fp8(&w, MatrixShape::new(n, k).unwrap(), &b_cfg, &mut b, &mut b_scales).unwrap();
-    let cfg = GemmConfig { format, a_scale_layout: layout, output: OutputType::F32 };
+    let cfg = GemmConfig { format, a_scale_layout: layout, output: OutputType::F32, ..GemmConfig::default() };
     Operands { shape, a, a_scales, b, b_scales, cfg }
 }
 
@@ -219,7 +219,8 @@ fn hand_computed_two_block_example() {
     let a_scales = [0.5f32, 2.0]; // per k-block
     let b_scales = [3.0f32, 1.0, 10.0, 100.0]; // [n-block][k-block]
     let shape = GemmShape::new(m, n, k).unwrap();
-    let cfg = GemmConfig { format, a_scale_layout: ScaleLayout::RowMajor, output: OutputType::F32 };
+    let cfg =
+        GemmConfig { format, a_scale_layout: ScaleLayout::RowMajor, output: OutputType::F32, ..GemmConfig::default() };
     for accumulation in [Accumulation::F64, Accumulation::F32] {
         let mut c = vec![0f32; n];
         cpu::mm_fp8_blockscale(&a, &a_scales, &b, &b_scales, shape, &cfg, accumulation, GemmOutput::F32(&mut c))

@@ -15,8 +15,8 @@ use half::bf16;
 use quant_host::cpu;
 use quant_host::gemm::{GemmOutput, GemmTensor};
 use quant_host::{
-    BlockConfig, Device, Fp8Format, GemmConfig, GemmShape, MatrixShape, OutputType, ScaleLayout, Tensor,
-    TokenGroupConfig,
+    BlockConfig, Device, Fp8Format, GemmConfig, GemmPrecision, GemmShape, GemmTile, MatrixShape, OutputType,
+    ScaleLayout, Tensor, TokenGroupConfig,
 };
 
 /// splitmix64: small, fast, good enough for test data.
@@ -178,9 +178,11 @@ fn reference_element(
     total
 }
 
-fn tolerance(output: OutputType) -> f64 {
-    match output {
-        OutputType::F32 => 1e-3,
+/// The contract's tolerance: the precision mode's for f32 C; bf16 C adds
+/// its own rounding (2^-9 relative), so 1e-2.
+fn tolerance(cfg: &GemmConfig) -> f64 {
+    match cfg.output {
+        OutputType::F32 => cfg.precision.tolerance(),
         OutputType::Bf16 => 1e-2,
     }
 }
@@ -248,13 +250,19 @@ fn check(
     }
     let rel = if max_ref > 0.0 { max_err / max_ref } else { max_err };
     if std::env::var_os("QUANT_GEMM_ERRORS").is_some() {
-        eprintln!("error {:?} {rel:e} {label}", cfg.output);
+        eprintln!("error {:?} {} {rel:e} {label}", cfg.output, cfg.precision.name());
     }
     assert!(
-        rel < tolerance(cfg.output),
+        rel < tolerance(cfg),
         "{label}: max|C - C_ref| / max|C_ref| = {rel:e} (max err {max_err:e}, max ref {max_ref:e})"
     );
 }
+
+/// A precision mode and (optionally) a forced tile of the `wgmma` kernel.
+type Mode = (GemmPrecision, Option<GemmTile>);
+
+/// The default configuration only.
+const DEFAULT: &[Mode] = &[(GemmPrecision::Fast, None)];
 
 /// One problem in all the configurations asked for, A quantized per layout.
 #[allow(clippy::too_many_arguments)]
@@ -266,6 +274,23 @@ fn run_case(
     format: Fp8Format,
     layouts: &[ScaleLayout],
     outputs: &[OutputType],
+    b: Option<(&Operand, &Tensor<u8>, &Tensor<f32>)>,
+    rng: &mut Rng,
+) {
+    run_modes(dev, m, n, k, format, layouts, outputs, DEFAULT, b, rng)
+}
+
+/// [`run_case`] in each of `modes`.
+#[allow(clippy::too_many_arguments)]
+fn run_modes(
+    dev: &Device,
+    m: usize,
+    n: usize,
+    k: usize,
+    format: Fp8Format,
+    layouts: &[ScaleLayout],
+    outputs: &[OutputType],
+    modes: &[Mode],
     b: Option<(&Operand, &Tensor<u8>, &Tensor<f32>)>,
     rng: &mut Rng,
 ) {
@@ -292,10 +317,19 @@ fn run_case(
             sb: Tensor::from_cuda(sb_dev.as_cuda().unwrap().clone(), sb_dev.shape()).unwrap(),
         };
         for &output in outputs {
-            let cfg = GemmConfig { format, a_scale_layout: layout, output };
-            let label = format!("M={m} N={n} K={k} {} {} {:?}", format.name(), layout.name(), output);
-            let c = run_gpu(dev, &ops, m, n, &cfg);
-            check(&label, &c, &a, b_host, m, n, k, &cfg, if full { None } else { Some(512) }, rng);
+            for &(precision, tile) in modes {
+                let cfg = GemmConfig { format, a_scale_layout: layout, output, precision, tile };
+                let label = format!(
+                    "M={m} N={n} K={k} {} {} {:?} {} {}",
+                    format.name(),
+                    layout.name(),
+                    output,
+                    precision.name(),
+                    tile.map_or("planned", |t| t.name())
+                );
+                let c = run_gpu(dev, &ops, m, n, &cfg);
+                check(&label, &c, &a, b_host, m, n, k, &cfg, if full { None } else { Some(512) }, rng);
+            }
         }
     }
 }
@@ -380,42 +414,45 @@ fn wgmma_shapes() {
     }
     let mut rng = Rng::new(seed());
     let f = Fp8Format::E4M3Fn;
-    // The kernel variants within the spec's tolerance (see WGMMA_VARIANT),
-    // persistent: 0 the default (k32, two partial sets, split-K where the
-    // tiles do not fill the GPU), 4 the same sums with one set, 16 the
-    // default never split. The per-tile grids run the same kernels. (The
-    // k64 variant, 6, is a speed comparison: it measured 1.08e-3.)
-    for variant in [0, 4, 16] {
-        quant_host::gpu::Gpu::set_wgmma_variant(variant);
-        eprintln!("wgmma variant {variant}");
-        for &(m, n, k) in &[
-            (17, 1, 16),
-            (17, 128, 128),
-            (64, 129, 144),
-            (128, 128, 256),
-            (129, 127, 112),
-            (255, 640, 1040),
-            (300, 257, 2048),
-            (1000, 384, 640),
-            (37, 1000, 7168),
-            // Split-K (fewer tiles than SMs) with M * N not a multiple of 4
-            // and a K tail.
-            (45, 301, 1040),
-            (37, 257, 1024),
-            // More tiles than multiprocessors: CTAs take several tiles, odd and
-            // even k-block counts.
-            (2048, 1280, 384),
-            (1100, 2000, 656),
-            (4100, 300, 128),
-            (193, 129, 256),
-        ] {
-            run_case(&dev, m, n, k, f, &ScaleLayout::ALL, &OUTPUTS, None, &mut rng);
+    // Both precision modes with the planned tile, then every Fast tile
+    // forced (the planner picks among them per problem, so each must be
+    // right on every shape), each against its mode's tolerance.
+    let mut modes: Vec<Mode> = vec![(GemmPrecision::Fast, None), (GemmPrecision::Precise, None)];
+    modes.extend(GemmTile::ALL.iter().map(|&t| (GemmPrecision::Fast, Some(t))));
+    for &(m, n, k) in &[
+        (17, 1, 16),
+        (17, 128, 128),
+        (64, 129, 144),
+        (128, 128, 256),
+        (129, 127, 112),
+        (255, 640, 1040),
+        (300, 257, 2048),
+        (1000, 384, 640),
+        (37, 1000, 7168),
+        // Split-K (fewer tiles than SMs) with M * N not a multiple of 4
+        // and a K tail.
+        (45, 301, 1040),
+        (37, 257, 1024),
+        // More tiles than multiprocessors: CTAs take several tiles, odd and
+        // even k-block counts; N tails inside a 160/192-column tile whose
+        // columns cross a 128-row scale block of B.
+        (2048, 1280, 384),
+        (1100, 2000, 656),
+        (4100, 300, 128),
+        (193, 129, 256),
+        (300, 1000, 512),
+        (130, 4000, 384),
+    ] {
+        // Every layout in the default mode; the other modes rotate through them.
+        run_modes(&dev, m, n, k, f, &ScaleLayout::ALL, &OUTPUTS, &modes[..1], None, &mut rng);
+        for (i, mode) in modes[1..].iter().enumerate() {
+            let layout = ScaleLayout::ALL[(i + m) % 3];
+            run_modes(&dev, m, n, k, f, &[layout], &OUTPUTS, std::slice::from_ref(mode), None, &mut rng);
         }
-        // A prefill-sized problem, sampled.
-        run_case(&dev, 2048, 2112, 7168, f, &[ScaleLayout::ColMajorTmaAligned], &OUTPUTS, None, &mut rng);
-        run_case(&dev, 4096, 7168, 2048, f, &[ScaleLayout::RowMajor], &[OutputType::Bf16], None, &mut rng);
     }
-    quant_host::gpu::Gpu::set_wgmma_variant(0);
+    // Prefill-sized problems, sampled.
+    run_modes(&dev, 2048, 2112, 7168, f, &[ScaleLayout::ColMajorTmaAligned], &OUTPUTS, &modes[..2], None, &mut rng);
+    run_modes(&dev, 4096, 7168, 2048, f, &[ScaleLayout::RowMajor], &[OutputType::Bf16], &modes, None, &mut rng);
 }
 
 /// Two `wgmma` GEMMs on different operands queued back to back, read only
@@ -427,10 +464,15 @@ fn wgmma_back_to_back() {
     let dev = gpu();
     let mut rng = Rng::new(seed());
     let f = Fp8Format::E4M3Fn;
-    let cfg = GemmConfig { format: f, a_scale_layout: ScaleLayout::RowMajor, output: OutputType::F32 };
     let shapes = [(256, 384, 512), (130, 200, 1024), (512, 128, 256), (400, 1000, 640)];
-    for variant in [0, 4] {
-        quant_host::gpu::Gpu::set_wgmma_variant(variant);
+    for precision in GemmPrecision::ALL {
+        let cfg = GemmConfig {
+            format: f,
+            a_scale_layout: ScaleLayout::RowMajor,
+            output: OutputType::F32,
+            precision,
+            ..GemmConfig::default()
+        };
         let mut host = Vec::new();
         let mut outs = Vec::new();
         for &(m, n, k) in &shapes {
@@ -446,7 +488,7 @@ fn wgmma_back_to_back() {
         for (((m, n, k), (a, b)), (c, _ops)) in shapes.iter().zip(&host).zip(&outs) {
             let c = c.to_f32_vec().unwrap();
             check(
-                &format!("back-to-back M={m} N={n} K={k} variant {variant}"),
+                &format!("back-to-back M={m} N={n} K={k} {}", precision.name()),
                 &c,
                 a,
                 b,
@@ -459,7 +501,6 @@ fn wgmma_back_to_back() {
             );
         }
     }
-    quant_host::gpu::Gpu::set_wgmma_variant(0);
 }
 
 /// More distinct operands than the tensor-map cache has slots (256), all
@@ -472,7 +513,12 @@ fn wgmma_map_cache_wraps() {
     let dev = gpu();
     let mut rng = Rng::new(seed());
     let f = Fp8Format::E4M3Fn;
-    let cfg = GemmConfig { format: f, a_scale_layout: ScaleLayout::RowMajor, output: OutputType::F32 };
+    let cfg = GemmConfig {
+        format: f,
+        a_scale_layout: ScaleLayout::RowMajor,
+        output: OutputType::F32,
+        ..GemmConfig::default()
+    };
     let (m, n, k) = (20, 136, 144);
     let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
     let mut pending = Vec::new();
@@ -500,6 +546,12 @@ fn small_bad_input() {
     let sb = dev.upload(&[1f32; 2], MatrixShape::new(1, 2).unwrap()).unwrap();
     let short = dev.upload(&[1f32; 1], MatrixShape::new(1, 1).unwrap()).unwrap();
     let cfg = GemmConfig::default();
+    // Precise has the 128 x 128 tile only.
+    let bad = GemmConfig { precision: GemmPrecision::Precise, tile: Some(GemmTile::M128N192), ..cfg };
+    assert!(matches!(
+        dev.mm_fp8_blockscale(&a, &sa, &b, &sb, &bad),
+        Err(quant_host::QuantError::UnsupportedGemmTile { .. })
+    ));
     assert!(dev.mm_fp8_blockscale(&a, &short, &b, &sb, &cfg).is_err());
     assert!(dev.mm_fp8_blockscale(&a, &sa, &b, &short, &cfg).is_err());
     let wrong_k = dev.upload(&vec![0x38u8; n * 128], MatrixShape::new(n, 128).unwrap()).unwrap();
@@ -526,7 +578,12 @@ fn cpu_device_matches_reference() {
     for format in Fp8Format::ALL {
         let a = quant_a(&random_bf16(m, k, rng.next_u64()), m, k, format, ScaleLayout::ColMajorTmaAligned);
         let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, format);
-        let cfg = GemmConfig { format, a_scale_layout: ScaleLayout::ColMajorTmaAligned, output: OutputType::F32 };
+        let cfg = GemmConfig {
+            format,
+            a_scale_layout: ScaleLayout::ColMajorTmaAligned,
+            output: OutputType::F32,
+            ..GemmConfig::default()
+        };
         let ops = upload(&Device::Cpu, &a, &b, m, n, k);
         let c = Device::Cpu.mm_fp8_blockscale(&ops.a, &ops.sa, &ops.b, &ops.sb, &cfg).unwrap().to_f32_vec().unwrap();
         check("cpu", &c, &a, &b, m, n, k, &cfg, None, &mut rng);

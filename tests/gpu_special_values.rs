@@ -222,7 +222,12 @@ fn tiny_shapes_and_tails_of_the_gemm() {
                 )
                 .unwrap();
             for output in [OutputType::F32, OutputType::Bf16] {
-                let cfg = GemmConfig { format, a_scale_layout: ScaleLayout::ColMajorTmaAligned, output };
+                let cfg = GemmConfig {
+                    format,
+                    a_scale_layout: ScaleLayout::ColMajorTmaAligned,
+                    output,
+                    ..GemmConfig::default()
+                };
                 let up = |t: &quant_host::Tensor<u8>| gpu.upload(&t.to_vec().unwrap(), t.shape()).unwrap();
                 let upf = |t: &quant_host::Tensor<f32>| gpu.upload(&t.to_vec().unwrap(), t.shape()).unwrap();
                 let cg = gpu

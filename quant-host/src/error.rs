@@ -52,6 +52,14 @@ pub enum QuantError {
         /// Elements present.
         actual: u64,
     },
+    /// A GEMM tile the precision mode has no kernel for.
+    #[error("the {precision} GEMM has no {tile} tile (it runs 128x128 only)")]
+    UnsupportedGemmTile {
+        /// The precision mode asked for.
+        precision: &'static str,
+        /// The tile asked for.
+        tile: &'static str,
+    },
     /// Two operands disagree on a dimension.
     #[error("shape mismatch: {0}")]
     ShapeMismatch(String),

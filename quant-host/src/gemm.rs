@@ -5,14 +5,14 @@
 //! (scales `[ceil(N/128), ceil(K/128)]`, row-major).
 //!
 //! Accuracy: every path accumulates in f32 and applies the scales per
-//! k-block, as the spec says; on Hopper the `wgmma` kernel also promotes the
-//! tensor cores' partial sums (kept with about 13 mantissa bits) into f32
-//! after every 64 elements of K, so results stay within the spec's
-//! `max|C - C_ref| / max|C_ref| < 1e-3` (f32 output; worst measured 6.4e-4)
-//! even on data with large outliers, where promoting once per 128 elements
-//! did not (1.8e-3).
+//! k-block, as the contract says. On Hopper the `wgmma` kernels promote the
+//! tensor cores' partial sums (kept with about 13-14 mantissa bits) into f32
+//! once per 128-wide k-block ([`GemmPrecision::Fast`], the default, as
+//! DeepGEMM and cuBLASLt do; tolerance `max|C - C_ref| / max|C_ref| < 5e-3`)
+//! or after every k32 step ([`GemmPrecision::Precise`], `< 1e-3`, slower).
 
 use crate::error::{QuantError, Result};
+pub use quant_kernels::wgmma_contract::{GemmPrecision, GemmTile};
 use quant_kernels::{Fp8Format, ScaleLayout};
 
 /// The scale block edge of the GEMM: 128 along K for A, 128 x 128 for B.
@@ -99,6 +99,27 @@ pub struct GemmConfig {
     pub a_scale_layout: ScaleLayout,
     /// The element type of C.
     pub output: OutputType,
+    /// When the tensor cores' partial sums are promoted into f32 (the
+    /// contract's two modes; [`GemmPrecision::Fast`] by default). The CPU
+    /// path computes the exact block sums in either mode.
+    pub precision: GemmPrecision,
+    /// The Hopper kernel's CTA tile; `None` (the default) lets the planner
+    /// choose per problem. A tuning and benchmarking knob: the result is
+    /// the same sum whatever the tile. `Precise` has 128 x 128 only.
+    pub tile: Option<GemmTile>,
+}
+
+impl GemmConfig {
+    /// Rejects combinations no backend runs (a tile `Precise` lacks), so
+    /// the CPU and GPU paths accept the same configurations.
+    pub fn check(&self) -> Result<()> {
+        match (self.precision, self.tile) {
+            (GemmPrecision::Precise, Some(t)) if t != GemmTile::M128N128 => {
+                Err(QuantError::UnsupportedGemmTile { precision: self.precision.name(), tile: t.name() })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The output buffer of the CPU GEMM, `M * N` elements row-major.

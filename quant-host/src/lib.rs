@@ -47,7 +47,7 @@ pub mod shape;
 pub use config::{BlockConfig, GroupSize, TokenGroupConfig};
 pub use element::{DType, Element};
 pub use error::{QuantError, Result};
-pub use gemm::{GemmConfig, GemmShape, GemmTensor, OutputType};
+pub use gemm::{GemmConfig, GemmPrecision, GemmShape, GemmTensor, GemmTile, OutputType};
 pub use gpu::Gpu;
 pub use quant_kernels::{Fp8Format, ScaleLayout, ScaleMode};
 pub use shape::MatrixShape;

@@ -85,43 +85,6 @@ pub const fn token_group_grid_rows(rows: u64, banded: bool) -> Option<u64> {
     }
 }
 
-/// Stages of the `wgmma` GEMM's TMA pipeline (each one k-block of A's and
-/// B's tiles, 32 KB).
-pub const GEMM_WGMMA_STAGES: u32 = 5;
-/// CTA tile of the `wgmma` GEMM along N (and along M with two consumer
-/// warpgroups), and its k-block (one scale block) in bytes.
-pub const GEMM_WGMMA_TILE: u32 = 128;
-/// Consumer warpgroups of the `wgmma` GEMM kernels (64 rows of the tile each).
-pub const GEMM_WGMMA_WARPGROUPS: u32 = 2;
-
-/// Threads of the warp-specialised `wgmma` GEMM with `wgs` consumer
-/// warpgroups, plus one producer warp.
-pub const fn gemm_wgmma_threads(wgs: u32) -> u32 {
-    128 * wgs + 32
-}
-
-/// Threads of the `wgmma` GEMM with two partial sets (`gemm_wgmma_ws2_*`):
-/// `wgs` consumer warpgroups and a whole producer warpgroup, which
-/// `setmaxnreg` needs (it moves registers between warpgroups).
-pub const fn gemm_wgmma_threads_x2(wgs: u32) -> u32 {
-    128 * (wgs + 1)
-}
-
-/// Dynamic shared memory of the warp-specialised `wgmma` GEMM with `wgs`
-/// consumer warpgroups: 1024 bytes of alignment slack, the stages (A box of
-/// `64 wgs` rows, B box of 128, 128 bytes each), a `full` and an `empty`
-/// 8-byte barrier per stage.
-pub const fn gemm_wgmma_smem_bytes(wgs: u32) -> u32 {
-    1024 + GEMM_WGMMA_STAGES * (64 * wgs + GEMM_WGMMA_TILE) * GEMM_WGMMA_TILE + GEMM_WGMMA_STAGES * 16
-}
-
-/// Elements between two splits' partial sums in the split-K workspace of
-/// the `wgmma` GEMM: `m * n` rounded up to a multiple of 4, so that every
-/// split starts 16-byte aligned for the reduction's vector loads.
-pub const fn gemm_split_stride(m: u32, n: u32) -> u64 {
-    (m as u64 * n as u64 + 3) & !3
-}
-
 /// Launch bounds, `(kernel-name prefix, threads per CTA, min CTAs per SM)`;
 /// the first matching prefix applies.
 ///
@@ -138,13 +101,8 @@ pub const LAUNCH_BOUNDS: &[(&str, u32, u32)] = &[
     // Four chunks per thread: about 56 (f32: 64) registers on sm_90.
     ("token_group_wide_quant_f32_", TOKEN_GROUP_WIDE_BLOCK_THREADS, 6),
     ("token_group_wide_quant_", TOKEN_GROUP_WIDE_BLOCK_THREADS, 8),
-    // The wgmma GEMMs of more than 256 threads: without a bound ptxas may
-    // use more registers than 65536 / threads and the launch would fail
-    // (288 threads: at most 224 registers).
-    ("gemm_wgmma_ws_", gemm_wgmma_threads(GEMM_WGMMA_WARPGROUPS), 1),
-    ("gemm_wgmma_ws32_", gemm_wgmma_threads(GEMM_WGMMA_WARPGROUPS), 1),
-    // 384 threads: 168 registers each at launch; `setmaxnreg` then moves
-    // them to 40 in the producer warpgroup and 232 in the consumers.
-    ("gemm_wgmma_ws2_", gemm_wgmma_threads_x2(GEMM_WGMMA_WARPGROUPS), 1),
-    ("gemm_wgmma_ws2k32_", gemm_wgmma_threads_x2(GEMM_WGMMA_WARPGROUPS), 1),
+    // The `wgmma` GEMMs: 384 threads, 168 registers each at launch;
+    // `setmaxnreg` then moves them to 40 in the producer warpgroup and 232
+    // in the consumers (it needs the cap at entry that this bound gives).
+    ("gemm_wgmma_", crate::wgmma_contract::GEMM_THREADS, 1),
 ];

@@ -29,6 +29,7 @@ pub mod fp8;
 pub mod geometry;
 pub mod layout;
 pub mod scale;
+pub mod wgmma_contract;
 
 #[cfg(target_arch = "nvptx64")]
 mod gpu;

@@ -15,11 +15,13 @@
 //! overhead included) is reported beside it.
 
 pub mod e2e;
+mod gemm;
 mod report;
 pub mod shapes;
 mod timing;
 
 pub use e2e::E2eRecord;
+pub use gemm::GemmRecord;
 pub use report::Record;
 
 use crate::config::{BlockConfig, TokenGroupConfig};
@@ -48,8 +50,12 @@ pub struct BenchArgs {
     /// Skip the quantizer section (with --e2e: the end-to-end section alone)
     #[arg(long)]
     pub skip_quant: bool,
-    /// Compare the `wgmma` GEMM variants on a few shapes (development aid)
-    #[arg(long, hide = true)]
+    /// Also run the GEMM section: `mm_fp8_blockscale` alone on the peer set
+    /// of shapes, both precision modes, timed in CUDA graphs, with errors
+    #[arg(long)]
+    pub gemm: bool,
+    /// With --gemm: also time every tile of the fast kernel
+    #[arg(long)]
     pub gemm_variants: bool,
 }
 
@@ -82,7 +88,7 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     let max_elems = tokens.iter().max().copied().unwrap_or(1) * ks.iter().max().copied().unwrap_or(1);
     let max_elems = max_elems.max(weights.iter().map(|(n, k)| n * k).max().unwrap_or(1));
     // The end-to-end section's largest A (4096 x 16384) and W (7168 x 16384).
-    let max_elems = if args.e2e || args.gemm_variants { max_elems.max(7168 * 16384) } else { max_elems };
+    let max_elems = if args.e2e || args.gemm || args.gemm_variants { max_elems.max(7168 * 16384) } else { max_elems };
     let input = random_bf16(&stream, max_elems)?;
 
     let mut records = Vec::new();
@@ -115,11 +121,13 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
         };
         r.set_same_size_copy(us);
     }
-    if args.gemm_variants {
-        e2e::variants(&gpu, &input)?;
-    }
+    let gemm_records = if args.gemm || args.gemm_variants {
+        gemm::run(&gpu, &input, &gemm::peer_set(), args.gemm_variants)?
+    } else {
+        Vec::new()
+    };
     let e2e_records = if args.e2e { e2e::run(&gpu, &input, copy_gbps, args.quick)? } else { Vec::new() };
-    report::write(&records, &e2e_records, &device, copy_gbps, args.out.as_deref())?;
+    report::write(&records, &e2e_records, &gemm_records, &device, copy_gbps, args.out.as_deref())?;
     Ok((records, e2e_records))
 }
 

@@ -86,6 +86,7 @@ impl Record {
 pub(crate) fn write(
     records: &[Record],
     e2e: &[super::E2eRecord],
+    gemm: &[super::GemmRecord],
     device: &str,
     copy_gbps: f64,
     out: Option<&Path>,
@@ -95,6 +96,9 @@ pub(crate) fn write(
     if !records.is_empty() {
         md.push_str(&summary_tables(records));
         md.push_str(&targets(records));
+    }
+    if !gemm.is_empty() {
+        md.push_str(&super::gemm::report(gemm));
     }
     if !e2e.is_empty() {
         md.push_str(&super::e2e::report(e2e, copy_gbps));
@@ -121,7 +125,7 @@ pub(crate) fn write(
     let dir = out.unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("bench.md"), md)?;
-    let json = serde_json::json!({ "device": device, "copy_gbps": copy_gbps, "records": records, "end_to_end": e2e });
+    let json = serde_json::json!({ "device": device, "copy_gbps": copy_gbps, "records": records, "gemm": gemm, "end_to_end": e2e });
     std::fs::write(dir.join("bench.json"), serde_json::to_string_pretty(&json).unwrap_or_default())?;
     std::fs::write(dir.join("bench.svg"), svg(records))?;
     eprintln!("bench: wrote bench.md, bench.json, bench.svg to {}", dir.display());

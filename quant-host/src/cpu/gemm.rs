@@ -36,6 +36,7 @@ pub fn mm_fp8_blockscale(
     accumulation: Accumulation,
     out: GemmOutput<'_>,
 ) -> Result<()> {
+    cfg.check()?;
     let (m, n, k) = (shape.m(), shape.n(), shape.k());
     let k_blocks = shape.k_blocks();
     // GemmShape guarantees that M * K, N * K and M * N fit in usize.

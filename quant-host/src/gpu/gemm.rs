@@ -6,9 +6,10 @@
 //!   CTAs with a per-`Gpu` workspace (the last CTA of each column tile reduces
 //!   the partials in a fixed order, so results do not depend on scheduling);
 //! - on Hopper (the sm_90a module), E4M3FN with 16-byte-aligned rows: the
-//!   warp-specialised `wgmma` + TMA kernel
-//!   (`quant_kernels::kernels::gemm_wgmma`), 128 x 128 tiles, persistent
-//!   (see [`WGMMA_VARIANT`] for the variant kept for comparison). When the
+//!   warp-specialised `wgmma` + TMA kernels
+//!   (`quant_kernels::kernels::gemm_wgmma`) in the configured precision
+//!   mode, persistent, with the tile `launch::gemm_wgmma` plans for the
+//!   problem (or the one the config names). When the
 //!   tiles cannot fill the GPU it splits K (`launch::gemm_wgmma` decides):
 //!   the kernel leaves f32 partials in the same per-`Gpu` workspace and a
 //!   second kernel (`quant_kernels::kernels::gemm_reduce`) adds them in
@@ -27,36 +28,34 @@ use cudarc::driver::sys::{
     cuTensorMapEncodeTiled, CUtensorMap, CUtensorMapDataType, CUtensorMapFloatOOBfill, CUtensorMapInterleave,
     CUtensorMapL2promotion, CUtensorMapSwizzle,
 };
-use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DevicePtrMut, PushKernelArg};
-use quant_kernels::Fp8Format;
+use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DevicePtrMut, DeviceRepr, PushKernelArg};
+use quant_kernels::wgmma_contract::{
+    gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel, GemmOut, GemmPrecision, GemmTile, GemmWgmmaParams,
+};
+use quant_kernels::{Fp8Format, ScaleLayout};
 
 /// Every GEMM kernel of the loaded module, indexed `[format][output]`
 /// (format: 0 E4M3FN, 1 E4M3FNUZ; output: 0 bf16, 1 f32).
 pub(crate) struct GemmFunctions {
     main: [[CudaFunction; 2]; 2],
     small: [[CudaFunction; 2]; 2],
-    /// The default `wgmma` kernel (promotion every k32, two partial sets,
-    /// producer warpgroup): E4M3FN only, `[output]`; on the sm_90a module.
-    wgmma_ws2k32: Option<[CudaFunction; 2]>,
-    /// The same sums with one partial set and a producer warp.
-    wgmma_ws32: Option<[CudaFunction; 2]>,
-    /// Two partial sets, promotion every k64 (comparison only: outside
-    /// the spec's tolerance on some inputs).
-    wgmma_ws2: Option<[CudaFunction; 2]>,
-    /// The split-K reduction of the `wgmma` kernels, `[output]`.
-    split_reduce: Option<[CudaFunction; 2]>,
+    /// The `wgmma` kernels (E4M3FN, on the sm_90a module only).
+    wgmma: Option<WgmmaFunctions>,
 }
 
-/// Which `wgmma` kernel and grid the launch uses (for the tests and the
-/// benchmark's variant comparison). 0 is the default: the warp-specialised
-/// 128 x 128 kernel promoting every k32 with two partial register sets,
-/// persistent, K split when the tiles do not fill the GPU. Otherwise bit 0 =
-/// one CTA per tile instead of a persistent grid; bits 1-2 = 2: the same
-/// sums with one register set, = 3: promotion every k64 (outside the
-/// spec's tolerance on some inputs: the benchmark only; any other value:
-/// the default kernel); bit 3 = no `wgmma` at all (the `mma.sync` kernel);
-/// bit 4 = never split K.
-pub(crate) static WGMMA_VARIANT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// The `wgmma` family, looked up by the names of
+/// `quant_kernels::wgmma_contract::gemm_wgmma_kernel`.
+struct WgmmaFunctions {
+    kernels: Vec<((GemmPrecision, GemmTile, GemmOut), CudaFunction)>,
+    /// The split-K reduction, `[output]`.
+    reduce: [CudaFunction; 2],
+}
+
+impl WgmmaFunctions {
+    fn get(&self, precision: GemmPrecision, tile: GemmTile, out: GemmOut) -> Option<&CudaFunction> {
+        self.kernels.iter().find(|(key, _)| *key == (precision, tile, out)).map(|(_, f)| f)
+    }
+}
 
 impl GemmFunctions {
     /// Looks every GEMM kernel up and raises the dynamic shared-memory limit
@@ -75,19 +74,26 @@ impl GemmFunctions {
         for f in main.iter().flatten() {
             f.set_attribute(MAX_SMEM, launch::GEMM_SMEM_BYTES as i32)?;
         }
-        let (wgmma_ws2k32, wgmma_ws32, wgmma_ws2, split_reduce) = if gpu.ptx_arch().has_wgmma() {
-            let ws2k32 = [get("gemm_wgmma_ws2k32_e4m3fn_bf16")?, get("gemm_wgmma_ws2k32_e4m3fn_f32")?];
-            let ws32 = [get("gemm_wgmma_ws32_e4m3fn_bf16")?, get("gemm_wgmma_ws32_e4m3fn_f32")?];
-            let ws2 = [get("gemm_wgmma_ws2_e4m3fn_bf16")?, get("gemm_wgmma_ws2_e4m3fn_f32")?];
-            for f in ws2k32.iter().chain(&ws32).chain(&ws2) {
-                f.set_attribute(MAX_SMEM, launch::GEMM_WGMMA_WS_SMEM_BYTES as i32)?;
+        let wgmma = if gpu.ptx_arch().has_wgmma() {
+            let mut kernels = Vec::new();
+            for precision in GemmPrecision::ALL {
+                for tile in GemmTile::ALL {
+                    for out in [GemmOut::Bf16, GemmOut::F32] {
+                        if let Some(name) = gemm_wgmma_kernel(precision, tile, out) {
+                            let f = get(name)?;
+                            f.set_attribute(MAX_SMEM, tile.smem_bytes() as i32)?;
+                            kernels.push(((precision, tile, out), f));
+                        }
+                    }
+                }
             }
-            let reduce = [get("gemm_splitk_reduce_bf16")?, get("gemm_splitk_reduce_f32")?];
-            (Some(ws2k32), Some(ws32), Some(ws2), Some(reduce))
+            let reduce =
+                [get(gemm_splitk_reduce_kernel(GemmOut::Bf16))?, get(gemm_splitk_reduce_kernel(GemmOut::F32))?];
+            Some(WgmmaFunctions { kernels, reduce })
         } else {
-            (None, None, None, None)
+            None
         };
-        Ok(Self { main, small, wgmma_ws2k32, wgmma_ws32, wgmma_ws2, split_reduce })
+        Ok(Self { main, small, wgmma })
     }
 }
 
@@ -244,8 +250,36 @@ pub(crate) fn mm_fp8_blockscale(
     b_scales: &CudaSlice<f32>,
     shape: GemmShape,
     cfg: &GemmConfig,
-    mut c: GpuGemmOut<'_>,
+    c: GpuGemmOut<'_>,
 ) -> Result<()> {
+    mm_fp8_blockscale_on(gpu, a, a_scales, b, b_scales, shape, cfg, c, Path::Best)
+}
+
+/// Which kernels [`mm_fp8_blockscale_on`] may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// The fastest that applies (decode-sized, `wgmma`, `mma.sync`).
+    Best,
+    /// The `mma.sync` kernel (or the decode-sized one for M <= 16), which
+    /// sums every k-block in f32 without the tensor cores' truncation: the
+    /// benchmark's on-device reference for the `wgmma` kernels' error.
+    MmaSync,
+}
+
+/// [`mm_fp8_blockscale`] restricted to the kernels of `path`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn mm_fp8_blockscale_on(
+    gpu: &Gpu,
+    a: &CudaSlice<u8>,
+    a_scales: &CudaSlice<f32>,
+    b: &CudaSlice<u8>,
+    b_scales: &CudaSlice<f32>,
+    shape: GemmShape,
+    cfg: &GemmConfig,
+    mut c: GpuGemmOut<'_>,
+    path: Path,
+) -> Result<()> {
+    cfg.check()?;
     gpu.check_context("a", a.context())?;
     gpu.check_context("a_scales", a_scales.context())?;
     gpu.check_context("b", b.context())?;
@@ -321,87 +355,8 @@ pub(crate) fn mm_fp8_blockscale(
         return Ok(());
     }
 
-    let variant = WGMMA_VARIANT.load(std::sync::atomic::Ordering::Relaxed);
-    let (kernels, threads) = match (variant >> 1) & 3 {
-        2 => (functions.wgmma_ws32.as_ref(), launch::GEMM_WGMMA_WS_THREADS),
-        3 => (functions.wgmma_ws2.as_ref(), launch::GEMM_WGMMA_WS2_THREADS),
-        _ => (functions.wgmma_ws2k32.as_ref(), launch::GEMM_WGMMA_WS2_THREADS),
-    };
-    let tile_m = launch::GEMM_WGMMA_TILE_M;
-    if let Some(wgmma) = kernels.filter(|_| cfg.format == Fp8Format::E4M3Fn && variant & 8 == 0) {
-        let (a_ptr, a_guard) = a.device_ptr(stream);
-        let (b_ptr, b_guard) = b.device_ptr(stream);
-        // TMA: row pitch and base 16-byte aligned, coordinates in i32.
-        let tma_ok = k % 16 == 0
-            && k > 0
-            && a_ptr % 16 == 0
-            && b_ptr % 16 == 0
-            && [m, n, k].iter().all(|&d| d < (1usize << 31) - 256)
-            && (m.div_ceil(tile_m as usize) as u64) * (n.div_ceil(128) as u64) < 1 << 31;
-        if tma_ok {
-            let mut maps = gpu.gemm_maps();
-            let tm = match &mut *maps {
-                Some(tm) => tm,
-                slot @ None => slot.insert(TensorMaps::new(stream)?),
-            };
-            let sa = tm.slot(stream, (a_ptr, m as u64, k as u64, tile_m), None)?;
-            let sb = tm.slot(stream, (b_ptr, n as u64, k as u64, 128), Some(sa))?;
-            let (base, maps_guard) = tm.device.device_ptr(stream);
-            let (map_a, map_b) = (base + (sa * MAP_BYTES) as u64, base + (sb * MAP_BYTES) as u64);
-            let sms = gpu.multiprocessor_count() as u64;
-            let (config, splits) = launch::gemm_wgmma(
-                m as u64,
-                n as u64,
-                shape.k_blocks() as u64,
-                sms,
-                variant & 16 == 0,
-                variant & 1 != 0,
-                threads,
-            )?;
-            let mut scratch = gpu.gemm_scratch();
-            let stride = quant_kernels::geometry::gemm_split_stride(m32, n32);
-            let mut split = match (splits > 1, functions.split_reduce.as_ref()) {
-                (true, Some(reduce)) => {
-                    let len = usize::try_from(stride * splits as u64)
-                        .map_err(|_| QuantError::TooLarge("split-K workspace"))?;
-                    Some((SplitScratch::reserve(&mut scratch, stream, len, 0)?, reduce))
-                }
-                _ => None,
-            };
-            let splits = if split.is_some() { splits } else { 1 };
-            // A split launch runs the f32 kernel into the workspace.
-            let mut builder = stream.launch_builder(&wgmma[if split.is_some() { 1 } else { oi }]);
-            builder.arg(&map_a).arg(&map_b).arg(a_scales).arg(b_scales);
-            match &mut split {
-                Some((ws, _)) => {
-                    builder.arg(&mut ws.partials);
-                }
-                None => push_c(&mut builder, &mut c),
-            }
-            builder.arg(&m32).arg(&n32).arg(&k32).arg(&layout).arg(&splits);
-            // SAFETY: the arguments match `gemm_wgmma_*` in
-            // quant_kernels::kernels::gemm_wgmma; the two slots hold maps of
-            // exactly A and B (lengths checked above: m * k and n * k bytes;
-            // keyed by address, shape and box) with k > 0 and 16-byte-aligned
-            // rows, and are 64-byte aligned; the scale and C lengths were
-            // checked; `launch::gemm_wgmma` keeps 1 <= splits <= k-blocks
-            // (at most 32), and a split launch writes to a workspace of at
-            // least splits * stride f32.
-            unsafe { builder.launch(config) }?;
-            if let Some((ws, reduce)) = split {
-                let len = m as u64 * n as u64;
-                let mut builder = stream.launch_builder(&reduce[oi]);
-                builder.arg(&ws.partials);
-                push_c(&mut builder, &mut c);
-                builder.arg(&len).arg(&stride).arg(&splits);
-                // SAFETY: the arguments match `gemm_splitk_reduce_*` in
-                // quant_kernels::kernels::gemm_reduce: the workspace (a
-                // 256-byte-aligned allocation) holds splits * stride f32,
-                // C holds len = m * n elements (checked above), and the
-                // grid has a thread per 4 elements.
-                unsafe { builder.launch(launch::gemm_split_reduce(len)?) }?;
-            }
-            drop((a_guard, b_guard, maps_guard));
+    if let Some(wgmma) = functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path == Path::Best) {
+        if launch_wgmma(gpu, wgmma, a, a_scales, b, b_scales, shape, cfg, &mut c)? {
             return Ok(());
         }
     }
@@ -417,6 +372,138 @@ pub(crate) fn mm_fp8_blockscale(
     unsafe { builder.launch(config) }?;
     Ok(())
 }
+
+/// The `wgmma` path: returns `false` (nothing queued) where TMA cannot read
+/// the operands (K not a multiple of 16, unaligned bases, coordinates past
+/// i32), for the `mma.sync` kernel to take the problem.
+#[allow(clippy::too_many_arguments)]
+fn launch_wgmma(
+    gpu: &Gpu,
+    wgmma: &WgmmaFunctions,
+    a: &CudaSlice<u8>,
+    a_scales: &CudaSlice<f32>,
+    b: &CudaSlice<u8>,
+    b_scales: &CudaSlice<f32>,
+    shape: GemmShape,
+    cfg: &GemmConfig,
+    c: &mut GpuGemmOut<'_>,
+) -> Result<bool> {
+    let stream = gpu.stream();
+    let (m, n, k) = (shape.m() as u64, shape.n() as u64, shape.k() as u64);
+    let kb = shape.k_blocks() as u64;
+    let (a_ptr, a_guard) = a.device_ptr(stream);
+    let (b_ptr, b_guard) = b.device_ptr(stream);
+    // TMA: row pitch and base 16-byte aligned, coordinates in i32.
+    let tma_ok =
+        k % 16 == 0 && k > 0 && a_ptr % 16 == 0 && b_ptr % 16 == 0 && [m, n, k].iter().all(|&d| d < (1u64 << 31) - 256);
+    if !tma_ok {
+        return Ok(false);
+    }
+    let plan = launch::gemm_wgmma(m, n, kb, gpu.multiprocessor_count() as u64, cfg.precision, cfg.tile, true)?;
+    let out = match c {
+        GpuGemmOut::Bf16(_) => GemmOut::Bf16,
+        GpuGemmOut::F32(_) => GemmOut::F32,
+    };
+    // A split launch runs the f32 kernel into the workspace.
+    let kernel_out = if plan.splits > 1 { GemmOut::F32 } else { out };
+    let Some(kernel) = wgmma.get(cfg.precision, plan.tile, kernel_out) else {
+        return Err(QuantError::UnsupportedGemmTile { precision: cfg.precision.name(), tile: plan.tile.name() });
+    };
+    let mut maps = gpu.gemm_maps();
+    let tm = match &mut *maps {
+        Some(tm) => tm,
+        slot @ None => slot.insert(TensorMaps::new(stream)?),
+    };
+    let sa = tm.slot(stream, (a_ptr, m, k, plan.tile.rows()), None)?;
+    let sb = tm.slot(stream, (b_ptr, n, k, plan.tile.cols()), Some(sa))?;
+    let (base, maps_guard) = tm.device.device_ptr(stream);
+    let (m32, n32) = (m as u32, n as u32);
+    let (a_scale_row_stride, a_scale_kb_stride) = match cfg.a_scale_layout {
+        ScaleLayout::RowMajor => (kb, 1),
+        ScaleLayout::ColMajor => (1, m),
+        ScaleLayout::ColMajorTmaAligned => (1, ScaleLayout::ColMajorTmaAligned.padded_rows(m)),
+    };
+    let (sa_ptr, sa_guard) = a_scales.device_ptr(stream);
+    let (sb_ptr, sb_guard) = b_scales.device_ptr(stream);
+    let mut scratch = gpu.gemm_scratch();
+    let stride = gemm_split_stride(m32, n32);
+    let split = if plan.splits > 1 {
+        let len =
+            usize::try_from(stride * plan.splits as u64).map_err(|_| QuantError::TooLarge("split-K workspace"))?;
+        Some(SplitScratch::reserve(&mut scratch, stream, len, 0)?)
+    } else {
+        None
+    };
+    let (c_ptr, c_guard) = match (&split, &mut *c) {
+        (Some(ws), _) => ws.partials.device_ptr(stream),
+        (None, GpuGemmOut::Bf16(s)) => s.device_ptr(stream),
+        (None, GpuGemmOut::F32(s)) => s.device_ptr(stream),
+    };
+    let params = LaunchParams(GemmWgmmaParams {
+        map_a: base + (sa * MAP_BYTES) as u64,
+        map_b: base + (sb * MAP_BYTES) as u64,
+        a_scales: sa_ptr,
+        b_scales: sb_ptr,
+        c: c_ptr,
+        a_scale_row_stride,
+        a_scale_kb_stride,
+        m: m32,
+        n: n32,
+        k_blocks: kb as u32,
+        splits: plan.splits,
+    });
+    let mut builder = stream.launch_builder(kernel);
+    builder.arg(&params);
+    // SAFETY: the kernel takes one `GemmWgmmaParams`, passed by value: the
+    // two slots hold maps of exactly A and B (lengths checked by the
+    // caller: m * k and n * k bytes; keyed by address, shape and box rows,
+    // the plan's tile) with k > 0 and 16-byte-aligned rows, 64-byte
+    // aligned in device memory; the scale strides are the layout's, whose
+    // buffer length the caller checked; C holds m * n elements of the
+    // kernel's output type, or the workspace splits * stride f32;
+    // `launch::gemm_wgmma` keeps 1 <= splits <= k-blocks (at most 32) and
+    // gives the tile's threads, shared memory and grid.
+    unsafe { builder.launch(plan.config) }?;
+    drop((c_guard, a_guard, b_guard, sa_guard, sb_guard, maps_guard));
+    if let Some(ws) = split {
+        let len = m * n;
+        let mut builder = stream.launch_builder(&wgmma.reduce[out as usize]);
+        builder.arg(&ws.partials);
+        push_c(&mut builder, c);
+        builder.arg(&len).arg(&stride).arg(&plan.splits);
+        // SAFETY: the arguments match `gemm_splitk_reduce_*` in
+        // quant_kernels::kernels::gemm_reduce: the workspace (a
+        // 256-byte-aligned allocation) holds splits * stride f32,
+        // C holds len = m * n elements (checked by the caller), and the
+        // grid has a thread per 4 elements.
+        unsafe { builder.launch(launch::gemm_split_reduce(len)?) }?;
+    }
+    Ok(true)
+}
+
+/// The tile and K split the `wgmma` path would use for `shape` and `cfg`
+/// on `gpu` (for the benchmark's report).
+pub(crate) fn wgmma_plan(gpu: &Gpu, shape: GemmShape, cfg: &GemmConfig) -> Result<(GemmTile, u32)> {
+    let plan = launch::gemm_wgmma(
+        shape.m() as u64,
+        shape.n() as u64,
+        shape.k_blocks() as u64,
+        gpu.multiprocessor_count() as u64,
+        cfg.precision,
+        cfg.tile,
+        true,
+    )?;
+    Ok((plan.tile, plan.splits))
+}
+
+/// The kernel parameter block as a launch argument (passed by value).
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct LaunchParams(GemmWgmmaParams);
+
+// SAFETY: a `#[repr(C)]` struct of integers, copied into the launch's
+// parameter buffer byte for byte as the kernel declares it.
+unsafe impl DeviceRepr for LaunchParams {}
 
 /// Pushes C, whichever its element type, as the next kernel argument.
 fn push_c<'a>(builder: &mut cudarc::driver::LaunchArgs<'a>, c: &'a mut GpuGemmOut<'_>) {

@@ -4,6 +4,7 @@ use crate::error::{QuantError, Result};
 use cudarc::driver::LaunchConfig;
 
 use quant_kernels::geometry::{block_quant_stage_bytes, BLOCK_QUANT_SMEM_HEADER, MAX_STAGES};
+use quant_kernels::wgmma_contract::{GemmPrecision, GemmTile};
 
 /// Threads per block of the element-wise and per-group kernels, and the
 /// block quantizer's CTA shape.
@@ -141,18 +142,6 @@ pub(crate) fn gemm_small(n: u64, k_blocks: u64, multiprocessors: u64) -> Result<
     ))
 }
 
-/// Threads of the warp-specialised `wgmma` GEMM: its warpgroups and a producer warp.
-pub(crate) const GEMM_WGMMA_WS_THREADS: u32 =
-    quant_kernels::geometry::gemm_wgmma_threads(quant_kernels::geometry::GEMM_WGMMA_WARPGROUPS);
-/// Threads of the `wgmma` GEMM with two partial sets: a producer warpgroup.
-pub(crate) const GEMM_WGMMA_WS2_THREADS: u32 =
-    quant_kernels::geometry::gemm_wgmma_threads_x2(quant_kernels::geometry::GEMM_WGMMA_WARPGROUPS);
-/// Rows of the `wgmma` GEMM's CTA tile: 64 per consumer warpgroup.
-pub(crate) const GEMM_WGMMA_TILE_M: u32 = 64 * quant_kernels::geometry::GEMM_WGMMA_WARPGROUPS;
-/// Dynamic shared memory of the warp-specialised `wgmma` GEMM.
-pub(crate) const GEMM_WGMMA_WS_SMEM_BYTES: u32 =
-    quant_kernels::geometry::gemm_wgmma_smem_bytes(quant_kernels::geometry::GEMM_WGMMA_WARPGROUPS);
-
 /// Fewest k-blocks a split of the `wgmma` GEMM's split-K covers: below
 /// that the pipeline's fill and the partial tile's store and reload cost
 /// more than the parallelism brings.
@@ -161,44 +150,82 @@ pub(crate) const GEMM_WGMMA_MIN_SPLIT_KBLOCKS: u64 = 4;
 /// far below 2^31, as the kernel's index math needs).
 pub(crate) const GEMM_WGMMA_MAX_SPLITS: u64 = 32;
 
-/// The `wgmma` GEMMs' grid and K split count. Tiles are
-/// [`GEMM_WGMMA_TILE_M`] x 128;
-/// when there are fewer than `multiprocessors`, K is split into as many
-/// ranges as fill the GPU (each at least [`GEMM_WGMMA_MIN_SPLIT_KBLOCKS`]
-/// k-blocks), unless `allow_split` is false. The grid is persistent, one CTA
-/// per multiprocessor (at most one per unit), and the kernel strides over
-/// the `tiles * splits` units; `per_tile` gives every unit its own CTA.
-/// `threads`: the kernel's (they differ between the kernel variants).
+/// Relative cost of a tile's work per output element: 64-row tiles load B
+/// for half as many rows of C, so they move more bytes per product.
+fn tile_cost(tile: GemmTile) -> u64 {
+    let area = tile.rows() as u64 * tile.cols() as u64;
+    if tile.rows() == 64 {
+        area * 9 / 8
+    } else {
+        area
+    }
+}
+
+/// How the `wgmma` GEMM runs one problem: the tile, the K split and the grid.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WgmmaPlan {
+    pub tile: GemmTile,
+    pub splits: u32,
+    pub config: LaunchConfig,
+}
+
+/// Plans the `wgmma` GEMM of `m x n` with `k_blocks` k-blocks on
+/// `multiprocessors` SMs.
+///
+/// The tile: `Precise` has 128 x 128 only; `Fast` takes `tile` when given,
+/// else the one with the least estimated time, `ceil(tiles / SMs)` waves of
+/// one tile's work each (a persistent CTA runs whole tiles, so a ragged last
+/// wave costs a whole wave), ties to the earlier tile of
+/// [`GemmTile::ALL`]. When even then the tiles are fewer than the SMs, K is
+/// split into as many ranges as fill the GPU (each at least
+/// [`GEMM_WGMMA_MIN_SPLIT_KBLOCKS`] k-blocks), unless `allow_split` is false.
+/// The grid is persistent, one CTA per multiprocessor at most; a split launch
+/// has exactly one CTA per (tile, split).
 pub(crate) fn gemm_wgmma(
     m: u64,
     n: u64,
     k_blocks: u64,
     multiprocessors: u64,
+    precision: GemmPrecision,
+    tile: Option<GemmTile>,
     allow_split: bool,
-    per_tile: bool,
-    threads: u32,
-) -> Result<(LaunchConfig, u32)> {
+) -> Result<WgmmaPlan> {
     let sms = multiprocessors.max(1);
-    let tiles = m.div_ceil(GEMM_WGMMA_TILE_M as u64).checked_mul(n.div_ceil(GEMM_TILE)).filter(|&t| t < 1 << 31);
-    let tiles = tiles.ok_or(QuantError::TooLarge("GEMM tile count"))?;
+    let tiles_of =
+        |t: GemmTile| m.div_ceil(t.rows() as u64).checked_mul(n.div_ceil(t.cols() as u64)).filter(|&c| c < 1 << 31);
+    let tile = match (precision, tile) {
+        (GemmPrecision::Precise, _) => GemmTile::M128N128,
+        (GemmPrecision::Fast, Some(t)) => t,
+        (GemmPrecision::Fast, None) => {
+            let mut best: Option<(u64, GemmTile)> = None;
+            for t in GemmTile::ALL {
+                let Some(count) = tiles_of(t) else { continue };
+                let cost = count.div_ceil(sms).saturating_mul(tile_cost(t));
+                if best.is_none_or(|(c, _)| cost < c) {
+                    best = Some((cost, t));
+                }
+            }
+            best.map_or(GemmTile::M128N128, |(_, t)| t)
+        }
+    };
+    let tiles = tiles_of(tile).ok_or(QuantError::TooLarge("GEMM tile count"))?;
     let splits = if allow_split && tiles < sms {
         (sms / tiles.max(1)).min(k_blocks / GEMM_WGMMA_MIN_SPLIT_KBLOCKS).clamp(1, GEMM_WGMMA_MAX_SPLITS)
     } else {
         1
     };
     let units = tiles * splits;
-    // A split launch has exactly one CTA per unit (the kernel relies on it;
-    // units <= multiprocessors here anyway).
-    let grid = if per_tile || splits > 1 { units } else { units.min(sms) };
+    let grid = if splits > 1 { units } else { units.min(sms) };
     let grid = u32::try_from(grid).ok().filter(|&g| g < 1 << 31).ok_or(QuantError::TooLarge("GEMM grid"))?;
-    Ok((
-        LaunchConfig {
+    Ok(WgmmaPlan {
+        tile,
+        splits: splits as u32,
+        config: LaunchConfig {
             grid_dim: (grid.max(1), 1, 1),
-            block_dim: (threads, 1, 1),
-            shared_mem_bytes: GEMM_WGMMA_WS_SMEM_BYTES,
+            block_dim: (quant_kernels::wgmma_contract::GEMM_THREADS, 1, 1),
+            shared_mem_bytes: tile.smem_bytes(),
         },
-        splits as u32,
-    ))
+    })
 }
 
 /// The split-K reduction's grid: one thread per 4 elements of C.
@@ -237,25 +264,37 @@ mod tests {
 
     #[test]
     fn wgmma_splits_k_only_for_small_grids() {
-        let split = |m, n, kb| gemm_wgmma(m, n, kb, 132, true, false, 384).unwrap();
-        // Enough tiles: no split, persistent grid.
-        let (c, s) = split(4096, 7168, 16);
-        assert_eq!((c.grid_dim.0, s), (132, 1));
-        // 64 x 512 x 7168: 4 tiles, 56 k-blocks -> 14 splits of 4 k-blocks.
-        let (c, s) = split(64, 512, 56);
-        assert_eq!((c.grid_dim.0, s), (56, 14));
-        // 512 x 2048 x 4096: 64 tiles -> 2 splits.
-        assert_eq!(split(512, 2048, 32).1, 2);
+        use GemmPrecision::{Fast, Precise};
+        let plan = |m, n, kb, p| gemm_wgmma(m, n, kb, 132, p, None, true).unwrap();
+        // Enough tiles: no split, persistent grid; 4096 x 7168 takes the
+        // 160-column tile (11 waves of 160 columns beat 14 of 128).
+        let p = plan(4096, 7168, 16, Fast);
+        assert_eq!((p.config.grid_dim.0, p.splits, p.tile), (132, 1, GemmTile::M128N160));
+        assert_eq!(p.config.block_dim.0, 384);
+        assert_eq!(p.config.shared_mem_bytes, GemmTile::M128N160.smem_bytes());
+        // Precise always runs 128 x 128.
+        assert_eq!(plan(4096, 7168, 16, Precise).tile, GemmTile::M128N128);
+        // 64 x 512 x 7168 (Precise: 4 tiles, 56 k-blocks -> 14 splits of 4).
+        let p = plan(64, 512, 56, Precise);
+        assert_eq!((p.config.grid_dim.0, p.splits), (56, 14));
+        // Fast: 64-row tiles, 4 of them, 14 splits.
+        let p = plan(64, 512, 56, Fast);
+        assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N128, 56, 14));
         // Too few k-blocks to split.
-        assert_eq!(split(64, 512, 7).1, 1);
+        assert_eq!(plan(64, 512, 7, Precise).splits, 1);
         // Never more than the bound, and every split has k-blocks.
-        let (c, s) = split(1, 1, 1 << 20);
-        assert_eq!((c.grid_dim.0, s), (32, GEMM_WGMMA_MAX_SPLITS as u32));
+        let p = plan(1, 1, 1 << 20, Precise);
+        assert_eq!((p.config.grid_dim.0, p.splits), (32, GEMM_WGMMA_MAX_SPLITS as u32));
         // Splitting off: one unit per tile.
-        let (c, s) = gemm_wgmma(64, 512, 56, 132, false, false, 384).unwrap();
-        assert_eq!((c.grid_dim.0, s), (4, 1));
-        assert_eq!(gemm_wgmma(4096, 7168, 16, 132, true, true, 384).unwrap().0.grid_dim.0, 32 * 56);
-        assert!(gemm_wgmma(u64::MAX, 1 << 20, 16, 132, true, false, 384).is_err());
+        let p = gemm_wgmma(64, 512, 56, 132, Precise, None, false).unwrap();
+        assert_eq!((p.config.grid_dim.0, p.splits), (4, 1));
+        // A tile given is the tile used.
+        assert_eq!(
+            gemm_wgmma(4096, 4096, 16, 132, Fast, Some(GemmTile::M64N256), true).unwrap().tile,
+            GemmTile::M64N256
+        );
+        assert!(gemm_wgmma(u64::MAX, 1 << 20, 16, 132, Fast, None, true).is_err());
+        assert!(gemm_wgmma(u64::MAX, 1 << 20, 16, 132, Precise, None, true).is_err());
         assert_eq!(gemm_split_reduce(10).unwrap().grid_dim.0, 1);
     }
 

@@ -156,15 +156,6 @@ impl Gpu {
         Ok(f)
     }
 
-    /// Selects the `wgmma` GEMM variant for every `Gpu` of the process (see
-    /// `gemm::WGMMA_VARIANT`; 0 is the default). A development hook for the
-    /// tests and the benchmark's variant comparison; every variant computes
-    /// the same result.
-    #[doc(hidden)]
-    pub fn set_wgmma_variant(variant: u32) {
-        gemm::WGMMA_VARIANT.store(variant, std::sync::atomic::Ordering::Relaxed);
-    }
-
     /// Forces `per_token_group_quant_fp8` to run its 2- or 4-chunk kernel
     /// for every `Gpu` of the process (0: chosen by problem size, the
     /// default). A development hook for the tests, which check both kernels

@@ -81,6 +81,8 @@ pub mod gemm_reduce;
 #[cfg(target_feature = "sm_90a")]
 pub mod gemm_wgmma;
 pub mod token_group;
+#[cfg(target_feature = "sm_90a")]
+pub mod wgmma_ops;
 
 use crate::element::{bf16_to_f32, f16_to_f32};
 use crate::gpu::{clamp, fma};

@@ -1,0 +1,254 @@
+//! The GEMM section: `mm_fp8_blockscale` alone on the contract's GEMM peer
+//! set, in both precision modes (and, with `--gemm-variants`, every tile of
+//! the `Fast` kernel), each record timed per launch in a CUDA graph and
+//! checked for its error.
+//!
+//! - Time: per launch in a CUDA graph of launches that rotate through
+//!   enough copies of B to exceed the L2 (as a model's layers do), bf16 C.
+//! - Error: `max|C - C_ref| / max|C_ref|` with f32 C, where `C_ref` is the
+//!   same product from the `mma.sync` kernel on the same device, which sums
+//!   each k-block exactly in f32 (the tests hold it to the CPU reference;
+//!   about 2e-7 apart). The operands are the benchmark's input, values
+//!   spanning 2^-8 to 2^7 in every group: outlier-heavy data, where the
+//!   tensor cores' truncated sums show most.
+//!
+//! The peers (DeepGEMM, cuBLASLt block-scaled, cuBLAS) run from
+//! `../shared/anchors` in the same device call; see `bench/NOTES-gemm.md`.
+
+use super::timing;
+use crate::config::{BlockConfig, TokenGroupConfig};
+use crate::error::{QuantError, Result};
+use crate::gemm::{GemmConfig, GemmPrecision, GemmShape, GemmTile, OutputType};
+use crate::gpu::gemm::{mm_fp8_blockscale_on, wgmma_plan, Path};
+use crate::gpu::{self, Gpu, GpuGemmOut};
+use crate::shape::MatrixShape;
+use cudarc::driver::CudaSlice;
+use half::bf16;
+
+/// The GEMM peer set of shapes.md: the V3 weights at M in {64, 128, 2048,
+/// 4096}, the end-to-end set's prefill shapes, and V4's four at M in {64,
+/// 2048, 4096}. (M <= 16 runs the decode kernel: the e2e section's graph
+/// columns.)
+pub fn peer_set() -> Vec<(usize, usize, usize)> {
+    let mut shapes = Vec::new();
+    for m in [64, 128, 2048, 4096] {
+        for (n, k) in [(2112, 7168), (24576, 1536), (32768, 512), (7168, 16384), (4096, 7168), (7168, 2048)] {
+            shapes.push((m, n, k));
+        }
+    }
+    for m in [64, 2048, 4096] {
+        for (n, k) in [(4096, 8192), (32768, 1024), (1024, 4096), (512, 4096)] {
+            shapes.push((m, n, k));
+        }
+    }
+    shapes.push((2048, 512, 7168));
+    shapes
+}
+
+/// Bytes of weights the launches rotate through (2.5x a 50 MB L2).
+const ROTATE_BYTES: usize = 125 << 20;
+/// Launches per graph (fewer for long GEMMs, see [`launches`]).
+const GRAPH_LAUNCHES: usize = 50;
+
+/// One GEMM measurement.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GemmRecord {
+    /// Rows of A and C.
+    pub m: usize,
+    /// Rows of B, columns of C.
+    pub n: usize,
+    /// The reduction length.
+    pub k: usize,
+    /// `fast` or `precise`.
+    pub precision: &'static str,
+    /// The tile the planner chose, or the one forced (`--gemm-variants`).
+    pub tile: &'static str,
+    /// Whether the tile was forced rather than planned.
+    pub forced: bool,
+    /// K splits.
+    pub splits: u32,
+    /// Microseconds per launch in a CUDA graph.
+    pub us: f64,
+    /// `2 M N K / us`.
+    pub tflops: f64,
+    /// `max|C - C_ref| / max|C_ref|`, f32 C.
+    pub max_rel_err: f64,
+}
+
+fn flops(m: usize, n: usize, k: usize) -> f64 {
+    2.0 * m as f64 * n as f64 * k as f64
+}
+
+/// Launches per graph: about 20 ms of GPU time per replay at 1000 TFLOP/s,
+/// between 5 and [`GRAPH_LAUNCHES`].
+fn launches(m: usize, n: usize, k: usize) -> usize {
+    let us = flops(m, n, k) / 1e9; // at 1000 TFLOP/s
+    ((20_000.0 / us.max(1.0)) as usize).clamp(5, GRAPH_LAUNCHES)
+}
+
+/// Runs the section on `shapes`. `input` holds at least max(M K, N K)
+/// values. With `variants`, every `Fast` tile is timed as well.
+pub(crate) fn run(
+    gpu: &Gpu,
+    input: &CudaSlice<bf16>,
+    shapes: &[(usize, usize, usize)],
+    variants: bool,
+) -> Result<Vec<GemmRecord>> {
+    let mut records = Vec::new();
+    for &(m, n, k) in shapes {
+        records.extend(problem(gpu, input, m, n, k, variants)?);
+    }
+    Ok(records)
+}
+
+fn problem(
+    gpu: &Gpu,
+    input: &CudaSlice<bf16>,
+    m: usize,
+    n: usize,
+    k: usize,
+    variants: bool,
+) -> Result<Vec<GemmRecord>> {
+    let stream = gpu.stream();
+    if input.len() < m * k || input.len() < n * k {
+        return Err(QuantError::ShapeMismatch(format!(
+            "bench input holds {} values, {m}x{n}x{k} needs more",
+            input.len()
+        )));
+    }
+    let kb = k.div_ceil(128);
+    let copies = ROTATE_BYTES.div_ceil(n * k).clamp(1, 32);
+    let mut b0 = stream.alloc_zeros::<u8>(n * k)?;
+    let mut sb = stream.alloc_zeros::<f32>(n.div_ceil(128) * kb)?;
+    gpu::per_block_quant(gpu, input, MatrixShape::new(n, k)?, &BlockConfig::default(), &mut b0, &mut sb)?;
+    let mut bs = vec![b0];
+    for _ in 1..copies {
+        let mut copy = stream.alloc_zeros::<u8>(n * k)?;
+        stream.memcpy_dtod(&bs[0], &mut copy)?;
+        bs.push(copy);
+    }
+    // A from the other end of the input, so A and B differ.
+    let qcfg = TokenGroupConfig::default();
+    let mut a_src = stream.alloc_zeros::<bf16>(m * k)?;
+    stream.memcpy_dtod(&input.slice(input.len() - m * k..), &mut a_src)?;
+    let mut a = stream.alloc_zeros::<u8>(m * k)?;
+    let mut sa = stream.alloc_zeros::<f32>(qcfg.layout.len(m as u64, kb as u64) as usize)?;
+    gpu::per_token_group_quant(gpu, &a_src, MatrixShape::new(m, k)?, &qcfg, &mut a, &mut sa)?;
+    drop(a_src);
+    let shape = GemmShape::new(m, n, k)?;
+    let base = GemmConfig { format: qcfg.format, a_scale_layout: qcfg.layout, ..GemmConfig::default() };
+
+    // The reference: the mma.sync kernel, f32 C.
+    let mut c32 = stream.alloc_zeros::<f32>(m * n)?;
+    let f32_cfg = GemmConfig { output: OutputType::F32, ..base };
+    mm_fp8_blockscale_on(gpu, &a, &sa, &bs[0], &sb, shape, &f32_cfg, GpuGemmOut::F32(&mut c32), Path::MmaSync)?;
+    let reference = stream.clone_dtoh(&c32)?;
+    let ref_max = reference.iter().fold(0f64, |acc, &v| acc.max((v as f64).abs()));
+
+    let mut configs: Vec<(GemmConfig, bool)> =
+        vec![(base, false), (GemmConfig { precision: GemmPrecision::Precise, ..base }, false)];
+    if variants {
+        configs.extend(GemmTile::ALL.iter().map(|&t| (GemmConfig { tile: Some(t), ..base }, true)));
+    }
+    let mut c = stream.alloc_zeros::<bf16>(m * n)?;
+    let mut out = Vec::new();
+    for (cfg, forced) in configs {
+        let (tile, splits) = wgmma_plan(gpu, shape, &cfg)?;
+        // Error, f32 C.
+        stream.memset_zeros(&mut c32)?;
+        let f32c = GemmConfig { output: OutputType::F32, ..cfg };
+        gpu::mm_fp8_blockscale(gpu, &a, &sa, &bs[0], &sb, shape, &f32c, GpuGemmOut::F32(&mut c32))?;
+        let got = stream.clone_dtoh(&c32)?;
+        let diff = got.iter().zip(&reference).fold(0f64, |acc, (&x, &y)| acc.max((x as f64 - y as f64).abs()));
+        let max_rel_err = if ref_max > 0.0 { diff / ref_max } else { diff };
+        // Time, bf16 C, in a graph (after a warm-up that fills the map cache).
+        let mut turn = 0usize;
+        let mut launch = || {
+            turn = (turn + 1) % copies;
+            gpu::mm_fp8_blockscale(gpu, &a, &sa, &bs[turn], &sb, shape, &cfg, GpuGemmOut::Bf16(&mut c))
+        };
+        for _ in 0..copies + 2 {
+            launch()?;
+        }
+        let us = timing::graph_us_per_launch(stream, launches(m, n, k), 10, &mut launch)?;
+        let r = GemmRecord {
+            m,
+            n,
+            k,
+            precision: cfg.precision.name(),
+            tile: tile.name(),
+            forced,
+            splits,
+            us,
+            tflops: flops(m, n, k) / (us * 1e-6) / 1e12,
+            max_rel_err,
+        };
+        eprintln!(
+            "bench gemm: {m}x{n}x{k} {} {}{}: {:.1} us, {:.0} TFLOP/s, err {:.2e}",
+            r.precision,
+            r.tile,
+            if forced { " (forced)" } else { "" },
+            r.us,
+            r.tflops,
+            r.max_rel_err
+        );
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// The section's markdown: one row per shape, `Fast` (planned tile) and
+/// `Precise` side by side, then one column per forced tile where measured.
+pub(crate) fn report(records: &[GemmRecord]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::from(
+        "\n## mm_fp8_blockscale: GEMM alone, per launch in a CUDA graph\n\n\
+         Error: `max|C - C_ref| / max|C_ref|`, f32 C, against the `mma.sync` kernel on the same device \
+         (exact f32 block sums); tolerance 5e-3 (fast), 1e-3 (precise).\n\n",
+    );
+    let forced_tiles: Vec<&str> =
+        GemmTile::ALL.iter().map(|t| t.name()).filter(|t| records.iter().any(|r| r.forced && r.tile == *t)).collect();
+    let _ = write!(
+        s,
+        "| M | N | K | fast tile | splits | fast us | fast TFLOP/s | fast err | precise us | precise TFLOP/s | precise err | precise / fast |"
+    );
+    for t in &forced_tiles {
+        let _ = write!(s, " {t} TFLOP/s |");
+    }
+    s.push_str("\n|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    s.push_str(&"---:|".repeat(forced_tiles.len()));
+    s.push('\n');
+    let mut shapes: Vec<(usize, usize, usize)> = Vec::new();
+    for r in records {
+        if !shapes.contains(&(r.m, r.n, r.k)) {
+            shapes.push((r.m, r.n, r.k));
+        }
+    }
+    for (m, n, k) in shapes {
+        let of = |p: &str| records.iter().find(|r| (r.m, r.n, r.k) == (m, n, k) && !r.forced && r.precision == p);
+        let (Some(f), Some(p)) = (of("fast"), of("precise")) else { continue };
+        let _ = write!(
+            s,
+            "| {m} | {n} | {k} | {} | {} | {:.1} | {:.0} | {:.2e} | {:.1} | {:.0} | {:.2e} | {:.2} |",
+            f.tile,
+            f.splits,
+            f.us,
+            f.tflops,
+            f.max_rel_err,
+            p.us,
+            p.tflops,
+            p.max_rel_err,
+            p.tflops / f.tflops
+        );
+        for t in &forced_tiles {
+            match records.iter().find(|r| (r.m, r.n, r.k) == (m, n, k) && r.forced && r.tile == *t) {
+                Some(r) => {
+                    let _ = write!(s, " {:.0} |", r.tflops);
+                }
+                None => s.push_str(" - |"),
+            }
+        }
+        s.push('\n');
+    }
+    s
+}

@@ -1,0 +1,337 @@
+//! The Hopper instructions of the `wgmma` GEMM, each in one `asm!`
+//! wrapper: `wgmma` for every fragment width the tiles use, its fences and
+//! waits, the `mbarrier` operations and the TMA load.
+//!
+//! The accumulator fragments are `[f32; FRAG]` arrays; an `m64n{N}` `wgmma`
+//! uses the first `N / 2` of them (register `4 j + e` of a thread holds row
+//! `16 warp + lane / 4 + 8 (e / 2)`, column `8 j + 2 (lane % 4) + e % 2`),
+//! and code that never touches the rest leaves them to dead-code elimination.
+
+use core::arch::asm;
+
+/// Registers of the widest fragment (m64n192: 96 f32 per thread).
+pub const FRAG: usize = 96;
+
+/// A warpgroup's accumulator fragment.
+pub type Frag = [f32; FRAG];
+
+/// `"{}, {}, ..., {}"`: one positional `asm!` operand per index given.
+macro_rules! operand_list {
+    (@sep $x:literal) => {
+        ", {}"
+    };
+    ($first:literal $($rest:literal)*) => {
+        concat!("{}", $(operand_list!(@sep $rest)),*)
+    };
+}
+
+/// Defines `$name(d, desc_a, desc_b, accumulate)`: `d (+)= A * B^T` for one
+/// warpgroup with `wgmma.mma_async` `$shape`, E4M3FN operands from shared
+/// memory (descriptors) and the first `$n` f32 accumulators of `d`.
+/// `accumulate == 0` overwrites `d` instead of adding.
+macro_rules! wgmma_e4m3 {
+    ($name:ident, $shape:literal, $n:literal, [$($i:literal)+]) => {
+        #[doc = concat!("`wgmma.mma_async` ", $shape, " (E4M3FN x E4M3FN -> f32); see `wgmma_e4m3!`.")]
+        ///
+        /// # Safety
+        /// All 128 threads of the warpgroup execute it convergently, the
+        /// descriptors point at 1024-byte-aligned 128B-swizzled tiles the CTA
+        /// owns, and [`fence`] ran since the registers were last written by
+        /// other code.
+        #[inline(always)]
+        pub unsafe fn $name(d: &mut Frag, desc_a: u64, desc_b: u64, accumulate: u32) {
+            asm!(
+                "{{",
+                ".reg .pred p;",
+                "setp.ne.b32 p, {acc}, 0;",
+                concat!(
+                    "wgmma.mma_async.sync.aligned.",
+                    $shape,
+                    ".f32.e4m3.e4m3 {{",
+                    operand_list!($($i)+),
+                    "}}, {da}, {db}, p, 1, 1;"
+                ),
+                "}}",
+                $(inout(reg32) d[$i],)+
+                da = in(reg64) desc_a,
+                db = in(reg64) desc_b,
+                acc = in(reg32) accumulate,
+                options(nostack),
+            );
+        }
+    };
+}
+
+/// Defines `$name(d)`: ties the first `$n` accumulators of `d` to this point
+/// of the program, so code that reads or writes them cannot move across it
+/// (CUTLASS's `warpgroup_fence_operand`). Emits only a PTX comment.
+macro_rules! fence_operands {
+    ($name:ident, $n:literal, [$($i:literal)+]) => {
+        #[doc = concat!("Fences the first ", stringify!($n), " accumulators of a fragment; see `fence_operands!`.")]
+        #[inline(always)]
+        fn $name(d: &mut Frag) {
+            // SAFETY: a comment; the operands are only named.
+            unsafe {
+                asm!(
+                    concat!("// wgmma operands ", operand_list!($($i)+)),
+                    $(inout(reg32) d[$i],)+
+                    options(nomem, nostack, preserves_flags),
+                )
+            };
+        }
+    };
+}
+
+wgmma_e4m3!(wgmma_m64n64k32, "m64n64k32", 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]);
+wgmma_e4m3!(wgmma_m64n128k32, "m64n128k32", 64, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63]);
+wgmma_e4m3!(wgmma_m64n160k32, "m64n160k32", 80, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79]);
+wgmma_e4m3!(wgmma_m64n192k32, "m64n192k32", 96, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83 84 85 86 87 88 89 90 91 92 93 94 95]);
+fence_operands!(fence32, 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]);
+fence_operands!(fence64, 64, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63]);
+fence_operands!(fence80, 80, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79]);
+fence_operands!(fence96, 96, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83 84 85 86 87 88 89 90 91 92 93 94 95]);
+
+/// One k32 step for a warpgroup: `d (+)= A B^T` with a fragment of `COLS`
+/// columns (64, 128, 160 or 192).
+///
+/// # Safety
+/// As for the `wgmma_m64n*k32` wrappers.
+#[inline(always)]
+pub unsafe fn wgmma_k32<const COLS: u32>(d: &mut Frag, desc_a: u64, desc_b: u64, accumulate: u32) {
+    match COLS {
+        64 => wgmma_m64n64k32(d, desc_a, desc_b, accumulate),
+        128 => wgmma_m64n128k32(d, desc_a, desc_b, accumulate),
+        160 => wgmma_m64n160k32(d, desc_a, desc_b, accumulate),
+        _ => wgmma_m64n192k32(d, desc_a, desc_b, accumulate),
+    }
+}
+
+/// Fences the `COLS / 2` accumulators of a `COLS`-column fragment.
+#[inline(always)]
+pub fn fence<const COLS: u32>(d: &mut Frag) {
+    match COLS {
+        64 => fence32(d),
+        128 => fence64(d),
+        160 => fence80(d),
+        _ => fence96(d),
+    }
+}
+
+/// `wgmma.fence`: orders this warpgroup's register and shared-memory
+/// accesses before the `wgmma`s that follow.
+#[inline(always)]
+pub unsafe fn wgmma_fence() {
+    asm!("wgmma.fence.sync.aligned;", options(nostack));
+}
+
+/// Closes the `wgmma`s issued since the last commit into one group.
+#[inline(always)]
+pub unsafe fn wgmma_commit() {
+    asm!("wgmma.commit_group.sync.aligned;", options(nostack));
+}
+
+/// Waits until no `wgmma` group of this warpgroup is pending.
+#[inline(always)]
+pub unsafe fn wgmma_wait0() {
+    asm!("wgmma.wait_group.sync.aligned 0;", options(nostack));
+}
+
+/// Waits until at most one `wgmma` group of this warpgroup is pending.
+#[inline(always)]
+pub unsafe fn wgmma_wait1() {
+    asm!("wgmma.wait_group.sync.aligned 1;", options(nostack));
+}
+
+/// Descriptor of a K-major, 128B-swizzled tile starting at shared address
+/// `addr` (1024-byte-aligned tile base plus a k offset below 128).
+#[inline(always)]
+pub fn smem_desc(addr: u32) -> u64 {
+    const SWIZZLE_128B: u64 = 1 << 62;
+    const SBO: u64 = (1024 >> 4) << 32; // 8 rows of 128 bytes
+    const LBO: u64 = 1 << 16; // unused for swizzled K-major layouts
+    SWIZZLE_128B | SBO | LBO | ((addr as u64 & 0x3FFFF) >> 4)
+}
+
+/// Initialises an `mbarrier` for `count` arrivals per phase.
+#[inline(always)]
+pub unsafe fn mbar_init(bar: u32, count: u32) {
+    asm!("mbarrier.init.shared.b64 [{b}], {c};", b = in(reg32) bar, c = in(reg32) count, options(nostack));
+}
+
+/// Arms the barrier for `bytes` of TMA traffic and arrives once.
+#[inline(always)]
+pub unsafe fn mbar_arrive_expect_tx(bar: u32, bytes: u32) {
+    asm!("mbarrier.arrive.expect_tx.shared.b64 _, [{b}], {n};", b = in(reg32) bar, n = in(reg32) bytes, options(nostack));
+}
+
+/// Arrives once on the barrier (a consumer thread releasing a stage).
+#[inline(always)]
+pub unsafe fn mbar_arrive(bar: u32) {
+    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) bar, options(nostack));
+}
+
+/// Arrives once on the barrier if `leader` is nonzero: one arrival per
+/// warp (lane 0) as a predicated instruction, not a branch (a
+/// thread-dependent branch near `wgmma`s makes ptxas serialise them).
+#[inline(always)]
+pub unsafe fn mbar_arrive_if(bar: u32, leader: u32) {
+    asm!(
+        "{{",
+        ".reg .pred p;",
+        "setp.ne.u32 p, {l}, 0;",
+        "@p mbarrier.arrive.shared.b64 _, [{b}];",
+        "}}",
+        b = in(reg32) bar, l = in(reg32) leader,
+        options(nostack),
+    );
+}
+
+/// Spins until the phase of parity `parity` of the barrier has completed
+/// (the loop inside one `asm` block, as a single instruction sequence; PTX
+/// scopes the label to the braces, so inlined copies do not clash).
+#[allow(named_asm_labels)]
+#[inline(always)]
+pub unsafe fn mbar_wait(bar: u32, parity: u32) {
+    asm!(
+        "{{",
+        ".reg .pred p;",
+        "WAIT_AGAIN:",
+        "mbarrier.try_wait.parity.shared.b64 p, [{b}], {q};",
+        "@!p bra WAIT_AGAIN;",
+        "}}",
+        b = in(reg32) bar, q = in(reg32) parity,
+        options(nostack),
+    );
+}
+
+/// Makes the barrier initialisations visible to the async proxy (the TMA
+/// unit) and to the other threads after the next CTA barrier.
+#[inline(always)]
+pub unsafe fn mbar_init_fence() {
+    asm!("fence.mbarrier_init.release.cluster;", "fence.proxy.async.shared::cta;", options(nostack));
+}
+
+/// Acquires the 128-byte tensor map at generic address `map`, written by a
+/// host copy, for the TMA unit.
+#[inline(always)]
+pub unsafe fn tensormap_acquire(map: u64) {
+    asm!("fence.proxy.tensormap::generic.acquire.gpu [{a}], 128;", a = in(reg64) map, options(nostack));
+}
+
+/// TMA: the box at coordinates `(x = k byte, y = row)` of the tensor map at
+/// generic address `map` into shared address `dst`, completing on `bar`.
+#[inline(always)]
+pub unsafe fn tma_load_2d(dst: u32, map: u64, x: u32, y: u32, bar: u32) {
+    asm!(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [{d}], [{m}, {{{x}, {y}}}], [{b}];",
+        d = in(reg32) dst, m = in(reg64) map, x = in(reg32) x, y = in(reg32) y, b = in(reg32) bar,
+        options(nostack),
+    );
+}
+
+/// `setmaxnreg.dec` to `N` registers per thread (the producer warpgroup).
+#[inline(always)]
+pub unsafe fn setmaxnreg_dec<const N: u32>() {
+    asm!("setmaxnreg.dec.sync.aligned.u32 {n};", n = const N, options(nostack));
+}
+
+/// `setmaxnreg.inc` to `N` registers per thread (the consumer warpgroups).
+#[inline(always)]
+pub unsafe fn setmaxnreg_inc<const N: u32>() {
+    asm!("setmaxnreg.inc.sync.aligned.u32 {n};", n = const N, options(nostack));
+}
+
+/// Stores of C as predicated instructions rather than branches: a
+/// thread-dependent branch anywhere a `wgmma` may be in flight makes ptxas
+/// serialise them all (C7518), so the epilogue never branches on bounds.
+pub trait PredStore: super::gemm::Out + Sized {
+    /// Stores `(v0, v1)` at `(row, col)`, `(row, col + 1)` of an `[m, n]` C,
+    /// each element only where it is inside C; as one paired store when
+    /// `pair_ok` (even N, aligned base) and both are inside.
+    ///
+    /// # Safety
+    /// `c` points at an `[m, n]` C.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn store_pair_if(c: *mut Self, m: u32, n: u32, row: u32, col: u32, v0: f32, v1: f32, pair_ok: bool);
+
+    /// Stores `(v0, v1)` at `p`, `p + 1` as one paired store.
+    ///
+    /// # Safety
+    /// Both elements are inside C and `p` is aligned to two elements.
+    unsafe fn store_pair(p: *mut Self, v0: f32, v1: f32);
+}
+
+/// The predicates of a pair store: `(pair, first alone, second alone)`.
+#[inline(always)]
+fn pair_predicates(m: u32, n: u32, row: u32, col: u32, pair_ok: bool) -> (u32, u32, u32) {
+    let inside = row < m;
+    let (c0, c1) = (inside && col < n, inside && col + 1 < n);
+    let pair = c1 && pair_ok;
+    (pair as u32, (c0 && !pair) as u32, (c1 && !pair) as u32)
+}
+
+impl PredStore for super::gemm::Bf16Out {
+    #[inline(always)]
+    unsafe fn store_pair(p: *mut Self, v0: f32, v1: f32) {
+        asm!(
+            "{{",
+            ".reg .b32 r;",
+            "cvt.rn.bf16x2.f32 r, {v1}, {v0};",
+            "st.global.b32 [{a}], r;",
+            "}}",
+            v0 = in(reg32) v0, v1 = in(reg32) v1, a = in(reg64) p as u64,
+            options(nostack),
+        );
+    }
+
+    #[inline(always)]
+    unsafe fn store_pair_if(c: *mut Self, m: u32, n: u32, row: u32, col: u32, v0: f32, v1: f32, pair_ok: bool) {
+        let (pair, s0, s1) = pair_predicates(m, n, row, col, pair_ok);
+        let addr = c as u64 + 2 * (row as u64 * n as u64 + col as u64);
+        asm!(
+            "{{",
+            ".reg .pred pp, p0, p1;",
+            ".reg .b32 r;",
+            ".reg .b16 lo, hi;",
+            "setp.ne.u32 pp, {pair}, 0;",
+            "setp.ne.u32 p0, {s0}, 0;",
+            "setp.ne.u32 p1, {s1}, 0;",
+            "cvt.rn.bf16x2.f32 r, {v1}, {v0};",
+            "mov.b32 {{lo, hi}}, r;",
+            "@pp st.global.b32 [{a}], r;",
+            "@p0 st.global.b16 [{a}], lo;",
+            "@p1 st.global.b16 [{a}+2], hi;",
+            "}}",
+            pair = in(reg32) pair, s0 = in(reg32) s0, s1 = in(reg32) s1,
+            v0 = in(reg32) v0, v1 = in(reg32) v1, a = in(reg64) addr,
+            options(nostack),
+        );
+    }
+}
+
+impl PredStore for f32 {
+    #[inline(always)]
+    unsafe fn store_pair(p: *mut Self, v0: f32, v1: f32) {
+        asm!("st.global.v2.f32 [{a}], {{{v0}, {v1}}};", v0 = in(reg32) v0, v1 = in(reg32) v1, a = in(reg64) p as u64, options(nostack));
+    }
+
+    #[inline(always)]
+    unsafe fn store_pair_if(c: *mut Self, m: u32, n: u32, row: u32, col: u32, v0: f32, v1: f32, pair_ok: bool) {
+        let (pair, s0, s1) = pair_predicates(m, n, row, col, pair_ok);
+        let addr = c as u64 + 4 * (row as u64 * n as u64 + col as u64);
+        asm!(
+            "{{",
+            ".reg .pred pp, p0, p1;",
+            "setp.ne.u32 pp, {pair}, 0;",
+            "setp.ne.u32 p0, {s0}, 0;",
+            "setp.ne.u32 p1, {s1}, 0;",
+            "@pp st.global.v2.f32 [{a}], {{{v0}, {v1}}};",
+            "@p0 st.global.f32 [{a}], {v0};",
+            "@p1 st.global.f32 [{a}+4], {v1};",
+            "}}",
+            pair = in(reg32) pair, s0 = in(reg32) s0, s1 = in(reg32) s1,
+            v0 = in(reg32) v0, v1 = in(reg32) v1, a = in(reg64) addr,
+            options(nostack),
+        );
+    }
+}

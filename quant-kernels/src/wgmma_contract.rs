@@ -1,0 +1,231 @@
+//! The typed contract between the Hopper `wgmma` GEMM kernels and the host:
+//! the precision modes, the CTA tile shapes, the kernel names, the launch
+//! geometry and the one parameter struct every kernel of the family takes.
+//!
+//! Compiled for the host (on stable, as plain data) and for the GPU, so the
+//! launch code and the kernels read the same definitions: a tile the host
+//! plans is the tile the kernel computes, and the parameter block the host
+//! fills is the one the kernel reads, field for field.
+
+/// How often the tensor cores' partial sums are promoted into f32
+/// accumulators (the contract's two precision modes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u32)]
+pub enum GemmPrecision {
+    /// Once per 128-wide k-block, as DeepGEMM and cuBLASLt do: four chained
+    /// k32 `wgmma`s, then one FMA pass with the block's scales. Tolerance
+    /// `max|C - C_ref| / max|C_ref| < 5e-3` (f32 output).
+    #[default]
+    Fast = 0,
+    /// After every k32 `wgmma` (the tensor cores keep only about 13-14
+    /// mantissa bits of a running sum). Tolerance `< 1e-3`; four FMA passes
+    /// per k-block instead of one.
+    Precise = 1,
+}
+
+impl GemmPrecision {
+    /// Both modes, for iteration in tests and benchmarks.
+    pub const ALL: [GemmPrecision; 2] = [GemmPrecision::Fast, GemmPrecision::Precise];
+
+    /// The mode's name as users write it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            GemmPrecision::Fast => "fast",
+            GemmPrecision::Precise => "precise",
+        }
+    }
+
+    /// The contract's tolerance for `max|C - C_ref| / max|C_ref|` (f32 C).
+    pub const fn tolerance(self) -> f64 {
+        match self {
+            GemmPrecision::Fast => 5e-3,
+            GemmPrecision::Precise => 1e-3,
+        }
+    }
+}
+
+/// A CTA tile of the `wgmma` GEMM: `rows x cols` of C, computed by two
+/// consumer warpgroups. With 128 rows each warpgroup owns 64 rows and all
+/// the columns; with 64 rows both own the same 64 rows and half of the
+/// columns each. Either way a warpgroup issues `m64n{wg_cols}k32` `wgmma`s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum GemmTile {
+    /// 128 x 128: the square tile, and the only one of `Precise` (whose
+    /// two partial register sets leave no room for wider fragments).
+    M128N128 = 0,
+    /// 128 x 160: fewer, longer tiles where 128 leaves a ragged last wave.
+    M128N160 = 1,
+    /// 128 x 192: the widest fragment that fits the consumers' 232 registers.
+    M128N192 = 2,
+    /// 64 x 256: two warpgroups side by side, for M up to 64 per tile.
+    M64N256 = 3,
+    /// 64 x 128: the smallest tile, for small problems.
+    M64N128 = 4,
+}
+
+impl GemmTile {
+    /// Every tile, in the order the host's planner considers them.
+    pub const ALL: [GemmTile; 5] =
+        [GemmTile::M128N128, GemmTile::M128N160, GemmTile::M128N192, GemmTile::M64N256, GemmTile::M64N128];
+
+    /// Rows of C per tile (64 per consumer warpgroup, or 64 shared).
+    pub const fn rows(self) -> u32 {
+        match self {
+            GemmTile::M128N128 | GemmTile::M128N160 | GemmTile::M128N192 => 128,
+            GemmTile::M64N256 | GemmTile::M64N128 => 64,
+        }
+    }
+
+    /// Columns of C per tile (rows of B per stage).
+    pub const fn cols(self) -> u32 {
+        match self {
+            GemmTile::M128N128 | GemmTile::M64N128 => 128,
+            GemmTile::M128N160 => 160,
+            GemmTile::M128N192 => 192,
+            GemmTile::M64N256 => 256,
+        }
+    }
+
+    /// Columns of one warpgroup's fragment (the `wgmma`'s N).
+    pub const fn wg_cols(self) -> u32 {
+        if self.rows() == 128 {
+            self.cols()
+        } else {
+            self.cols() / 2
+        }
+    }
+
+    /// Bytes of one pipeline stage: one k-block (128 bytes of K) of A's
+    /// `rows` and B's `cols` rows.
+    pub const fn stage_bytes(self) -> u32 {
+        (self.rows() + self.cols()) * GEMM_KBLOCK
+    }
+
+    /// Dynamic shared memory of a CTA: 1024 bytes of alignment slack (the
+    /// 128-byte swizzle needs 1024-byte-aligned stages), the stages, and a
+    /// `full` and an `empty` barrier (8 bytes each) per stage.
+    pub const fn smem_bytes(self) -> u32 {
+        1024 + GEMM_STAGES * self.stage_bytes() + GEMM_STAGES * 16
+    }
+
+    /// The tile's name as the benchmark and the kernel names write it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            GemmTile::M128N128 => "128x128",
+            GemmTile::M128N160 => "128x160",
+            GemmTile::M128N192 => "128x192",
+            GemmTile::M64N256 => "64x256",
+            GemmTile::M64N128 => "64x128",
+        }
+    }
+}
+
+/// The k-block: one scale block of K, 128 fp8 bytes, which is also one
+/// 128-byte swizzle row of a stage.
+pub const GEMM_KBLOCK: u32 = 128;
+
+/// Stages of the TMA pipeline (at most 40 KB each; 5 fit every tile).
+pub const GEMM_STAGES: u32 = 5;
+
+/// Threads of a CTA: two consumer warpgroups and one producer warpgroup.
+/// The producer gives its registers to the consumers with `setmaxnreg`
+/// (down to [`GEMM_PRODUCER_REGISTERS`], up to [`GEMM_CONSUMER_REGISTERS`]),
+/// which works per warpgroup, so the producer must be a whole one.
+pub const GEMM_THREADS: u32 = 384;
+
+/// Registers a producer thread keeps after `setmaxnreg.dec`.
+pub const GEMM_PRODUCER_REGISTERS: u32 = 40;
+
+/// Registers a consumer thread gets after `setmaxnreg.inc`:
+/// `(65536 - 128 * 40) / 256`, rounded down to a multiple of 8.
+pub const GEMM_CONSUMER_REGISTERS: u32 = 232;
+
+/// M-tiles per group of the persistent tile order: CTAs working at one time
+/// take consecutive tiles, which walk down a band of this many M-tiles
+/// before moving to the next N-tile, so the A rows of the band and the few
+/// B tiles in use stay in L2.
+pub const GEMM_GROUP_M_TILES: u32 = 16;
+
+/// The C element type of a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum GemmOut {
+    /// bf16, rounded to nearest even.
+    Bf16 = 0,
+    /// f32.
+    F32 = 1,
+}
+
+/// The kernels of the family: every (precision, tile, output) the host may
+/// launch, by name. `None` where the combination does not exist (`Precise`
+/// has the 128 x 128 tile only).
+pub const fn gemm_wgmma_kernel(precision: GemmPrecision, tile: GemmTile, out: GemmOut) -> Option<&'static str> {
+    use GemmOut::*;
+    use GemmPrecision::*;
+    use GemmTile::*;
+    Some(match (precision, tile, out) {
+        (Fast, M128N128, Bf16) => "gemm_wgmma_fast_128x128_bf16",
+        (Fast, M128N128, F32) => "gemm_wgmma_fast_128x128_f32",
+        (Fast, M128N160, Bf16) => "gemm_wgmma_fast_128x160_bf16",
+        (Fast, M128N160, F32) => "gemm_wgmma_fast_128x160_f32",
+        (Fast, M128N192, Bf16) => "gemm_wgmma_fast_128x192_bf16",
+        (Fast, M128N192, F32) => "gemm_wgmma_fast_128x192_f32",
+        (Fast, M64N256, Bf16) => "gemm_wgmma_fast_64x256_bf16",
+        (Fast, M64N256, F32) => "gemm_wgmma_fast_64x256_f32",
+        (Fast, M64N128, Bf16) => "gemm_wgmma_fast_64x128_bf16",
+        (Fast, M64N128, F32) => "gemm_wgmma_fast_64x128_f32",
+        (Precise, M128N128, Bf16) => "gemm_wgmma_precise_128x128_bf16",
+        (Precise, M128N128, F32) => "gemm_wgmma_precise_128x128_f32",
+        (Precise, _, _) => return None,
+    })
+}
+
+/// The split-K reduction kernel for `out`.
+pub const fn gemm_splitk_reduce_kernel(out: GemmOut) -> &'static str {
+    match out {
+        GemmOut::Bf16 => "gemm_splitk_reduce_bf16",
+        GemmOut::F32 => "gemm_splitk_reduce_f32",
+    }
+}
+
+/// The parameter block of every `wgmma` GEMM kernel, passed by value.
+///
+/// The host fills it after checking every buffer; the kernel trusts it.
+/// Addresses are device addresses as `u64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct GemmWgmmaParams {
+    /// `CUtensorMap` of A `[m, k]` u8, box `rows x 128`, 128-byte swizzle,
+    /// 64-byte aligned in global memory.
+    pub map_a: u64,
+    /// `CUtensorMap` of B `[n, k]` u8, box `cols x 128`, likewise.
+    pub map_b: u64,
+    /// A's scales, `(row, k-block)` at `row * a_scale_row_stride + kb *
+    /// a_scale_kb_stride` (any of the contract's layouts).
+    pub a_scales: u64,
+    /// B's scales `[ceil(n / 128), ceil(k / 128)]`, row-major.
+    pub b_scales: u64,
+    /// C `[m, n]` (or, split-K, the f32 workspace of `splits` partials
+    /// `gemm_split_stride(m, n)` elements apart).
+    pub c: u64,
+    /// Elements between A scales of consecutive rows.
+    pub a_scale_row_stride: u64,
+    /// Elements between A scales of consecutive k-blocks.
+    pub a_scale_kb_stride: u64,
+    /// Rows of A and C.
+    pub m: u32,
+    /// Rows of B, columns of C.
+    pub n: u32,
+    /// k-blocks: `ceil(k / 128)`.
+    pub k_blocks: u32,
+    /// Parts K is split into (1: none). `splits * k_blocks < 2^31`.
+    pub splits: u32,
+}
+
+/// Elements between two splits' partial sums in the split-K workspace:
+/// `m * n` rounded up to a multiple of 4, so that every split starts
+/// 16-byte aligned for the reduction's vector loads.
+pub const fn gemm_split_stride(m: u32, n: u32) -> u64 {
+    (m as u64 * n as u64 + 3) & !3
+}
