@@ -11,13 +11,16 @@
 //! [`index`] and [`config_json`] (the JSON around the shards), [`output`]
 //! (all-or-nothing output), [`engine`] (the device), [`report`] (results).
 
+pub mod bench;
 pub mod config_json;
 pub mod demo;
 pub mod device_choice;
 pub mod engine;
+pub mod engine_gpu;
 pub mod error;
 pub mod index;
 pub mod output;
+pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod quantize;
@@ -25,6 +28,7 @@ pub mod reader;
 pub mod report;
 pub mod select;
 pub mod source;
+pub mod staging;
 pub mod verify;
 pub mod writer;
 
