@@ -11,7 +11,11 @@
 //!   one per block, then the codes, one task per few rows. Every task writes
 //!   its own disjoint output, so the result does not depend on scheduling;
 //! - inner loops over contiguous row segments with no index arithmetic, which
-//!   the compiler can vectorise;
+//!   the compiler vectorises; on x86-64 the encoding loop is compiled a second
+//!   time with AVX2 (per-lane shifts, which fp8 rounding needs) and chosen at
+//!   run time. It is the same Rust code: integer operations and IEEE division
+//!   give the same bits in any vector width, and Rust never fuses a multiply
+//!   and an add on its own;
 //! - the block's `amax` as the maximum of `|x|`'s bit patterns: for
 //!   non-negative floats the integer order is the float order and NaN sorts
 //!   above infinity, so an integer `max` (one vector instruction) gives the
@@ -50,7 +54,17 @@ pub fn per_block_quant_fp8_par<T: Element>(
         let base = row * stride;
         w[base + start..base + end].iter().map(|x| x.to_f32())
     };
-    quantize_blocks(shape.rows(), shape.cols(), cfg, &params, q, scales, segment)
+    quantize_blocks(shape.rows(), shape.cols(), cfg, &params, q, scales, segment, Simd::Auto)
+}
+
+/// Which build of the encoding loop to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Simd {
+    /// The widest this CPU has (AVX2 on x86-64 where present).
+    Auto,
+    /// The baseline build (tests compare it with `Auto`).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Portable,
 }
 
 /// [`per_block_quant_fp8_par`] of a dense `[rows, cols]` matrix given as
@@ -76,27 +90,28 @@ pub fn per_block_quant_fp8_le_bytes(
             let segment = |row: usize, start: usize, end: usize| {
                 words[row * cols + start..row * cols + end].iter().map(|b| bf16::from_le_bytes(*b).to_f32())
             };
-            quantize_blocks(rows, cols, cfg, &params, q, scales, segment)
+            quantize_blocks(rows, cols, cfg, &params, q, scales, segment, Simd::Auto)
         }
         DType::F16 => {
             let words = bytes.as_chunks::<2>().0;
             let segment = |row: usize, start: usize, end: usize| {
                 words[row * cols + start..row * cols + end].iter().map(|b| f16::from_le_bytes(*b).to_f32())
             };
-            quantize_blocks(rows, cols, cfg, &params, q, scales, segment)
+            quantize_blocks(rows, cols, cfg, &params, q, scales, segment, Simd::Auto)
         }
         DType::F32 => {
             let words = bytes.as_chunks::<4>().0;
             let segment = |row: usize, start: usize, end: usize| {
                 words[row * cols + start..row * cols + end].iter().map(|b| f32::from_le_bytes(*b))
             };
-            quantize_blocks(rows, cols, cfg, &params, q, scales, segment)
+            quantize_blocks(rows, cols, cfg, &params, q, scales, segment, Simd::Auto)
         }
     }
 }
 
 /// The two passes. `segment(row, start, end)` yields the values of columns
 /// `start..end` of `row`, converted exactly as the reference converts them.
+#[allow(clippy::too_many_arguments)]
 fn quantize_blocks<F, I>(
     rows: usize,
     cols: usize,
@@ -105,6 +120,7 @@ fn quantize_blocks<F, I>(
     q: &mut [u8],
     scales: &mut [f32],
     segment: F,
+    simd: Simd,
 ) -> Result<()>
 where
     F: Fn(usize, usize, usize) -> I + Sync,
@@ -140,15 +156,67 @@ where
 
     // Pass 2: the codes, a few whole rows per task.
     let scales = &*scales;
+    let avx2 = simd == Simd::Auto && has_avx2();
     q.par_chunks_mut(cols).with_min_len(ROWS_PER_TASK).enumerate().for_each(|(n, row)| {
         let block_scales = &scales[(n / bn) * col_blocks..(n / bn + 1) * col_blocks];
-        for (bj, &scale) in block_scales.iter().enumerate() {
-            let cols_of_block = columns(bj);
-            let out = &mut row[cols_of_block.clone()];
-            encode_segment(out, segment(n, cols_of_block.start, cols_of_block.end), params, scale);
+        let job = RowJob { n, bk, cols, params, block_scales, segment: &segment };
+        if avx2 {
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: AVX2 was detected on this CPU (`has_avx2`).
+                unsafe { encode_row_avx2(row, job) };
+                return;
+            }
         }
+        encode_row(row, job);
     });
     Ok(())
+}
+
+/// One row of pass 2: its codes, block by block.
+struct RowJob<'a, F> {
+    n: usize,
+    bk: usize,
+    cols: usize,
+    params: &'a ScaleParams,
+    /// The scales of the row's block row.
+    block_scales: &'a [f32],
+    segment: &'a F,
+}
+
+#[inline(always)]
+fn encode_row<F, I>(row: &mut [u8], job: RowJob<'_, F>)
+where
+    F: Fn(usize, usize, usize) -> I,
+    I: Iterator<Item = f32>,
+{
+    for (bj, &scale) in job.block_scales.iter().enumerate() {
+        let (start, end) = (bj * job.bk, ((bj + 1) * job.bk).min(job.cols));
+        encode_segment(&mut row[start..end], (job.segment)(job.n, start, end), job.params, scale);
+    }
+}
+
+/// [`encode_row`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn encode_row_avx2<F, I>(row: &mut [u8], job: RowJob<'_, F>)
+where
+    F: Fn(usize, usize, usize) -> I,
+    I: Iterator<Item = f32>,
+{
+    encode_row(row, job)
+}
+
+/// Whether the AVX2 build of the encoding loop can run here.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// The largest `|x|` bit pattern of a segment (0 for an empty one).
@@ -158,7 +226,7 @@ fn max_abs_bits(values: impl Iterator<Item = f32>) -> u32 {
 }
 
 /// `out[i] = quantize(values[i], scale)`: the reference's per-element step.
-#[inline]
+#[inline(always)]
 fn encode_segment(out: &mut [u8], values: impl Iterator<Item = f32>, params: &ScaleParams, scale: f32) {
     for (code, v) in out.iter_mut().zip(values) {
         *code = params.quantize(v, scale);
@@ -227,6 +295,16 @@ mod tests {
         assert_eq!(q_ref, q_par, "codes differ: {what} {shape:?} {cfg:?}");
         let bits = |s: &[f32]| s.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&s_ref), bits(&s_par), "scales differ: {what} {shape:?} {cfg:?}");
+        // The baseline build of the encoding loop too (the above ran the AVX2
+        // one wherever the CPU has it).
+        let params = cfg.params().unwrap();
+        let stride = shape.row_stride();
+        let segment = |row: usize, start: usize, end: usize| {
+            w[row * stride + start..row * stride + end].iter().map(|x| x.to_f32())
+        };
+        q_par.fill(0xAA);
+        quantize_blocks(rows, cols, cfg, &params, &mut q_par, &mut s_par, segment, Simd::Portable).unwrap();
+        assert_eq!(q_ref, q_par, "portable codes differ: {what} {shape:?} {cfg:?}");
     }
 
     fn inputs<T: Element>(rng: &mut Rng, len: usize, special: bool) -> Vec<T> {
