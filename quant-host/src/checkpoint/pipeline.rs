@@ -8,8 +8,9 @@
 //!                                                          go writer ▶ quantizer)
 //! ```
 //!
-//! - The **reader** reads each tensor with one positioned read into a free
-//!   input buffer (tensors to copy in pieces of at most [`COPY_PIECE`]).
+//! - The **reader** reads each tensor with positioned reads into a free
+//!   input buffer, 4 MiB pieces in parallel (tensors to copy in pieces of at
+//!   most [`COPY_PIECE`]).
 //! - The **quantizer** (the calling thread, which owns the [`Engine`] and the
 //!   progress display) forwards copies and runs the engine on weights: every
 //!   core on the CPU, or up to `GPU_IN_FLIGHT` weights queued on the GPU.
@@ -36,6 +37,7 @@ use super::staging::HostBuf;
 use super::writer::{FileLayout, FileWriter};
 use crate::config::BlockConfig;
 use crate::element::DType;
+use rayon::prelude::*;
 use safetensors::Dtype;
 use std::collections::VecDeque;
 use std::fmt;
@@ -47,6 +49,9 @@ use std::time::{Duration, Instant};
 /// Largest piece a copied tensor is read and written in: copies need no
 /// whole-tensor buffer (an embedding can be several GB).
 pub const COPY_PIECE: usize = 64 << 20;
+
+/// Reads of one tensor are split into pieces of this size, read in parallel.
+const READ_PIECE: usize = 4 << 20;
 
 /// Input buffers beyond those the engine holds: one being read, one queued.
 const SPARE_INPUT_BUFFERS: usize = 2;
@@ -276,7 +281,12 @@ fn read_all(
                 tensor: step.name.clone(),
                 source,
             })?;
-            shard.read_into(&step.name, offset, bytes)
+            // Large tensors in parallel pieces: one thread copying out of
+            // the page cache is slower than the rest of the pipeline.
+            bytes
+                .par_chunks_mut(READ_PIECE)
+                .enumerate()
+                .try_for_each(|(i, piece)| shard.read_into(&step.name, offset + (i * READ_PIECE) as u64, piece))
         };
         match task.kind {
             Kind::Quantize { .. } => {
