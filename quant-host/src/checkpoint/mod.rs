@@ -9,7 +9,9 @@
 //! One concept per file: [`select`] (which names), [`plan`] (what happens to
 //! each tensor), [`reader`] / [`writer`] (safetensors in and out, streamed),
 //! [`index`] and [`config_json`] (the JSON around the shards), [`output`]
-//! (all-or-nothing output), [`engine`] (the device), [`report`] (results).
+//! (all-or-nothing output), [`pipeline`] (the reader, quantizer, writer and
+//! sync threads), [`staging`] (their buffers), [`engine`] and [`engine_gpu`]
+//! (the device), [`report`] (results), [`bench`] (quantize against a copy).
 
 pub mod bench;
 pub mod config_json;
