@@ -39,8 +39,9 @@ enum Command {
         /// The quantized checkpoint (file or folder).
         quantized: PathBuf,
     },
-    /// Benchmark the kernels (needs a GPU).
-    Bench(quant_host::bench::BenchArgs),
+    /// Benchmark the kernels (needs a GPU), or with --checkpoint the quantize
+    /// job against a plain copy of the same files (any device).
+    Bench(BenchCmd),
     /// Write a synthetic bf16 checkpoint (DeepSeek-V4-Pro projection shapes)
     /// for trying or measuring `quantize`: about 98 MiB per copy.
     Synthesize {
@@ -50,6 +51,24 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         copies: usize,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct BenchCmd {
+    /// Instead of the kernels: synthesize a checkpoint, then time `quantize`
+    /// (on --device) against reading and copying the same files, and report
+    /// peak memory.
+    #[arg(long)]
+    checkpoint: bool,
+    /// With --checkpoint: copies of the synthetic layers (44 make 4.34 GB).
+    #[arg(long, default_value_t = 44)]
+    copies: usize,
+    /// With --checkpoint: where to work (default: the temporary folder); needs
+    /// free space for about twice the checkpoint.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    #[command(flatten)]
+    kernels: quant_host::bench::BenchArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -166,7 +185,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{report}");
             Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
-        Some(Command::Bench(args)) => match Device::best_available() {
+        Some(Command::Bench(args)) if args.checkpoint => {
+            let selected = checkpoint::select_device(choice)?;
+            eprintln!("fp8q: device {} ({})", checkpoint::device_choice::describe(&selected.device), selected.reason);
+            let report = checkpoint::bench::run(args.copies, args.dir.as_deref(), &selected.device)?;
+            print!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Bench(BenchCmd { kernels: args, .. })) => match Device::best_available() {
             (Device::Cpu, why) => {
                 let why = why.map(|e| format!(": {e}")).unwrap_or_default();
                 println!("the kernel benchmark needs a GPU{why}");

@@ -9,15 +9,20 @@
 //! One concept per file: [`select`] (which names), [`plan`] (what happens to
 //! each tensor), [`reader`] / [`writer`] (safetensors in and out, streamed),
 //! [`index`] and [`config_json`] (the JSON around the shards), [`output`]
-//! (all-or-nothing output), [`engine`] (the device), [`report`] (results).
+//! (all-or-nothing output), [`pipeline`] (the reader, quantizer, writer and
+//! sync threads), [`staging`] (their buffers), [`engine`] and [`engine_gpu`]
+//! (the device), [`report`] (results), [`bench`] (quantize against a copy).
 
+pub mod bench;
 pub mod config_json;
 pub mod demo;
 pub mod device_choice;
 pub mod engine;
+pub mod engine_gpu;
 pub mod error;
 pub mod index;
 pub mod output;
+pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod quantize;
@@ -25,6 +30,7 @@ pub mod reader;
 pub mod report;
 pub mod select;
 pub mod source;
+pub mod staging;
 pub mod verify;
 pub mod writer;
 

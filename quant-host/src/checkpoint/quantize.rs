@@ -3,10 +3,9 @@
 //! Everything that can be rejected (bad headers, a missing shard, an index
 //! that disagrees with its shards, a selected tensor that cannot be
 //! quantized, a name collision, a bad `config.json`) is checked before the
-//! first byte is written. Each shard is then streamed: a reader thread
-//! converts the next weight while the device quantizes the current one and a
-//! writer thread stores the previous one, so file I/O overlaps the kernels
-//! and at most a few tensors are in memory at once.
+//! first byte is written. Then every shard is streamed through one pipeline
+//! ([`pipeline`](super::pipeline)): reading, quantizing, writing and flushing
+//! on their own threads, several tensors in flight, a fixed set of buffers.
 
 use super::config_json;
 use super::device_choice::describe;
@@ -14,19 +13,18 @@ use super::engine::Engine;
 use super::error::{io, CheckpointError, Result};
 use super::index::INDEX_FILE;
 use super::output::Staging;
+use super::pipeline::{self, OutputFile};
 use super::plan::{plan_shard, ShardPlan};
 use super::progress::Progress;
-use super::reader::{HostData, Shard};
+use super::reader::Shard;
 use super::report::{QuantizeReport, QuantizedTensor};
 use super::select::Selector;
 use super::source::{Source, CONFIG_FILE};
-use super::writer::{layout, FileLayout, FileWriter};
+use super::writer::layout;
 use crate::config::BlockConfig;
 use crate::device::Device;
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Instant;
 
 /// `__metadata__` keys recording how a shard was quantized, so `verify` (and
@@ -92,7 +90,11 @@ pub fn quantize(
     let total_tensors = plans.iter().map(|p| p.steps.len() as u64).sum();
     let total_bytes = plans.iter().flat_map(|p| &p.steps).map(|s| s.bytes).sum();
     progress.begin(total_tensors, total_bytes);
-    let mut engine = Engine::new(device, opts.block);
+    let mut engine = Engine::new(device, opts.block).map_err(|e| CheckpointError::Internal {
+        file: output.into(),
+        reason: format!("starting the quantizer: {e}"),
+    })?;
+    let mut outputs = Vec::with_capacity(shards.len());
     let mut weight_map = BTreeMap::new();
     let mut report = QuantizeReport {
         device: describe(device),
@@ -111,7 +113,6 @@ pub fn quantize(
         let metadata = output_metadata(shard, plan, &opts.block);
         let layout = layout(&plan.outputs, &metadata)
             .map_err(|reason| CheckpointError::Internal { file: path.clone(), reason })?;
-        write_shard(shard, plan, &layout, &path, &mut engine, progress)?;
         report.output_bytes += layout.total_len;
         for t in &plan.outputs {
             weight_map.insert(t.name.clone(), file_name.clone());
@@ -126,7 +127,10 @@ pub fn quantize(
             });
         }
         report.copied += plan.steps.iter().filter(|s| !s.quantize).count();
+        outputs.push(OutputFile { shard, plan, path, layout });
     }
+    let stages = pipeline::run(&outputs, &opts.block, &mut engine, progress)?;
+    drop(outputs);
     if let Some(folder) = folder {
         if let Some(index) = &folder.index {
             let data_bytes = plans.iter().flat_map(|p| &p.outputs).map(|t| t.byte_len()).sum();
@@ -147,7 +151,8 @@ pub fn quantize(
             report.copied_files += 1;
         }
     }
-    report.kernel_time = engine.busy;
+    report.kernel_time = stages.quantize + stages.transfers;
+    report.stages = Some(stages);
     drop(engine);
     drop(shards);
     staging.commit()?;
@@ -181,118 +186,6 @@ fn copy_recursively(from: &Path, to: &Path) -> Result<()> {
         }
     } else {
         std::fs::copy(from, to).map_err(io(from))?;
-    }
-    Ok(())
-}
-
-/// Work handed from the reader thread to the device.
-enum Work<'a> {
-    Copy { name: &'a str, bytes: &'a [u8] },
-    Quantize { name: &'a str, data: HostData, rows: usize, cols: usize, bytes: u64 },
-}
-
-type Chunk<'a> = (u64, Cow<'a, [u8]>);
-
-fn write_shard(
-    shard: &Shard,
-    plan: &ShardPlan,
-    layout: &FileLayout,
-    path: &Path,
-    engine: &mut Engine<'_>,
-    progress: &dyn Progress,
-) -> Result<()> {
-    let mut writer = FileWriter::create(path, layout)?;
-    // A rendezvous channel: the reader converts the next weight while the
-    // device works on the current one, and no more is held in memory.
-    let (work_tx, work_rx) = sync_channel::<Work<'_>>(0);
-    let (chunk_tx, chunk_rx) = sync_channel::<Chunk<'_>>(2);
-    std::thread::scope(|scope| {
-        let reader = scope.spawn(move || read_steps(shard, plan, work_tx));
-        let writer = scope.spawn(move || {
-            for (offset, bytes) in chunk_rx {
-                writer.write_at(offset, &bytes)?;
-            }
-            writer.finish()
-        });
-        let processed = process(shard, layout, engine, progress, work_rx, chunk_tx);
-        let panicked =
-            |what: &str| CheckpointError::Internal { file: path.into(), reason: format!("{what} thread panicked") };
-        let read = reader.join().map_err(|_| panicked("reader"))?;
-        let written = writer.join().map_err(|_| panicked("writer"))?;
-        // The first failure is the cause; a closed channel is only its echo.
-        match processed {
-            Err(Stop::Failed(e)) => Err(e),
-            Err(Stop::WriterGone) => {
-                written.and(Err(CheckpointError::Internal { file: path.into(), reason: "writer stopped early".into() }))
-            }
-            Ok(()) => read.and(written).map(|_| ()),
-        }
-    })
-}
-
-fn read_steps<'a>(shard: &'a Shard, plan: &'a ShardPlan, tx: SyncSender<Work<'a>>) -> Result<()> {
-    for step in &plan.steps {
-        let bytes = shard
-            .bytes(&step.name)
-            .ok_or_else(|| CheckpointError::TensorMissing { file: shard.path().into(), tensor: step.name.clone() })?;
-        let work = if step.quantize {
-            let data = HostData::from_le_bytes(step.dtype, bytes).ok_or_else(|| CheckpointError::UnsupportedDtype {
-                file: shard.path().into(),
-                tensor: step.name.clone(),
-                dtype: step.dtype.to_string(),
-            })?;
-            let (rows, cols) = step.rows_cols;
-            Work::Quantize { name: &step.name, data, rows, cols, bytes: step.bytes }
-        } else {
-            Work::Copy { name: &step.name, bytes }
-        };
-        if tx.send(work).is_err() {
-            // The consumer stopped; it reports why.
-            return Ok(());
-        }
-    }
-    Ok(())
-}
-
-enum Stop {
-    Failed(CheckpointError),
-    WriterGone,
-}
-
-fn process<'a>(
-    shard: &'a Shard,
-    layout: &FileLayout,
-    engine: &mut Engine<'_>,
-    progress: &dyn Progress,
-    work: Receiver<Work<'a>>,
-    chunks: SyncSender<Chunk<'a>>,
-) -> Result<(), Stop> {
-    let place = |name: &str| {
-        layout.places.get(name).map(|&(offset, _)| offset).ok_or_else(|| {
-            Stop::Failed(CheckpointError::Internal {
-                file: shard.path().into(),
-                reason: format!("tensor `{name}` has no place in the output layout"),
-            })
-        })
-    };
-    let send = |chunk: Chunk<'a>| chunks.send(chunk).map_err(|_| Stop::WriterGone);
-    for item in work {
-        match item {
-            Work::Copy { name, bytes } => {
-                send((place(name)?, Cow::Borrowed(bytes)))?;
-                progress.tensor_done(name, bytes.len() as u64);
-            }
-            Work::Quantize { name, data, rows, cols, bytes } => {
-                let (codes, scales) = engine.quantize(data, rows, cols).map_err(|source| {
-                    Stop::Failed(CheckpointError::Quant { file: shard.path().into(), tensor: name.into(), source })
-                })?;
-                let scale_bytes: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
-                send((place(name)?, Cow::Owned(codes)))?;
-                let scale_name = super::plan::scale_name(name);
-                send((place(&scale_name)?, Cow::Owned(scale_bytes)))?;
-                progress.tensor_done(name, bytes);
-            }
-        }
     }
     Ok(())
 }

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 /// One safetensors file, mapped read-only, with its parsed header.
 pub struct Shard {
     path: PathBuf,
+    /// The open file, for positioned reads of whole tensors.
+    file: File,
     bytes: Mmap,
     data_start: usize,
     metadata: Metadata,
@@ -51,7 +53,7 @@ impl Shard {
             Err(e) => return Err(CheckpointError::BadHeader { file: path.to_path_buf(), reason: e.to_string() }),
         };
         let names = metadata.offset_keys();
-        Ok(Self { path: path.to_path_buf(), bytes, data_start: 8 + header_len, metadata, names })
+        Ok(Self { path: path.to_path_buf(), file, bytes, data_start: 8 + header_len, metadata, names })
     }
 
     /// The file.
@@ -75,6 +77,24 @@ impl Shard {
         self.bytes.get(self.data_start.checked_add(start)?..self.data_start.checked_add(end)?)
     }
 
+    /// Reads `buf.len()` bytes of tensor `name`, starting `offset` bytes into
+    /// its data, with one positioned read (no page faults on the map, and the
+    /// bytes land directly in the caller's buffer, page-locked or not).
+    pub fn read_into(&self, name: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let missing = || CheckpointError::TensorMissing { file: self.path.clone(), tensor: name.to_string() };
+        let (start, end) = self.info(name).ok_or_else(missing)?.data_offsets;
+        let begin = (self.data_start as u64).checked_add(start as u64).and_then(|s| s.checked_add(offset));
+        let Some(begin) =
+            begin.filter(|b| b.checked_add(buf.len() as u64).is_some_and(|e| e <= self.data_start as u64 + end as u64))
+        else {
+            return Err(CheckpointError::Internal {
+                file: self.path.clone(),
+                reason: format!("read of {} bytes at {offset} past the end of tensor `{name}`", buf.len()),
+            });
+        };
+        read_exact_at(&self.file, buf, begin).map_err(io(&self.path))
+    }
+
     /// The header's `__metadata__` string map.
     pub fn user_metadata(&self) -> Option<&HashMap<String, String>> {
         self.metadata.metadata().as_ref()
@@ -84,6 +104,18 @@ impl Shard {
     pub fn data_len(&self) -> u64 {
         self.metadata.data_len() as u64
     }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
 }
 
 /// The file length disagrees with the header: find the tensor that does not

@@ -46,6 +46,8 @@ pub struct QuantizeReport {
     pub elapsed: Duration,
     /// Time in upload, kernel and download.
     pub kernel_time: Duration,
+    /// Busy time of each pipeline stage (read, quantize, transfers, write, sync).
+    pub stages: Option<super::pipeline::StageTimes>,
     /// Things worth knowing that did not stop the run.
     pub notes: Vec<String>,
 }
@@ -99,6 +101,9 @@ impl fmt::Display for QuantizeReport {
             rate(self.quantized_bytes, self.kernel_time),
             self.quantized_elements() as f64 / self.kernel_time.as_secs_f64().max(1e-9) / 1e6
         )?;
+        if let Some(stages) = &self.stages {
+            writeln!(f, "  stages:    {stages}")?;
+        }
         for note in &self.notes {
             writeln!(f, "  note:      {note}")?;
         }

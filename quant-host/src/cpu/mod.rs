@@ -10,13 +10,19 @@
 //! checked to fit (see [`MatrixShape`](crate::MatrixShape) and
 //! [`GemmShape`](crate::GemmShape)); buffer sizes are computed with checked
 //! `u64` arithmetic.
+//!
+//! [`block_par`] is the fast path of `per_block_quant_fp8` (every core,
+//! vectorisable loops) that the checkpoint tool uses; it is tested bit for
+//! bit against the literal one here.
 
 mod block;
+pub mod block_par;
 mod dequant;
 mod gemm;
 mod token_group;
 
 pub use block::per_block_quant_fp8;
+pub use block_par::per_block_quant_fp8_par;
 pub use dequant::{dequantize_block, dequantize_token_group};
 pub use gemm::{mm_fp8_blockscale, Accumulation};
 pub use token_group::per_token_group_quant_fp8;
