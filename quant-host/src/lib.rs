@@ -74,3 +74,9 @@ pub mod tensor;
 
 pub use device::Device;
 pub use tensor::{Location, Quantized, Scheme, Storage, Tensor};
+
+/// The README's code blocks, compiled and run as doc tests so that the
+/// example a new user copies first cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
