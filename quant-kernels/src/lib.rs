@@ -31,7 +31,11 @@ pub mod layout;
 pub mod scale;
 
 #[cfg(target_arch = "nvptx64")]
-mod gpu;
+mod instr;
+/// The GEMM kernels still name the instruction wrappers by their old module
+/// name; they switch to `instr` with the GEMM rewrite.
+#[cfg(target_arch = "nvptx64")]
+use instr as gpu;
 #[cfg(target_arch = "nvptx64")]
 pub mod kernels;
 

@@ -31,11 +31,13 @@
 //! Tails: rows and columns past the block's end (N and K tails) read as
 //! zeros, which leaves the amax unchanged, and are not stored.
 
-use super::chunk::{cp_async_commit, cp_async_wait, store_chunk, Load8, ELEMS_PER_THREAD};
-use super::gemm::smem_addr;
+use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
 use super::{decode_mode, Bf16, GroupQuantizer, F16};
 use crate::geometry::{block_quant_stage_bytes, BLOCK_QUANT_SMEM_HEADER, BLOCK_QUANT_THREADS, BLOCK_QUANT_TILE};
-use crate::gpu::{block_index_and_grid, dynamic_shared, shfl_xor, sync_threads, thread_index};
+use crate::instr::{
+    block_index_and_grid, cp_async_commit, cp_async_wait, dynamic_shared, shared_addr, shfl_xor, sync_threads,
+    thread_index,
+};
 use crate::scale::{group_scale, nan_max};
 use crate::Fp8Format;
 
@@ -254,7 +256,7 @@ unsafe fn quantize_block<T: Load8>(
         // One tile per block, copied asynchronously into a ring of `stages`
         // shared-memory stages `stages - 1` blocks ahead (each thread copies
         // and later reads only its own chunks: no barrier needed for them).
-        let base = smem_addr(dynamic_shared::<u8>()) + BLOCK_QUANT_SMEM_HEADER as u32;
+        let base = shared_addr(dynamic_shared::<u8>()) + BLOCK_QUANT_SMEM_HEADER as u32;
         let stage_bytes = block_quant_stage_bytes(core::mem::size_of::<T>() as u64) as u32;
         let mut ahead = first;
         let mut s = 0;

@@ -5,7 +5,7 @@
 //! software encoder over every f32 bit pattern. One thread per 8 elements.
 
 use super::encode8;
-use crate::gpu::global_thread_index;
+use crate::instr::global_thread_index;
 use crate::Fp8Format;
 
 #[inline(always)]

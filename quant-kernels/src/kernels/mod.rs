@@ -83,7 +83,7 @@ pub mod gemm_wgmma;
 pub mod token_group;
 
 use crate::element::{bf16_to_f32, f16_to_f32};
-use crate::gpu::{clamp, fma};
+use crate::instr::{clamp, fma};
 use crate::scale::Divider;
 use crate::{Fp8Format, ScaleMode};
 
@@ -180,7 +180,7 @@ pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> u64 {
     {
         match format {
             Fp8Format::E4M3Fn => {
-                use crate::gpu::{e4m3fn_x2, pack_u16x2, pack_u32x2};
+                use crate::instr::{e4m3fn_x2, pack_u16x2, pack_u32x2};
                 let word = |i: usize| pack_u16x2(e4m3fn_x2(v[i], v[i + 1]), e4m3fn_x2(v[i + 2], v[i + 3]));
                 out = pack_u32x2(word(0), word(4));
             }
@@ -211,7 +211,7 @@ pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> u64 {
 #[cfg(target_feature = "sm_90")]
 #[inline(always)]
 fn e4m3fnuz_x8(v: &[f32; 8]) -> u64 {
-    crate::gpu::pack_u32x2(e4m3fnuz_x4(v[0], v[1], v[2], v[3]), e4m3fnuz_x4(v[4], v[5], v[6], v[7]))
+    crate::instr::pack_u32x2(e4m3fnuz_x4(v[0], v[1], v[2], v[3]), e4m3fnuz_x4(v[4], v[5], v[6], v[7]))
 }
 
 /// Four codes of [`e4m3fnuz_x8`], byte `i` for the `i`-th argument.
@@ -222,7 +222,7 @@ fn e4m3fnuz_x4(a: f32, b: f32, c: f32, d: f32) -> u32 {
     const HIGH: u32 = 0x8080_8080;
     const ONES: u32 = 0x0101_0101;
     let codes =
-        crate::gpu::pack_u16x2(crate::gpu::e4m3fn_x2(a * 2.0, b * 2.0), crate::gpu::e4m3fn_x2(c * 2.0, d * 2.0));
+        crate::instr::pack_u16x2(crate::instr::e4m3fn_x2(a * 2.0, b * 2.0), crate::instr::e4m3fn_x2(c * 2.0, d * 2.0));
     // False for NaN: a NaN's byte is handled below.
     let above = |x: f32, bit: u32| if crate::scale::abs(x) > 232.0 { bit } else { 0 };
     let top = above(a, 1) | above(b, 1 << 8) | above(c, 1 << 16) | above(d, 1 << 24);

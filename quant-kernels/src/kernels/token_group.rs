@@ -30,7 +30,7 @@
 use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
 use super::{decode_mode, Bf16, GroupQuantizer, F16};
 use crate::geometry::{token_group_banded, token_group_threads, TOKEN_GROUP_BAND};
-use crate::gpu::{global_thread_index, opaque_u64, shfl_xor};
+use crate::instr::{global_thread_index, opaque_u64, shfl_xor};
 use crate::scale::{group_scale, nan_max};
 use crate::{Fp8Format, ScaleLayout};
 
