@@ -60,6 +60,7 @@ pub mod element;
 pub mod error;
 pub mod gemm;
 pub mod gpu;
+pub mod plan;
 pub mod shape;
 
 pub use config::{BlockConfig, GroupSize, TokenGroupConfig};
@@ -67,6 +68,7 @@ pub use element::{DType, Element};
 pub use error::{QuantError, Result};
 pub use gemm::{GemmConfig, GemmShape, GemmTensor, OutputType};
 pub use gpu::Gpu;
+pub use plan::{BlockPlan, TokenGroupPlan};
 pub use quant_kernels::{Fp8Format, ScaleLayout, ScaleMode};
 pub use shape::MatrixShape;
 pub mod device;

@@ -24,6 +24,8 @@
 )]
 #![deny(missing_docs)]
 
+#[macro_use]
+pub mod abi;
 pub mod element;
 pub mod fp8;
 pub mod geometry;

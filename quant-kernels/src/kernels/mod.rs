@@ -1,7 +1,8 @@
 //! GPU entry points. Each operation lives in its own file; the entry points are
 //! monomorphised by macros over the input type, fp8 format and group size so
 //! that every hot loop is specialised, and named
-//! `<op>_<dtype>_<format>_g<group>` for the host to look up.
+//! `<op>_<dtype>_<format>_g<group>`. The lists of entry points live in
+//! `crate::abi`, which also gives the host their names and parameter blocks.
 
 /// Repeats `$body` for `$i` in `0..8` as straight-line code, so arrays
 /// indexed by `$i` stay in registers (a loop that LLVM declines to unroll
@@ -85,7 +86,7 @@ pub mod token_group;
 use crate::element::{bf16_to_f32, f16_to_f32};
 use crate::instr::{clamp, fma};
 use crate::scale::Divider;
-use crate::{Fp8Format, ScaleMode};
+use crate::Fp8Format;
 
 /// An input element as the kernels read it from global memory.
 pub trait Input: Copy {
@@ -102,6 +103,9 @@ pub struct Bf16(pub u16);
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub struct F16(pub u16);
+
+/// f32, under the name the kernel lists of `crate::abi` use.
+pub type F32 = f32;
 
 impl Input for Bf16 {
     #[inline(always)]
@@ -234,14 +238,4 @@ fn e4m3fnuz_x4(a: f32, b: f32, c: f32, d: f32) -> u32 {
     let codes = (codes & (LOW7 | nonzero)) | top;
     // NaN bytes: clear, then set 0x80.
     (codes & !((nan >> 7) * 0xFF)) | nan
-}
-
-/// The scale mode from its kernel-argument encoding (`ScaleMode as u32`).
-#[inline(always)]
-pub(crate) fn decode_mode(mode: u32) -> ScaleMode {
-    if mode == ScaleMode::Ue8m0 as u32 {
-        ScaleMode::Ue8m0
-    } else {
-        ScaleMode::Float
-    }
 }
