@@ -25,41 +25,35 @@ use crate::geometry::{
 };
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
 
-impl ScaleMode {
-    /// The kernel-argument encoding.
-    #[inline(always)]
-    pub const fn as_u32(self) -> u32 {
-        self as u32
-    }
+/// Gives an enum that crosses the boundary as a `u32` its encoding,
+/// `as_u32`, and the inverse, `from_u32` (`None` for any other value): the
+/// one place each value's number is written.
+macro_rules! wire_enum {
+    ($($t:ident { $($v:literal => $variant:ident),* })*) => {$(
+        impl $t {
+            /// The kernel-argument encoding.
+            #[inline(always)]
+            pub const fn as_u32(self) -> u32 {
+                match self {
+                    $($t::$variant => $v,)*
+                }
+            }
 
-    /// The mode encoded by [`Self::as_u32`]; `None` for any other value.
-    #[inline(always)]
-    pub const fn from_u32(v: u32) -> Option<Self> {
-        match v {
-            0 => Some(ScaleMode::Float),
-            1 => Some(ScaleMode::Ue8m0),
-            _ => None,
+            /// The value encoded by [`Self::as_u32`]; `None` for any other.
+            #[inline(always)]
+            pub const fn from_u32(v: u32) -> Option<Self> {
+                match v {
+                    $($v => Some($t::$variant),)*
+                    _ => None,
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl ScaleLayout {
-    /// The kernel-argument encoding.
-    #[inline(always)]
-    pub const fn as_u32(self) -> u32 {
-        self as u32
-    }
-
-    /// The layout encoded by [`Self::as_u32`]; `None` for any other value.
-    #[inline(always)]
-    pub const fn from_u32(v: u32) -> Option<Self> {
-        match v {
-            0 => Some(ScaleLayout::RowMajor),
-            1 => Some(ScaleLayout::ColMajor),
-            2 => Some(ScaleLayout::ColMajorTmaAligned),
-            _ => None,
-        }
-    }
+wire_enum! {
+    ScaleMode { 0 => Float, 1 => Ue8m0 }
+    ScaleLayout { 0 => RowMajor, 1 => ColMajor, 2 => ColMajorTmaAligned }
 }
 
 /// A parameter block that a kernel takes by value.
