@@ -1,4 +1,4 @@
-//! Quantization options: the knobs of `../shared/spec.md`, validated once.
+//! Quantization options: the knobs of the spec (`docs/spec.md`), validated once.
 
 use crate::error::{QuantError, Result};
 use quant_kernels::{Fp8Format, ScaleLayout, ScaleMode};

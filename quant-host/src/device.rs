@@ -6,6 +6,7 @@ use crate::cpu;
 use crate::element::Element;
 use crate::error::Result;
 use crate::gpu::{self, Gpu};
+use crate::plan::{BlockPlan, TokenGroupPlan};
 use crate::shape::MatrixShape;
 use crate::tensor::{Location, Quantized, Scheme, Tensor};
 use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
@@ -84,27 +85,14 @@ impl Device {
         }
     }
 
-    /// `per_token_group_quant_fp8` into new tensors on this device.
+    /// `per_token_group_quant_fp8` into new tensors on this device: codes
+    /// `[M, K]` and scales in `cfg.layout`, described in storage order
+    /// ([`TokenGroupPlan::scale_shape`]).
     pub fn per_token_group_quant_fp8<T: Element>(&self, x: &Tensor<T>, cfg: &TokenGroupConfig) -> Result<Quantized> {
-        cfg.params()?;
-        let shape = x.shape();
-        let groups = shape.cols().div_ceil(cfg.group_size.get());
-        // Checked: rounding M up to a multiple of 4 (TMA-aligned layout)
-        // overflows for M near usize::MAX, which is a valid shape when K == 0.
-        let scale_rows = match cfg.layout {
-            crate::ScaleLayout::ColMajorTmaAligned => shape.rows().checked_next_multiple_of(4),
-            _ => Some(shape.rows()),
-        }
-        .ok_or(crate::QuantError::TooLarge("scale rows"))?;
-        // The scales tensor is described in its storage order: for the
-        // column-major layouts that is `groups x padded_rows`.
-        let scale_shape = match cfg.layout {
-            crate::ScaleLayout::RowMajor => MatrixShape::new(shape.rows(), groups)?,
-            _ => MatrixShape::new(groups, scale_rows)?,
-        };
-        let mut codes = self.zeros::<u8>(MatrixShape::new(shape.rows(), shape.cols())?)?;
-        let mut scales = self.zeros::<f32>(scale_shape)?;
-        self.per_token_group_quant_fp8_into(x, cfg, &mut codes, &mut scales)?;
+        let plan = TokenGroupPlan::new(cfg, x.shape())?;
+        let mut codes = self.zeros::<u8>(plan.codes_shape())?;
+        let mut scales = self.zeros::<f32>(plan.scale_shape())?;
+        self.run_token_group(&plan, x, &mut codes, &mut scales)?;
         Ok(Quantized { codes, scales, scheme: Scheme::TokenGroup(*cfg) })
     }
 
@@ -116,21 +104,30 @@ impl Device {
         codes: &mut Tensor<u8>,
         scales: &mut Tensor<f32>,
     ) -> Result<()> {
+        self.run_token_group(&TokenGroupPlan::new(cfg, x.shape())?, x, codes, scales)
+    }
+
+    fn run_token_group<T: Element>(
+        &self,
+        plan: &TokenGroupPlan,
+        x: &Tensor<T>,
+        codes: &mut Tensor<u8>,
+        scales: &mut Tensor<f32>,
+    ) -> Result<()> {
         match self {
             Device::Cpu => cpu::per_token_group_quant_fp8(
                 x.host("x")?,
-                x.shape(),
-                cfg,
+                plan.input(),
+                &plan.config(),
                 codes.host_mut("codes")?,
                 scales.host_mut("scales")?,
             ),
             Device::Cuda(g) => {
                 let here = self.location();
-                gpu::per_token_group_quant(
+                gpu::per_token_group_quant_planned(
                     g,
+                    plan,
                     x.cuda("x", here)?,
-                    x.shape(),
-                    cfg,
                     codes.cuda_mut("codes", here)?,
                     scales.cuda_mut("scales", here)?,
                 )
@@ -141,13 +138,10 @@ impl Device {
     /// `per_block_quant_fp8` into new tensors on this device: codes `[N, K]`
     /// and scales `[ceil(N / block_rows), ceil(K / block_cols)]`.
     pub fn per_block_quant_fp8<T: Element>(&self, w: &Tensor<T>, cfg: &BlockConfig) -> Result<Quantized> {
-        cfg.params()?;
-        let shape = w.shape();
-        let scale_shape =
-            MatrixShape::new(shape.rows().div_ceil(cfg.block_rows), shape.cols().div_ceil(cfg.block_cols))?;
-        let mut codes = self.zeros::<u8>(MatrixShape::new(shape.rows(), shape.cols())?)?;
-        let mut scales = self.zeros::<f32>(scale_shape)?;
-        self.per_block_quant_fp8_into(w, cfg, &mut codes, &mut scales)?;
+        let plan = BlockPlan::new(cfg, w.shape())?;
+        let mut codes = self.zeros::<u8>(plan.codes_shape())?;
+        let mut scales = self.zeros::<f32>(plan.scale_shape())?;
+        self.run_block(&plan, w, &mut codes, &mut scales)?;
         Ok(Quantized { codes, scales, scheme: Scheme::Block(*cfg) })
     }
 
@@ -159,21 +153,30 @@ impl Device {
         codes: &mut Tensor<u8>,
         scales: &mut Tensor<f32>,
     ) -> Result<()> {
+        self.run_block(&BlockPlan::new(cfg, w.shape())?, w, codes, scales)
+    }
+
+    fn run_block<T: Element>(
+        &self,
+        plan: &BlockPlan,
+        w: &Tensor<T>,
+        codes: &mut Tensor<u8>,
+        scales: &mut Tensor<f32>,
+    ) -> Result<()> {
         match self {
             Device::Cpu => cpu::per_block_quant_fp8(
                 w.host("w")?,
-                w.shape(),
-                cfg,
+                plan.input(),
+                &plan.config(),
                 codes.host_mut("codes")?,
                 scales.host_mut("scales")?,
             ),
             Device::Cuda(g) => {
                 let here = self.location();
-                gpu::per_block_quant(
+                gpu::per_block_quant_planned(
                     g,
+                    plan,
                     w.cuda("w", here)?,
-                    w.shape(),
-                    cfg,
                     codes.cuda_mut("codes", here)?,
                     scales.cuda_mut("scales", here)?,
                 )

@@ -32,9 +32,27 @@
 //!
 //! Every entry point checks its arguments and returns a [`QuantError`]; none
 //! panics on bad input.
+//!
+//! # Cargo features
+//!
+//! The kernels, the CPU path and [`Device`] are always built; they need only
+//! `cudarc` (driver loaded at run time), `half` and `thiserror`. The rest is
+//! behind features, all on by default so that `cargo run`/`cargo install`
+//! give the `fp8q` tool:
+//!
+//! | feature | adds | pulls in |
+//! | --- | --- | --- |
+//! | `checkpoint` | `checkpoint`: quantizing safetensors checkpoints | safetensors, serde, serde_json, memmap2, regex, tempfile |
+//! | `bench` | `bench`: the kernel benchmark (needs a GPU to run) | clap, serde, serde_json |
+//! | `cli` (default) | both, and the `fp8q` binary | clap, indicatif, anyhow |
+//!
+//! A library that only quantizes depends on
+//! `quant-host = { version = "0.1", default-features = false }`.
 #![deny(missing_docs)]
 
+#[cfg(feature = "bench")]
 pub mod bench;
+#[cfg(feature = "checkpoint")]
 pub mod checkpoint;
 pub mod config;
 pub mod cpu;
@@ -42,6 +60,7 @@ pub mod element;
 pub mod error;
 pub mod gemm;
 pub mod gpu;
+pub mod plan;
 pub mod shape;
 
 pub use config::{BlockConfig, GroupSize, TokenGroupConfig};
@@ -49,6 +68,7 @@ pub use element::{DType, Element};
 pub use error::{QuantError, Result};
 pub use gemm::{GemmConfig, GemmPrecision, GemmShape, GemmTensor, GemmTile, OutputType};
 pub use gpu::Gpu;
+pub use plan::{BlockPlan, TokenGroupPlan};
 pub use quant_kernels::{Fp8Format, ScaleLayout, ScaleMode};
 pub use shape::MatrixShape;
 pub mod device;
@@ -56,3 +76,9 @@ pub mod tensor;
 
 pub use device::Device;
 pub use tensor::{Location, Quantized, Scheme, Storage, Tensor};
+
+/// The README's code blocks, compiled and run as doc tests so that the
+/// example a new user copies first cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

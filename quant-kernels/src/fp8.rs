@@ -69,12 +69,21 @@ impl Fp8Format {
         }
     }
 
-    /// The format's name as users write it (`e4m3fn`, `e4m3fnuz`).
+    /// The format's name as users write it (`e4m3fn`, `e4m3fnuz`): the one
+    /// spelling, used in kernel names, messages, reports and `fp8q --format`.
     pub const fn name(self) -> &'static str {
         match self {
             Fp8Format::E4M3Fn => "e4m3fn",
             Fp8Format::E4M3Fnuz => "e4m3fnuz",
         }
+    }
+
+    /// The format named `name` (as [`Self::name`] writes it, ASCII case
+    /// ignored); `None` for any other string. Host only (it would be
+    /// emitted into the PTX, unused).
+    #[cfg(not(target_arch = "nvptx64"))]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(name))
     }
 
     /// Decodes a code to f32. Exact: every fp8 value is an f32.
@@ -155,6 +164,15 @@ const fn pow2_f32(e: i32) -> f32 {
     f32::from_bits(((e + 127) as u32) << 23)
 }
 
+/// Writes [`Fp8Format::name`]. Host only: the kernels format nothing, and
+/// an unused public impl would still be emitted into the PTX.
+#[cfg(not(target_arch = "nvptx64"))]
+impl core::fmt::Display for Fp8Format {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +192,15 @@ mod tests {
             assert_eq!(f.encode(f32::INFINITY), f.max_code());
             assert_eq!(f.encode(f32::NEG_INFINITY), f.max_code() | 0x80);
         }
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for f in Fp8Format::ALL {
+            assert_eq!(Fp8Format::from_name(f.name()), Some(f));
+        }
+        assert_eq!(Fp8Format::from_name("E4M3FNUZ"), Some(Fp8Format::E4M3Fnuz));
+        assert_eq!(Fp8Format::from_name("e4m3"), None);
     }
 
     #[test]

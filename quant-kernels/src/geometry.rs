@@ -66,12 +66,12 @@ pub const TOKEN_GROUP_BAND: u64 = 8;
 
 /// Whether `per_token_group_quant_fp8` numbers its groups in bands of
 /// [`TOKEN_GROUP_BAND`] rows: the wide kernel with a column-major scale
-/// layout (`layout` is `ScaleLayout as u32`, the kernel argument). The
+/// layout (`layout` is `ScaleLayout::as_u32`, the kernel argument). The
 /// 2-chunk kernel keeps row order: it serves small problems, and index math
 /// added to it has made its f16 variant spill (sm_80; sm_90 with a first
 /// version of the band numbering).
 pub const fn token_group_banded(chunks: u64, layout: u32) -> bool {
-    chunks == TOKEN_GROUP_WIDE_CHUNKS && layout != crate::ScaleLayout::RowMajor as u32
+    chunks == TOKEN_GROUP_WIDE_CHUNKS && layout != crate::ScaleLayout::RowMajor.as_u32()
 }
 
 /// Rows the grid of `per_token_group_quant_fp8` covers: `rows`, rounded up
@@ -85,8 +85,9 @@ pub const fn token_group_grid_rows(rows: u64, banded: bool) -> Option<u64> {
     }
 }
 
-/// Launch bounds, `(kernel-name prefix, threads per CTA, min CTAs per SM)`;
-/// the first matching prefix applies.
+/// Launch bounds of the GEMM kernels, `(kernel-name prefix, threads per CTA,
+/// min CTAs per SM)`; the first matching prefix applies. The quantizers'
+/// bounds come with their typed entries (`crate::abi::Kernel::launch_bounds`).
 ///
 /// rustc has no attribute for CUDA's `__launch_bounds__`, so `cargo xtask
 /// build-ptx` writes them into the PTX as `.maxntid` / `.minnctapersm`
@@ -94,13 +95,6 @@ pub const fn token_group_grid_rows(rows: u64, banded: bool) -> Option<u64> {
 /// on an SM to keep memory busy (the build fails if that makes a kernel
 /// spill): a memory-bound kernel needs many loads in flight per SM.
 pub const LAUNCH_BOUNDS: &[(&str, u32, u32)] = &[
-    ("block_quant_", BLOCK_QUANT_THREADS, BLOCK_QUANT_CTAS_PER_SM),
-    // f32 chunks take twice the registers: 5 CTAs (51 registers) would spill.
-    ("token_group_quant_f32_", BLOCK_THREADS, 4),
-    ("token_group_quant_", BLOCK_THREADS, 5),
-    // Four chunks per thread: about 56 (f32: 64) registers on sm_90.
-    ("token_group_wide_quant_f32_", TOKEN_GROUP_WIDE_BLOCK_THREADS, 6),
-    ("token_group_wide_quant_", TOKEN_GROUP_WIDE_BLOCK_THREADS, 8),
     // The `wgmma` GEMMs: 384 threads, 168 registers each at launch;
     // `setmaxnreg` then moves them to 40 in the producer warpgroup and 232
     // in the consumers (it needs the cap at entry that this bound gives).

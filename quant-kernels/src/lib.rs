@@ -24,6 +24,8 @@
 )]
 #![deny(missing_docs)]
 
+#[macro_use]
+pub mod abi;
 pub mod element;
 pub mod fp8;
 pub mod geometry;
@@ -32,7 +34,11 @@ pub mod scale;
 pub mod wgmma_contract;
 
 #[cfg(target_arch = "nvptx64")]
-mod gpu;
+mod instr;
+/// The GEMM kernels still name the instruction wrappers by their old module
+/// name; they switch to `instr` with the GEMM rewrite.
+#[cfg(target_arch = "nvptx64")]
+use instr as gpu;
 #[cfg(target_arch = "nvptx64")]
 pub mod kernels;
 

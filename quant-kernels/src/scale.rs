@@ -1,4 +1,4 @@
-//! The per-group scale of `../shared/spec.md` and the quantization of one value.
+//! The per-group scale of the spec (`docs/spec.md`) and the quantization of one value.
 
 /// How a group's scale is derived from its absolute maximum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -100,9 +100,15 @@ fn ensure_cargo_fuzz(root: &Path) -> Result<PathBuf> {
     if bin.is_file() {
         return Ok(bin);
     }
-    eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} into {}", install_root.display());
+    eprintln!(
+        "xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} into {} (once; a few minutes, quietly)",
+        install_root.display()
+    );
+    // `--quiet`: otherwise cargo ends with "be sure to add `.cache/cargo-fuzz/bin`
+    // to your PATH", which does not apply: xtask runs the binary by its path,
+    // and nothing needs it on the user's PATH. Errors are still printed.
     let status = Command::new("cargo")
-        .args(["install", "--locked", "--version", CARGO_FUZZ_VERSION, "--root"])
+        .args(["install", "--quiet", "--locked", "--version", CARGO_FUZZ_VERSION, "--root"])
         .arg(&install_root)
         .arg("cargo-fuzz")
         .status()

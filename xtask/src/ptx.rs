@@ -131,20 +131,32 @@ fn compile(root: &Path, target: &Target) -> Result<String> {
         bail!("kernel crate failed to compile for {}", target.cpu);
     }
     let ptx = std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
-    Ok(apply_launch_bounds(&ptx))
+    apply_launch_bounds(&ptx)
 }
 
-/// Writes `quant_kernels::geometry::LAUNCH_BOUNDS` into the PTX: after the
-/// parameter list of each matching `.entry`, before its body.
-fn apply_launch_bounds(ptx: &str) -> String {
+/// Writes the launch bounds into the PTX, after the parameter list of each
+/// `.entry`, before its body: a quantizer's from its typed entry
+/// (`quant_kernels::abi::quantizer_entries`), a GEMM's from the first
+/// matching prefix of `quant_kernels::geometry::LAUNCH_BOUNDS`. Fails when
+/// an entry the host can launch is missing from the module.
+fn apply_launch_bounds(ptx: &str) -> Result<String> {
+    let quantizers: std::collections::HashMap<_, _> = quant_kernels::abi::quantizer_entries().collect();
+    let mut seen = std::collections::HashSet::new();
     let mut out = String::with_capacity(ptx.len() + 4096);
     let mut pending: Option<(u32, u32)> = None;
     for line in ptx.lines() {
-        if let Some(name) = line.strip_prefix(".visible .entry ") {
-            pending = quant_kernels::geometry::LAUNCH_BOUNDS
-                .iter()
-                .find(|(prefix, _, _)| name.starts_with(prefix))
-                .map(|&(_, threads, ctas)| (threads, ctas));
+        if let Some(entry) = line.strip_prefix(".visible .entry ") {
+            let name = entry.split('(').next().unwrap_or(entry);
+            pending = match quantizers.get(name) {
+                Some(&bounds) => {
+                    seen.insert(name.to_owned());
+                    bounds
+                }
+                None => quant_kernels::geometry::LAUNCH_BOUNDS
+                    .iter()
+                    .find(|(prefix, _, _)| name.starts_with(prefix))
+                    .map(|&(_, threads, ctas)| (threads, ctas)),
+            };
         }
         if line == "{" {
             if let Some((threads, ctas)) = pending.take() {
@@ -154,7 +166,12 @@ fn apply_launch_bounds(ptx: &str) -> String {
         out.push_str(line);
         out.push('\n');
     }
-    out
+    let mut missing: Vec<_> = quantizers.keys().filter(|n| !seen.contains(**n)).collect();
+    if !missing.is_empty() {
+        missing.sort();
+        bail!("kernel entries listed in quant_kernels::abi but missing from the PTX: {missing:?}");
+    }
+    Ok(out)
 }
 
 /// Assembles one module with `ptxas -v` and returns its per-kernel report;

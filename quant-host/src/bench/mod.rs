@@ -27,6 +27,7 @@ pub use report::Record;
 use crate::config::{BlockConfig, TokenGroupConfig};
 use crate::error::{QuantError, Result};
 use crate::gpu::{self, driver_available, Gpu};
+use crate::plan::{BlockPlan, TokenGroupPlan};
 use crate::shape::MatrixShape;
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 use half::bf16;
@@ -226,30 +227,29 @@ fn token_group(
     copy_gbps: f64,
 ) -> Result<Record> {
     let stream = gpu.stream();
-    let shape = MatrixShape::new(m, k)?;
-    let groups = k.div_ceil(cfg.group_size.get());
-    let scale_len = cfg.layout.len(m as u64, groups as u64) as usize;
+    let plan = TokenGroupPlan::new(&cfg, MatrixShape::new(m, k)?)?;
+    let scale_len = plan.scale_shape().numel();
     let bytes = m * k * 2 + m * k + scale_len * 4;
     let sets = rotation(bytes);
     let inputs = input_sets(stream, input, m * k, sets)?;
     let mut q = (0..sets).map(|_| stream.alloc_zeros::<u8>(m * k)).collect::<Result<Vec<_>, _>>()?;
     let mut s = (0..sets).map(|_| stream.alloc_zeros::<f32>(scale_len)).collect::<Result<Vec<_>, _>>()?;
     let (graph_us, single_us) =
-        measure(stream, sets, |i| gpu::per_token_group_quant(gpu, &inputs[i], shape, &cfg, &mut q[i], &mut s[i]))?;
+        measure(stream, sets, |i| gpu::per_token_group_quant_planned(gpu, &plan, &inputs[i], &mut q[i], &mut s[i]))?;
     Ok(Record::new("per_token_group_quant_fp8", cfg.format, cfg.layout, m, k, graph_us, single_us, bytes, copy_gbps))
 }
 
 fn block(gpu: &Gpu, input: &CudaSlice<bf16>, n: usize, k: usize, cfg: BlockConfig, copy_gbps: f64) -> Result<Record> {
     let stream = gpu.stream();
-    let shape = MatrixShape::new(n, k)?;
-    let scale_len = n.div_ceil(cfg.block_rows) * k.div_ceil(cfg.block_cols);
+    let plan = BlockPlan::new(&cfg, MatrixShape::new(n, k)?)?;
+    let scale_len = plan.scale_shape().numel();
     let bytes = n * k * 2 + n * k + scale_len * 4;
     let sets = rotation(bytes);
     let inputs = input_sets(stream, input, n * k, sets)?;
     let mut q = (0..sets).map(|_| stream.alloc_zeros::<u8>(n * k)).collect::<Result<Vec<_>, _>>()?;
     let mut s = (0..sets).map(|_| stream.alloc_zeros::<f32>(scale_len)).collect::<Result<Vec<_>, _>>()?;
     let (graph_us, single_us) =
-        measure(stream, sets, |i| gpu::per_block_quant(gpu, &inputs[i], shape, &cfg, &mut q[i], &mut s[i]))?;
+        measure(stream, sets, |i| gpu::per_block_quant_planned(gpu, &plan, &inputs[i], &mut q[i], &mut s[i]))?;
     Ok(Record::new(
         "per_block_quant_fp8",
         cfg.format,

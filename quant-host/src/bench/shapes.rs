@@ -1,4 +1,4 @@
-//! The shapes of `../shared/shapes.md` that the benchmark covers.
+//! The shapes of `docs/shapes.md` that the benchmark covers.
 
 /// Every weight `(N, K)` of the DeepSeek-V3, V4-Flash and V4-Pro projections,
 /// each once.

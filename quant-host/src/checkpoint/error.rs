@@ -5,7 +5,7 @@
 use crate::error::QuantError;
 use std::path::PathBuf;
 
-/// What can stop [`quantize`](super::quantize) or [`verify`](super::verify).
+/// What can stop [`quantize`](fn@super::quantize) or [`verify`](fn@super::verify).
 ///
 /// Nothing here is a panic: corrupt input, a missing shard or an unsupported
 /// tensor is reported with the path and tensor name, and no output is left.

@@ -3,8 +3,8 @@
 //! (fp8 `weight` + f32 `weight_scale_inv`, 128x128 blocks), and verify the
 //! result against the original.
 //!
-//! The binary `fp8q` is a thin command-line layer over [`quantize`],
-//! [`verify`] and [`demo::run_demo`]; tests call these directly.
+//! The binary `fp8q` is a thin command-line layer over [`quantize`](fn@quantize),
+//! [`verify`](fn@verify) and [`demo::run_demo`]; tests call these directly.
 //!
 //! One concept per file: [`select`] (which names), [`plan`] (what happens to
 //! each tensor), [`reader`] / [`writer`] (safetensors in and out, streamed),

@@ -19,7 +19,7 @@ pub struct QuantizedTensor {
     pub dtype: String,
 }
 
-/// The outcome of [`quantize`](super::quantize).
+/// The outcome of [`quantize`](fn@super::quantize).
 #[derive(Clone, Debug, Default)]
 pub struct QuantizeReport {
     /// The device that ran the kernels.
@@ -185,7 +185,7 @@ impl TensorCheck {
     }
 }
 
-/// The outcome of [`verify`](super::verify).
+/// The outcome of [`verify`](fn@super::verify).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct VerifyReport {
     /// One entry per tensor, originals in file order, then unexpected extras.

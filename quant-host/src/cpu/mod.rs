@@ -1,4 +1,4 @@
-//! The CPU reference path: `../shared/spec.md` implemented literally.
+//! The CPU reference path: the spec (`docs/spec.md`) implemented literally.
 //!
 //! This is the oracle every GPU kernel is checked against, bit for bit.
 //! It uses the same scalar functions as the kernels (`quant_kernels::fp8`,

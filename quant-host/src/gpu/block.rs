@@ -1,45 +1,47 @@
 //! Host side of `per_block_quant_fp8` on the GPU.
 
-use super::{launch, Gpu};
-use crate::config::BlockConfig;
+use super::{kernel, launch, Gpu};
 use crate::element::Element;
-use crate::error::{QuantError, Result};
-use crate::shape::MatrixShape;
-use cudarc::driver::{CudaSlice, DevicePtr, PushKernelArg};
+use crate::error::Result;
+use crate::plan::BlockPlan;
+use cudarc::driver::{CudaSlice, DevicePtr};
+use quant_kernels::abi::BlockParams;
 
-/// Queues the block quantization of `w` on `gpu`'s stream.
+/// Queues the block quantization of `w` (of `shape`) on `gpu`'s stream,
+/// after checking `cfg` and every buffer.
+#[cfg(feature = "bench")] // bench/e2e.rs launches with a config
 pub(crate) fn per_block_quant<T: Element>(
     gpu: &Gpu,
     w: &CudaSlice<T>,
-    shape: MatrixShape,
-    cfg: &BlockConfig,
+    shape: crate::shape::MatrixShape,
+    cfg: &crate::config::BlockConfig,
     q: &mut CudaSlice<u8>,
     scales: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    let params = cfg.params()?;
+    per_block_quant_planned(gpu, &BlockPlan::new(cfg, shape)?, w, q, scales)
+}
+
+/// Queues the block quantization of `w` on `gpu`'s stream. The plan holds
+/// the validated config and sizes; the buffers are checked against it
+/// before anything is launched.
+pub(crate) fn per_block_quant_planned<T: Element>(
+    gpu: &Gpu,
+    plan: &BlockPlan,
+    w: &CudaSlice<T>,
+    q: &mut CudaSlice<u8>,
+    scales: &mut CudaSlice<f32>,
+) -> Result<()> {
     gpu.check_context("w", w.context())?;
     gpu.check_context("q", q.context())?;
     gpu.check_context("scales", scales.context())?;
-    let (rows, cols) = (shape.rows() as u64, shape.cols() as u64);
-    let (bn, bk) = (cfg.block_rows as u64, cfg.block_cols as u64);
-    let (block_rows, block_cols) = (rows.div_ceil(bn), cols.div_ceil(bk));
-    shape.check_buffer("w", w.len())?;
-    if q.len() as u64 != rows * cols {
-        return Err(QuantError::BufferLength { what: "q", expected: rows * cols, actual: q.len() as u64 });
-    }
-    if scales.len() as u64 != block_rows * block_cols {
-        return Err(QuantError::BufferLength {
-            what: "scales",
-            expected: block_rows * block_cols,
-            actual: scales.len() as u64,
-        });
-    }
-    if rows == 0 || cols == 0 {
+    plan.check_buffers(w.len(), q.len(), scales.len())?;
+    if plan.is_empty() {
         return Ok(());
     }
-    let name = format!("block_quant_{}_{}", T::DTYPE.name(), params.format().name());
-    let function = gpu.function(&name)?;
-    let row_stride = shape.row_stride() as u64;
+    let shape = plan.input();
+    let (rows, cols, row_stride) = (shape.rows() as u64, shape.cols() as u64, shape.row_stride() as u64);
+    let (bn, bk) = (plan.block().0 as u64, plan.block().1 as u64);
+    let grid = plan.scale_shape();
     let elem_bytes = std::mem::size_of::<T>() as u64;
     let (w_ptr, w_guard) = w.device_ptr(gpu.stream());
     drop(w_guard);
@@ -51,29 +53,23 @@ pub(crate) fn per_block_quant<T: Element>(
         gpu.shared_per_cta(launch::BLOCK_QUANT_CTAS_PER_SM) as u64,
     );
     let stage_bytes = quant_kernels::geometry::block_quant_stage_bytes(elem_bytes);
-    let config = launch::block(block_rows, block_cols, gpu.multiprocessor_count() as u64, stages, stage_bytes)?;
-    let stages = stages as u32;
-    let mode = params.mode() as u32;
-    let (eps, fp8_max) = (params.eps(), params.fp8_max());
-    let mut builder = gpu.stream().launch_builder(&function);
-    builder
-        .arg(w)
-        .arg(q)
-        .arg(scales)
-        .arg(&rows)
-        .arg(&cols)
-        .arg(&row_stride)
-        .arg(&bn)
-        .arg(&bk)
-        .arg(&eps)
-        .arg(&fp8_max)
-        .arg(&mode)
-        .arg(&stages);
-    // SAFETY: the argument list matches `block_quant_*` in
-    // quant_kernels::kernels::block, and the buffer lengths were checked
-    // above; `stages > 0` only for one-tile blocks 8-element aligned in
-    // 16-byte aligned rows, with the shared memory for them (within the
-    // opted-in limit).
-    unsafe { builder.launch(config) }?;
-    Ok(())
+    let config =
+        launch::block(grid.rows() as u64, grid.cols() as u64, gpu.multiprocessor_count() as u64, stages, stage_bytes)?;
+    let params = plan.params();
+    let p = BlockParams {
+        rows,
+        cols,
+        row_stride,
+        bn,
+        bk,
+        eps: params.eps(),
+        fp8_max: params.fp8_max(),
+        mode: params.mode().as_u32(),
+        // At most MAX_STAGES.
+        stages: stages as u32,
+    };
+    // `stages > 0` only for one-tile blocks 8-element aligned in 16-byte
+    // aligned rows, with the shared memory for them in `config` (within the
+    // opted-in limit): what the kernel's staged path needs.
+    kernel::block(gpu, params.format(), config, w, q, scales, p)
 }

@@ -1,9 +1,10 @@
 //! Element-wise fp8 encode/decode on the GPU, through the same conversion
 //! path the quantizers use (the hardware converter on sm_90 for E4M3FN).
 
-use super::{launch, Gpu};
+use super::{kernel, launch, Gpu};
 use crate::error::{QuantError, Result};
-use cudarc::driver::{CudaSlice, PushKernelArg};
+use cudarc::driver::CudaSlice;
+use quant_kernels::abi::CodecOp;
 use quant_kernels::Fp8Format;
 
 impl Gpu {
@@ -12,7 +13,7 @@ impl Gpu {
         self.check_context("x", x.context())?;
         self.check_context("codes", codes.context())?;
         same_len("codes", x.len(), codes.len())?;
-        self.elementwise(&format!("fp8_encode_{}", format.name()), x, codes, x.len())
+        self.elementwise(CodecOp::Encode, format, x, codes, x.len())
     }
 
     /// Decodes `codes` into `y` (same length), asynchronously.
@@ -20,10 +21,17 @@ impl Gpu {
         self.check_context("codes", codes.context())?;
         self.check_context("y", y.context())?;
         same_len("y", codes.len(), y.len())?;
-        self.elementwise(&format!("fp8_decode_{}", format.name()), codes, y, codes.len())
+        self.elementwise(CodecOp::Decode, format, codes, y, codes.len())
     }
 
-    fn elementwise<A, B>(&self, name: &str, src: &CudaSlice<A>, dst: &mut CudaSlice<B>, n: usize) -> Result<()>
+    fn elementwise<A, B>(
+        &self,
+        op: CodecOp,
+        format: Fp8Format,
+        src: &CudaSlice<A>,
+        dst: &mut CudaSlice<B>,
+        n: usize,
+    ) -> Result<()>
     where
         A: cudarc::driver::DeviceRepr,
         B: cudarc::driver::DeviceRepr,
@@ -31,15 +39,8 @@ impl Gpu {
         if n == 0 {
             return Ok(());
         }
-        let function = self.function(name)?;
         let config = launch::linear((n as u64).div_ceil(launch::ELEMS_PER_THREAD))?;
-        let n = n as u64;
-        let mut builder = self.stream().launch_builder(&function);
-        builder.arg(src).arg(dst).arg(&n);
-        // SAFETY: matches `fp8_encode_*`/`fp8_decode_*(src, dst, n)` in
-        // quant_kernels::kernels::encode; both buffers hold `n` elements.
-        unsafe { builder.launch(config) }?;
-        Ok(())
+        kernel::codec(self, op, format, config, src, dst, n as u64)
     }
 }
 

@@ -6,15 +6,20 @@
 mod block;
 mod codec;
 pub(crate) mod gemm;
+mod kernel;
 mod launch;
 mod ptx;
 mod token_group;
 
+#[cfg(feature = "bench")]
 pub(crate) use block::per_block_quant;
+pub(crate) use block::per_block_quant_planned;
 pub(crate) use gemm::mm_fp8_blockscale;
 pub use gemm::GpuGemmOut;
 pub use ptx::PtxArch;
+#[cfg(feature = "bench")]
 pub(crate) use token_group::per_token_group_quant;
+pub(crate) use token_group::per_token_group_quant_planned;
 
 use crate::error::{QuantError, Result};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
@@ -142,18 +147,29 @@ impl Gpu {
 
     /// Looks a kernel up by name, once per `Gpu`.
     pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
+        self.function_with(name, |_| Ok(()))
+    }
+
+    /// [`Self::function`], running `on_load` once, when the kernel is first
+    /// loaded (to set its attributes).
+    pub(crate) fn function_with(
+        &self,
+        name: &str,
+        on_load: impl FnOnce(&CudaFunction) -> Result<()>,
+    ) -> Result<CudaFunction> {
         let mut functions = self.inner.functions.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = functions.get(name) {
             return Ok(f.clone());
         }
         let f = self.inner.module.load_function(name)?;
-        if name.starts_with("block_quant_") {
-            // Its shared-memory stages are sized per launch, up to this.
-            use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES as MAX_SMEM;
-            f.set_attribute(MAX_SMEM, self.inner.max_shared_per_cta as i32)?;
-        }
+        on_load(&f)?;
         functions.insert(name.to_owned(), f.clone());
         Ok(f)
+    }
+
+    /// Most dynamic shared memory a CTA may opt in to, in bytes.
+    pub(crate) fn max_shared_per_cta(&self) -> u32 {
+        self.inner.max_shared_per_cta
     }
 
     /// Forces `per_token_group_quant_fp8` to run its 2- or 4-chunk kernel

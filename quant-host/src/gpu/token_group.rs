@@ -1,73 +1,67 @@
 //! Host side of `per_token_group_quant_fp8` on the GPU.
 
-use super::{launch, Gpu};
-use crate::config::TokenGroupConfig;
+use super::{kernel, launch, Gpu};
 use crate::element::Element;
-use crate::error::{QuantError, Result};
-use crate::shape::MatrixShape;
-use cudarc::driver::{CudaSlice, PushKernelArg};
+use crate::error::Result;
+use crate::plan::TokenGroupPlan;
+use cudarc::driver::CudaSlice;
+use quant_kernels::abi::TokenGroupParams;
 
 /// Chunks per thread forced on every launch (2 or 4; anything else: chosen
 /// by problem size). A hook for the tests, which run both kernels on the
 /// same cases: see [`super::Gpu::set_token_group_chunks`].
 pub(crate) static CHUNKS_OVERRIDE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// Queues the quantization of `x` on `gpu`'s stream. Arguments are checked
-/// before anything is launched.
+/// Queues the quantization of `x` (of `shape`) on `gpu`'s stream, after
+/// checking `cfg` and every buffer.
+#[cfg(feature = "bench")] // bench/e2e.rs launches with a config
 pub(crate) fn per_token_group_quant<T: Element>(
     gpu: &Gpu,
     x: &CudaSlice<T>,
-    shape: MatrixShape,
-    cfg: &TokenGroupConfig,
+    shape: crate::shape::MatrixShape,
+    cfg: &crate::config::TokenGroupConfig,
     q: &mut CudaSlice<u8>,
     scales: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    let params = cfg.params()?;
+    per_token_group_quant_planned(gpu, &TokenGroupPlan::new(cfg, shape)?, x, q, scales)
+}
+
+/// Queues the quantization of `x` on `gpu`'s stream. The plan holds the
+/// validated config and sizes; the buffers are checked against it before
+/// anything is launched.
+pub(crate) fn per_token_group_quant_planned<T: Element>(
+    gpu: &Gpu,
+    plan: &TokenGroupPlan,
+    x: &CudaSlice<T>,
+    q: &mut CudaSlice<u8>,
+    scales: &mut CudaSlice<f32>,
+) -> Result<()> {
     gpu.check_context("x", x.context())?;
     gpu.check_context("q", q.context())?;
     gpu.check_context("scales", scales.context())?;
-    let (rows, cols) = (shape.rows() as u64, shape.cols() as u64);
-    let gs = cfg.group_size.get() as u64;
-    let groups = cols.div_ceil(gs);
-    shape.check_buffer("x", x.len())?;
-    if q.len() as u64 != rows * cols {
-        return Err(QuantError::BufferLength { what: "q", expected: rows * cols, actual: q.len() as u64 });
-    }
-    // Checked: M near u64::MAX (valid with K == 0) overflows the TMA rounding.
-    let scale_len = cfg.layout.checked_len(rows, groups).ok_or(QuantError::TooLarge("scale buffer length"))?;
-    if scales.len() as u64 != scale_len {
-        return Err(QuantError::BufferLength { what: "scales", expected: scale_len, actual: scales.len() as u64 });
-    }
-    if rows == 0 || cols == 0 {
+    plan.check_buffers(x.len(), q.len(), scales.len())?;
+    if plan.is_empty() {
         return Ok(());
     }
+    let shape = plan.input();
+    let (rows, cols, gs, groups) =
+        (shape.rows() as u64, shape.cols() as u64, plan.group_size().get() as u64, plan.groups() as u64);
     let resident = gpu.multiprocessor_count() as u64 * 1024;
     let chunks = match CHUNKS_OVERRIDE.load(std::sync::atomic::Ordering::Relaxed) {
         c @ (2 | 4) => c as u64,
         _ => launch::token_group_chunks(rows.saturating_mul(groups), gs, resident),
     };
-    let wide = if chunks == quant_kernels::geometry::TOKEN_GROUP_CHUNKS { "" } else { "wide_" };
-    let name = format!("token_group_{wide}quant_{}_{}_g{}", T::DTYPE.name(), params.format().name(), gs);
-    let function = gpu.function(&name)?;
-    let (mode, layout) = (params.mode() as u32, cfg.layout as u32);
-    let config = launch::token_group(rows, groups, gs, chunks, layout)?;
-    let row_stride = shape.row_stride() as u64;
-    let (eps, fp8_max) = (params.eps(), params.fp8_max());
-    let mut builder = gpu.stream().launch_builder(&function);
-    builder
-        .arg(x)
-        .arg(q)
-        .arg(scales)
-        .arg(&rows)
-        .arg(&cols)
-        .arg(&row_stride)
-        .arg(&eps)
-        .arg(&fp8_max)
-        .arg(&mode)
-        .arg(&layout);
-    // SAFETY: the argument list matches the kernel signature in
-    // quant_kernels::kernels::token_group, and the buffer lengths were checked
-    // above against what the kernel indexes.
-    unsafe { builder.launch(config) }?;
-    Ok(())
+    let wide = chunks == quant_kernels::geometry::TOKEN_GROUP_WIDE_CHUNKS;
+    let params = plan.params();
+    let p = TokenGroupParams {
+        rows,
+        cols,
+        row_stride: shape.row_stride() as u64,
+        eps: params.eps(),
+        fp8_max: params.fp8_max(),
+        mode: params.mode().as_u32(),
+        layout: plan.layout().as_u32(),
+    };
+    let config = launch::token_group(rows, groups, gs, chunks, p.layout)?;
+    kernel::token_group(gpu, params.format(), gs, wide, config, x, q, scales, p)
 }

@@ -31,13 +31,16 @@
 //! Tails: rows and columns past the block's end (N and K tails) read as
 //! zeros, which leaves the amax unchanged, and are not stored.
 
-use super::chunk::{cp_async_commit, cp_async_wait, store_chunk, Load8, ELEMS_PER_THREAD};
-use super::gemm::smem_addr;
-use super::{decode_mode, Bf16, GroupQuantizer, F16};
+use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
+use super::{Bf16, GroupQuantizer, F16, F32};
+use crate::abi::BlockParams;
 use crate::geometry::{block_quant_stage_bytes, BLOCK_QUANT_SMEM_HEADER, BLOCK_QUANT_THREADS, BLOCK_QUANT_TILE};
-use crate::gpu::{block_index_and_grid, dynamic_shared, shfl_xor, sync_threads, thread_index};
+use crate::instr::{
+    block_index_and_grid, cp_async_commit, cp_async_wait, dynamic_shared, shared_addr, shfl_xor, sync_threads,
+    thread_index,
+};
 use crate::scale::{group_scale, nan_max};
-use crate::Fp8Format;
+use crate::{Fp8Format, ScaleMode};
 
 /// Edge of the square tile a CTA covers per step.
 const TILE: u64 = BLOCK_QUANT_TILE;
@@ -216,7 +219,7 @@ impl Block {
 /// The per-thread work of the kernel, top to bottom.
 ///
 /// # Safety
-/// The host has checked: `w` holds `rows` rows of `row_stride >= cols`
+/// The host has checked (see [`BlockParams`]): `w` holds `rows` rows of `row_stride >= cols`
 /// elements, `q` holds `rows * cols` bytes, `scales` holds one f32 per block,
 /// the grid is 1-D with 512 threads per CTA. Dynamic shared memory:
 /// `BLOCK_QUANT_SMEM_HEADER` bytes, plus `stages` stages of
@@ -224,27 +227,13 @@ impl Block {
 /// host allows only for one-tile blocks whose width is a multiple of 8 and
 /// 16-byte aligned rows (`w` and `row_stride * size_of::<T>()`), so every
 /// chunk starts 16-byte aligned; at most `MAX_STAGES`.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn quantize_block<T: Load8>(
-    format: Fp8Format,
-    w: *const T,
-    q: *mut u8,
-    scales: *mut f32,
-    rows: u64,
-    cols: u64,
-    row_stride: u64,
-    bn: u64,
-    bk: u64,
-    eps: f32,
-    fp8_max: f32,
-    mode: u32,
-    stages: u32,
-) {
+unsafe fn quantize_block<T: Load8>(format: Fp8Format, w: *const T, q: *mut u8, scales: *mut f32, p: BlockParams) {
+    let BlockParams { rows, cols, row_stride, bn, bk, eps, fp8_max, mode, stages } = p;
     let (first, grid) = block_index_and_grid();
     let (first, grid) = (first as u64, grid as u64);
     let blocks = rows.div_ceil(bn) * cols.div_ceil(bk);
-    let mode = decode_mode(mode);
+    let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
     if first >= blocks {
         return;
     }
@@ -254,7 +243,7 @@ unsafe fn quantize_block<T: Load8>(
         // One tile per block, copied asynchronously into a ring of `stages`
         // shared-memory stages `stages - 1` blocks ahead (each thread copies
         // and later reads only its own chunks: no barrier needed for them).
-        let base = smem_addr(dynamic_shared::<u8>()) + BLOCK_QUANT_SMEM_HEADER as u32;
+        let base = shared_addr(dynamic_shared::<u8>()) + BLOCK_QUANT_SMEM_HEADER as u32;
         let stage_bytes = block_quant_stage_bytes(core::mem::size_of::<T>() as u64) as u32;
         let mut ahead = first;
         let mut s = 0;
@@ -331,39 +320,17 @@ unsafe fn quantize_block<T: Load8>(
 }
 
 macro_rules! entry {
-    ($($name:ident: $t:ty, $format:ident;)*) => {$(
+    ($($name:ident: $t:ident, $format:ident;)*) => {$(
         /// Kernel entry point; see the module documentation.
         ///
         /// # Safety
-        /// Launched by `quant-host` with checked arguments.
+        /// Launched by `quant-host` with checked parameters.
         #[no_mangle]
-        #[allow(clippy::too_many_arguments)]
-        pub unsafe extern "ptx-kernel" fn $name(
-            w: *const $t,
-            q: *mut u8,
-            scales: *mut f32,
-            rows: u64,
-            cols: u64,
-            row_stride: u64,
-            bn: u64,
-            bk: u64,
-            eps: f32,
-            fp8_max: f32,
-            mode: u32,
-            stages: u32,
-        ) {
-            quantize_block::<$t>(
-                Fp8Format::$format, w, q, scales, rows, cols, row_stride, bn, bk, eps, fp8_max, mode, stages,
-            )
+        pub unsafe extern "ptx-kernel" fn $name(w: *const $t, q: *mut u8, scales: *mut f32, p: BlockParams) {
+            quantize_block::<$t>(Fp8Format::$format, w, q, scales, p)
         }
     )*};
 }
 
-entry! {
-    block_quant_bf16_e4m3fn: Bf16, E4M3Fn;
-    block_quant_bf16_e4m3fnuz: Bf16, E4M3Fnuz;
-    block_quant_f16_e4m3fn: F16, E4M3Fn;
-    block_quant_f16_e4m3fnuz: F16, E4M3Fnuz;
-    block_quant_f32_e4m3fn: f32, E4M3Fn;
-    block_quant_f32_e4m3fnuz: f32, E4M3Fnuz;
-}
+// The entry points of `crate::abi`'s list, which also names them for the host.
+block_kernels!(entry);

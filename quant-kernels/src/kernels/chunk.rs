@@ -11,6 +11,7 @@
 //! f32 and lets the block kernel hold 64 values per thread cheaply.
 
 use super::{Bf16, Input, F16};
+use crate::instr::{cp_async16, ld_global16, ld_shared16, max_u16x2, opaque_u32, st_shared16};
 
 /// Elements in one chunk.
 pub const ELEMS_PER_THREAD: u64 = crate::geometry::ELEMS_PER_CHUNK;
@@ -64,11 +65,7 @@ pub trait Load8: Input {
         if valid == ELEMS_PER_THREAD {
             let mut p = 0;
             while p < Self::PIECES {
-                core::arch::asm!(
-                    "cp.async.cg.shared.global [{d}], [{s}], 16;",
-                    d = in(reg32) dst + p * stride, s = in(reg64) (src as *const u8).add(16 * p as usize),
-                    options(nostack),
-                );
+                cp_async16(dst + p * stride, (src as *const u8).add(16 * p as usize));
                 p += 1;
             }
         } else {
@@ -90,61 +87,16 @@ pub trait Load8: Input {
     unsafe fn read_staged(src: u32, stride: u32) -> Self::Raw;
 }
 
-/// Writes 16 bytes of shared memory at `addr` (16-byte aligned).
-#[inline(always)]
-unsafe fn st_shared16(addr: u32, w: [u32; 4]) {
-    core::arch::asm!(
-        "st.shared.v4.u32 [{p}], {{{a}, {b}, {c}, {d}}};",
-        p = in(reg32) addr, a = in(reg32) w[0], b = in(reg32) w[1], c = in(reg32) w[2], d = in(reg32) w[3],
-        options(nostack),
-    );
-}
-
-/// Reads 16 bytes of shared memory at `addr` (16-byte aligned).
-#[inline(always)]
-unsafe fn ld_shared16(addr: u32) -> [u32; 4] {
-    let (a, b, c, d);
-    core::arch::asm!(
-        "ld.shared.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];",
-        a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg32) addr,
-        options(nostack, readonly),
-    );
-    [a, b, c, d]
-}
-
 /// `valid` (at most 8) as a count the compiler cannot see through, for the
 /// element-wise slow paths: their eight `i < valid` tests then stay inside
 /// them. Computed from `valid` itself, LLVM hoisted those tests above the
 /// fast-path branch, they stayed live across the whole kernel, and ptxas
 /// kept them as bits of a register: about 45 instructions per chunk even
 /// when every chunk is whole (an ncu profile of the token-group kernel).
-/// [`crate::gpu::opaque_u32`] keeps it from being speculated out of the branch.
+/// [`opaque_u32`] keeps it from being speculated out of the branch.
 #[inline(always)]
 fn slow_count(valid: u64) -> u32 {
-    crate::gpu::opaque_u32(valid.min(8) as u32)
-}
-
-/// Reads 16 bytes of global memory at `src` (16-byte aligned) through the
-/// read-only path, asking L2 to fetch the whole 256-byte segment around it
-/// (`.L2::256B`). A token-group warp's load instruction touches 64 bytes of
-/// each of 8 groups 256 bytes apart, and its next three loads the rest of
-/// them: with the hint the first miss brings in the whole segment, so DRAM
-/// sees 256-byte requests instead of four 64-byte ones. Measured on an H200
-/// (M = 16384, K = 7168, bf16, same run, `xtask/probe/token_group_ab.py`):
-/// e4m3fn 95.1 -> 92.0 us, e4m3fnuz 113.9 -> 106.0 us; ncu: DRAM 71% -> 77%
-/// of its peak.
-///
-/// Only for inputs the kernel does not write (`.nc`); the pointer is a
-/// generic address of device memory, which on CUDA is its global address.
-#[inline(always)]
-unsafe fn ld_global16(src: *const u8) -> [u32; 4] {
-    let (a, b, c, d);
-    core::arch::asm!(
-        "ld.global.nc.L2::256B.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];",
-        a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg64) src,
-        options(pure, readonly, nostack),
-    );
-    [a, b, c, d]
+    opaque_u32(valid.min(8) as u32)
 }
 
 /// Loads eight 16-bit elements into four words (element `2i` in the low half
@@ -178,25 +130,6 @@ fn fold_abs_max_halves(acc: u32, w: &[u32; 4]) -> u32 {
         i += 1;
     }
     m
-}
-
-/// Per half-word unsigned maximum.
-#[cfg(target_feature = "sm_90")]
-#[inline(always)]
-fn max_u16x2(a: u32, b: u32) -> u32 {
-    let m: u32;
-    // SAFETY: register arithmetic; `max.u16x2` exists from sm_90 (PTX 8.0).
-    unsafe {
-        core::arch::asm!("max.u16x2 {m}, {a}, {b};", m = out(reg32) m, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack))
-    };
-    m
-}
-
-/// Per half-word unsigned maximum.
-#[cfg(not(target_feature = "sm_90"))]
-#[inline(always)]
-fn max_u16x2(a: u32, b: u32) -> u32 {
-    (a & 0xFFFF).max(b & 0xFFFF) | (a >> 16).max(b >> 16) << 16
 }
 
 /// The larger half of a packed accumulator: the bits of the largest `|x|`.
@@ -333,23 +266,4 @@ pub unsafe fn store_chunk(dst: *mut u8, codes: u64, valid: u64) {
 #[inline(always)]
 pub unsafe fn store_whole(dst: *mut u8, codes: u64) {
     (dst as *mut u64).write(codes);
-}
-
-/// Closes the thread's current group of `cp.async` copies.
-#[inline(always)]
-pub unsafe fn cp_async_commit() {
-    core::arch::asm!("cp.async.commit_group;", options(nostack));
-}
-
-/// Waits until at most `pending` of the thread's copy groups are in flight
-/// (`pending` at most 3: callers run at most
-/// [`crate::geometry::MAX_STAGES`] stages).
-#[inline(always)]
-pub unsafe fn cp_async_wait(pending: u32) {
-    match pending {
-        0 => core::arch::asm!("cp.async.wait_group 0;", options(nostack)),
-        1 => core::arch::asm!("cp.async.wait_group 1;", options(nostack)),
-        2 => core::arch::asm!("cp.async.wait_group 2;", options(nostack)),
-        _ => core::arch::asm!("cp.async.wait_group 3;", options(nostack)),
-    }
 }

@@ -5,7 +5,8 @@
 //! software encoder over every f32 bit pattern. One thread per 8 elements.
 
 use super::encode8;
-use crate::gpu::global_thread_index;
+use crate::abi::CodecParams;
+use crate::instr::global_thread_index;
 use crate::Fp8Format;
 
 #[inline(always)]
@@ -42,27 +43,26 @@ unsafe fn decode_chunk(format: Fp8Format, q: *const u8, y: *mut f32, n: u64) {
 
 macro_rules! entry {
     ($($encode:ident, $decode:ident: $format:ident;)*) => {$(
-        /// Encodes `n` f32 values, one thread per 8.
+        /// Encodes `p.n` f32 values at `x` into codes at `q`, one thread
+        /// per 8.
         ///
         /// # Safety
-        /// `x` and `q` hold `n` elements.
+        /// Both buffers hold `p.n` elements.
         #[no_mangle]
-        pub unsafe extern "ptx-kernel" fn $encode(x: *const f32, q: *mut u8, n: u64) {
-            encode_chunk(Fp8Format::$format, x, q, n)
+        pub unsafe extern "ptx-kernel" fn $encode(x: *const f32, q: *mut u8, p: CodecParams) {
+            encode_chunk(Fp8Format::$format, x, q, p.n)
         }
 
-        /// Decodes `n` codes, one thread per 8.
+        /// Decodes `p.n` codes at `q` into f32 at `y`, one thread per 8.
         ///
         /// # Safety
-        /// `q` and `y` hold `n` elements.
+        /// Both buffers hold `p.n` elements.
         #[no_mangle]
-        pub unsafe extern "ptx-kernel" fn $decode(q: *const u8, y: *mut f32, n: u64) {
-            decode_chunk(Fp8Format::$format, q, y, n)
+        pub unsafe extern "ptx-kernel" fn $decode(q: *const u8, y: *mut f32, p: CodecParams) {
+            decode_chunk(Fp8Format::$format, q, y, p.n)
         }
     )*};
 }
 
-entry! {
-    fp8_encode_e4m3fn, fp8_decode_e4m3fn: E4M3Fn;
-    fp8_encode_e4m3fnuz, fp8_decode_e4m3fnuz: E4M3Fnuz;
-}
+// The entry points of `crate::abi`'s list, which also names them for the host.
+codec_kernels!(entry);

@@ -1,7 +1,8 @@
 //! GPU entry points. Each operation lives in its own file; the entry points are
 //! monomorphised by macros over the input type, fp8 format and group size so
 //! that every hot loop is specialised, and named
-//! `<op>_<dtype>_<format>_g<group>` for the host to look up.
+//! `<op>_<dtype>_<format>_g<group>`. The lists of entry points live in
+//! `crate::abi`, which also gives the host their names and parameter blocks.
 
 /// Repeats `$body` for `$i` in `0..8` as straight-line code, so arrays
 /// indexed by `$i` stay in registers (a loop that LLVM declines to unroll
@@ -85,9 +86,9 @@ pub mod token_group;
 pub mod wgmma_ops;
 
 use crate::element::{bf16_to_f32, f16_to_f32};
-use crate::gpu::{clamp, fma};
+use crate::instr::{clamp, fma};
 use crate::scale::Divider;
-use crate::{Fp8Format, ScaleMode};
+use crate::Fp8Format;
 
 /// An input element as the kernels read it from global memory.
 pub trait Input: Copy {
@@ -104,6 +105,9 @@ pub struct Bf16(pub u16);
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub struct F16(pub u16);
+
+/// f32, under the name the kernel lists of `crate::abi` use.
+pub type F32 = f32;
 
 impl Input for Bf16 {
     #[inline(always)]
@@ -182,7 +186,7 @@ pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> u64 {
     {
         match format {
             Fp8Format::E4M3Fn => {
-                use crate::gpu::{e4m3fn_x2, pack_u16x2, pack_u32x2};
+                use crate::instr::{e4m3fn_x2, pack_u16x2, pack_u32x2};
                 let word = |i: usize| pack_u16x2(e4m3fn_x2(v[i], v[i + 1]), e4m3fn_x2(v[i + 2], v[i + 3]));
                 out = pack_u32x2(word(0), word(4));
             }
@@ -213,7 +217,7 @@ pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> u64 {
 #[cfg(target_feature = "sm_90")]
 #[inline(always)]
 fn e4m3fnuz_x8(v: &[f32; 8]) -> u64 {
-    crate::gpu::pack_u32x2(e4m3fnuz_x4(v[0], v[1], v[2], v[3]), e4m3fnuz_x4(v[4], v[5], v[6], v[7]))
+    crate::instr::pack_u32x2(e4m3fnuz_x4(v[0], v[1], v[2], v[3]), e4m3fnuz_x4(v[4], v[5], v[6], v[7]))
 }
 
 /// Four codes of [`e4m3fnuz_x8`], byte `i` for the `i`-th argument.
@@ -224,7 +228,7 @@ fn e4m3fnuz_x4(a: f32, b: f32, c: f32, d: f32) -> u32 {
     const HIGH: u32 = 0x8080_8080;
     const ONES: u32 = 0x0101_0101;
     let codes =
-        crate::gpu::pack_u16x2(crate::gpu::e4m3fn_x2(a * 2.0, b * 2.0), crate::gpu::e4m3fn_x2(c * 2.0, d * 2.0));
+        crate::instr::pack_u16x2(crate::instr::e4m3fn_x2(a * 2.0, b * 2.0), crate::instr::e4m3fn_x2(c * 2.0, d * 2.0));
     // False for NaN: a NaN's byte is handled below.
     let above = |x: f32, bit: u32| if crate::scale::abs(x) > 232.0 { bit } else { 0 };
     let top = above(a, 1) | above(b, 1 << 8) | above(c, 1 << 16) | above(d, 1 << 24);
@@ -236,14 +240,4 @@ fn e4m3fnuz_x4(a: f32, b: f32, c: f32, d: f32) -> u32 {
     let codes = (codes & (LOW7 | nonzero)) | top;
     // NaN bytes: clear, then set 0x80.
     (codes & !((nan >> 7) * 0xFF)) | nan
-}
-
-/// The scale mode from its kernel-argument encoding (`ScaleMode as u32`).
-#[inline(always)]
-pub(crate) fn decode_mode(mode: u32) -> ScaleMode {
-    if mode == ScaleMode::Ue8m0 as u32 {
-        ScaleMode::Ue8m0
-    } else {
-        ScaleMode::Float
-    }
 }

@@ -28,11 +28,12 @@
 //! elements, or an odd base pointer) fall back to scalar loads and stores.
 
 use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
-use super::{decode_mode, Bf16, GroupQuantizer, F16};
+use super::{Bf16, GroupQuantizer, F16, F32};
+use crate::abi::TokenGroupParams;
 use crate::geometry::{token_group_banded, token_group_threads, TOKEN_GROUP_BAND};
-use crate::gpu::{global_thread_index, opaque_u64, shfl_xor};
+use crate::instr::{global_thread_index, opaque_u64, shfl_xor};
 use crate::scale::{group_scale, nan_max};
-use crate::{Fp8Format, ScaleLayout};
+use crate::{Fp8Format, ScaleLayout, ScaleMode};
 
 /// `(a / b, a % b)`, in 32-bit arithmetic when both fit (64-bit division is
 /// a long software sequence on the GPU).
@@ -46,37 +47,23 @@ fn divmod(a: u64, b: u64) -> (u64, u64) {
     }
 }
 
-#[inline(always)]
-fn decode_layout(layout: u32) -> ScaleLayout {
-    match layout {
-        1 => ScaleLayout::ColMajor,
-        2 => ScaleLayout::ColMajorTmaAligned,
-        _ => ScaleLayout::RowMajor,
-    }
-}
-
 /// The per-thread work of the kernel, top to bottom, with `C` (2 or 4)
 /// chunks per thread.
 ///
 /// # Safety
-/// The host has checked: `x` holds `rows` rows of `row_stride >= cols`
-/// elements, `q` holds `rows * cols` bytes, `scales` holds `layout.len(rows,
-/// groups)` f32, and the grid has at least one thread per element chunk.
-#[allow(clippy::too_many_arguments)]
+/// The host has checked (see [`TokenGroupParams`]): `x` holds `rows` rows of
+/// `row_stride >= cols` elements of `T`, `q` holds `rows * cols` bytes,
+/// `scales` holds `layout.len(rows, groups)` f32, and the grid has at least
+/// one thread per element chunk.
 #[inline(always)]
 unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
     format: Fp8Format,
     x: *const T,
     q: *mut u8,
     scales: *mut f32,
-    rows: u64,
-    cols: u64,
-    row_stride: u64,
-    eps: f32,
-    fp8_max: f32,
-    mode: u32,
-    layout: u32,
+    p: TokenGroupParams,
 ) {
+    let TokenGroupParams { rows, cols, row_stride, eps, fp8_max, mode, layout } = p;
     const { assert!(C == 2 || C == 4) };
     let threads_per_group = token_group_threads(GS, C as u64);
     let groups = cols.div_ceil(GS);
@@ -139,7 +126,7 @@ unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
     }
 
     // 3. Scale, then codes; 4. store them (8-byte stores when possible).
-    let scale = group_scale(amax, eps, fp8_max, decode_mode(mode));
+    let scale = group_scale(amax, eps, fp8_max, ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float));
     let quantizer = GroupQuantizer::new(format, scale, fp8_max);
     unroll4!(c => {
         if c < C {
@@ -152,7 +139,7 @@ unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
         }
     });
     if active && lane == 0 {
-        let layout = decode_layout(layout);
+        let layout = ScaleLayout::from_u32(layout).unwrap_or(ScaleLayout::RowMajor);
         scales.add(layout.index(row, g, rows, groups) as usize).write(scale);
         if row + 1 == rows {
             // The last row also zeroes the TMA padding rows of its column.
@@ -166,76 +153,28 @@ unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
 }
 
 macro_rules! entry {
-    ($($name:ident, $wide:ident: $t:ty, $format:ident, $gs:literal;)*) => {$(
+    ($($name:ident, $wide:ident: $t:ident, $format:ident, $gs:literal;)*) => {$(
         /// Kernel entry point, two chunks per thread; see the module
         /// documentation.
         ///
         /// # Safety
-        /// Launched by `quant-host` with checked arguments.
+        /// Launched by `quant-host` with checked parameters.
         #[no_mangle]
-        #[allow(clippy::too_many_arguments)]
-        pub unsafe extern "ptx-kernel" fn $name(
-            x: *const $t,
-            q: *mut u8,
-            scales: *mut f32,
-            rows: u64,
-            cols: u64,
-            row_stride: u64,
-            eps: f32,
-            fp8_max: f32,
-            mode: u32,
-            layout: u32,
-        ) {
-            quantize_groups::<$t, $gs, 2>(
-                Fp8Format::$format, x, q, scales, rows, cols, row_stride, eps, fp8_max, mode,
-                layout,
-            )
+        pub unsafe extern "ptx-kernel" fn $name(x: *const $t, q: *mut u8, scales: *mut f32, p: TokenGroupParams) {
+            quantize_groups::<$t, $gs, 2>(Fp8Format::$format, x, q, scales, p)
         }
 
         /// Kernel entry point, four chunks per thread (large problems); see
         /// the module documentation.
         ///
         /// # Safety
-        /// Launched by `quant-host` with checked arguments.
+        /// Launched by `quant-host` with checked parameters.
         #[no_mangle]
-        #[allow(clippy::too_many_arguments)]
-        pub unsafe extern "ptx-kernel" fn $wide(
-            x: *const $t,
-            q: *mut u8,
-            scales: *mut f32,
-            rows: u64,
-            cols: u64,
-            row_stride: u64,
-            eps: f32,
-            fp8_max: f32,
-            mode: u32,
-            layout: u32,
-        ) {
-            quantize_groups::<$t, $gs, 4>(
-                Fp8Format::$format, x, q, scales, rows, cols, row_stride, eps, fp8_max, mode,
-                layout,
-            )
+        pub unsafe extern "ptx-kernel" fn $wide(x: *const $t, q: *mut u8, scales: *mut f32, p: TokenGroupParams) {
+            quantize_groups::<$t, $gs, 4>(Fp8Format::$format, x, q, scales, p)
         }
     )*};
 }
 
-entry! {
-    token_group_quant_bf16_e4m3fn_g32, token_group_wide_quant_bf16_e4m3fn_g32: Bf16, E4M3Fn, 32;
-    token_group_quant_bf16_e4m3fn_g64, token_group_wide_quant_bf16_e4m3fn_g64: Bf16, E4M3Fn, 64;
-    token_group_quant_bf16_e4m3fn_g128, token_group_wide_quant_bf16_e4m3fn_g128: Bf16, E4M3Fn, 128;
-    token_group_quant_bf16_e4m3fnuz_g32, token_group_wide_quant_bf16_e4m3fnuz_g32: Bf16, E4M3Fnuz, 32;
-    token_group_quant_bf16_e4m3fnuz_g64, token_group_wide_quant_bf16_e4m3fnuz_g64: Bf16, E4M3Fnuz, 64;
-    token_group_quant_bf16_e4m3fnuz_g128, token_group_wide_quant_bf16_e4m3fnuz_g128: Bf16, E4M3Fnuz, 128;
-    token_group_quant_f16_e4m3fn_g32, token_group_wide_quant_f16_e4m3fn_g32: F16, E4M3Fn, 32;
-    token_group_quant_f16_e4m3fn_g64, token_group_wide_quant_f16_e4m3fn_g64: F16, E4M3Fn, 64;
-    token_group_quant_f16_e4m3fn_g128, token_group_wide_quant_f16_e4m3fn_g128: F16, E4M3Fn, 128;
-    token_group_quant_f16_e4m3fnuz_g32, token_group_wide_quant_f16_e4m3fnuz_g32: F16, E4M3Fnuz, 32;
-    token_group_quant_f16_e4m3fnuz_g64, token_group_wide_quant_f16_e4m3fnuz_g64: F16, E4M3Fnuz, 64;
-    token_group_quant_f16_e4m3fnuz_g128, token_group_wide_quant_f16_e4m3fnuz_g128: F16, E4M3Fnuz, 128;
-    token_group_quant_f32_e4m3fn_g32, token_group_wide_quant_f32_e4m3fn_g32: f32, E4M3Fn, 32;
-    token_group_quant_f32_e4m3fn_g64, token_group_wide_quant_f32_e4m3fn_g64: f32, E4M3Fn, 64;
-    token_group_quant_f32_e4m3fn_g128, token_group_wide_quant_f32_e4m3fn_g128: f32, E4M3Fn, 128;
-    token_group_quant_f32_e4m3fnuz_g32, token_group_wide_quant_f32_e4m3fnuz_g32: f32, E4M3Fnuz, 32;
-    token_group_quant_f32_e4m3fnuz_g64, token_group_wide_quant_f32_e4m3fnuz_g64: f32, E4M3Fnuz, 64;
-    token_group_quant_f32_e4m3fnuz_g128, token_group_wide_quant_f32_e4m3fnuz_g128: f32, E4M3Fnuz, 128;
-}
+// The entry points of `crate::abi`'s list, which also names them for the host.
+token_group_kernels!(entry);

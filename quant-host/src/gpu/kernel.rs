@@ -1,0 +1,109 @@
+//! The quantizer launches: one typed function per kernel family, and the
+//! only `unsafe` launch code of the quantizers.
+//!
+//! Safety rests on `quant_kernels::abi`: the kernel's name and its entry
+//! point are generated from one list, each family's signature is its
+//! buffers followed by its `#[repr(C)]` parameter block, and the element
+//! type of the input buffer picks the kernel (`T::DTYPE`), so a launch
+//! cannot pair a buffer with a kernel of another type.
+
+use super::Gpu;
+use crate::element::Element;
+use crate::error::Result;
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
+use quant_kernels::abi::{
+    BlockKernel, BlockParams, CodecKernel, CodecOp, CodecParams, Kernel, KernelParams, TokenGroupKernel,
+    TokenGroupParams,
+};
+use quant_kernels::Fp8Format;
+
+/// A parameter block as a kernel argument (cudarc copies its bytes).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct ByValue<P>(P);
+
+// SAFETY: `KernelParams` types are `#[repr(C)]` plain data (no pointers),
+// the layout the kernel reads its by-value parameter with.
+unsafe impl<P: KernelParams> DeviceRepr for ByValue<P> {}
+
+/// Queues a token-group kernel: `wide` picks the 4-chunk variant. The
+/// caller has checked every buffer against `params` (see `TokenGroupPlan`)
+/// and sized `config` for the variant.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn token_group<T: Element>(
+    gpu: &Gpu,
+    format: Fp8Format,
+    group_size: u64,
+    wide: bool,
+    config: LaunchConfig,
+    x: &CudaSlice<T>,
+    q: &mut CudaSlice<u8>,
+    scales: &mut CudaSlice<f32>,
+    params: TokenGroupParams,
+) -> Result<()> {
+    let kernel = TokenGroupKernel::new(T::DTYPE, format, group_size, wide)
+        .ok_or(crate::QuantError::UnsupportedGroupSize(group_size as usize))?;
+    let function = gpu.function(kernel.name())?;
+    let params = ByValue(params);
+    let mut builder = gpu.stream().launch_builder(&function);
+    builder.arg(x).arg(q).arg(scales).arg(&params);
+    // SAFETY: the entry point takes `(x: *const T, q: *mut u8, scales: *mut
+    // f32, TokenGroupParams)` (generated with its name from
+    // `token_group_kernels!`); the buffers hold what `params` says (checked
+    // by the caller).
+    unsafe { builder.launch(config) }?;
+    Ok(())
+}
+
+/// Queues a block-quant kernel. The caller has checked every buffer against
+/// `params` (see `BlockPlan`) and allows `params.stages > 0` only where the
+/// kernel's staged path applies, with the shared memory in `config`.
+pub(crate) fn block<T: Element>(
+    gpu: &Gpu,
+    format: Fp8Format,
+    config: LaunchConfig,
+    w: &CudaSlice<T>,
+    q: &mut CudaSlice<u8>,
+    scales: &mut CudaSlice<f32>,
+    params: BlockParams,
+) -> Result<()> {
+    let kernel = BlockKernel::new(T::DTYPE, format);
+    let max_shared = gpu.max_shared_per_cta();
+    let function = gpu.function_with(kernel.name(), |f| {
+        // Its shared-memory stages are sized per launch, up to this.
+        use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES as MAX_SMEM;
+        Ok(f.set_attribute(MAX_SMEM, max_shared as i32)?)
+    })?;
+    let params = ByValue(params);
+    let mut builder = gpu.stream().launch_builder(&function);
+    builder.arg(w).arg(q).arg(scales).arg(&params);
+    // SAFETY: the entry point takes `(w: *const T, q: *mut u8, scales: *mut
+    // f32, BlockParams)` (generated with its name from `block_kernels!`);
+    // the buffers hold what `params` says (checked by the caller).
+    unsafe { builder.launch(config) }?;
+    Ok(())
+}
+
+/// Queues an element-wise encode (`src` f32, `dst` codes) or decode (`src`
+/// codes, `dst` f32) of `n` elements; both buffers hold `n` (checked by the
+/// caller).
+pub(crate) fn codec<A: DeviceRepr, B: DeviceRepr>(
+    gpu: &Gpu,
+    op: CodecOp,
+    format: Fp8Format,
+    config: LaunchConfig,
+    src: &CudaSlice<A>,
+    dst: &mut CudaSlice<B>,
+    n: u64,
+) -> Result<()> {
+    let kernel = CodecKernel::new(op, format);
+    let function = gpu.function(kernel.name())?;
+    let params = ByValue(CodecParams { n });
+    let mut builder = gpu.stream().launch_builder(&function);
+    builder.arg(src).arg(dst).arg(&params);
+    // SAFETY: the entry points take `(src, dst, CodecParams)` (generated
+    // with their names from `codec_kernels!`); the caller passes f32 and
+    // codes in the order `op` needs, each holding `n` elements.
+    unsafe { builder.launch(config) }?;
+    Ok(())
+}
