@@ -14,7 +14,7 @@ use super::engine::Engine;
 use super::error::{io, CheckpointError, Result};
 use super::index::INDEX_FILE;
 use super::output::Staging;
-use super::plan::{plan_shard, ShardPlan};
+use super::plan::{check_something_to_quantize, plan_shard, ShardPlan};
 use super::progress::Progress;
 use super::reader::{HostData, Shard};
 use super::report::{QuantizeReport, QuantizedTensor};
@@ -45,8 +45,11 @@ pub struct QuantizeOptions {
     pub block: BlockConfig,
     /// Which tensors to quantize.
     pub selector: Selector,
-    /// Replace an existing output.
+    /// Replace an existing output (of the same kind, see [`super::output`]).
     pub overwrite: bool,
+    /// Quantize weights holding NaN or infinity instead of refusing them
+    /// (see [`super::finite`]).
+    pub allow_nonfinite: bool,
 }
 
 /// Quantizes the checkpoint at `input` (a safetensors file, or a folder with
@@ -63,6 +66,7 @@ pub fn quantize(
     let start = Instant::now();
     opts.block.params().map_err(|e| CheckpointError::InvalidOption(e.to_string()))?;
     let source = Source::open(input)?;
+    source.check_extras()?;
     let folder = match &source {
         Source::Folder(f) => Some(f),
         Source::File(_) => None,
@@ -73,9 +77,9 @@ pub fn quantize(
     for shard in &shards {
         taken.extend(shard.names().iter().cloned());
     }
-    let plans =
-        shards.iter().map(|s| plan_shard(s, &opts.selector, &opts.block, &taken)).collect::<Result<Vec<_>>>()?;
-    let mut notes = Vec::new();
+    let plans = shards.iter().map(|s| plan_shard(s, opts, &taken)).collect::<Result<Vec<_>>>()?;
+    check_something_to_quantize(input, &shards, &plans, &opts.selector, folder.and_then(|f| f.config.as_deref()))?;
+    let mut notes = staging.notes().to_vec();
     let config = match folder.and_then(|f| f.config.as_deref()) {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(io(path))?;
@@ -143,7 +147,7 @@ pub fn quantize(
             if name.ends_with(".safetensors") {
                 notes.push(format!("{name}: not part of the checkpoint's index, copied unchanged"));
             }
-            copy_recursively(&folder.dir.join(name), &staging.path().join(name))?;
+            super::extras::copy(&folder.dir.join(name), &staging.path().join(name))?;
             report.copied_files += 1;
         }
     }
@@ -153,6 +157,7 @@ pub fn quantize(
     staging.commit()?;
     progress.finish();
     report.elapsed = start.elapsed();
+    notes.extend(plans.iter().flat_map(|p| p.nonfinite.notes()));
     report.notes = notes;
     Ok(report)
 }
@@ -172,22 +177,9 @@ fn output_metadata(shard: &Shard, plan: &ShardPlan, cfg: &BlockConfig) -> BTreeM
     metadata
 }
 
-fn copy_recursively(from: &Path, to: &Path) -> Result<()> {
-    if std::fs::metadata(from).map_err(io(from))?.is_dir() {
-        std::fs::create_dir(to).map_err(io(to))?;
-        for entry in std::fs::read_dir(from).map_err(io(from))? {
-            let entry = entry.map_err(io(from))?;
-            copy_recursively(&entry.path(), &to.join(entry.file_name()))?;
-        }
-    } else {
-        std::fs::copy(from, to).map_err(io(from))?;
-    }
-    Ok(())
-}
-
 /// Work handed from the reader thread to the device.
 enum Work<'a> {
-    Copy { name: &'a str, bytes: &'a [u8] },
+    Copy { name: &'a str, bytes: Vec<u8> },
     Quantize { name: &'a str, data: HostData, rows: usize, cols: usize, bytes: u64 },
 }
 
@@ -232,19 +224,12 @@ fn write_shard(
 
 fn read_steps<'a>(shard: &'a Shard, plan: &'a ShardPlan, tx: SyncSender<Work<'a>>) -> Result<()> {
     for step in &plan.steps {
-        let bytes = shard
-            .bytes(&step.name)
-            .ok_or_else(|| CheckpointError::TensorMissing { file: shard.path().into(), tensor: step.name.clone() })?;
         let work = if step.quantize {
-            let data = HostData::from_le_bytes(step.dtype, bytes).ok_or_else(|| CheckpointError::UnsupportedDtype {
-                file: shard.path().into(),
-                tensor: step.name.clone(),
-                dtype: step.dtype.to_string(),
-            })?;
+            let data = super::finite::load_weight(shard, step, plan)?;
             let (rows, cols) = step.rows_cols;
             Work::Quantize { name: &step.name, data, rows, cols, bytes: step.bytes }
         } else {
-            Work::Copy { name: &step.name, bytes }
+            Work::Copy { name: &step.name, bytes: shard.read(&step.name)? }
         };
         if tx.send(work).is_err() {
             // The consumer stopped; it reports why.
@@ -279,8 +264,9 @@ fn process<'a>(
     for item in work {
         match item {
             Work::Copy { name, bytes } => {
-                send((place(name)?, Cow::Borrowed(bytes)))?;
-                progress.tensor_done(name, bytes.len() as u64);
+                let len = bytes.len() as u64;
+                send((place(name)?, Cow::Owned(bytes)))?;
+                progress.tensor_done(name, len);
             }
             Work::Quantize { name, data, rows, cols, bytes } => {
                 let (codes, scales) = engine.quantize(data, rows, cols).map_err(|source| {
