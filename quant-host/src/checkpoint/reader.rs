@@ -1,7 +1,7 @@
 //! Reading safetensors shards: the header parsed and validated up front,
 //! tensor data read on demand with positioned reads.
 //!
-//! The data is read, not memory-mapped: a mapped file that another process
+//! The data is read (into buffers that are not zeroed first), not memory-mapped: a mapped file that another process
 //! truncates kills the reader with SIGBUS on the next access, while a read
 //! returns an error that names the file ([`CheckpointError::Shrunk`]).
 //! Shards of real checkpoints are several GiB; only the tensors being worked
@@ -16,7 +16,8 @@ use safetensors::Dtype;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// The largest header the safetensors format allows.
@@ -99,22 +100,41 @@ impl Shard {
 
     /// Reads the raw little-endian bytes of a tensor. A file that shrank since
     /// it was opened is [`CheckpointError::Shrunk`]; a buffer the host cannot
-    /// allocate is [`CheckpointError::OutOfMemory`].
+    /// allocate is [`CheckpointError::OutOfMemory`]. Safe to call from several
+    /// threads at once.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
         let missing = || CheckpointError::TensorMissing { file: self.path.clone(), tensor: name.to_string() };
         let (start, end) = self.info(name).ok_or_else(missing)?.data_offsets;
         let len = end.checked_sub(start).ok_or_else(missing)?;
         let offset = self.data_start + start as u64;
-        let mut bytes = memory::try_filled(len, 0u8, &self.path, &format!("tensor `{name}`"))?;
-        match self.file.read_exact_at(&mut bytes, offset) {
-            Ok(()) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(CheckpointError::Shrunk {
+        let mut bytes = memory::try_with_capacity(len, &self.path, &format!("tensor `{name}`"))?;
+        // A handle of its own, so concurrent reads do not share a file
+        // position; `read_to_end` then fills the buffer without zeroing it first.
+        let mut file = self.reopen()?;
+        file.seek(SeekFrom::Start(offset)).map_err(io(&self.path))?;
+        file.take(len as u64).read_to_end(&mut bytes).map_err(io(&self.path))?;
+        if bytes.len() != len {
+            return Err(CheckpointError::Shrunk {
                 file: self.path.clone(),
                 tensor: name.to_string(),
                 end: offset + len as u64,
-            }),
-            Err(e) => Err(CheckpointError::Io { path: self.path.clone(), source: e }),
+            });
         }
+        Ok(bytes)
+    }
+
+    /// Opens the file again, checking it is the same file (not one renamed
+    /// over it since).
+    fn reopen(&self) -> Result<File> {
+        let file = File::open(&self.path).map_err(io(&self.path))?;
+        let (now, then) = (file.metadata().map_err(io(&self.path))?, self.file.metadata().map_err(io(&self.path))?);
+        if (now.dev(), now.ino()) != (then.dev(), then.ino()) {
+            return Err(CheckpointError::WrongFileKind {
+                path: self.path.clone(),
+                reason: "was replaced by another file while being read".into(),
+            });
+        }
+        Ok(file)
     }
 
     /// The header's `__metadata__` string map.
