@@ -622,12 +622,14 @@ fn verify_requires_finite_positive_scales() {
     write_file(&input, &small_model());
     run(&input, &output, &QuantizeOptions::default()).unwrap();
     let q = "model.layers.0.self_attn.o_proj.weight";
-    for bad in [f32::NAN, f32::INFINITY, -1.0, 0.0] {
+    // -0.5 stands for "the scale with its sign flipped" (checked with |scale|,
+    // a flipped scale would pass).
+    for bad in [f32::NAN, f32::INFINITY, -1.0, -0.5, 0.0] {
         let (mut out, _) = read_file(&output);
         let scales = &mut out.get_mut(&format!("{q}_scale_inv")).unwrap().2;
         // o_proj is [128, 256]: scales [1, 2]; overwrite the second one.
         let original = f32::from_le_bytes(scales[4..8].try_into().unwrap());
-        let value = if bad == -1.0 { -original } else { bad };
+        let value = if bad == -0.5 { -original } else { bad };
         scales[4..8].copy_from_slice(&value.to_le_bytes());
         let tampered = dir.path().join("t.safetensors");
         let tensors: Vec<T> =

@@ -223,6 +223,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn default_run(choice: DeviceChoice) -> anyhow::Result<ExitCode> {
     let selected = checkpoint::select_device(choice)?;
     let work = tempfile::Builder::new().prefix("fp8q-demo-").tempdir().context("creating a temporary folder")?;
+    // The synthetic checkpoint is ~100 MB: removed on SIGINT/SIGTERM/SIGHUP too.
+    let _remove_on_signal = checkpoint::interrupt::remove_folder_on_signal(work.path().to_path_buf());
     println!("fp8q: no arguments, so a demonstration on a synthetic checkpoint (see `fp8q --help`)");
     println!("  device:    {} ({})", checkpoint::device_choice::describe(&selected.device), selected.reason);
     println!(

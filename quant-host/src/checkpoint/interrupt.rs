@@ -74,7 +74,14 @@ fn lock() -> MutexGuard<'static, State> {
 /// The paths of one run, listed for removal on a signal until dropped or
 /// committed.
 #[derive(Debug)]
-pub(crate) struct Registration(u64);
+pub struct Registration(u64);
+
+/// Lists a temporary folder of the caller's (removed with everything in it)
+/// for removal on a signal, until the returned value is dropped. `None` when
+/// a signal has already been received.
+pub fn remove_folder_on_signal(path: PathBuf) -> Option<Registration> {
+    register(vec![Owned::Folder(path)])
+}
 
 /// Lists `paths` for removal on a signal; `None` when a signal has already
 /// been received (the process is ending).

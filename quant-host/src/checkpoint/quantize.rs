@@ -2,8 +2,9 @@
 //!
 //! Everything that can be rejected (bad headers, a missing shard, an index
 //! that disagrees with its shards, a selected tensor that cannot be
-//! quantized, a name collision, a bad `config.json`) is checked before the
-//! first byte is written. Each shard is then streamed: a reader thread
+//! quantized, a name collision, a bad `config.json`, an extra file that is
+//! not a regular file) is checked before the first byte is written; only the
+//! weights' values are checked as they are read (see [`super::finite`]). Each shard is then streamed: a reader thread
 //! converts the next weight while the device quantizes the current one and a
 //! writer thread stores the previous one, so file I/O overlaps the kernels
 //! and at most a few tensors are in memory at once.
