@@ -352,6 +352,96 @@ fn tool_rows() -> Vec<Row> {
         "checkpoint::refuses_output_that_overlaps_input",
         tool(d, quantize(&m, &m, &force, &Device::Cpu, &Silent)),
     );
+    std::fs::write(d.join("out").join("keep.txt"), b"keep").unwrap();
+    row(
+        "--force onto an output of another kind (a folder for a file, a device, a link, a folder fp8q did not write)",
+        "checkpoint::force_replaces_only_an_output_of_the_same_kind",
+        tool(d, run(&m, &force)),
+    );
+    let first = quant_host::checkpoint::output::Staging::prepare(&d.join("claimed"), &m, false, false).unwrap();
+    row(
+        "a second run to an output a first run is writing",
+        "checkpoint::the_output_name_is_claimed_when_a_run_starts",
+        tool(d, quantize(&m, &d.join("claimed"), &default, &Device::Cpu, &Silent)),
+    );
+    drop(first);
+
+    // Issue 16: nothing lost silently (each to an output that does not exist).
+    let fresh = |input: &Path, opts: &QuantizeOptions| {
+        quantize(input, &d.join("fresh.safetensors"), opts, &Device::Cpu, &Silent)
+    };
+    let mut tensors = small_model();
+    let mut values = values(3, 300 * 260, 0.05);
+    values[130 * 260 + 7] = f32::NAN;
+    tensors[2].data = values.iter().flat_map(|&x| half::bf16::from_f32(x).to_le_bytes()).collect();
+    let nan = d.join("nan.safetensors");
+    write_file(&nan, &tensors);
+    row(
+        "a NaN or infinity in a selected weight (without --allow-nonfinite)",
+        "checkpoint::refuses_nonfinite_weights_unless_allowed",
+        tool(d, fresh(&nan, &default)),
+    );
+    let int8 = d.join("int8.safetensors");
+    write_file(&int8, &[float("model.layers.0.mlp.up_proj.weight", Dtype::I8, &[64, 64], 4)]);
+    row(
+        "nothing selected for quantization (GPTQ, int8, a --pattern matching nothing, an empty weight_map)",
+        "checkpoint::refuses_to_quantize_nothing",
+        tool(d, fresh(&int8, &default)),
+    );
+    let dup = d.join("dup.safetensors");
+    let header = br#"{"a.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+    std::fs::write(&dup, [&(header.len() as u64).to_le_bytes()[..], header, &[0; 8]].concat()).unwrap();
+    row(
+        "a tensor name defined twice in a header",
+        "checkpoint::rejects_duplicate_tensor_names",
+        tool(d, fresh(&dup, &default)),
+    );
+    let f = folder("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(f.join("pipe")).status().unwrap().success());
+    row(
+        "a FIFO, socket or device among the extra files (checked before anything is written)",
+        "checkpoint::extra_files_are_checked_before_anything_is_written",
+        tool(d, fresh(&f, &default)),
+    );
+    let f = folder("linkdir");
+    std::os::unix::fs::symlink(".", f.join("loop")).unwrap();
+    row(
+        "a link to a folder among the extra files (outside the checkpoint, or a loop)",
+        "checkpoint::extra_files_are_checked_before_anything_is_written",
+        tool(d, fresh(&f, &default)),
+    );
+    let f = folder("dangling");
+    std::os::unix::fs::symlink(f.join("gone"), f.join("dangling")).unwrap();
+    row(
+        "a dangling link among the extra files",
+        "checkpoint::extra_files_are_checked_before_anything_is_written",
+        tool(d, fresh(&f, &default)),
+    );
+    let f = folder("shardfolder");
+    std::fs::remove_file(f.join("model-00002-of-00002.safetensors")).unwrap();
+    std::fs::create_dir(f.join("model-00002-of-00002.safetensors")).unwrap();
+    row(
+        "a folder or FIFO where the index names a shard",
+        "checkpoint::a_shard_that_is_not_a_file_is_named_as_such",
+        tool(d, fresh(&f, &default)),
+    );
+    let shrinking = d.join("shrinking.safetensors");
+    write_file(&shrinking, &small_model());
+    let shard = quant_host::checkpoint::reader::Shard::open(&shrinking).unwrap();
+    std::fs::File::options().write(true).open(&shrinking).unwrap().set_len(100).unwrap();
+    row(
+        "a shard truncated by another process while it is read",
+        "checkpoint::a_shard_that_shrinks_while_read_is_a_typed_error",
+        shard.read("lm_head.weight").unwrap_err().to_string().replace(&d.display().to_string(), "<dir>"),
+    );
+    row(
+        "a tensor the host cannot allocate memory for (2^62 bytes)",
+        "checkpoint::host_allocation_failure_is_a_typed_error",
+        quant_host::checkpoint::memory::try_filled(1usize << 62, 0u8, &m, "tensor `w`")
+            .unwrap_err()
+            .to_string()
+            .replace(&d.display().to_string(), "<dir>"),
+    );
     rows
 }
 

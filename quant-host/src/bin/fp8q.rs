@@ -98,9 +98,16 @@ struct QuantizeArgs {
     /// Block size: `N` for NxN blocks or `NxK`.
     #[arg(long, default_value = "128", value_parser = parse_block)]
     block_size: (usize, usize),
-    /// Replace OUT if it exists.
+    /// Replace OUT if it exists and is of the same kind: a regular file for a
+    /// file, a folder that fp8q wrote (or an empty one) for a folder.
     #[arg(long)]
     force: bool,
+    /// Quantize weights that hold NaN or infinity instead of refusing them.
+    /// The blocks holding such values get non-finite scales (so all their
+    /// values dequantize to NaN), the report lists each such weight, and
+    /// `fp8q verify` fails them.
+    #[arg(long)]
+    allow_nonfinite: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -135,13 +142,34 @@ fn parse_block(s: &str) -> Result<(usize, usize), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = checkpoint::interrupt::remove_on_signals() {
+        eprintln!("fp8q: warning: cannot handle signals ({e}): an interrupted run may leave a .fp8q-* folder");
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("fp8q: error: {e:#}");
+            // A signal removes the run's files under it, which makes it fail:
+            // that failure is not news, the signal handler reports.
+            checkpoint::interrupt::wait_if_interrupted();
+            eprintln!("fp8q: error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes in one line, each said once: most of the
+/// library's errors already quote their cause (`path: No such file`), and
+/// printing the chain as well would repeat it.
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -171,6 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 selector: Selector::new(args.pattern.as_deref(), args.exclude.as_deref())?,
                 overwrite: args.force,
+                allow_nonfinite: args.allow_nonfinite,
             };
             let bar = Bar::new("quantize");
             let report = checkpoint::quantize(&args.input, &args.output, &opts, &selected.device, &bar)?;
@@ -220,6 +249,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn default_run(choice: DeviceChoice) -> anyhow::Result<ExitCode> {
     let selected = checkpoint::select_device(choice)?;
     let work = tempfile::Builder::new().prefix("fp8q-demo-").tempdir().context("creating a temporary folder")?;
+    // The synthetic checkpoint is ~100 MB: removed on SIGINT/SIGTERM/SIGHUP too.
+    let _remove_on_signal = checkpoint::interrupt::remove_folder_on_signal(work.path().to_path_buf());
     println!("fp8q: no arguments, so a demonstration on a synthetic checkpoint (see `fp8q --help`)");
     println!("  device:    {} ({})", checkpoint::device_choice::describe(&selected.device), selected.reason);
     println!(

@@ -60,6 +60,9 @@ pub struct CheckpointBench {
 pub fn run(copies: usize, dir: Option<&Path>, device: &Device) -> Result<CheckpointBench> {
     let parent = dir.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
     let work = tempfile::Builder::new().prefix("fp8q-bench-").tempdir_in(&parent).map_err(io(&parent))?;
+    // Gigabytes of synthetic shards: removed on SIGINT/SIGTERM/SIGHUP too
+    // (once `fp8q` handles signals, see `super::interrupt`), like the demo's.
+    let _remove_on_signal = super::interrupt::remove_folder_on_signal(work.path().to_path_buf());
     let input = work.path().join("input");
     let copy = work.path().join("copy");
     let output = work.path().join("quantized");

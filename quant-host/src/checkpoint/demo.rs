@@ -142,8 +142,12 @@ pub fn write_synthetic_checkpoint_copies(dir: &Path, copies: usize) -> Result<()
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| CheckpointError::Internal { file: path.clone(), reason: e.to_string() })?;
             let metadata = Some([("format".to_string(), "pt".to_string())].into_iter().collect());
-            safetensors::serialize_to_file(views, metadata, &path)
+            // Serialized in memory and written with `std::fs::write`, so the
+            // file gets the usual mode (0666 less the umask), as the quantized
+            // output does: `serialize_to_file` goes through a 0600 temporary file.
+            let bytes = safetensors::serialize(views, metadata)
                 .map_err(|e| CheckpointError::Internal { file: path.clone(), reason: e.to_string() })?;
+            std::fs::write(&path, bytes).map_err(io(&path))?;
         }
     }
     let index = serde_json::json!({"metadata": {"total_size": total_size}, "weight_map": weight_map});

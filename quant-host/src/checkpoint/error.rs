@@ -162,6 +162,91 @@ pub enum CheckpointError {
     /// An option is out of range (for example a zero block size).
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// A weight selected for quantization holds NaN or infinity. Its block's
+    /// scale would become NaN or infinite and every other weight of the block
+    /// would dequantize to NaN, so this is refused unless asked for
+    /// (`QuantizeOptions::allow_nonfinite`, `--allow-nonfinite`).
+    #[error(
+        "{}: tensor `{tensor}` holds {count} non-finite value(s) (NaN or infinity), the first at (row {row}, col {col}); its block's scale would be non-finite and every value of that block would dequantize to NaN. Fix the weights, exclude the tensor, or pass --allow-nonfinite to quantize it anyway",
+        file.display()
+    )]
+    NonFinite {
+        /// The file holding the tensor.
+        file: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// Row of the first non-finite value.
+        row: u64,
+        /// Column of the first non-finite value.
+        col: u64,
+        /// How many values are not finite.
+        count: u64,
+    },
+    /// Nothing in the checkpoint is selected for quantization.
+    #[error("{}: nothing to quantize: {reason}", input.display())]
+    NothingToQuantize {
+        /// The input checkpoint.
+        input: PathBuf,
+        /// Why nothing was selected, and what the input looks like.
+        reason: String,
+    },
+    /// A file of the checkpoint changed size while it was being read.
+    #[error(
+        "{}: the file shrank while being read: tensor `{tensor}` needs bytes up to {end}, but the file now ends before that (was it modified during the run?)",
+        file.display()
+    )]
+    Shrunk {
+        /// The file.
+        file: PathBuf,
+        /// The tensor being read.
+        tensor: String,
+        /// The end of the tensor's bytes in the file.
+        end: u64,
+    },
+    /// A host buffer could not be allocated.
+    #[error("{}: cannot allocate {bytes} bytes for {what}: out of host memory", file.display())]
+    OutOfMemory {
+        /// The file whose tensor needed the buffer.
+        file: PathBuf,
+        /// What the buffer was for.
+        what: String,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A header names the same tensor twice.
+    #[error("{}: bad safetensors header: tensor `{tensor}` is defined more than once", file.display())]
+    DuplicateTensor {
+        /// The safetensors file.
+        file: PathBuf,
+        /// The name defined twice.
+        tensor: String,
+    },
+    /// A path the checkpoint needs is not the kind of file it must be (a
+    /// folder or a FIFO where a safetensors file belongs, a dangling link, a
+    /// link to a folder among the extra files).
+    #[error("{}: {reason}", path.display())]
+    WrongFileKind {
+        /// The path.
+        path: PathBuf,
+        /// What it is and what it should be.
+        reason: String,
+    },
+    /// `--force` was given, but the existing output is not one it may replace.
+    #[error("{} exists and is {what}; --force replaces only {allowed}", path.display())]
+    WontReplace {
+        /// The output path.
+        path: PathBuf,
+        /// What is there now.
+        what: String,
+        /// What --force may replace.
+        allowed: &'static str,
+    },
+    /// The run was interrupted by a signal; the output was not written.
+    #[error("interrupted: {} was not written", path.display())]
+    Interrupted {
+        /// The output path.
+        path: PathBuf,
+    },
     /// A bug: an invariant of the writer did not hold.
     #[error("{}: internal error: {reason}", file.display())]
     Internal {

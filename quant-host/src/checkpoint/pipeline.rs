@@ -10,7 +10,11 @@
 //!
 //! - The **reader** reads each tensor with positioned reads into a free
 //!   input buffer, 4 MiB pieces in parallel (tensors to copy in pieces of at
-//!   most [`COPY_PIECE`]).
+//!   most [`COPY_PIECE`]), and checks each weight's values for NaN and
+//!   infinity before handing it on ([`super::finite`]). A shard that shrinks
+//!   under it is [`CheckpointError::Shrunk`], a buffer the host cannot
+//!   allocate [`CheckpointError::OutOfMemory`]; the reader's error is the
+//!   run's error, and the output is never committed.
 //! - The **quantizer** (the calling thread, which owns the [`Engine`] and the
 //!   progress display) forwards copies and runs the engine on weights: every
 //!   core on the CPU, or up to `GPU_IN_FLIGHT` weights queued on the GPU.
@@ -30,6 +34,7 @@
 
 use super::engine::{output_sizes, Engine, EngineTimes, Finished, Job};
 use super::error::{CheckpointError, Result};
+use super::finite;
 use super::plan::{scale_name, ShardPlan, Step};
 use super::progress::Progress;
 use super::reader::Shard;
@@ -37,6 +42,7 @@ use super::staging::HostBuf;
 use super::writer::{FileLayout, FileWriter};
 use crate::config::BlockConfig;
 use crate::element::DType;
+use crate::error::QuantError;
 use rayon::prelude::*;
 use safetensors::Dtype;
 use std::collections::VecDeque;
@@ -222,6 +228,20 @@ pub fn run(
     Ok(times)
 }
 
+/// A failure of the quantizer or of a staging buffer while working on
+/// `tensor` of `file`: a buffer the host cannot allocate is
+/// [`CheckpointError::OutOfMemory`], like every tensor-sized allocation of
+/// the checkpoint tool ([`super::memory`]); anything else is
+/// [`CheckpointError::Quant`].
+fn quant_error(file: &Path, tensor: &str, source: QuantError) -> CheckpointError {
+    match source {
+        QuantError::OutOfMemory { what, bytes } => {
+            CheckpointError::OutOfMemory { file: file.into(), what: format!("the {what} of tensor `{tensor}`"), bytes }
+        }
+        source => CheckpointError::Quant { file: file.into(), tensor: tensor.into(), source },
+    }
+}
+
 /// The tasks of every file, each file's in the order of their output offsets.
 fn tasks<'a>(files: &'a [OutputFile<'a>], cfg: &BlockConfig) -> Result<Vec<Task<'a>>> {
     let mut all = Vec::new();
@@ -276,11 +296,7 @@ fn read_all(
         let shard = files[task.file].shard;
         let step = task.step;
         let fill = |buf: &mut HostBuf, offset: u64, len: usize| -> Result<()> {
-            let bytes = buf.fill(len).map_err(|source| CheckpointError::Quant {
-                file: shard.path().into(),
-                tensor: step.name.clone(),
-                source,
-            })?;
+            let bytes = buf.fill(len).map_err(|source| quant_error(shard.path(), &step.name, source))?;
             // Large tensors in parallel pieces: one thread copying out of
             // the page cache is slower than the rest of the pipeline.
             bytes
@@ -289,11 +305,15 @@ fn read_all(
                 .try_for_each(|(i, piece)| shard.read_into(&step.name, offset + (i * READ_PIECE) as u64, piece))
         };
         match task.kind {
-            Kind::Quantize { .. } => {
+            Kind::Quantize { dtype, .. } => {
                 let Ok(mut buf) = free.recv() else { return Ok(busy) };
                 let len = usize::try_from(step.bytes).unwrap_or(usize::MAX);
                 let t = Instant::now();
                 fill(&mut buf, 0, len)?;
+                // The values are checked here, before the quantizer sees them:
+                // one NaN or infinity would spoil its whole block's scale.
+                let bytes = buf.bytes().map_err(|source| quant_error(shard.path(), &step.name, source))?;
+                finite::check_weight(shard.path(), step, files[task.file].plan, dtype, bytes)?;
                 busy += t.elapsed();
                 if out.send(Read::Quantize { task: index, buf }).is_err() {
                     return Ok(busy);
@@ -339,7 +359,7 @@ fn quantize_all(
     let mut queued = VecDeque::new();
     let failed = |task: usize, source| {
         let task: &Task<'_> = &tasks[task];
-        CheckpointError::Quant { file: files[task.file].shard.path().into(), tensor: task.step.name.clone(), source }
+        quant_error(files[task.file].shard.path(), &task.step.name, source)
     };
     // Sends a finished weight to the writer; `false` when the writer is gone.
     let deliver = |done: Finished, queued: &mut VecDeque<usize>| -> bool {
@@ -497,4 +517,29 @@ fn sync_all(files: &[OutputFile<'_>], done: Receiver<(usize, FileWriter)>) -> Re
         }
     }
     Ok((busy, completed.iter().filter(|&&c| c).count()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_staging_buffer_the_host_cannot_allocate_is_out_of_memory() {
+        let err = quant_error(
+            Path::new("m.safetensors"),
+            "w",
+            QuantError::OutOfMemory { what: "staging buffer", bytes: 1 << 62 },
+        );
+        assert!(matches!(err, CheckpointError::OutOfMemory { bytes, .. } if bytes == 1 << 62), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "m.safetensors: cannot allocate 4611686018427387904 bytes for the staging buffer of tensor `w`: out of host memory"
+        );
+        // A heap staging buffer asked for more than the host has says so.
+        let source = HostBuf::heap().fill(usize::MAX).map(|_| ()).unwrap_err();
+        let err = quant_error(Path::new("m.safetensors"), "w", source);
+        assert!(matches!(err, CheckpointError::OutOfMemory { .. }), "{err:?}");
+        let err = quant_error(Path::new("m.safetensors"), "w", QuantError::TooLarge("codes"));
+        assert!(matches!(err, CheckpointError::Quant { .. }), "{err:?}");
+    }
 }

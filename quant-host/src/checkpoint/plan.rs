@@ -3,12 +3,14 @@
 //! is rejected here, before any output is written.
 
 use super::error::{CheckpointError, Result};
+use super::finite::NonFiniteLog;
+use super::quantize::QuantizeOptions;
 use super::reader::{is_quantizable, Shard};
 use super::select::Selector;
-use crate::config::BlockConfig;
 use quant_kernels::Fp8Format;
 use safetensors::Dtype;
 use std::collections::HashSet;
+use std::path::Path;
 
 /// The suffix DeepSeek checkpoints give a weight's block scales:
 /// `w.weight` has its scales in `w.weight_scale_inv` (the factor that turns
@@ -65,10 +67,11 @@ pub struct OutputTensor {
 }
 
 impl OutputTensor {
-    /// Data bytes.
+    /// Data bytes: elements times bits, in bytes, as safetensors counts them
+    /// (sub-byte dtypes such as F4 and F6_E2M3 are packed).
     pub fn byte_len(&self) -> u64 {
         let elements: u64 = self.shape.iter().map(|&d| d as u64).product();
-        elements * (self.dtype.bitsize() as u64 / 8)
+        elements * self.dtype.bitsize() as u64 / 8
     }
 }
 
@@ -94,11 +97,16 @@ pub struct ShardPlan {
     pub steps: Vec<Step>,
     /// Output tensors (in no particular order; the writer lays them out).
     pub outputs: Vec<OutputTensor>,
+    /// Quantize weights that hold NaN or infinity instead of refusing them.
+    pub allow_nonfinite: bool,
+    /// The weights quantized despite non-finite values.
+    pub nonfinite: NonFiniteLog,
 }
 
 /// Plans one shard. `taken` holds every tensor name of the checkpoint, so a
 /// `*_scale_inv` that already exists anywhere is a collision.
-pub fn plan_shard(shard: &Shard, selector: &Selector, cfg: &BlockConfig, taken: &HashSet<String>) -> Result<ShardPlan> {
+pub fn plan_shard(shard: &Shard, opts: &QuantizeOptions, taken: &HashSet<String>) -> Result<ShardPlan> {
+    let (selector, cfg) = (&opts.selector, &opts.block);
     let mut steps = Vec::new();
     let mut outputs = Vec::new();
     for name in shard.names() {
@@ -161,7 +169,59 @@ pub fn plan_shard(shard: &Shard, selector: &Selector, cfg: &BlockConfig, taken: 
             part: Part::Scales,
         });
     }
-    Ok(ShardPlan { steps, outputs })
+    Ok(ShardPlan { steps, outputs, allow_nonfinite: opts.allow_nonfinite, nonfinite: NonFiniteLog::default() })
+}
+
+/// Refuses a run that would quantize nothing: writing a copy of the input with
+/// an fp8 `quantization_config` in its `config.json` would mislabel it (and
+/// replace the GPTQ or other `quantization_config` it may already have).
+/// The message says what the input looks like, so the user can tell a wrong
+/// `--pattern` from an already-quantized checkpoint.
+pub fn check_something_to_quantize(
+    input: &Path,
+    shards: &[Shard],
+    plans: &[ShardPlan],
+    selector: &Selector,
+    config: Option<&Path>,
+) -> Result<()> {
+    if plans.iter().flat_map(|p| &p.steps).any(|s| s.quantize) {
+        return Ok(());
+    }
+    let names: Vec<(&Shard, &String)> = shards.iter().flat_map(|s| s.names().iter().map(move |n| (s, n))).collect();
+    let mut reason = if names.is_empty() {
+        "the checkpoint holds no tensors".to_string()
+    } else {
+        let matched: Vec<_> = names.iter().filter(|(_, n)| selector.matches(n)).collect();
+        let mut r = format!(
+            "none of its {} tensor(s) is a 2-D BF16/F16/F32 weight selected by {} ({} matched by name)",
+            names.len(),
+            selector.describe(),
+            matched.len()
+        );
+        let integer = matched.iter().find(|(s, n)| s.info(n).is_some_and(|i| is_integer(i.dtype)));
+        if let Some((s, n)) = integer {
+            let dtype = s.info(n).map(|i| i.dtype.to_string()).unwrap_or_default();
+            r += &format!("; `{n}` is {dtype}, so the weights look quantized already");
+        }
+        if let Some((_, n)) = names.iter().find(|(_, n)| n.ends_with(".qweight")) {
+            r += &format!("; `{n}` is a packed integer weight (GPTQ/AWQ): this checkpoint is quantized already");
+        }
+        r
+    };
+    let existing = config
+        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
+        .and_then(|v| v.get("quantization_config").cloned());
+    if let Some(q) = existing {
+        let method = q.get("quant_method").and_then(|m| m.as_str()).unwrap_or("unknown");
+        reason += &format!("; config.json already has a quantization_config (quant_method {method})");
+    }
+    reason += "; nothing was written";
+    Err(CheckpointError::NothingToQuantize { input: input.to_path_buf(), reason })
+}
+
+fn is_integer(dtype: Dtype) -> bool {
+    matches!(dtype, Dtype::I8 | Dtype::U8 | Dtype::I16 | Dtype::U16 | Dtype::I32 | Dtype::U32 | Dtype::I64 | Dtype::U64)
 }
 
 /// Float dtypes other than the quantizable ones (fp8, f64, ...): a default-

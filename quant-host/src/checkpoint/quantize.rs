@@ -2,10 +2,13 @@
 //!
 //! Everything that can be rejected (bad headers, a missing shard, an index
 //! that disagrees with its shards, a selected tensor that cannot be
-//! quantized, a name collision, a bad `config.json`) is checked before the
-//! first byte is written. Then every shard is streamed through one pipeline
-//! ([`pipeline`](super::pipeline)): reading, quantizing, writing and flushing
-//! on their own threads, several tensors in flight, a fixed set of buffers.
+//! quantized, a name collision, a bad `config.json`, an extra file that is
+//! not a regular file, nothing selected to quantize) is checked before the
+//! first byte is written; only the weights' values are checked as they are
+//! read (see [`super::finite`]). Then every shard is streamed through one
+//! pipeline ([`pipeline`](super::pipeline)): reading, quantizing, writing and
+//! flushing on their own threads, several tensors in flight, a fixed set of
+//! buffers.
 
 use super::config_json;
 use super::device_choice::describe;
@@ -14,7 +17,7 @@ use super::error::{io, CheckpointError, Result};
 use super::index::INDEX_FILE;
 use super::output::Staging;
 use super::pipeline::{self, OutputFile};
-use super::plan::{plan_shard, ShardPlan};
+use super::plan::{check_something_to_quantize, plan_shard, ShardPlan};
 use super::progress::Progress;
 use super::reader::Shard;
 use super::report::{QuantizeReport, QuantizedTensor};
@@ -43,8 +46,11 @@ pub struct QuantizeOptions {
     pub block: BlockConfig,
     /// Which tensors to quantize.
     pub selector: Selector,
-    /// Replace an existing output.
+    /// Replace an existing output (of the same kind, see [`super::output`]).
     pub overwrite: bool,
+    /// Quantize weights holding NaN or infinity instead of refusing them
+    /// (see [`super::finite`]).
+    pub allow_nonfinite: bool,
 }
 
 /// Quantizes the checkpoint at `input` (a safetensors file, or a folder with
@@ -61,6 +67,7 @@ pub fn quantize(
     let start = Instant::now();
     opts.block.params().map_err(|e| CheckpointError::InvalidOption(e.to_string()))?;
     let source = Source::open(input)?;
+    source.check_extras()?;
     let folder = match &source {
         Source::Folder(f) => Some(f),
         Source::File(_) => None,
@@ -71,9 +78,9 @@ pub fn quantize(
     for shard in &shards {
         taken.extend(shard.names().iter().cloned());
     }
-    let plans =
-        shards.iter().map(|s| plan_shard(s, &opts.selector, &opts.block, &taken)).collect::<Result<Vec<_>>>()?;
-    let mut notes = Vec::new();
+    let plans = shards.iter().map(|s| plan_shard(s, opts, &taken)).collect::<Result<Vec<_>>>()?;
+    check_something_to_quantize(input, &shards, &plans, &opts.selector, folder.and_then(|f| f.config.as_deref()))?;
+    let mut notes = staging.notes().to_vec();
     let config = match folder.and_then(|f| f.config.as_deref()) {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(io(path))?;
@@ -147,7 +154,7 @@ pub fn quantize(
             if name.ends_with(".safetensors") {
                 notes.push(format!("{name}: not part of the checkpoint's index, copied unchanged"));
             }
-            copy_recursively(&folder.dir.join(name), &staging.path().join(name))?;
+            super::extras::copy(&folder.dir.join(name), &staging.path().join(name))?;
             report.copied_files += 1;
         }
     }
@@ -158,6 +165,7 @@ pub fn quantize(
     staging.commit()?;
     progress.finish();
     report.elapsed = start.elapsed();
+    notes.extend(plans.iter().flat_map(|p| p.nonfinite.notes()));
     report.notes = notes;
     Ok(report)
 }
@@ -175,17 +183,4 @@ fn output_metadata(shard: &Shard, plan: &ShardPlan, cfg: &BlockConfig) -> BTreeM
         metadata.insert(META_BLOCK.into(), format!("{},{}", cfg.block_rows, cfg.block_cols));
     }
     metadata
-}
-
-fn copy_recursively(from: &Path, to: &Path) -> Result<()> {
-    if std::fs::metadata(from).map_err(io(from))?.is_dir() {
-        std::fs::create_dir(to).map_err(io(to))?;
-        for entry in std::fs::read_dir(from).map_err(io(from))? {
-            let entry = entry.map_err(io(from))?;
-            copy_recursively(&entry.path(), &to.join(entry.file_name()))?;
-        }
-    } else {
-        std::fs::copy(from, to).map_err(io(from))?;
-    }
-    Ok(())
 }

@@ -135,14 +135,20 @@ pub struct ErrorStats {
     pub violations: u64,
     /// The first element over its bound, as (row, col).
     pub first_violation: Option<(usize, usize)>,
-    /// Elements skipped because the original or the scale is not finite.
+    /// Original elements that are NaN or infinite: they cannot be compared,
+    /// and are reported (their blocks' scales are checked like any other).
     pub nonfinite: u64,
+    /// Block scales that are not finite and positive; any fails the tensor.
+    pub bad_scales: u64,
+    /// The first such scale, as (block row, block col).
+    pub first_bad_scale: Option<(usize, usize)>,
 }
 
 impl ErrorStats {
-    /// Whether every element is within half an fp8 ulp of its original.
+    /// Whether every block scale is finite and positive and every finite
+    /// original element is within half an fp8 ulp of it.
     pub fn passed(&self) -> bool {
-        self.violations == 0
+        self.violations == 0 && self.bad_scales == 0
     }
 
     /// The half-ulp bound at the top of the format's range, in block-scale units.
@@ -225,7 +231,7 @@ impl fmt::Display for VerifyReport {
             writeln!(
                 f,
                 "  {:<44} {:>11} {:>11} {:>15} {:>9}",
-                "tensor", "max |err|", "rel RMS", "max err/scale", "of bound"
+                "tensor", "max |err|", "rel RMS", "max err/scale", "worst/bnd"
             )?;
         }
         for (name, s) in &quantized {
@@ -244,16 +250,33 @@ impl fmt::Display for VerifyReport {
         let max_abs = self.quantized().map(|(_, s)| s.max_abs_err).fold(0.0, f64::max);
         let nonfinite: u64 = self.quantized().map(|(_, s)| s.nonfinite).sum();
         writeln!(f, "  max |err| {max_abs:.3e}; max err/scale {worst:.3} (bound: half an fp8 ulp at each code)")?;
+        if !quantized.is_empty() {
+            writeln!(
+                f,
+                "  worst/bnd: the largest error of one element over its own bound (half the fp8 spacing at its code); rounding to nearest puts it near 100% on any large tensor, and over 100% fails"
+            )?;
+        }
         if nonfinite > 0 {
-            writeln!(f, "  {nonfinite} non-finite element(s) skipped")?;
+            writeln!(f, "  {nonfinite} original element(s) are NaN or infinite and cannot be compared")?;
         }
         for c in &failed {
             match &c.outcome {
-                Outcome::Quantized(s) => writeln!(
-                    f,
-                    "  FAIL {}: {} element(s) over the half-ulp bound, first at {:?}, worst {:.2}x the bound",
-                    c.name, s.violations, s.first_violation, s.worst_bound_ratio
-                )?,
+                Outcome::Quantized(s) => {
+                    if let Some((r, col)) = s.first_bad_scale {
+                        writeln!(
+                            f,
+                            "  FAIL {}: {} block scale(s) not finite and positive, the first at block ({r}, {col})",
+                            c.name, s.bad_scales
+                        )?;
+                    }
+                    if let Some((r, col)) = s.first_violation {
+                        writeln!(
+                            f,
+                            "  FAIL {}: {} element(s) over the half-ulp bound (or not finite), the first at ({r}, {col}), worst {:.2}x the bound",
+                            c.name, s.violations, s.worst_bound_ratio
+                        )?;
+                    }
+                }
                 Outcome::Failed(why) => writeln!(f, "  FAIL {}: {why}", c.name)?,
                 Outcome::Copied => {}
             }

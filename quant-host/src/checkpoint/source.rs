@@ -3,7 +3,7 @@
 
 use super::error::{io, CheckpointError, Result};
 use super::index::{Index, INDEX_FILE};
-use super::reader::Shard;
+use super::reader::{describe_kind, Shard};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -55,8 +55,22 @@ impl Source {
             let index = Index::read(&index_path)?;
             let shards = index.shard_files();
             for shard in &shards {
-                if !path.join(shard).is_file() {
-                    return Err(CheckpointError::MissingShard { index: index_path, shard: shard.clone() });
+                match std::fs::metadata(path.join(shard)) {
+                    Ok(meta) if meta.is_file() => {}
+                    Ok(meta) => {
+                        return Err(CheckpointError::WrongFileKind {
+                            path: path.join(shard),
+                            reason: format!(
+                                "is {}, but {} names it as a safetensors shard",
+                                describe_kind(&meta),
+                                INDEX_FILE
+                            ),
+                        })
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(CheckpointError::MissingShard { index: index_path, shard: shard.clone() })
+                    }
+                    Err(e) => return Err(CheckpointError::Io { path: path.join(shard), source: e }),
                 }
             }
             (Some(index), shards)
@@ -80,11 +94,29 @@ impl Source {
             }
         }
         others.sort();
-        let config = Some(path.join(CONFIG_FILE)).filter(|p| p.is_file());
+        let config = match std::fs::metadata(path.join(CONFIG_FILE)) {
+            Ok(meta) if meta.is_file() => Some(path.join(CONFIG_FILE)),
+            Ok(meta) => {
+                return Err(CheckpointError::WrongFileKind {
+                    path: path.join(CONFIG_FILE),
+                    reason: format!("is {}, not a JSON file", describe_kind(&meta)),
+                })
+            }
+            Err(_) => None,
+        };
         Ok(Source::Folder(Folder { dir: path.to_path_buf(), index, shards, config, others }))
     }
 
-    /// Maps every shard and checks it against the index: each indexed tensor
+    /// Checks the extra files of a folder before anything is written (see
+    /// [`super::extras`]).
+    pub fn check_extras(&self) -> Result<()> {
+        match self {
+            Source::File(_) => Ok(()),
+            Source::Folder(folder) => super::extras::check(&folder.dir, &folder.others),
+        }
+    }
+
+    /// Opens every shard and checks it against the index: each indexed tensor
     /// is in the shard the index names, and each shard tensor is indexed.
     pub fn open_shards(&self) -> Result<Vec<Shard>> {
         match self {
