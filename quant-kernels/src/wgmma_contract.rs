@@ -28,6 +28,7 @@ impl GemmPrecision {
     pub const ALL: [GemmPrecision; 2] = [GemmPrecision::Fast, GemmPrecision::Precise];
 
     /// The mode's name as users write it.
+    #[inline]
     pub const fn name(self) -> &'static str {
         match self {
             GemmPrecision::Fast => "fast",
@@ -36,6 +37,7 @@ impl GemmPrecision {
     }
 
     /// The contract's tolerance for `max|C - C_ref| / max|C_ref|` (f32 C).
+    #[inline]
     pub const fn tolerance(self) -> f64 {
         match self {
             GemmPrecision::Fast => 5e-3,
@@ -45,9 +47,10 @@ impl GemmPrecision {
 }
 
 /// A CTA tile of the `wgmma` GEMM: `rows x cols` of C, computed by two
-/// consumer warpgroups. With 128 rows each warpgroup owns 64 rows and all
-/// the columns; with 64 rows both own the same 64 rows and half of the
-/// columns each. Either way a warpgroup issues `m64n{wg_cols}k32` `wgmma`s.
+/// consumer warpgroups. With 256 rows each warpgroup owns 128 rows as two
+/// 64-row pieces, with 128 rows it owns 64 rows, and all the columns; with
+/// 64 rows both own the same 64 rows and half of the columns each. Either
+/// way a warpgroup issues `m64n{wg_cols}k32` `wgmma`s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum GemmTile {
@@ -62,25 +65,38 @@ pub enum GemmTile {
     M64N256 = 3,
     /// 64 x 128: the smallest tile, for small problems.
     M64N128 = 4,
+    /// 256 x 128: the most reuse of each operand byte (A and B boxes of 384
+    /// rows per 32768 products), and a tile long enough to amortise its
+    /// epilogue over short K; four stages (48 KB each).
+    M256N128 = 5,
 }
 
 impl GemmTile {
     /// Every tile, in the order the host's planner considers them.
-    pub const ALL: [GemmTile; 5] =
-        [GemmTile::M128N128, GemmTile::M128N160, GemmTile::M128N192, GemmTile::M64N256, GemmTile::M64N128];
+    pub const ALL: [GemmTile; 6] = [
+        GemmTile::M256N128,
+        GemmTile::M128N128,
+        GemmTile::M128N160,
+        GemmTile::M128N192,
+        GemmTile::M64N256,
+        GemmTile::M64N128,
+    ];
 
     /// Rows of C per tile (64 per consumer warpgroup, or 64 shared).
+    #[inline]
     pub const fn rows(self) -> u32 {
         match self {
+            GemmTile::M256N128 => 256,
             GemmTile::M128N128 | GemmTile::M128N160 | GemmTile::M128N192 => 128,
             GemmTile::M64N256 | GemmTile::M64N128 => 64,
         }
     }
 
     /// Columns of C per tile (rows of B per stage).
+    #[inline]
     pub const fn cols(self) -> u32 {
         match self {
-            GemmTile::M128N128 | GemmTile::M64N128 => 128,
+            GemmTile::M128N128 | GemmTile::M64N128 | GemmTile::M256N128 => 128,
             GemmTile::M128N160 => 160,
             GemmTile::M128N192 => 192,
             GemmTile::M64N256 => 256,
@@ -88,16 +104,30 @@ impl GemmTile {
     }
 
     /// Columns of one warpgroup's fragment (the `wgmma`'s N).
+    #[inline]
     pub const fn wg_cols(self) -> u32 {
-        if self.rows() == 128 {
+        if self.rows() >= 128 {
             self.cols()
         } else {
             self.cols() / 2
         }
     }
 
+    /// Stages of the TMA pipeline: as many as fit the shared memory a CTA
+    /// can have (227 KB on Hopper), at most 5 (more measured no faster).
+    #[inline]
+    pub const fn stages(self) -> u32 {
+        let fit = (GEMM_SMEM_LIMIT - 1024) / (self.stage_bytes() + 16);
+        if fit < 5 {
+            fit
+        } else {
+            5
+        }
+    }
+
     /// Bytes of one pipeline stage: one k-block (128 bytes of K) of A's
     /// `rows` and B's `cols` rows.
+    #[inline]
     pub const fn stage_bytes(self) -> u32 {
         (self.rows() + self.cols()) * GEMM_KBLOCK
     }
@@ -105,11 +135,13 @@ impl GemmTile {
     /// Dynamic shared memory of a CTA: 1024 bytes of alignment slack (the
     /// 128-byte swizzle needs 1024-byte-aligned stages), the stages, and a
     /// `full` and an `empty` barrier (8 bytes each) per stage.
+    #[inline]
     pub const fn smem_bytes(self) -> u32 {
-        1024 + GEMM_STAGES * self.stage_bytes() + GEMM_STAGES * 16
+        1024 + self.stages() * (self.stage_bytes() + 16)
     }
 
     /// The tile's name as the benchmark and the kernel names write it.
+    #[inline]
     pub const fn name(self) -> &'static str {
         match self {
             GemmTile::M128N128 => "128x128",
@@ -117,6 +149,7 @@ impl GemmTile {
             GemmTile::M128N192 => "128x192",
             GemmTile::M64N256 => "64x256",
             GemmTile::M64N128 => "64x128",
+            GemmTile::M256N128 => "256x128",
         }
     }
 }
@@ -125,8 +158,8 @@ impl GemmTile {
 /// 128-byte swizzle row of a stage.
 pub const GEMM_KBLOCK: u32 = 128;
 
-/// Stages of the TMA pipeline (at most 40 KB each; 5 fit every tile).
-pub const GEMM_STAGES: u32 = 5;
+/// Dynamic shared memory a Hopper CTA can opt in to (227 KB).
+pub const GEMM_SMEM_LIMIT: u32 = 232_448;
 
 /// Threads of a CTA: two consumer warpgroups and one producer warpgroup.
 /// The producer gives its registers to the consumers with `setmaxnreg`
@@ -160,6 +193,7 @@ pub enum GemmOut {
 /// The kernels of the family: every (precision, tile, output) the host may
 /// launch, by name. `None` where the combination does not exist (`Precise`
 /// has the 128 x 128 tile only).
+#[inline]
 pub const fn gemm_wgmma_kernel(precision: GemmPrecision, tile: GemmTile, out: GemmOut) -> Option<&'static str> {
     use GemmOut::*;
     use GemmPrecision::*;
@@ -175,6 +209,8 @@ pub const fn gemm_wgmma_kernel(precision: GemmPrecision, tile: GemmTile, out: Ge
         (Fast, M64N256, F32) => "gemm_wgmma_fast_64x256_f32",
         (Fast, M64N128, Bf16) => "gemm_wgmma_fast_64x128_bf16",
         (Fast, M64N128, F32) => "gemm_wgmma_fast_64x128_f32",
+        (Fast, M256N128, Bf16) => "gemm_wgmma_fast_256x128_bf16",
+        (Fast, M256N128, F32) => "gemm_wgmma_fast_256x128_f32",
         (Precise, M128N128, Bf16) => "gemm_wgmma_precise_128x128_bf16",
         (Precise, M128N128, F32) => "gemm_wgmma_precise_128x128_f32",
         (Precise, _, _) => return None,
@@ -182,6 +218,7 @@ pub const fn gemm_wgmma_kernel(precision: GemmPrecision, tile: GemmTile, out: Ge
 }
 
 /// The split-K reduction kernel for `out`.
+#[inline]
 pub const fn gemm_splitk_reduce_kernel(out: GemmOut) -> &'static str {
     match out {
         GemmOut::Bf16 => "gemm_splitk_reduce_bf16",
@@ -226,6 +263,51 @@ pub struct GemmWgmmaParams {
 /// Elements between two splits' partial sums in the split-K workspace:
 /// `m * n` rounded up to a multiple of 4, so that every split starts
 /// 16-byte aligned for the reduction's vector loads.
+#[inline]
 pub const fn gemm_split_stride(m: u32, n: u32) -> u64 {
     (m as u64 * n as u64 + 3) & !3
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn every_tile_fits_and_is_consistent() {
+        for t in GemmTile::ALL {
+            assert!(t.smem_bytes() <= GEMM_SMEM_LIMIT, "{}", t.name());
+            assert!(t.stages() >= 4, "{}: {} stages", t.name(), t.stages());
+            // Fragments are whole 8-column groups of a `wgmma` N (at most 192).
+            assert!(t.wg_cols() % 8 == 0 && t.wg_cols() <= 192, "{}", t.name());
+            // TMA boxes are at most 256 rows.
+            assert!(t.rows() <= 256 && t.cols() <= 256);
+            // Stages and the B box start 1024-byte aligned.
+            assert_eq!(t.stage_bytes() % 1024, 0);
+            assert_eq!(t.rows() * GEMM_KBLOCK % 1024, 0);
+        }
+    }
+
+    #[test]
+    fn kernel_names_are_unique_and_precise_is_128x128_only() {
+        let mut names = std::vec::Vec::new();
+        for p in GemmPrecision::ALL {
+            for t in GemmTile::ALL {
+                for o in [GemmOut::Bf16, GemmOut::F32] {
+                    match gemm_wgmma_kernel(p, t, o) {
+                        Some(name) => {
+                            assert!(name.contains(t.name()) && name.contains(p.name()), "{name}");
+                            names.push(name);
+                        }
+                        None => assert!(p == GemmPrecision::Precise && t != GemmTile::M128N128),
+                    }
+                }
+            }
+        }
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count);
+        assert_eq!(count, 2 * GemmTile::ALL.len() + 2);
+    }
 }

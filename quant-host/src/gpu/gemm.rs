@@ -257,6 +257,7 @@ pub(crate) fn mm_fp8_blockscale(
 
 /// Which kernels [`mm_fp8_blockscale_on`] may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "bench"), allow(dead_code))]
 pub(crate) enum Path {
     /// The fastest that applies (decode-sized, `wgmma`, `mma.sync`).
     Best,
@@ -483,6 +484,7 @@ fn launch_wgmma(
 
 /// The tile and K split the `wgmma` path would use for `shape` and `cfg`
 /// on `gpu` (for the benchmark's report).
+#[cfg(feature = "bench")]
 pub(crate) fn wgmma_plan(gpu: &Gpu, shape: GemmShape, cfg: &GemmConfig) -> Result<(GemmTile, u32)> {
     let plan = launch::gemm_wgmma(
         shape.m() as u64,

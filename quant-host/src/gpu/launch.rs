@@ -150,14 +150,15 @@ pub(crate) const GEMM_WGMMA_MIN_SPLIT_KBLOCKS: u64 = 4;
 /// far below 2^31, as the kernel's index math needs).
 pub(crate) const GEMM_WGMMA_MAX_SPLITS: u64 = 32;
 
-/// Relative cost of a tile's work per output element: 64-row tiles load B
-/// for half as many rows of C, so they move more bytes per product.
+/// Relative cost of a tile's work: its area, weighted by how many operand
+/// bytes it moves per product. 64-row tiles load B for half as many rows of
+/// C (9/8); 256-row tiles load each B byte for twice as many (15/16).
 fn tile_cost(tile: GemmTile) -> u64 {
     let area = tile.rows() as u64 * tile.cols() as u64;
-    if tile.rows() == 64 {
-        area * 9 / 8
-    } else {
-        area
+    match tile.rows() {
+        64 => area * 9 / 8,
+        256 => area * 15 / 16,
+        _ => area,
     }
 }
 
@@ -267,11 +268,14 @@ mod tests {
         use GemmPrecision::{Fast, Precise};
         let plan = |m, n, kb, p| gemm_wgmma(m, n, kb, 132, p, None, true).unwrap();
         // Enough tiles: no split, persistent grid; 4096 x 7168 takes the
-        // 160-column tile (11 waves of 160 columns beat 14 of 128).
+        // 256 x 128 tile (7 waves of 896 tiles, weighted 15/16, beat 11
+        // waves of 128 x 160 and 14 of 128 x 128).
         let p = plan(4096, 7168, 16, Fast);
-        assert_eq!((p.config.grid_dim.0, p.splits, p.tile), (132, 1, GemmTile::M128N160));
+        assert_eq!((p.config.grid_dim.0, p.splits, p.tile), (132, 1, GemmTile::M256N128));
         assert_eq!(p.config.block_dim.0, 384);
-        assert_eq!(p.config.shared_mem_bytes, GemmTile::M128N160.smem_bytes());
+        assert_eq!(p.config.shared_mem_bytes, GemmTile::M256N128.smem_bytes());
+        // 2048 x 2112: 128 x 160 (2 waves of 224 tiles).
+        assert_eq!(plan(2048, 2112, 56, Fast).tile, GemmTile::M128N160);
         // Precise always runs 128 x 128.
         assert_eq!(plan(4096, 7168, 16, Precise).tile, GemmTile::M128N128);
         // 64 x 512 x 7168 (Precise: 4 tiles, 56 k-blocks -> 14 splits of 4).

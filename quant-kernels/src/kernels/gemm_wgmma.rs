@@ -3,24 +3,27 @@
 //! precision modes of the contract.
 //!
 //! # Tiling
-//! - CTA tile `TM x BN` of C ([`GemmTile`]: 128 x 128, 128 x 160, 128 x 192,
-//!   64 x 256, 64 x 128; the host picks the one whose last wave of tiles is
-//!   least idle). A pipeline stage holds one k-block: 128 bytes of K of A's
+//! - CTA tile `TM x BN` of C ([`GemmTile`]: 256 x 128, 128 x 128, 128 x 160,
+//!   128 x 192, 64 x 256, 64 x 128; the host picks the one whose last wave of
+//!   tiles is least idle). A pipeline stage holds one k-block: 128 bytes of K of A's
 //!   `TM` rows and B's `BN` rows, exactly one scale block along K.
 //! - 384 threads: one producer warpgroup and two consumer warpgroups. The
 //!   producer gives its registers away with `setmaxnreg` (40 left; the
 //!   consumers take 232) and lane 0 of its first warp walks the CTA's
 //!   k-blocks, issuing the TMA copies (`cp.async.bulk.tensor.2d`) of the A
-//!   and B boxes into one of [`GEMM_STAGES`] stages as soon as the stage's
+//!   and B boxes into one of the tile's stages (5, or 4 of the 256 x 128
+//!   tile's 48 KB) as soon as the stage's
 //!   `empty` barrier says every consumer warp is done with it (lane 0 of
 //!   each arrives, a predicated instruction: 8 arrivals, not 256); the stage's
 //!   `full` barrier completes when both boxes have landed (`complete_tx`).
 //!   Rows past M or N and bytes past K are zero-filled by the TMA unit, so
 //!   tails need no masking in the main loop.
-//! - Consumer warpgroup `w` computes a 64 x `WGN` fragment with `wgmma`
+//! - Consumer warpgroup `w` computes 64 x `WGN` fragments with `wgmma`
 //!   m64n`WGN`k32, both operands read from shared memory through matrix
-//!   descriptors: with 128-row tiles rows `64 w ..` and every column
-//!   (`WGN = BN`), with 64-row tiles the same 64 rows and columns
+//!   descriptors: with 256-row tiles rows `128 w ..` as two 64-row pieces
+//!   (one partial fragment, used by each piece in turn, and two
+//!   accumulators), with 128-row tiles rows `64 w ..`, both with every
+//!   column (`WGN = BN`); with 64-row tiles the same 64 rows and columns
 //!   `w WGN ..` (`WGN = BN / 2`). The two warpgroups never meet at a barrier
 //!   in the loop, so one's promotion runs while the other's `wgmma`s keep the
 //!   tensor cores busy.
@@ -77,8 +80,8 @@ use super::wgmma_ops::{
 };
 use crate::gpu::fma;
 use crate::wgmma_contract::{
-    gemm_split_stride, GemmWgmmaParams, GEMM_CONSUMER_REGISTERS, GEMM_GROUP_M_TILES, GEMM_KBLOCK,
-    GEMM_PRODUCER_REGISTERS, GEMM_STAGES,
+    gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CONSUMER_REGISTERS, GEMM_GROUP_M_TILES, GEMM_KBLOCK,
+    GEMM_PRODUCER_REGISTERS,
 };
 
 /// Repeats `$body` for `$j` in `0..24` as straight-line code guarded by
@@ -112,18 +115,19 @@ struct Pipe {
     empty: u32,
 }
 
-/// A slot of the stage ring and its phase parity, advanced per k-block.
+/// A slot of the ring of `S` stages and its phase parity, advanced per
+/// k-block.
 #[derive(Clone, Copy)]
-struct Slot {
+struct Slot<const S: u32> {
     stage: u32,
     phase: u32,
 }
 
-impl Slot {
+impl<const S: u32> Slot<S> {
     #[inline(always)]
     fn advance(&mut self) {
         self.stage += 1;
-        if self.stage == GEMM_STAGES {
+        if self.stage == S {
             self.stage = 0;
             self.phase ^= 1;
         }
@@ -163,20 +167,22 @@ fn split_range(s: u32, splits: u32, kbt: u32) -> (u32, u32) {
 /// `acc += part * scale` for a `WGN`-column fragment: `s0`/`s1` for the
 /// thread's first row and the row 8 below with B's first scale block,
 /// `t0`/`t1` with its second, which the 8-column groups from `former` on
-/// take when `CROSS` (a select per group, never a branch). The fences keep
+/// take when `cross` (a constant per kernel; a select per group, never a
+/// branch). The fences keep
 /// the next `wgmma` from being issued before the promotion has read `part`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn promote<const WGN: u32, const CROSS: bool>(
+fn promote<const WGN: u32>(
     acc: &mut Frag,
     part: &mut Frag,
     (s0, s1): (f32, f32),
     (t0, t1): (f32, f32),
     former: u32,
+    cross: bool,
 ) {
     fence::<WGN>(part);
     unroll24!(j < (WGN / 8) as usize => {
-        let (x, y) = if CROSS && j as u32 >= former { (t0, t1) } else { (s0, s1) };
+        let (x, y) = if cross && j as u32 >= former { (t0, t1) } else { (s0, s1) };
         acc[4 * j] = fma(part[4 * j], x, acc[4 * j]);
         acc[4 * j + 1] = fma(part[4 * j + 1], x, acc[4 * j + 1]);
         acc[4 * j + 2] = fma(part[4 * j + 2], y, acc[4 * j + 2]);
@@ -229,12 +235,14 @@ struct Consumer {
 /// index (C: the f32 workspace of `splits * gemm_split_stride(m, n)`
 /// elements when `splits > 1`).
 #[inline(always)]
-unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const PRECISE: bool>(p: GemmWgmmaParams) {
+unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const PRECISE: bool, const S: u32>(
+    p: GemmWgmmaParams,
+) {
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (smem_addr(smem) + 1023) & !1023;
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
-    let full = stages + GEMM_STAGES * stage_bytes;
-    let pipe = Pipe { stages, full, empty: full + GEMM_STAGES * 8 };
+    let full = stages + S * stage_bytes;
+    let pipe = Pipe { stages, full, empty: full + S * 8 };
     let tiles_m = p.m.div_ceil(TM).max(1);
     let tiles_n = p.n.div_ceil(BN);
     let grid = Tiles { tiles_m, tiles_n, tiles: tiles_m * tiles_n };
@@ -256,7 +264,7 @@ unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const
         tensormap_acquire(p.map_a);
         tensormap_acquire(p.map_b);
         let mut s = 0;
-        while s < GEMM_STAGES {
+        while s < S {
             mbar_init(pipe.full + 8 * s, 1);
             mbar_init(pipe.empty + 8 * s, consumer_warps);
             s += 1;
@@ -268,7 +276,7 @@ unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const
     if tid >= consumers {
         setmaxnreg_dec::<GEMM_PRODUCER_REGISTERS>();
         if tid == consumers {
-            produce::<TM, BN>(&p, pipe, grid, first, tile_step, (kb_begin, kb_end));
+            produce::<TM, BN, S>(&p, pipe, grid, first, tile_step, (kb_begin, kb_end));
         }
         return;
     }
@@ -276,8 +284,8 @@ unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const
     let wg = tid / 128;
     let (warp, lane) = ((tid % 128) / 32, tid % 32);
     let me = Consumer {
-        a_row: if TM == 128 { 64 * wg } else { 0 },
-        b_row: if TM == 128 { 0 } else { WGN * wg },
+        a_row: if TM == 64 { 0 } else { TM / 2 * wg },
+        b_row: if TM == 64 { WGN * wg } else { 0 },
         row: warp * 16 + lane / 4,
         col: 2 * (lane % 4),
         leader: (lane == 0) as u32,
@@ -285,14 +293,14 @@ unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const
     // Split `s` stores its partial tile at `[s, m, n]` of the f32 workspace
     // (s = 0 without a split: C itself).
     let c = (p.c as *mut O).add((split as u64 * gemm_split_stride(p.m, p.n)) as usize);
-    consume::<O, TM, BN, WGN, PRECISE>(&p, pipe, grid, me, c, first, tile_step, (kb_begin, kb_end));
+    consume::<O, TM, BN, WGN, PRECISE, S>(&p, pipe, grid, me, c, first, tile_step, (kb_begin, kb_end));
 }
 
 /// The producer: lane 0 of the producer warpgroup. Waiting on a fresh
 /// barrier for the parity before its first phase returns at once, so the
-/// first `GEMM_STAGES` loads go out without waiting.
+/// first `S` loads go out without waiting.
 #[inline(always)]
-unsafe fn produce<const TM: u32, const BN: u32>(
+unsafe fn produce<const TM: u32, const BN: u32, const S: u32>(
     p: &GemmWgmmaParams,
     pipe: Pipe,
     grid: Tiles,
@@ -301,7 +309,7 @@ unsafe fn produce<const TM: u32, const BN: u32>(
     (kb_begin, kb_end): (u32, u32),
 ) {
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
-    let mut slot = Slot { stage: 0, phase: 0 };
+    let mut slot = Slot::<S> { stage: 0, phase: 0 };
     let mut t = first;
     while t < grid.tiles {
         let (mt, nt) = grid.coords(t);
@@ -321,10 +329,11 @@ unsafe fn produce<const TM: u32, const BN: u32>(
     }
 }
 
-/// A consumer thread: its warpgroup's fragment of every tile of the CTA.
+/// A consumer thread: its warpgroup's fragments of every tile of the CTA
+/// (two 64-row pieces with 256-row tiles, one otherwise).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const PRECISE: bool>(
+unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const PRECISE: bool, const S: u32>(
     p: &GemmWgmmaParams,
     pipe: Pipe,
     grid: Tiles,
@@ -335,6 +344,7 @@ unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, co
     (kb_begin, kb_end): (u32, u32),
 ) {
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
+    let two = TM == 256;
     // Fragments crossing a 128-row block of B: 160 and 192 columns.
     let cross = WGN % 128 != 0 && 128 % WGN != 0;
     let n_blocks = p.n.div_ceil(GEMM_KBLOCK);
@@ -343,18 +353,19 @@ unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, co
     // `[0.0; FRAG]` repeat expression became a store loop that kept the
     // fragments in local memory.
     // SAFETY: all-zero bits are 0.0 in every f32.
-    let mut acc: Frag = core::mem::zeroed();
+    let mut acc: [Frag; 2] = core::mem::zeroed();
     let mut parts: [Frag; 2] = core::mem::zeroed();
-    let mut slot = Slot { stage: 0, phase: 0 };
+    let mut slot = Slot::<S> { stage: 0, phase: 0 };
     let mut t = first;
     while t < grid.tiles {
         let (mt, nt) = grid.coords(t);
+        // Rows of the thread in its first piece (the second is 64 below).
         let row0 = mt * TM + me.a_row + me.row;
         let col0 = nt * BN + me.b_row;
-        // A's scales of the thread's two rows (clamped: rows past M read
-        // row M - 1's, and their results are never stored).
+        // A's scales of the thread's rows (clamped: rows past M read row
+        // M - 1's, and their results are never stored).
         let a_scale = |r: u32| p.a_scales + 4 * (r.min(p.m - 1) as u64 * p.a_scale_row_stride);
-        let (sa0_at, sa1_at) = (a_scale(row0), a_scale(row0 + 8));
+        let sa_at = [a_scale(row0), a_scale(row0 + 8), a_scale(row0 + 64), a_scale(row0 + 72)];
         // B's scale rows of the fragment's columns: the block of its first
         // column, and (`cross`) the next one from 8-column group `former` on.
         let nb = col0 / GEMM_KBLOCK;
@@ -364,56 +375,80 @@ unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, co
         let mut kb = kb_begin;
         while kb < kb_end {
             let sa_off = 4 * (kb as u64 * p.a_scale_kb_stride);
-            let (sa0, sa1) = (((sa0_at + sa_off) as *const f32).read(), ((sa1_at + sa_off) as *const f32).read());
+            let sa = |i: usize| ((sa_at[i] + sa_off) as *const f32).read();
+            let (sa0, sa1) = (sa(0), sa(1));
+            let (sa2, sa3) = if two { (sa(2), sa(3)) } else { (sa0, sa1) };
             let sb0 = ((sb0_at + 4 * kb as u64) as *const f32).read();
             let sb1 = if cross { ((sb1_at + 4 * kb as u64) as *const f32).read() } else { sb0 };
-            let first_scales = (sa0 * sb0, sa1 * sb0);
-            let second_scales = (sa0 * sb1, sa1 * sb1);
             mbar_wait(pipe.full + 8 * slot.stage, slot.phase);
             let base = pipe.stages + slot.stage * stage_bytes;
             let (a, b) = (base + me.a_row * GEMM_KBLOCK, base + (TM + me.b_row) * GEMM_KBLOCK);
             let empty = pipe.empty + 8 * slot.stage;
+            let [acc0, acc1] = &mut acc;
             if PRECISE {
-                kblock_precise::<WGN>(&mut parts, &mut acc, a, b, first_scales, empty, me.leader);
+                kblock_precise::<WGN>(&mut parts, acc0, a, b, (sa0 * sb0, sa1 * sb0), empty, me.leader);
             } else {
                 let part = &mut parts[0];
                 mma_chain::<WGN, 4>(part, a, b);
                 fence::<WGN>(part);
                 wgmma_wait0();
-                mbar_arrive_if(empty, me.leader);
-                if cross {
-                    promote::<WGN, true>(&mut acc, part, first_scales, second_scales, former);
-                } else {
-                    promote::<WGN, false>(&mut acc, part, first_scales, second_scales, former);
+                if !two {
+                    mbar_arrive_if(empty, me.leader);
+                }
+                promote::<WGN>(acc0, part, (sa0 * sb0, sa1 * sb0), (sa0 * sb1, sa1 * sb1), former, cross);
+                if two {
+                    // The second 64-row piece, through the same partial
+                    // fragment; the stage is free once its `wgmma`s are done.
+                    mma_chain::<WGN, 4>(part, a + 64 * GEMM_KBLOCK, b);
+                    fence::<WGN>(part);
+                    wgmma_wait0();
+                    mbar_arrive_if(empty, me.leader);
+                    promote::<WGN>(acc1, part, (sa2 * sb0, sa3 * sb0), (sa2 * sb1, sa3 * sb1), former, cross);
                 }
             }
             slot.advance();
             kb += 1;
         }
-        // The epilogue. A tile wholly inside C (a CTA-uniform test, made
-        // after this warpgroup's last `wait_group 0`, with nothing of its in
-        // flight) stores from one base address with constant offsets; edge
-        // tiles test every element with predicated stores.
-        let (rowa, rowb) = (row0, row0 + 8);
         let interior = pair_ok && mt * TM + TM <= p.m && nt * BN + BN <= p.n;
-        if interior {
-            let base = c.add((rowa as u64 * p.n as u64 + (col0 + me.col) as u64) as usize);
-            let below = base.add(8 * p.n as usize);
-            unroll24!(j < (WGN / 8) as usize => {
-                O::store_pair(base.add(8 * j), acc[4 * j], acc[4 * j + 1]);
-                O::store_pair(below.add(8 * j), acc[4 * j + 2], acc[4 * j + 3]);
-            });
-        } else {
-            unroll24!(j < (WGN / 8) as usize => {
-                let cc = col0 + me.col + 8 * j as u32;
-                O::store_pair_if(c, p.m, p.n, rowa, cc, acc[4 * j], acc[4 * j + 1], pair_ok);
-                O::store_pair_if(c, p.m, p.n, rowb, cc, acc[4 * j + 2], acc[4 * j + 3], pair_ok);
-            });
+        store_fragment::<O, WGN>(c, p, &mut acc[0], row0, col0 + me.col, interior, pair_ok);
+        if two {
+            store_fragment::<O, WGN>(c, p, &mut acc[1], row0 + 64, col0 + me.col, interior, pair_ok);
         }
-        // SAFETY: all-zero bits are 0.0 in every f32.
-        acc = core::mem::zeroed();
         t += tile_step;
     }
+}
+
+/// The epilogue of one fragment, rows `row, row + 8` from column `col` on
+/// (8 columns apart), then zeroes it. A tile wholly inside C (`interior`, a
+/// CTA-uniform test made after this warpgroup's last `wait_group 0`, with
+/// nothing of its in flight) stores from one base address with constant
+/// offsets; edge tiles test every element with predicated stores.
+#[inline(always)]
+unsafe fn store_fragment<O: PredStore, const WGN: u32>(
+    c: *mut O,
+    p: &GemmWgmmaParams,
+    acc: &mut Frag,
+    row: u32,
+    col: u32,
+    interior: bool,
+    pair_ok: bool,
+) {
+    if interior {
+        let base = c.add((row as u64 * p.n as u64 + col as u64) as usize);
+        let below = base.add(8 * p.n as usize);
+        unroll24!(j < (WGN / 8) as usize => {
+            O::store_pair(base.add(8 * j), acc[4 * j], acc[4 * j + 1]);
+            O::store_pair(below.add(8 * j), acc[4 * j + 2], acc[4 * j + 3]);
+        });
+    } else {
+        unroll24!(j < (WGN / 8) as usize => {
+            let cc = col + 8 * j as u32;
+            O::store_pair_if(c, p.m, p.n, row, cc, acc[4 * j], acc[4 * j + 1], pair_ok);
+            O::store_pair_if(c, p.m, p.n, row + 8, cc, acc[4 * j + 2], acc[4 * j + 3], pair_ok);
+        });
+    }
+    // SAFETY: all-zero bits are 0.0 in every f32.
+    *acc = core::mem::zeroed();
 }
 
 /// One k-block of `Precise`: four k32 steps, each a single `wgmma` from
@@ -434,44 +469,47 @@ unsafe fn kblock_precise<const WGN: u32>(
     mma_chain::<WGN, 1>(p0, a, b);
     mma_chain::<WGN, 1>(p1, a + 32, b + 32);
     wgmma_wait1();
-    promote::<WGN, false>(acc, p0, s, s, 0);
+    promote::<WGN>(acc, p0, s, s, 0, false);
     mma_chain::<WGN, 1>(p0, a + 64, b + 64);
     wgmma_wait1();
-    promote::<WGN, false>(acc, p1, s, s, 0);
+    promote::<WGN>(acc, p1, s, s, 0, false);
     mma_chain::<WGN, 1>(p1, a + 96, b + 96);
     wgmma_wait1();
-    promote::<WGN, false>(acc, p0, s, s, 0);
+    promote::<WGN>(acc, p0, s, s, 0, false);
     wgmma_wait0();
     mbar_arrive_if(empty, leader);
-    promote::<WGN, false>(acc, p1, s, s, 0);
+    promote::<WGN>(acc, p1, s, s, 0, false);
 }
 
 /// The kernels, named as `wgmma_contract::gemm_wgmma_kernel` lists them.
 macro_rules! entries {
-    ($($name:ident: $out:ty, $tm:literal x $bn:literal / $wgn:literal, $precise:literal;)*) => {$(
+    ($($name:ident: $out:ty, $tile:ident, $tm:literal x $bn:literal / $wgn:literal, $precise:literal;)*) => {$(
         /// A `wgmma` GEMM kernel; see the module documentation.
         ///
         /// # Safety
         /// Launched by `quant-host` with checked parameters (see `gemm`).
         #[no_mangle]
         pub unsafe extern "ptx-kernel" fn $name(p: GemmWgmmaParams) {
-            const _: () = assert!(($tm == 128 && $wgn == $bn) || ($tm == 64 && 2 * $wgn == $bn));
-            gemm::<$out, $tm, $bn, $wgn, $precise>(p)
+            const _: () = assert!(GemmTile::$tile.rows() == $tm && GemmTile::$tile.cols() == $bn);
+            const _: () = assert!(GemmTile::$tile.wg_cols() == $wgn);
+            gemm::<$out, $tm, $bn, $wgn, $precise, { GemmTile::$tile.stages() }>(p)
         }
     )*};
 }
 
 entries! {
-    gemm_wgmma_fast_128x128_bf16: Bf16Out, 128 x 128 / 128, false;
-    gemm_wgmma_fast_128x128_f32: f32, 128 x 128 / 128, false;
-    gemm_wgmma_fast_128x160_bf16: Bf16Out, 128 x 160 / 160, false;
-    gemm_wgmma_fast_128x160_f32: f32, 128 x 160 / 160, false;
-    gemm_wgmma_fast_128x192_bf16: Bf16Out, 128 x 192 / 192, false;
-    gemm_wgmma_fast_128x192_f32: f32, 128 x 192 / 192, false;
-    gemm_wgmma_fast_64x256_bf16: Bf16Out, 64 x 256 / 128, false;
-    gemm_wgmma_fast_64x256_f32: f32, 64 x 256 / 128, false;
-    gemm_wgmma_fast_64x128_bf16: Bf16Out, 64 x 128 / 64, false;
-    gemm_wgmma_fast_64x128_f32: f32, 64 x 128 / 64, false;
-    gemm_wgmma_precise_128x128_bf16: Bf16Out, 128 x 128 / 128, true;
-    gemm_wgmma_precise_128x128_f32: f32, 128 x 128 / 128, true;
+    gemm_wgmma_fast_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, false;
+    gemm_wgmma_fast_128x128_f32: f32, M128N128, 128 x 128 / 128, false;
+    gemm_wgmma_fast_128x160_bf16: Bf16Out, M128N160, 128 x 160 / 160, false;
+    gemm_wgmma_fast_128x160_f32: f32, M128N160, 128 x 160 / 160, false;
+    gemm_wgmma_fast_128x192_bf16: Bf16Out, M128N192, 128 x 192 / 192, false;
+    gemm_wgmma_fast_128x192_f32: f32, M128N192, 128 x 192 / 192, false;
+    gemm_wgmma_fast_64x256_bf16: Bf16Out, M64N256, 64 x 256 / 128, false;
+    gemm_wgmma_fast_64x256_f32: f32, M64N256, 64 x 256 / 128, false;
+    gemm_wgmma_fast_64x128_bf16: Bf16Out, M64N128, 64 x 128 / 64, false;
+    gemm_wgmma_fast_64x128_f32: f32, M64N128, 64 x 128 / 64, false;
+    gemm_wgmma_fast_256x128_bf16: Bf16Out, M256N128, 256 x 128 / 128, false;
+    gemm_wgmma_fast_256x128_f32: f32, M256N128, 256 x 128 / 128, false;
+    gemm_wgmma_precise_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, true;
+    gemm_wgmma_precise_128x128_f32: f32, M128N128, 128 x 128 / 128, true;
 }
