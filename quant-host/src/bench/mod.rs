@@ -58,11 +58,26 @@ pub struct BenchArgs {
     /// With --gemm: also time every tile of the fast kernel
     #[arg(long)]
     pub gemm_variants: bool,
+    /// With --gemm: these shapes (`M,N,K`, M > 16) instead of the peer set
+    #[arg(long, num_args = 1.., value_parser = parse_shape)]
+    pub gemm_shapes: Vec<(usize, usize, usize)>,
 }
 
 const WARMUP: usize = 5;
 const REPS: usize = 25;
 const GRAPH_LAUNCHES: usize = 40;
+
+/// `M,N,K` as the `--gemm-shapes` flag takes it.
+fn parse_shape(s: &str) -> std::result::Result<(usize, usize, usize), String> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|x| x.trim().parse::<usize>().map_err(|e| format!("`{s}`: {e}")))
+        .collect::<std::result::Result<_, _>>()?;
+    match v[..] {
+        [m, n, k] if m > 16 && n > 0 && k > 0 => Ok((m, n, k)),
+        _ => Err(format!("`{s}`: expected M,N,K with M > 16 and N, K > 0")),
+    }
+}
 
 /// Runs the benchmark on GPU 0, prints the summary tables and writes the
 /// full report files. Returns every measurement.
@@ -89,7 +104,9 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     let max_elems = tokens.iter().max().copied().unwrap_or(1) * ks.iter().max().copied().unwrap_or(1);
     let max_elems = max_elems.max(weights.iter().map(|(n, k)| n * k).max().unwrap_or(1));
     // The end-to-end section's largest A (4096 x 16384) and W (7168 x 16384).
+    let gemm_elems = args.gemm_shapes.iter().map(|&(m, n, k)| m.max(n).saturating_mul(k)).max().unwrap_or(0);
     let max_elems = if args.e2e || args.gemm || args.gemm_variants { max_elems.max(7168 * 16384) } else { max_elems };
+    let max_elems = max_elems.max(gemm_elems);
     let input = random_bf16(&stream, max_elems)?;
 
     let mut records = Vec::new();
@@ -123,7 +140,8 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
         r.set_same_size_copy(us);
     }
     let gemm_records = if args.gemm || args.gemm_variants {
-        gemm::run(&gpu, &input, &gemm::peer_set(), args.gemm_variants)?
+        let shapes = if args.gemm_shapes.is_empty() { gemm::peer_set() } else { args.gemm_shapes.clone() };
+        gemm::run(&gpu, &input, &shapes, args.gemm_variants)?
     } else {
         Vec::new()
     };

@@ -74,9 +74,9 @@ use core::arch::nvptx;
 
 use super::gemm::{smem_addr, Align16, Bf16Out};
 use super::wgmma_ops::{
-    fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, setmaxnreg_dec,
-    setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0,
-    wgmma_wait1, Frag, PredStore,
+    fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, quad_transpose,
+    setmaxnreg_dec, setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_k32,
+    wgmma_wait0, wgmma_wait1, Frag, PredStore,
 };
 use crate::gpu::fma;
 use crate::wgmma_contract::{
@@ -100,6 +100,13 @@ macro_rules! unroll24 {
                 }
             }
         )+
+    }};
+}
+
+/// [`unroll24!`] for `0..6` (groups of four 8-column groups: 192 columns).
+macro_rules! unroll6 {
+    ($j:ident < $limit:expr => $body:block) => {{
+        unroll24!(@each $j, $limit, $body, 0 1 2 3 4 5);
     }};
 }
 
@@ -410,30 +417,60 @@ unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, co
             kb += 1;
         }
         let interior = pair_ok && mt * TM + TM <= p.m && nt * BN + BN <= p.n;
-        store_fragment::<O, WGN>(c, p, &mut acc[0], row0, col0 + me.col, interior, pair_ok);
+        let quad = me.col / 2;
+        store_fragment::<O, WGN>(c, p, &mut acc[0], row0, col0 + me.col, quad, interior, pair_ok);
         if two {
-            store_fragment::<O, WGN>(c, p, &mut acc[1], row0 + 64, col0 + me.col, interior, pair_ok);
+            store_fragment::<O, WGN>(c, p, &mut acc[1], row0 + 64, col0 + me.col, quad, interior, pair_ok);
         }
         t += tile_step;
     }
 }
 
 /// The epilogue of one fragment, rows `row, row + 8` from column `col` on
-/// (8 columns apart), then zeroes it. A tile wholly inside C (`interior`, a
-/// CTA-uniform test made after this warpgroup's last `wait_group 0`, with
-/// nothing of its in flight) stores from one base address with constant
-/// offsets; edge tiles test every element with predicated stores.
+/// (8 columns apart; `quad` = lane % 4), then zeroes it. A tile wholly
+/// inside C (`interior`, a CTA-uniform test made after this warpgroup's
+/// last `wait_group 0`, with nothing of its in flight) stores from one base
+/// address with constant offsets, bf16 as whole 16-byte groups; edge tiles
+/// test every element with predicated stores.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn store_fragment<O: PredStore, const WGN: u32>(
     c: *mut O,
     p: &GemmWgmmaParams,
     acc: &mut Frag,
     row: u32,
     col: u32,
+    quad: u32,
     interior: bool,
     pair_ok: bool,
 ) {
-    if interior {
+    let wide = O::PACKED && p.n % 8 == 0 && (c as usize) % 16 == 0;
+    if interior && wide {
+        // bf16: the quad of lanes holding a row's 8-column groups
+        // `4 g .. 4 g + 4` (a 4-byte pair each) transposes them, and each
+        // lane stores one whole group as 16 bytes: a quarter of the store
+        // instructions, each writing whole 32-byte sectors.
+        let first = col - 2 * quad; // the fragment's first column
+        let base = c.add((row as u64 * p.n as u64 + (first + 8 * quad) as u64) as usize);
+        let below = base.add(8 * p.n as usize);
+        unroll6!(g < (WGN / 32) as usize => {
+            let j = 4 * g;
+            let upper = [
+                O::pack(acc[4 * j], acc[4 * j + 1]),
+                O::pack(acc[4 * j + 4], acc[4 * j + 5]),
+                O::pack(acc[4 * j + 8], acc[4 * j + 9]),
+                O::pack(acc[4 * j + 12], acc[4 * j + 13]),
+            ];
+            let lower = [
+                O::pack(acc[4 * j + 2], acc[4 * j + 3]),
+                O::pack(acc[4 * j + 6], acc[4 * j + 7]),
+                O::pack(acc[4 * j + 10], acc[4 * j + 11]),
+                O::pack(acc[4 * j + 14], acc[4 * j + 15]),
+            ];
+            O::store_16(base.add(32 * g), quad_transpose(upper, quad));
+            O::store_16(below.add(32 * g), quad_transpose(lower, quad));
+        });
+    } else if interior {
         let base = c.add((row as u64 * p.n as u64 + col as u64) as usize);
         let below = base.add(8 * p.n as usize);
         unroll24!(j < (WGN / 8) as usize => {

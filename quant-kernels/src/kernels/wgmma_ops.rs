@@ -259,6 +259,44 @@ pub trait PredStore: super::gemm::Out + Sized {
     /// # Safety
     /// Both elements are inside C and `p` is aligned to two elements.
     unsafe fn store_pair(p: *mut Self, v0: f32, v1: f32);
+
+    /// Whether the epilogue packs a pair into one 32-bit word
+    /// ([`Self::pack`]) and stores rows of 8 elements as 16 bytes
+    /// ([`Self::store_16`]) after a transpose within each quad of lanes.
+    const PACKED: bool;
+
+    /// `(v0, v1)` as one 32-bit word (bf16x2, round to nearest even).
+    fn pack(v0: f32, v1: f32) -> u32;
+
+    /// Stores the 16 bytes `w` at `p`.
+    ///
+    /// # Safety
+    /// The 16 bytes are inside C and `p` is 16-byte aligned.
+    unsafe fn store_16(p: *mut Self, w: [u32; 4]);
+}
+
+/// The 4 x 4 transpose of 32-bit words within each quad of lanes (lanes
+/// `4 i ..`, `quad` = lane % 4): lane `q` gives `v[j]` and gets back `w[i]`
+/// = lane `i`'s `v[q]`. Two butterfly rounds (2, then 1), each swapping the
+/// off-diagonal halves of 2 x 2 blocks: 4 shuffles, no branches. Every lane
+/// of the warp must call it.
+#[inline(always)]
+pub fn quad_transpose(mut v: [u32; 4], quad: u32) -> [u32; 4] {
+    let round = |v: &mut [u32; 4], mask: u32, pairs: [(usize, usize); 2]| {
+        let high = quad & mask != 0;
+        for (j, k) in pairs {
+            let send = if high { v[j] } else { v[k] };
+            let got = crate::gpu::shfl_xor(f32::from_bits(send), mask).to_bits();
+            if high {
+                v[j] = got;
+            } else {
+                v[k] = got;
+            }
+        }
+    };
+    round(&mut v, 2, [(0, 2), (1, 3)]);
+    round(&mut v, 1, [(0, 1), (2, 3)]);
+    v
 }
 
 /// The predicates of a pair store: `(pair, first alone, second alone)`.
@@ -271,6 +309,27 @@ fn pair_predicates(m: u32, n: u32, row: u32, col: u32, pair_ok: bool) -> (u32, u
 }
 
 impl PredStore for super::gemm::Bf16Out {
+    const PACKED: bool = true;
+
+    #[inline(always)]
+    fn pack(v0: f32, v1: f32) -> u32 {
+        let d: u32;
+        // SAFETY: a register-only conversion.
+        unsafe {
+            asm!("cvt.rn.bf16x2.f32 {d}, {h}, {l};", d = out(reg32) d, h = in(reg32) v1, l = in(reg32) v0, options(pure, nomem, nostack))
+        };
+        d
+    }
+
+    #[inline(always)]
+    unsafe fn store_16(p: *mut Self, w: [u32; 4]) {
+        asm!(
+            "st.global.v4.b32 [{a}], {{{w0}, {w1}, {w2}, {w3}}};",
+            a = in(reg64) p as u64, w0 = in(reg32) w[0], w1 = in(reg32) w[1], w2 = in(reg32) w[2], w3 = in(reg32) w[3],
+            options(nostack),
+        );
+    }
+
     #[inline(always)]
     unsafe fn store_pair(p: *mut Self, v0: f32, v1: f32) {
         asm!(
@@ -310,6 +369,23 @@ impl PredStore for super::gemm::Bf16Out {
 }
 
 impl PredStore for f32 {
+    // An f32 pair is already 8 bytes: stored as it is.
+    const PACKED: bool = false;
+
+    #[inline(always)]
+    fn pack(v0: f32, _v1: f32) -> u32 {
+        v0.to_bits()
+    }
+
+    #[inline(always)]
+    unsafe fn store_16(p: *mut Self, w: [u32; 4]) {
+        asm!(
+            "st.global.v4.b32 [{a}], {{{w0}, {w1}, {w2}, {w3}}};",
+            a = in(reg64) p as u64, w0 = in(reg32) w[0], w1 = in(reg32) w[1], w2 = in(reg32) w[2], w3 = in(reg32) w[3],
+            options(nostack),
+        );
+    }
+
     #[inline(always)]
     unsafe fn store_pair(p: *mut Self, v0: f32, v1: f32) {
         asm!("st.global.v2.f32 [{a}], {{{v0}, {v1}}};", v0 = in(reg32) v0, v1 = in(reg32) v1, a = in(reg64) p as u64, options(nostack));
