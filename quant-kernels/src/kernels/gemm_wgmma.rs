@@ -72,13 +72,13 @@
 
 use core::arch::nvptx;
 
-use super::gemm::{smem_addr, Align16, Bf16Out};
-use super::wgmma_ops::{
-    fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, quad_transpose,
-    setmaxnreg_dec, setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_k32,
-    wgmma_wait0, wgmma_wait1, Frag, PredStore,
+use super::common::{quad_transpose, Align16, Bf16Out, PredStore};
+use crate::instr::wgmma::{
+    fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, setmaxnreg_dec,
+    setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0,
+    wgmma_wait1, Frag,
 };
-use crate::gpu::fma;
+use crate::instr::{fma, shared_addr};
 use crate::wgmma_contract::{
     gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CONSUMER_REGISTERS, GEMM_GROUP_M_TILES, GEMM_KBLOCK,
     GEMM_PRODUCER_REGISTERS,
@@ -246,7 +246,7 @@ unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const
     p: GemmWgmmaParams,
 ) {
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
-    let stages = (smem_addr(smem) + 1023) & !1023;
+    let stages = (shared_addr(smem) + 1023) & !1023;
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
     let full = stages + S * stage_bytes;
     let pipe = Pipe { stages, full, empty: full + S * 8 };
