@@ -2,7 +2,7 @@
 //! point (the raw `cpu::*` functions and `Device::Cpu`), each of which must
 //! return its typed error, leave its outputs untouched, and never panic.
 //!
-//! The strategies live in `tests/bad.rs` and drive `gpu_bad_input.rs` too.
+//! The strategies live in `tests/support/bad_input.rs` and drive `gpu_bad_input.rs` too.
 //! Every test prints `bad inputs tried: N (...)` (see with `--nocapture`);
 //! `QUANT_BAD_CASES` sets the number of cases per strategy (default 1000).
 
@@ -15,7 +15,7 @@ use quant_host::{
     BlockConfig, Device, GemmConfig, GemmShape, GroupSize, MatrixShape, OutputType, QuantError, ScaleLayout, Tensor,
     TokenGroupConfig,
 };
-use quant_tests::bad::{self, expect_err, no_panic, Expect, Tally};
+use quant_tests::bad_input::{self, expect_err, no_panic, Expect, Tally};
 
 fn cases() -> u32 {
     std::env::var("QUANT_BAD_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
@@ -29,7 +29,7 @@ fn runner() -> TestRunner {
 fn raw_token_group_quant_and_dequant() {
     static TALLY: Tally = Tally::new("cpu::per_token_group_quant_fp8 + cpu::dequantize_token_group");
     runner()
-        .run(&bad::token_call(), |call| {
+        .run(&bad_input::token_call(), |call| {
             no_panic("quant", || {
                 let shape = MatrixShape::strided(call.rows, call.cols, call.stride).map_err(|e| e.to_string())?;
                 let x = vec![1.5f32; call.x_len];
@@ -69,7 +69,7 @@ fn raw_token_group_quant_and_dequant() {
 fn raw_block_quant_and_dequant() {
     static TALLY: Tally = Tally::new("cpu::per_block_quant_fp8 + cpu::dequantize_block");
     runner()
-        .run(&bad::block_call(), |call| {
+        .run(&bad_input::block_call(), |call| {
             no_panic("quant", || {
                 let shape = MatrixShape::strided(call.rows, call.cols, call.stride).map_err(|e| e.to_string())?;
                 let w = vec![bf16::ONE; call.w_len];
@@ -109,7 +109,7 @@ fn raw_block_quant_and_dequant() {
 fn raw_gemm() {
     static TALLY: Tally = Tally::new("cpu::mm_fp8_blockscale");
     runner()
-        .run(&bad::gemm_call(true), |call| {
+        .run(&bad_input::gemm_call(true), |call| {
             for accumulation in [Accumulation::F32, Accumulation::F64] {
                 no_panic("gemm", || {
                     let shape = GemmShape::new(call.m, call.n, call.k).map_err(|e| e.to_string())?;
@@ -140,7 +140,7 @@ fn raw_gemm() {
 #[test]
 fn device_cpu_quantizers_and_gemm() {
     static TALLY: Tally = Tally::new("Device::Cpu quantizers (+_into) and mm_fp8_blockscale (+_into)");
-    bad::run_on_device(&Device::Cpu, cases(), &TALLY);
+    bad_input::run_on_device(&Device::Cpu, cases(), &TALLY);
     assert!(TALLY.report() > 0);
 }
 

@@ -10,7 +10,7 @@
 
 use half::bf16;
 use quant_host::{BlockConfig, Device, Fp8Format, GemmConfig, Gpu, MatrixShape, QuantError, Tensor, TokenGroupConfig};
-use quant_tests::bad::{self, Tally};
+use quant_tests::bad_input::{self, Tally};
 use std::sync::OnceLock;
 
 fn gpu() -> &'static Gpu {
@@ -28,7 +28,7 @@ fn cases() -> u32 {
 fn generated_bad_arguments_are_typed_errors() {
     static TALLY: Tally = Tally::new("Device::Cuda quantizers (+_into) and mm_fp8_blockscale (+_into)");
     let dev = Device::Cuda(gpu().clone());
-    bad::run_on_device(&dev, cases(), &TALLY);
+    bad_input::run_on_device(&dev, cases(), &TALLY);
     dev.synchronize().unwrap();
     assert!(TALLY.report() > 0);
 }

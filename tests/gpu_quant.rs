@@ -7,6 +7,7 @@
 use half::{bf16, f16};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRng, TestRunner};
+use quant_host::gpu::TokenGroupChunks;
 use quant_host::{
     cpu, BlockConfig, Device, Element, Fp8Format, Gpu, GroupSize, MatrixShape, ScaleLayout, ScaleMode, TokenGroupConfig,
 };
@@ -83,15 +84,12 @@ fn check_token_case<T: Element>(case: TokenCase, rng: &mut TestRng) {
     let shape = MatrixShape::strided(rows, cols, cols + pad).unwrap();
     let x: Vec<T> = random_values(rng, shape.extent(), true).into_iter().map(T::from_f32).collect();
     let cpu_out = Device::Cpu.per_token_group_quant_fp8(&Device::Cpu.upload(&x, shape).unwrap(), &cfg).unwrap();
-    let dev = Device::Cuda(gpu().clone());
-    let xd = dev.upload(&x, shape).unwrap();
+    let xd = Device::Cuda(gpu().clone()).upload(&x, shape).unwrap();
     // Both kernels (2 and 4 chunks per thread), then the size-based choice.
-    for chunks in [2, 4, 0] {
-        quant_host::gpu::Gpu::set_token_group_chunks(chunks);
-        let gpu_out = dev.per_token_group_quant_fp8(&xd, &cfg);
-        quant_host::gpu::Gpu::set_token_group_chunks(0);
-        let gpu_out = gpu_out.unwrap();
-        let what = format!("{} chunks {chunks} {case:?}", T::DTYPE.name());
+    for chunks in [TokenGroupChunks::Two, TokenGroupChunks::Four, TokenGroupChunks::BySize] {
+        let dev = Device::Cuda(gpu().with_token_group_chunks(chunks));
+        let gpu_out = dev.per_token_group_quant_fp8(&xd, &cfg).unwrap();
+        let what = format!("{} chunks {chunks:?} {case:?}", T::DTYPE.name());
         assert_same_codes(&gpu_out.codes.to_vec().unwrap(), cpu_out.codes.as_host().unwrap(), &what);
         assert_same_scales(&gpu_out.scales.to_vec().unwrap(), cpu_out.scales.as_host().unwrap(), &what);
     }

@@ -9,15 +9,25 @@
 //! Needs a CUDA GPU: `#[ignore]`d in CI.
 
 use half::{bf16, f16};
+use quant_host::gpu::TokenGroupChunks;
 use quant_host::{
     BlockConfig, Device, Element, Fp8Format, GemmConfig, GemmTensor, Gpu, GroupSize, MatrixShape, OutputType,
     Quantized, ScaleLayout, ScaleMode, TokenGroupConfig,
 };
 use std::sync::OnceLock;
 
-fn gpu() -> Device {
+fn shared_gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
-    Device::Cuda(GPU.get_or_init(|| Gpu::new(0).expect("these tests need a CUDA GPU")).clone())
+    GPU.get_or_init(|| Gpu::new(0).expect("these tests need a CUDA GPU"))
+}
+
+fn gpu() -> Device {
+    Device::Cuda(shared_gpu().clone())
+}
+
+/// [`gpu`], launching the token-group kernel `chunks` names.
+fn gpu_with(chunks: TokenGroupChunks) -> Device {
+    Device::Cuda(shared_gpu().with_token_group_chunks(chunks))
 }
 
 const K: usize = 300; // two groups of 128 and a tail of 44 (and 9 + tail for 32)
@@ -136,13 +146,11 @@ fn run_all<T: Element>(gpu: &Device) -> usize {
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn special_values_match_the_cpu_bit_for_bit() {
-    let gpu = gpu();
     // The token-group kernels with 2 and with 4 chunks per thread.
-    for chunks in [2, 4] {
-        quant_host::gpu::Gpu::set_token_group_chunks(chunks);
+    for chunks in [TokenGroupChunks::Two, TokenGroupChunks::Four] {
+        let gpu = gpu_with(chunks);
         let n = run_all::<f32>(&gpu) + run_all::<bf16>(&gpu) + run_all::<f16>(&gpu);
-        quant_host::gpu::Gpu::set_token_group_chunks(0);
-        println!("special-value configurations compared bit for bit ({chunks} chunks per thread): {n}");
+        println!("special-value configurations compared bit for bit ({chunks:?} chunks per thread): {n}");
         assert_eq!(n, 3 * 2 * 3 * 2 * (3 * 3 + 4));
     }
 }

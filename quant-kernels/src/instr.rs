@@ -2,13 +2,19 @@
 //! express itself: special registers, shuffles, the fp8 converter, register
 //! moves, shared-memory and asynchronous-copy accesses. Each wrapper is one
 //! instruction (or intrinsic) and says why it exists; the kernels contain no
-//! `asm!` of their own. (The GEMM kernels still keep their own wrappers in
-//! `kernels/gemm*.rs`; they move here with the GEMM rewrite.)
+//! `asm!` of their own. The GEMMs' own instructions are in the submodules:
+//! [`mma`] (the `mma.sync` GEMM), [`wgmma`] (the Hopper GEMM) and [`store`]
+//! (their stores of C).
 //!
 //! Shuffles go through `llvm.nvvm.*` intrinsics rather than `asm!` so LLVM
 //! knows they are `convergent` and never moves them into divergent code.
 
 use core::arch::nvptx;
+
+pub mod mma;
+pub mod store;
+#[cfg(target_feature = "sm_90a")]
+pub mod wgmma;
 
 unsafe extern "C" {
     #[link_name = "llvm.nvvm.shfl.sync.bfly.f32"]
@@ -248,4 +254,15 @@ pub unsafe fn cp_async_wait(pending: u32) {
         2 => core::arch::asm!("cp.async.wait_group 2;", options(nostack)),
         _ => core::arch::asm!("cp.async.wait_group 3;", options(nostack)),
     }
+}
+
+/// Two f32 to a bf16 pair, round to nearest even; `lo` at the lower address.
+#[inline(always)]
+pub fn bf16x2(lo: f32, hi: f32) -> u32 {
+    let d: u32;
+    // SAFETY: register-only instruction (sm_80+).
+    unsafe {
+        core::arch::asm!("cvt.rn.bf16x2.f32 {d}, {h}, {l};", d = out(reg32) d, h = in(reg32) hi, l = in(reg32) lo, options(pure, nomem, nostack))
+    };
+    d
 }

@@ -35,10 +35,6 @@ pub mod wgmma_contract;
 
 #[cfg(target_arch = "nvptx64")]
 mod instr;
-/// The GEMM kernels still name the instruction wrappers by their old module
-/// name; they switch to `instr` with the GEMM rewrite.
-#[cfg(target_arch = "nvptx64")]
-use instr as gpu;
 #[cfg(target_arch = "nvptx64")]
 pub mod kernels;
 

@@ -10,15 +10,13 @@
 //! each tensor), [`reader`] / [`writer`] (safetensors in and out, streamed),
 //! [`index`] and [`config_json`] (the JSON around the shards), [`output`]
 //! (all-or-nothing output), [`pipeline`] (the reader, quantizer, writer and
-//! sync threads), [`staging`] (their buffers), [`engine`] and [`engine_gpu`]
-//! (the device), [`report`] (results), [`bench`] (quantize against a copy).
+//! sync threads), [`staging`] (their buffers), [`quantizer_stage`] and
+//! [`quantizer_stage_gpu`] (the quantizer stage on the chosen device), [`report`] (results), [`bench`] (quantize against a copy).
 
 pub mod bench;
 pub mod config_json;
 pub mod demo;
 pub mod device_choice;
-pub mod engine;
-pub mod engine_gpu;
 pub mod error;
 pub mod extras;
 pub mod finite;
@@ -30,6 +28,8 @@ pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod quantize;
+pub mod quantizer_stage;
+pub mod quantizer_stage_gpu;
 pub mod reader;
 pub mod report;
 pub mod select;

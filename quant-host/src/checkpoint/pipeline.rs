@@ -32,11 +32,11 @@
 //! checkpoint's size. The same code drives the CPU and the GPU engine; only
 //! the buffers differ (page-locked for a GPU).
 
-use super::engine::{output_sizes, Engine, EngineTimes, Finished, Job};
 use super::error::{CheckpointError, Result};
 use super::finite;
 use super::plan::{scale_name, ShardPlan, Step};
 use super::progress::Progress;
+use super::quantizer_stage::{output_sizes, Engine, EngineTimes, Finished, Job};
 use super::reader::Shard;
 use super::staging::HostBuf;
 use super::writer::{FileLayout, FileWriter};

@@ -12,13 +12,13 @@
 
 use super::config_json;
 use super::device_choice::describe;
-use super::engine::Engine;
 use super::error::{io, CheckpointError, Result};
 use super::index::INDEX_FILE;
 use super::output::Staging;
 use super::pipeline::{self, OutputFile};
 use super::plan::{check_something_to_quantize, plan_shard, ShardPlan};
 use super::progress::Progress;
+use super::quantizer_stage::Engine;
 use super::reader::Shard;
 use super::report::{QuantizeReport, QuantizedTensor};
 use super::select::Selector;

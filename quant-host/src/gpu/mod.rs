@@ -20,6 +20,8 @@ pub use ptx::PtxArch;
 #[cfg(feature = "bench")]
 pub(crate) use token_group::per_token_group_quant;
 pub(crate) use token_group::per_token_group_quant_planned;
+#[doc(hidden)]
+pub use token_group::TokenGroupChunks;
 
 use crate::error::{QuantError, Result};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
@@ -31,6 +33,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 #[derive(Clone)]
 pub struct Gpu {
     inner: Arc<Inner>,
+    /// Which token-group kernel this handle launches (a testing option, see
+    /// [`Gpu::with_token_group_chunks`]); per handle, so one test's choice
+    /// never reaches another `Gpu`.
+    token_group_chunks: TokenGroupChunks,
 }
 
 struct Inner {
@@ -112,6 +118,7 @@ impl Gpu {
                 gemm_functions: OnceLock::new(),
                 gemm_maps: Mutex::new(None),
             }),
+            token_group_chunks: TokenGroupChunks::BySize,
         })
     }
 
@@ -172,13 +179,19 @@ impl Gpu {
         self.inner.max_shared_per_cta
     }
 
-    /// Forces `per_token_group_quant_fp8` to run its 2- or 4-chunk kernel
-    /// for every `Gpu` of the process (0: chosen by problem size, the
-    /// default). A development hook for the tests, which check both kernels
-    /// on the same cases; both compute the same bits.
+    /// This `Gpu` (same device, stream and loaded kernels), launching
+    /// `per_token_group_quant_fp8` with the kernel `chunks` names instead of
+    /// the one the problem size picks. A testing API: the tests check both
+    /// kernels on the same cases (both compute the same bits); `self` and
+    /// its other clones keep their own choice.
     #[doc(hidden)]
-    pub fn set_token_group_chunks(chunks: u32) {
-        token_group::CHUNKS_OVERRIDE.store(chunks, std::sync::atomic::Ordering::Relaxed);
+    pub fn with_token_group_chunks(&self, chunks: TokenGroupChunks) -> Gpu {
+        Gpu { inner: Arc::clone(&self.inner), token_group_chunks: chunks }
+    }
+
+    /// The token-group kernel choice of this handle.
+    pub(crate) fn token_group_chunks(&self) -> TokenGroupChunks {
+        self.token_group_chunks
     }
 
     /// The number of streaming multiprocessors (for grid sizing), read once.

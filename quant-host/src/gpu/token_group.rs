@@ -7,10 +7,21 @@ use crate::plan::TokenGroupPlan;
 use cudarc::driver::CudaSlice;
 use quant_kernels::abi::TokenGroupParams;
 
-/// Chunks per thread forced on every launch (2 or 4; anything else: chosen
-/// by problem size). A hook for the tests, which run both kernels on the
-/// same cases: see [`super::Gpu::set_token_group_chunks`].
-pub(crate) static CHUNKS_OVERRIDE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// Which token-group kernel a [`Gpu`] launches: the one the problem size
+/// picks (the default), or the 2- or 4-chunks-per-thread kernel forced, for
+/// the tests that run both on the same cases (see
+/// [`Gpu::with_token_group_chunks`]).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenGroupChunks {
+    /// Chosen by problem size (`launch::token_group_chunks`).
+    #[default]
+    BySize,
+    /// The 2-chunk kernel.
+    Two,
+    /// The 4-chunk ("wide") kernel.
+    Four,
+}
 
 /// Queues the quantization of `x` (of `shape`) on `gpu`'s stream, after
 /// checking `cfg` and every buffer.
@@ -47,9 +58,10 @@ pub(crate) fn per_token_group_quant_planned<T: Element>(
     let (rows, cols, gs, groups) =
         (shape.rows() as u64, shape.cols() as u64, plan.group_size().get() as u64, plan.groups() as u64);
     let resident = gpu.multiprocessor_count() as u64 * 1024;
-    let chunks = match CHUNKS_OVERRIDE.load(std::sync::atomic::Ordering::Relaxed) {
-        c @ (2 | 4) => c as u64,
-        _ => launch::token_group_chunks(rows.saturating_mul(groups), gs, resident),
+    let chunks = match gpu.token_group_chunks() {
+        TokenGroupChunks::Two => 2,
+        TokenGroupChunks::Four => 4,
+        TokenGroupChunks::BySize => launch::token_group_chunks(rows.saturating_mul(groups), gs, resident),
     };
     let wide = chunks == quant_kernels::geometry::TOKEN_GROUP_WIDE_CHUNKS;
     let params = plan.params();

@@ -45,8 +45,16 @@
 //! each tile (an atomic ticket) sums the partials in a fixed order, so the
 //! result is deterministic.
 
-use core::arch::asm;
 use core::arch::nvptx;
+
+use super::common::{Align16, Bf16Out, Out};
+#[cfg(target_feature = "sm_90")]
+use crate::instr::mma::mma_e4m3;
+use crate::instr::mma::{
+    atom_inc_acq_rel, cp_async16_zfill, cp_async4, cp_async_wait_n, fence_gpu, fence_gpu_warp_sync, ld_global_cg_f32,
+    ldg16, ldg16_stream, ldmatrix_x4, mma_f16, opaque_inout, prmt, warp_sync,
+};
+use crate::instr::{cp_async_commit, shared_addr, st_shared16};
 
 use crate::ScaleLayout;
 
@@ -72,133 +80,6 @@ pub const SMALL_SMEM_BYTES: u32 = 4 * 32 * 16 + 16;
 pub const SMALL_N: u32 = 8;
 /// Rows of A the decode-sized kernel handles at most.
 pub const SMALL_M: u32 = 16;
-
-// ---------------------------------------------------------------------------
-// PTX wrappers.
-
-/// Shared-memory (32-bit) address of a generic pointer into shared memory.
-#[inline(always)]
-pub(crate) fn smem_addr<T>(p: *const T) -> u32 {
-    let out: u64;
-    // SAFETY: pure address arithmetic.
-    unsafe {
-        asm!("cvta.to.shared.u64 {o}, {i};", o = out(reg64) out, i = in(reg64) p as u64, options(pure, nomem, nostack))
-    };
-    out as u32
-}
-
-/// 16-byte `cp.async` (L2 only); bytes past `src_bytes` are zero-filled.
-#[inline(always)]
-unsafe fn cp_async16(dst: u32, src: *const u8, src_bytes: u32) {
-    asm!("cp.async.cg.shared.global [{d}], [{s}], 16, {n};", d = in(reg32) dst, s = in(reg64) src as u64, n = in(reg32) src_bytes, options(nostack));
-}
-
-/// 4-byte `cp.async`; zero-filled when `src_bytes == 0`.
-#[inline(always)]
-unsafe fn cp_async4(dst: u32, src: *const f32, src_bytes: u32) {
-    asm!("cp.async.ca.shared.global [{d}], [{s}], 4, {n};", d = in(reg32) dst, s = in(reg64) src as u64, n = in(reg32) src_bytes, options(nostack));
-}
-
-#[inline(always)]
-unsafe fn cp_async_commit() {
-    asm!("cp.async.commit_group;", options(nostack));
-}
-
-#[inline(always)]
-unsafe fn cp_async_wait<const N: u32>() {
-    asm!("cp.async.wait_group {n};", n = const N, options(nostack));
-}
-
-#[inline(always)]
-unsafe fn st_shared16(dst: u32, v: [u32; 4]) {
-    asm!("st.shared.v4.u32 [{d}], {{{a}, {b}, {c}, {e}}};", d = in(reg32) dst, a = in(reg32) v[0], b = in(reg32) v[1], c = in(reg32) v[2], e = in(reg32) v[3], options(nostack));
-}
-
-/// Four 8x8 b16 matrices; lane `i` gives the address of row `i % 8` of matrix `i / 8`.
-#[inline(always)]
-unsafe fn ldmatrix_x4(addr: u32) -> [u32; 4] {
-    let (a, b, c, d): (u32, u32, u32, u32);
-    asm!("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {{{a}, {b}, {c}, {d}}}, [{p}];", a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg32) addr, options(nostack));
-    [a, b, c, d]
-}
-
-/// 16-byte read-only global load that does not allocate in L1 (B is streamed once).
-#[inline(always)]
-unsafe fn ldg16_stream(p: *const u8) -> [u32; 4] {
-    let (a, b, c, d): (u32, u32, u32, u32);
-    asm!("ld.global.nc.L1::no_allocate.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];", a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg64) p as u64, options(pure, readonly, nostack));
-    [a, b, c, d]
-}
-
-/// 16-byte read-only global load through L1 (A is re-read by every warp).
-#[inline(always)]
-unsafe fn ldg16(p: *const u8) -> [u32; 4] {
-    let (a, b, c, d): (u32, u32, u32, u32);
-    asm!("ld.global.nc.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];", a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg64) p as u64, options(pure, readonly, nostack));
-    [a, b, c, d]
-}
-
-/// `x`, hidden from the optimiser (a side-effecting move) so that values
-/// derived from it are recomputed where used rather than hoisted.
-#[inline(always)]
-fn opaque(x: u32) -> u32 {
-    let mut x = x;
-    // SAFETY: a register move.
-    unsafe { asm!("mov.b32 {0}, {0};", inout(reg32) x, options(nomem, nostack)) };
-    x
-}
-
-#[inline(always)]
-fn prmt(a: u32, b: u32, sel: u32) -> u32 {
-    let d: u32;
-    // SAFETY: pure register arithmetic.
-    unsafe {
-        asm!("prmt.b32 {d}, {a}, {b}, {s};", d = out(reg32) d, a = in(reg32) a, b = in(reg32) b, s = in(reg32) sel, options(pure, nomem, nostack))
-    };
-    d
-}
-
-/// `d += a * b`, `m16n8k32`, E4M3FN operands (sm_89+).
-#[cfg(target_feature = "sm_90")]
-#[inline(always)]
-fn mma_e4m3(c: &mut [f32; 4], a: [u32; 4], b: [u32; 2]) {
-    // SAFETY: register-only instruction; the module is sm_90.
-    unsafe {
-        asm!(
-            "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {{{c0}, {c1}, {c2}, {c3}}}, {{{a0}, {a1}, {a2}, {a3}}}, {{{b0}, {b1}}}, {{{c0}, {c1}, {c2}, {c3}}};",
-            c0 = inout(reg32) c[0], c1 = inout(reg32) c[1], c2 = inout(reg32) c[2], c3 = inout(reg32) c[3],
-            a0 = in(reg32) a[0], a1 = in(reg32) a[1], a2 = in(reg32) a[2], a3 = in(reg32) a[3],
-            b0 = in(reg32) b[0], b1 = in(reg32) b[1],
-            options(pure, nomem, nostack),
-        )
-    };
-}
-
-/// `d += a * b`, `m16n8k16`, f16 operands.
-#[inline(always)]
-fn mma_f16(c: &mut [f32; 4], a: [u32; 4], b: [u32; 2]) {
-    // SAFETY: register-only instruction (sm_80+).
-    unsafe {
-        asm!(
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {{{c0}, {c1}, {c2}, {c3}}}, {{{a0}, {a1}, {a2}, {a3}}}, {{{b0}, {b1}}}, {{{c0}, {c1}, {c2}, {c3}}};",
-            c0 = inout(reg32) c[0], c1 = inout(reg32) c[1], c2 = inout(reg32) c[2], c3 = inout(reg32) c[3],
-            a0 = in(reg32) a[0], a1 = in(reg32) a[1], a2 = in(reg32) a[2], a3 = in(reg32) a[3],
-            b0 = in(reg32) b[0], b1 = in(reg32) b[1],
-            options(pure, nomem, nostack),
-        )
-    };
-}
-
-/// Two f32 to a bf16 pair, round to nearest even; `lo` at the lower address.
-#[inline(always)]
-fn bf16x2(lo: f32, hi: f32) -> u32 {
-    let d: u32;
-    // SAFETY: register-only instruction (sm_80+).
-    unsafe {
-        asm!("cvt.rn.bf16x2.f32 {d}, {h}, {l};", d = out(reg32) d, h = in(reg32) hi, l = in(reg32) lo, options(pure, nomem, nostack))
-    };
-    d
-}
 
 // ---------------------------------------------------------------------------
 // Formats and the k32 mma step.
@@ -300,50 +181,6 @@ fn mma_k32_predecoded_b<F: Format>(c: &mut [f32; 4], a: [u32; 4], b: [u32; 2], b
 // ---------------------------------------------------------------------------
 // Outputs.
 
-/// An output element type of C.
-pub trait Out {
-    /// Stores one value.
-    ///
-    /// # Safety
-    /// `c.add(i)` is in bounds.
-    unsafe fn store1(c: *mut Self, i: u64, v: f32);
-    /// Stores two adjacent values.
-    ///
-    /// # Safety
-    /// `c.add(i)` and `c.add(i + 1)` are in bounds and `c.add(i)` is aligned
-    /// to twice the element size.
-    unsafe fn store2(c: *mut Self, i: u64, v0: f32, v1: f32);
-}
-
-/// bf16 output, stored as bits.
-#[derive(Clone, Copy)]
-#[repr(transparent)]
-pub struct Bf16Out(pub u16);
-
-impl Out for Bf16Out {
-    #[inline(always)]
-    unsafe fn store1(c: *mut Self, i: u64, v: f32) {
-        (c as *mut u16).add(i as usize).write(bf16x2(v, 0.0) as u16);
-    }
-    #[inline(always)]
-    unsafe fn store2(c: *mut Self, i: u64, v0: f32, v1: f32) {
-        ((c as *mut u16).add(i as usize) as *mut u32).write(bf16x2(v0, v1));
-    }
-}
-
-impl Out for f32 {
-    #[inline(always)]
-    unsafe fn store1(c: *mut Self, i: u64, v: f32) {
-        c.add(i as usize).write(v);
-    }
-    #[inline(always)]
-    unsafe fn store2(c: *mut Self, i: u64, v0: f32, v1: f32) {
-        #[repr(C, align(8))]
-        struct F2([f32; 2]);
-        (c.add(i as usize) as *mut F2).write(F2([v0, v1]));
-    }
-}
-
 /// Stores the pair at `(row, col)`, `(row, col + 1)` of an `[m, n]` C, each
 /// element only where it is inside C.
 #[inline(always)]
@@ -400,11 +237,6 @@ unsafe fn load_bytes16(p: *const u8, valid: u32) -> [u32; 4] {
 // ---------------------------------------------------------------------------
 // The main kernel.
 
-/// The dynamic shared memory's element type: 16-byte alignment for `cp.async`
-/// and `ldmatrix` rows.
-#[repr(C, align(16))]
-pub(crate) struct Align16([u8; 16]);
-
 /// Parameters of one launch, as the kernels receive them.
 #[derive(Clone, Copy)]
 struct Problem {
@@ -458,7 +290,7 @@ unsafe fn load_stage(p: &Problem, tid: u32, m0: u32, n0: u32, kb: u32, a_s: u32,
     // Re-derive the row addresses every stage instead of letting the loop
     // keep eight 64-bit row pointers live: registers are the main kernel's
     // limit (accumulators and k-block partials take 128).
-    let tid = opaque(tid);
+    let tid = opaque_inout(tid);
     let chunk = tid % 8;
     let k_off = kb * TILE + chunk * 16;
     let valid = if p.k > k_off { (p.k - k_off).min(16) } else { 0 };
@@ -472,8 +304,8 @@ unsafe fn load_stage(p: &Problem, tid: u32, m0: u32, n0: u32, kb: u32, a_s: u32,
         let src_a = if va > 0 { p.a.add((ra as u64 * p.k as u64 + k_off as u64) as usize) } else { p.a };
         let src_b = if vb > 0 { p.b.add((rb as u64 * p.k as u64 + k_off as u64) as usize) } else { p.b };
         if p.aligned {
-            cp_async16(a_s + swz, src_a, va);
-            cp_async16(b_s + swz, src_b, vb);
+            cp_async16_zfill(a_s + swz, src_a, va);
+            cp_async16_zfill(b_s + swz, src_b, vb);
         } else {
             st_shared16(a_s + swz, load_bytes16(src_a, va));
             st_shared16(b_s + swz, load_bytes16(src_b, vb));
@@ -508,7 +340,7 @@ unsafe fn gemm_main<F: Format, O: Out>(
 ) {
     let p = Problem::new(a, a_scales, b, b_scales, m, n, k, layout);
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
-    let base = smem_addr(smem);
+    let base = shared_addr(smem);
     let tid = nvptx::_thread_idx_x() as u32;
     let (warp, lane) = (tid / 32, tid % 32);
     let (wm, wn) = (warp % 2, warp / 2);
@@ -541,7 +373,7 @@ unsafe fn gemm_main<F: Format, O: Out>(
 
     let mut kb = 0;
     while kb < kbt {
-        cp_async_wait::<{ STAGES - 2 }>();
+        cp_async_wait_n::<{ STAGES - 2 }>();
         nvptx::_syncthreads();
         let next = kb + STAGES - 1;
         if next < kbt {
@@ -598,7 +430,7 @@ unsafe fn gemm_main<F: Format, O: Out>(
         });
         kb += 1;
     }
-    cp_async_wait::<0>();
+    cp_async_wait_n::<0>();
 
     // Epilogue: straight from the accumulator layout (row g / g+8, columns
     // 2t, 2t+1 of each n8 tile): each warp store covers 8 rows x 32 bytes.
@@ -746,11 +578,10 @@ unsafe fn gemm_small<F: Format, O: Out>(
             }
         });
     });
-    asm!("fence.acq_rel.gpu;", "bar.warp.sync 0xffffffff;", options(nostack));
+    fence_gpu_warp_sync();
     let flag = smem.add(4 * 128) as *mut u32;
     if lane == 0 {
-        let old: u32;
-        asm!("atom.acq_rel.gpu.global.add.u32 {o}, [{p}], 1;", o = out(reg32) old, p = in(reg64) tickets.add(tile as usize) as u64, options(nostack));
+        let old = atom_inc_acq_rel(tickets.add(tile as usize));
         let last = old == splits - 1;
         if last {
             // Reset for the next launch (ordered by the kernel boundary).
@@ -758,11 +589,11 @@ unsafe fn gemm_small<F: Format, O: Out>(
         }
         flag.write_volatile(last as u32);
     }
-    asm!("bar.warp.sync 0xffffffff;", options(nostack));
+    warp_sync();
     if flag.read_volatile() == 0 {
         return;
     }
-    asm!("fence.acq_rel.gpu;", options(nostack));
+    fence_gpu();
     let mut total = [0f32; 4];
     let mut s = 0;
     while s < splits {
@@ -771,8 +602,7 @@ unsafe fn gemm_small<F: Format, O: Out>(
             unroll2!(e => {
                 let cc = col + e as u32;
                 if cc < n {
-                    let v: f32;
-                    asm!("ld.global.cg.f32 {v}, [{p}];", v = out(reg32) v, p = in(reg64) ws.add(ws_index(s, row, cc)) as u64, options(nostack, readonly));
+                    let v = ld_global_cg_f32(ws.add(ws_index(s, row, cc)));
                     total[2 * h + e] += v;
                 }
             });

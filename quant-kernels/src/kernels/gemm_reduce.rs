@@ -13,7 +13,7 @@
 
 use core::arch::nvptx;
 
-use super::gemm::{Bf16Out, Out};
+use super::common::{Bf16Out, Out};
 
 /// Four f32 loaded as one 16-byte vector.
 #[derive(Clone, Copy)]

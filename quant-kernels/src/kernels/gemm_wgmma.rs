@@ -29,10 +29,11 @@
 //!   tensor cores busy.
 //! - Persistent: the grid has at most one CTA per multiprocessor and CTA `b`
 //!   takes tiles `b, b + grid, ...`. Tiles are numbered in bands of
-//!   [`GEMM_GROUP_M_TILES`] M-tiles (M fastest inside a band, then N, then the
-//!   next band), so the CTAs working at one time share a few B tiles and one
+//!   [`crate::wgmma_contract::GEMM_GROUP_M_TILES`] M-tiles (M fastest
+//!   inside a band, then N, then the next band), so the CTAs working at one time share a few B tiles and one
 //!   band of A rows in L2. A CTA's k-blocks form one stream through the stage
-//!   ring, so the next tile's loads overlap the current tile's epilogue.
+//!   ring, so the next tile's loads overlap the current tile's epilogue. The
+//!   order is [`super::gemm_schedule`].
 //! - Split-K when the tiles alone cannot fill the GPU: the host splits K into
 //!   `splits` ranges of whole k-blocks and launches one CTA per (tile,
 //!   split); each stores its f32 partial tile to a workspace and a second
@@ -72,16 +73,16 @@
 
 use core::arch::nvptx;
 
-use super::gemm::{smem_addr, Align16, Bf16Out};
-use super::wgmma_ops::{
-    fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, quad_transpose,
-    setmaxnreg_dec, setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_k32,
-    wgmma_wait0, wgmma_wait1, Frag, PredStore,
+use super::common::{quad_transpose, Align16, Bf16Out, PredStore};
+use super::gemm_schedule::{split_range, Slot, Tiles};
+use crate::instr::wgmma::{
+    fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, setmaxnreg_dec,
+    setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0,
+    wgmma_wait1, Frag,
 };
-use crate::gpu::fma;
+use crate::instr::{fma, shared_addr};
 use crate::wgmma_contract::{
-    gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CONSUMER_REGISTERS, GEMM_GROUP_M_TILES, GEMM_KBLOCK,
-    GEMM_PRODUCER_REGISTERS,
+    gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CONSUMER_REGISTERS, GEMM_KBLOCK, GEMM_PRODUCER_REGISTERS,
 };
 
 /// Repeats `$body` for `$j` in `0..24` as straight-line code guarded by
@@ -120,55 +121,6 @@ struct Pipe {
     /// `empty[s]` at `empty + 8 s`: completes when every consumer thread
     /// has released stage `s`.
     empty: u32,
-}
-
-/// A slot of the ring of `S` stages and its phase parity, advanced per
-/// k-block.
-#[derive(Clone, Copy)]
-struct Slot<const S: u32> {
-    stage: u32,
-    phase: u32,
-}
-
-impl<const S: u32> Slot<S> {
-    #[inline(always)]
-    fn advance(&mut self) {
-        self.stage += 1;
-        if self.stage == S {
-            self.stage = 0;
-            self.phase ^= 1;
-        }
-    }
-}
-
-/// The tiles of the problem and the order CTAs take them in.
-#[derive(Clone, Copy)]
-struct Tiles {
-    tiles_m: u32,
-    tiles_n: u32,
-    tiles: u32,
-}
-
-impl Tiles {
-    /// `(M tile, N tile)` of tile number `t`: bands of
-    /// [`GEMM_GROUP_M_TILES`] M-tiles, M fastest inside a band.
-    #[inline(always)]
-    fn coords(&self, t: u32) -> (u32, u32) {
-        let band_tiles = GEMM_GROUP_M_TILES * self.tiles_n;
-        let band = t / band_tiles;
-        let first = band * GEMM_GROUP_M_TILES;
-        let height = (self.tiles_m - first).min(GEMM_GROUP_M_TILES);
-        let r = t - band * band_tiles;
-        (first + r % height, r / height)
-    }
-}
-
-/// The k-blocks `begin..end` of split `s` of `splits`: shared out as evenly
-/// as whole k-blocks allow (`s * kbt` fits in u32: the host keeps `splits *
-/// kbt` below 2^31).
-#[inline(always)]
-fn split_range(s: u32, splits: u32, kbt: u32) -> (u32, u32) {
-    (s * kbt / splits, (s + 1) * kbt / splits)
 }
 
 /// `acc += part * scale` for a `WGN`-column fragment: `s0`/`s1` for the
@@ -246,7 +198,7 @@ unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const
     p: GemmWgmmaParams,
 ) {
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
-    let stages = (smem_addr(smem) + 1023) & !1023;
+    let stages = (shared_addr(smem) + 1023) & !1023;
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
     let full = stages + S * stage_bytes;
     let pipe = Pipe { stages, full, empty: full + S * 8 };

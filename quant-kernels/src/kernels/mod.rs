@@ -75,15 +75,16 @@ macro_rules! unroll4 {
 
 pub mod block;
 pub mod chunk;
+pub mod common;
 pub mod encode;
 pub mod gemm;
 #[cfg(target_feature = "sm_90a")]
 pub mod gemm_reduce;
 #[cfg(target_feature = "sm_90a")]
+pub(crate) mod gemm_schedule;
+#[cfg(target_feature = "sm_90a")]
 pub mod gemm_wgmma;
 pub mod token_group;
-#[cfg(target_feature = "sm_90a")]
-pub mod wgmma_ops;
 
 use crate::element::{bf16_to_f32, f16_to_f32};
 use crate::instr::{clamp, fma};

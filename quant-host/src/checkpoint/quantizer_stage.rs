@@ -9,7 +9,7 @@
 //! weight had to be finished to make room, and [`Engine::finish_oldest`] the
 //! rest, so the pipeline code is the same for both.
 
-use super::engine_gpu::GpuEngine;
+use super::quantizer_stage_gpu::GpuEngine;
 use super::staging::HostBuf;
 use crate::config::BlockConfig;
 use crate::cpu::block_par::per_block_quant_fp8_le_bytes;

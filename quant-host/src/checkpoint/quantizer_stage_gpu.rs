@@ -11,7 +11,7 @@
 //! touches or frees one next waits for the transfer first, so no path, an
 //! error included, can reuse or free memory a copy engine is still reading.
 
-use super::engine::{output_sizes, EngineTimes, Finished, Job, GPU_IN_FLIGHT};
+use super::quantizer_stage::{output_sizes, EngineTimes, Finished, Job, GPU_IN_FLIGHT};
 use super::staging::HostBuf;
 use crate::config::BlockConfig;
 use crate::element::{DType, Element};

@@ -10,10 +10,11 @@
 //!   every quantizer output must have, whoever produced it (CPU or GPU).
 //! - [`naive_gemm_f64`] and [`max_rel_err`]: the dequantize-then-matmul oracle
 //!   of the block-scale GEMM.
+//! - [`bad_input`]: the invalid calls of every entry point and the typed
+//!   error each must return, shared by the CPU and GPU bad-input tests.
 #![deny(missing_docs)]
 
-#[path = "bad.rs"]
-pub mod bad;
+pub mod bad_input;
 
 use quant_host::cpu;
 use quant_host::{BlockConfig, Element, Fp8Format, MatrixShape, ScaleLayout, ScaleMode, TokenGroupConfig};

@@ -1,6 +1,7 @@
 //! The Hopper instructions of the `wgmma` GEMM, each in one `asm!`
 //! wrapper: `wgmma` for every fragment width the tiles use, its fences and
-//! waits, the `mbarrier` operations and the TMA load.
+//! waits, the `mbarrier` operations and the TMA load. (The predicated stores of its
+//! epilogue are in [`super::store`].)
 //!
 //! The accumulator fragments are `[f32; FRAG]` arrays; an `m64n{N}` `wgmma`
 //! uses the first `N / 2` of them (register `4 j + e` of a thread holds row
@@ -164,12 +165,6 @@ pub unsafe fn mbar_arrive_expect_tx(bar: u32, bytes: u32) {
     asm!("mbarrier.arrive.expect_tx.shared.b64 _, [{b}], {n};", b = in(reg32) bar, n = in(reg32) bytes, options(nostack));
 }
 
-/// Arrives once on the barrier (a consumer thread releasing a stage).
-#[inline(always)]
-pub unsafe fn mbar_arrive(bar: u32) {
-    asm!("mbarrier.arrive.shared.b64 _, [{b}];", b = in(reg32) bar, options(nostack));
-}
-
 /// Arrives once on the barrier if `leader` is nonzero: one arrival per
 /// warp (lane 0) as a predicated instruction, not a branch (a
 /// thread-dependent branch near `wgmma`s makes ptxas serialise them).
@@ -239,175 +234,4 @@ pub unsafe fn setmaxnreg_dec<const N: u32>() {
 #[inline(always)]
 pub unsafe fn setmaxnreg_inc<const N: u32>() {
     asm!("setmaxnreg.inc.sync.aligned.u32 {n};", n = const N, options(nostack));
-}
-
-/// Stores of C as predicated instructions rather than branches: a
-/// thread-dependent branch anywhere a `wgmma` may be in flight makes ptxas
-/// serialise them all (C7518), so the epilogue never branches on bounds.
-pub trait PredStore: super::gemm::Out + Sized {
-    /// Stores `(v0, v1)` at `(row, col)`, `(row, col + 1)` of an `[m, n]` C,
-    /// each element only where it is inside C; as one paired store when
-    /// `pair_ok` (even N, aligned base) and both are inside.
-    ///
-    /// # Safety
-    /// `c` points at an `[m, n]` C.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn store_pair_if(c: *mut Self, m: u32, n: u32, row: u32, col: u32, v0: f32, v1: f32, pair_ok: bool);
-
-    /// Stores `(v0, v1)` at `p`, `p + 1` as one paired store.
-    ///
-    /// # Safety
-    /// Both elements are inside C and `p` is aligned to two elements.
-    unsafe fn store_pair(p: *mut Self, v0: f32, v1: f32);
-
-    /// Whether the epilogue packs a pair into one 32-bit word
-    /// ([`Self::pack`]) and stores rows of 8 elements as 16 bytes
-    /// ([`Self::store_16`]) after a transpose within each quad of lanes.
-    const PACKED: bool;
-
-    /// `(v0, v1)` as one 32-bit word (bf16x2, round to nearest even).
-    fn pack(v0: f32, v1: f32) -> u32;
-
-    /// Stores the 16 bytes `w` at `p`.
-    ///
-    /// # Safety
-    /// The 16 bytes are inside C and `p` is 16-byte aligned.
-    unsafe fn store_16(p: *mut Self, w: [u32; 4]);
-}
-
-/// The 4 x 4 transpose of 32-bit words within each quad of lanes (lanes
-/// `4 i ..`, `quad` = lane % 4): lane `q` gives `v[j]` and gets back `w[i]`
-/// = lane `i`'s `v[q]`. Two butterfly rounds (2, then 1), each swapping the
-/// off-diagonal halves of 2 x 2 blocks: 4 shuffles, no branches. Every lane
-/// of the warp must call it.
-#[inline(always)]
-pub fn quad_transpose(mut v: [u32; 4], quad: u32) -> [u32; 4] {
-    let round = |v: &mut [u32; 4], mask: u32, pairs: [(usize, usize); 2]| {
-        let high = quad & mask != 0;
-        for (j, k) in pairs {
-            let send = if high { v[j] } else { v[k] };
-            let got = crate::gpu::shfl_xor(f32::from_bits(send), mask).to_bits();
-            if high {
-                v[j] = got;
-            } else {
-                v[k] = got;
-            }
-        }
-    };
-    round(&mut v, 2, [(0, 2), (1, 3)]);
-    round(&mut v, 1, [(0, 1), (2, 3)]);
-    v
-}
-
-/// The predicates of a pair store: `(pair, first alone, second alone)`.
-#[inline(always)]
-fn pair_predicates(m: u32, n: u32, row: u32, col: u32, pair_ok: bool) -> (u32, u32, u32) {
-    let inside = row < m;
-    let (c0, c1) = (inside && col < n, inside && col + 1 < n);
-    let pair = c1 && pair_ok;
-    (pair as u32, (c0 && !pair) as u32, (c1 && !pair) as u32)
-}
-
-impl PredStore for super::gemm::Bf16Out {
-    const PACKED: bool = true;
-
-    #[inline(always)]
-    fn pack(v0: f32, v1: f32) -> u32 {
-        let d: u32;
-        // SAFETY: a register-only conversion.
-        unsafe {
-            asm!("cvt.rn.bf16x2.f32 {d}, {h}, {l};", d = out(reg32) d, h = in(reg32) v1, l = in(reg32) v0, options(pure, nomem, nostack))
-        };
-        d
-    }
-
-    #[inline(always)]
-    unsafe fn store_16(p: *mut Self, w: [u32; 4]) {
-        asm!(
-            "st.global.v4.b32 [{a}], {{{w0}, {w1}, {w2}, {w3}}};",
-            a = in(reg64) p as u64, w0 = in(reg32) w[0], w1 = in(reg32) w[1], w2 = in(reg32) w[2], w3 = in(reg32) w[3],
-            options(nostack),
-        );
-    }
-
-    #[inline(always)]
-    unsafe fn store_pair(p: *mut Self, v0: f32, v1: f32) {
-        asm!(
-            "{{",
-            ".reg .b32 r;",
-            "cvt.rn.bf16x2.f32 r, {v1}, {v0};",
-            "st.global.b32 [{a}], r;",
-            "}}",
-            v0 = in(reg32) v0, v1 = in(reg32) v1, a = in(reg64) p as u64,
-            options(nostack),
-        );
-    }
-
-    #[inline(always)]
-    unsafe fn store_pair_if(c: *mut Self, m: u32, n: u32, row: u32, col: u32, v0: f32, v1: f32, pair_ok: bool) {
-        let (pair, s0, s1) = pair_predicates(m, n, row, col, pair_ok);
-        let addr = c as u64 + 2 * (row as u64 * n as u64 + col as u64);
-        asm!(
-            "{{",
-            ".reg .pred pp, p0, p1;",
-            ".reg .b32 r;",
-            ".reg .b16 lo, hi;",
-            "setp.ne.u32 pp, {pair}, 0;",
-            "setp.ne.u32 p0, {s0}, 0;",
-            "setp.ne.u32 p1, {s1}, 0;",
-            "cvt.rn.bf16x2.f32 r, {v1}, {v0};",
-            "mov.b32 {{lo, hi}}, r;",
-            "@pp st.global.b32 [{a}], r;",
-            "@p0 st.global.b16 [{a}], lo;",
-            "@p1 st.global.b16 [{a}+2], hi;",
-            "}}",
-            pair = in(reg32) pair, s0 = in(reg32) s0, s1 = in(reg32) s1,
-            v0 = in(reg32) v0, v1 = in(reg32) v1, a = in(reg64) addr,
-            options(nostack),
-        );
-    }
-}
-
-impl PredStore for f32 {
-    // An f32 pair is already 8 bytes: stored as it is.
-    const PACKED: bool = false;
-
-    #[inline(always)]
-    fn pack(v0: f32, _v1: f32) -> u32 {
-        v0.to_bits()
-    }
-
-    #[inline(always)]
-    unsafe fn store_16(p: *mut Self, w: [u32; 4]) {
-        asm!(
-            "st.global.v4.b32 [{a}], {{{w0}, {w1}, {w2}, {w3}}};",
-            a = in(reg64) p as u64, w0 = in(reg32) w[0], w1 = in(reg32) w[1], w2 = in(reg32) w[2], w3 = in(reg32) w[3],
-            options(nostack),
-        );
-    }
-
-    #[inline(always)]
-    unsafe fn store_pair(p: *mut Self, v0: f32, v1: f32) {
-        asm!("st.global.v2.f32 [{a}], {{{v0}, {v1}}};", v0 = in(reg32) v0, v1 = in(reg32) v1, a = in(reg64) p as u64, options(nostack));
-    }
-
-    #[inline(always)]
-    unsafe fn store_pair_if(c: *mut Self, m: u32, n: u32, row: u32, col: u32, v0: f32, v1: f32, pair_ok: bool) {
-        let (pair, s0, s1) = pair_predicates(m, n, row, col, pair_ok);
-        let addr = c as u64 + 4 * (row as u64 * n as u64 + col as u64);
-        asm!(
-            "{{",
-            ".reg .pred pp, p0, p1;",
-            "setp.ne.u32 pp, {pair}, 0;",
-            "setp.ne.u32 p0, {s0}, 0;",
-            "setp.ne.u32 p1, {s1}, 0;",
-            "@pp st.global.v2.f32 [{a}], {{{v0}, {v1}}};",
-            "@p0 st.global.f32 [{a}], {v0};",
-            "@p1 st.global.f32 [{a}+4], {v1};",
-            "}}",
-            pair = in(reg32) pair, s0 = in(reg32) s0, s1 = in(reg32) s1,
-            v0 = in(reg32) v0, v1 = in(reg32) v1, a = in(reg64) addr,
-            options(nostack),
-        );
-    }
 }
