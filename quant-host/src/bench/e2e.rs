@@ -160,24 +160,9 @@ fn problem(
     copy_gbps: f64,
 ) -> Result<E2eRecord> {
     let stream = gpu.stream();
-    if input.len() < m * k || input.len() < n * k {
-        return Err(QuantError::ShapeMismatch(format!(
-            "bench input holds {} values, {m}x{n}x{k} needs more",
-            input.len()
-        )));
-    }
     let kb = k.div_ceil(128);
-    // Weights: quantized once (not timed), then copied.
-    let copies = ROTATE_BYTES.div_ceil(n * k).clamp(1, MAX_COPIES);
-    let mut b0 = stream.alloc_zeros::<u8>(n * k)?;
-    let mut sb = stream.alloc_zeros::<f32>(n.div_ceil(128) * kb)?;
-    gpu::per_block_quant(gpu, input, MatrixShape::new(n, k)?, &BlockConfig::default(), &mut b0, &mut sb)?;
-    let mut bs = vec![b0];
-    for _ in 1..copies {
-        let mut copy = stream.alloc_zeros::<u8>(n * k)?;
-        stream.memcpy_dtod(&bs[0], &mut copy)?;
-        bs.push(copy);
-    }
+    let (bs, sb) = weight_copies(gpu, input, m, n, k)?;
+    let copies = bs.len();
 
     let qcfg = TokenGroupConfig::default();
     let a_shape = MatrixShape::new(m, k)?;
@@ -237,6 +222,38 @@ fn problem(
         cublas_tflops: cublas_us.map(|us| f / (us * 1e-6) / 1e12),
         b_read_us: (n * k) as f64 / (copy_gbps * 1e9) * 1e6,
     })
+}
+
+/// The weights B `[n, k]` of an `m x n x k` problem: `input`'s first `n k`
+/// values quantized in 128 x 128 blocks once (not timed), then copied until
+/// the copies exceed [`ROTATE_BYTES`] (at most [`MAX_COPIES`]), so launches
+/// that rotate through them read memory, not the L2. Returns the copies and
+/// their (shared) scales.
+pub(crate) fn weight_copies(
+    gpu: &Gpu,
+    input: &CudaSlice<bf16>,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Result<(Vec<CudaSlice<u8>>, CudaSlice<f32>)> {
+    let stream = gpu.stream();
+    if input.len() < m * k || input.len() < n * k {
+        return Err(QuantError::ShapeMismatch(format!(
+            "bench input holds {} values, {m}x{n}x{k} needs more",
+            input.len()
+        )));
+    }
+    let copies = ROTATE_BYTES.div_ceil(n * k).clamp(1, MAX_COPIES);
+    let mut b0 = stream.alloc_zeros::<u8>(n * k)?;
+    let mut sb = stream.alloc_zeros::<f32>(n.div_ceil(128) * k.div_ceil(128))?;
+    gpu::per_block_quant(gpu, input, MatrixShape::new(n, k)?, &BlockConfig::default(), &mut b0, &mut sb)?;
+    let mut bs = vec![b0];
+    for _ in 1..copies {
+        let mut copy = stream.alloc_zeros::<u8>(n * k)?;
+        stream.memcpy_dtod(&bs[0], &mut copy)?;
+        bs.push(copy);
+    }
+    Ok((bs, sb))
 }
 
 /// Milliseconds per launch in a CUDA graph of `C[M, N] = A[M, K] W[N, K]^T` in cuBLAS bf16

@@ -4,7 +4,8 @@
 //! checked for its error.
 //!
 //! - Time: per launch in a CUDA graph of launches that rotate through
-//!   enough copies of B to exceed the L2 (as a model's layers do), bf16 C.
+//!   enough copies of B to exceed the L2 (as a model's layers do;
+//!   `e2e::weight_copies`), bf16 C.
 //! - Error: `max|C - C_ref| / max|C_ref|` with f32 C, where `C_ref` is the
 //!   same product from the `mma.sync` kernel on the same device, which sums
 //!   each k-block exactly in f32 (the tests hold it to the CPU reference;
@@ -16,8 +17,8 @@
 //! `../shared/anchors` in the same device call; see `bench/NOTES-gemm.md`.
 
 use super::timing;
-use crate::config::{BlockConfig, TokenGroupConfig};
-use crate::error::{QuantError, Result};
+use crate::config::TokenGroupConfig;
+use crate::error::Result;
 use crate::gemm::{GemmConfig, GemmPrecision, GemmShape, GemmTile, OutputType};
 use crate::gpu::gemm::{mm_fp8_blockscale_on, wgmma_plan, Path};
 use crate::gpu::{self, Gpu, GpuGemmOut};
@@ -45,8 +46,6 @@ pub fn peer_set() -> Vec<(usize, usize, usize)> {
     shapes
 }
 
-/// Bytes of weights the launches rotate through (2.5x a 50 MB L2).
-const ROTATE_BYTES: usize = 125 << 20;
 /// Launches per graph (fewer for long GEMMs, see [`launches`]).
 const GRAPH_LAUNCHES: usize = 50;
 
@@ -110,23 +109,9 @@ fn problem(
     variants: bool,
 ) -> Result<Vec<GemmRecord>> {
     let stream = gpu.stream();
-    if input.len() < m * k || input.len() < n * k {
-        return Err(QuantError::ShapeMismatch(format!(
-            "bench input holds {} values, {m}x{n}x{k} needs more",
-            input.len()
-        )));
-    }
     let kb = k.div_ceil(128);
-    let copies = ROTATE_BYTES.div_ceil(n * k).clamp(1, 32);
-    let mut b0 = stream.alloc_zeros::<u8>(n * k)?;
-    let mut sb = stream.alloc_zeros::<f32>(n.div_ceil(128) * kb)?;
-    gpu::per_block_quant(gpu, input, MatrixShape::new(n, k)?, &BlockConfig::default(), &mut b0, &mut sb)?;
-    let mut bs = vec![b0];
-    for _ in 1..copies {
-        let mut copy = stream.alloc_zeros::<u8>(n * k)?;
-        stream.memcpy_dtod(&bs[0], &mut copy)?;
-        bs.push(copy);
-    }
+    let (bs, sb) = super::e2e::weight_copies(gpu, input, m, n, k)?;
+    let copies = bs.len();
     // A from the other end of the input, so A and B differ.
     let qcfg = TokenGroupConfig::default();
     let mut a_src = stream.alloc_zeros::<bf16>(m * k)?;
