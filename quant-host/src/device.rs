@@ -115,10 +115,9 @@ impl Device {
         scales: &mut Tensor<f32>,
     ) -> Result<()> {
         match self {
-            Device::Cpu => cpu::per_token_group_quant_fp8(
+            Device::Cpu => cpu::per_token_group_quant_fp8_planned(
+                plan,
                 x.host("x")?,
-                plan.input(),
-                &plan.config(),
                 codes.host_mut("codes")?,
                 scales.host_mut("scales")?,
             ),
@@ -164,10 +163,9 @@ impl Device {
         scales: &mut Tensor<f32>,
     ) -> Result<()> {
         match self {
-            Device::Cpu => cpu::per_block_quant_fp8(
+            Device::Cpu => cpu::per_block_quant_fp8_planned(
+                plan,
                 w.host("w")?,
-                plan.input(),
-                &plan.config(),
                 codes.host_mut("codes")?,
                 scales.host_mut("scales")?,
             ),

@@ -1,9 +1,9 @@
 //! A quantizer call checked once: a config and a shape become a plan that
 //! holds the validated scale parameters and every derived size (group
 //! count, scale shape and length), so the paths that run it (`Device`, the
-//! GPU launches, the benchmark) neither validate again nor compute a size
-//! their own way. (The CPU functions in `cpu` still take a config and
-//! validate it themselves; they are public entry points of their own.)
+//! CPU path, the GPU launches, the benchmark) neither validate again nor
+//! compute a size their own way. The `cpu::*_quant_fp8` functions that take
+//! a config make their plan first and run the `*_planned` version.
 
 use crate::config::{BlockConfig, GroupSize, ScaleParams, TokenGroupConfig};
 use crate::error::{QuantError, Result};

@@ -1,9 +1,10 @@
 //! CPU `per_block_quant_fp8` (spec section "per_block_quant_fp8").
 
-use super::{amax, check_len};
+use super::amax;
 use crate::config::BlockConfig;
 use crate::element::Element;
 use crate::error::Result;
+use crate::plan::BlockPlan;
 use crate::shape::MatrixShape;
 
 /// Quantizes `w` (`[N, K]`, row stride included) in blocks of
@@ -21,16 +22,25 @@ pub fn per_block_quant_fp8<T: Element>(
     q: &mut [u8],
     scales: &mut [f32],
 ) -> Result<()> {
-    let params = cfg.params()?;
+    per_block_quant_fp8_planned(&BlockPlan::new(cfg, shape)?, w, q, scales)
+}
+
+/// [`per_block_quant_fp8`] of a plan already checked (the one validation
+/// step `Device`, the GPU launches and this path share); only the buffer
+/// lengths are checked here.
+pub fn per_block_quant_fp8_planned<T: Element>(
+    plan: &BlockPlan,
+    w: &[T],
+    q: &mut [u8],
+    scales: &mut [f32],
+) -> Result<()> {
+    plan.check_buffers(w.len(), q.len(), scales.len())?;
+    let (params, shape) = (plan.params(), plan.input());
     let (rows, cols, stride) = (shape.rows(), shape.cols(), shape.row_stride());
-    let (bn, bk) = (cfg.block_rows, cfg.block_cols);
-    let (row_blocks, col_blocks) = (rows.div_ceil(bn), cols.div_ceil(bk));
-    shape.check_buffer("w", w.len())?;
-    check_len("q", shape.numel() as u64, q.len())?;
-    // Both factors are at most usize::MAX, so the u64 product cannot overflow
-    // on 32-bit hosts and is at most `rows * cols` on 64-bit ones.
-    check_len("scales", row_blocks as u64 * col_blocks as u64, scales.len())?;
-    if shape.numel() == 0 {
+    let (bn, bk) = plan.block();
+    let col_blocks = plan.scale_shape().cols();
+    let row_blocks = plan.scale_shape().rows();
+    if plan.is_empty() {
         // N == 0 or K == 0: there is no block.
         return Ok(());
     }

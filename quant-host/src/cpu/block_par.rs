@@ -24,6 +24,7 @@
 //!   whose maximum is a NaN is folded again the reference's way.
 
 use super::{amax, check_len};
+use crate::plan::BlockPlan;
 use crate::config::{BlockConfig, ScaleParams};
 use crate::element::{DType, Element};
 use crate::error::{QuantError, Result};
@@ -47,14 +48,15 @@ pub fn per_block_quant_fp8_par<T: Element>(
     q: &mut [u8],
     scales: &mut [f32],
 ) -> Result<()> {
-    let params = cfg.params()?;
-    shape.check_buffer("w", w.len())?;
+    // Validated before anything is written, exactly as the reference does.
+    let plan = BlockPlan::new(cfg, shape)?;
+    plan.check_buffers(w.len(), q.len(), scales.len())?;
     let stride = shape.row_stride();
     let segment = |row: usize, start: usize, end: usize| {
         let base = row * stride;
         w[base + start..base + end].iter().map(|x| x.to_f32())
     };
-    quantize_blocks(shape.rows(), shape.cols(), cfg, &params, q, scales, segment, Simd::Auto)
+    quantize_blocks(&plan, q, scales, segment, Simd::Auto)
 }
 
 /// Which build of the encoding loop to run.
@@ -79,59 +81,50 @@ pub fn per_block_quant_fp8_le_bytes(
     q: &mut [u8],
     scales: &mut [f32],
 ) -> Result<()> {
-    let params = cfg.params()?;
-    let shape = MatrixShape::new(rows, cols)?;
+    let plan = BlockPlan::new(cfg, MatrixShape::new(rows, cols)?)?;
     let width = dtype.size();
-    let expected = (shape.numel() as u64).checked_mul(width as u64).ok_or(QuantError::TooLarge("tensor bytes"))?;
+    let elements = plan.input().numel();
+    let expected = (elements as u64).checked_mul(width as u64).ok_or(QuantError::TooLarge("tensor bytes"))?;
     check_len("w bytes", expected, bytes.len())?;
+    plan.check_buffers(elements, q.len(), scales.len())?;
     match dtype {
         DType::Bf16 => {
             let words = bytes.as_chunks::<2>().0;
             let segment = |row: usize, start: usize, end: usize| {
                 words[row * cols + start..row * cols + end].iter().map(|b| bf16::from_le_bytes(*b).to_f32())
             };
-            quantize_blocks(rows, cols, cfg, &params, q, scales, segment, Simd::Auto)
+            quantize_blocks(&plan, q, scales, segment, Simd::Auto)
         }
         DType::F16 => {
             let words = bytes.as_chunks::<2>().0;
             let segment = |row: usize, start: usize, end: usize| {
                 words[row * cols + start..row * cols + end].iter().map(|b| f16::from_le_bytes(*b).to_f32())
             };
-            quantize_blocks(rows, cols, cfg, &params, q, scales, segment, Simd::Auto)
+            quantize_blocks(&plan, q, scales, segment, Simd::Auto)
         }
         DType::F32 => {
             let words = bytes.as_chunks::<4>().0;
             let segment = |row: usize, start: usize, end: usize| {
                 words[row * cols + start..row * cols + end].iter().map(|b| f32::from_le_bytes(*b))
             };
-            quantize_blocks(rows, cols, cfg, &params, q, scales, segment, Simd::Auto)
+            quantize_blocks(&plan, q, scales, segment, Simd::Auto)
         }
     }
 }
 
 /// The two passes. `segment(row, start, end)` yields the values of columns
 /// `start..end` of `row`, converted exactly as the reference converts them.
-#[allow(clippy::too_many_arguments)]
-fn quantize_blocks<F, I>(
-    rows: usize,
-    cols: usize,
-    cfg: &BlockConfig,
-    params: &ScaleParams,
-    q: &mut [u8],
-    scales: &mut [f32],
-    segment: F,
-    simd: Simd,
-) -> Result<()>
+/// The plan's buffers were checked by the caller.
+fn quantize_blocks<F, I>(plan: &BlockPlan, q: &mut [u8], scales: &mut [f32], segment: F, simd: Simd) -> Result<()>
 where
     F: Fn(usize, usize, usize) -> I + Sync,
     I: Iterator<Item = f32>,
 {
-    let (bn, bk) = (cfg.block_rows, cfg.block_cols);
-    let (row_blocks, col_blocks) = (rows.div_ceil(bn), cols.div_ceil(bk));
-    // Validated before anything is written, exactly as the reference does.
-    check_len("q", rows as u64 * cols as u64, q.len())?;
-    check_len("scales", row_blocks as u64 * col_blocks as u64, scales.len())?;
-    if rows == 0 || cols == 0 {
+    let (rows, cols) = (plan.input().rows(), plan.input().cols());
+    let (bn, bk) = plan.block();
+    let col_blocks = plan.scale_shape().cols();
+    let params = &plan.params();
+    if plan.is_empty() {
         return Ok(());
     }
     let columns = |bj: usize| bj * bk..((bj + 1) * bk).min(cols);
@@ -297,13 +290,13 @@ mod tests {
         assert_eq!(bits(&s_ref), bits(&s_par), "scales differ: {what} {shape:?} {cfg:?}");
         // The baseline build of the encoding loop too (the above ran the AVX2
         // one wherever the CPU has it).
-        let params = cfg.params().unwrap();
+        let plan = BlockPlan::new(cfg, shape).unwrap();
         let stride = shape.row_stride();
         let segment = |row: usize, start: usize, end: usize| {
             w[row * stride + start..row * stride + end].iter().map(|x| x.to_f32())
         };
         q_par.fill(0xAA);
-        quantize_blocks(rows, cols, cfg, &params, &mut q_par, &mut s_par, segment, Simd::Portable).unwrap();
+        quantize_blocks(&plan, &mut q_par, &mut s_par, segment, Simd::Portable).unwrap();
         assert_eq!(q_ref, q_par, "portable codes differ: {what} {shape:?} {cfg:?}");
     }
 

@@ -21,11 +21,11 @@ mod dequant;
 mod gemm;
 mod token_group;
 
-pub use block::per_block_quant_fp8;
+pub use block::{per_block_quant_fp8, per_block_quant_fp8_planned};
 pub use block_par::per_block_quant_fp8_par;
 pub use dequant::{dequantize_block, dequantize_token_group};
 pub use gemm::{mm_fp8_blockscale, Accumulation};
-pub use token_group::per_token_group_quant_fp8;
+pub use token_group::{per_token_group_quant_fp8, per_token_group_quant_fp8_planned};
 
 use crate::error::{QuantError, Result};
 use quant_kernels::scale::{abs, nan_max};

@@ -1,9 +1,10 @@
 //! CPU `per_token_group_quant_fp8` (spec section "per_token_group_quant_fp8").
 
-use super::{amax, check_len, token_group_scales_len};
+use super::amax;
 use crate::config::TokenGroupConfig;
 use crate::element::Element;
 use crate::error::Result;
+use crate::plan::TokenGroupPlan;
 use crate::shape::MatrixShape;
 
 /// Quantizes `x` (`shape`, row stride included) into `q` (`rows * cols` codes,
@@ -20,14 +21,24 @@ pub fn per_token_group_quant_fp8<T: Element>(
     q: &mut [u8],
     scales: &mut [f32],
 ) -> Result<()> {
-    let params = cfg.params()?;
+    per_token_group_quant_fp8_planned(&TokenGroupPlan::new(cfg, shape)?, x, q, scales)
+}
+
+/// [`per_token_group_quant_fp8`] of a plan already checked (the one
+/// validation step `Device`, the GPU launches and this path share); only
+/// the buffer lengths are checked here.
+pub fn per_token_group_quant_fp8_planned<T: Element>(
+    plan: &TokenGroupPlan,
+    x: &[T],
+    q: &mut [u8],
+    scales: &mut [f32],
+) -> Result<()> {
+    plan.check_buffers(x.len(), q.len(), scales.len())?;
+    let (params, shape, cfg) = (plan.params(), plan.input(), plan.config());
     let (rows, cols, stride) = (shape.rows(), shape.cols(), shape.row_stride());
-    let gs = cfg.group_size.get();
-    let groups = cols.div_ceil(gs);
-    shape.check_buffer("x", x.len())?;
-    check_len("q", shape.numel() as u64, q.len())?;
-    check_len("scales", token_group_scales_len(cfg.layout, rows, groups)?, scales.len())?;
-    if shape.numel() == 0 {
+    let gs = plan.group_size().get();
+    let groups = plan.groups();
+    if plan.is_empty() {
         // M == 0 or K == 0: there is no group, and no scale to write.
         return Ok(());
     }
