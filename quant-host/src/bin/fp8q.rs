@@ -90,8 +90,8 @@ struct QuantizeArgs {
     #[arg(long)]
     exclude: Option<String>,
     /// fp8 format of the codes.
-    #[arg(long, value_enum, default_value_t = FormatArg::E4m3fn)]
-    format: FormatArg,
+    #[arg(long, default_value = "e4m3fn", value_parser = fp8_format_parser())]
+    format: Fp8Format,
     /// Block scales as any f32 (float) or as powers of two (ue8m0, DeepSeek-V4).
     #[arg(long, value_enum, default_value_t = ScaleArg::Float)]
     scale_fmt: ScaleArg,
@@ -117,10 +117,11 @@ enum DeviceArg {
     Gpu,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum FormatArg {
-    E4m3fn,
-    E4m3fnuz,
+/// `--format`: the names of `Fp8Format`'s one name table, as possible values.
+fn fp8_format_parser() -> impl clap::builder::TypedValueParser<Value = Fp8Format> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Fp8Format::ALL.map(|f| f.name()))
+        .try_map(|name: String| Fp8Format::from_name(&name).ok_or_else(|| format!("unknown fp8 format `{name}`")))
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -185,10 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("fp8q: device {} ({})", checkpoint::device_choice::describe(&selected.device), selected.reason);
             let opts = QuantizeOptions {
                 block: BlockConfig {
-                    format: match args.format {
-                        FormatArg::E4m3fn => Fp8Format::E4M3Fn,
-                        FormatArg::E4m3fnuz => Fp8Format::E4M3Fnuz,
-                    },
+                    format: args.format,
                     scale_mode: match args.scale_fmt {
                         ScaleArg::Float => ScaleMode::Float,
                         ScaleArg::Ue8m0 => ScaleMode::Ue8m0,
