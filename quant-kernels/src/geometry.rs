@@ -85,6 +85,29 @@ pub const fn token_group_grid_rows(rows: u64, banded: bool) -> Option<u64> {
     }
 }
 
+/// Stages of the `mma.sync` GEMM's (`kernels::gemm`) `cp.async` pipeline.
+pub const GEMM_MMA_STAGES: u32 = 4;
+/// CTA tile edge of the `mma.sync` GEMM along M and N, and its k-block (one
+/// scale block) in bytes.
+pub const GEMM_MMA_TILE: u32 = 128;
+/// Threads of the `mma.sync` GEMM (8 warps, 2 x 4 over the tile).
+pub const GEMM_MMA_THREADS: u32 = 256;
+/// Bytes of one stage's scales in the `mma.sync` GEMM: 128 A scales and the
+/// B scale, padded to 16 bytes.
+pub const GEMM_MMA_SCALE_BYTES: u32 = GEMM_MMA_TILE * 4 + 16;
+/// Dynamic shared memory of the `mma.sync` GEMM: per stage an A and a B tile
+/// of 128 x 128 bytes and the scales.
+pub const GEMM_MMA_SMEM_BYTES: u32 = GEMM_MMA_STAGES * (2 * GEMM_MMA_TILE * GEMM_MMA_TILE + GEMM_MMA_SCALE_BYTES);
+/// Threads of the decode-sized GEMM (4 warps).
+pub const GEMM_SMALL_THREADS: u32 = 128;
+/// Dynamic shared memory of the decode-sized GEMM: the cross-warp reduction
+/// buffer (4 warps x 32 lanes x 4 f32) and the last-CTA flag.
+pub const GEMM_SMALL_SMEM_BYTES: u32 = 4 * 32 * 16 + 16;
+/// Rows of B per CTA of the decode-sized GEMM (one `n8` tile).
+pub const GEMM_SMALL_N: u32 = 8;
+/// Rows of A the decode-sized GEMM takes at most (M <= 16 runs it).
+pub const GEMM_SMALL_M: u32 = 16;
+
 /// Launch bounds of the GEMM kernels, `(kernel-name prefix, threads per CTA,
 /// min CTAs per SM)`; the first matching prefix applies. The quantizers'
 /// bounds come with their typed entries (`crate::abi::Kernel::launch_bounds`).

@@ -24,10 +24,10 @@
 //!   whose maximum is a NaN is folded again the reference's way.
 
 use super::{amax, check_len};
-use crate::plan::BlockPlan;
 use crate::config::{BlockConfig, ScaleParams};
 use crate::element::{DType, Element};
 use crate::error::{QuantError, Result};
+use crate::plan::BlockPlan;
 use crate::shape::MatrixShape;
 use half::{bf16, f16};
 use rayon::prelude::*;

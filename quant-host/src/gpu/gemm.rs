@@ -195,7 +195,7 @@ fn encode_map(ptr: u64, rows: u64, k: u64, box_rows: u32) -> Result<CUtensorMap>
 }
 
 /// The largest M the decode-sized kernel takes (`SMALL_M` in the kernel).
-pub(crate) const SMALL_M: usize = 16;
+pub(crate) const SMALL_M: usize = quant_kernels::geometry::GEMM_SMALL_M as usize;
 
 /// C on the device, in the element type `GemmConfig::output` names.
 #[derive(Debug)]

@@ -95,19 +95,14 @@ pub(crate) fn block_stages(elem_bytes: u64, tile_blocks: bool, rows_aligned: boo
     fit.min(MAX_STAGES)
 }
 
-/// Threads of the tiled GEMM kernel (`THREADS` in `quant_kernels::kernels::gemm`).
-pub(crate) const GEMM_THREADS: u32 = 256;
-/// CTA tile edge of the tiled GEMM (`TILE`).
-pub(crate) const GEMM_TILE: u64 = 128;
-/// Dynamic shared memory of the tiled GEMM (`SMEM_BYTES`: 4 stages of two
-/// 128 x 128-byte tiles plus 528 bytes of scales).
-pub(crate) const GEMM_SMEM_BYTES: u32 = 4 * (2 * 128 * 128 + 128 * 4 + 16);
-/// Threads of the decode-sized GEMM kernel (`SMALL_THREADS`).
-pub(crate) const GEMM_SMALL_THREADS: u32 = 128;
-/// Dynamic shared memory of the decode-sized kernel (`SMALL_SMEM_BYTES`).
-pub(crate) const GEMM_SMALL_SMEM_BYTES: u32 = 4 * 32 * 16 + 16;
-/// Rows of B per CTA of the decode-sized kernel (`SMALL_N`).
-pub(crate) const GEMM_SMALL_N: usize = 8;
+/// Launch geometry of the `mma.sync` GEMM kernels, from the kernel crate.
+pub(crate) use quant_kernels::geometry::{
+    GEMM_MMA_SMEM_BYTES as GEMM_SMEM_BYTES, GEMM_MMA_THREADS as GEMM_THREADS, GEMM_SMALL_SMEM_BYTES, GEMM_SMALL_THREADS,
+};
+/// CTA tile edge of the tiled GEMM.
+pub(crate) const GEMM_TILE: u64 = quant_kernels::geometry::GEMM_MMA_TILE as u64;
+/// Rows of B per CTA of the decode-sized kernel.
+pub(crate) const GEMM_SMALL_N: usize = quant_kernels::geometry::GEMM_SMALL_N as usize;
 /// Upper bound of the K splits of the decode-sized kernel.
 pub(crate) const GEMM_MAX_SPLITS: u64 = 32;
 

@@ -58,28 +58,14 @@ use crate::instr::{cp_async_commit, shared_addr, st_shared16};
 
 use crate::ScaleLayout;
 
-/// Stages of the main kernel's pipeline.
-pub const STAGES: u32 = 4;
-/// CTA tile edge along M and N, and the k-block (one scale block) in bytes.
-pub const TILE: u32 = 128;
-/// Threads of the main kernel.
-pub const THREADS: u32 = 256;
+// The launch geometry lives in `crate::geometry`, shared with the host.
+pub use crate::geometry::{
+    GEMM_MMA_SCALE_BYTES as SCALE_BYTES, GEMM_MMA_SMEM_BYTES as SMEM_BYTES, GEMM_MMA_STAGES as STAGES,
+    GEMM_MMA_THREADS as THREADS, GEMM_MMA_TILE as TILE, GEMM_SMALL_M as SMALL_M, GEMM_SMALL_N as SMALL_N,
+    GEMM_SMALL_SMEM_BYTES as SMALL_SMEM_BYTES, GEMM_SMALL_THREADS as SMALL_THREADS,
+};
 /// Bytes of one A or B tile of one stage.
 const TILE_BYTES: u32 = TILE * TILE;
-/// Bytes of one stage's scales: 128 A scales and the B scale, padded to 16 B.
-const SCALE_BYTES: u32 = TILE * 4 + 16;
-/// Dynamic shared memory of the main kernel.
-pub const SMEM_BYTES: u32 = STAGES * (2 * TILE_BYTES + SCALE_BYTES);
-
-/// Threads of the decode-sized kernel (4 warps).
-pub const SMALL_THREADS: u32 = 128;
-/// Dynamic shared memory of the decode-sized kernel: the cross-warp reduction
-/// buffer (4 warps x 32 lanes x 4 f32) and the last-CTA flag.
-pub const SMALL_SMEM_BYTES: u32 = 4 * 32 * 16 + 16;
-/// Rows of B per CTA of the decode-sized kernel.
-pub const SMALL_N: u32 = 8;
-/// Rows of A the decode-sized kernel handles at most.
-pub const SMALL_M: u32 = 16;
 
 // ---------------------------------------------------------------------------
 // Formats and the k32 mma step.
