@@ -4,7 +4,7 @@
 //! epilogue), and the quad transpose of that epilogue's 16-byte stores.
 
 use crate::instr::bf16x2;
-use crate::instr::store::{st_global16, st_global_bf16x2, st_global_bf16x2_if, st_global_f32x2, st_global_f32x2_if};
+use crate::instr::store::{st_global_bf16x2, st_global_bf16x2_if, st_global_f32x2, st_global_f32x2_if};
 
 /// The dynamic shared memory's element type: 16-byte alignment for `cp.async`
 /// and `ldmatrix` rows.
@@ -76,17 +76,11 @@ pub trait PredStore: Out + Sized {
 
     /// Whether the epilogue packs a pair into one 32-bit word
     /// ([`Self::pack`]) and stores rows of 8 elements as 16 bytes
-    /// ([`Self::store_16`]) after a transpose within each quad of lanes.
+    /// (`instr::store::st_global16`) after a transpose within each quad of lanes.
     const PACKED: bool;
 
     /// `(v0, v1)` as one 32-bit word (bf16x2, round to nearest even).
     fn pack(v0: f32, v1: f32) -> u32;
-
-    /// Stores the 16 bytes `w` at `p`.
-    ///
-    /// # Safety
-    /// The 16 bytes are inside C and `p` is 16-byte aligned.
-    unsafe fn store_16(p: *mut Self, w: [u32; 4]);
 }
 
 /// The 4 x 4 transpose of 32-bit words within each quad of lanes (lanes
@@ -131,11 +125,6 @@ impl PredStore for Bf16Out {
     }
 
     #[inline(always)]
-    unsafe fn store_16(p: *mut Self, w: [u32; 4]) {
-        st_global16(p, w);
-    }
-
-    #[inline(always)]
     unsafe fn store_pair(p: *mut Self, v0: f32, v1: f32) {
         st_global_bf16x2(p, v0, v1);
     }
@@ -155,11 +144,6 @@ impl PredStore for f32 {
     #[inline(always)]
     fn pack(v0: f32, _v1: f32) -> u32 {
         v0.to_bits()
-    }
-
-    #[inline(always)]
-    unsafe fn store_16(p: *mut Self, w: [u32; 4]) {
-        st_global16(p, w);
     }
 
     #[inline(always)]

@@ -75,6 +75,7 @@ use core::arch::nvptx;
 
 use super::common::{quad_transpose, Align16, Bf16Out, PredStore};
 use super::gemm_schedule::{split_range, Slot, Tiles};
+use crate::instr::store::st_global16;
 use crate::instr::wgmma::{
     fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, setmaxnreg_dec,
     setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0,
@@ -419,8 +420,8 @@ unsafe fn store_fragment<O: PredStore, const WGN: u32>(
                 O::pack(acc[4 * j + 10], acc[4 * j + 11]),
                 O::pack(acc[4 * j + 14], acc[4 * j + 15]),
             ];
-            O::store_16(base.add(32 * g), quad_transpose(upper, quad));
-            O::store_16(below.add(32 * g), quad_transpose(lower, quad));
+            st_global16(base.add(32 * g), quad_transpose(upper, quad));
+            st_global16(below.add(32 * g), quad_transpose(lower, quad));
         });
     } else if interior {
         let base = c.add((row as u64 * p.n as u64 + col as u64) as usize);
