@@ -81,7 +81,7 @@ use crate::instr::wgmma::{
     setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0,
     wgmma_wait1, Frag,
 };
-use crate::instr::{fma, shared_addr};
+use crate::instr::{fma, opaque_u32, shared_addr};
 use crate::wgmma_contract::{
     gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CONSUMER_REGISTERS, GEMM_KBLOCK, GEMM_PRODUCER_REGISTERS,
 };
@@ -322,24 +322,41 @@ unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, co
         // Rows of the thread in its first piece (the second is 64 below).
         let row0 = mt * TM + me.a_row + me.row;
         let col0 = nt * BN + me.b_row;
-        // A's scales of the thread's rows (clamped: rows past M read row
-        // M - 1's, and their results are never stored).
-        let a_scale = |r: u32| p.a_scales + 4 * (r.min(p.m - 1) as u64 * p.a_scale_row_stride);
-        let sa_at = [a_scale(row0), a_scale(row0 + 8), a_scale(row0 + 64), a_scale(row0 + 72)];
         // B's scale rows of the fragment's columns: the block of its first
         // column, and (`cross`) the next one from 8-column group `former` on.
         let nb = col0 / GEMM_KBLOCK;
         let former = (GEMM_KBLOCK - col0 % GEMM_KBLOCK) / 8;
         let sb0_at = p.b_scales + 4 * (nb as u64 * p.k_blocks as u64);
         let sb1_at = p.b_scales + 4 * ((nb + 1).min(n_blocks - 1) as u64 * p.k_blocks as u64);
-        let mut kb = kb_begin;
-        while kb < kb_end {
-            let sa_off = 4 * (kb as u64 * p.a_scale_kb_stride);
-            let sa = |i: usize| ((sa_at[i] + sa_off) as *const f32).read();
-            let (sa0, sa1) = (sa(0), sa(1));
-            let (sa2, sa3) = if two { (sa(2), sa(3)) } else { (sa0, sa1) };
+        // The scales of k-block `kb`: A's of the thread's rows `row0 +
+        // {0, 8, 64, 72}` (clamped: rows past M read row M - 1's, and their
+        // results are never stored), B's of the fragment's one or two
+        // blocks. The row goes through an opaque move so that the four
+        // 64-bit row addresses are recomputed per load rather than hoisted
+        // out of the loop into eight registers the 256-row tile lacks.
+        let scales = |kb: u32| {
+            let r = opaque_u32(row0);
+            let kb_off = kb as u64 * p.a_scale_kb_stride;
+            let sa = |d: u32| {
+                let at = r.saturating_add(d).min(p.m - 1) as u64 * p.a_scale_row_stride + kb_off;
+                (p.a_scales as *const f32).add(at as usize).read()
+            };
+            let (sa0, sa1) = (sa(0), sa(8));
+            let (sa2, sa3) = if two { (sa(64), sa(72)) } else { (sa0, sa1) };
             let sb0 = ((sb0_at + 4 * kb as u64) as *const f32).read();
             let sb1 = if cross { ((sb1_at + 4 * kb as u64) as *const f32).read() } else { sb0 };
+            ([sa0, sa1, sa2, sa3], [sb0, sb1])
+        };
+        // Loaded one k-block ahead: a scale load's L2 latency would
+        // otherwise sit between the `wgmma`s and the promotion, where ptxas
+        // places the scale products (and stall the warpgroup's other warps
+        // at the next `wgmma`). The last k-block loads its own again (a
+        // clamped index, no branch).
+        let mut next = scales(kb_begin);
+        let mut kb = kb_begin;
+        while kb < kb_end {
+            let ([sa0, sa1, sa2, sa3], [sb0, sb1]) = next;
+            next = scales((kb + 1).min(kb_end - 1));
             mbar_wait(pipe.full + 8 * slot.stage, slot.phase);
             let base = pipe.stages + slot.stage * stage_bytes;
             let (a, b) = (base + me.a_row * GEMM_KBLOCK, base + (TM + me.b_row) * GEMM_KBLOCK);
