@@ -401,10 +401,12 @@ fn model_shapes() {
     }
 }
 
-/// The shapes that take the Hopper `wgmma` + TMA kernel (E4M3FN, M > 16,
-/// K a multiple of 16): tails of M, N and K around the 128 tiles (TMA
-/// zero-fill), K below one k-block, many k-blocks, every A-scale layout and
-/// both outputs. On other GPUs the same shapes exercise the `mma.sync` kernel.
+/// The shapes that take the Hopper `wgmma` + TMA kernel (E4M3FN, K a
+/// multiple of 16; M > 16 when planned, every M with a forced tile): tails
+/// of M, N and K around the 128 tiles (TMA zero-fill), K below one k-block,
+/// many k-blocks, decode-sized M (split-K over a mostly zero-filled A box),
+/// every A-scale layout and both outputs. On other GPUs the same shapes
+/// exercise the `mma.sync` kernel.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn wgmma_shapes() {
@@ -442,6 +444,12 @@ fn wgmma_shapes() {
         (193, 129, 256),
         (300, 1000, 512),
         (130, 4000, 384),
+        // Decode sizes: the planned mode takes the decode kernel, the
+        // forced tiles the `wgmma` kernel with split-K.
+        (1, 4096, 1024),
+        (3, 129, 144),
+        (8, 300, 2048),
+        (16, 1000, 7168),
     ] {
         // Every layout in the default mode; the other modes rotate through them.
         run_modes(&dev, m, n, k, f, &ScaleLayout::ALL, &OUTPUTS, &modes[..1], None, &mut rng);

@@ -114,14 +114,18 @@ impl GemmTile {
     }
 
     /// Stages of the TMA pipeline: as many as fit the shared memory a CTA
-    /// can have (227 KB on Hopper), at most 5 (more measured no faster).
+    /// can have (227 KB on Hopper), at most 5 for the 128- and 256-row
+    /// tiles (more measured no faster: they are compute-bound) and 8 for
+    /// the 64-row ones, which small-M problems take, where the GEMM streams
+    /// B and bytes in flight are what it runs on.
     #[inline]
     pub const fn stages(self) -> u32 {
         let fit = (GEMM_SMEM_LIMIT - 1024) / (self.stage_bytes() + 16);
-        if fit < 5 {
+        let cap = if self.rows() == 64 { 8 } else { 5 };
+        if fit < cap {
             fit
         } else {
-            5
+            cap
         }
     }
 

@@ -28,8 +28,7 @@ use half::bf16;
 
 /// The GEMM peer set of shapes.md: the V3 weights at M in {64, 128, 2048,
 /// 4096}, the end-to-end set's prefill shapes, and V4's four at M in {64,
-/// 2048, 4096}. (M <= 16 runs the decode kernel: the e2e section's graph
-/// columns.)
+/// 2048, 4096}. (M <= 16: the e2e section's graph columns.)
 pub fn peer_set() -> Vec<(usize, usize, usize)> {
     let mut shapes = Vec::new();
     for m in [64, 128, 2048, 4096] {

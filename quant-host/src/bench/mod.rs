@@ -58,7 +58,7 @@ pub struct BenchArgs {
     /// With --gemm: also time every tile of the fast kernel
     #[arg(long)]
     pub gemm_variants: bool,
-    /// With --gemm: these shapes (`M,N,K`, M > 16) instead of the peer set
+    /// With --gemm: these shapes (`M,N,K`) instead of the peer set
     #[arg(long, num_args = 1.., value_parser = parse_shape)]
     pub gemm_shapes: Vec<(usize, usize, usize)>,
 }
@@ -74,8 +74,8 @@ fn parse_shape(s: &str) -> std::result::Result<(usize, usize, usize), String> {
         .map(|x| x.trim().parse::<usize>().map_err(|e| format!("`{s}`: {e}")))
         .collect::<std::result::Result<_, _>>()?;
     match v[..] {
-        [m, n, k] if m > 16 && n > 0 && k > 0 => Ok((m, n, k)),
-        _ => Err(format!("`{s}`: expected M,N,K with M > 16 and N, K > 0")),
+        [m, n, k] if m > 0 && n > 0 && k > 0 => Ok((m, n, k)),
+        _ => Err(format!("`{s}`: expected M,N,K, each > 0")),
     }
 }
 
