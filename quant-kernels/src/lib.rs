@@ -27,6 +27,8 @@
 #[macro_use]
 pub mod abi;
 pub mod element;
+#[macro_use]
+pub mod gemm_contract;
 pub mod fp8;
 pub mod geometry;
 pub mod layout;
