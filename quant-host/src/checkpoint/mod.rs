@@ -17,6 +17,7 @@ pub mod bench;
 pub mod config_json;
 pub mod demo;
 pub mod device_choice;
+pub mod durability;
 pub mod error;
 pub mod extras;
 pub mod finite;
@@ -39,6 +40,7 @@ pub mod verify;
 pub mod writer;
 
 pub use device_choice::{select_device, DeviceChoice, SelectedDevice};
+pub use durability::Durability;
 pub use error::{CheckpointError, Result};
 pub use progress::{Progress, Silent};
 pub use quantize::{quantize, QuantizeOptions};
