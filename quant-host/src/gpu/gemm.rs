@@ -310,6 +310,7 @@ pub(crate) fn mm_fp8_blockscale_on(
     let dim = |v: usize, what| u32::try_from(v).ok().filter(|&v| v < u32::MAX - 256).ok_or(QuantError::TooLarge(what));
     let params = GemmMmaParams::new(dim(m, "M")?, dim(n, "N")?, dim(k, "K")?, cfg.a_scale_layout);
     let functions = gpu.gemm_functions()?;
+    let ops = gemm_mma::Operands { a, a_scales, b, b_scales };
 
     if m <= SMALL_M {
         let sms = gpu.multiprocessor_count() as u64;
@@ -321,8 +322,7 @@ pub(crate) fn mm_fp8_blockscale_on(
         } else {
             None
         };
-        let mma = &functions.mma;
-        return gemm_mma::decode(gpu, mma, cfg.format, config, a, a_scales, b, b_scales, &mut c, scratch, params);
+        return gemm_mma::decode(gpu, &functions.mma, cfg.format, config, ops, &mut c, scratch, params);
     }
 
     if let Some(wgmma) = functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path == Path::Best) {
@@ -332,7 +332,7 @@ pub(crate) fn mm_fp8_blockscale_on(
     }
 
     let config = launch::gemm_main(m as u64, n as u64)?;
-    gemm_mma::tiled(gpu, &functions.mma, cfg.format, config, a, a_scales, b, b_scales, &mut c, params)
+    gemm_mma::tiled(gpu, &functions.mma, cfg.format, config, ops, &mut c, params)
 }
 
 /// The `wgmma` path: returns `false` (nothing queued) where TMA cannot read

@@ -13,7 +13,7 @@ use super::kernel::ByValue;
 use super::Gpu;
 use crate::error::{QuantError, Result};
 use cudarc::driver::sys::CUresult;
-use cudarc::driver::{CudaFunction, CudaSlice, DevicePtrMut, DriverError, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, DevicePtrMut, DriverError, LaunchArgs, LaunchConfig, PushKernelArg};
 use quant_kernels::abi::Kernel;
 use quant_kernels::gemm_contract::{GemmDecodeKernel, GemmMmaParams, GemmTiledKernel};
 use quant_kernels::geometry::{GEMM_SMALL_M, GEMM_SMALL_N};
@@ -52,27 +52,48 @@ fn lookup<K: Copy + PartialEq>(table: &[(K, CudaFunction)], kernel: K) -> Result
         .ok_or(QuantError::Cuda(DriverError(CUresult::CUDA_ERROR_NOT_FOUND)))
 }
 
+/// A and B with their scales: the leading buffers of both families.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Operands<'a> {
+    /// A `[m, k]` codes.
+    pub a: &'a CudaSlice<u8>,
+    /// A's scales, in the launch's layout.
+    pub a_scales: &'a CudaSlice<f32>,
+    /// B `[n, k]` codes.
+    pub b: &'a CudaSlice<u8>,
+    /// B's scales `[ceil(n / 128), ceil(k / 128)]`.
+    pub b_scales: &'a CudaSlice<f32>,
+}
+
+/// A launch of `function` with the buffers both families take first:
+/// `(a, a_scales, b, b_scales, c)`.
+fn launch_args<'a>(
+    gpu: &'a Gpu,
+    function: &'a CudaFunction,
+    ops: Operands<'a>,
+    c: &'a mut GpuGemmOut<'_>,
+) -> LaunchArgs<'a> {
+    let mut builder = gpu.stream().launch_builder(function);
+    builder.arg(ops.a).arg(ops.a_scales).arg(ops.b).arg(ops.b_scales);
+    push_c(&mut builder, c);
+    builder
+}
+
 /// Queues the tiled kernel for `format` and C's element type. The caller
 /// has checked every buffer against `params` and sized `config` with
 /// `launch::gemm_main`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn tiled(
     gpu: &Gpu,
     functions: &MmaFunctions,
     format: Fp8Format,
     config: LaunchConfig,
-    a: &CudaSlice<u8>,
-    a_scales: &CudaSlice<f32>,
-    b: &CudaSlice<u8>,
-    b_scales: &CudaSlice<f32>,
+    ops: Operands<'_>,
     c: &mut GpuGemmOut<'_>,
     params: GemmMmaParams,
 ) -> Result<()> {
     let function = lookup(&functions.tiled, GemmTiledKernel::new(format, c.out()))?;
     let params = ByValue(params);
-    let mut builder = gpu.stream().launch_builder(function);
-    builder.arg(a).arg(a_scales).arg(b).arg(b_scales);
-    push_c(&mut builder, c);
+    let mut builder = launch_args(gpu, function, ops, c);
     builder.arg(&params);
     // SAFETY: the entry point takes `(a, a_scales, b, b_scales, c,
     // GemmMmaParams)` (generated with its name from `gemm_mma_kernels!`),
@@ -94,19 +115,14 @@ pub(crate) fn decode(
     functions: &MmaFunctions,
     format: Fp8Format,
     config: LaunchConfig,
-    a: &CudaSlice<u8>,
-    a_scales: &CudaSlice<f32>,
-    b: &CudaSlice<u8>,
-    b_scales: &CudaSlice<f32>,
+    ops: Operands<'_>,
     c: &mut GpuGemmOut<'_>,
     scratch: Option<&mut SplitScratch>,
     params: GemmMmaParams,
 ) -> Result<()> {
     let stream = gpu.stream();
     let function = lookup(&functions.decode, GemmDecodeKernel::new(format, c.out()))?;
-    let mut builder = stream.launch_builder(function);
-    builder.arg(a).arg(a_scales).arg(b).arg(b_scales);
-    push_c(&mut builder, c);
+    let mut builder = launch_args(gpu, function, ops, c);
     // Null workspace pointers when the launch is not split (the kernel
     // touches them only with gridDim.y > 1).
     let splits = config.grid_dim.1 as u64;
