@@ -6,7 +6,7 @@
 //! not a regular file, nothing selected to quantize) is checked before the
 //! first byte is written; only the weights' values are checked as they are
 //! read (see [`super::finite`]). Then every shard is streamed through one
-//! pipeline ([`pipeline`](super::pipeline)): reading, quantizing, writing and
+//! pipeline ([`pipeline`]): reading, quantizing, writing and
 //! flushing on their own threads, several tensors in flight, a fixed set of
 //! buffers.
 
