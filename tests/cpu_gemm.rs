@@ -62,36 +62,21 @@ fn operands(
 impl Operands {
     fn run_f32(&self, accumulation: Accumulation) -> Vec<f32> {
         let mut c = vec![f32::NAN; self.shape.m() * self.shape.n()];
-        let cfg = GemmConfig { output: OutputType::F32, ..self.cfg };
-        cpu::mm_fp8_blockscale(
-            &self.a,
-            &self.a_scales,
-            &self.b,
-            &self.b_scales,
-            self.shape,
-            &cfg,
-            accumulation,
-            GemmOutput::F32(&mut c),
-        )
-        .unwrap();
+        self.run(accumulation, OutputType::F32, GemmOutput::F32(&mut c));
         c
     }
 
     fn run_bf16(&self, accumulation: Accumulation) -> Vec<bf16> {
         let mut c = vec![bf16::NAN; self.shape.m() * self.shape.n()];
-        let cfg = GemmConfig { output: OutputType::Bf16, ..self.cfg };
-        cpu::mm_fp8_blockscale(
-            &self.a,
-            &self.a_scales,
-            &self.b,
-            &self.b_scales,
-            self.shape,
-            &cfg,
-            accumulation,
-            GemmOutput::Bf16(&mut c),
-        )
-        .unwrap();
+        self.run(accumulation, OutputType::Bf16, GemmOutput::Bf16(&mut c));
         c
+    }
+
+    /// The CPU GEMM into `c`, whose type `output` names.
+    fn run(&self, accumulation: Accumulation, output: OutputType, c: GemmOutput<'_>) {
+        let cfg = GemmConfig { output, ..self.cfg };
+        cpu::mm_fp8_blockscale(&self.a, &self.a_scales, &self.b, &self.b_scales, self.shape, &cfg, accumulation, c)
+            .unwrap();
     }
 
     /// The naive oracle: dequantize both operands in f64, then matmul.

@@ -8,7 +8,8 @@ use common::*;
 use quant_host::checkpoint::plan::{OutputTensor, Part};
 use quant_host::checkpoint::writer::{layout, FileWriter};
 use quant_host::checkpoint::{
-    quantize, select_device, verify, CheckpointError, DeviceChoice, Outcome, QuantizeOptions, Selector, Silent,
+    quantize, select_device, verify, CheckpointError, DeviceChoice, Durability, Outcome, QuantizeOptions, Selector,
+    Silent,
 };
 use quant_host::{BlockConfig, Device, Fp8Format, ScaleMode};
 use safetensors::tensor::TensorView;
@@ -128,6 +129,50 @@ fn sharded_folder_with_index_and_config() {
     assert_eq!(snapshot(&input), before, "input modified");
     assert!(leftovers(dir.path()).is_empty());
     assert!(verify(&input, &output, &Silent).unwrap().passed());
+}
+
+/// Every file under `root` by its path relative to `root`, with its
+/// contents and permissions.
+fn tree(root: &Path) -> BTreeMap<std::path::PathBuf, (Vec<u8>, std::fs::Permissions)> {
+    snapshot(root)
+        .into_iter()
+        .map(|(path, bytes)| {
+            let mode = std::fs::metadata(&path).unwrap().permissions();
+            (path.strip_prefix(root).unwrap().to_path_buf(), (bytes, mode))
+        })
+        .collect()
+}
+
+#[test]
+fn no_sync_writes_the_same_output_as_the_durable_default_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_sync = QuantizeOptions { durability: Durability::NoSync, ..Default::default() };
+    assert_eq!(QuantizeOptions::default().durability, Durability::Synced);
+
+    // A folder: shards, index, config.json and the copied extras (a sub-folder too).
+    let input = dir.path().join("model");
+    write_folder(&input, &sharded_inputs());
+    let synced = dir.path().join("synced");
+    let report = run(&input, &synced, &QuantizeOptions::default()).unwrap();
+    assert_eq!(report.durability, Durability::Synced);
+    assert!(report.to_string().contains("on disk:   flushed to disk (fsync)"), "{report}");
+    let unsynced = dir.path().join("unsynced");
+    let report = run(&input, &unsynced, &no_sync).unwrap();
+    assert_eq!(report.durability, Durability::NoSync);
+    assert!(report.to_string().contains("on disk:   not flushed (--no-sync)"), "{report}");
+    let (a, b) = (tree(&synced), tree(&unsynced));
+    assert!(a.len() >= 6 && a.keys().any(|p| p.starts_with("extra")), "{:?}", a.keys());
+    assert!(a == b, "outputs differ: {:?} vs {:?}", a.keys(), b.keys());
+    assert!(verify(&input, &unsynced, &Silent).unwrap().passed());
+
+    // A single file.
+    let file = dir.path().join("m.safetensors");
+    write_file(&file, &small_model());
+    let (x, y) = (dir.path().join("x.safetensors"), dir.path().join("y.safetensors"));
+    run(&file, &x, &QuantizeOptions::default()).unwrap();
+    run(&file, &y, &no_sync).unwrap();
+    assert_eq!(std::fs::read(&x).unwrap(), std::fs::read(&y).unwrap());
+    assert!(leftovers(dir.path()).is_empty());
 }
 
 #[test]
@@ -518,13 +563,16 @@ fn streamed_writer_matches_the_safetensors_serializer() {
     for t in tensors.iter().rev() {
         writer.write_at(layout.places[&t.name].0, &t.data).unwrap();
     }
-    writer.finish().unwrap();
+    writer.finish(Durability::Synced).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), expected);
 
-    // A writer that is not given every byte refuses to finish.
-    let path = dir.path().join("short.safetensors");
-    let writer = FileWriter::create(&path, &layout).unwrap();
-    assert!(matches!(writer.finish(), Err(CheckpointError::Internal { .. })));
+    // A writer that is not given every byte refuses to finish, whether it
+    // would flush or not.
+    for durability in [Durability::Synced, Durability::NoSync] {
+        let path = dir.path().join(format!("short-{durability:?}.safetensors"));
+        let writer = FileWriter::create(&path, &layout).unwrap();
+        assert!(matches!(writer.finish(durability), Err(CheckpointError::Internal { .. })));
+    }
 }
 
 // ---- issue 16: fp8q never loses data silently ----------------------------

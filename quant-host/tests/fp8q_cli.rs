@@ -109,6 +109,35 @@ fn errors_name_file_and_tensor_and_exit_nonzero() {
 }
 
 #[test]
+fn no_sync_flag_is_parsed_reported_and_writes_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("m.safetensors");
+    write_file(&input, &small_model());
+    let quantize = |output: &Path, extra: &[&str]| {
+        let mut args = vec!["quantize".as_ref(), input.as_os_str(), output.as_os_str()];
+        args.extend(["--device", "cpu"].iter().chain(extra).map(|a| std::ffi::OsStr::new(*a)));
+        fp8q(&args)
+    };
+    let (synced, unsynced) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+    let out = quantize(&synced, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("on disk:   flushed to disk (fsync)"), "{}", text(&out.stdout));
+    let out = quantize(&unsynced, &["--no-sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("on disk:   not flushed (--no-sync)"), "{}", text(&out.stdout));
+    assert_eq!(std::fs::read(&synced).unwrap(), std::fs::read(&unsynced).unwrap());
+    // A flag, not an option with a value.
+    let out = quantize(&dir.path().join("c.safetensors"), &["--no-sync=yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!dir.path().join("c.safetensors").exists());
+    // Both commands document it.
+    for command in ["quantize", "bench"] {
+        let out = fp8q(&[command.as_ref(), "--help".as_ref()]);
+        assert!(text(&out.stdout).contains("--no-sync"), "{command} --help:\n{}", text(&out.stdout));
+    }
+}
+
+#[test]
 fn device_flag_and_bench_without_gpu() {
     let has_gpu = matches!(Device::best_available().0, Device::Cuda(_));
     let dir = tempfile::tempdir().unwrap();

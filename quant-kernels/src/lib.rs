@@ -4,7 +4,7 @@
 //! - for the host, on stable Rust, where it is the scalar math (`encode`, `decode`,
 //!   the group scale) that the CPU reference in `quant-host` uses;
 //! - for `nvptx64-nvidia-cuda` on the pinned nightly by `cargo xtask build-ptx`,
-//!   where the same functions are inlined into the kernels in [`kernels`].
+//!   where the same functions are inlined into the kernels in `kernels` (a module compiled for the GPU only).
 //!
 //! Sharing one implementation is what lets the GPU output be compared with the
 //! CPU reference bit for bit: there is no second copy of the rounding rules.
@@ -27,6 +27,8 @@
 #[macro_use]
 pub mod abi;
 pub mod element;
+#[macro_use]
+pub mod gemm_contract;
 pub mod fp8;
 pub mod geometry;
 pub mod layout;

@@ -135,12 +135,14 @@ fn compile(root: &Path, target: &Target) -> Result<String> {
 }
 
 /// Writes the launch bounds into the PTX, after the parameter list of each
-/// `.entry`, before its body: a quantizer's from its typed entry
-/// (`quant_kernels::abi::quantizer_entries`), a GEMM's from the first
-/// matching prefix of `quant_kernels::geometry::LAUNCH_BOUNDS`. Fails when
-/// an entry the host can launch is missing from the module.
+/// `.entry`, before its body: a quantizer's or `mma.sync` GEMM's from its
+/// typed entry (`quant_kernels::abi::quantizer_entries`,
+/// `quant_kernels::gemm_contract::gemm_mma_entries`), a `wgmma` GEMM's from
+/// the first matching prefix of `quant_kernels::geometry::LAUNCH_BOUNDS`.
+/// Fails when a typed entry the host can launch is missing from the module.
 fn apply_launch_bounds(ptx: &str) -> Result<String> {
-    let quantizers: std::collections::HashMap<_, _> = quant_kernels::abi::quantizer_entries().collect();
+    let quantizers: std::collections::HashMap<_, _> =
+        quant_kernels::abi::quantizer_entries().chain(quant_kernels::gemm_contract::gemm_mma_entries()).collect();
     let mut seen = std::collections::HashSet::new();
     let mut out = String::with_capacity(ptx.len() + 4096);
     let mut pending: Option<(u32, u32)> = None;
@@ -169,7 +171,7 @@ fn apply_launch_bounds(ptx: &str) -> Result<String> {
     let mut missing: Vec<_> = quantizers.keys().filter(|n| !seen.contains(**n)).collect();
     if !missing.is_empty() {
         missing.sort();
-        bail!("kernel entries listed in quant_kernels::abi but missing from the PTX: {missing:?}");
+        bail!("typed kernel entries (quant_kernels::abi, gemm_contract) missing from the PTX: {missing:?}");
     }
     Ok(out)
 }

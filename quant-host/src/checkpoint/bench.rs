@@ -7,11 +7,14 @@
 //! run see the same page-cache state: the input is cached, and the copy's
 //! written data is flushed to disk (that flush is timed too) and deleted
 //! before the quantizer starts, so its write-back does not land on the
-//! quantizer's bill. The quantizer flushes its own output (`fsync`) before it
-//! commits, so "copy + flush" is the like-for-like figure; "copy" alone is
-//! what `cp -r` reports.
+//! quantizer's bill. By default the quantizer flushes its own output
+//! (`fsync`) before it commits, so "copy + flush" is the like-for-like
+//! figure for it; "copy" alone is what `cp -r` reports, and the like-for-like
+//! figure for a `--no-sync` run, which the benchmark times too (after the
+//! flushed run's output is removed; `--no-sync` times that mode alone).
 
 use super::demo;
+use super::durability::Durability;
 use super::error::{io, Result};
 use super::progress::Silent;
 use super::quantize::{quantize, QuantizeOptions};
@@ -42,22 +45,41 @@ pub struct CheckpointBench {
     pub copy: Duration,
     /// Time to flush the copy to disk.
     pub copy_flush: Duration,
-    /// The quantize run.
-    pub quantize: QuantizeReport,
+    /// The quantize runs, one per mode asked for, in that order.
+    pub runs: Vec<QuantizeRun>,
+    /// Whether each run's `peak_rss` covers the whole process rather than
+    /// the run.
+    pub peak_rss_whole_process: bool,
+}
+
+/// One `quantize` call of the benchmark.
+#[derive(Debug)]
+pub struct QuantizeRun {
+    /// The run's own report (its `durability` says which mode ran).
+    pub report: QuantizeReport,
     /// Wall time of the `quantize` call.
-    pub quantize_wall: Duration,
-    /// Peak resident memory of the process during `quantize`, in bytes
+    pub wall: Duration,
+    /// Peak resident memory of the process during the call, in bytes
     /// (`VmHWM` after resetting it), or over the whole process when the
     /// reset is not possible (`peak_rss_whole_process`).
     pub peak_rss: Option<u64>,
-    /// Whether `peak_rss` covers the whole process rather than the quantize run.
-    pub peak_rss_whole_process: bool,
+}
+
+/// The modes `fp8q bench --checkpoint` times: both, the default first; with
+/// `--no-sync`, that one alone.
+pub fn modes(no_sync: bool) -> &'static [Durability] {
+    if no_sync {
+        &[Durability::NoSync]
+    } else {
+        &[Durability::Synced, Durability::NoSync]
+    }
 }
 
 /// Runs the benchmark with `copies` copies of the synthetic layers (44 make
 /// a 4.34 GB checkpoint) in a new folder under `dir` (default: the system's
-/// temporary folder), removed afterwards; `device` quantizes.
-pub fn run(copies: usize, dir: Option<&Path>, device: &Device) -> Result<CheckpointBench> {
+/// temporary folder), removed afterwards; `device` quantizes, once per mode
+/// of `modes` (each run's output is removed before the next starts).
+pub fn run(copies: usize, dir: Option<&Path>, device: &Device, modes: &[Durability]) -> Result<CheckpointBench> {
     let parent = dir.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
     let work = tempfile::Builder::new().prefix("fp8q-bench-").tempdir_in(&parent).map_err(io(&parent))?;
     // Gigabytes of synthetic shards: removed on SIGINT/SIGTERM/SIGHUP too
@@ -105,11 +127,16 @@ pub fn run(copies: usize, dir: Option<&Path>, device: &Device) -> Result<Checkpo
     let copy_flush = t.elapsed();
     std::fs::remove_dir_all(&copy).map_err(io(&copy))?;
 
-    let reset = reset_peak_rss();
-    let t = Instant::now();
-    let quantize = quantize(&input, &output, &QuantizeOptions::default(), device, &Silent)?;
-    let quantize_wall = t.elapsed();
-    let peak_rss = peak_rss();
+    let mut runs = Vec::with_capacity(modes.len());
+    let mut reset = true;
+    for &durability in modes {
+        reset &= reset_peak_rss();
+        let t = Instant::now();
+        let report = quantize(&input, &output, &QuantizeOptions { durability, ..Default::default() }, device, &Silent)?;
+        let wall = t.elapsed();
+        runs.push(QuantizeRun { report, wall, peak_rss: peak_rss() });
+        std::fs::remove_dir_all(&output).map_err(io(&output))?;
+    }
     let dir = work.path().to_path_buf();
     drop(work);
     Ok(CheckpointBench {
@@ -121,9 +148,7 @@ pub fn run(copies: usize, dir: Option<&Path>, device: &Device) -> Result<Checkpo
         read,
         copy: copy_time,
         copy_flush,
-        quantize,
-        quantize_wall,
-        peak_rss,
+        runs,
         peak_rss_whole_process: !reset,
     })
 }
@@ -159,8 +184,9 @@ impl fmt::Display for CheckpointBench {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = |d: Duration| d.as_secs_f64();
         let rate = |d: Duration| bytes((self.file_bytes as f64 / s(d).max(1e-9)) as u64);
-        let q = s(self.quantize_wall);
-        write!(f, "{}", self.quantize)?;
+        for run in &self.runs {
+            write!(f, "{}", run.report)?;
+        }
         writeln!(
             f,
             "checkpoint bench: {} copies of the synthetic layers, {} in {} files, under {}",
@@ -169,7 +195,9 @@ impl fmt::Display for CheckpointBench {
             self.files,
             self.dir.display()
         )?;
-        writeln!(f, "  device:          {}", self.quantize.device)?;
+        if let Some(run) = self.runs.first() {
+            writeln!(f, "  device:          {}", run.report.device)?;
+        }
         writeln!(f, "  synthesize:      {:.2} s (not compared)", s(self.synthesize))?;
         writeln!(
             f,
@@ -184,23 +212,27 @@ impl fmt::Display for CheckpointBench {
             rate(self.copy),
             s(self.copy_flush)
         )?;
-        writeln!(
-            f,
-            "  quantize:        {q:.2} s ({}/s of input), flushed to disk before it returns",
-            rate(self.quantize_wall)
-        )?;
-        writeln!(
-            f,
-            "  quantize / copy: {:.2}x the copy, {:.2}x the copy + flush (below 1: faster than copying)",
-            q / s(self.copy).max(1e-9),
-            q / s(self.copy + self.copy_flush).max(1e-9)
-        )?;
-        match self.peak_rss {
-            Some(rss) if self.peak_rss_whole_process => {
-                writeln!(f, "  peak memory:     {} resident (VmHWM of the whole process)", bytes(rss))
+        for run in &self.runs {
+            let q = s(run.wall);
+            let (name, flushed) = match run.report.durability {
+                Durability::Synced => ("quantize:       ", "flushed to disk before it returns"),
+                Durability::NoSync => ("  --no-sync:    ", "not flushed (left to the OS, like the copy)"),
+            };
+            writeln!(f, "  {name} {q:.2} s ({}/s of input), {flushed}", rate(run.wall))?;
+            writeln!(
+                f,
+                "    / copy:        {:.2}x the copy, {:.2}x the copy + flush (below 1: faster than copying)",
+                q / s(self.copy).max(1e-9),
+                q / s(self.copy + self.copy_flush).max(1e-9)
+            )?;
+            match run.peak_rss {
+                Some(rss) if self.peak_rss_whole_process => {
+                    writeln!(f, "    peak memory:   {} resident (VmHWM of the whole process)", bytes(rss))?
+                }
+                Some(rss) => writeln!(f, "    peak memory:   {} resident during quantize (VmHWM)", bytes(rss))?,
+                None => writeln!(f, "    peak memory:   unknown (no /proc/self/status)")?,
             }
-            Some(rss) => writeln!(f, "  peak memory:     {} resident during quantize (VmHWM)", bytes(rss)),
-            None => writeln!(f, "  peak memory:     unknown (no /proc/self/status)"),
         }
+        Ok(())
     }
 }

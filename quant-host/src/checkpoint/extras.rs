@@ -11,6 +11,7 @@
 //! Copy errors name the file that failed: the source for a read, the
 //! destination for a write (a full disk is the output's problem).
 
+use super::durability::Durability;
 use super::error::{io, CheckpointError, Result};
 use super::reader::describe_kind;
 use std::fs::File;
@@ -55,24 +56,26 @@ fn check_entry(path: &Path) -> Result<()> {
     Err(refuse(format!("is {}; fp8q copies only regular files and folders", describe_kind(&meta))))
 }
 
-/// Copies extra file or folder `from` to `to` (which must not exist).
+/// Copies extra file or folder `from` to `to` (which must not exist),
+/// flushing every file and folder written when `durability` syncs.
 /// [`check`] must have accepted `from`.
-pub fn copy(from: &Path, to: &Path) -> Result<()> {
+pub fn copy(from: &Path, to: &Path, durability: Durability) -> Result<()> {
     let meta = std::fs::symlink_metadata(from).map_err(io(from))?;
     if meta.is_dir() {
         std::fs::create_dir(to).map_err(io(to))?;
         for entry in std::fs::read_dir(from).map_err(io(from))? {
             let entry = entry.map_err(io(from))?;
-            copy(&entry.path(), &to.join(entry.file_name()))?;
+            copy(&entry.path(), &to.join(entry.file_name()), durability)?;
         }
-        return Ok(());
+        return durability.sync_dir(to);
     }
-    copy_file(from, to)
+    copy_file(from, to, durability)
 }
 
 /// Copies one regular file (or the file a link points to), with its
-/// permissions, blaming reads on `from` and writes on `to`.
-pub fn copy_file(from: &Path, to: &Path) -> Result<()> {
+/// permissions, blaming reads on `from` and writes on `to`; flushes it when
+/// `durability` syncs.
+pub fn copy_file(from: &Path, to: &Path, durability: Durability) -> Result<()> {
     let mut source = File::open(from).map_err(io(from))?;
     let permissions = source.metadata().map_err(io(from))?.permissions();
     let mut target = File::options().write(true).create_new(true).open(to).map_err(io(to))?;
@@ -87,6 +90,5 @@ pub fn copy_file(from: &Path, to: &Path) -> Result<()> {
         target.write_all(&buffer[..n]).map_err(io(to))?;
     }
     target.set_permissions(permissions).map_err(io(to))?;
-    target.sync_all().map_err(io(to))?;
-    Ok(())
+    durability.sync_file(&target, to)
 }

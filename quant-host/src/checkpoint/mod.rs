@@ -9,14 +9,17 @@
 //! One concept per file: [`select`] (which names), [`plan`] (what happens to
 //! each tensor), [`reader`] / [`writer`] (safetensors in and out, streamed),
 //! [`index`] and [`config_json`] (the JSON around the shards), [`output`]
-//! (all-or-nothing output), [`pipeline`] (the reader, quantizer, writer and
-//! sync threads), [`staging`] (their buffers), [`quantizer_stage`] and
-//! [`quantizer_stage_gpu`] (the quantizer stage on the chosen device), [`report`] (results), [`bench`] (quantize against a copy).
+//! (all-or-nothing output), [`durability`] (flushed to disk or not,
+//! `--no-sync`), [`pipeline`] (the reader, quantizer, writer and sync
+//! threads), [`staging`] (their buffers), [`quantizer_stage`] and
+//! [`quantizer_stage_gpu`] (the quantizer stage on the chosen device),
+//! [`report`] (results), [`bench`](mod@bench) (quantize against a copy).
 
 pub mod bench;
 pub mod config_json;
 pub mod demo;
 pub mod device_choice;
+pub mod durability;
 pub mod error;
 pub mod extras;
 pub mod finite;
@@ -39,6 +42,7 @@ pub mod verify;
 pub mod writer;
 
 pub use device_choice::{select_device, DeviceChoice, SelectedDevice};
+pub use durability::Durability;
 pub use error::{CheckpointError, Result};
 pub use progress::{Progress, Silent};
 pub use quantize::{quantize, QuantizeOptions};

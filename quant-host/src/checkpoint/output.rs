@@ -20,6 +20,7 @@
 //! output that are older than a minute, saying so in the report; a younger one
 //! may be a run that is just starting, and is only named.
 
+use super::durability::Durability;
 use super::error::{io, CheckpointError, Result};
 use super::interrupt::{self, Owned, Registration};
 use super::quantize::META_FMT;
@@ -141,8 +142,11 @@ impl Staging {
 
     /// Moves the staged output into place: over this run's placeholder, or
     /// over the output `--force` replaces (which is first moved into the
-    /// staging folder, and restored if the move fails).
-    pub fn commit(mut self) -> Result<()> {
+    /// staging folder, and restored if the move fails). When `durability`
+    /// syncs, the folder holding the output is flushed after the rename, so
+    /// the new name is on disk when this returns (the caller has flushed
+    /// what the name points to).
+    pub fn commit(mut self, durability: Durability) -> Result<()> {
         let Some(temp) = self.temp.take() else {
             return Err(CheckpointError::Internal { file: self.target.clone(), reason: "committed twice".into() });
         };
@@ -168,7 +172,10 @@ impl Staging {
         self.placeholder = None;
         // Deletes the staging folder and the replaced output.
         temp.close().map_err(io(&previous))?;
-        Ok(())
+        match self.target.parent() {
+            Some(parent) => durability.sync_dir(parent),
+            None => Ok(()),
+        }
     }
 }
 

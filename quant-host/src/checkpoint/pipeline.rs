@@ -23,8 +23,9 @@
 //! - The **writer** writes every piece with one positioned write at its final
 //!   offset (tensors are processed in output-file order, so each file fills
 //!   front to back), and hands each finished file to the
-//! - **syncer**, which flushes it to disk (`fsync`) while the next files are
-//!   being produced; the run commits only after every file is synced.
+//! - **syncer**, which checks it is complete and flushes it to disk
+//!   (`fsync`, unless [`Durability::NoSync`]) while the next files are being
+//!   produced; the run commits only after every file is complete (and synced).
 //!
 //! No thread waits for another except for a buffer or for work, and the
 //! buffers are allocated once: memory is `INPUT_BUFFERS x` the largest input
@@ -32,6 +33,7 @@
 //! checkpoint's size. The same code drives the CPU and the GPU engine; only
 //! the buffers differ (page-locked for a GPU).
 
+use super::durability::Durability;
 use super::error::{CheckpointError, Result};
 use super::finite;
 use super::plan::{scale_name, ShardPlan, Step};
@@ -89,7 +91,8 @@ pub struct StageTimes {
     pub transfers: Duration,
     /// Writing the output files (to the page cache).
     pub write: Duration,
-    /// Flushing the output files to disk.
+    /// Flushing the output files to disk (checking them only, with
+    /// [`Durability::NoSync`]).
     pub sync: Duration,
     /// Time the quantizer had nothing to do, waiting for the reader.
     pub quantizer_idle: Duration,
@@ -153,12 +156,14 @@ struct Write {
 }
 
 /// Streams every file of `files` through the pipeline with `engine`. On
-/// success every file is complete and flushed to disk.
+/// success every file is complete, and flushed to disk when `durability`
+/// syncs.
 pub fn run(
     files: &[OutputFile<'_>],
     cfg: &BlockConfig,
     engine: &mut Engine,
     progress: &dyn Progress,
+    durability: Durability,
 ) -> Result<StageTimes> {
     let start = Instant::now();
     let tasks = tasks(files, cfg)?;
@@ -202,7 +207,7 @@ pub fn run(
             let free_in_tx = free_in_tx.clone();
             scope.spawn(move || write_all(files, write_rx, free_in_tx, free_out_tx, sync_tx))
         };
-        let syncer = scope.spawn(move || sync_all(files, sync_rx));
+        let syncer = scope.spawn(move || sync_all(files, sync_rx, durability));
         let quantized = quantize_all(files, tasks, engine, progress, read_rx, free_out_rx, free_in_tx, write_tx);
         let panicked = |what: &str| internal(format!("the {what} thread panicked"));
         (
@@ -503,14 +508,18 @@ fn write_all(
     Ok(busy)
 }
 
-/// The sync thread: checks and flushes each finished file. Returns its busy
-/// time and the number of files completed.
-fn sync_all(files: &[OutputFile<'_>], done: Receiver<(usize, FileWriter)>) -> Result<(Duration, usize)> {
+/// The sync thread: checks and (when `durability` syncs) flushes each
+/// finished file. Returns its busy time and the number of files completed.
+fn sync_all(
+    files: &[OutputFile<'_>],
+    done: Receiver<(usize, FileWriter)>,
+    durability: Durability,
+) -> Result<(Duration, usize)> {
     let mut busy = Duration::ZERO;
     let mut completed = vec![false; files.len()];
     for (index, writer) in done {
         let t = Instant::now();
-        writer.finish()?;
+        writer.finish(durability)?;
         busy += t.elapsed();
         if let Some(c) = completed.get_mut(index) {
             *c = true;

@@ -6,12 +6,13 @@
 //! not a regular file, nothing selected to quantize) is checked before the
 //! first byte is written; only the weights' values are checked as they are
 //! read (see [`super::finite`]). Then every shard is streamed through one
-//! pipeline ([`pipeline`](super::pipeline)): reading, quantizing, writing and
+//! pipeline ([`pipeline`]): reading, quantizing, writing and
 //! flushing on their own threads, several tensors in flight, a fixed set of
 //! buffers.
 
 use super::config_json;
 use super::device_choice::describe;
+use super::durability::Durability;
 use super::error::{io, CheckpointError, Result};
 use super::index::INDEX_FILE;
 use super::output::Staging;
@@ -51,6 +52,10 @@ pub struct QuantizeOptions {
     /// Quantize weights holding NaN or infinity instead of refusing them
     /// (see [`super::finite`]).
     pub allow_nonfinite: bool,
+    /// Whether the output is flushed to disk before it is renamed into
+    /// place (the default) or left to the operating system's write-back
+    /// (`--no-sync`); see [`Durability`] for what a crash can lose.
+    pub durability: Durability,
 }
 
 /// Quantizes the checkpoint at `input` (a safetensors file, or a folder with
@@ -136,17 +141,18 @@ pub fn quantize(
         report.copied += plan.steps.iter().filter(|s| !s.quantize).count();
         outputs.push(OutputFile { shard, plan, path, layout });
     }
-    let stages = pipeline::run(&outputs, &opts.block, &mut engine, progress)?;
+    let durability = opts.durability;
+    let stages = pipeline::run(&outputs, &opts.block, &mut engine, progress, durability)?;
     drop(outputs);
     if let Some(folder) = folder {
         if let Some(index) = &folder.index {
             let data_bytes = plans.iter().flat_map(|p| &p.outputs).map(|t| t.byte_len()).sum();
             let path = staging.path().join(INDEX_FILE);
-            std::fs::write(&path, index.rewritten(&weight_map, data_bytes)).map_err(io(&path))?;
+            durability.write_file(&path, index.rewritten(&weight_map, data_bytes).as_bytes())?;
         }
         if let Some(text) = config {
             let path = staging.path().join(CONFIG_FILE);
-            std::fs::write(&path, text).map_err(io(&path))?;
+            durability.write_file(&path, text.as_bytes())?;
         } else {
             notes.push(format!("no {CONFIG_FILE} in the input folder: no quantization_config written"));
         }
@@ -154,15 +160,18 @@ pub fn quantize(
             if name.ends_with(".safetensors") {
                 notes.push(format!("{name}: not part of the checkpoint's index, copied unchanged"));
             }
-            super::extras::copy(&folder.dir.join(name), &staging.path().join(name))?;
+            super::extras::copy(&folder.dir.join(name), &staging.path().join(name), durability)?;
             report.copied_files += 1;
         }
+        // The staged folder's entries, before the rename publishes it.
+        durability.sync_dir(staging.path())?;
     }
     report.kernel_time = stages.quantize + stages.transfers;
     report.stages = Some(stages);
     drop(engine);
     drop(shards);
-    staging.commit()?;
+    report.durability = durability;
+    staging.commit(durability)?;
     progress.finish();
     report.elapsed = start.elapsed();
     notes.extend(plans.iter().flat_map(|p| p.nonfinite.notes()));

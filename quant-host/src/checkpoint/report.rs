@@ -48,6 +48,8 @@ pub struct QuantizeReport {
     pub kernel_time: Duration,
     /// Busy time of each pipeline stage (read, quantize, transfers, write, sync).
     pub stages: Option<super::pipeline::StageTimes>,
+    /// Whether the output was flushed to disk before it was published.
+    pub durability: super::durability::Durability,
     /// Things worth knowing that did not stop the run.
     pub notes: Vec<String>,
 }
@@ -104,6 +106,7 @@ impl fmt::Display for QuantizeReport {
         if let Some(stages) = &self.stages {
             writeln!(f, "  stages:    {stages}")?;
         }
+        writeln!(f, "  on disk:   {}", self.durability.describe())?;
         for note in &self.notes {
             writeln!(f, "  note:      {note}")?;
         }

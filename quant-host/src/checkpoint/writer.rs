@@ -8,6 +8,7 @@
 //! element size for zero-copy loaders); the header is written with sorted
 //! `__metadata__` keys so output files are reproducible.
 
+use super::durability::Durability;
 use super::error::{io, CheckpointError, Result};
 use super::plan::OutputTensor;
 use safetensors::tensor::TensorInfo;
@@ -102,15 +103,16 @@ impl FileWriter {
         Ok(())
     }
 
-    /// Checks that every byte was written once and flushes to disk.
-    pub fn finish(self) -> Result<u64> {
+    /// Checks that every byte was written once and, when `durability`
+    /// syncs, flushes the file to disk.
+    pub fn finish(self, durability: Durability) -> Result<u64> {
         if self.written != self.expected {
             return Err(CheckpointError::Internal {
                 file: self.path,
                 reason: format!("wrote {} of {} bytes", self.written, self.expected),
             });
         }
-        self.file.sync_all().map_err(io(&self.path))?;
+        durability.sync_file(&self.file, &self.path)?;
         Ok(self.written)
     }
 }

@@ -21,8 +21,10 @@
 //!   K not a multiple of 16, unaligned bases).
 //!
 //! Kernel handles and the multiprocessor count are looked up once per `Gpu`,
-//! so a call costs the argument checks and the launch itself.
+//! so a call costs the argument checks and the launch itself. The
+//! `mma.sync` kernels' typed launches are in `gpu::gemm_mma`.
 
+use super::gemm_mma::{self, MmaFunctions};
 use super::{launch, Gpu};
 use crate::error::{QuantError, Result};
 use crate::gemm::{GemmConfig, GemmShape, OutputType};
@@ -30,17 +32,17 @@ use cudarc::driver::sys::{
     cuTensorMapEncodeTiled, CUtensorMap, CUtensorMapDataType, CUtensorMapFloatOOBfill, CUtensorMapInterleave,
     CUtensorMapL2promotion, CUtensorMapSwizzle,
 };
-use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DevicePtrMut, DeviceRepr, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DeviceRepr, PushKernelArg};
+use quant_kernels::gemm_contract::GemmMmaParams;
 use quant_kernels::wgmma_contract::{
     gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel, GemmOut, GemmPrecision, GemmTile, GemmWgmmaParams,
 };
 use quant_kernels::{Fp8Format, ScaleLayout};
 
-/// Every GEMM kernel of the loaded module, indexed `[format][output]`
-/// (format: 0 E4M3FN, 1 E4M3FNUZ; output: 0 bf16, 1 f32).
+/// Every GEMM kernel of the loaded module.
 pub(crate) struct GemmFunctions {
-    main: [[CudaFunction; 2]; 2],
-    small: [[CudaFunction; 2]; 2],
+    /// The tiled and the decode-sized `mma.sync` kernels.
+    mma: MmaFunctions,
     /// The `wgmma` kernels (E4M3FN, on the sm_90a module only).
     wgmma: Option<WgmmaFunctions>,
 }
@@ -65,17 +67,7 @@ impl GemmFunctions {
     pub(crate) fn load(gpu: &Gpu) -> Result<Self> {
         use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES as MAX_SMEM;
         let get = |name: &str| gpu.function(name);
-        let main = [
-            [get("gemm_fp8_e4m3fn_bf16")?, get("gemm_fp8_e4m3fn_f32")?],
-            [get("gemm_fp8_e4m3fnuz_bf16")?, get("gemm_fp8_e4m3fnuz_f32")?],
-        ];
-        let small = [
-            [get("gemm_small_e4m3fn_bf16")?, get("gemm_small_e4m3fn_f32")?],
-            [get("gemm_small_e4m3fnuz_bf16")?, get("gemm_small_e4m3fnuz_f32")?],
-        ];
-        for f in main.iter().flatten() {
-            f.set_attribute(MAX_SMEM, launch::GEMM_SMEM_BYTES as i32)?;
-        }
+        let mma = MmaFunctions::load(gpu)?;
         let wgmma = if gpu.ptx_arch().has_wgmma() {
             let mut kernels = Vec::new();
             for precision in GemmPrecision::ALL {
@@ -95,7 +87,7 @@ impl GemmFunctions {
         } else {
             None
         };
-        Ok(Self { main, small, wgmma })
+        Ok(Self { mma, wgmma })
     }
 }
 
@@ -208,20 +200,30 @@ pub enum GpuGemmOut<'a> {
     F32(&'a mut CudaSlice<f32>),
 }
 
+impl GpuGemmOut<'_> {
+    /// The element type, as the kernel contracts name it.
+    pub(crate) fn out(&self) -> GemmOut {
+        match self {
+            GpuGemmOut::Bf16(_) => GemmOut::Bf16,
+            GpuGemmOut::F32(_) => GemmOut::F32,
+        }
+    }
+}
+
 /// Scratch of the split-K GEMMs: partial sums and (decode kernel) per-tile
 /// tickets. The tickets are zero between launches (each launch's last CTA
 /// resets its own), so the buffers are reused across calls on the `Gpu`'s
 /// stream.
 #[derive(Debug)]
 pub(crate) struct SplitScratch {
-    partials: CudaSlice<f32>,
-    tickets: CudaSlice<u32>,
+    pub(super) partials: CudaSlice<f32>,
+    pub(super) tickets: CudaSlice<u32>,
 }
 
 impl SplitScratch {
     /// The scratch in `slot`, grown to at least `partials` f32 and `tickets`
     /// tickets (never shrunk: a model's GEMMs take turns with one buffer).
-    fn reserve<'a>(
+    pub(super) fn reserve<'a>(
         slot: &'a mut Option<SplitScratch>,
         stream: &std::sync::Arc<cudarc::driver::CudaStream>,
         partials: usize,
@@ -292,33 +294,25 @@ pub(crate) fn mm_fp8_blockscale_on(
     check_len("b", n as u64 * k as u64, b.len())?;
     check_len("a_scales", shape.checked_a_scales_len(cfg.a_scale_layout)?, a_scales.len())?;
     check_len("b_scales", shape.b_scales_len() as u64, b_scales.len())?;
-    let out = match (&c, cfg.output) {
+    match (&c, cfg.output) {
         (GpuGemmOut::Bf16(s), OutputType::Bf16) => {
             gpu.check_context("c", s.context())?;
             check_len("c", m as u64 * n as u64, s.len())?;
-            "bf16"
         }
         (GpuGemmOut::F32(s), OutputType::F32) => {
             gpu.check_context("c", s.context())?;
             check_len("c", m as u64 * n as u64, s.len())?;
-            "f32"
         }
         _ => return Err(QuantError::ShapeMismatch("output buffer type differs from cfg.output".into())),
-    };
+    }
     if m == 0 || n == 0 {
         return Ok(());
     }
     // The kernels take the dimensions as u32 (and grid sizes must fit).
     let dim = |v: usize, what| u32::try_from(v).ok().filter(|&v| v < u32::MAX - 256).ok_or(QuantError::TooLarge(what));
-    let (m32, n32, k32) = (dim(m, "M")?, dim(n, "N")?, dim(k, "K")?);
-    let layout = cfg.a_scale_layout as u32;
-    let stream = gpu.stream();
+    let params = GemmMmaParams::new(dim(m, "M")?, dim(n, "N")?, dim(k, "K")?, cfg.a_scale_layout);
     let functions = gpu.gemm_functions()?;
-    let fi = match cfg.format {
-        Fp8Format::E4M3Fn => 0,
-        Fp8Format::E4M3Fnuz => 1,
-    };
-    let oi = usize::from(out == "f32");
+    let ops = gemm_mma::Operands { a, a_scales, b, b_scales };
 
     // The Hopper kernel first: at M <= 16 (`Fast`) it splits K over 64-row
     // tiles (TMA zero-fills the rows past M) and streams B faster than the
@@ -335,53 +329,20 @@ pub(crate) fn mm_fp8_blockscale_on(
     }
 
     if m <= SMALL_M {
-        let function = &functions.small[fi][oi];
         let sms = gpu.multiprocessor_count() as u64;
         let (config, splits) = launch::gemm_small(n as u64, shape.k_blocks() as u64, sms)?;
         let mut scratch = gpu.gemm_scratch();
-        if splits > 1 {
+        let scratch = if splits > 1 {
             let tiles = n.div_ceil(launch::GEMM_SMALL_N);
-            SplitScratch::reserve(&mut scratch, stream, splits as usize * SMALL_M * n, tiles)?;
-        }
-        let mut builder = stream.launch_builder(function);
-        builder.arg(a).arg(a_scales).arg(b).arg(b_scales);
-        push_c(&mut builder, &mut c);
-        builder.arg(&m32).arg(&n32).arg(&k32).arg(&layout);
-        let null = 0u64;
-        let (ws_ptr, tk_ptr);
-        let guards;
-        match scratch.as_mut().filter(|_| splits > 1) {
-            Some(s) => {
-                let (p, g1) = s.partials.device_ptr_mut(stream);
-                let (t, g2) = s.tickets.device_ptr_mut(stream);
-                (ws_ptr, tk_ptr) = (p, t);
-                guards = Some((g1, g2));
-            }
-            None => {
-                (ws_ptr, tk_ptr) = (null, null);
-                guards = None;
-            }
-        }
-        builder.arg(&ws_ptr).arg(&tk_ptr);
-        // SAFETY: the arguments match `gemm_small_*` in
-        // quant_kernels::kernels::gemm; every buffer length was checked above
-        // against what the kernel indexes; M <= 16; when splits > 1 the
-        // workspace holds splits * 16 * N f32 and one zeroed ticket per tile.
-        unsafe { builder.launch(config) }?;
-        drop(guards);
-        return Ok(());
+            Some(SplitScratch::reserve(&mut scratch, gpu.stream(), splits as usize * SMALL_M * n, tiles)?)
+        } else {
+            None
+        };
+        return gemm_mma::decode(gpu, &functions.mma, cfg.format, config, ops, &mut c, scratch, params);
     }
 
-    let function = &functions.main[fi][oi];
     let config = launch::gemm_main(m as u64, n as u64)?;
-    let mut builder = stream.launch_builder(function);
-    builder.arg(a).arg(a_scales).arg(b).arg(b_scales);
-    push_c(&mut builder, &mut c);
-    builder.arg(&m32).arg(&n32).arg(&k32).arg(&layout);
-    // SAFETY: the arguments match `gemm_fp8_*` in quant_kernels::kernels::gemm
-    // and every buffer length was checked above against what the kernel indexes.
-    unsafe { builder.launch(config) }?;
-    Ok(())
+    gemm_mma::tiled(gpu, &functions.mma, cfg.format, config, ops, &mut c, params)
 }
 
 /// The `wgmma` path: returns `false` (nothing queued) where TMA cannot read
@@ -518,7 +479,7 @@ struct LaunchParams(GemmWgmmaParams);
 unsafe impl DeviceRepr for LaunchParams {}
 
 /// Pushes C, whichever its element type, as the next kernel argument.
-fn push_c<'a>(builder: &mut cudarc::driver::LaunchArgs<'a>, c: &'a mut GpuGemmOut<'_>) {
+pub(super) fn push_c<'a>(builder: &mut cudarc::driver::LaunchArgs<'a>, c: &'a mut GpuGemmOut<'_>) {
     match c {
         GpuGemmOut::Bf16(s) => builder.arg(&mut **s),
         GpuGemmOut::F32(s) => builder.arg(&mut **s),

@@ -20,7 +20,7 @@ use quant_kernels::Fp8Format;
 /// A parameter block as a kernel argument (cudarc copies its bytes).
 #[repr(transparent)]
 #[derive(Clone, Copy)]
-struct ByValue<P>(P);
+pub(super) struct ByValue<P>(pub(super) P);
 
 // SAFETY: `KernelParams` types are `#[repr(C)]` plain data (no pointers),
 // the layout the kernel reads its by-value parameter with.

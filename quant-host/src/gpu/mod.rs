@@ -6,6 +6,7 @@
 mod block;
 mod codec;
 pub(crate) mod gemm;
+mod gemm_mma;
 mod kernel;
 mod launch;
 mod ptx;

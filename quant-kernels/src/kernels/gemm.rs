@@ -56,6 +56,7 @@ use crate::instr::mma::{
 };
 use crate::instr::{cp_async_commit, shared_addr, st_shared16};
 
+use crate::gemm_contract::GemmMmaParams;
 use crate::ScaleLayout;
 
 // The launch geometry lives in `crate::geometry`, shared with the host.
@@ -194,15 +195,6 @@ pub(crate) unsafe fn store_pair<O: Out>(
     }
 }
 
-#[inline(always)]
-pub(crate) fn decode_layout(layout: u32) -> ScaleLayout {
-    match layout {
-        1 => ScaleLayout::ColMajor,
-        2 => ScaleLayout::ColMajorTmaAligned,
-        _ => ScaleLayout::RowMajor,
-    }
-}
-
 /// Reads the (up to 16) bytes `p[0..valid]` as four words, zeros after.
 #[inline(always)]
 unsafe fn load_bytes16(p: *const u8, valid: u32) -> [u32; 4] {
@@ -241,18 +233,10 @@ struct Problem {
 
 impl Problem {
     #[inline(always)]
-    fn new(
-        a: *const u8,
-        a_scales: *const f32,
-        b: *const u8,
-        b_scales: *const f32,
-        m: u32,
-        n: u32,
-        k: u32,
-        layout: u32,
-    ) -> Self {
+    fn new(a: *const u8, a_scales: *const f32, b: *const u8, b_scales: *const f32, params: GemmMmaParams) -> Self {
+        let GemmMmaParams { m, n, k, .. } = params;
         let aligned = k % 16 == 0 && (a as usize) % 16 == 0 && (b as usize) % 16 == 0;
-        Self { a, a_scales, b, b_scales, m, n, k, kb_total: k.div_ceil(TILE), layout: decode_layout(layout), aligned }
+        Self { a, a_scales, b, b_scales, m, n, k, kb_total: k.div_ceil(TILE), layout: params.layout(), aligned }
     }
 
     /// Scale of A row `row` (< m), k-block `kb`.
@@ -311,7 +295,6 @@ unsafe fn load_stage(p: &Problem, tid: u32, m0: u32, n0: u32, kb: u32, a_s: u32,
 /// # Safety
 /// Launched by `quant-host` with checked buffers, `THREADS` threads,
 /// `SMEM_BYTES` of dynamic shared memory and grid `(ceil(m/128), ceil(n/128))`.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn gemm_main<F: Format, O: Out>(
     a: *const u8,
@@ -319,12 +302,10 @@ unsafe fn gemm_main<F: Format, O: Out>(
     b: *const u8,
     b_scales: *const f32,
     c: *mut O,
-    m: u32,
-    n: u32,
-    k: u32,
-    layout: u32,
+    params: GemmMmaParams,
 ) {
-    let p = Problem::new(a, a_scales, b, b_scales, m, n, k, layout);
+    let p = Problem::new(a, a_scales, b, b_scales, params);
+    let (m, n) = (p.m, p.n);
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let base = shared_addr(smem);
     let tid = nvptx::_thread_idx_x() as u32;
@@ -477,14 +458,12 @@ unsafe fn gemm_small<F: Format, O: Out>(
     b: *const u8,
     b_scales: *const f32,
     c: *mut O,
-    m: u32,
-    n: u32,
-    k: u32,
-    layout: u32,
     ws: *mut f32,
     tickets: *mut u32,
+    params: GemmMmaParams,
 ) {
-    let p = Problem::new(a, a_scales, b, b_scales, m, n, k, layout);
+    let p = Problem::new(a, a_scales, b, b_scales, params);
+    let (m, n) = (p.m, p.n);
     let smem: *mut f32 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut f32;
     let tid = nvptx::_thread_idx_x() as u32;
     let (warp, lane) = (tid / 32, tid % 32);
@@ -599,32 +578,39 @@ unsafe fn gemm_small<F: Format, O: Out>(
     store_pair(c, m, n, row_b, col, total[2], total[3], pair_ok);
 }
 
+/// The list's names for the kernel-side types (`gemm_mma_kernels!` names
+/// formats and outputs as `Fp8Format` and `GemmOut` spell them).
+mod wire {
+    pub(super) type E4M3Fn = super::Fn;
+    pub(super) type E4M3Fnuz = super::Fnuz;
+    pub(super) type Bf16 = super::Bf16Out;
+    pub(super) type F32 = f32;
+}
+
 macro_rules! entries {
-    ($($main:ident, $small:ident: $format:ty, $out:ty;)*) => {$(
-        /// Main GEMM kernel; see the module documentation.
+    ($($main:ident, $small:ident: $format:ident, $out:ident;)*) => {$(
+        /// Tiled GEMM kernel; see the module documentation.
         ///
         /// # Safety
-        /// Launched by `quant-host` with checked arguments.
+        /// Launched by `quant-host` with buffers checked against `p` (see
+        /// [`GemmMmaParams`]).
         #[no_mangle]
-        #[allow(clippy::too_many_arguments)]
         pub unsafe extern "ptx-kernel" fn $main(
             a: *const u8,
             a_scales: *const f32,
             b: *const u8,
             b_scales: *const f32,
-            c: *mut $out,
-            m: u32,
-            n: u32,
-            k: u32,
-            layout: u32,
+            c: *mut wire::$out,
+            p: GemmMmaParams,
         ) {
-            gemm_main::<$format, $out>(a, a_scales, b, b_scales, c, m, n, k, layout)
+            gemm_main::<wire::$format, wire::$out>(a, a_scales, b, b_scales, c, p)
         }
 
         /// Decode-sized GEMM kernel (M <= 16); see the module documentation.
         ///
         /// # Safety
-        /// Launched by `quant-host` with checked arguments.
+        /// Launched by `quant-host` with buffers checked against `p` (see
+        /// [`GemmMmaParams`]).
         #[no_mangle]
         #[allow(clippy::too_many_arguments)]
         pub unsafe extern "ptx-kernel" fn $small(
@@ -632,22 +618,16 @@ macro_rules! entries {
             a_scales: *const f32,
             b: *const u8,
             b_scales: *const f32,
-            c: *mut $out,
-            m: u32,
-            n: u32,
-            k: u32,
-            layout: u32,
+            c: *mut wire::$out,
             ws: *mut f32,
             tickets: *mut u32,
+            p: GemmMmaParams,
         ) {
-            gemm_small::<$format, $out>(a, a_scales, b, b_scales, c, m, n, k, layout, ws, tickets)
+            gemm_small::<wire::$format, wire::$out>(a, a_scales, b, b_scales, c, ws, tickets, p)
         }
     )*};
 }
 
-entries! {
-    gemm_fp8_e4m3fn_bf16, gemm_small_e4m3fn_bf16: Fn, Bf16Out;
-    gemm_fp8_e4m3fn_f32, gemm_small_e4m3fn_f32: Fn, f32;
-    gemm_fp8_e4m3fnuz_bf16, gemm_small_e4m3fnuz_bf16: Fnuz, Bf16Out;
-    gemm_fp8_e4m3fnuz_f32, gemm_small_e4m3fnuz_f32: Fnuz, f32;
-}
+// The entry points of `crate::gemm_contract`'s list, which also names them
+// for the host.
+gemm_mma_kernels!(entries);
