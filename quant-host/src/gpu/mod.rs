@@ -16,6 +16,8 @@ pub(crate) use block::per_block_quant;
 pub(crate) use block::per_block_quant_planned;
 pub(crate) use gemm::mm_fp8_blockscale;
 pub use gemm::GpuGemmOut;
+#[cfg(feature = "bench")]
+pub(crate) use kernel::{empty as launch_empty, sm_copy as launch_sm_copy};
 pub use ptx::PtxArch;
 #[cfg(feature = "bench")]
 pub(crate) use token_group::per_token_group_quant;
@@ -25,6 +27,7 @@ pub use token_group::TokenGroupChunks;
 
 use crate::error::{QuantError, Result};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+use quant_kernels::abi::{BlockKernel, CodecKernel, Kernel, TokenGroupKernel};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -45,6 +48,8 @@ struct Inner {
     arch: PtxArch,
     capability: (i32, i32),
     functions: Mutex<HashMap<String, CudaFunction>>,
+    /// The quantizer kernels, looked up once each (see [`QuantizerFunctions`]).
+    quantizer_functions: QuantizerFunctions,
     /// Workspace of the split-K decode GEMM, grown on demand.
     gemm_scratch: Mutex<Option<gemm::SplitScratch>>,
     /// Streaming multiprocessors, read once (grid sizing of the decode GEMM).
@@ -111,6 +116,7 @@ impl Gpu {
                 arch,
                 capability,
                 functions: Mutex::new(HashMap::new()),
+                quantizer_functions: QuantizerFunctions::new(),
                 gemm_scratch: Mutex::new(None),
                 multiprocessors,
                 max_shared_per_cta,
@@ -152,26 +158,61 @@ impl Gpu {
         Ok(self.inner.stream.synchronize()?)
     }
 
-    /// Looks a kernel up by name, once per `Gpu`.
+    /// Looks a kernel up by name, once per `Gpu` (the GEMMs, which cache
+    /// their functions themselves, and the benchmark's kernels).
     pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
-        self.function_with(name, |_| Ok(()))
-    }
-
-    /// [`Self::function`], running `on_load` once, when the kernel is first
-    /// loaded (to set its attributes).
-    pub(crate) fn function_with(
-        &self,
-        name: &str,
-        on_load: impl FnOnce(&CudaFunction) -> Result<()>,
-    ) -> Result<CudaFunction> {
         let mut functions = self.inner.functions.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = functions.get(name) {
             return Ok(f.clone());
         }
         let f = self.inner.module.load_function(name)?;
-        on_load(&f)?;
         functions.insert(name.to_owned(), f.clone());
         Ok(f)
+    }
+
+    /// The token-group kernel `kernel`, loaded once per `Gpu`.
+    pub(crate) fn token_group_function(&self, kernel: TokenGroupKernel) -> Result<&CudaFunction> {
+        let slots = &self.inner.quantizer_functions.token_group;
+        self.quantizer_function(slots, TokenGroupKernel::ALL, kernel, |_| Ok(()))
+    }
+
+    /// The block-quant kernel `kernel`, loaded (and `on_load` run on it)
+    /// once per `Gpu`.
+    pub(crate) fn block_function(
+        &self,
+        kernel: BlockKernel,
+        on_load: impl FnOnce(&CudaFunction) -> Result<()>,
+    ) -> Result<&CudaFunction> {
+        self.quantizer_function(&self.inner.quantizer_functions.block, BlockKernel::ALL, kernel, on_load)
+    }
+
+    /// The codec kernel `kernel`, loaded once per `Gpu`.
+    pub(crate) fn codec_function(&self, kernel: CodecKernel) -> Result<&CudaFunction> {
+        self.quantizer_function(&self.inner.quantizer_functions.codec, CodecKernel::ALL, kernel, |_| Ok(()))
+    }
+
+    /// `kernel`'s slot of `slots` (one per entry of its family's list
+    /// `all`), loaded on first use, then read without a lock.
+    fn quantizer_function<'a, K: Kernel>(
+        &'a self,
+        slots: &'a [OnceLock<CudaFunction>],
+        all: &[K],
+        kernel: K,
+        on_load: impl FnOnce(&CudaFunction) -> Result<()>,
+    ) -> Result<&'a CudaFunction> {
+        // Names are the `ALL` entries' own `&'static str`s: an address
+        // compare finds the entry without hashing or comparing strings.
+        let name = kernel.name();
+        let Some(slot) = all.iter().position(|k| std::ptr::eq(k.name(), name)).and_then(|i| slots.get(i)) else {
+            // Unreachable: every kernel value is an entry of its list.
+            return Err(cudarc::driver::DriverError(cudarc::driver::sys::cudaError_enum::CUDA_ERROR_NOT_FOUND).into());
+        };
+        if let Some(f) = slot.get() {
+            return Ok(f);
+        }
+        let f = self.inner.module.load_function(name)?;
+        on_load(&f)?;
+        Ok(slot.get_or_init(|| f))
     }
 
     /// Most dynamic shared memory a CTA may opt in to, in bytes.
@@ -236,5 +277,26 @@ impl Gpu {
             expected: format!("cuda:{}", mine.ordinal()),
             actual: format!("cuda:{} (another context)", ctx.ordinal()),
         })
+    }
+}
+
+/// One lazily loaded function per quantizer entry point, per family, in
+/// the order of the family's `ALL` list: looking one up is an index, not a
+/// name hashed under a lock (an eager launch's host cost should be the
+/// driver's launch alone).
+struct QuantizerFunctions {
+    token_group: Box<[OnceLock<CudaFunction>]>,
+    block: Box<[OnceLock<CudaFunction>]>,
+    codec: Box<[OnceLock<CudaFunction>]>,
+}
+
+impl QuantizerFunctions {
+    fn new() -> Self {
+        let slots = |n: usize| (0..n).map(|_| OnceLock::new()).collect::<Box<[_]>>();
+        Self {
+            token_group: slots(TokenGroupKernel::ALL.len()),
+            block: slots(BlockKernel::ALL.len()),
+            codec: slots(CodecKernel::ALL.len()),
+        }
     }
 }
