@@ -66,6 +66,10 @@ pub struct BenchArgs {
     /// formats; no weights), for profiling one shape
     #[arg(long, num_args = 1.., value_parser = parse_pair)]
     pub token_shapes: Vec<(usize, usize)>,
+    /// Quantizer section on these weight shapes only (`N,K`; both
+    /// formats), alone or with --token-shapes, for profiling one shape
+    #[arg(long, num_args = 1.., value_parser = parse_pair)]
+    pub weight_shapes: Vec<(usize, usize)>,
     /// torchao's figures from the same device call (`quant_peers.json`,
     /// written by `../shared/anchors/quant_peers.py`), for the targets
     /// that compare with them
@@ -122,8 +126,9 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
         ceilings.sm_copy_gbps, ceilings.launch_floor_us
     );
 
-    let (tokens, ks, weights): (&[usize], &[usize], &[(usize, usize)]) = if !args.token_shapes.is_empty() {
-        (&[], &[], &[])
+    let chosen = !args.token_shapes.is_empty() || !args.weight_shapes.is_empty();
+    let (tokens, ks, weights): (&[usize], &[usize], &[(usize, usize)]) = if chosen {
+        (&[], &[], &args.weight_shapes)
     } else if args.quick {
         (&[1, 2048, 16384], &[7000, 7168], &[(576, 7168), (2112, 7168), (7168, 18432)])
     } else {
@@ -156,7 +161,7 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
         }
     }
     // Scale layouts at prefill sizes, against row-major in the same run.
-    for &k in [7000, 7168].iter().filter(|_| !args.skip_quant && args.token_shapes.is_empty()) {
+    for &k in [7000, 7168].iter().filter(|_| !args.skip_quant && !chosen) {
         for layout in [ScaleLayout::ColMajor, ScaleLayout::ColMajorTmaAligned] {
             let cfg = TokenGroupConfig { layout, ..TokenGroupConfig::default() };
             records.push(token_group(&gpu, &input, 4096, k, cfg, copy_gbps)?);
