@@ -193,17 +193,15 @@ impl Gpu {
 
     /// `kernel`'s slot of `slots` (one per entry of its family's list
     /// `all`), loaded on first use, then read without a lock.
-    fn quantizer_function<'a, K: Kernel>(
+    fn quantizer_function<'a, K: Kernel + PartialEq>(
         &'a self,
         slots: &'a [OnceLock<CudaFunction>],
         all: &[K],
         kernel: K,
         on_load: impl FnOnce(&CudaFunction) -> Result<()>,
     ) -> Result<&'a CudaFunction> {
-        // Names are the `ALL` entries' own `&'static str`s: an address
-        // compare finds the entry without hashing or comparing strings.
         let name = kernel.name();
-        let Some(slot) = all.iter().position(|k| std::ptr::eq(k.name(), name)).and_then(|i| slots.get(i)) else {
+        let Some(slot) = slot_index(all, kernel).and_then(|i| slots.get(i)) else {
             // Unreachable: every kernel value is an entry of its list.
             return Err(cudarc::driver::DriverError(cudarc::driver::sys::cudaError_enum::CUDA_ERROR_NOT_FOUND).into());
         };
@@ -280,6 +278,15 @@ impl Gpu {
     }
 }
 
+/// `kernel`'s position in its family's list `all`. By value: the fields
+/// before the name (input type, format, group size) settle every mismatch,
+/// so only the match compares its name. (Not by the name's address: a
+/// string literal of a `const` table need not have one address across
+/// crates, and on the GPU machine it did not.)
+fn slot_index<K: Kernel + PartialEq>(all: &[K], kernel: K) -> Option<usize> {
+    all.iter().position(|k| *k == kernel)
+}
+
 /// One lazily loaded function per quantizer entry point, per family, in
 /// the order of the family's `ALL` list: looking one up is an index, not a
 /// name hashed under a lock (an eager launch's host cost should be the
@@ -297,6 +304,53 @@ impl QuantizerFunctions {
             token_group: slots(TokenGroupKernel::ALL.len()),
             block: slots(BlockKernel::ALL.len()),
             codec: slots(CodecKernel::ALL.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quant_kernels::abi::CodecOp;
+    use quant_kernels::element::DType;
+    use quant_kernels::Fp8Format;
+
+    #[test]
+    fn every_kernel_finds_its_own_slot() {
+        // Kernels as the launches make them (`new`), not copied from `ALL`.
+        for input in DType::ALL {
+            for format in Fp8Format::ALL {
+                let b = BlockKernel::new(input, format);
+                assert_eq!(BlockKernel::ALL[slot_index(BlockKernel::ALL, b).unwrap()].name(), b.name());
+                for gs in [32, 64, 128] {
+                    for wide in [false, true] {
+                        let k = TokenGroupKernel::new(input, format, gs, wide).unwrap();
+                        let i = slot_index(TokenGroupKernel::ALL, k).unwrap();
+                        assert_eq!(TokenGroupKernel::ALL[i].name(), k.name());
+                    }
+                }
+            }
+        }
+        for op in [CodecOp::Encode, CodecOp::Decode] {
+            for format in Fp8Format::ALL {
+                let k = CodecKernel::new(op, format);
+                assert_eq!(CodecKernel::ALL[slot_index(CodecKernel::ALL, k).unwrap()].name(), k.name());
+            }
+        }
+    }
+
+    #[test]
+    fn every_launched_name_is_an_entry_of_every_module() {
+        // What the host looks up by name in the module it loads: every
+        // quantizer entry and the benchmark's kernels, in all three.
+        let names = quant_kernels::abi::quantizer_entries()
+            .map(|(name, _)| name)
+            .chain([quant_kernels::abi::SM_COPY_KERNEL, quant_kernels::abi::EMPTY_KERNEL]);
+        for name in names {
+            for arch in [PtxArch::Sm80, PtxArch::Sm90, PtxArch::Sm90a] {
+                let entry = [".visible .entry ", name, "("].concat();
+                assert!(arch.ptx().contains(&entry), "{name} is not an entry of the {arch:?} module");
+            }
         }
     }
 }
