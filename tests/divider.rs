@@ -17,6 +17,7 @@ fn assert_exact(x: f32, scale: f32) {
     if x.abs() as f64 > 2f64.powi(64) * scale as f64 {
         return;
     }
+    assert_doubled(x, scale, expected);
     let got = Divider::new(scale).divide(x, fma);
     let same = got.to_bits() == expected.to_bits() || (got.is_nan() && expected.is_nan());
     if !same && x.abs() < 2f32.powi(-100) && x != 0.0 {
@@ -29,6 +30,31 @@ fn assert_exact(x: f32, scale: f32) {
     assert!(
         same,
         "x = {x:e} ({:#010x}), scale = {scale:e} ({:#010x}): {got:e} vs {expected:e}",
+        x.to_bits(),
+        scale.to_bits()
+    );
+}
+
+/// `Divider::doubled` (the e4m3fnuz kernels' divider) gives exactly twice
+/// the correctly rounded quotient, except where that quotient is below
+/// 2^-100 or `|x| < 2^-100` (subnormal roundings, or a residual that
+/// underflows): there both must be below 2^-40, fp8 zeros either way, with
+/// the same sign.
+fn assert_doubled(x: f32, scale: f32, expected: f32) {
+    let got = Divider::doubled(scale).divide(x, fma);
+    let twice = 2.0 * expected;
+    let same = got.to_bits() == twice.to_bits() || (got.is_nan() && twice.is_nan());
+    if !same && (twice.abs() < 2f32.powi(-100) || x.abs() < 2f32.powi(-100)) {
+        assert!(
+            got.abs() < 2f32.powi(-40) && twice.abs() < 2f32.powi(-40),
+            "doubled: x = {x:e}, scale = {scale:e}: {got:e} vs {twice:e}"
+        );
+        assert_eq!(got.is_sign_negative(), twice.is_sign_negative(), "doubled: x = {x:e}, scale = {scale:e}");
+        return;
+    }
+    assert!(
+        same,
+        "doubled: x = {x:e} ({:#010x}), scale = {scale:e} ({:#010x}): {got:e} vs {twice:e}",
         x.to_bits(),
         scale.to_bits()
     );

@@ -373,6 +373,25 @@ impl Kernel for CodecKernel {
     }
 }
 
+/// Parameters of the benchmark's copy kernel (`kernels::copy`), after its
+/// buffers `(src, dst)`, both 16-byte aligned and `bytes` long.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CopyParams {
+    /// Bytes to copy.
+    pub bytes: u64,
+}
+
+// SAFETY: `#[repr(C)]`, plain integers.
+unsafe impl KernelParams for CopyParams {}
+
+/// The benchmark's reference kernels (`kernels::copy`): the SM copy, with
+/// the `(src, dst, CopyParams)` signature, and the empty kernel (no
+/// parameters), whose time per launch is the launch floor.
+pub const SM_COPY_KERNEL: &str = "sm_copy16";
+/// See [`SM_COPY_KERNEL`].
+pub const EMPTY_KERNEL: &str = "bench_empty";
+
 /// Every quantizer entry point's name with its launch bounds, for `cargo
 /// xtask build-ptx` (which writes the bounds and fails when a listed entry
 /// is missing from a module).

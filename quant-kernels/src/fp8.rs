@@ -121,6 +121,63 @@ impl Fp8Format {
     }
 }
 
+/// Four E4M3FNUZ codes from the E4M3FN codes of the doubled values, a
+/// 32-bit word at a time (byte `i` for value `i`).
+///
+/// An fnuz code has the bits of the fn code of twice its value (bias 8
+/// instead of 7, the same 3 mantissa bits and subnormal spacing, and
+/// doubling is exact), so the hardware fn converter applied to `2 x` (with
+/// `satfinite`) rounds exactly like fnuz, except for two codes:
+/// - the top code: fn has NaN (`0x7F`) where fnuz has 240, so fn saturates
+///   `|2 x| > 464` (`|x|` above the 224/240 midpoint 232; 232 itself ties
+///   to 224, the even code) to 448's code `0x7E`; bit 0 of those bytes of
+///   `top` is set (and clear elsewhere; its other bits, and NaN bytes, are
+///   don't-cares), which sets their low bit;
+/// - the code `0x80`: fn's -0 (a negative value that rounds to zero) is
+///   fnuz's NaN: such bytes lose their sign;
+///
+/// and NaN input, whose fn code (`0x7F`, never produced from a non-NaN
+/// input by the saturating converter) becomes fnuz's NaN `0x80`.
+///
+/// Seven word operations for four codes (the per-byte masks come from
+/// carries into bit 7 of each byte, which never cross into the next byte,
+/// and one byte-wise sign replication), instead of per-byte tests.
+#[inline(always)]
+pub fn e4m3fnuz_from_doubled_e4m3fn(fn_codes: u32, top: u32) -> u32 {
+    const LOW7: u32 = 0x7F7F_7F7F;
+    const HIGH: u32 = 0x8080_8080;
+    const ONES: u32 = 0x0101_0101;
+    let magnitude = fn_codes & LOW7;
+    // Bit 7 of a byte is set where its magnitude is 0x7F (fn NaN): the +1
+    // carries into bit 7 of the same byte only.
+    let nan = replicate_byte_signs(magnitude + ONES);
+    // Bit 7 of a byte is set where its magnitude is nonzero; `| LOW7`
+    // keeps every other bit, so zero bytes lose only their sign.
+    let keep = (magnitude + LOW7) | LOW7;
+    let codes = (fn_codes & keep) | (top & ONES);
+    (codes & !nan) | (nan & HIGH)
+}
+
+/// Each byte of `w` replaced by eight copies of its top bit (`0xFF` or
+/// `0x00`): one `prmt` in its sign-replicating mode on the GPU.
+#[inline(always)]
+fn replicate_byte_signs(w: u32) -> u32 {
+    #[cfg(target_arch = "nvptx64")]
+    {
+        let d: u32;
+        // SAFETY: register arithmetic. Selector nibble `8 | i` picks byte
+        // `i` of `w` with its sign bit replicated.
+        unsafe {
+            core::arch::asm!("prmt.b32 {d}, {w}, 0, 0xBA98;", d = out(reg32) d, w = in(reg32) w, options(pure, nomem, nostack))
+        };
+        d
+    }
+    #[cfg(not(target_arch = "nvptx64"))]
+    {
+        ((w >> 7) & 0x0101_0101) * 0xFF
+    }
+}
+
 /// Rounds a non-NaN f32 magnitude (bits with the sign cleared) to the 7-bit
 /// code of an E4M3 format with the given bias, saturating at `max_code`.
 #[inline(always)]
@@ -208,6 +265,94 @@ mod tests {
         assert_eq!(Fp8Format::E4M3Fn.encode(-0.0), 0x80);
         assert_eq!(Fp8Format::E4M3Fnuz.encode(-0.0), 0x00);
         assert_eq!(Fp8Format::E4M3Fnuz.encode(-1e-30), 0x00);
+    }
+
+    /// The fnuz codes of four values through `e4m3fnuz_from_doubled_e4m3fn`,
+    /// with the software fn encoder standing in for the hardware converter
+    /// (the GPU tests check that they agree on every f32).
+    fn via_doubled(xs: [f32; 4]) -> [u8; 4] {
+        let mut fn_codes = 0u32;
+        let mut top = 0u32;
+        for (i, x) in xs.iter().enumerate() {
+            fn_codes |= (Fp8Format::E4M3Fn.encode(2.0 * x) as u32) << (8 * i);
+            // As the kernels make it: the whole byte (0xFF or 0x00), and
+            // anything for NaN.
+            if (2.0 * x).abs() > 464.0 || x.is_nan() {
+                top |= 0xFF << (8 * i);
+            }
+        }
+        e4m3fnuz_from_doubled_e4m3fn(fn_codes, top).to_le_bytes()
+    }
+
+    fn check_doubled(xs: [f32; 4]) {
+        let got = via_doubled(xs);
+        for i in 0..4 {
+            assert_eq!(
+                got[i],
+                Fp8Format::E4M3Fnuz.encode(xs[i]),
+                "x = {:#010x} in lane {i} of {xs:?}",
+                xs[i].to_bits()
+            );
+        }
+    }
+
+    #[test]
+    fn fnuz_from_doubled_fn_matches_the_encoder() {
+        // Every bf16 and f16 value, and every f32 whose low 16 bits are one
+        // of the patterns that decide rounding (exact, just above or below
+        // a tie, sticky bits), in each byte of the word.
+        let lows = [0u32, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF];
+        for high in 0..=0xFFFFu32 {
+            let f16 = half_to_f32(high as u16);
+            for (lane, &low) in lows.iter().enumerate() {
+                let x = f32::from_bits(high << 16 | low);
+                let mut xs = [f32::from_bits(high << 16), f16, -0.0, x];
+                xs.rotate_left(lane % 4);
+                check_doubled(xs);
+            }
+        }
+        // Every f32 in [224, 256], and in windows around the bottom of the
+        // fnuz range (2^-11, half the smallest subnormal: the zero/-0
+        // boundary; 2^-10; 2^-9), both signs.
+        let windows = [0x3A00_0000u32, 0x3A40_0000, 0x3A80_0000, 0x3B00_0000].map(|b| b - (1 << 17)..=b + (1 << 17));
+        for bits in (0x4360_0000u32..=0x4380_0000).chain(windows.into_iter().flatten()) {
+            let (x, y) = (f32::from_bits(bits), f32::from_bits(bits | 0x8000_0000));
+            check_doubled([x, y, y, x]);
+        }
+        // Every 4-tuple of the special values: each byte's fix-up leaves
+        // its neighbours alone.
+        let specials = [
+            0.0,
+            -0.0,
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            232.0,
+            -232.0,
+            232.00002,
+            -240.0,
+            448.0,
+            -1e-30,
+            2f32.powi(-11),
+            -3.0 * 2f32.powi(-12),
+            1.0,
+            -255.9,
+        ];
+        for a in specials {
+            for b in specials {
+                for c in specials {
+                    for d in specials {
+                        check_doubled([a, b, c, d]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// f16 bits to f32 (exact), for the test above.
+    fn half_to_f32(h: u16) -> f32 {
+        crate::element::f16_to_f32(h)
     }
 
     #[test]

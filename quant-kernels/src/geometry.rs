@@ -85,6 +85,13 @@ pub const fn token_group_grid_rows(rows: u64, banded: bool) -> Option<u64> {
     }
 }
 
+/// Threads per CTA of the benchmark's copy kernel (`kernels::copy`).
+pub const COPY_THREADS: u32 = 256;
+/// 16-byte pieces each thread of the copy kernel moves (all loads first,
+/// then the stores: 64 bytes in flight per thread, as the wide token-group
+/// kernel has).
+pub const COPY_PIECES_PER_THREAD: u64 = 4;
+
 /// Stages of the `mma.sync` GEMM's (`kernels::gemm`) `cp.async` pipeline.
 pub const GEMM_MMA_STAGES: u32 = 4;
 /// CTA tile edge of the `mma.sync` GEMM along M and N, and its k-block (one

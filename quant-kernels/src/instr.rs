@@ -190,6 +190,32 @@ pub unsafe fn ld_global16(src: *const u8) -> [u32; 4] {
     [a, b, c, d]
 }
 
+/// `prmt.b32 d, a, b, S`: byte `i` of the result is byte `(S >> 4 i) & 7`
+/// of `a` (bytes 0-3) and `b` (bytes 4-7), with that byte's sign bit
+/// replicated over it when bit `4 i + 3` of `S` is set.
+#[inline(always)]
+pub fn prmt<const S: u32>(a: u32, b: u32) -> u32 {
+    let d: u32;
+    // SAFETY: register arithmetic.
+    unsafe {
+        core::arch::asm!("prmt.b32 {d}, {a}, {b}, {s};", d = out(reg32) d, a = in(reg32) a, b = in(reg32) b, s = const S, options(pure, nomem, nostack))
+    };
+    d
+}
+
+/// `lop3.b32 d, a, b, c, LUT`: any bitwise function of three words, as
+/// one instruction that LLVM cannot reassociate (LUT bit `4 a + 2 b + c`
+/// of each bit position's inputs, i.e. `a = 0xF0, b = 0xCC, c = 0xAA`).
+#[inline(always)]
+pub fn lop3<const LUT: u32>(a: u32, b: u32, c: u32) -> u32 {
+    let d: u32;
+    // SAFETY: register arithmetic.
+    unsafe {
+        core::arch::asm!("lop3.b32 {d}, {a}, {b}, {c}, {l};", d = out(reg32) d, a = in(reg32) a, b = in(reg32) b, c = in(reg32) c, l = const LUT, options(pure, nomem, nostack))
+    };
+    d
+}
+
 /// Per half-word unsigned maximum.
 #[cfg(target_feature = "sm_90")]
 #[inline(always)]

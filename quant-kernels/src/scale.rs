@@ -110,6 +110,9 @@ pub struct Divider {
     scale: f32,
     recip: f32,
     path: DividePath,
+    /// Factor applied after the division path's quotient: 1, or 2 for
+    /// [`Divider::doubled`].
+    post: f32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -135,7 +138,27 @@ impl Divider {
         } else {
             DividePath::Markstein
         };
-        Self { scale, recip: 1.0 / scale, path }
+        Self { scale, recip: 1.0 / scale, path, post: 1.0 }
+    }
+
+    /// Prepares `2 x / scale` (rounded as `x / scale` is, then doubled):
+    /// E4M3FNUZ through the E4M3FN converter needs the doubled quotient
+    /// (`crate::fp8::e4m3fnuz_from_doubled_e4m3fn`), and here the doubling
+    /// costs nothing. On the reciprocal paths the divisor is `scale / 2`
+    /// and the reciprocal `2 / scale`, both exact (scale is in
+    /// `[2^-60, 2^60]` there): the product `x * (2 / scale)`, the residual
+    /// (the same real number `q * scale - x`) and the correction are each
+    /// exactly twice the undoubled ones, so each rounds to twice its
+    /// rounding, unless it is below f32's normal range, where it encodes to
+    /// a zero of the right sign either way. The division path divides, then
+    /// doubles.
+    #[inline(always)]
+    pub fn doubled(scale: f32) -> Self {
+        let d = Self::new(scale);
+        match d.path {
+            DividePath::Divide => Self { post: 2.0, ..d },
+            _ => Self { scale: scale * 0.5, recip: d.recip * 2.0, path: d.path, post: 1.0 },
+        }
     }
 
     /// `x / scale`, correctly rounded; `fma(a, b, c)` must be a fused
@@ -159,7 +182,7 @@ impl Divider {
                 let neg_residual = fma(q, self.scale, -x);
                 fma(-neg_residual, self.recip, q)
             }),
-            DividePath::Divide => v.map(|x| x / self.scale),
+            DividePath::Divide => v.map(|x| x / self.scale * self.post),
         }
     }
 }

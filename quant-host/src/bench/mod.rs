@@ -16,6 +16,7 @@
 
 pub mod e2e;
 mod gemm;
+pub mod host_cost;
 mod report;
 pub mod shapes;
 mod timing;
@@ -61,6 +62,19 @@ pub struct BenchArgs {
     /// With --gemm: these shapes (`M,N,K`) instead of the peer set
     #[arg(long, num_args = 1.., value_parser = parse_shape)]
     pub gemm_shapes: Vec<(usize, usize, usize)>,
+    /// Quantizer section on these token-group shapes only (`M,K`; both
+    /// formats; no weights), for profiling one shape
+    #[arg(long, num_args = 1.., value_parser = parse_pair)]
+    pub token_shapes: Vec<(usize, usize)>,
+    /// Quantizer section on these weight shapes only (`N,K`; both
+    /// formats), alone or with --token-shapes, for profiling one shape
+    #[arg(long, num_args = 1.., value_parser = parse_pair)]
+    pub weight_shapes: Vec<(usize, usize)>,
+    /// torchao's figures from the same device call (`quant_peers.json`,
+    /// written by `../shared/anchors/quant_peers.py`), for the targets
+    /// that compare with them
+    #[arg(long)]
+    pub peers: Option<PathBuf>,
 }
 
 const WARMUP: usize = 5;
@@ -79,6 +93,14 @@ fn parse_shape(s: &str) -> std::result::Result<(usize, usize, usize), String> {
     }
 }
 
+/// `M,K` as the `--token-shapes` flag takes it.
+fn parse_pair(s: &str) -> std::result::Result<(usize, usize), String> {
+    match s.split_once(',').map(|(m, k)| (m.trim().parse::<usize>(), k.trim().parse::<usize>())) {
+        Some((Ok(m), Ok(k))) if m > 0 && k > 0 => Ok((m, k)),
+        _ => Err(format!("`{s}`: expected M,K with M, K > 0")),
+    }
+}
+
 /// Runs the benchmark on GPU 0, prints the summary tables and writes the
 /// full report files. Returns every measurement.
 pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
@@ -94,14 +116,26 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     let gpu = Gpu::with_stream(stream.clone())?;
     let device = gpu.name()?;
     let copy_gbps = copy_bandwidth(&stream)?;
-    eprintln!("bench: {device}, device-to-device copy {copy_gbps:.0} GB/s");
+    let ceilings = Ceilings {
+        copy_gbps,
+        sm_copy_gbps: sm_copy_bandwidth(&gpu)?,
+        launch_floor_us: timing::graph_us_per_launch(&stream, 200, 10, || gpu::launch_empty(&gpu))?,
+    };
+    eprintln!(
+        "bench: {device}, device-to-device copy {copy_gbps:.0} GB/s, SM copy kernel {:.0} GB/s, launch floor {:.2} us",
+        ceilings.sm_copy_gbps, ceilings.launch_floor_us
+    );
 
-    let (tokens, ks, weights): (&[usize], &[usize], &[(usize, usize)]) = if args.quick {
+    let chosen = !args.token_shapes.is_empty() || !args.weight_shapes.is_empty();
+    let (tokens, ks, weights): (&[usize], &[usize], &[(usize, usize)]) = if chosen {
+        (&[], &[], &args.weight_shapes)
+    } else if args.quick {
         (&[1, 2048, 16384], &[7000, 7168], &[(576, 7168), (2112, 7168), (7168, 18432)])
     } else {
         (shapes::TOKENS, shapes::ACTIVATION_K, shapes::WEIGHTS)
     };
     let max_elems = tokens.iter().max().copied().unwrap_or(1) * ks.iter().max().copied().unwrap_or(1);
+    let max_elems = max_elems.max(args.token_shapes.iter().map(|(m, k)| m * k).max().unwrap_or(1));
     let max_elems = max_elems.max(weights.iter().map(|(n, k)| n * k).max().unwrap_or(1));
     // The end-to-end section's largest A (4096 x 16384) and W (7168 x 16384).
     let gemm_elems = args.gemm_shapes.iter().map(|&(m, n, k)| m.max(n).saturating_mul(k)).max().unwrap_or(0);
@@ -117,28 +151,42 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
                 records.push(token_group(&gpu, &input, m, k, cfg, copy_gbps)?);
             }
         }
+        for &(m, k) in &args.token_shapes {
+            let cfg = TokenGroupConfig { format, ..TokenGroupConfig::default() };
+            records.push(token_group(&gpu, &input, m, k, cfg, copy_gbps)?);
+        }
         for &(n, k) in weights {
             let cfg = BlockConfig { format, ..BlockConfig::default() };
             records.push(block(&gpu, &input, n, k, cfg, copy_gbps)?);
         }
     }
     // Scale layouts at prefill sizes, against row-major in the same run.
-    for &k in [7000, 7168].iter().filter(|_| !args.skip_quant) {
+    for &k in [7000, 7168].iter().filter(|_| !args.skip_quant && !chosen) {
         for layout in [ScaleLayout::ColMajor, ScaleLayout::ColMajorTmaAligned] {
             let cfg = TokenGroupConfig { layout, ..TokenGroupConfig::default() };
             records.push(token_group(&gpu, &input, 4096, k, cfg, copy_gbps)?);
         }
     }
-    // The same bytes through a plain copy, once per size.
-    let mut copies: std::collections::HashMap<usize, f64> = std::collections::HashMap::new();
+    // The same bytes through the driver's copy and the SM copy kernel,
+    // once per size.
+    let mut copies: std::collections::HashMap<usize, (f64, f64)> = std::collections::HashMap::new();
     for r in &mut records {
         let bytes = r.bytes as usize;
-        let us = match copies.get(&bytes) {
+        let (memcpy_us, sm_us) = match copies.get(&bytes) {
             Some(&us) => us,
-            None => *copies.entry(bytes).or_insert(same_size_copy_us(&stream, bytes)?),
+            None => {
+                let us = (same_size_copy_us(&stream, bytes)?, same_size_sm_copy_us(&gpu, bytes)?);
+                *copies.entry(bytes).or_insert(us)
+            }
         };
-        r.set_same_size_copy(us);
+        r.set_same_size_copy(memcpy_us);
+        r.set_same_size_sm_copy(sm_us);
     }
+    let host_costs = if args.skip_quant { Vec::new() } else { host_cost::run(&gpu)? };
+    let peers = match &args.peers {
+        Some(path) => Some(report::Peers::read(path)?),
+        None => None,
+    };
     let gemm_records = if args.gemm || args.gemm_variants {
         let shapes = if args.gemm_shapes.is_empty() { gemm::peer_set() } else { args.gemm_shapes.clone() };
         gemm::run(&gpu, &input, &shapes, args.gemm_variants)?
@@ -146,7 +194,8 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
         Vec::new()
     };
     let e2e_records = if args.e2e { e2e::run(&gpu, &input, copy_gbps, args.quick)? } else { Vec::new() };
-    report::write(&records, &e2e_records, &gemm_records, &device, copy_gbps, args.out.as_deref())?;
+    let quant = report::QuantReport { records: &records, ceilings, host_costs: &host_costs, peers: peers.as_ref() };
+    report::write(&quant, &e2e_records, &gemm_records, &device, args.out.as_deref())?;
     Ok((records, e2e_records))
 }
 
@@ -163,6 +212,48 @@ fn copy_bandwidth(stream: &Arc<CudaStream>) -> Result<f64> {
         best = best.min(timing::median_ms(stream, 3, 10, || Ok(stream.memcpy_dtod(&src, &mut dst)?))?);
     }
     Ok(2.0 * BYTES as f64 / (best * 1e-3) / 1e9)
+}
+
+/// The ceilings every quantizer record is read against, measured in the
+/// same run.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Ceilings {
+    /// A 1 GiB `cuMemcpyDtoD`, GB/s (read + write).
+    pub copy_gbps: f64,
+    /// The project's SM copy kernel (`sm_copy16`) moving 1 GiB, GB/s.
+    pub sm_copy_gbps: f64,
+    /// An empty kernel, per launch in a CUDA graph, microseconds.
+    pub launch_floor_us: f64,
+}
+
+/// Bandwidth of the SM copy kernel moving 1 GiB (read + written), best of
+/// five rounds of ten, as [`copy_bandwidth`].
+fn sm_copy_bandwidth(gpu: &Gpu) -> Result<f64> {
+    const BYTES: usize = 1 << 30;
+    let stream = gpu.stream();
+    let src = stream.alloc_zeros::<u8>(BYTES)?;
+    let mut dst = stream.alloc_zeros::<u8>(BYTES)?;
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        best = best.min(timing::median_ms(stream, 3, 10, || gpu::launch_sm_copy(gpu, &src, &mut dst, BYTES))?);
+    }
+    Ok(2.0 * BYTES as f64 / (best * 1e-3) / 1e9)
+}
+
+/// [`same_size_copy_us`] through the SM copy kernel.
+fn same_size_sm_copy_us(gpu: &Gpu, bytes: usize) -> Result<f64> {
+    let stream = gpu.stream();
+    let half = (bytes / 2).max(1);
+    let sets = rotation(bytes);
+    let src = (0..sets).map(|_| stream.alloc_zeros::<u8>(half)).collect::<Result<Vec<_>, _>>()?;
+    let mut dst = (0..sets).map(|_| stream.alloc_zeros::<u8>(half)).collect::<Result<Vec<_>, _>>()?;
+    let launches = sets * GRAPH_LAUNCHES.div_ceil(sets);
+    let mut next = 0;
+    timing::graph_us_per_launch(stream, launches, 10, || {
+        next += 1;
+        let i = next % sets;
+        gpu::launch_sm_copy(gpu, &src[i], &mut dst[i], half)
+    })
 }
 
 /// `n` bf16 values spanning many magnitudes (never zeros: zeros can run

@@ -12,8 +12,7 @@ use crate::element::Element;
 use crate::error::Result;
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 use quant_kernels::abi::{
-    BlockKernel, BlockParams, CodecKernel, CodecOp, CodecParams, Kernel, KernelParams, TokenGroupKernel,
-    TokenGroupParams,
+    BlockKernel, BlockParams, CodecKernel, CodecOp, CodecParams, KernelParams, TokenGroupKernel, TokenGroupParams,
 };
 use quant_kernels::Fp8Format;
 
@@ -43,9 +42,9 @@ pub(crate) fn token_group<T: Element>(
 ) -> Result<()> {
     let kernel = TokenGroupKernel::new(T::DTYPE, format, group_size, wide)
         .ok_or(crate::QuantError::UnsupportedGroupSize(group_size as usize))?;
-    let function = gpu.function(kernel.name())?;
+    let function = gpu.token_group_function(kernel)?;
     let params = ByValue(params);
-    let mut builder = gpu.stream().launch_builder(&function);
+    let mut builder = gpu.stream().launch_builder(function);
     builder.arg(x).arg(q).arg(scales).arg(&params);
     // SAFETY: the entry point takes `(x: *const T, q: *mut u8, scales: *mut
     // f32, TokenGroupParams)` (generated with its name from
@@ -69,13 +68,13 @@ pub(crate) fn block<T: Element>(
 ) -> Result<()> {
     let kernel = BlockKernel::new(T::DTYPE, format);
     let max_shared = gpu.max_shared_per_cta();
-    let function = gpu.function_with(kernel.name(), |f| {
+    let function = gpu.block_function(kernel, |f| {
         // Its shared-memory stages are sized per launch, up to this.
         use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES as MAX_SMEM;
         Ok(f.set_attribute(MAX_SMEM, max_shared as i32)?)
     })?;
     let params = ByValue(params);
-    let mut builder = gpu.stream().launch_builder(&function);
+    let mut builder = gpu.stream().launch_builder(function);
     builder.arg(w).arg(q).arg(scales).arg(&params);
     // SAFETY: the entry point takes `(w: *const T, q: *mut u8, scales: *mut
     // f32, BlockParams)` (generated with its name from `block_kernels!`);
@@ -97,13 +96,49 @@ pub(crate) fn codec<A: DeviceRepr, B: DeviceRepr>(
     n: u64,
 ) -> Result<()> {
     let kernel = CodecKernel::new(op, format);
-    let function = gpu.function(kernel.name())?;
+    let function = gpu.codec_function(kernel)?;
     let params = ByValue(CodecParams { n });
-    let mut builder = gpu.stream().launch_builder(&function);
+    let mut builder = gpu.stream().launch_builder(function);
     builder.arg(src).arg(dst).arg(&params);
     // SAFETY: the entry points take `(src, dst, CodecParams)` (generated
     // with their names from `codec_kernels!`); the caller passes f32 and
     // codes in the order `op` needs, each holding `n` elements.
     unsafe { builder.launch(config) }?;
+    Ok(())
+}
+
+/// Queues the benchmark's SM copy (`quant_kernels::kernels::copy`) of the
+/// first `bytes` bytes of `src` into `dst`.
+#[cfg(feature = "bench")]
+pub(crate) fn sm_copy(gpu: &Gpu, src: &CudaSlice<u8>, dst: &mut CudaSlice<u8>, bytes: usize) -> Result<()> {
+    use quant_kernels::geometry::{COPY_PIECES_PER_THREAD, COPY_THREADS};
+    if bytes > src.len() || bytes > dst.len() {
+        return Err(crate::QuantError::TooLarge("copy bytes"));
+    }
+    let per_cta = COPY_PIECES_PER_THREAD * COPY_THREADS as u64 * 16;
+    let ctas = u32::try_from((bytes as u64).div_ceil(per_cta).max(1))
+        .ok()
+        .filter(|&c| c <= i32::MAX as u32)
+        .ok_or(crate::QuantError::TooLarge("copy grid"))?;
+    let config = LaunchConfig { grid_dim: (ctas, 1, 1), block_dim: (COPY_THREADS, 1, 1), shared_mem_bytes: 0 };
+    let function = gpu.function(quant_kernels::abi::SM_COPY_KERNEL)?;
+    let params = ByValue(quant_kernels::abi::CopyParams { bytes: bytes as u64 });
+    let mut builder = gpu.stream().launch_builder(&function);
+    builder.arg(src).arg(dst).arg(&params);
+    // SAFETY: the entry point takes `(src: *const u8, dst: *mut u8,
+    // CopyParams)`; both buffers hold `bytes` bytes (checked above), are
+    // distinct allocations (one borrowed mutably) and 256-byte aligned (CUDA
+    // allocations); the grid covers every 16-byte piece.
+    unsafe { builder.launch(config) }?;
+    Ok(())
+}
+
+/// Queues the benchmark's empty kernel (one warp): the launch floor.
+#[cfg(feature = "bench")]
+pub(crate) fn empty(gpu: &Gpu) -> Result<()> {
+    let function = gpu.function(quant_kernels::abi::EMPTY_KERNEL)?;
+    let config = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (32, 1, 1), shared_mem_bytes: 0 };
+    // SAFETY: the entry point takes no parameters and touches no memory.
+    unsafe { gpu.stream().launch_builder(&function).launch(config) }?;
     Ok(())
 }

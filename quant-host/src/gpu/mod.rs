@@ -17,6 +17,8 @@ pub(crate) use block::per_block_quant;
 pub(crate) use block::per_block_quant_planned;
 pub(crate) use gemm::mm_fp8_blockscale;
 pub use gemm::GpuGemmOut;
+#[cfg(feature = "bench")]
+pub(crate) use kernel::{empty as launch_empty, sm_copy as launch_sm_copy};
 pub use ptx::PtxArch;
 #[cfg(feature = "bench")]
 pub(crate) use token_group::per_token_group_quant;
@@ -26,6 +28,7 @@ pub use token_group::TokenGroupChunks;
 
 use crate::error::{QuantError, Result};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+use quant_kernels::abi::{BlockKernel, CodecKernel, Kernel, TokenGroupKernel};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -46,6 +49,8 @@ struct Inner {
     arch: PtxArch,
     capability: (i32, i32),
     functions: Mutex<HashMap<String, CudaFunction>>,
+    /// The quantizer kernels, looked up once each (see [`QuantizerFunctions`]).
+    quantizer_functions: QuantizerFunctions,
     /// Workspace of the split-K decode GEMM, grown on demand.
     gemm_scratch: Mutex<Option<gemm::SplitScratch>>,
     /// Streaming multiprocessors, read once (grid sizing of the decode GEMM).
@@ -112,6 +117,7 @@ impl Gpu {
                 arch,
                 capability,
                 functions: Mutex::new(HashMap::new()),
+                quantizer_functions: QuantizerFunctions::new(),
                 gemm_scratch: Mutex::new(None),
                 multiprocessors,
                 max_shared_per_cta,
@@ -153,26 +159,59 @@ impl Gpu {
         Ok(self.inner.stream.synchronize()?)
     }
 
-    /// Looks a kernel up by name, once per `Gpu`.
+    /// Looks a kernel up by name, once per `Gpu` (the GEMMs, which cache
+    /// their functions themselves, and the benchmark's kernels).
     pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
-        self.function_with(name, |_| Ok(()))
-    }
-
-    /// [`Self::function`], running `on_load` once, when the kernel is first
-    /// loaded (to set its attributes).
-    pub(crate) fn function_with(
-        &self,
-        name: &str,
-        on_load: impl FnOnce(&CudaFunction) -> Result<()>,
-    ) -> Result<CudaFunction> {
         let mut functions = self.inner.functions.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = functions.get(name) {
             return Ok(f.clone());
         }
         let f = self.inner.module.load_function(name)?;
-        on_load(&f)?;
         functions.insert(name.to_owned(), f.clone());
         Ok(f)
+    }
+
+    /// The token-group kernel `kernel`, loaded once per `Gpu`.
+    pub(crate) fn token_group_function(&self, kernel: TokenGroupKernel) -> Result<&CudaFunction> {
+        let slots = &self.inner.quantizer_functions.token_group;
+        self.quantizer_function(slots, TokenGroupKernel::ALL, kernel, |_| Ok(()))
+    }
+
+    /// The block-quant kernel `kernel`, loaded (and `on_load` run on it)
+    /// once per `Gpu`.
+    pub(crate) fn block_function(
+        &self,
+        kernel: BlockKernel,
+        on_load: impl FnOnce(&CudaFunction) -> Result<()>,
+    ) -> Result<&CudaFunction> {
+        self.quantizer_function(&self.inner.quantizer_functions.block, BlockKernel::ALL, kernel, on_load)
+    }
+
+    /// The codec kernel `kernel`, loaded once per `Gpu`.
+    pub(crate) fn codec_function(&self, kernel: CodecKernel) -> Result<&CudaFunction> {
+        self.quantizer_function(&self.inner.quantizer_functions.codec, CodecKernel::ALL, kernel, |_| Ok(()))
+    }
+
+    /// `kernel`'s slot of `slots` (one per entry of its family's list
+    /// `all`), loaded on first use, then read without a lock.
+    fn quantizer_function<'a, K: Kernel + PartialEq>(
+        &'a self,
+        slots: &'a [OnceLock<CudaFunction>],
+        all: &[K],
+        kernel: K,
+        on_load: impl FnOnce(&CudaFunction) -> Result<()>,
+    ) -> Result<&'a CudaFunction> {
+        let name = kernel.name();
+        let Some(slot) = slot_index(all, kernel).and_then(|i| slots.get(i)) else {
+            // Unreachable: every kernel value is an entry of its list.
+            return Err(cudarc::driver::DriverError(cudarc::driver::sys::cudaError_enum::CUDA_ERROR_NOT_FOUND).into());
+        };
+        if let Some(f) = slot.get() {
+            return Ok(f);
+        }
+        let f = self.inner.module.load_function(name)?;
+        on_load(&f)?;
+        Ok(slot.get_or_init(|| f))
     }
 
     /// Most dynamic shared memory a CTA may opt in to, in bytes.
@@ -237,5 +276,82 @@ impl Gpu {
             expected: format!("cuda:{}", mine.ordinal()),
             actual: format!("cuda:{} (another context)", ctx.ordinal()),
         })
+    }
+}
+
+/// `kernel`'s position in its family's list `all`. By value: the fields
+/// before the name (input type, format, group size) settle every mismatch,
+/// so only the match compares its name. (Not by the name's address: a
+/// string literal of a `const` table need not have one address across
+/// crates, and on the GPU machine it did not.)
+fn slot_index<K: Kernel + PartialEq>(all: &[K], kernel: K) -> Option<usize> {
+    all.iter().position(|k| *k == kernel)
+}
+
+/// One lazily loaded function per quantizer entry point, per family, in
+/// the order of the family's `ALL` list: looking one up is an index, not a
+/// name hashed under a lock (an eager launch's host cost should be the
+/// driver's launch alone).
+struct QuantizerFunctions {
+    token_group: Box<[OnceLock<CudaFunction>]>,
+    block: Box<[OnceLock<CudaFunction>]>,
+    codec: Box<[OnceLock<CudaFunction>]>,
+}
+
+impl QuantizerFunctions {
+    fn new() -> Self {
+        let slots = |n: usize| (0..n).map(|_| OnceLock::new()).collect::<Box<[_]>>();
+        Self {
+            token_group: slots(TokenGroupKernel::ALL.len()),
+            block: slots(BlockKernel::ALL.len()),
+            codec: slots(CodecKernel::ALL.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quant_kernels::abi::CodecOp;
+    use quant_kernels::element::DType;
+    use quant_kernels::Fp8Format;
+
+    #[test]
+    fn every_kernel_finds_its_own_slot() {
+        // Kernels as the launches make them (`new`), not copied from `ALL`.
+        for input in DType::ALL {
+            for format in Fp8Format::ALL {
+                let b = BlockKernel::new(input, format);
+                assert_eq!(BlockKernel::ALL[slot_index(BlockKernel::ALL, b).unwrap()].name(), b.name());
+                for gs in [32, 64, 128] {
+                    for wide in [false, true] {
+                        let k = TokenGroupKernel::new(input, format, gs, wide).unwrap();
+                        let i = slot_index(TokenGroupKernel::ALL, k).unwrap();
+                        assert_eq!(TokenGroupKernel::ALL[i].name(), k.name());
+                    }
+                }
+            }
+        }
+        for op in [CodecOp::Encode, CodecOp::Decode] {
+            for format in Fp8Format::ALL {
+                let k = CodecKernel::new(op, format);
+                assert_eq!(CodecKernel::ALL[slot_index(CodecKernel::ALL, k).unwrap()].name(), k.name());
+            }
+        }
+    }
+
+    #[test]
+    fn every_launched_name_is_an_entry_of_every_module() {
+        // What the host looks up by name in the module it loads: every
+        // quantizer entry and the benchmark's kernels, in all three.
+        let names = quant_kernels::abi::quantizer_entries()
+            .map(|(name, _)| name)
+            .chain([quant_kernels::abi::SM_COPY_KERNEL, quant_kernels::abi::EMPTY_KERNEL]);
+        for name in names {
+            for arch in [PtxArch::Sm80, PtxArch::Sm90, PtxArch::Sm90a] {
+                let entry = [".visible .entry ", name, "("].concat();
+                assert!(arch.ptx().contains(&entry), "{name} is not an entry of the {arch:?} module");
+            }
+        }
     }
 }

@@ -31,13 +31,13 @@
 //! Tails: rows and columns past the block's end (N and K tails) read as
 //! zeros, which leaves the amax unchanged, and are not stored.
 
-use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
+use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
 use super::{Bf16, GroupQuantizer, F16, F32};
 use crate::abi::BlockParams;
 use crate::geometry::{block_quant_stage_bytes, BLOCK_QUANT_SMEM_HEADER, BLOCK_QUANT_THREADS, BLOCK_QUANT_TILE};
 use crate::instr::{
-    block_index_and_grid, cp_async_commit, cp_async_wait, dynamic_shared, shared_addr, shfl_xor, sync_threads,
-    thread_index,
+    block_index_and_grid, cp_async_commit, cp_async_wait, dynamic_shared, ld_shared16, shared_addr, shfl_xor,
+    sync_threads, thread_index,
 };
 use crate::scale::{group_scale, nan_max};
 use crate::{Fp8Format, ScaleMode};
@@ -139,6 +139,93 @@ unsafe fn encode_global<T: Load8>(
     });
 }
 
+/// Where a thread's chunks of a whole 128 x 128 block lie: the block's
+/// first element and the thread's offsets in it, so that chunk `i` is at
+/// `base + i * step` in the input (and `out + i * out_step` in the codes)
+/// with no bounds to test.
+#[derive(Clone, Copy)]
+struct WholeTile {
+    /// Offset of the thread's chunk 0 in the input, in elements.
+    src: u64,
+    /// Offset of the thread's chunk 0 in the codes, in bytes.
+    dst: u64,
+}
+
+impl WholeTile {
+    #[inline(always)]
+    fn new(brow: u64, bcol: u64, row_stride: u64, cols: u64) -> Self {
+        let t = thread_index() as u64;
+        let (row, col) = (brow * TILE + t / CHUNKS_PER_ROW, bcol * TILE + (t % CHUNKS_PER_ROW) * ELEMS_PER_THREAD);
+        Self { src: row * row_stride + col, dst: row * cols + col }
+    }
+}
+
+/// [`stage_tile`] for a whole block inside the weight: four 16-byte
+/// copies (eight for f32), no row or column tests.
+#[inline(always)]
+unsafe fn stage_whole<T: Load8>(w: *const T, row_stride: u64, tile: WholeTile, stage: u32) {
+    let step = ROWS_PER_STEP * row_stride;
+    unroll4!(i => {
+        let (dst, stride) = staged_chunk::<T>(stage, i);
+        T::stage(dst, stride, w.add((tile.src + i as u64 * step) as usize), ELEMS_PER_THREAD);
+    });
+}
+
+/// [`encode_staged`] for a whole block inside the weight whose code rows
+/// are 8-byte aligned (`cols % 8 == 0`): 8-byte stores, no tests.
+#[inline(always)]
+unsafe fn encode_staged_whole<T: Load8>(stage: u32, q: *mut u8, cols: u64, tile: WholeTile, g: GroupQuantizer) {
+    let step = ROWS_PER_STEP * cols;
+    unroll4!(i => {
+        let (src, stride) = staged_chunk::<T>(stage, i);
+        let raw = T::read_staged(src, stride);
+        store_whole(q.add((tile.dst + i as u64 * step) as usize), g.quantize8(&T::unpack(&raw)));
+    });
+}
+
+/// The scale blocks a CTA visits, `first, first + grid, ...` in row-major
+/// order, as block coordinates advanced without a division per step
+/// (64-bit divisions per block and thread were a large part of the
+/// kernel's instructions).
+#[derive(Clone, Copy)]
+struct BlockCursor {
+    index: u64,
+    brow: u64,
+    bcol: u64,
+}
+
+/// How far a [`BlockCursor`] moves per step: `grid` blocks, as rows and
+/// columns of the block grid (`per_row` blocks per row).
+#[derive(Clone, Copy)]
+struct CursorStep {
+    grid: u64,
+    rows: u64,
+    cols: u64,
+    per_row: u64,
+}
+
+impl CursorStep {
+    #[inline(always)]
+    fn new(grid: u64, per_row: u64) -> Self {
+        Self { grid, rows: grid / per_row, cols: grid % per_row, per_row }
+    }
+
+    #[inline(always)]
+    fn start(&self, index: u64) -> BlockCursor {
+        BlockCursor { index, brow: index / self.per_row, bcol: index % self.per_row }
+    }
+
+    #[inline(always)]
+    fn advance(&self, c: BlockCursor) -> BlockCursor {
+        let (mut brow, mut bcol) = (c.brow + self.rows, c.bcol + self.cols);
+        if bcol >= self.per_row {
+            bcol -= self.per_row;
+            brow += 1;
+        }
+        BlockCursor { index: c.index + self.grid, brow, bcol }
+    }
+}
+
 /// `max |x|` over the thread's staged chunks (rows past the block were
 /// zero-filled), as a [`Load8::fold_abs_max`] accumulator.
 #[inline(always)]
@@ -181,14 +268,24 @@ unsafe fn cta_amax(local: f32, set: usize) -> f32 {
         partials.add(t / 32).write(amax);
     }
     sync_threads();
-    let mut total = partials.read();
-    let mut w = 1;
-    while w < WARPS {
-        total = nan_max(total, partials.add(w).read());
-        w += 1;
+    // The 16 partials as four 16-byte shared loads (the set is 64 bytes
+    // into the 16-byte aligned dynamic shared memory).
+    let base = shared_addr(partials);
+    let mut total = f32::from_bits(ld_shared16(base)[0]);
+    let mut v = 0;
+    while v < WARPS / 4 {
+        let words = ld_shared16(base + 16 * v as u32);
+        let mut j = 0;
+        while j < 4 {
+            total = nan_max(total, f32::from_bits(words[j]));
+            j += 1;
+        }
+        v += 1;
     }
     total
 }
+
+const _: () = assert!(WARPS % 4 == 0, "cta_amax reads the partials four at a time");
 
 /// Where a block is and what it covers.
 #[derive(Clone, Copy)]
@@ -243,42 +340,65 @@ unsafe fn quantize_block<T: Load8>(format: Fp8Format, w: *const T, q: *mut u8, s
         // One tile per block, copied asynchronously into a ring of `stages`
         // shared-memory stages `stages - 1` blocks ahead (each thread copies
         // and later reads only its own chunks: no barrier needed for them).
+        // Whole 128 x 128 blocks inside the weight (all but the N and K
+        // edges for the default block size) copy, encode and store without
+        // a bounds test; `whole_tiles` is uniform over the launch.
         let base = shared_addr(dynamic_shared::<u8>()) + BLOCK_QUANT_SMEM_HEADER as u32;
         let stage_bytes = block_quant_stage_bytes(core::mem::size_of::<T>() as u64) as u32;
-        let mut ahead = first;
+        let step = CursorStep::new(grid, cols.div_ceil(bk));
+        let whole_tiles = bn == TILE && bk == TILE && cols % 8 == 0 && (q as usize) % 8 == 0;
+        let interior = |c: BlockCursor| whole_tiles && (c.brow + 1) * TILE <= rows && (c.bcol + 1) * TILE <= cols;
+        let stage_block = |c: BlockCursor, stage: u32| {
+            if interior(c) {
+                stage_whole(w, row_stride, WholeTile::new(c.brow, c.bcol, row_stride, cols), stage);
+            } else {
+                stage_tile(w, row_stride, Block::new(c.index, rows, cols, bn, bk).first_tile(), stage);
+            }
+        };
+        let mut ahead = step.start(first);
         let mut s = 0;
         while s + 1 < stages {
-            if ahead < blocks {
-                stage_tile(w, row_stride, Block::new(ahead, rows, cols, bn, bk).first_tile(), base + s * stage_bytes);
+            if ahead.index < blocks {
+                stage_block(ahead, base + s * stage_bytes);
             }
             cp_async_commit();
-            ahead += grid;
+            ahead = step.advance(ahead);
             s += 1;
         }
-        let (mut index, mut cur) = (first, 0);
-        while index < blocks {
+        let (mut cur_block, mut cur) = (step.start(first), 0);
+        while cur_block.index < blocks {
             // Refill the stage read in the previous iteration (by this thread
             // only), then wait for the current block's group. Every thread
             // commits a group per iteration, empty or not, so the count of
             // groups in flight is the same for all.
             let refill = (cur + stages - 1) % stages;
-            if ahead < blocks {
-                let b = Block::new(ahead, rows, cols, bn, bk);
-                stage_tile(w, row_stride, b.first_tile(), base + refill * stage_bytes);
+            if ahead.index < blocks {
+                stage_block(ahead, base + refill * stage_bytes);
             }
             cp_async_commit();
-            ahead += grid;
+            ahead = step.advance(ahead);
             cp_async_wait(stages - 1);
-            let block = Block::new(index, rows, cols, bn, bk);
             let stage = base + cur * stage_bytes;
             let amax = T::abs_max_to_f32(amax_bits_staged::<T>(stage));
             let scale = group_scale(cta_amax(amax, set), eps, fp8_max, mode);
             set ^= 1;
-            encode_staged::<T>(stage, q, cols, block.first_tile(), GroupQuantizer::new(format, scale, fp8_max));
-            if thread_index() == 0 {
-                scales.add(index as usize).write(scale);
+            let g = GroupQuantizer::new(format, scale, fp8_max);
+            if interior(cur_block) {
+                encode_staged_whole::<T>(
+                    stage,
+                    q,
+                    cols,
+                    WholeTile::new(cur_block.brow, cur_block.bcol, row_stride, cols),
+                    g,
+                );
+            } else {
+                let block = Block::new(cur_block.index, rows, cols, bn, bk);
+                encode_staged::<T>(stage, q, cols, block.first_tile(), g);
             }
-            index += grid;
+            if thread_index() == 0 {
+                scales.add(cur_block.index as usize).write(scale);
+            }
+            cur_block = step.advance(cur_block);
             cur = (cur + 1) % stages;
         }
         return;

@@ -107,6 +107,11 @@ unsafe fn load_halves(src: *const u16, valid: u64) -> [u32; 4] {
         return ld_global16(src as *const u8);
     }
     let valid = slow_count(valid);
+    if valid == 0 {
+        // A chunk wholly past the row's end (the K tail group's last
+        // chunks when K is a multiple of 8): nothing to test per element.
+        return [0; 4];
+    }
     let mut w = [0u32; 4];
     unroll8!(i => {
         if (i as u32) < valid {
@@ -197,6 +202,9 @@ impl Load8 for f32 {
             return Self::load_whole(src);
         }
         let valid = slow_count(valid);
+        if valid == 0 {
+            return [0; 8];
+        }
         let mut w = [0u32; 8];
         unroll8!(i => {
             if (i as u32) < valid {
@@ -252,6 +260,9 @@ pub unsafe fn store_chunk(dst: *mut u8, codes: u64, valid: u64) {
         return;
     }
     let valid = slow_count(valid);
+    if valid == 0 {
+        return;
+    }
     unroll8!(i => {
         if (i as u32) < valid {
             dst.add(i).write((codes >> (8 * i)) as u8);

@@ -76,6 +76,7 @@ macro_rules! unroll4 {
 pub mod block;
 pub mod chunk;
 pub mod common;
+pub mod copy;
 pub mod encode;
 pub mod gemm;
 #[cfg(target_feature = "sm_90a")]
@@ -133,27 +134,45 @@ impl Input for f32 {
 
 /// The per-element work of every quantizer for one group (or block):
 /// divide by the scale, clamp to `±fp8_max`, encode.
+///
+/// E4M3FNUZ on sm_90 goes through the E4M3FN converter applied to twice
+/// the quotient (see [`encode8_prescaled`]): the divider then makes the
+/// doubled quotient directly ([`Divider::doubled`], no extra instruction)
+/// and the clamp bound is doubled with it (exact).
 #[derive(Clone, Copy)]
 pub(crate) struct GroupQuantizer {
     format: Fp8Format,
     divider: Divider,
-    fp8_max: f32,
+    /// The clamp bound in the units of the divider's quotients.
+    clamp_max: f32,
     clamp: bool,
 }
 
 impl GroupQuantizer {
     #[inline(always)]
     pub(crate) fn new(format: Fp8Format, scale: f32, fp8_max: f32) -> Self {
-        Self { format, divider: Divider::new(scale), fp8_max, clamp: clamp_changes_codes(format, fp8_max) }
+        let clamp = clamp_changes_codes(format, fp8_max);
+        if prescales(format) {
+            Self { format, divider: Divider::doubled(scale), clamp_max: 2.0 * fp8_max, clamp }
+        } else {
+            Self { format, divider: Divider::new(scale), clamp_max: fp8_max, clamp }
+        }
     }
 
     /// Codes of eight values of the group.
     #[inline(always)]
     pub(crate) fn quantize8(&self, v: &[f32; 8]) -> u64 {
         let q = self.divider.divide_all(*v, fma);
-        let q = if self.clamp { q.map(|x| clamp(x, self.fp8_max)) } else { q };
-        encode8(self.format, &q)
+        let q = if self.clamp { q.map(|x| clamp(x, self.clamp_max)) } else { q };
+        encode8_prescaled(self.format, &q)
     }
+}
+
+/// Whether [`encode8_prescaled`] takes `format`'s values doubled: E4M3FNUZ
+/// on sm_90 (the hardware E4M3FN converter), nothing elsewhere.
+#[inline(always)]
+const fn prescales(format: Fp8Format) -> bool {
+    cfg!(target_feature = "sm_90") && matches!(format, Fp8Format::E4M3Fnuz)
 }
 
 /// Whether clamping the quotients to `±fp8_max` can change a code.
@@ -173,26 +192,40 @@ fn clamp_changes_codes(format: Fp8Format, fp8_max: f32) -> bool {
 }
 
 /// Encodes eight values; byte `i` of the result is element `i`'s code (the
-/// little-endian order of an 8-byte store). Building the word directly, not
-/// a byte array, keeps the store one `st.global.b64`: LLVM splits a store of
-/// an assembled `[u8; 8]` into byte, half-word and word pieces.
+/// little-endian order of an 8-byte store).
+#[inline(always)]
+pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> u64 {
+    if prescales(format) {
+        encode8_prescaled(format, &v.map(|x| x * 2.0))
+    } else {
+        encode8_prescaled(format, v)
+    }
+}
+
+/// [`encode8`] of values that are already doubled where [`prescales`]
+/// says so. Building the word directly, not a byte array, keeps the store
+/// one `st.global.b64`: LLVM splits a store of an assembled `[u8; 8]` into
+/// byte, half-word and word pieces.
 ///
 /// On sm_90 both formats use the hardware E4M3FN converter, which rounds
 /// exactly as [`Fp8Format::encode`] does (checked over every f32 by the GPU
-/// tests); other targets use the software encoder.
+/// tests); E4M3FNUZ converts the doubled values and fixes two codes a word
+/// at a time ([`crate::fp8::e4m3fnuz_from_doubled_e4m3fn`]). Other targets
+/// use the software encoder.
 #[inline(always)]
-pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> u64 {
+fn encode8_prescaled(format: Fp8Format, v: &[f32; 8]) -> u64 {
     let mut out = 0u64;
     #[cfg(target_feature = "sm_90")]
     {
-        match format {
-            Fp8Format::E4M3Fn => {
-                use crate::instr::{e4m3fn_x2, pack_u16x2, pack_u32x2};
-                let word = |i: usize| pack_u16x2(e4m3fn_x2(v[i], v[i + 1]), e4m3fn_x2(v[i + 2], v[i + 3]));
-                out = pack_u32x2(word(0), word(4));
+        use crate::instr::{e4m3fn_x2, pack_u16x2, pack_u32x2};
+        let word = |i: usize| pack_u16x2(e4m3fn_x2(v[i], v[i + 1]), e4m3fn_x2(v[i + 2], v[i + 3]));
+        out = match format {
+            Fp8Format::E4M3Fn => pack_u32x2(word(0), word(4)),
+            Fp8Format::E4M3Fnuz => {
+                let fnuz = |i: usize| crate::fp8::e4m3fnuz_from_doubled_e4m3fn(word(i), top4(v, i));
+                pack_u32x2(fnuz(0), fnuz(4))
             }
-            Fp8Format::E4M3Fnuz => out = e4m3fnuz_x8(v),
-        }
+        };
     }
     #[cfg(not(target_feature = "sm_90"))]
     {
@@ -205,40 +238,26 @@ pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> u64 {
     out
 }
 
-/// E4M3FNUZ through the E4M3FN converter, eight at a time. A fnuz code has
-/// the bits of the fn code of twice its value (bias 8 instead of 7, same 3
-/// mantissa bits and subnormal spacing), and doubling is exact, so `fn(2 v)`
-/// rounds exactly like `fnuz(v)`, except in three places, fixed four bytes
-/// at a time on 32-bit words (a few instructions per chunk, not per element):
-/// - fn has NaN where fnuz has 240 (0x7F), so fn saturates values above the
-///   224/240 midpoint (232) to 224's code: those bytes get their low bit set;
-/// - NaN: fn's NaN codes (`x & 0x7F == 0x7F`, never produced from a finite
-///   input by the saturating converter) become 0x80;
-/// - negative zero: bytes whose magnitude is 0 lose their sign bit.
+/// Bit 0 of byte `j` set where the doubled value `v[i + j]` is above 464
+/// (the value above 232, where E4M3FNUZ has 240 and E4M3FN saturates to
+/// 448; other bits are don't-cares). `464 - |v|` is one `FADD` (the `abs`
+/// is an operand modifier) whose sign bit is the answer (464 itself gives
+/// +0: ties go to 224's even code; NaN bytes are overwritten by the NaN
+/// fix-up, whatever this says), and `prmt` in its sign-replicating mode
+/// gathers four sign bits into four bytes: seven instructions per word,
+/// where a compare and a select per value and the ors to combine them took
+/// ten.
 #[cfg(target_feature = "sm_90")]
 #[inline(always)]
-fn e4m3fnuz_x8(v: &[f32; 8]) -> u64 {
-    crate::instr::pack_u32x2(e4m3fnuz_x4(v[0], v[1], v[2], v[3]), e4m3fnuz_x4(v[4], v[5], v[6], v[7]))
-}
-
-/// Four codes of [`e4m3fnuz_x8`], byte `i` for the `i`-th argument.
-#[cfg(target_feature = "sm_90")]
-#[inline(always)]
-fn e4m3fnuz_x4(a: f32, b: f32, c: f32, d: f32) -> u32 {
-    const LOW7: u32 = 0x7F7F_7F7F;
-    const HIGH: u32 = 0x8080_8080;
-    const ONES: u32 = 0x0101_0101;
-    let codes =
-        crate::instr::pack_u16x2(crate::instr::e4m3fn_x2(a * 2.0, b * 2.0), crate::instr::e4m3fn_x2(c * 2.0, d * 2.0));
-    // False for NaN: a NaN's byte is handled below.
-    let above = |x: f32, bit: u32| if crate::scale::abs(x) > 232.0 { bit } else { 0 };
-    let top = above(a, 1) | above(b, 1 << 8) | above(c, 1 << 16) | above(d, 1 << 24);
-    // Bytes holding fn NaN: low 7 bits all ones (the +1 carries into bit 7
-    // of the same byte only).
-    let nan = ((codes & LOW7) + ONES) & HIGH;
-    // Bytes with a nonzero magnitude keep their sign bit.
-    let nonzero = ((codes & LOW7) + LOW7) & HIGH;
-    let codes = (codes & (LOW7 | nonzero)) | top;
-    // NaN bytes: clear, then set 0x80.
-    (codes & !((nan >> 7) * 0xFF)) | nan
+fn top4(v: &[f32; 8], i: usize) -> u32 {
+    use crate::instr::prmt;
+    let d = |j: usize| (464.0 - v[i + j].abs()).to_bits();
+    // Selector nibble 0xB: byte 3 of the first source (its sign byte),
+    // sign replicated; 0xF: the same of the second source.
+    let low = prmt::<0x00FB>(d(0), d(1));
+    let high = prmt::<0xFB00>(d(2), d(3));
+    // Bytes 0-1 of `low`, 2-3 of `high`: one `lop3` (LUT 0xE4, bit
+    // select). Written as two masks and an or, LLVM moved the fix-up's
+    // `& 0x01010101` into both halves: two more instructions a word.
+    crate::instr::lop3::<0xE4>(low, high, 0x0000_FFFF)
 }

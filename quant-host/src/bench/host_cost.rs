@@ -1,0 +1,115 @@
+//! What one eager `per_token_group_quant_fp8` call costs the CPU.
+//!
+//! A caller without CUDA graphs pays the host's work per call: validating
+//! the config, building the plan and the parameter block, finding the
+//! kernel, and the driver's launch. This times `CALLS` calls back to back
+//! (the stream is not synchronized between them, and `CALLS` is below the
+//! driver's queue depth, so the host never waits for the GPU) and divides
+//! the wall time by `CALLS`: the best of `ROUNDS` rounds, each after a
+//! synchronization. Decode-sized input (M = 1), whose kernel is shorter
+//! than the host's work, so nothing but the host is measured.
+
+use super::timing;
+use crate::config::TokenGroupConfig;
+use crate::device::Device;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::shape::MatrixShape;
+use half::bf16;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+const CALLS: usize = 200;
+const ROUNDS: usize = 15;
+
+/// One host-cost measurement.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HostCostRecord {
+    /// What was called.
+    pub what: String,
+    /// Wall time per call on the host, microseconds (best round).
+    pub us_per_call: f64,
+    /// The call the target reads: the allocating eager call on a
+    /// `Gpu` as `Device::best_available` makes it.
+    pub is_target: bool,
+}
+
+/// Best of `ROUNDS`: wall microseconds per call of `f` over `CALLS` calls.
+fn per_call_us(gpu: &Gpu, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..10 {
+        f()?;
+    }
+    let mut best = f64::INFINITY;
+    for _ in 0..ROUNDS {
+        gpu.synchronize()?;
+        let start = Instant::now();
+        for _ in 0..CALLS {
+            f()?;
+        }
+        best = best.min(start.elapsed().as_secs_f64() * 1e6 / CALLS as f64);
+    }
+    gpu.synchronize()?;
+    Ok(best)
+}
+
+/// Host cost of the eager calls at `M = 1, K = 7168` (bf16 -> e4m3fn), on
+/// `bench_gpu` (the benchmark's context, which tracks no events) and on a
+/// `Gpu::new(0)` (a context as `Device::best_available` makes it: cudarc's
+/// cross-stream event tracking is on, which adds event records and waits
+/// per buffer argument to every launch).
+pub fn run(bench_gpu: &Gpu) -> Result<Vec<HostCostRecord>> {
+    let shape = MatrixShape::new(1, 7168)?;
+    let cfg = TokenGroupConfig::default();
+    let host: Vec<bf16> = (0..7168).map(|i| bf16::from_f32((i as f32 * 0.37).sin())).collect();
+    let mut out = Vec::new();
+    let fresh = Gpu::new(bench_gpu.ordinal())?;
+    for (gpu, context) in [(bench_gpu, "no event tracking"), (&fresh, "Gpu::new, event tracking")] {
+        let device = Device::Cuda(gpu.clone());
+        let x = device.upload(&host, shape)?;
+        let allocating = per_call_us(gpu, || device.per_token_group_quant_fp8(&x, &cfg).map(drop))?;
+        out.push(HostCostRecord {
+            what: format!("Device::per_token_group_quant_fp8 (allocates its outputs), {context}"),
+            us_per_call: allocating,
+            is_target: !std::ptr::eq(gpu, bench_gpu),
+        });
+        let probe = device.per_token_group_quant_fp8(&x, &cfg)?;
+        let (mut codes, mut scales) = (probe.codes, probe.scales);
+        let into = per_call_us(gpu, || device.per_token_group_quant_fp8_into(&x, &cfg, &mut codes, &mut scales))?;
+        out.push(HostCostRecord {
+            what: format!("Device::per_token_group_quant_fp8_into (caller's outputs), {context}"),
+            us_per_call: into,
+            is_target: false,
+        });
+        let empty = per_call_us(gpu, || crate::gpu::launch_empty(gpu))?;
+        out.push(HostCostRecord {
+            what: format!("empty kernel launch (the driver's floor), {context}"),
+            us_per_call: empty,
+            is_target: false,
+        });
+    }
+    // One launch between two events, as the records' `single launch` column.
+    let device = Device::Cuda(bench_gpu.clone());
+    let x = device.upload(&host, shape)?;
+    let probe = device.per_token_group_quant_fp8(&x, &cfg)?;
+    let (mut codes, mut scales) = (probe.codes, probe.scales);
+    let single = timing::median_ms(bench_gpu.stream(), 10, 50, || {
+        device.per_token_group_quant_fp8_into(&x, &cfg, &mut codes, &mut scales)
+    })?;
+    out.push(HostCostRecord {
+        what: "one `_into` call between two events (GPU time, launch included), no event tracking".into(),
+        us_per_call: single * 1e3,
+        is_target: false,
+    });
+    Ok(out)
+}
+
+/// The host-cost table.
+pub fn report(records: &[HostCostRecord]) -> String {
+    let mut md = format!(
+        "\n## Host cost of one eager call (M = 1, K = 7168, bf16 -> e4m3fn)\n\nWall time per call on the host, {CALLS} calls back to back without synchronizing, best of {ROUNDS} rounds.\n\n| call | us per call |\n|---|---:|\n"
+    );
+    for r in records {
+        let _ = writeln!(md, "| {} | {:.2} |", r.what, r.us_per_call);
+    }
+    md
+}
