@@ -28,6 +28,9 @@
 pub mod abi;
 pub mod element;
 pub mod fp8;
+pub mod fused;
+#[macro_use]
+pub mod fused_abi;
 pub mod geometry;
 pub mod layout;
 pub mod scale;

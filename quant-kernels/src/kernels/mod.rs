@@ -77,6 +77,7 @@ pub mod block;
 pub mod chunk;
 pub mod common;
 pub mod encode;
+pub mod fused;
 pub mod gemm;
 #[cfg(target_feature = "sm_90a")]
 pub mod gemm_reduce;
