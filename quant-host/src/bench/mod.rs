@@ -15,6 +15,7 @@
 //! overhead included) is reported beside it.
 
 pub mod e2e;
+pub mod fused;
 mod gemm;
 mod report;
 pub mod shapes;
@@ -58,6 +59,10 @@ pub struct BenchArgs {
     /// With --gemm: also time every tile of the fast kernel
     #[arg(long)]
     pub gemm_variants: bool,
+    /// Also run the fused section: silu_mul and rms_norm quantization against
+    /// the two-step path, and the masked MoE layout against a dense call
+    #[arg(long)]
+    pub fused: bool,
     /// With --gemm: these shapes (`M,N,K`, M > 16) instead of the peer set
     #[arg(long, num_args = 1.., value_parser = parse_shape)]
     pub gemm_shapes: Vec<(usize, usize, usize)>,
@@ -145,6 +150,9 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     } else {
         Vec::new()
     };
+    if args.fused {
+        fused::run(&gpu, copy_gbps, args.quick, args.out.as_deref())?;
+    }
     let e2e_records = if args.e2e { e2e::run(&gpu, &input, copy_gbps, args.quick)? } else { Vec::new() };
     report::write(&records, &e2e_records, &gemm_records, &device, copy_gbps, args.out.as_deref())?;
     Ok((records, e2e_records))
