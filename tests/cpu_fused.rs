@@ -240,3 +240,80 @@ fn rms_rejects_bad_weight_and_residual_shapes() {
     let codes = q.codes.to_vec().unwrap();
     assert!(codes.iter().all(|&c| c == codes[0]) && codes[0] == 0x7E);
 }
+
+fn ue8m0(mut case: GroupCase) -> GroupCase {
+    case.cfg.scale_mode = quant_host::ScaleMode::Ue8m0;
+    case
+}
+
+fn check_packed_group<T: Element>(case: &GroupCase, silu: bool) {
+    let x = case.input::<T>(silu);
+    let (codes, words) = quant_tests::fused::run_group_packed(&Device::Cpu, case, silu, &x).unwrap();
+    // The f32 result of the same call: its codes, and its scales packed by
+    // the reference.
+    let (f32_codes, scales) = run_group(&Device::Cpu, case, silu, &x).unwrap();
+    assert_eq!(codes, f32_codes, "{case:?}");
+    let plan = quant_host::FusedGroupPlan::new(
+        if silu { quant_host::FusedOp::SiluMul } else { quant_host::FusedOp::Quant },
+        &case.cfg,
+        case.input_shape(silu),
+        case.experts,
+        case.masked.is_some(),
+    )
+    .unwrap();
+    let want = quant_tests::fused::pack_reference(case.experts, case.rows, plan.groups(), |e, m, g| {
+        let written = case.masked.as_ref().is_none_or(|c| (m as u32) < c[e]);
+        written.then(|| scales[plan.scale_index(e, m, g)])
+    });
+    assert_eq!(words, want, "{case:?}");
+}
+
+fn check_packed_rms<T: Element>(case: &RmsCase) {
+    let inputs = case.inputs::<T>();
+    let ((codes, words), _) = quant_tests::fused::run_rms_packed(&Device::Cpu, case, &inputs).unwrap();
+    let ((f32_codes, scales), _) = run_rms(&Device::Cpu, case, &inputs).unwrap();
+    assert_eq!(codes, f32_codes, "{case:?}");
+    let (layout, groups) = (case.cfg.quant.layout, case.cols.div_ceil(case.cfg.quant.group_size.get()));
+    let want = quant_tests::fused::pack_reference(1, case.rows, groups, |_, m, g| {
+        Some(scales[layout.index(m as u64, g as u64, case.rows as u64, groups as u64) as usize])
+    });
+    assert_eq!(words, want, "{case:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn packed_ue8m0_is_deepgemm_packing_of_the_f32_scales(
+        dense in silu_case(),
+        masked in masked_case(),
+        rms in rms_case(),
+        silu in any::<bool>(),
+        dtype in 0u8..3,
+    ) {
+        let (dense, masked) = (ue8m0(dense), ue8m0(masked));
+        let mut rms = rms;
+        rms.cfg.quant.scale_mode = quant_host::ScaleMode::Ue8m0;
+        match dtype {
+            0 => { check_packed_group::<bf16>(&dense, silu); check_packed_group::<bf16>(&masked, silu); check_packed_rms::<bf16>(&rms) }
+            1 => { check_packed_group::<f16>(&dense, silu); check_packed_group::<f16>(&masked, silu); check_packed_rms::<f16>(&rms) }
+            _ => { check_packed_group::<f32>(&dense, silu); check_packed_group::<f32>(&masked, silu); check_packed_rms::<f32>(&rms) }
+        }
+    }
+}
+
+#[test]
+fn packed_needs_ue8m0_scales() {
+    let dev = Device::Cpu;
+    let x = dev.upload(&vec![1f32; 4 * 256], MatrixShape::new(4, 256).unwrap()).unwrap();
+    assert!(matches!(
+        dev.per_token_group_quant_fp8_packed_ue8m0(&x, None, &Default::default()),
+        Err(QuantError::PackedNeedsUe8m0)
+    ));
+    let cfg = TokenGroupConfig { scale_mode: quant_host::ScaleMode::Ue8m0, ..Default::default() };
+    let (codes, words) = dev.per_token_group_quant_fp8_packed_ue8m0(&x, None, &cfg).unwrap();
+    // Two groups of ones: scale 2^ceil(log2(1/448)) = 2^-8, exponent byte 119.
+    assert_eq!(words.shape(), MatrixShape::new(1, 4).unwrap());
+    assert_eq!(words.to_vec().unwrap(), vec![119 | 119 << 8; 4]);
+    assert_eq!(codes.shape(), MatrixShape::new(4, 256).unwrap());
+}

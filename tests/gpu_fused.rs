@@ -1,7 +1,7 @@
 //! The fused quantizers on the GPU against the CPU reference, bit for bit:
 //! silu_mul (dense), the masked MoE layout (plain quantizer and silu_mul),
-//! and rms_norm with and without a residual (whose written-back values are
-//! compared too). Each test prints how many cases it compared.
+//! rms_norm with and without a residual (whose written-back values are
+//! compared too), and the packed UE8M0 scale layout of each. Each test prints how many cases it compared.
 //!
 //! Every test needs a CUDA GPU and is `#[ignore]`d; run them on the GPU
 //! machine with `--include-ignored` (see `cargo xtask gpu-bundle`).
@@ -10,8 +10,10 @@
 use half::{bf16, f16};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use quant_host::{Device, Element, Gpu};
-use quant_tests::fused::{masked_case, rms_case, run_group, run_rms, silu_case, GroupCase, RmsCase};
+use quant_host::{Device, Element, Gpu, ScaleMode};
+use quant_tests::fused::{
+    masked_case, rms_case, run_group, run_group_packed, run_rms, run_rms_packed, silu_case, GroupCase, RmsCase,
+};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -155,4 +157,44 @@ fn silu_mul_exp_and_division_match_over_a_dense_sweep() {
     let gpu = run_group(&gpu(), &case, true, &m).unwrap();
     assert_same(&gpu, &cpu, "f16 gate sweep");
     eprintln!("silu_mul f16 gate sweep: {} gates bit-identical", rows * 64);
+}
+
+fn check_packed<T: Element>(dense: &GroupCase, masked: &GroupCase, rms: &RmsCase, silu: bool) {
+    for case in [dense, masked] {
+        let x = case.input::<T>(silu);
+        let cpu = run_group_packed(&Device::Cpu, case, silu, &x).unwrap();
+        let gpu = run_group_packed(&gpu(), case, silu, &x).unwrap();
+        let what = format!("packed {} silu={silu} {case:?}", T::DTYPE.name());
+        assert_eq!(gpu.0, cpu.0, "{what}: codes");
+        assert_eq!(gpu.1, cpu.1, "{what}: packed words");
+    }
+    let inputs = rms.inputs::<T>();
+    let (cpu, cpu_r) = run_rms_packed(&Device::Cpu, rms, &inputs).unwrap();
+    let (gpu, gpu_r) = run_rms_packed(&gpu(), rms, &inputs).unwrap();
+    let what = format!("packed rms {} {rms:?}", T::DTYPE.name());
+    assert_eq!(gpu.0, cpu.0, "{what}: codes");
+    assert_eq!(gpu.1, cpu.1, "{what}: packed words");
+    let bits = |v: &[T]| v.iter().map(|e| e.to_f32().to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&gpu_r), bits(&cpu_r), "{what}: residual output");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn packed_ue8m0_matches_cpu_bit_for_bit() {
+    let strategy = (silu_case(), masked_case(), rms_case(), any::<bool>());
+    run("packed ue8m0 (quant, silu_mul, masked, rms_norm)", 150, strategy, |(dense, masked, rms, silu), dtype| {
+        let ue8m0 = |c: &GroupCase| {
+            let mut c = c.clone();
+            c.cfg.scale_mode = ScaleMode::Ue8m0;
+            c
+        };
+        let (dense, masked) = (ue8m0(dense), ue8m0(masked));
+        let mut rms = rms.clone();
+        rms.cfg.quant.scale_mode = ScaleMode::Ue8m0;
+        match dtype {
+            0 => check_packed::<bf16>(&dense, &masked, &rms, *silu),
+            1 => check_packed::<f16>(&dense, &masked, &rms, *silu),
+            _ => check_packed::<f32>(&dense, &masked, &rms, *silu),
+        }
+    });
 }

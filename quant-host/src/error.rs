@@ -71,6 +71,9 @@ pub enum QuantError {
         /// The largest K.
         max: usize,
     },
+    /// The packed UE8M0 scale layout holds powers of two only.
+    #[error("packed UE8M0 scales need scale_mode ue8m0 (power-of-two scales)")]
+    PackedNeedsUe8m0,
     /// A masked MoE layout's valid-row count exceeds the expert's rows.
     #[error("masked_m[{expert}] = {valid} exceeds the {rows} rows of each expert")]
     MaskedRows {

@@ -24,7 +24,7 @@ use crate::plan::TokenGroupPlan;
 use crate::shape::MatrixShape;
 use crate::tensor::{Quantized, Scheme, Tensor};
 use quant_kernels::fused::{rms_geometry, RMS_MAX_COLS};
-use quant_kernels::ScaleLayout;
+use quant_kernels::{ScaleLayout, ScaleMode};
 
 pub use quant_kernels::fused_abi::FusedOp;
 
@@ -60,6 +60,7 @@ pub struct FusedGroupPlan {
     expert_rows: usize,
     masked: bool,
     groups: usize,
+    packed: bool,
     scale_shape: MatrixShape,
 }
 
@@ -104,7 +105,37 @@ impl FusedGroupPlan {
                 stored_rows,
             )?,
         };
-        Ok(Self { op, config: *cfg, params, input, output, experts, expert_rows, masked, groups, scale_shape })
+        Ok(Self {
+            op,
+            config: *cfg,
+            params,
+            input,
+            output,
+            experts,
+            expert_rows,
+            masked,
+            groups,
+            packed: false,
+            scale_shape,
+        })
+    }
+
+    /// The plan with its scales in the packed UE8M0 layout instead of
+    /// `cfg.layout` (which is then not used): `u32` words, `[E * ceil(G / 4),
+    /// align(M_max, 4)]` in storage order. Needs `scale_mode` `Ue8m0`.
+    pub fn packed_ue8m0(self) -> Result<Self> {
+        let scale_shape = packed_shape(&self.config, self.experts, self.expert_rows, self.groups)?;
+        Ok(Self { packed: true, scale_shape, ..self })
+    }
+
+    /// Whether the scales are packed UE8M0 words.
+    pub fn packed(&self) -> bool {
+        self.packed
+    }
+
+    /// Where the scales go.
+    pub(crate) fn scale_geometry(&self) -> ScaleGeometry {
+        ScaleGeometry { layout: self.config.layout, packed: self.packed, rows: self.expert_rows, groups: self.groups }
     }
 
     /// The operation.
@@ -149,11 +180,10 @@ impl FusedGroupPlan {
     pub fn scale_shape(&self) -> MatrixShape {
         self.scale_shape
     }
-    /// Offset of the scale of expert `e`, row `m` (within the expert), group `g`.
+    /// Offset of the scale of expert `e`, row `m` (within the expert), group
+    /// `g` in the f32 layouts (the byte offset in the packed one).
     pub fn scale_index(&self, e: usize, m: usize, g: usize) -> usize {
-        let layout = self.config.layout;
-        let (rows, groups) = (self.expert_rows as u64, self.groups as u64);
-        (e as u64 * layout.len(rows, groups) + layout.index(m as u64, g as u64, rows, groups)) as usize
+        self.scale_geometry().index(e, m, g)
     }
     /// Checks the buffer lengths (and `masked_m`'s, one per expert, when masked).
     pub fn check_buffers(&self, x: usize, masked_m: Option<usize>, q: usize, scales: usize) -> Result<()> {
@@ -179,6 +209,8 @@ pub struct RmsNormPlan {
     norm_eps: f32,
     threads: u32,
     slots: u32,
+    packed: bool,
+    scale_shape: MatrixShape,
 }
 
 impl RmsNormPlan {
@@ -191,7 +223,29 @@ impl RmsNormPlan {
         }
         let (threads, slots) = rms_geometry(input.cols() as u64)
             .ok_or(QuantError::RowTooLong { cols: input.cols(), max: RMS_MAX_COLS as usize })?;
-        Ok(Self { quant, norm_eps: cfg.norm_eps, threads, slots })
+        Ok(Self { quant, norm_eps: cfg.norm_eps, threads, slots, packed: false, scale_shape: quant.scale_shape() })
+    }
+
+    /// The plan with packed UE8M0 scales (see [`FusedGroupPlan::packed_ue8m0`]).
+    pub fn packed_ue8m0(self) -> Result<Self> {
+        let scale_shape = packed_shape(&self.quant.config(), 1, self.quant.input().rows(), self.quant.groups())?;
+        Ok(Self { packed: true, scale_shape, ..self })
+    }
+
+    /// Whether the scales are packed UE8M0 words.
+    pub fn packed(&self) -> bool {
+        self.packed
+    }
+
+    /// The scales' shape in storage order (`u32` words when packed).
+    pub fn scale_shape(&self) -> MatrixShape {
+        self.scale_shape
+    }
+
+    /// Where the scales go.
+    pub(crate) fn scale_geometry(&self) -> ScaleGeometry {
+        let q = &self.quant;
+        ScaleGeometry { layout: q.layout(), packed: self.packed, rows: q.input().rows(), groups: q.groups() }
     }
     /// The quantizer's plan (input shape, scales, sizes).
     pub fn quant(&self) -> &TokenGroupPlan {
@@ -207,13 +261,116 @@ impl RmsNormPlan {
     }
     /// Checks the buffer lengths: `weight` holds K, `residual` (when given) `M * K`.
     pub fn check_buffers(&self, x: usize, residual: Option<usize>, weight: usize, q: usize, s: usize) -> Result<()> {
-        self.quant.check_buffers(x, q, s)?;
+        self.quant.input().check_buffer("x", x)?;
+        exact("q", self.quant.input().numel(), q)?;
+        exact("scales", self.scale_shape.numel(), s)?;
         exact("weight", self.quant.input().cols(), weight)?;
         if let Some(r) = residual {
             exact("residual", self.quant.input().numel(), r)?;
         }
         Ok(())
     }
+}
+
+/// The packed UE8M0 scales of `experts` experts of `rows` rows and `groups`
+/// groups: `[experts * ceil(groups / 4), align(rows, 4)]` words.
+fn packed_shape(cfg: &TokenGroupConfig, experts: usize, rows: usize, groups: usize) -> Result<MatrixShape> {
+    if cfg.scale_mode != ScaleMode::Ue8m0 {
+        return Err(QuantError::PackedNeedsUe8m0);
+    }
+    let aligned = rows.checked_next_multiple_of(4).ok_or(QuantError::TooLarge("scale rows"))?;
+    let words = groups.div_ceil(4).checked_mul(experts).ok_or(QuantError::TooLarge("scale columns"))?;
+    MatrixShape::new(words, aligned)
+}
+
+/// Where a plan's scales go: one of the f32 layouts per expert, or the
+/// packed UE8M0 bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ScaleGeometry {
+    layout: ScaleLayout,
+    packed: bool,
+    /// Rows per expert.
+    rows: usize,
+    groups: usize,
+}
+
+impl ScaleGeometry {
+    /// The f32 index (packed: byte index) of expert `e`, row `m`, group `g`.
+    pub(crate) fn index(&self, e: usize, m: usize, g: usize) -> usize {
+        let (rows, groups) = (self.rows as u64, self.groups as u64);
+        if self.packed {
+            return quant_kernels::fused::packed_ue8m0_byte_index(e as u64, m as u64, g as u64, rows, groups) as usize;
+        }
+        (e as u64 * self.layout.len(rows, groups) + self.layout.index(m as u64, g as u64, rows, groups)) as usize
+    }
+
+    /// The groups a row stores (padded to 4 when packed).
+    pub(crate) fn stored_groups(&self) -> usize {
+        if self.packed {
+            self.groups.div_ceil(4) * 4
+        } else {
+            self.groups
+        }
+    }
+
+    /// The rows an expert stores (padded to 4 when packed or TMA-aligned).
+    pub(crate) fn stored_rows(&self) -> usize {
+        if self.packed {
+            self.rows.div_ceil(4) * 4
+        } else {
+            self.layout.padded_rows(self.rows as u64) as usize
+        }
+    }
+
+    /// The kernel's `layout` argument.
+    pub(crate) fn kernel_layout(&self) -> u32 {
+        if self.packed {
+            quant_kernels::fused_abi::PACKED_UE8M0_LAYOUT
+        } else {
+            self.layout.as_u32()
+        }
+    }
+}
+
+/// The element type of a fused call's scales: `f32` for the f32 layouts,
+/// `u32` for the packed UE8M0 one.
+pub trait ScaleElem:
+    cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy + Default + sealed::Sealed
+{
+    /// Whether this is the packed UE8M0 word.
+    const PACKED: bool;
+    /// Stores `scale` at `index` (a byte index when packed).
+    fn store(buf: &mut [Self], index: usize, scale: f32);
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for u32 {}
+}
+
+impl ScaleElem for f32 {
+    const PACKED: bool = false;
+    fn store(buf: &mut [Self], index: usize, scale: f32) {
+        buf[index] = scale;
+    }
+}
+
+impl ScaleElem for u32 {
+    const PACKED: bool = true;
+    fn store(buf: &mut [Self], index: usize, scale: f32) {
+        let shift = 8 * (index % 4);
+        let word = &mut buf[index / 4];
+        *word = (*word & !(0xFF << shift)) | (quant_kernels::fused::ue8m0_byte(scale) as u32) << shift;
+    }
+}
+
+/// Errors unless the scale buffer's element type is the plan's (u32 exactly when packed).
+fn check_scale_type<S: ScaleElem>(packed: bool) -> Result<()> {
+    if S::PACKED != packed {
+        return Err(QuantError::ShapeMismatch("the scales are u32 for a packed UE8M0 plan, f32 otherwise".into()));
+    }
+    Ok(())
 }
 
 fn exact(what: &'static str, expected: usize, actual: usize) -> Result<()> {
@@ -277,29 +434,74 @@ impl Device {
         self.run_fused_group(&plan, x, Some(masked_m))
     }
 
-    /// Runs a checked per-group plan into new tensors.
+    /// `per_token_group_quant_fp8` (and its masked form when `masked_m` is
+    /// given) with the scales in the packed UE8M0 layout: `u32` words, four
+    /// exponents each, `[E * ceil(G / 4), align(M_max, 4)]` (`E = 1` when
+    /// dense), as DeepGEMM's SM100 kernels read them. `cfg.scale_mode` must
+    /// be `Ue8m0`; `cfg.layout` is not used.
+    pub fn per_token_group_quant_fp8_packed_ue8m0<T: Element>(
+        &self,
+        x: &Tensor<T>,
+        masked_m: Option<&Tensor<u32>>,
+        cfg: &TokenGroupConfig,
+    ) -> Result<(Tensor<u8>, Tensor<u32>)> {
+        let experts = masked_m.map_or(1, |m| m.shape().numel());
+        let plan = FusedGroupPlan::new(FusedOp::Quant, cfg, x.shape(), experts, masked_m.is_some())?.packed_ue8m0()?;
+        self.fused_group(&plan, x, masked_m)
+    }
+
+    /// [`Device::silu_mul_per_token_group_quant_fp8`] (masked when
+    /// `masked_m` is given) with packed UE8M0 scales (see
+    /// [`Device::per_token_group_quant_fp8_packed_ue8m0`]).
+    pub fn silu_mul_per_token_group_quant_fp8_packed_ue8m0<T: Element>(
+        &self,
+        x: &Tensor<T>,
+        masked_m: Option<&Tensor<u32>>,
+        cfg: &TokenGroupConfig,
+    ) -> Result<(Tensor<u8>, Tensor<u32>)> {
+        let experts = masked_m.map_or(1, |m| m.shape().numel());
+        let plan =
+            FusedGroupPlan::new(FusedOp::SiluMul, cfg, x.shape(), experts, masked_m.is_some())?.packed_ue8m0()?;
+        self.fused_group(&plan, x, masked_m)
+    }
+
+    /// Runs a checked per-group plan into new tensors: codes and scales
+    /// (`f32`, or `u32` for a packed plan).
+    pub fn fused_group<T: Element, S: ScaleElem>(
+        &self,
+        plan: &FusedGroupPlan,
+        x: &Tensor<T>,
+        masked_m: Option<&Tensor<u32>>,
+    ) -> Result<(Tensor<u8>, Tensor<S>)> {
+        check_scale_type::<S>(plan.packed())?;
+        let mut codes = self.zeros::<u8>(plan.codes_shape())?;
+        let mut scales = self.zeros::<S>(plan.scale_shape())?;
+        self.fused_group_into(plan, x, masked_m, &mut codes, &mut scales)?;
+        Ok((codes, scales))
+    }
+
     fn run_fused_group<T: Element>(
         &self,
         plan: &FusedGroupPlan,
         x: &Tensor<T>,
         masked_m: Option<&Tensor<u32>>,
     ) -> Result<Quantized> {
-        let mut codes = self.zeros::<u8>(plan.codes_shape())?;
-        let mut scales = self.zeros::<f32>(plan.scale_shape())?;
-        self.fused_group_into(plan, x, masked_m, &mut codes, &mut scales)?;
+        let (codes, scales) = self.fused_group(plan, x, masked_m)?;
         Ok(Quantized { codes, scales, scheme: Scheme::TokenGroup(plan.config()) })
     }
 
     /// A checked per-group plan into caller-provided tensors (no
-    /// allocation); `masked_m` is required exactly when the plan is masked.
-    pub fn fused_group_into<T: Element>(
+    /// allocation); `masked_m` is required exactly when the plan is masked,
+    /// `S` is `u32` exactly when it is packed.
+    pub fn fused_group_into<T: Element, S: ScaleElem>(
         &self,
         plan: &FusedGroupPlan,
         x: &Tensor<T>,
         masked_m: Option<&Tensor<u32>>,
         codes: &mut Tensor<u8>,
-        scales: &mut Tensor<f32>,
+        scales: &mut Tensor<S>,
     ) -> Result<()> {
+        check_scale_type::<S>(plan.packed())?;
         if x.shape() != plan.input() {
             return Err(QuantError::ShapeMismatch("x does not have the plan's shape".into()));
         }
@@ -346,21 +548,40 @@ impl Device {
     ) -> Result<Quantized> {
         let plan = RmsNormPlan::new(cfg, x.shape())?;
         let mut codes = self.zeros::<u8>(plan.quant().codes_shape())?;
-        let mut scales = self.zeros::<f32>(plan.quant().scale_shape())?;
+        let mut scales = self.zeros::<f32>(plan.scale_shape())?;
         self.rms_norm_into(&plan, x, weight, residual, &mut codes, &mut scales)?;
         Ok(Quantized { codes, scales, scheme: Scheme::TokenGroup(cfg.quant) })
     }
 
-    /// A checked RMS plan into caller-provided tensors (no allocation).
-    pub fn rms_norm_into<T: Element>(
+    /// [`Device::rms_norm_per_token_group_quant_fp8`] with packed UE8M0
+    /// scales (`[ceil(G / 4), align(M, 4)]` words; see
+    /// [`Device::per_token_group_quant_fp8_packed_ue8m0`]).
+    pub fn rms_norm_per_token_group_quant_fp8_packed_ue8m0<T: Element>(
+        &self,
+        x: &Tensor<T>,
+        weight: &Tensor<T>,
+        residual: Option<&mut Tensor<T>>,
+        cfg: &RmsNormConfig,
+    ) -> Result<(Tensor<u8>, Tensor<u32>)> {
+        let plan = RmsNormPlan::new(cfg, x.shape())?.packed_ue8m0()?;
+        let mut codes = self.zeros::<u8>(plan.quant().codes_shape())?;
+        let mut scales = self.zeros::<u32>(plan.scale_shape())?;
+        self.rms_norm_into(&plan, x, weight, residual, &mut codes, &mut scales)?;
+        Ok((codes, scales))
+    }
+
+    /// A checked RMS plan into caller-provided tensors (no allocation); `S`
+    /// is `u32` exactly when the plan is packed.
+    pub fn rms_norm_into<T: Element, S: ScaleElem>(
         &self,
         plan: &RmsNormPlan,
         x: &Tensor<T>,
         weight: &Tensor<T>,
         residual: Option<&mut Tensor<T>>,
         codes: &mut Tensor<u8>,
-        scales: &mut Tensor<f32>,
+        scales: &mut Tensor<S>,
     ) -> Result<()> {
+        check_scale_type::<S>(plan.packed())?;
         let input = plan.quant().input();
         if x.shape() != input {
             return Err(QuantError::ShapeMismatch("x does not have the plan's shape".into()));

@@ -67,7 +67,7 @@ pub mod shape;
 pub use config::{BlockConfig, GroupSize, TokenGroupConfig};
 pub use element::{DType, Element};
 pub use error::{QuantError, Result};
-pub use fused::{FusedGroupPlan, FusedOp, RmsNormConfig, RmsNormPlan};
+pub use fused::{FusedGroupPlan, FusedOp, RmsNormConfig, RmsNormPlan, ScaleElem};
 pub use gemm::{GemmConfig, GemmPrecision, GemmShape, GemmTensor, GemmTile, OutputType};
 pub use gpu::Gpu;
 pub use plan::{BlockPlan, TokenGroupPlan};

@@ -162,6 +162,25 @@ pub const fn rms_geometry(cols: u64) -> Option<(u32, u32)> {
     Some((threads as u32, slots as u32))
 }
 
+/// The UE8M0 byte of a power-of-two scale: its biased f32 exponent (`0xFF`
+/// for an infinite or NaN scale), as DeepGEMM's packed scales hold it.
+#[inline(always)]
+pub fn ue8m0_byte(scale: f32) -> u8 {
+    ((scale.to_bits() >> 23) & 0xFF) as u8
+}
+
+/// Where the byte of row `m`, group `g` of expert `expert` lies in the
+/// packed UE8M0 layout of experts of `rows` rows and `groups` groups: the
+/// `u32` word `(g / 4, m)` of an MN-major `[ceil(G / 4), align(rows, 4)]`
+/// grid per expert, byte `g % 4` of it (little-endian), as DeepGEMM's
+/// `get_mn_major_tma_aligned_packed_ue8m0_tensor` lays them out.
+#[inline(always)]
+pub const fn packed_ue8m0_byte_index(expert: u64, m: u64, g: u64, rows: u64, groups: u64) -> u64 {
+    let aligned = rows.div_ceil(4) * 4;
+    let words = groups.div_ceil(4);
+    ((expert * words + g / 4) * aligned + m) * 4 + g % 4
+}
+
 /// bf16 bits of `x`, round to nearest even; overflow goes to ±inf and every
 /// NaN to `0x7FC0` (one NaN pattern, so the two machines agree on payloads).
 #[inline(always)]

@@ -14,6 +14,13 @@ pub const FUSED_GROUP_CHUNKS: u64 = 2;
 /// Most threads per CTA of the RMS kernel (one CTA per row).
 pub const RMS_MAX_THREADS: u32 = 1024;
 
+/// The `layout` value of the packed UE8M0 scale layout, which only the fused
+/// kernels write (beyond `ScaleLayout`'s values): one byte per scale
+/// (`fused::ue8m0_byte`) at `fused::packed_ue8m0_byte_index`. The kernels
+/// write the valid rows' bytes only; the host zeroes the whole buffer first
+/// (padding groups and rows, and a masked layout's invalid rows, are 0).
+pub const PACKED_UE8M0_LAYOUT: u32 = 3;
+
 /// Parameters of the per-group fused kernels (`fused_quant_*`,
 /// `silu_mul_quant_*`), after their buffers `(x, q, scales, masked_m)`.
 ///
@@ -51,7 +58,7 @@ pub struct FusedGroupParams {
     pub fp8_max: f32,
     /// `ScaleMode::as_u32`.
     pub mode: u32,
-    /// `ScaleLayout::as_u32`.
+    /// `ScaleLayout::as_u32`, or [`PACKED_UE8M0_LAYOUT`].
     pub layout: u32,
 }
 
@@ -82,7 +89,7 @@ pub struct RmsNormParams {
     pub fp8_max: f32,
     /// `ScaleMode::as_u32`.
     pub mode: u32,
-    /// `ScaleLayout::as_u32`.
+    /// `ScaleLayout::as_u32`, or [`PACKED_UE8M0_LAYOUT`].
     pub layout: u32,
     /// 32, 64 or 128.
     pub group_size: u32,

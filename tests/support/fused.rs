@@ -238,3 +238,72 @@ pub fn run_rms<T: Element>(
     };
     Ok(((q.codes.to_vec()?, q.scales.to_vec()?), r_out))
 }
+
+/// Codes and packed UE8M0 words of an output, on the host.
+pub type PackedOutput = (Vec<u8>, Vec<u32>);
+
+/// [`run_group`] with packed UE8M0 scales (the case's scale mode must be
+/// `Ue8m0`); the plain quantizer dense or masked.
+pub fn run_group_packed<T: Element>(
+    dev: &Device,
+    case: &GroupCase,
+    silu: bool,
+    x: &[T],
+) -> quant_host::Result<PackedOutput> {
+    let x = dev.upload(x, case.input_shape(silu))?;
+    let masked_m = match &case.masked {
+        Some(m) => Some(dev.upload(m, MatrixShape::new(1, m.len())?)?),
+        None => None,
+    };
+    let (codes, scales) = if silu {
+        dev.silu_mul_per_token_group_quant_fp8_packed_ue8m0(&x, masked_m.as_ref(), &case.cfg)?
+    } else {
+        dev.per_token_group_quant_fp8_packed_ue8m0(&x, masked_m.as_ref(), &case.cfg)?
+    };
+    Ok((codes.to_vec()?, scales.to_vec()?))
+}
+
+/// [`run_rms`] with packed UE8M0 scales.
+pub fn run_rms_packed<T: Element>(
+    dev: &Device,
+    case: &RmsCase,
+    inputs: &RmsInputs<T>,
+) -> quant_host::Result<(PackedOutput, Vec<T>)> {
+    let (x, w, r) = inputs;
+    let xd = dev.upload(x, case.shape())?;
+    let wd = dev.upload(w, MatrixShape::new(1, case.cols)?)?;
+    let mut rd = if case.residual { Some(dev.upload(r, MatrixShape::new(case.rows, case.cols)?)?) } else { None };
+    let (codes, scales) = dev.rms_norm_per_token_group_quant_fp8_packed_ue8m0(&xd, &wd, rd.as_mut(), &case.cfg)?;
+    let r_out = match rd {
+        Some(t) => t.to_vec()?,
+        None => Vec::new(),
+    };
+    Ok(((codes.to_vec()?, scales.to_vec()?), r_out))
+}
+
+/// DeepGEMM's packing (`get_mn_major_tma_aligned_packed_ue8m0_tensor`),
+/// written from its description: per expert, the exponent bytes (`bits >>
+/// 23`) of an `[rows, groups]` grid padded with zero bytes to `[align(rows,
+/// 4), align(groups, 4)]`, read as little-endian `u32`s along the groups,
+/// stored MN-major (`word (kp, m)` at `kp * align(rows, 4) + m`).
+/// `scale(e, m, g)` is `None` for a row that was not written (zero bytes).
+pub fn pack_reference(
+    experts: usize,
+    rows: usize,
+    groups: usize,
+    scale: impl Fn(usize, usize, usize) -> Option<f32>,
+) -> Vec<u32> {
+    let (aligned_rows, words) = (rows.div_ceil(4) * 4, groups.div_ceil(4));
+    let mut out = vec![0u32; experts * words * aligned_rows];
+    for e in 0..experts {
+        for m in 0..rows {
+            for g in 0..groups {
+                if let Some(s) = scale(e, m, g) {
+                    let byte = (s.to_bits() >> 23) & 0xFF;
+                    out[(e * words + g / 4) * aligned_rows + m] |= byte << (8 * (g % 4));
+                }
+            }
+        }
+    }
+    out
+}

@@ -5,7 +5,7 @@
 use super::amax;
 use crate::element::{DType, Element};
 use crate::error::{QuantError, Result};
-use crate::fused::{FusedGroupPlan, FusedOp, RmsNormPlan};
+use crate::fused::{FusedGroupPlan, FusedOp, RmsNormPlan, ScaleElem, ScaleGeometry};
 use quant_kernels::element::{bf16_to_f32, f16_to_f32};
 use quant_kernels::fused::{
     f32_to_bf16_bits, f32_to_f16_bits, leaf_square_sum, rms_apply, rms_inverse, silu_mul, ExactOps, RMS_LEAF,
@@ -57,17 +57,33 @@ fn quantize_row(
     }
 }
 
-/// `silu_mul_per_token_group_quant_fp8` and the masked layout of a checked
-/// plan: codes and scales of every valid row (every row when not masked;
-/// rows `m < masked_m[e]` of each expert when masked, others untouched).
-/// Errors on wrong buffer lengths and on `masked_m[e] > M_max`.
-pub fn fused_group_planned<T: Element>(
+/// Zeroes expert `e`'s padding rows (the TMA-aligned layout; the packed
+/// one is zeroed whole first).
+fn pad_rows<S: ScaleElem>(geom: &ScaleGeometry, scales: &mut [S], e: usize, rows: usize) {
+    for m in rows..geom.stored_rows() {
+        for g in 0..geom.stored_groups() {
+            S::store(scales, geom.index(e, m, g), 0.0);
+        }
+    }
+}
+
+/// `silu_mul_per_token_group_quant_fp8`, the plain quantizer through the
+/// fused path, and their masked layout, of a checked plan: codes and
+/// scales of every valid row (every row when not masked; rows `m <
+/// masked_m[e]` of each expert when masked, the others untouched), scales
+/// `f32` or packed UE8M0 words (`S = u32`, every byte without a valid
+/// row's scale 0) as the plan says. Errors on wrong
+/// buffer lengths or scale type, and on `masked_m[e] > M_max`.
+pub fn fused_group_planned<T: Element, S: ScaleElem>(
     plan: &FusedGroupPlan,
     x: &[T],
     masked_m: Option<&[u32]>,
     q: &mut [u8],
-    scales: &mut [f32],
+    scales: &mut [S],
 ) -> Result<()> {
+    if S::PACKED != plan.packed() {
+        return Err(QuantError::ShapeMismatch("the scales are u32 for a packed UE8M0 plan, f32 otherwise".into()));
+    }
     plan.check_buffers(x.len(), masked_m.map(<[u32]>::len), q.len(), scales.len())?;
     let rows_per_expert = plan.expert_rows();
     if let Some(counts) = masked_m {
@@ -75,12 +91,17 @@ pub fn fused_group_planned<T: Element>(
             return Err(QuantError::MaskedRows { expert: e, valid: n as u64, rows: rows_per_expert });
         }
     }
+    if S::PACKED {
+        // Every byte that holds no valid row's scale is 0 (padding groups and
+        // rows, and a masked layout's invalid rows).
+        scales.fill(S::default());
+    }
     if plan.is_empty() {
         return Ok(());
     }
     let (params, gs) = (plan.params(), plan.config().group_size.get());
     let (stride, cols) = (plan.input().row_stride(), plan.codes_shape().cols());
-    let layout = plan.config().layout;
+    let geom = plan.scale_geometry();
     let mut h = vec![0f32; cols];
     for e in 0..plan.experts() {
         let valid_rows = masked_m.map_or(rows_per_expert, |c| c[e] as usize);
@@ -99,15 +120,12 @@ pub fn fused_group_planned<T: Element>(
                     }
                 }
             }
-            quantize_row(&params, gs, &h, &mut q[row * cols..][..cols], |g, s| scales[plan.scale_index(e, m, g)] = s);
+            let q_row = &mut q[row * cols..][..cols];
+            quantize_row(&params, gs, &h, q_row, |g, s| S::store(scales, geom.index(e, m, g), s));
         }
         if !plan.masked() {
-            // Dense: the TMA-aligned layout's padding rows are written as 0.
-            for m in rows_per_expert..layout.padded_rows(rows_per_expert as u64) as usize {
-                for g in 0..plan.groups() {
-                    scales[plan.scale_index(e, m, g)] = 0.0;
-                }
-            }
+            // Dense: the padding rows are written as 0.
+            pad_rows(&geom, scales, e, rows_per_expert);
         }
     }
     Ok(())
@@ -140,23 +158,31 @@ pub fn row_square_sum(y: &[f32]) -> f32 {
 
 /// `rms_norm_per_token_group_quant_fp8` of a checked plan. With `residual`,
 /// `y = round_T(x + r)` is written back into it and normalized; without,
-/// `y = x`. Errors on wrong buffer lengths only.
-pub fn rms_norm_planned<T: Element>(
+/// `y = x`. Scales `f32` or packed UE8M0 words (`S = u32`) as the plan
+/// says. Errors on wrong buffer lengths or scale type only.
+pub fn rms_norm_planned<T: Element, S: ScaleElem>(
     plan: &RmsNormPlan,
     x: &[T],
     mut residual: Option<&mut [T]>,
     weight: &[T],
     q: &mut [u8],
-    scales: &mut [f32],
+    scales: &mut [S],
 ) -> Result<()> {
+    if S::PACKED != plan.packed() {
+        return Err(QuantError::ShapeMismatch("the scales are u32 for a packed UE8M0 plan, f32 otherwise".into()));
+    }
     let quant = plan.quant();
     plan.check_buffers(x.len(), residual.as_ref().map(|r| r.len()), weight.len(), q.len(), scales.len())?;
+    if S::PACKED {
+        scales.fill(S::default());
+    }
     if quant.is_empty() {
         return Ok(());
     }
     let shape = quant.input();
     let (rows, cols, stride) = (shape.rows(), shape.cols(), shape.row_stride());
-    let (params, gs, groups, layout) = (quant.params(), quant.group_size().get(), quant.groups(), quant.layout());
+    let (params, gs) = (quant.params(), quant.group_size().get());
+    let geom = plan.scale_geometry();
     let w: Vec<f32> = weight.iter().map(|v| v.to_f32()).collect();
     let mut y = vec![0f32; cols];
     let mut h = vec![0f32; cols];
@@ -176,14 +202,9 @@ pub fn rms_norm_planned<T: Element>(
         for ((hv, &yv), &wv) in h.iter_mut().zip(&y).zip(&w) {
             *hv = rms_apply(yv, inv, wv);
         }
-        let index = |m: usize, g: usize| layout.index(m as u64, g as u64, rows as u64, groups as u64) as usize;
-        quantize_row(&params, gs, &h, &mut q[m * cols..][..cols], |g, s| scales[index(m, g)] = s);
+        quantize_row(&params, gs, &h, &mut q[m * cols..][..cols], |g, s| S::store(scales, geom.index(0, m, g), s));
     }
-    for m in rows..layout.padded_rows(rows as u64) as usize {
-        for g in 0..groups {
-            scales[layout.index(m as u64, g as u64, rows as u64, groups as u64) as usize] = 0.0;
-        }
-    }
+    pad_rows(&geom, scales, 0, rows);
     Ok(())
 }
 

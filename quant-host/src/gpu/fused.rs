@@ -9,7 +9,7 @@ use super::launch::linear;
 use super::Gpu;
 use crate::element::Element;
 use crate::error::{QuantError, Result};
-use crate::fused::{FusedGroupPlan, RmsNormPlan};
+use crate::fused::{FusedGroupPlan, RmsNormPlan, ScaleElem};
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 use quant_kernels::abi::{Kernel, KernelParams};
 use quant_kernels::fused_abi::{FusedGroupKernel, FusedGroupParams, RmsNormKernel, RmsNormParams, FUSED_GROUP_CHUNKS};
@@ -27,14 +27,17 @@ unsafe impl<P: KernelParams> DeviceRepr for ByValue<P> {}
 /// masked) on `gpu`'s stream. A masked `masked_m` entry above the expert's
 /// rows is clamped by the kernel (the CPU path rejects it): checking it here
 /// would need a synchronous copy from the device.
-pub(crate) fn fused_group<T: Element>(
+pub(crate) fn fused_group<T: Element, S: ScaleElem>(
     gpu: &Gpu,
     plan: &FusedGroupPlan,
     x: &CudaSlice<T>,
     masked_m: Option<&CudaSlice<u32>>,
     q: &mut CudaSlice<u8>,
-    scales: &mut CudaSlice<f32>,
+    scales: &mut CudaSlice<S>,
 ) -> Result<()> {
+    if S::PACKED != plan.packed() {
+        return Err(QuantError::ShapeMismatch("the scales are u32 for a packed UE8M0 plan, f32 otherwise".into()));
+    }
     gpu.check_context("x", x.context())?;
     gpu.check_context("q", q.context())?;
     gpu.check_context("scales", scales.context())?;
@@ -42,6 +45,10 @@ pub(crate) fn fused_group<T: Element>(
         gpu.check_context("masked_m", m.context())?;
     }
     plan.check_buffers(x.len(), masked_m.map(|m| m.len()), q.len(), scales.len())?;
+    if plan.packed() {
+        // The kernel writes the valid rows' bytes only; the rest are 0.
+        gpu.stream().memset_zeros(scales)?;
+    }
     if plan.is_empty() {
         return Ok(());
     }
@@ -59,7 +66,7 @@ pub(crate) fn fused_group<T: Element>(
         eps: params.eps(),
         fp8_max: params.fp8_max(),
         mode: params.mode().as_u32(),
-        layout: cfg.layout.as_u32(),
+        layout: plan.scale_geometry().kernel_layout(),
     };
     let threads = rows
         .checked_mul(cols.div_ceil(gs))
@@ -80,7 +87,7 @@ pub(crate) fn fused_group<T: Element>(
     };
     builder.arg(&p);
     // SAFETY: the entry point takes `(x: *const T, q: *mut u8, scales: *mut
-    // f32, masked_m: *const u32, FusedGroupParams)` (generated with its name
+    // f32 (bytes when packed), masked_m: *const u32, FusedGroupParams)` (generated with its name
     // from `fused_kernels!`); the buffers hold what `p` says (checked
     // above), masked_m one u32 per expert when `p.masked == 1`.
     unsafe { builder.launch(config) }?;
@@ -88,15 +95,18 @@ pub(crate) fn fused_group<T: Element>(
 }
 
 /// Queues an RMS plan on `gpu`'s stream: one CTA per row.
-pub(crate) fn rms_norm<T: Element>(
+pub(crate) fn rms_norm<T: Element, S: ScaleElem>(
     gpu: &Gpu,
     plan: &RmsNormPlan,
     x: &CudaSlice<T>,
     residual: Option<&mut CudaSlice<T>>,
     weight: &CudaSlice<T>,
     q: &mut CudaSlice<u8>,
-    scales: &mut CudaSlice<f32>,
+    scales: &mut CudaSlice<S>,
 ) -> Result<()> {
+    if S::PACKED != plan.packed() {
+        return Err(QuantError::ShapeMismatch("the scales are u32 for a packed UE8M0 plan, f32 otherwise".into()));
+    }
     gpu.check_context("x", x.context())?;
     gpu.check_context("weight", weight.context())?;
     gpu.check_context("q", q.context())?;
@@ -105,6 +115,9 @@ pub(crate) fn rms_norm<T: Element>(
         gpu.check_context("residual", r.context())?;
     }
     plan.check_buffers(x.len(), residual.as_ref().map(|r| r.len()), weight.len(), q.len(), scales.len())?;
+    if plan.packed() {
+        gpu.stream().memset_zeros(scales)?;
+    }
     let quant = plan.quant();
     if quant.is_empty() {
         return Ok(());
@@ -120,7 +133,7 @@ pub(crate) fn rms_norm<T: Element>(
         eps: params.eps(),
         fp8_max: params.fp8_max(),
         mode: params.mode().as_u32(),
-        layout: quant.layout().as_u32(),
+        layout: plan.scale_geometry().kernel_layout(),
         group_size: quant.group_size().get() as u32,
         residual: residual.is_some() as u32,
         slots,

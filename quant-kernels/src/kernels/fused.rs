@@ -22,8 +22,11 @@
 
 use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
 use super::{Bf16, GroupQuantizer, F16, F32};
-use crate::fused::{f32_to_bf16_bits, f32_to_f16_bits, leaf_square_sum, rms_apply, rms_inverse, silu_mul, ExactOps};
-use crate::fused_abi::{FusedGroupParams, RmsNormParams, FUSED_GROUP_CHUNKS};
+use crate::fused::{
+    f32_to_bf16_bits, f32_to_f16_bits, leaf_square_sum, packed_ue8m0_byte_index, rms_apply, rms_inverse, silu_mul,
+    ue8m0_byte, ExactOps,
+};
+use crate::fused_abi::{FusedGroupParams, RmsNormParams, FUSED_GROUP_CHUNKS, PACKED_UE8M0_LAYOUT};
 use crate::instr::{
     block_dim, block_index_and_grid, dynamic_shared, global_thread_index, shfl_xor, sqrt_rn, sync_threads, thread_index,
 };
@@ -150,17 +153,45 @@ unsafe fn quantize_groups<T: Load8, P: Producer>(
         store_chunk(dst.wrapping_add(col(c) as usize), quantizer.quantize8(&h[c as usize]), valid(c));
     });
     if active && lane == 0 {
-        let layout = ScaleLayout::from_u32(layout).unwrap_or(ScaleLayout::RowMajor);
-        let base = scales.add((expert * layout.len(expert_rows, groups)) as usize);
-        base.add(layout.index(m, g, expert_rows, groups) as usize).write(scale);
-        if masked == 0 && m + 1 == expert_rows {
-            // The last row also zeroes the TMA padding rows of its column.
-            let mut pad = expert_rows;
-            while pad < layout.padded_rows(expert_rows) {
-                base.add(layout.index(pad, g, expert_rows, groups) as usize).write(0.0);
-                pad += 1;
-            }
-        }
+        let last_row = masked == 0 && m + 1 == expert_rows;
+        write_scale(scales, layout, expert, m, g, expert_rows, groups, scale, last_row);
+    }
+}
+
+/// Writes the scale of expert `expert`'s row `m`, group `g` (experts of
+/// `rows` rows and `groups` groups) in `layout` (a `ScaleLayout` value or
+/// `PACKED_UE8M0_LAYOUT`); with `last_row`, the f32 layout's padding rows of
+/// the column are zeroed too. The packed layout's padding (and every byte
+/// the kernel does not write) is zeroed by the host before the launch.
+///
+/// # Safety
+/// `scales` holds every expert's scales in `layout`, and `expert`, `m`, `g`
+/// are in range.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn write_scale(
+    scales: *mut f32,
+    layout: u32,
+    expert: u64,
+    m: u64,
+    g: u64,
+    rows: u64,
+    groups: u64,
+    scale: f32,
+    last_row: bool,
+) {
+    if layout == PACKED_UE8M0_LAYOUT {
+        let at = packed_ue8m0_byte_index(expert, m, g, rows, groups);
+        (scales as *mut u8).add(at as usize).write(ue8m0_byte(scale));
+        return;
+    }
+    let layout = ScaleLayout::from_u32(layout).unwrap_or(ScaleLayout::RowMajor);
+    let base = scales.add((expert * layout.len(rows, groups)) as usize);
+    base.add(layout.index(m, g, rows, groups) as usize).write(scale);
+    let mut pad = rows;
+    while last_row && pad < layout.padded_rows(rows) {
+        base.add(layout.index(pad, g, rows, groups) as usize).write(0.0);
+        pad += 1;
     }
 }
 
@@ -334,7 +365,6 @@ unsafe fn rms_norm_groups<T: Store8>(
     let gs = group_size as u64;
     let tpg = gs / ELEMS_PER_THREAD;
     let groups = cols.div_ceil(gs);
-    let layout = ScaleLayout::from_u32(layout).unwrap_or(ScaleLayout::RowMajor);
     let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
     let dst = q.wrapping_add((row * cols) as usize);
     unroll4!(s => {
@@ -357,14 +387,7 @@ unsafe fn rms_norm_groups<T: Store8>(
             store_chunk(dst.wrapping_add(c as usize), GroupQuantizer::new(format, scale, fp8_max).quantize8(&h), n);
             let g = c / gs;
             if (s as u64 * threads + tid) % tpg == 0 && g < groups {
-                scales.add(layout.index(row, g, rows, groups) as usize).write(scale);
-                if row + 1 == rows {
-                    let mut pad = rows;
-                    while pad < layout.padded_rows(rows) {
-                        scales.add(layout.index(pad, g, rows, groups) as usize).write(0.0);
-                        pad += 1;
-                    }
-                }
+                write_scale(scales, layout, 0, row, g, rows, groups, scale, row + 1 == rows);
             }
         }
     });
