@@ -128,9 +128,14 @@ unsafe fn quantize_groups<T: Load8, P: Producer>(
     let valid = |c: u64| if active { cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD) } else { 0 };
 
     let src = x.wrapping_add((row * row_stride) as usize);
+    // Chunks with nothing to read (rows a mask leaves out, past a K tail)
+    // skip the producer's work: whole warps of them then cost almost nothing.
     let mut h = [[0f32; 8]; 2];
     unroll2!(c => {
-        h[c] = P::produce(src, col(c as u64), cols, valid(c as u64));
+        let n = valid(c as u64);
+        if n > 0 {
+            h[c] = P::produce(src, col(c as u64), cols, n);
+        }
     });
 
     let mut amax = 0f32;
@@ -149,8 +154,10 @@ unsafe fn quantize_groups<T: Load8, P: Producer>(
     let quantizer = GroupQuantizer::new(format, scale, fp8_max);
     let dst = q.wrapping_add((row * cols) as usize);
     unroll2!(c => {
-        let c = c as u64;
-        store_chunk(dst.wrapping_add(col(c) as usize), quantizer.quantize8(&h[c as usize]), valid(c));
+        let n = valid(c as u64);
+        if n > 0 {
+            store_chunk(dst.wrapping_add(col(c as u64) as usize), quantizer.quantize8(&h[c]), n);
+        }
     });
     if active && lane == 0 {
         let last_row = masked == 0 && m + 1 == expert_rows;
