@@ -1,5 +1,5 @@
 //! The scalar math of the fused quantizers (`silu_mul_per_token_group_quant_fp8`,
-//! `rms_norm_per_token_group_quant_fp8`): `exp`, `silu`, the RMS reciprocal
+//! `rms_norm_per_token_group_quant_fp8`): `exp`, `sigmoid` and `silu`, the RMS reciprocal
 //! and the rounding of f32 to the 16-bit input types.
 //!
 //! One implementation, compiled into the kernels and called by the CPU
@@ -49,36 +49,34 @@ const EXP_POLY: [f32; 6] = [
     0.5,
 ];
 
-/// `2^e` for `-126 <= e <= 127`.
+/// `2^e` for `-126 <= e <= 127` (wrapping: other `e` give a pattern that
+/// only ever multiplies a NaN).
 #[inline(always)]
 fn pow2i(e: i32) -> f32 {
-    f32::from_bits(((e + 127) as u32) << 23)
+    f32::from_bits((e.wrapping_add(127) as u32) << 23)
 }
 
 /// `e^x` in f32, within 1 ulp of the true value for normal results (the
 /// project's own definition: the CPU and the GPU compute exactly these
 /// operations).
 ///
-/// `x = k ln 2 + s` with `k = round(x log2 e)` (an `fma` against `1.5 * 2^23`,
-/// ties to even) and `s` by two `fma`s against `ln 2` split in two parts; `e^s
-/// = 1 + s + s^2 p(s)` with `p` of degree 5 evaluated by Horner `fma`s; the
-/// result is scaled by `2^k` in two exact-then-rounded products so that
-/// subnormal results round once. NaN returns `x`; `x > 104` gives +inf and
-/// `x < -104` gives +0 (the true values overflow or are below half the
-/// smallest subnormal).
+/// `x` is clamped to `[-104, 104]` (by comparisons, so NaN stays NaN; the
+/// arithmetic below then overflows to +inf at 104 and rounds to +0 at -104,
+/// the values of `e^x` past those bounds). `x = k ln 2 + s` with `k =
+/// round(x log2 e)`: `t = fma(x, log2 e, 1.5 * 2^23)` rounds to nearest even
+/// and holds `k` in its low bits, `s` comes from two `fma`s against `ln 2`
+/// split in two parts; `e^s = 1 + s + s^2 p(s)` with `p` of degree 5 by
+/// Horner `fma`s; the result is scaled by `2^k` in two exact-then-rounded
+/// products so that subnormal results round once. No branch, no saturating
+/// conversion: about 20 GPU instructions.
 #[inline(always)]
 pub fn expf<O: ExactOps>(x: f32) -> f32 {
-    if x.is_nan() {
-        return x;
-    }
-    if x > 104.0 {
-        return f32::INFINITY;
-    }
-    if x < -104.0 {
-        return 0.0;
-    }
-    let kf = O::fma(x, LOG2E, ROUND_MAGIC) - ROUND_MAGIC;
-    let k = kf as i32;
+    // `f32::clamp` compares, so NaN passes through.
+    let x = x.clamp(-104.0, 104.0);
+    let t = O::fma(x, LOG2E, ROUND_MAGIC);
+    let kf = t - ROUND_MAGIC;
+    // t is in [2^23, 2^24): its bits are those of 1.5 * 2^23 plus k.
+    let k = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
     let s = O::fma(kf, -LN2_HI, x);
     let s = O::fma(kf, -LN2_LO, s);
     let mut u = EXP_POLY[0];
@@ -88,17 +86,54 @@ pub fn expf<O: ExactOps>(x: f32) -> f32 {
         i += 1;
     }
     let u = O::fma(s * s, u, s + 1.0);
-    // |k| <= 151: both halves of the exponent are normal powers of two; the
+    // |k| <= 150: both halves of the exponent are normal powers of two; the
     // first product is exact, the second rounds once.
     let k1 = k >> 1;
-    (u * pow2i(k1)) * pow2i(k - k1)
+    (u * pow2i(k1)) * pow2i(k.wrapping_sub(k1))
 }
 
-/// `silu(g) = g / (1 + exp(-g))` (IEEE division): `-0` for `g` below -104,
-/// `g` itself for large `g`, NaN for NaN.
+/// `8 / 17` and `24 / 17`: the linear seed `24/17 - 8/17 d` of `1 / d` on
+/// `[1, 2]` (the minimax line, relative error at most 1/17).
+const RECIP_SEED: (f32, f32) = (8.0 / 17.0, 24.0 / 17.0);
+
+/// `1 / d` for `d` in `[1, 2]` (NaN for NaN): the linear seed, then three
+/// Newton steps `r = fma(r, fma(-d, r, 1), r)`, which take its 4 correct
+/// bits past f32's 24 (within 1 ulp). No division: the GPU's IEEE division
+/// is a call-guarded sequence of about 11 instructions.
+#[inline(always)]
+pub fn recip_1_2<O: ExactOps>(d: f32) -> f32 {
+    let mut r = O::fma(-RECIP_SEED.0, d, RECIP_SEED.1);
+    let mut i = 0;
+    while i < 3 {
+        r = O::fma(r, O::fma(-d, r, 1.0), r);
+        i += 1;
+    }
+    r
+}
+
+/// `sigmoid(g) = 1 / (1 + e^-g)`, computed as `r = 1 / (1 + t)` with `t =
+/// e^-|g|` in `[0, 1]` (so `1 + t` is in `[1, 2]` and nothing overflows):
+/// `r` for `g >= 0`, `t * r` otherwise. NaN for NaN.
+#[inline(always)]
+pub fn sigmoid<O: ExactOps>(g: f32) -> f32 {
+    let t = expf::<O>(-crate::scale::abs(g));
+    let r = recip_1_2::<O>(1.0 + t);
+    if g >= 0.0 {
+        r
+    } else {
+        t * r
+    }
+}
+
+/// `silu(g) = g * sigmoid(g)`, within 3 ulps of the true value for `g >
+/// -87`; below, `e^g` is an f32 subnormal and the result (under 1e-36 in
+/// magnitude, a code of 0 for any valid `eps`) keeps only its bits. `-0` for
+/// gates below about -104 and for -0,
+/// `g` itself for large `g`, NaN for NaN and for -inf (as `g / (1 + e^-g)`
+/// and torch give).
 #[inline(always)]
 pub fn silu<O: ExactOps>(g: f32) -> f32 {
-    g / (1.0 + expf::<O>(-g))
+    g * sigmoid::<O>(g)
 }
 
 /// The element of `silu_mul_per_token_group_quant_fp8`: `silu(gate) * up`,
@@ -265,6 +300,12 @@ mod tests {
         assert_eq!(expf::<Soft>(89.0), f32::INFINITY);
         assert!(expf::<Soft>(-103.0) > 0.0);
         assert_eq!(silu::<Soft>(-200.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(silu::<Soft>(-0.0).to_bits(), (-0.0f32).to_bits());
         assert_eq!(silu::<Soft>(200.0), 200.0);
+        assert_eq!(silu::<Soft>(f32::INFINITY), f32::INFINITY);
+        assert!(silu::<Soft>(f32::NEG_INFINITY).is_nan());
+        assert!(silu::<Soft>(f32::NAN).is_nan());
+        assert_eq!(recip_1_2::<Soft>(1.0), 1.0);
+        assert_eq!(recip_1_2::<Soft>(2.0), 0.5);
     }
 }

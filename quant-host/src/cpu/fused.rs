@@ -231,6 +231,28 @@ mod tests {
     }
 
     #[test]
+    fn recip_and_silu_are_within_a_few_ulps() {
+        use quant_kernels::fused::recip_1_2;
+        let ulps = |a: f32, b: f32| a.to_bits().abs_diff(b.to_bits());
+        let mut d = 1.0f32;
+        while d <= 2.0 {
+            assert!(ulps(recip_1_2::<HostOps>(d), 1.0 / d) <= 1, "1/{d}");
+            d = f32::from_bits(d.to_bits() + 97);
+        }
+        let mut worst = 0;
+        for b in 0..=0xFFFFu32 {
+            let g = f32::from_bits(b << 16);
+            let want = (g as f64 / (1.0 + (-(g as f64)).exp())) as f32;
+            // Below -87, e^g is an f32 subnormal and silu keeps only its bits
+            // (|silu| < 1e-36 there, which quantizes to 0 for any valid eps).
+            if want.is_normal() && g > -87.0 {
+                worst = worst.max(ulps(silu::<HostOps>(g), want));
+            }
+        }
+        assert!(worst <= 3, "silu off by {worst} ulps");
+    }
+
+    #[test]
     fn rounding_matches_half_except_nan_payloads() {
         let mut b = 0u32;
         while b < u32::MAX - 4093 {

@@ -160,3 +160,19 @@ pub(crate) fn rms_norm<T: Element, S: ScaleElem>(
     unsafe { builder.launch(config) }?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::PtxArch;
+    use quant_kernels::fused_abi::FUSED_ENTRIES;
+
+    #[test]
+    fn every_fused_entry_is_in_every_ptx_module() {
+        for arch in [PtxArch::Sm80, PtxArch::Sm90, PtxArch::Sm90a] {
+            for e in FUSED_ENTRIES {
+                let entry = [".entry ", e.name(), "("].concat();
+                assert!(arch.ptx().contains(&entry), "{} missing from the {arch:?} module", e.name());
+            }
+        }
+    }
+}
