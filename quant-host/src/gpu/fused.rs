@@ -45,7 +45,7 @@ pub(crate) fn fused_group<T: Element, S: ScaleElem>(
         gpu.check_context("masked_m", m.context())?;
     }
     plan.check_buffers(x.len(), masked_m.map(|m| m.len()), q.len(), scales.len())?;
-    if plan.packed() {
+    if plan.packed() && !scales.is_empty() {
         // The kernel writes the valid rows' bytes only; the rest are 0.
         gpu.stream().memset_zeros(scales)?;
     }
@@ -115,7 +115,7 @@ pub(crate) fn rms_norm<T: Element, S: ScaleElem>(
         gpu.check_context("residual", r.context())?;
     }
     plan.check_buffers(x.len(), residual.as_ref().map(|r| r.len()), weight.len(), q.len(), scales.len())?;
-    if plan.packed() {
+    if plan.packed() && !scales.is_empty() {
         gpu.stream().memset_zeros(scales)?;
     }
     let quant = plan.quant();
