@@ -60,6 +60,30 @@ pub enum QuantError {
         /// The tile asked for.
         tile: &'static str,
     },
+    /// The RMSNorm `eps` (inside the square root) is not finite and positive.
+    #[error("invalid RMSNorm eps {0}: must be finite and positive")]
+    InvalidNormEps(f32),
+    /// A row is longer than the fused RMSNorm quantizer takes.
+    #[error("rms_norm rows of {cols} elements are not supported: at most {max}")]
+    RowTooLong {
+        /// K.
+        cols: usize,
+        /// The largest K.
+        max: usize,
+    },
+    /// The packed UE8M0 scale layout holds powers of two only.
+    #[error("packed UE8M0 scales need scale_mode ue8m0 (power-of-two scales)")]
+    PackedNeedsUe8m0,
+    /// A masked MoE layout's valid-row count exceeds the expert's rows.
+    #[error("masked_m[{expert}] = {valid} exceeds the {rows} rows of each expert")]
+    MaskedRows {
+        /// The expert.
+        expert: usize,
+        /// Its `masked_m` entry.
+        valid: u64,
+        /// Rows per expert (`M_max`).
+        rows: usize,
+    },
     /// Two operands disagree on a dimension.
     #[error("shape mismatch: {0}")]
     ShapeMismatch(String),

@@ -10,8 +10,8 @@ use common::*;
 use quant_host::checkpoint::{quantize, CheckpointError, QuantizeOptions, Selector, Silent};
 use quant_host::cpu;
 use quant_host::{
-    BlockConfig, Device, Fp8Format, GemmConfig, GemmShape, GroupSize, MatrixShape, QuantError, ScaleLayout, Tensor,
-    TokenGroupConfig,
+    BlockConfig, Device, Fp8Format, GemmConfig, GemmShape, GroupSize, MatrixShape, QuantError, RmsNormConfig,
+    ScaleLayout, Tensor, TokenGroupConfig,
 };
 use safetensors::Dtype;
 use std::path::Path;
@@ -53,6 +53,11 @@ fn api_rows() -> Vec<Row> {
     let max_rows = Tensor::<f32>::from_vec(vec![], MatrixShape::strided(usize::MAX, 0, 0).unwrap()).unwrap();
     let tma = TokenGroupConfig { layout: ScaleLayout::ColMajorTmaAligned, ..Default::default() };
     let gemm = GemmConfig::default();
+    let odd = Tensor::from_vec(vec![1f32; 2 * 7], MatrixShape::new(2, 7).unwrap()).unwrap();
+    let row = Tensor::from_vec(vec![1f32; 8], MatrixShape::new(1, 8).unwrap()).unwrap();
+    let long = Tensor::from_vec(vec![1f32; 32769], MatrixShape::new(1, 32769).unwrap()).unwrap();
+    let too_many = Tensor::from_vec(vec![3u32], MatrixShape::new(1, 1).unwrap()).unwrap();
+    let zero_eps = RmsNormConfig { norm_eps: 0.0, ..RmsNormConfig::default() };
     vec![
         Row {
             entry: "`GroupSize::try_from`",
@@ -208,6 +213,36 @@ fn api_rows() -> Vec<Row> {
             input: "no CUDA driver on the machine",
             tests: "fp8q_cli::device_flag_and_bench_without_gpu",
             message: QuantError::NoDriver.to_string(),
+        },
+        Row {
+            entry: "`Device::silu_mul_per_token_group_quant_fp8*`",
+            input: "an input with an odd number of columns (not `[M, 2N]`)",
+            tests: "quant-host fused::tests::plans_check_shapes",
+            message: api(Device::Cpu.silu_mul_per_token_group_quant_fp8(&odd, &TokenGroupConfig::default())),
+        },
+        Row {
+            entry: "`Device::rms_norm_per_token_group_quant_fp8*`",
+            input: "norm_eps NaN, inf or <= 0",
+            tests: "quant-host fused::tests::plans_check_shapes",
+            message: api(Device::Cpu.rms_norm_per_token_group_quant_fp8(&row, &row, None, &zero_eps)),
+        },
+        Row {
+            entry: "`Device::rms_norm_per_token_group_quant_fp8*`",
+            input: "rows longer than 32768 (one CTA holds a row)",
+            tests: "quant-host fused::tests::plans_check_shapes",
+            message: api(Device::Cpu.rms_norm_per_token_group_quant_fp8(&long, &long, None, &RmsNormConfig::default())),
+        },
+        Row {
+            entry: "the masked MoE entry points (CPU; the GPU kernel clamps)",
+            input: "masked_m[e] above the expert's M_max rows",
+            tests: "cpu_fused::masked_counts_above_the_expert_rows_are_errors",
+            message: api(Device::Cpu.per_token_group_quant_fp8_masked(&odd, &too_many, &TokenGroupConfig::default())),
+        },
+        Row {
+            entry: "the `*_packed_ue8m0` entry points",
+            input: "packed UE8M0 scales with scale_mode float",
+            tests: "cpu_fused::packed_needs_ue8m0_scales",
+            message: api(Device::Cpu.per_token_group_quant_fp8_packed_ue8m0(&row, None, &TokenGroupConfig::default())),
         },
     ]
 }

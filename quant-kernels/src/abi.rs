@@ -399,7 +399,7 @@ pub fn quantizer_entries() -> impl Iterator<Item = (&'static str, Option<(u32, u
     let tg = TokenGroupKernel::ALL.iter().map(|k| (k.name(), k.launch_bounds()));
     let block = BlockKernel::ALL.iter().map(|k| (k.name(), k.launch_bounds()));
     let codec = CodecKernel::ALL.iter().map(|k| (k.name(), k.launch_bounds()));
-    tg.chain(block).chain(codec)
+    tg.chain(block).chain(codec).chain(crate::fused_abi::fused_entries())
 }
 
 #[cfg(test)]
@@ -443,7 +443,7 @@ mod tests {
             assert_eq!(CodecKernel::new(CodecOp::Decode, format).name(), ["fp8_decode_", format.name()].concat());
         }
         let names: std::collections::HashSet<_> = quantizer_entries().map(|(n, _)| n).collect();
-        assert_eq!(names.len(), 36 + 6 + 4);
+        assert_eq!(names.len(), 36 + 6 + 4 + 18);
     }
 
     #[test]

@@ -136,6 +136,26 @@ pub fn fma(a: f32, b: f32, c: f32) -> f32 {
     unsafe { fma_f32(a, b, c) }
 }
 
+/// The correctly rounded square root (`sqrt.rn.f32`, never the
+/// approximate form): the fused RMS kernel's result must match the CPU's
+/// `f32::sqrt` bit for bit.
+#[inline(always)]
+pub fn sqrt_rn(x: f32) -> f32 {
+    let r: f32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        core::arch::asm!("sqrt.rn.f32 {r}, {x};", r = out(reg32) r, x = in(reg32) x, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// `blockDim.x` (the fused RMS kernel's CTA size varies with K).
+#[inline(always)]
+pub fn block_dim() -> u32 {
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { nvptx::_block_dim_x() }
+}
+
 /// `clamp(v, -max, max)` with NaN passed through, as
 /// [`crate::scale::clamp`] computes it, in two `max.NaN`/`min.NaN`
 /// instructions instead of compares and selects.

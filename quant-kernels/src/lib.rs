@@ -30,6 +30,9 @@ pub mod element;
 #[macro_use]
 pub mod gemm_contract;
 pub mod fp8;
+pub mod fused;
+#[macro_use]
+pub mod fused_abi;
 pub mod geometry;
 pub mod layout;
 pub mod scale;

@@ -10,11 +10,14 @@
 //!   every quantizer output must have, whoever produced it (CPU or GPU).
 //! - [`naive_gemm_f64`] and [`max_rel_err`]: the dequantize-then-matmul oracle
 //!   of the block-scale GEMM.
+//! - [`fused`]: the cases of the fused quantizers (silu_mul, rms_norm, the
+//!   masked MoE layout), shared by their CPU and GPU tests.
 //! - [`bad_input`]: the invalid calls of every entry point and the typed
 //!   error each must return, shared by the CPU and GPU bad-input tests.
 #![deny(missing_docs)]
 
 pub mod bad_input;
+pub mod fused;
 
 use quant_host::cpu;
 use quant_host::{BlockConfig, Element, Fp8Format, MatrixShape, ScaleLayout, ScaleMode, TokenGroupConfig};

@@ -15,6 +15,7 @@
 //! overhead included) is reported beside it.
 
 pub mod e2e;
+pub mod fused;
 mod gemm;
 pub mod host_cost;
 mod report;
@@ -59,6 +60,10 @@ pub struct BenchArgs {
     /// With --gemm: also time every tile of the fast kernel
     #[arg(long)]
     pub gemm_variants: bool,
+    /// Also run the fused section: silu_mul and rms_norm quantization against
+    /// the two-step path, and the masked MoE layout against a dense call
+    #[arg(long)]
+    pub fused: bool,
     /// With --gemm: these shapes (`M,N,K`) instead of the peer set
     #[arg(long, num_args = 1.., value_parser = parse_shape)]
     pub gemm_shapes: Vec<(usize, usize, usize)>,
@@ -193,6 +198,9 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     } else {
         Vec::new()
     };
+    if args.fused {
+        fused::run(&gpu, copy_gbps, args.quick, args.out.as_deref())?;
+    }
     let e2e_records = if args.e2e { e2e::run(&gpu, &input, copy_gbps, args.quick)? } else { Vec::new() };
     let quant = report::QuantReport { records: &records, ceilings, host_costs: &host_costs, peers: peers.as_ref() };
     report::write(&quant, &e2e_records, &gemm_records, &device, args.out.as_deref())?;

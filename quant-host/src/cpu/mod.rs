@@ -18,6 +18,7 @@
 mod block;
 pub mod block_par;
 mod dequant;
+pub mod fused;
 mod gemm;
 mod token_group;
 

@@ -5,6 +5,7 @@
 
 mod block;
 mod codec;
+pub(crate) mod fused;
 pub(crate) mod gemm;
 mod gemm_mma;
 mod kernel;

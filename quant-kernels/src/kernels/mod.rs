@@ -78,6 +78,7 @@ pub mod chunk;
 pub mod common;
 pub mod copy;
 pub mod encode;
+pub mod fused;
 pub mod gemm;
 #[cfg(target_feature = "sm_90a")]
 pub mod gemm_reduce;

@@ -1,0 +1,311 @@
+//! The scalar math of the fused quantizers (`silu_mul_per_token_group_quant_fp8`,
+//! `rms_norm_per_token_group_quant_fp8`): `exp`, `sigmoid` and `silu`, the RMS reciprocal
+//! and the rounding of f32 to the 16-bit input types.
+//!
+//! One implementation, compiled into the kernels and called by the CPU
+//! reference in `quant-host`, so the GPU output is bit-identical to the CPU's
+//! (`docs/spec.md`, "Fused quantizers"). Every function is built only from
+//! operations that are correctly rounded on both machines: IEEE add, mul,
+//! div and sqrt, and a fused multiply-add. No approximate GPU instruction
+//! (`ex2.approx`, `rcp.approx`, `rsqrt.approx`) appears, and no libm call
+//! whose last bit differs between C libraries.
+//!
+//! `fma` and `sqrt` come from an [`ExactOps`] type because this crate is
+//! `no_std` on the host's stable toolchain, where neither exists in `core`:
+//! the kernels pass the PTX instructions (`fma.rn.f32`, `sqrt.rn.f32`), the
+//! CPU reference `f32::mul_add` and `f32::sqrt`, all four correctly rounded.
+//! Every multiply-add that matters is an explicit `fma`; the rest are plain
+//! products and sums, which neither rustc nor the NVPTX backend contracts
+//! (no `contract` flags, no fast-math).
+
+/// The two correctly rounded operations `core` lacks on the host.
+pub trait ExactOps: Copy {
+    /// `a * b + c` with one rounding.
+    fn fma(a: f32, b: f32, c: f32) -> f32;
+    /// The correctly rounded square root (NaN for negative input).
+    fn sqrt(x: f32) -> f32;
+}
+
+/// `log2(e)` rounded to f32.
+const LOG2E: f32 = core::f32::consts::LOG2_E;
+/// `ln(2)` split so that `k * LN2_HI` is exact for `|k| <= 2^9`:
+/// 0.693145751953125 (the constants are written as bits, so no decimal
+/// reading can change them).
+const LN2_HI: f32 = f32::from_bits(0x3F31_7200);
+/// `ln(2) - LN2_HI`, about 1.4286068e-6.
+const LN2_LO: f32 = f32::from_bits(0x35BF_BE8E);
+/// `1.5 * 2^23`: adding it rounds an f32 of magnitude below 2^22 to an
+/// integer (round to nearest even).
+const ROUND_MAGIC: f32 = 12_582_912.0;
+/// Minimax coefficients of `(e^s - 1 - s) / s^2` on `|s| <= ln(2) / 2`
+/// (SLEEF's `expf_u10`), highest degree first: about 1.98527618e-4,
+/// 1.39304355e-3, 8.33336078e-3, 4.16664854e-2, 0.166666672, 0.5.
+const EXP_POLY: [f32; 6] = [
+    f32::from_bits(0x3950_2BDA),
+    f32::from_bits(0x3AB6_96C9),
+    f32::from_bits(0x3C08_88A6),
+    f32::from_bits(0x3D2A_AA7A),
+    f32::from_bits(0x3E2A_AAAB),
+    0.5,
+];
+
+/// `2^e` for `-126 <= e <= 127` (wrapping: other `e` give a pattern that
+/// only ever multiplies a NaN).
+#[inline(always)]
+fn pow2i(e: i32) -> f32 {
+    f32::from_bits((e.wrapping_add(127) as u32) << 23)
+}
+
+/// `e^x` in f32, within 1 ulp of the true value for normal results (the
+/// project's own definition: the CPU and the GPU compute exactly these
+/// operations).
+///
+/// `x` is clamped to `[-104, 104]` (by comparisons, so NaN stays NaN; the
+/// arithmetic below then overflows to +inf at 104 and rounds to +0 at -104,
+/// the values of `e^x` past those bounds). `x = k ln 2 + s` with `k =
+/// round(x log2 e)`: `t = fma(x, log2 e, 1.5 * 2^23)` rounds to nearest even
+/// and holds `k` in its low bits, `s` comes from two `fma`s against `ln 2`
+/// split in two parts; `e^s = 1 + s + s^2 p(s)` with `p` of degree 5 by
+/// Horner `fma`s; the result is scaled by `2^k` in two exact-then-rounded
+/// products so that subnormal results round once. No branch, no saturating
+/// conversion: about 20 GPU instructions.
+#[inline(always)]
+pub fn expf<O: ExactOps>(x: f32) -> f32 {
+    // `f32::clamp` compares, so NaN passes through.
+    let x = x.clamp(-104.0, 104.0);
+    let t = O::fma(x, LOG2E, ROUND_MAGIC);
+    let kf = t - ROUND_MAGIC;
+    // t is in [2^23, 2^24): its bits are those of 1.5 * 2^23 plus k.
+    let k = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
+    let s = O::fma(kf, -LN2_HI, x);
+    let s = O::fma(kf, -LN2_LO, s);
+    let mut u = EXP_POLY[0];
+    let mut i = 1;
+    while i < EXP_POLY.len() {
+        u = O::fma(u, s, EXP_POLY[i]);
+        i += 1;
+    }
+    let u = O::fma(s * s, u, s + 1.0);
+    // |k| <= 150: both halves of the exponent are normal powers of two; the
+    // first product is exact, the second rounds once.
+    let k1 = k >> 1;
+    (u * pow2i(k1)) * pow2i(k.wrapping_sub(k1))
+}
+
+/// `8 / 17` and `24 / 17`: the linear seed `24/17 - 8/17 d` of `1 / d` on
+/// `[1, 2]` (the minimax line, relative error at most 1/17).
+const RECIP_SEED: (f32, f32) = (8.0 / 17.0, 24.0 / 17.0);
+
+/// `1 / d` for `d` in `[1, 2]` (NaN for NaN): the linear seed, then three
+/// Newton steps `r = fma(r, fma(-d, r, 1), r)`, which take its 4 correct
+/// bits past f32's 24 (within 1 ulp). No division: the GPU's IEEE division
+/// is a call-guarded sequence of about 11 instructions.
+#[inline(always)]
+pub fn recip_1_2<O: ExactOps>(d: f32) -> f32 {
+    let mut r = O::fma(-RECIP_SEED.0, d, RECIP_SEED.1);
+    let mut i = 0;
+    while i < 3 {
+        r = O::fma(r, O::fma(-d, r, 1.0), r);
+        i += 1;
+    }
+    r
+}
+
+/// `sigmoid(g) = 1 / (1 + e^-g)`, computed as `r = 1 / (1 + t)` with `t =
+/// e^-|g|` in `[0, 1]` (so `1 + t` is in `[1, 2]` and nothing overflows):
+/// `r` for `g >= 0`, `t * r` otherwise. NaN for NaN.
+#[inline(always)]
+pub fn sigmoid<O: ExactOps>(g: f32) -> f32 {
+    let t = expf::<O>(-crate::scale::abs(g));
+    let r = recip_1_2::<O>(1.0 + t);
+    if g >= 0.0 {
+        r
+    } else {
+        t * r
+    }
+}
+
+/// `silu(g) = g * sigmoid(g)`, within 3 ulps of the true value for `g >
+/// -87`; below, `e^g` is an f32 subnormal and the result (under 1e-36 in
+/// magnitude, a code of 0 for any valid `eps`) keeps only its bits. `-0` for
+/// gates below about -104 and for -0,
+/// `g` itself for large `g`, NaN for NaN and for -inf (as `g / (1 + e^-g)`
+/// and torch give).
+#[inline(always)]
+pub fn silu<O: ExactOps>(g: f32) -> f32 {
+    g * sigmoid::<O>(g)
+}
+
+/// The element of `silu_mul_per_token_group_quant_fp8`: `silu(gate) * up`,
+/// in f32, never rounded to the input type.
+#[inline(always)]
+pub fn silu_mul<O: ExactOps>(gate: f32, up: f32) -> f32 {
+    silu::<O>(gate) * up
+}
+
+/// Elements per leaf of the RMS sum: one 8-element chunk.
+pub const RMS_LEAF: u64 = 8;
+
+/// Sum of squares of one leaf (8 elements, zeros past the row's end), in
+/// element order: `acc = fma(v, v, acc)` from `acc = +0`.
+#[inline(always)]
+pub fn leaf_square_sum<O: ExactOps>(v: &[f32; 8]) -> f32 {
+    let mut acc = 0.0f32;
+    let mut i = 0;
+    while i < 8 {
+        acc = O::fma(v[i], v[i], acc);
+        i += 1;
+    }
+    acc
+}
+
+/// The RMS factor `1 / sqrt(sum / K + eps)` of a row whose sum of squares
+/// is `sum` over `cols` (K) elements: IEEE division by `K` (converted to f32,
+/// exact for `K <= 2^24`), IEEE add, correctly rounded sqrt, IEEE division.
+#[inline(always)]
+pub fn rms_inverse<O: ExactOps>(sum: f32, cols: u64, eps: f32) -> f32 {
+    let mean = sum / cols as f32;
+    1.0 / O::sqrt(mean + eps)
+}
+
+/// The normalized element `h = (y * inv) * w`, two IEEE products in this
+/// order.
+#[inline(always)]
+pub fn rms_apply(y: f32, inv: f32, w: f32) -> f32 {
+    (y * inv) * w
+}
+
+/// Most elements of a row `rms_norm_per_token_group_quant_fp8` takes: the GPU
+/// kernel holds a row in one CTA, at most 1024 threads of 4 leaves.
+pub const RMS_MAX_COLS: u64 = 32_768;
+
+/// Launch geometry of the RMS kernel for rows of `cols` elements:
+/// `(threads per CTA, leaves per thread)`, `None` above [`RMS_MAX_COLS`].
+///
+/// The row's `ceil(K / 8)` leaves are padded with zero leaves to
+/// `threads * leaves` (a power of two; padding a halving tree with zeros
+/// leaves its sum unchanged, so the geometry is not part of the contract):
+/// leaf `j` lives in thread `j % threads`, slot `j / threads`.
+pub const fn rms_geometry(cols: u64) -> Option<(u32, u32)> {
+    if cols > RMS_MAX_COLS {
+        return None;
+    }
+    let leaves = cols.div_ceil(RMS_LEAF);
+    let padded = if leaves <= 1 { 1 } else { leaves.next_power_of_two() };
+    let threads = if padded / 4 < 32 { 32 } else { padded / 4 };
+    let slots = if padded / threads == 0 { 1 } else { padded / threads };
+    Some((threads as u32, slots as u32))
+}
+
+/// The UE8M0 byte of a power-of-two scale: its biased f32 exponent (`0xFF`
+/// for an infinite or NaN scale), as DeepGEMM's packed scales hold it.
+#[inline(always)]
+pub fn ue8m0_byte(scale: f32) -> u8 {
+    ((scale.to_bits() >> 23) & 0xFF) as u8
+}
+
+/// Where the byte of row `m`, group `g` of expert `expert` lies in the
+/// packed UE8M0 layout of experts of `rows` rows and `groups` groups: the
+/// `u32` word `(g / 4, m)` of an MN-major `[ceil(G / 4), align(rows, 4)]`
+/// grid per expert, byte `g % 4` of it (little-endian), as DeepGEMM's
+/// `get_mn_major_tma_aligned_packed_ue8m0_tensor` lays them out.
+#[inline(always)]
+pub const fn packed_ue8m0_byte_index(expert: u64, m: u64, g: u64, rows: u64, groups: u64) -> u64 {
+    let aligned = rows.div_ceil(4) * 4;
+    let words = groups.div_ceil(4);
+    ((expert * words + g / 4) * aligned + m) * 4 + g % 4
+}
+
+/// bf16 bits of `x`, round to nearest even; overflow goes to ±inf and every
+/// NaN to `0x7FC0` (one NaN pattern, so the two machines agree on payloads).
+#[inline(always)]
+pub fn f32_to_bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    if b & 0x7FFF_FFFF > 0x7F80_0000 {
+        return 0x7FC0;
+    }
+    ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// f16 bits of `x`, round to nearest even (subnormals included); values at
+/// or above 65520 in magnitude go to ±inf and every NaN to `0x7E00`.
+#[inline(always)]
+pub fn f32_to_f16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let a = b & 0x7FFF_FFFF;
+    if a > 0x7F80_0000 {
+        return 0x7E00;
+    }
+    if a >= 0x477F_F000 {
+        // 65520 is the midpoint between 65504 (odd mantissa) and 2^16.
+        return sign | 0x7C00;
+    }
+    if a >= 0x3880_0000 {
+        // Normal f16 (>= 2^-14): keep 10 mantissa bits, round at bit 13;
+        // a carry bumps the exponent, which is right.
+        let r = a + 0x0FFF + ((a >> 13) & 1);
+        return sign | ((r >> 13) - (112 << 10)) as u16;
+    }
+    if a <= 0x3300_0000 {
+        // At most 2^-25, half the smallest subnormal: a tie rounds to 0.
+        return sign;
+    }
+    // Subnormal f16: the magnitude in units of 2^-24, rounded to nearest even.
+    let e = a >> 23;
+    let m = (a & 0x7F_FFFF) | 0x80_0000;
+    let shift = 126 - e;
+    let kept = m >> shift;
+    let rest = m & ((1 << shift) - 1);
+    let half = 1 << (shift - 1);
+    sign | (kept + (rest > half || (rest == half && kept & 1 == 1)) as u32) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[derive(Clone, Copy)]
+    struct Soft;
+    impl ExactOps for Soft {
+        fn fma(a: f32, b: f32, c: f32) -> f32 {
+            a.mul_add(b, c)
+        }
+        fn sqrt(x: f32) -> f32 {
+            x.sqrt()
+        }
+    }
+
+    #[test]
+    fn geometry_holds_every_row_up_to_the_limit() {
+        assert_eq!(rms_geometry(0), Some((32, 1)));
+        assert_eq!(rms_geometry(100), Some((32, 1)));
+        assert_eq!(rms_geometry(7168), Some((256, 4)));
+        assert_eq!(rms_geometry(4096), Some((128, 4)));
+        assert_eq!(rms_geometry(RMS_MAX_COLS), Some((1024, 4)));
+        assert_eq!(rms_geometry(RMS_MAX_COLS + 1), None);
+        for cols in 0..=RMS_MAX_COLS {
+            let (t, s) = rms_geometry(cols).unwrap();
+            assert!(t as u64 * s as u64 * RMS_LEAF >= cols && s <= 4 && t.is_power_of_two() && t >= 32);
+        }
+    }
+
+    #[test]
+    fn expf_edges() {
+        assert!(expf::<Soft>(f32::NAN).is_nan());
+        assert_eq!(expf::<Soft>(0.0), 1.0);
+        assert_eq!(expf::<Soft>(f32::INFINITY), f32::INFINITY);
+        assert_eq!(expf::<Soft>(f32::NEG_INFINITY), 0.0);
+        assert_eq!(expf::<Soft>(89.0), f32::INFINITY);
+        assert!(expf::<Soft>(-103.0) > 0.0);
+        assert_eq!(silu::<Soft>(-200.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(silu::<Soft>(-0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(silu::<Soft>(200.0), 200.0);
+        assert_eq!(silu::<Soft>(f32::INFINITY), f32::INFINITY);
+        assert!(silu::<Soft>(f32::NEG_INFINITY).is_nan());
+        assert!(silu::<Soft>(f32::NAN).is_nan());
+        assert_eq!(recip_1_2::<Soft>(1.0), 1.0);
+        assert_eq!(recip_1_2::<Soft>(2.0), 0.5);
+    }
+}

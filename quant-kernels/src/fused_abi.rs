@@ -1,0 +1,269 @@
+//! The kernel/host contract of the fused quantizers (`kernels::fused`): their
+//! `#[repr(C)]` parameter blocks and typed entry points, named from the same
+//! lists that generate the kernels (as `crate::abi` does for the plain
+//! quantizers, whose `quantizer_entries` includes these).
+
+use crate::abi::{Kernel, KernelParams};
+use crate::element::DType;
+use crate::Fp8Format;
+
+/// Threads per CTA of the per-group fused kernels.
+pub const FUSED_GROUP_THREADS: u32 = 256;
+/// Chunks of 8 elements each thread of a per-group fused kernel owns.
+pub const FUSED_GROUP_CHUNKS: u64 = 2;
+/// Most threads per CTA of the RMS kernel (one CTA per row).
+pub const RMS_MAX_THREADS: u32 = 1024;
+
+/// The `layout` value of the packed UE8M0 scale layout, which only the fused
+/// kernels write (beyond `ScaleLayout`'s values): one byte per scale
+/// (`fused::ue8m0_byte`) at `fused::packed_ue8m0_byte_index`. The kernels
+/// write the valid rows' bytes only; the host zeroes the whole buffer first
+/// (padding groups and rows, and a masked layout's invalid rows, are 0).
+pub const PACKED_UE8M0_LAYOUT: u32 = 3;
+
+/// Parameters of the per-group fused kernels (`fused_quant_*`,
+/// `silu_mul_quant_*`), after their buffers `(x, q, scales, masked_m)`.
+///
+/// `x` holds `rows` rows of `row_stride` input elements; the kernel's
+/// output row `r` has `cols` elements: `x[r, 0..cols]` for `fused_quant`,
+/// `silu(x[r, c]) * x[r, cols + c]` for `silu_mul_quant` (so
+/// `row_stride >= 2 * cols` there). `q` holds `rows * cols` codes.
+///
+/// The rows form `rows / expert_rows` experts of `expert_rows` rows each
+/// (one expert of all rows when dense). Expert `e`'s scales start at
+/// `e * layout.len(expert_rows, groups)` and its row `m`, group `g` is at
+/// `layout.index(m, g, expert_rows, groups)` from there. With `masked == 1`,
+/// `masked_m` holds one `u32` per expert and only rows
+/// `m < min(masked_m[e], expert_rows)` are read and written (nothing else,
+/// padding rows included); with `masked == 0` it is not read, every row is
+/// valid, and the TMA-aligned layout's padding rows are written as 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FusedGroupParams {
+    /// Rows of `x` and of the codes (all experts).
+    pub rows: u64,
+    /// Output columns per row.
+    pub cols: u64,
+    /// Input elements between the starts of two rows.
+    pub row_stride: u64,
+    /// Rows per expert (`rows` when dense; `rows` is a multiple of it).
+    pub expert_rows: u64,
+    /// 32, 64 or 128.
+    pub group_size: u32,
+    /// 1 when `masked_m` limits the rows of each expert.
+    pub masked: u32,
+    /// Floor of a group's amax.
+    pub eps: f32,
+    /// Clamp bound and scale divisor.
+    pub fp8_max: f32,
+    /// `ScaleMode::as_u32`.
+    pub mode: u32,
+    /// `ScaleLayout::as_u32`, or [`PACKED_UE8M0_LAYOUT`].
+    pub layout: u32,
+}
+
+// SAFETY: `#[repr(C)]`, plain integers and floats; the host checks
+// `group_size`, `expert_rows > 0` and every buffer's length.
+unsafe impl KernelParams for FusedGroupParams {}
+
+/// Parameters of `rms_norm_quant_*`, after its buffers `(x, residual,
+/// weight, q, scales)`: `x` holds `rows` rows of `row_stride` elements,
+/// `residual` (read and written only when `residual == 1`) `rows * cols`
+/// dense, `weight` `cols`, `q` `rows * cols` codes, `scales`
+/// `layout.len(rows, groups)` f32. One CTA of `threads` threads per row,
+/// `slots` leaves per thread (`fused::rms_geometry`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmsNormParams {
+    /// M.
+    pub rows: u64,
+    /// K.
+    pub cols: u64,
+    /// Elements between the starts of two input rows (`>= cols`).
+    pub row_stride: u64,
+    /// The `eps` inside the square root.
+    pub norm_eps: f32,
+    /// Floor of a group's amax.
+    pub eps: f32,
+    /// Clamp bound and scale divisor.
+    pub fp8_max: f32,
+    /// `ScaleMode::as_u32`.
+    pub mode: u32,
+    /// `ScaleLayout::as_u32`, or [`PACKED_UE8M0_LAYOUT`].
+    pub layout: u32,
+    /// 32, 64 or 128.
+    pub group_size: u32,
+    /// 1 to add and write back the residual.
+    pub residual: u32,
+    /// Leaves per thread (1, 2 or 4).
+    pub slots: u32,
+}
+
+// SAFETY: `#[repr(C)]`, plain integers and floats; the host derives
+// `slots` and the CTA size from `fused::rms_geometry` and checks the rest.
+unsafe impl KernelParams for RmsNormParams {}
+
+/// Which operation a fused kernel computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FusedOp {
+    /// The plain per-token-group quantizer (its masked MoE form).
+    Quant,
+    /// `silu(gate) * up`, then per-token-group quantization.
+    SiluMul,
+    /// RMSNorm (optionally after a residual add), then per-token-group quantization.
+    RmsNorm,
+}
+
+/// Lists every fused entry point as `(name: op, input, format;)`.
+macro_rules! fused_kernels {
+    ($then:ident) => {
+        $then! {
+            fused_quant_bf16_e4m3fn: Quant, Bf16, E4M3Fn;
+            fused_quant_bf16_e4m3fnuz: Quant, Bf16, E4M3Fnuz;
+            fused_quant_f16_e4m3fn: Quant, F16, E4M3Fn;
+            fused_quant_f16_e4m3fnuz: Quant, F16, E4M3Fnuz;
+            fused_quant_f32_e4m3fn: Quant, F32, E4M3Fn;
+            fused_quant_f32_e4m3fnuz: Quant, F32, E4M3Fnuz;
+            silu_mul_quant_bf16_e4m3fn: SiluMul, Bf16, E4M3Fn;
+            silu_mul_quant_bf16_e4m3fnuz: SiluMul, Bf16, E4M3Fnuz;
+            silu_mul_quant_f16_e4m3fn: SiluMul, F16, E4M3Fn;
+            silu_mul_quant_f16_e4m3fnuz: SiluMul, F16, E4M3Fnuz;
+            silu_mul_quant_f32_e4m3fn: SiluMul, F32, E4M3Fn;
+            silu_mul_quant_f32_e4m3fnuz: SiluMul, F32, E4M3Fnuz;
+            rms_norm_quant_bf16_e4m3fn: RmsNorm, Bf16, E4M3Fn;
+            rms_norm_quant_bf16_e4m3fnuz: RmsNorm, Bf16, E4M3Fnuz;
+            rms_norm_quant_f16_e4m3fn: RmsNorm, F16, E4M3Fn;
+            rms_norm_quant_f16_e4m3fnuz: RmsNorm, F16, E4M3Fnuz;
+            rms_norm_quant_f32_e4m3fn: RmsNorm, F32, E4M3Fn;
+            rms_norm_quant_f32_e4m3fnuz: RmsNorm, F32, E4M3Fnuz;
+        }
+    };
+}
+
+/// A per-group fused entry point (`fused_quant_*`, `silu_mul_quant_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FusedGroupKernel(FusedEntry);
+
+/// An RMS entry point (`rms_norm_quant_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RmsNormKernel(FusedEntry);
+
+/// One row of `fused_kernels!`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FusedEntry {
+    op: FusedOp,
+    input: DType,
+    format: Fp8Format,
+    name: &'static str,
+}
+
+macro_rules! fused_table {
+    ($($name:ident: $op:ident, $t:ident, $format:ident;)*) => {
+        /// Every fused entry point.
+        pub const FUSED_ENTRIES: &[FusedEntry] = &[$(
+            FusedEntry { op: FusedOp::$op, input: DType::$t, format: Fp8Format::$format, name: stringify!($name) },
+        )*];
+    };
+}
+fused_kernels!(fused_table);
+
+const fn find(op: FusedOp, input: DType, format: Fp8Format) -> FusedEntry {
+    // Ordered by (op, input, format), as `fused_kernels!` lists them.
+    FUSED_ENTRIES[(op as usize * DType::ALL.len() + input as usize) * Fp8Format::ALL.len() + format as usize]
+}
+
+impl FusedEntry {
+    /// The operation.
+    pub const fn op(self) -> FusedOp {
+        self.op
+    }
+
+    /// `(threads per CTA, min CTAs per SM)` the PTX declares.
+    pub const fn launch_bounds(self) -> (u32, u32) {
+        match self.op {
+            FusedOp::RmsNorm => (RMS_MAX_THREADS, 1),
+            // `exp`, the division and (on sm_80) the software encoder of 16
+            // values: 4 CTAs (64 registers) spilled on sm_80.
+            FusedOp::SiluMul => (FUSED_GROUP_THREADS, 2),
+            FusedOp::Quant => (FUSED_GROUP_THREADS, 4),
+        }
+    }
+
+    /// The `.entry` name.
+    pub const fn name(self) -> &'static str {
+        self.name
+    }
+}
+
+impl FusedGroupKernel {
+    /// The entry point of `op` (`Quant` or `SiluMul`; `RmsNorm` gives
+    /// `None`) for `input` and `format`.
+    pub const fn new(op: FusedOp, input: DType, format: Fp8Format) -> Option<Self> {
+        match op {
+            FusedOp::RmsNorm => None,
+            _ => Some(Self(find(op, input, format))),
+        }
+    }
+}
+
+impl RmsNormKernel {
+    /// The RMS entry point for `input` and `format`.
+    pub const fn new(input: DType, format: Fp8Format) -> Self {
+        Self(find(FusedOp::RmsNorm, input, format))
+    }
+}
+
+impl Kernel for FusedGroupKernel {
+    type Params = FusedGroupParams;
+    fn name(self) -> &'static str {
+        self.0.name
+    }
+    fn launch_bounds(self) -> Option<(u32, u32)> {
+        Some(self.0.launch_bounds())
+    }
+}
+
+impl Kernel for RmsNormKernel {
+    type Params = RmsNormParams;
+    fn name(self) -> &'static str {
+        self.0.name
+    }
+    fn launch_bounds(self) -> Option<(u32, u32)> {
+        Some(self.0.launch_bounds())
+    }
+}
+
+/// Every fused entry point's name with its launch bounds (for `cargo xtask
+/// build-ptx`, through `abi::quantizer_entries`).
+pub fn fused_entries() -> impl Iterator<Item = (&'static str, Option<(u32, u32)>)> {
+    FUSED_ENTRIES.iter().map(|e| (e.name, Some(e.launch_bounds())))
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn entries_are_found_by_their_fields_and_named_after_them() {
+        for input in DType::ALL {
+            for format in Fp8Format::ALL {
+                for (op, prefix) in [(FusedOp::Quant, "fused_quant"), (FusedOp::SiluMul, "silu_mul_quant")] {
+                    let k = FusedGroupKernel::new(op, input, format).unwrap();
+                    assert_eq!(k.name(), [prefix, input.name(), format.name()].join("_"));
+                    assert_eq!(k.0.op(), op);
+                }
+                let r = RmsNormKernel::new(input, format);
+                assert_eq!(r.name(), ["rms_norm_quant", input.name(), format.name()].join("_"));
+                assert_eq!(FusedGroupKernel::new(FusedOp::RmsNorm, input, format), None);
+            }
+        }
+        assert_eq!(fused_entries().count(), 18);
+    }
+
+    #[test]
+    fn parameter_blocks_have_no_padding() {
+        assert_eq!(core::mem::size_of::<FusedGroupParams>(), 4 * 8 + 6 * 4);
+        assert_eq!(core::mem::size_of::<RmsNormParams>(), 3 * 8 + 8 * 4);
+    }
+}

@@ -1,0 +1,460 @@
+//! The fused quantizers: the activation is computed where it is quantized,
+//! never written in the input type and read back.
+//!
+//! - `fused_quant_*` (the plain per-token-group quantizer in its masked MoE
+//!   form) and `silu_mul_quant_*` share one per-group kernel: a thread owns
+//!   [`FUSED_GROUP_CHUNKS`] 8-element chunks of one group (lane `l` of the
+//!   group's `GS / 16` lanes holds chunks `l` and `l + GS / 16`, so each
+//!   load instruction of a warp reads consecutive 16-byte pieces), computes
+//!   the group's values `h` in f32, takes the amax by a butterfly over the
+//!   group's lanes, and quantizes with the shared `GroupQuantizer`. The
+//!   rows may form experts of `expert_rows` rows whose valid count is read
+//!   from `masked_m` (see `FusedGroupParams`).
+//! - `rms_norm_quant_*`: one CTA per row, the row held in registers (at most
+//!   4 chunks per thread, `fused::rms_geometry`). The sum of squares follows
+//!   the contract's fixed tree: per-chunk sums (`fused::leaf_square_sum`),
+//!   then a halving tree over chunk indices, which the layout `chunk j in
+//!   thread j % T, slot j / T` computes as slots in-thread, strides `T / 2`
+//!   to 32 through shared memory, then butterfly shuffles within the warp.
+//!
+//! Every scalar step is a `crate::fused` function shared with the CPU
+//! reference; the `ExactOps` they need are `fma.rn.f32` and `sqrt.rn.f32`.
+
+use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
+use super::{Bf16, GroupQuantizer, F16, F32};
+use crate::fused::{
+    f32_to_bf16_bits, f32_to_f16_bits, leaf_square_sum, packed_ue8m0_byte_index, rms_apply, rms_inverse, silu_mul,
+    ue8m0_byte, ExactOps,
+};
+use crate::fused_abi::{FusedGroupParams, RmsNormParams, FUSED_GROUP_CHUNKS, PACKED_UE8M0_LAYOUT};
+use crate::instr::{
+    block_dim, block_index_and_grid, dynamic_shared, global_thread_index, shfl_xor, sqrt_rn, sync_threads, thread_index,
+};
+use crate::scale::{abs, group_scale, nan_max};
+use crate::{Fp8Format, ScaleLayout, ScaleMode};
+
+/// The GPU's correctly rounded `fma` and `sqrt`.
+#[derive(Clone, Copy)]
+struct GpuOps;
+
+impl ExactOps for GpuOps {
+    #[inline(always)]
+    fn fma(a: f32, b: f32, c: f32) -> f32 {
+        crate::instr::fma(a, b, c)
+    }
+    #[inline(always)]
+    fn sqrt(x: f32) -> f32 {
+        sqrt_rn(x)
+    }
+}
+
+/// `(a / b, a % b)`, in 32-bit arithmetic when both fit.
+#[inline(always)]
+fn divmod(a: u64, b: u64) -> (u64, u64) {
+    if a <= u32::MAX as u64 && b <= u32::MAX as u64 {
+        let (a, b) = (a as u32, b as u32);
+        ((a / b) as u64, (a % b) as u64)
+    } else {
+        (a / b, a % b)
+    }
+}
+
+/// What a per-group kernel quantizes: the values of one output chunk.
+trait Producer {
+    /// The 8 values of the chunk at output column `col` of the row whose
+    /// input starts at `src` (`cols` output columns), zeros past `valid`.
+    ///
+    /// # Safety
+    /// The input elements the chunk needs are readable.
+    unsafe fn produce<T: Load8>(src: *const T, col: u64, cols: u64, valid: u64) -> [f32; 8];
+}
+
+/// `h = x`.
+struct Identity;
+
+impl Producer for Identity {
+    #[inline(always)]
+    unsafe fn produce<T: Load8>(src: *const T, col: u64, _cols: u64, valid: u64) -> [f32; 8] {
+        T::unpack(&T::load(src.wrapping_add(col as usize), valid))
+    }
+}
+
+/// `h = silu(gate) * up`, gate at column `col`, up at `cols + col`.
+struct SiluMul;
+
+impl Producer for SiluMul {
+    #[inline(always)]
+    unsafe fn produce<T: Load8>(src: *const T, col: u64, cols: u64, valid: u64) -> [f32; 8] {
+        let gate = T::unpack(&T::load(src.wrapping_add(col as usize), valid));
+        let up = T::unpack(&T::load(src.wrapping_add((cols + col) as usize), valid));
+        let mut h = [0f32; 8];
+        unroll8!(i => {
+            h[i] = silu_mul::<GpuOps>(gate[i], up[i]);
+        });
+        h
+    }
+}
+
+/// The per-group kernel; see the module documentation and `FusedGroupParams`.
+///
+/// # Safety
+/// The host has checked every buffer against `p` and launched at least one
+/// thread per (row, group, lane).
+#[inline(always)]
+unsafe fn quantize_groups<T: Load8, P: Producer>(
+    format: Fp8Format,
+    x: *const T,
+    q: *mut u8,
+    scales: *mut f32,
+    masked_m: *const u32,
+    p: FusedGroupParams,
+) {
+    let FusedGroupParams { rows, cols, row_stride, expert_rows, group_size, masked, eps, fp8_max, mode, layout } = p;
+    const C: u64 = FUSED_GROUP_CHUNKS;
+    let gs = group_size as u64;
+    let tpg = gs / (C * ELEMS_PER_THREAD);
+    let groups = cols.div_ceil(gs);
+    let t = global_thread_index();
+    let (group, lane) = (t >> tpg.trailing_zeros(), t & (tpg - 1));
+    let mut active = group < rows * groups;
+    let (row, g) = if active { divmod(group, groups) } else { (0, 0) };
+    let (expert, m) = if expert_rows == rows { (0, row) } else { divmod(row, expert_rows) };
+    if active && masked != 0 {
+        // A count above the expert's rows is clamped (the CPU path rejects it).
+        let valid_rows = (masked_m.add(expert as usize).read() as u64).min(expert_rows);
+        active = m < valid_rows;
+    }
+    let col = |c: u64| g * gs + (lane + c * tpg) * ELEMS_PER_THREAD;
+    let valid = |c: u64| if active { cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD) } else { 0 };
+
+    let src = x.wrapping_add((row * row_stride) as usize);
+    // Chunks with nothing to read (rows a mask leaves out, past a K tail)
+    // skip the producer's work: whole warps of them then cost almost nothing.
+    let mut h = [[0f32; 8]; 2];
+    unroll2!(c => {
+        let n = valid(c as u64);
+        if n > 0 {
+            h[c] = P::produce(src, col(c as u64), cols, n);
+        }
+    });
+
+    let mut amax = 0f32;
+    unroll2!(c => {
+        unroll8!(i => {
+            amax = nan_max(amax, abs(h[c][i]));
+        });
+    });
+    let mut offset = tpg as u32 / 2;
+    while offset > 0 {
+        amax = nan_max(amax, shfl_xor(amax, offset));
+        offset /= 2;
+    }
+
+    let scale = group_scale(amax, eps, fp8_max, ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float));
+    let quantizer = GroupQuantizer::new(format, scale, fp8_max);
+    let dst = q.wrapping_add((row * cols) as usize);
+    unroll2!(c => {
+        let n = valid(c as u64);
+        if n > 0 {
+            store_chunk(dst.wrapping_add(col(c as u64) as usize), quantizer.quantize8(&h[c]), n);
+        }
+    });
+    if active && lane == 0 {
+        let last_row = masked == 0 && m + 1 == expert_rows;
+        write_scale(scales, layout, expert, m, g, expert_rows, groups, scale, last_row);
+    }
+}
+
+/// Writes the scale of expert `expert`'s row `m`, group `g` (experts of
+/// `rows` rows and `groups` groups) in `layout` (a `ScaleLayout` value or
+/// `PACKED_UE8M0_LAYOUT`); with `last_row`, the f32 layout's padding rows of
+/// the column are zeroed too. The packed layout's padding (and every byte
+/// the kernel does not write) is zeroed by the host before the launch.
+///
+/// # Safety
+/// `scales` holds every expert's scales in `layout`, and `expert`, `m`, `g`
+/// are in range.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn write_scale(
+    scales: *mut f32,
+    layout: u32,
+    expert: u64,
+    m: u64,
+    g: u64,
+    rows: u64,
+    groups: u64,
+    scale: f32,
+    last_row: bool,
+) {
+    if layout == PACKED_UE8M0_LAYOUT {
+        let at = packed_ue8m0_byte_index(expert, m, g, rows, groups);
+        (scales as *mut u8).add(at as usize).write(ue8m0_byte(scale));
+        return;
+    }
+    let layout = ScaleLayout::from_u32(layout).unwrap_or(ScaleLayout::RowMajor);
+    let base = scales.add((expert * layout.len(rows, groups)) as usize);
+    base.add(layout.index(m, g, rows, groups) as usize).write(scale);
+    let mut pad = rows;
+    while last_row && pad < layout.padded_rows(rows) {
+        base.add(layout.index(pad, g, rows, groups) as usize).write(0.0);
+        pad += 1;
+    }
+}
+
+/// An input type the RMS kernel also writes (the residual output).
+trait Store8: Load8 {
+    /// The chunk of `v` rounded to this type (`fused::f32_to_*_bits`).
+    fn round(v: &[f32; 8]) -> Self::Raw;
+
+    /// Stores the first `valid` elements of a chunk at `dst`.
+    ///
+    /// # Safety
+    /// The `valid` elements at `dst` are writable.
+    unsafe fn store(dst: *mut Self, raw: &Self::Raw, valid: u64);
+}
+
+/// Packs 16-bit patterns as a 16-byte load lays them out.
+#[inline(always)]
+fn pack_halves(bits: impl Fn(usize) -> u16) -> [u32; 4] {
+    let mut w = [0u32; 4];
+    unroll8!(i => {
+        w[i / 2] |= (bits(i) as u32) << (16 * (i % 2));
+    });
+    w
+}
+
+/// Stores 16-bit patterns packed by [`pack_halves`].
+#[inline(always)]
+unsafe fn store_halves(dst: *mut u16, w: &[u32; 4], valid: u64) {
+    if valid == ELEMS_PER_THREAD && (dst as usize) % 16 == 0 {
+        crate::instr::store::st_global16(dst, *w);
+        return;
+    }
+    unroll8!(i => {
+        if (i as u64) < valid {
+            dst.add(i).write((w[i / 2] >> (16 * (i % 2))) as u16);
+        }
+    });
+}
+
+impl Store8 for Bf16 {
+    #[inline(always)]
+    fn round(v: &[f32; 8]) -> [u32; 4] {
+        pack_halves(|i| f32_to_bf16_bits(v[i]))
+    }
+    #[inline(always)]
+    unsafe fn store(dst: *mut Self, raw: &[u32; 4], valid: u64) {
+        store_halves(dst as *mut u16, raw, valid)
+    }
+}
+
+impl Store8 for F16 {
+    #[inline(always)]
+    fn round(v: &[f32; 8]) -> [u32; 4] {
+        pack_halves(|i| f32_to_f16_bits(v[i]))
+    }
+    #[inline(always)]
+    unsafe fn store(dst: *mut Self, raw: &[u32; 4], valid: u64) {
+        store_halves(dst as *mut u16, raw, valid)
+    }
+}
+
+impl Store8 for f32 {
+    #[inline(always)]
+    fn round(v: &[f32; 8]) -> [u32; 8] {
+        v.map(f32::to_bits)
+    }
+    #[inline(always)]
+    unsafe fn store(dst: *mut Self, raw: &[u32; 8], valid: u64) {
+        if valid == ELEMS_PER_THREAD && (dst as usize) % 16 == 0 {
+            crate::instr::store::st_global16(dst, [raw[0], raw[1], raw[2], raw[3]]);
+            crate::instr::store::st_global16(dst.add(4), [raw[4], raw[5], raw[6], raw[7]]);
+            return;
+        }
+        unroll8!(i => {
+            if (i as u64) < valid {
+                dst.add(i).write(f32::from_bits(raw[i]));
+            }
+        });
+    }
+}
+
+/// The RMS kernel; see the module documentation and `RmsNormParams`.
+///
+/// # Safety
+/// The host has checked every buffer against `p`, launched one CTA per row
+/// with `fused::rms_geometry(cols)`'s threads and slots, and given the CTA
+/// `4 * threads` bytes of dynamic shared memory.
+#[inline(always)]
+unsafe fn rms_norm_groups<T: Store8>(
+    format: Fp8Format,
+    x: *const T,
+    residual: *mut T,
+    weight: *const T,
+    q: *mut u8,
+    scales: *mut f32,
+    p: RmsNormParams,
+) {
+    let RmsNormParams {
+        rows,
+        cols,
+        row_stride,
+        norm_eps,
+        eps,
+        fp8_max,
+        mode,
+        layout,
+        group_size,
+        residual: add,
+        slots,
+    } = p;
+    let row = block_index_and_grid().0 as u64;
+    let (tid, threads) = (thread_index() as u64, block_dim() as u64);
+    let valid = |s: u64| cols.saturating_sub((s * threads + tid) * ELEMS_PER_THREAD).min(ELEMS_PER_THREAD);
+    let col = |s: u64| (s * threads + tid) * ELEMS_PER_THREAD;
+
+    // 1. y = x (+ r, rounded to T and written back), and each leaf's sum of squares.
+    let src = x.wrapping_add((row * row_stride) as usize);
+    let res = residual.wrapping_add((row * cols) as usize);
+    let mut ys = [T::ZERO; 4];
+    let mut leaf = [0f32; 4];
+    unroll4!(s => {
+        if (s as u32) < slots {
+            let (c, n) = (col(s as u64), valid(s as u64));
+            let xr = T::load(src.wrapping_add(c as usize), n);
+            ys[s] = if add != 0 {
+                let (xv, rv) = (T::unpack(&xr), T::unpack(&T::load(res.wrapping_add(c as usize), n)));
+                let mut sum = [0f32; 8];
+                unroll8!(i => {
+                    sum[i] = xv[i] + rv[i];
+                });
+                let y = T::round(&sum);
+                T::store(res.wrapping_add(c as usize), &y, n);
+                y
+            } else {
+                xr
+            };
+            leaf[s] = leaf_square_sum::<GpuOps>(&T::unpack(&ys[s]));
+        }
+    });
+
+    // 2. The halving tree: slots (stride `slots / 2 * threads` first), then
+    // threads at strides `threads / 2` .. 32 in shared memory, then lanes.
+    if slots == 4 {
+        leaf[0] = leaf[0] + leaf[2];
+        leaf[1] = leaf[1] + leaf[3];
+    }
+    let mut v = if slots >= 2 { leaf[0] + leaf[1] } else { leaf[0] };
+    if threads > 32 {
+        let smem = dynamic_shared::<f32>();
+        smem.add(tid as usize).write(v);
+        sync_threads();
+        let mut stride = threads / 2;
+        while stride >= 32 {
+            if tid < stride {
+                smem.add(tid as usize).write(smem.add(tid as usize).read() + smem.add((tid + stride) as usize).read());
+            }
+            sync_threads();
+            stride /= 2;
+        }
+        v = smem.add((tid % 32) as usize).read();
+    }
+    let mut offset = 16;
+    while offset > 0 {
+        v = v + shfl_xor(v, offset);
+        offset /= 2;
+    }
+    let inv = rms_inverse::<GpuOps>(v, cols, norm_eps);
+
+    // 3. h = (y * inv) * w per slot; each group's lanes are adjacent
+    // threads of one slot.
+    let gs = group_size as u64;
+    let tpg = gs / ELEMS_PER_THREAD;
+    let groups = cols.div_ceil(gs);
+    let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
+    let dst = q.wrapping_add((row * cols) as usize);
+    unroll4!(s => {
+        if (s as u32) < slots {
+            let (c, n) = (col(s as u64), valid(s as u64));
+            let y = T::unpack(&ys[s]);
+            let w = T::unpack(&T::load(weight.wrapping_add(c as usize), n));
+            let mut h = [0f32; 8];
+            let mut amax = 0f32;
+            unroll8!(i => {
+                h[i] = rms_apply(y[i], inv, w[i]);
+                amax = nan_max(amax, abs(h[i]));
+            });
+            let mut offset = tpg as u32 / 2;
+            while offset > 0 {
+                amax = nan_max(amax, shfl_xor(amax, offset));
+                offset /= 2;
+            }
+            let scale = group_scale(amax, eps, fp8_max, mode);
+            store_chunk(dst.wrapping_add(c as usize), GroupQuantizer::new(format, scale, fp8_max).quantize8(&h), n);
+            let g = c / gs;
+            if (s as u64 * threads + tid) % tpg == 0 && g < groups {
+                write_scale(scales, layout, 0, row, g, rows, groups, scale, row + 1 == rows);
+            }
+        }
+    });
+}
+
+macro_rules! entry {
+    ($($name:ident: $op:ident, $t:ident, $format:ident;)*) => {$(
+        entry!(@one $name, $op, $t, $format);
+    )*};
+    (@one $name:ident, Quant, $t:ident, $format:ident) => {
+        /// Per-group quantization (masked MoE layout); see the module documentation.
+        ///
+        /// # Safety
+        /// Launched by `quant-host` with checked parameters.
+        #[no_mangle]
+        pub unsafe extern "ptx-kernel" fn $name(
+            x: *const $t,
+            q: *mut u8,
+            scales: *mut f32,
+            masked_m: *const u32,
+            p: FusedGroupParams,
+        ) {
+            quantize_groups::<$t, Identity>(Fp8Format::$format, x, q, scales, masked_m, p)
+        }
+    };
+    (@one $name:ident, SiluMul, $t:ident, $format:ident) => {
+        /// `silu(gate) * up`, quantized per group; see the module documentation.
+        ///
+        /// # Safety
+        /// Launched by `quant-host` with checked parameters.
+        #[no_mangle]
+        pub unsafe extern "ptx-kernel" fn $name(
+            x: *const $t,
+            q: *mut u8,
+            scales: *mut f32,
+            masked_m: *const u32,
+            p: FusedGroupParams,
+        ) {
+            quantize_groups::<$t, SiluMul>(Fp8Format::$format, x, q, scales, masked_m, p)
+        }
+    };
+    (@one $name:ident, RmsNorm, $t:ident, $format:ident) => {
+        /// RMSNorm (optionally after a residual add), quantized per group;
+        /// see the module documentation.
+        ///
+        /// # Safety
+        /// Launched by `quant-host` with checked parameters.
+        #[no_mangle]
+        pub unsafe extern "ptx-kernel" fn $name(
+            x: *const $t,
+            residual: *mut $t,
+            weight: *const $t,
+            q: *mut u8,
+            scales: *mut f32,
+            p: RmsNormParams,
+        ) {
+            rms_norm_groups::<$t>(Fp8Format::$format, x, residual, weight, q, scales, p)
+        }
+    };
+}
+
+// The entry points of `crate::fused_abi`'s list, which also names them for the host.
+fused_kernels!(entry);

@@ -1,0 +1,200 @@
+//! The fused quantizers on the GPU against the CPU reference, bit for bit:
+//! silu_mul (dense), the masked MoE layout (plain quantizer and silu_mul),
+//! rms_norm with and without a residual (whose written-back values are
+//! compared too), and the packed UE8M0 scale layout of each. Each test prints how many cases it compared.
+//!
+//! Every test needs a CUDA GPU and is `#[ignore]`d; run them on the GPU
+//! machine with `--include-ignored` (see `cargo xtask gpu-bundle`).
+//! `QUANT_GPU_CASES` sets the cases per test (the sanitizer runs use fewer).
+
+use half::{bf16, f16};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use quant_host::{Device, Element, Gpu, ScaleMode};
+use quant_tests::fused::{
+    masked_case, rms_case, run_group, run_group_packed, run_rms, run_rms_packed, silu_case, GroupCase, RmsCase,
+};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+fn gpu() -> Device {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    Device::Cuda(GPU.get_or_init(|| Gpu::new(0).expect("these tests need a CUDA GPU")).clone())
+}
+
+fn cases(default: u32) -> u32 {
+    std::env::var("QUANT_GPU_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn assert_same(gpu: &(Vec<u8>, Vec<f32>), cpu: &(Vec<u8>, Vec<f32>), what: &str) {
+    assert_eq!(gpu.0.len(), cpu.0.len(), "{what}: code count");
+    if let Some(i) = gpu.0.iter().zip(&cpu.0).position(|(a, b)| a != b) {
+        panic!("{what}: code {i}: gpu {:#04x} cpu {:#04x}", gpu.0[i], cpu.0[i]);
+    }
+    assert_eq!(gpu.1.len(), cpu.1.len(), "{what}: scale count");
+    for (i, (a, b)) in gpu.1.iter().zip(&cpu.1).enumerate() {
+        assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{what}: scale {i}: gpu {a:e} cpu {b:e}");
+    }
+}
+
+fn check_group<T: Element>(case: &GroupCase, silu: bool) {
+    let x = case.input::<T>(silu);
+    let cpu = run_group(&Device::Cpu, case, silu, &x).unwrap();
+    let gpu = run_group(&gpu(), case, silu, &x).unwrap();
+    assert_same(&gpu, &cpu, &format!("{} silu={silu} {case:?}", T::DTYPE.name()));
+}
+
+fn check_rms<T: Element>(case: &RmsCase) {
+    let inputs = case.inputs::<T>();
+    let (cpu, cpu_r) = run_rms(&Device::Cpu, case, &inputs).unwrap();
+    let (gpu, gpu_r) = run_rms(&gpu(), case, &inputs).unwrap();
+    let what = format!("{} {case:?}", T::DTYPE.name());
+    assert_same(&gpu, &cpu, &what);
+    let bits = |v: &[T]| v.iter().map(|e| e.to_f32().to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&gpu_r), bits(&cpu_r), "{what}: residual output");
+}
+
+/// Runs `strategy`'s cases through `check` for every input type and prints
+/// the count.
+fn run<S: Strategy>(name: &str, default: u32, strategy: S, check: impl Fn(&S::Value, u8)) {
+    let count = AtomicUsize::new(0);
+    let mut runner = TestRunner::new(Config { cases: cases(default), failure_persistence: None, ..Config::default() });
+    runner
+        .run(&(strategy, 0u8..3), |(case, dtype)| {
+            check(&case, dtype);
+            count.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+    eprintln!("{name}: {} cases bit-identical to the CPU reference", count.load(Ordering::Relaxed));
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn silu_mul_matches_cpu_bit_for_bit() {
+    run("silu_mul", 300, silu_case(), |case, dtype| match dtype {
+        0 => check_group::<bf16>(case, true),
+        1 => check_group::<f16>(case, true),
+        _ => check_group::<f32>(case, true),
+    });
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn masked_layout_matches_cpu_bit_for_bit() {
+    run("masked (quant and silu_mul)", 300, (masked_case(), any::<bool>()), |(case, silu), dtype| match dtype {
+        0 => check_group::<bf16>(case, *silu),
+        1 => check_group::<f16>(case, *silu),
+        _ => check_group::<f32>(case, *silu),
+    });
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn rms_norm_matches_cpu_bit_for_bit() {
+    run("rms_norm", 200, rms_case(), |case, dtype| match dtype {
+        0 => check_rms::<bf16>(case),
+        1 => check_rms::<f16>(case),
+        _ => check_rms::<f32>(case),
+    });
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn silu_mul_exp_and_division_match_over_a_dense_sweep() {
+    // Every bf16 gate from -128 to 128 (and every f16 one from -96 to 96)
+    // against up = 1 and up = -3: exp's reduction, polynomial and scaling and
+    // the IEEE division, value by value.
+    let gates: Vec<f32> =
+        (0u32..=0xFFFF).map(|b| f32::from_bits(b << 16)).filter(|v| v.is_finite() && v.abs() <= 128.0).collect();
+    let n = gates.len();
+    for up in [1.0f32, -3.0] {
+        let mut x = Vec::with_capacity(2 * n);
+        x.extend(gates.iter().map(|&g| bf16::from_f32(g)));
+        x.extend(std::iter::repeat_n(bf16::from_f32(up), n));
+        // One row per 128 gates: every group's scale is its own.
+        let rows = n / 128;
+        let cols = 128;
+        let mut m = Vec::with_capacity(rows * 2 * cols);
+        for r in 0..rows {
+            m.extend_from_slice(&x[r * cols..][..cols]);
+            m.extend_from_slice(&x[n + r * cols..][..cols]);
+        }
+        let case = GroupCase {
+            rows,
+            cols,
+            pad: 0,
+            experts: 1,
+            masked: None,
+            specials: false,
+            cfg: Default::default(),
+            seed: 0,
+        };
+        let cpu = run_group(&Device::Cpu, &case, true, &m).unwrap();
+        let gpu = run_group(&gpu(), &case, true, &m).unwrap();
+        assert_same(&gpu, &cpu, &format!("bf16 gate sweep, up = {up}"));
+        eprintln!("silu_mul gate sweep (up = {up}): {} gates bit-identical", rows * cols);
+    }
+    let f16_gates: Vec<f16> =
+        (0u16..=0xFFFF).map(f16::from_bits).filter(|v| v.is_finite() && v.to_f32().abs() <= 96.0).collect();
+    let rows = f16_gates.len() / 64;
+    let mut m = Vec::with_capacity(rows * 128);
+    for r in 0..rows {
+        m.extend_from_slice(&f16_gates[r * 64..][..64]);
+        m.extend(std::iter::repeat_n(f16::from_f32(0.75), 64));
+    }
+    let case = GroupCase {
+        rows,
+        cols: 64,
+        pad: 0,
+        experts: 1,
+        masked: None,
+        specials: false,
+        cfg: quant_host::TokenGroupConfig { group_size: quant_host::GroupSize::G64, ..Default::default() },
+        seed: 0,
+    };
+    let cpu = run_group(&Device::Cpu, &case, true, &m).unwrap();
+    let gpu = run_group(&gpu(), &case, true, &m).unwrap();
+    assert_same(&gpu, &cpu, "f16 gate sweep");
+    eprintln!("silu_mul f16 gate sweep: {} gates bit-identical", rows * 64);
+}
+
+fn check_packed<T: Element>(dense: &GroupCase, masked: &GroupCase, rms: &RmsCase, silu: bool) {
+    for case in [dense, masked] {
+        let x = case.input::<T>(silu);
+        let cpu = run_group_packed(&Device::Cpu, case, silu, &x).unwrap();
+        let gpu = run_group_packed(&gpu(), case, silu, &x).unwrap();
+        let what = format!("packed {} silu={silu} {case:?}", T::DTYPE.name());
+        assert_eq!(gpu.0, cpu.0, "{what}: codes");
+        assert_eq!(gpu.1, cpu.1, "{what}: packed words");
+    }
+    let inputs = rms.inputs::<T>();
+    let (cpu, cpu_r) = run_rms_packed(&Device::Cpu, rms, &inputs).unwrap();
+    let (gpu, gpu_r) = run_rms_packed(&gpu(), rms, &inputs).unwrap();
+    let what = format!("packed rms {} {rms:?}", T::DTYPE.name());
+    assert_eq!(gpu.0, cpu.0, "{what}: codes");
+    assert_eq!(gpu.1, cpu.1, "{what}: packed words");
+    let bits = |v: &[T]| v.iter().map(|e| e.to_f32().to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&gpu_r), bits(&cpu_r), "{what}: residual output");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn packed_ue8m0_matches_cpu_bit_for_bit() {
+    let strategy = (silu_case(), masked_case(), rms_case(), any::<bool>());
+    run("packed ue8m0 (quant, silu_mul, masked, rms_norm)", 150, strategy, |(dense, masked, rms, silu), dtype| {
+        let ue8m0 = |c: &GroupCase| {
+            let mut c = c.clone();
+            c.cfg.scale_mode = ScaleMode::Ue8m0;
+            c
+        };
+        let (dense, masked) = (ue8m0(dense), ue8m0(masked));
+        let mut rms = rms.clone();
+        rms.cfg.quant.scale_mode = ScaleMode::Ue8m0;
+        match dtype {
+            0 => check_packed::<bf16>(&dense, &masked, &rms, *silu),
+            1 => check_packed::<f16>(&dense, &masked, &rms, *silu),
+            _ => check_packed::<f32>(&dense, &masked, &rms, *silu),
+        }
+    });
+}
