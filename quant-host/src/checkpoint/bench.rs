@@ -216,7 +216,7 @@ impl fmt::Display for CheckpointBench {
             let q = s(run.wall);
             let (name, flushed) = match run.report.durability {
                 Durability::Synced => ("quantize:       ", "flushed to disk before it returns"),
-                Durability::NoSync => ("  --no-sync:    ", "not flushed (left to the OS, like the copy)"),
+                Durability::NoSync => ("--no-sync:      ", "not flushed (left to the OS, like the copy)"),
             };
             writeln!(f, "  {name} {q:.2} s ({}/s of input), {flushed}", rate(run.wall))?;
             writeln!(
