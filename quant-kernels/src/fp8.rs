@@ -350,6 +350,29 @@ mod tests {
         }
     }
 
+    /// Every f32 bit pattern through the word fix-up, in every byte of the
+    /// word (the lane rotates with the pattern), beside a zero, a negative
+    /// zero and a NaN. About a minute per core in the test profile:
+    /// `cargo test -p quant-kernels --lib -- --ignored every_f32`.
+    #[test]
+    #[ignore = "slow: all 2^32 f32 bit patterns"]
+    fn fnuz_from_doubled_fn_matches_the_encoder_for_every_f32() {
+        extern crate std;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+        let per = (1u64 << 32).div_ceil(threads);
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                scope.spawn(move || {
+                    for bits in t * per..((t + 1) * per).min(1 << 32) {
+                        let mut xs = [f32::from_bits(bits as u32), 0.0, -0.0, f32::NAN];
+                        xs.rotate_right((bits % 4) as usize);
+                        check_doubled(xs);
+                    }
+                });
+            }
+        });
+    }
+
     /// f16 bits to f32 (exact), for the test above.
     fn half_to_f32(h: u16) -> f32 {
         crate::element::f16_to_f32(h)

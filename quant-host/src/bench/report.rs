@@ -512,3 +512,100 @@ fn svg(records: &[Record]) -> String {
     s.push_str("</svg>\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::host_cost::HostCostRecord;
+    use crate::bench::Ceilings;
+
+    const COPY: f64 = 4000.0;
+
+    /// A record that moves `bytes` at `fraction` of the copy, with both
+    /// same-size copies taking `copy_frac` of its time.
+    fn rec(token: bool, format: Fp8Format, rows: usize, cols: usize, fraction: f64, copy_frac: f64) -> Record {
+        let bytes = rows * cols * 3;
+        let us = bytes as f64 / (fraction * COPY * 1e3);
+        let op = if token { "per_token_group_quant_fp8" } else { "per_block_quant_fp8" };
+        let mut r = Record::new(op, format, ScaleLayout::RowMajor, rows, cols, us, us + 5.0, bytes, COPY);
+        r.set_same_size_copy(us * copy_frac);
+        r.set_same_size_sm_copy(us * copy_frac * 1.1);
+        r
+    }
+
+    fn verdicts(records: &[Record], peers: Option<&Peers>, host_us: f64) -> String {
+        let host = [HostCostRecord { what: "eager".into(), us_per_call: host_us, is_target: true }];
+        let ceilings = Ceilings { copy_gbps: COPY, sm_copy_gbps: 3900.0, launch_floor_us: 1.0 };
+        targets(&QuantReport { records, ceilings, host_costs: &host, peers })
+    }
+
+    fn verdict<'a>(md: &'a str, target: &str) -> &'a str {
+        let line = md.lines().find(|l| l.starts_with(&format!("| {target}"))).unwrap_or_else(|| panic!("{target}"));
+        line.rsplit('|').nth(1).unwrap().trim()
+    }
+
+    #[test]
+    fn targets_follow_the_issue() {
+        use Fp8Format::{E4M3Fn, E4M3Fnuz};
+        let mut records = vec![
+            // A >= 100 MB weight at 0.94 and a small one at 0.50 (not in target 1).
+            rec(false, E4M3Fn, 7168, 18432, 0.94, 1.0),
+            rec(false, E4M3Fnuz, 7168, 18432, 0.93, 1.0),
+            rec(false, E4M3Fn, 576, 7168, 0.50, 0.95),
+            rec(false, E4M3Fnuz, 576, 7168, 0.49, 0.95),
+            rec(true, E4M3Fn, 16384, 7168, 0.96, 0.97),
+            rec(true, E4M3Fn, 16384, 7000, 0.95, 0.97),
+            rec(true, E4M3Fnuz, 16384, 7168, 0.955, 0.97),
+            rec(true, E4M3Fnuz, 16384, 7000, 0.95, 0.97),
+            // M = 256 is below the same-size copy target's M >= 512.
+            rec(true, E4M3Fn, 256, 7168, 0.30, 0.50),
+            rec(true, E4M3Fnuz, 256, 7168, 0.30, 0.50),
+            rec(true, E4M3Fn, 1, 7168, 0.001, 0.6),
+            rec(true, E4M3Fnuz, 1, 7168, 0.001, 0.6),
+        ];
+        // Decode: 1.3 us per launch against a 1.0 us floor.
+        for r in records.iter_mut().filter(|r| r.rows == 1) {
+            r.time_us = 1.3;
+        }
+        let peers = Peers {
+            copy_gbs: COPY,
+            rows: vec![PeerRow {
+                op: "block".into(),
+                fp8: "torch.float8_e4m3fn".into(),
+                m: 7168,
+                k: 18432,
+                us: 1.0,
+                frac: 0.90,
+            }],
+        };
+        let md = verdicts(&records, Some(&peers), 2.5);
+        assert_eq!(verdict(&md, "per_block_quant_fp8 e4m3fn, every weight >= 100 MB"), "PASS");
+        assert_eq!(verdict(&md, "... and >= 1.03x torchao"), "PASS"); // 0.94 / 0.90 = 1.044
+        assert_eq!(verdict(&md, "every record with M >= 512"), "PASS");
+        assert_eq!(verdict(&md, "per_token_group_quant_fp8: e4m3fnuz within 3%"), "PASS");
+        assert_eq!(verdict(&md, "per_block_quant_fp8: e4m3fnuz within 3%"), "PASS");
+        assert_eq!(verdict(&md, "K = 7000 within 3%"), "PASS");
+        assert_eq!(verdict(&md, "token group, M = 16384"), "PASS");
+        assert_eq!(verdict(&md, "M <= 16"), "PASS");
+        assert_eq!(verdict(&md, "eager host cost"), "PASS");
+
+        // Each target fails on its own when its figure misses.
+        let md = verdicts(&records, None, 3.5);
+        assert_eq!(verdict(&md, "... and >= 1.03x torchao"), "not measured");
+        assert_eq!(verdict(&md, "eager host cost"), "FAIL");
+        let mut worse = records.clone();
+        worse[0] = rec(false, E4M3Fn, 7168, 18432, 0.92, 1.0); // large weight under 0.93, fnuz now 1.01x
+        let us = worse[2].time_us;
+        worse[2].set_same_size_copy(us * 0.8); // a weight at 0.80 of its copy
+        worse[7] = rec(true, E4M3Fnuz, 16384, 7000, 0.90, 0.97); // fnuz 0.947 of fn; K tail 0.942
+        worse[10].time_us = 1.5; // decode 0.5 us over the floor
+        let md = verdicts(&worse, Some(&peers), 2.5);
+        assert_eq!(verdict(&md, "per_block_quant_fp8 e4m3fn, every weight >= 100 MB"), "FAIL");
+        assert_eq!(verdict(&md, "... and >= 1.03x torchao"), "FAIL"); // 0.92 / 0.90 = 1.022
+        assert_eq!(verdict(&md, "every record with M >= 512"), "FAIL");
+        assert_eq!(verdict(&md, "per_token_group_quant_fp8: e4m3fnuz within 3%"), "FAIL");
+        assert_eq!(verdict(&md, "K = 7000 within 3%"), "FAIL");
+        assert_eq!(verdict(&md, "token group, M = 16384"), "FAIL");
+        assert_eq!(verdict(&md, "M <= 16"), "FAIL");
+    }
+}
