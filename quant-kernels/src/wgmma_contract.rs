@@ -119,7 +119,7 @@ impl GemmTile {
     /// by -7% to +5% on H200).
     #[inline]
     pub const fn stages(self) -> u32 {
-        let fit = (GEMM_SMEM_LIMIT - GEMM_SMEM_FIXED) / (self.stage_bytes() + 16);
+        let fit = (GEMM_SMEM_LIMIT - 1024) / (self.stage_bytes() + 16);
         if fit < 5 {
             fit
         } else {
@@ -134,11 +134,12 @@ impl GemmTile {
         (self.rows() + self.cols()) * GEMM_KBLOCK
     }
 
-    /// Dynamic shared memory of a CTA: [`GEMM_SMEM_FIXED`], the stages,
-    /// and a `full` and an `empty` barrier (8 bytes each) per stage.
+    /// Dynamic shared memory of a CTA: 1024 bytes of alignment slack (the
+    /// 128-byte swizzle needs 1024-byte-aligned stages), the stages, and a
+    /// `full` and an `empty` barrier (8 bytes each) per stage.
     #[inline]
     pub const fn smem_bytes(self) -> u32 {
-        GEMM_SMEM_FIXED + self.stages() * (self.stage_bytes() + 16)
+        1024 + self.stages() * (self.stage_bytes() + 16)
     }
 
     /// The tile's name as the benchmark and the kernel names write it.
@@ -161,11 +162,6 @@ pub const GEMM_KBLOCK: u32 = 128;
 
 /// Dynamic shared memory a Hopper CTA can opt in to (227 KB).
 pub const GEMM_SMEM_LIMIT: u32 = 232_448;
-
-/// Shared memory of a CTA besides its stages: 1024 bytes of alignment
-/// slack (the 128-byte swizzle needs 1024-byte-aligned stages) and the
-/// cluster's `done` barrier (16 bytes, 8 used).
-pub const GEMM_SMEM_FIXED: u32 = 1024 + 16;
 
 /// Threads of a CTA: two consumer warpgroups and one producer warpgroup.
 /// The producer gives its registers to the consumers with `setmaxnreg`
@@ -220,24 +216,6 @@ pub const fn gemm_wgmma_kernel(precision: GemmPrecision, tile: GemmTile, out: Ge
         (Precise, M128N128, Bf16) => "gemm_wgmma_precise_128x128_bf16",
         (Precise, M128N128, F32) => "gemm_wgmma_precise_128x128_f32",
         (Precise, _, _) => return None,
-    })
-}
-
-/// CTAs of a multicast cluster: two CTAs on vertically adjacent tiles (the
-/// same columns of C) share B's box, each loading half of it for both.
-pub const GEMM_CLUSTER: u32 = 2;
-
-/// The `Fast` kernel for `tile` in 2-CTA clusters with B multicast
-/// ([`GEMM_CLUSTER`]), where there is one: the 128 x 128 tile (the 256-row
-/// one spills with the cluster's extra state). The host launches it with
-/// cluster dimension 2 and no split.
-pub const fn gemm_wgmma_multicast_kernel(tile: GemmTile, out: GemmOut) -> Option<&'static str> {
-    use GemmOut::*;
-    use GemmTile::*;
-    Some(match (tile, out) {
-        (M128N128, Bf16) => "gemm_wgmma_fast_128x128_mc2_bf16",
-        (M128N128, F32) => "gemm_wgmma_fast_128x128_mc2_f32",
-        _ => return None,
     })
 }
 

@@ -25,7 +25,6 @@ use crate::gpu::{self, Gpu, GpuGemmOut};
 use crate::shape::MatrixShape;
 use cudarc::driver::CudaSlice;
 use half::bf16;
-use quant_kernels::wgmma_contract::GemmOut;
 
 /// The GEMM peer set of shapes.md: the V3 weights at M in {64, 128, 2048,
 /// 4096}, the end-to-end set's prefill shapes, and V4's four at M in {64,
@@ -72,15 +71,6 @@ pub struct GemmRecord {
     pub tflops: f64,
     /// `max|C - C_ref| / max|C_ref|`, f32 C.
     pub max_rel_err: f64,
-}
-
-/// A forced tile's record name when its multicast kernel is left out.
-fn unicast_name(tile: GemmTile) -> &'static str {
-    match tile {
-        GemmTile::M128N128 => "128x128 unicast",
-        GemmTile::M256N128 => "256x128 unicast",
-        t => t.name(),
-    }
 }
 
 fn flops(m: usize, n: usize, k: usize) -> f64 {
@@ -139,26 +129,19 @@ fn problem(
     let reference = stream.clone_dtoh(&c32)?;
     let ref_max = reference.iter().fold(0f64, |acc, &v| acc.max((v as f64).abs()));
 
-    let mut configs: Vec<(GemmConfig, bool, Path)> =
-        vec![(base, false, Path::Best), (GemmConfig { precision: GemmPrecision::Precise, ..base }, false, Path::Best)];
+    let mut configs: Vec<(GemmConfig, bool)> =
+        vec![(base, false), (GemmConfig { precision: GemmPrecision::Precise, ..base }, false)];
     if variants {
-        configs.extend(GemmTile::ALL.iter().map(|&t| (GemmConfig { tile: Some(t), ..base }, true, Path::Best)));
-        // The multicast tiles once more without their cluster kernels.
-        configs.extend(
-            GemmTile::ALL
-                .iter()
-                .filter(|&&t| quant_kernels::wgmma_contract::gemm_wgmma_multicast_kernel(t, GemmOut::Bf16).is_some())
-                .map(|&t| (GemmConfig { tile: Some(t), ..base }, true, Path::Unicast)),
-        );
+        configs.extend(GemmTile::ALL.iter().map(|&t| (GemmConfig { tile: Some(t), ..base }, true)));
     }
     let mut c = stream.alloc_zeros::<bf16>(m * n)?;
     let mut out = Vec::new();
-    for (cfg, forced, path) in configs {
+    for (cfg, forced) in configs {
         let (tile, splits) = wgmma_plan(gpu, shape, &cfg)?;
         // Error, f32 C.
         stream.memset_zeros(&mut c32)?;
         let f32c = GemmConfig { output: OutputType::F32, ..cfg };
-        mm_fp8_blockscale_on(gpu, &a, &sa, &bs[0], &sb, shape, &f32c, GpuGemmOut::F32(&mut c32), path)?;
+        gpu::mm_fp8_blockscale(gpu, &a, &sa, &bs[0], &sb, shape, &f32c, GpuGemmOut::F32(&mut c32))?;
         let got = stream.clone_dtoh(&c32)?;
         let diff = got.iter().zip(&reference).fold(0f64, |acc, (&x, &y)| acc.max((x as f64 - y as f64).abs()));
         let max_rel_err = if ref_max > 0.0 { diff / ref_max } else { diff };
@@ -166,7 +149,7 @@ fn problem(
         let mut turn = 0usize;
         let mut launch = || {
             turn = (turn + 1) % copies;
-            mm_fp8_blockscale_on(gpu, &a, &sa, &bs[turn], &sb, shape, &cfg, GpuGemmOut::Bf16(&mut c), path)
+            gpu::mm_fp8_blockscale(gpu, &a, &sa, &bs[turn], &sb, shape, &cfg, GpuGemmOut::Bf16(&mut c))
         };
         for _ in 0..copies + 2 {
             launch()?;
@@ -177,7 +160,7 @@ fn problem(
             n,
             k,
             precision: cfg.precision.name(),
-            tile: if path == Path::Unicast { unicast_name(tile) } else { tile.name() },
+            tile: tile.name(),
             forced,
             splits,
             us,

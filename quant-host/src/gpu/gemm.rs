@@ -35,8 +35,7 @@ use cudarc::driver::sys::{
 use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DeviceRepr, PushKernelArg};
 use quant_kernels::gemm_contract::GemmMmaParams;
 use quant_kernels::wgmma_contract::{
-    gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel, gemm_wgmma_multicast_kernel, GemmOut,
-    GemmPrecision, GemmTile, GemmWgmmaParams, GEMM_CLUSTER,
+    gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel, GemmOut, GemmPrecision, GemmTile, GemmWgmmaParams,
 };
 use quant_kernels::{Fp8Format, ScaleLayout};
 
@@ -52,8 +51,6 @@ pub(crate) struct GemmFunctions {
 /// `quant_kernels::wgmma_contract::gemm_wgmma_kernel`.
 struct WgmmaFunctions {
     kernels: Vec<((GemmPrecision, GemmTile, GemmOut), CudaFunction)>,
-    /// The 2-CTA multicast kernels (`Fast`), by tile and output.
-    multicast: Vec<((GemmTile, GemmOut), CudaFunction)>,
     /// The split-K reduction, `[output]`.
     reduce: [CudaFunction; 2],
 }
@@ -61,10 +58,6 @@ struct WgmmaFunctions {
 impl WgmmaFunctions {
     fn get(&self, precision: GemmPrecision, tile: GemmTile, out: GemmOut) -> Option<&CudaFunction> {
         self.kernels.iter().find(|(key, _)| *key == (precision, tile, out)).map(|(_, f)| f)
-    }
-
-    fn get_multicast(&self, tile: GemmTile, out: GemmOut) -> Option<&CudaFunction> {
-        self.multicast.iter().find(|(key, _)| *key == (tile, out)).map(|(_, f)| f)
     }
 }
 
@@ -88,19 +81,9 @@ impl GemmFunctions {
                     }
                 }
             }
-            let mut multicast = Vec::new();
-            for tile in GemmTile::ALL {
-                for out in [GemmOut::Bf16, GemmOut::F32] {
-                    if let Some(name) = gemm_wgmma_multicast_kernel(tile, out) {
-                        let f = get(name)?;
-                        f.set_attribute(MAX_SMEM, tile.smem_bytes() as i32)?;
-                        multicast.push(((tile, out), f));
-                    }
-                }
-            }
             let reduce =
                 [get(gemm_splitk_reduce_kernel(GemmOut::Bf16))?, get(gemm_splitk_reduce_kernel(GemmOut::F32))?];
-            Some(WgmmaFunctions { kernels, multicast, reduce })
+            Some(WgmmaFunctions { kernels, reduce })
         } else {
             None
         };
@@ -280,12 +263,8 @@ pub(crate) fn mm_fp8_blockscale(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(not(feature = "bench"), allow(dead_code))]
 pub(crate) enum Path {
-    /// The fastest that applies (`wgmma`, with 2-CTA multicast where the
-    /// tile has it; decode-sized; `mma.sync`).
+    /// The fastest that applies (decode-sized, `wgmma`, `mma.sync`).
     Best,
-    /// [`Path::Best`] without the multicast kernels (the benchmark's
-    /// comparison).
-    Unicast,
     /// The `mma.sync` kernel (or the decode-sized one for M <= 16), which
     /// sums every k-block in f32 without the tensor cores' truncation: the
     /// benchmark's on-device reference for the `wgmma` kernels' error.
@@ -342,9 +321,9 @@ pub(crate) fn mm_fp8_blockscale_on(
     // at that size (`Precise` has only the 128-row tile).
     let decode_precise = m <= SMALL_M && cfg.precision == GemmPrecision::Precise;
     if let Some(wgmma) =
-        functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path != Path::MmaSync && !decode_precise)
+        functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path == Path::Best && !decode_precise)
     {
-        if launch_wgmma(gpu, wgmma, a, a_scales, b, b_scales, shape, cfg, &mut c, path == Path::Best)? {
+        if launch_wgmma(gpu, wgmma, a, a_scales, b, b_scales, shape, cfg, &mut c)? {
             return Ok(());
         }
     }
@@ -380,7 +359,6 @@ fn launch_wgmma(
     shape: GemmShape,
     cfg: &GemmConfig,
     c: &mut GpuGemmOut<'_>,
-    allow_multicast: bool,
 ) -> Result<bool> {
     let stream = gpu.stream();
     let (m, n, k) = (shape.m() as u64, shape.n() as u64, shape.k() as u64);
@@ -403,26 +381,13 @@ fn launch_wgmma(
     let Some(kernel) = wgmma.get(cfg.precision, plan.tile, kernel_out) else {
         return Err(QuantError::UnsupportedGemmTile { precision: cfg.precision.name(), tile: plan.tile.name() });
     };
-    // 2-CTA clusters sharing B where the tile has such a kernel, there is
-    // no split and at least two tile rows to pair.
-    let sms = gpu.multiprocessor_count() as u64;
-    let multicast = match wgmma.get_multicast(plan.tile, kernel_out) {
-        Some(f) if allow_multicast && plan.splits == 1 && m.div_ceil(plan.tile.rows() as u64) >= 2 && sms >= 2 => {
-            let pairs =
-                m.div_ceil(plan.tile.rows() as u64).div_ceil(GEMM_CLUSTER as u64) * n.div_ceil(plan.tile.cols() as u64);
-            let clusters = pairs.min(sms / GEMM_CLUSTER as u64);
-            Some((f, clusters * GEMM_CLUSTER as u64))
-        }
-        _ => None,
-    };
-    let b_box = if multicast.is_some() { plan.tile.cols() / GEMM_CLUSTER } else { plan.tile.cols() };
     let mut maps = gpu.gemm_maps();
     let tm = match &mut *maps {
         Some(tm) => tm,
         slot @ None => slot.insert(TensorMaps::new(stream)?),
     };
     let sa = tm.slot(stream, (a_ptr, m, k, plan.tile.rows()), None)?;
-    let sb = tm.slot(stream, (b_ptr, n, k, b_box), Some(sa))?;
+    let sb = tm.slot(stream, (b_ptr, n, k, plan.tile.cols()), Some(sa))?;
     let (base, maps_guard) = tm.device.device_ptr(stream);
     let (m32, n32) = (m as u32, n as u32);
     let (a_scale_row_stride, a_scale_kb_stride) = match cfg.a_scale_layout {
@@ -459,15 +424,6 @@ fn launch_wgmma(
         k_blocks: kb as u32,
         splits: plan.splits,
     });
-    if let Some((function, grid)) = multicast {
-        // SAFETY: as below; the multicast kernel takes the same parameters
-        // with B's map boxed at half the tile's columns, in clusters of
-        // GEMM_CLUSTER consecutive CTAs (grid a multiple of it, at most
-        // the multiprocessor count), no split.
-        unsafe { launch_cluster(stream, function, &params, grid as u32, plan.config.shared_mem_bytes) }?;
-        drop((c_guard, a_guard, b_guard, sa_guard, sb_guard, maps_guard));
-        return Ok(true);
-    }
     let mut builder = stream.launch_builder(kernel);
     builder.arg(&params);
     // SAFETY: the kernel takes one `GemmWgmmaParams`, passed by value: the
@@ -517,43 +473,6 @@ pub(crate) fn wgmma_plan(gpu: &Gpu, shape: GemmShape, cfg: &GemmConfig) -> Resul
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 struct LaunchParams(GemmWgmmaParams);
-
-/// Launches `function(params)` on `stream` in clusters of [`GEMM_CLUSTER`]
-/// CTAs along x (`cuLaunchKernelEx` with a cluster dimension, which
-/// cudarc's launch builder does not set).
-///
-/// # Safety
-/// `function` takes one `GemmWgmmaParams` by value, `params` is valid for
-/// it, `grid` is a multiple of the cluster size and the buffers it names
-/// stay alive (their guards held) until the launch is queued.
-unsafe fn launch_cluster(
-    stream: &std::sync::Arc<cudarc::driver::CudaStream>,
-    function: &CudaFunction,
-    params: &LaunchParams,
-    grid: u32,
-    smem: u32,
-) -> Result<()> {
-    use cudarc::driver::sys;
-    let mut attr: sys::CUlaunchAttribute = std::mem::zeroed();
-    attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-    attr.value.clusterDim = sys::CUlaunchAttributeValue_union__bindgen_ty_1 { x: GEMM_CLUSTER, y: 1, z: 1 };
-    let config = sys::CUlaunchConfig {
-        gridDimX: grid,
-        gridDimY: 1,
-        gridDimZ: 1,
-        blockDimX: quant_kernels::wgmma_contract::GEMM_THREADS,
-        blockDimY: 1,
-        blockDimZ: 1,
-        sharedMemBytes: smem,
-        hStream: stream.cu_stream(),
-        attrs: &mut attr,
-        numAttrs: 1,
-    };
-    let mut arg = params as *const LaunchParams as *mut std::ffi::c_void;
-    stream.context().bind_to_thread()?;
-    sys::cuLaunchKernelEx(&config, function.cu_function(), &mut arg, std::ptr::null_mut()).result()?;
-    Ok(())
-}
 
 // SAFETY: a `#[repr(C)]` struct of integers, copied into the launch's
 // parameter buffer byte for byte as the kernel declares it.

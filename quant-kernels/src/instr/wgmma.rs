@@ -224,58 +224,6 @@ pub unsafe fn tma_load_2d(dst: u32, map: u64, x: u32, y: u32, bar: u32) {
     );
 }
 
-/// [`tma_load_2d`] multicast: the box lands at shared address `dst` and
-/// completes `bar` (the same offsets) in every CTA of the cluster whose bit
-/// is set in `mask`.
-#[inline(always)]
-pub unsafe fn tma_load_2d_multicast(dst: u32, map: u64, x: u32, y: u32, bar: u32, mask: u16) {
-    asm!(
-        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [{d}], [{m}, {{{x}, {y}}}], [{b}], {k};",
-        d = in(reg32) dst, m = in(reg64) map, x = in(reg32) x, y = in(reg32) y, b = in(reg32) bar, k = in(reg16) mask,
-        options(nostack),
-    );
-}
-
-/// This CTA's rank in its cluster, read from its special register at each
-/// call (not `pure`: LLVM may not keep it in a register across a loop).
-#[inline(always)]
-pub fn cluster_rank() -> u32 {
-    let r: u32;
-    // SAFETY: reads a special register.
-    unsafe { asm!("mov.u32 {r}, %cluster_ctarank;", r = out(reg32) r, options(nomem, nostack)) };
-    r
-}
-
-/// Every thread of the cluster meets here (release, then acquire): after
-/// it, the barrier initialisations of every CTA are visible cluster-wide;
-/// before exit, no CTA leaves while a peer may still write its shared
-/// memory or arrive on its barriers.
-///
-/// # Safety
-/// Every non-exited thread of every CTA of the cluster executes it the same
-/// number of times.
-#[inline(always)]
-pub unsafe fn cluster_sync() {
-    asm!("barrier.cluster.arrive.release.aligned;", "barrier.cluster.wait.acquire.aligned;", options(nostack));
-}
-
-/// Arrives once on the barrier at shared offset `bar` of the cluster's CTA
-/// `rank` if `pred` is nonzero (a predicated instruction, not a branch).
-#[inline(always)]
-pub unsafe fn mbar_arrive_cluster_if(bar: u32, rank: u32, pred: u32) {
-    asm!(
-        "{{",
-        ".reg .pred p;",
-        ".reg .b32 a;",
-        "setp.ne.u32 p, {l}, 0;",
-        "mapa.shared::cluster.u32 a, {b}, {r};",
-        "@p mbarrier.arrive.release.cluster.shared::cluster.b64 _, [a];",
-        "}}",
-        b = in(reg32) bar, r = in(reg32) rank, l = in(reg32) pred,
-        options(nostack),
-    );
-}
-
 /// `setmaxnreg.dec` to `N` registers per thread (the producer warpgroup).
 #[inline(always)]
 pub unsafe fn setmaxnreg_dec<const N: u32>() {

@@ -77,14 +77,13 @@ use super::common::{quad_transpose, Align16, Bf16Out, PredStore};
 use super::gemm_schedule::{split_range, Slot, Tiles};
 use crate::instr::store::st_global16;
 use crate::instr::wgmma::{
-    cluster_rank, cluster_sync, fence, mbar_arrive_cluster_if, mbar_arrive_expect_tx, mbar_arrive_if, mbar_init,
-    mbar_init_fence, mbar_wait, setmaxnreg_dec, setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d,
-    tma_load_2d_multicast, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
+    fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, setmaxnreg_dec,
+    setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0,
+    wgmma_wait1, Frag,
 };
 use crate::instr::{fma, opaque_u32, shared_addr};
 use crate::wgmma_contract::{
-    gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS, GEMM_KBLOCK,
-    GEMM_PRODUCER_REGISTERS,
+    gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CONSUMER_REGISTERS, GEMM_KBLOCK, GEMM_PRODUCER_REGISTERS,
 };
 
 /// Repeats `$body` for `$j` in `0..24` as straight-line code guarded by
@@ -123,9 +122,6 @@ struct Pipe {
     /// `empty[s]` at `empty + 8 s`: completes when every consumer thread
     /// has released stage `s`.
     empty: u32,
-    /// Clusters: completes when the peer CTA's consumer warps are done, so
-    /// nothing of the peer reaches this CTA's barriers any more.
-    done: u32,
 }
 
 /// `acc += part * scale` for a `WGN`-column fragment: `s0`/`s1` for the
@@ -185,18 +181,6 @@ struct Consumer {
     leader: u32,
 }
 
-/// Releases a stage for this warp (lane 0): its own CTA's `empty` barrier
-/// and, in a cluster, the peer's, whose producer multicasts into this
-/// CTA's copy of the stage too. Predicated, not branched. (The rank is read
-/// again here rather than kept: the 256-row tile has no register to spare.)
-#[inline(always)]
-unsafe fn release<const MC: u32>(empty: u32, me: &Consumer) {
-    mbar_arrive_if(empty, me.leader);
-    if MC > 1 {
-        mbar_arrive_cluster_if(empty, cluster_rank() ^ 1, me.leader);
-    }
-}
-
 /// The kernel (see the module documentation): tile `TM x BN`, fragments of
 /// `WGN` columns, `PRECISE` or fast promotion.
 ///
@@ -211,45 +195,30 @@ unsafe fn release<const MC: u32>(empty: u32, me: &Consumer) {
 /// index (C: the f32 workspace of `splits * gemm_split_stride(m, n)`
 /// elements when `splits > 1`).
 #[inline(always)]
-unsafe fn gemm<
-    O: PredStore,
-    const TM: u32,
-    const BN: u32,
-    const WGN: u32,
-    const PRECISE: bool,
-    const S: u32,
-    const MC: u32,
->(
+unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const PRECISE: bool, const S: u32>(
     p: GemmWgmmaParams,
 ) {
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (shared_addr(smem) + 1023) & !1023;
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
     let full = stages + S * stage_bytes;
-    let pipe = Pipe { stages, full, empty: full + S * 8, done: full + S * 16 };
-    // In a cluster (MC = 2) the schedule's units are pairs of vertically
-    // adjacent tiles: unit row `r` holds tile rows `2 r` (rank 0) and
-    // `2 r + 1` (rank 1; past M when the tile rows are odd: that CTA still
-    // loads its half of B for its peer and stores nothing).
-    let tiles_m = p.m.div_ceil(TM).max(1).div_ceil(MC);
+    let pipe = Pipe { stages, full, empty: full + S * 8 };
+    let tiles_m = p.m.div_ceil(TM).max(1);
     let tiles_n = p.n.div_ceil(BN);
     let grid = Tiles { tiles_m, tiles_n, tiles: tiles_m * tiles_n };
-    // This CTA's first unit and (split launches) its split: the units of a
+    // This CTA's first tile and (split launches) its split: the CTAs of a
     // split launch are numbered tile-fastest, `tiles * splits` of them, one
-    // CTA (cluster) each; otherwise CTA (cluster) `b` takes units `b, b +
-    // grid, ...`. A cluster's CTAs are consecutive blocks.
-    let unit = nvptx::_block_idx_x() as u32 / MC;
-    let (first, split) = (unit % grid.tiles, unit / grid.tiles);
+    // unit each; otherwise CTA `b` takes tiles `b, b + grid, ...`.
+    let cta = nvptx::_block_idx_x() as u32;
+    let (first, split) = (cta % grid.tiles, cta / grid.tiles);
     if split >= p.splits {
-        return; // no such unit (the host never launches one; both CTAs of a cluster leave)
+        return; // no such unit (the host never launches one)
     }
-    let tile_step = if p.splits == 1 { nvptx::_grid_dim_x() as u32 / MC } else { grid.tiles };
-    let rank = if MC > 1 { cluster_rank() } else { 0 };
+    let tile_step = if p.splits == 1 { nvptx::_grid_dim_x() as u32 } else { grid.tiles };
     let (kb_begin, kb_end) = split_range(split, p.splits, p.k_blocks);
     let tid = nvptx::_thread_idx_x() as u32;
     let consumers = 256;
-    // `empty` completes when every consumer warp of the cluster has arrived
-    // (lane 0 each, lane 1 for the peer).
+    // `empty` completes when every consumer warp has arrived (lane 0 each).
     let consumer_warps = consumers / 32;
     if tid == 0 {
         tensormap_acquire(p.map_a);
@@ -257,29 +226,17 @@ unsafe fn gemm<
         let mut s = 0;
         while s < S {
             mbar_init(pipe.full + 8 * s, 1);
-            mbar_init(pipe.empty + 8 * s, consumer_warps * MC);
+            mbar_init(pipe.empty + 8 * s, consumer_warps);
             s += 1;
         }
-        mbar_init(pipe.done, consumer_warps);
         mbar_init_fence();
     }
-    if MC > 1 {
-        cluster_sync(); // the peer's barriers exist before anything reaches them
-    } else {
-        nvptx::_syncthreads();
-    }
+    nvptx::_syncthreads();
 
     if tid >= consumers {
         setmaxnreg_dec::<GEMM_PRODUCER_REGISTERS>();
         if tid == consumers {
-            produce::<TM, BN, S, MC>(&p, pipe, grid, rank, first, tile_step, (kb_begin, kb_end));
-            if MC > 1 {
-                // Keep this CTA (its barriers) alive until the peer's
-                // consumers, which arrive on them, are done. (A cluster
-                // barrier here, or anywhere in the consumers' code, makes
-                // ptxas fall back to the launch's register budget there.)
-                mbar_wait(pipe.done, 0);
-            }
+            produce::<TM, BN, S>(&p, pipe, grid, first, tile_step, (kb_begin, kb_end));
         }
         return;
     }
@@ -296,21 +253,17 @@ unsafe fn gemm<
     // Split `s` stores its partial tile at `[s, m, n]` of the f32 workspace
     // (s = 0 without a split: C itself).
     let c = (p.c as *mut O).add((split as u64 * gemm_split_stride(p.m, p.n)) as usize);
-    consume::<O, TM, BN, WGN, PRECISE, S, MC>(&p, pipe, grid, me, c, first, tile_step, (kb_begin, kb_end));
-    if MC > 1 {
-        mbar_arrive_cluster_if(pipe.done, cluster_rank() ^ 1, me.leader);
-    }
+    consume::<O, TM, BN, WGN, PRECISE, S>(&p, pipe, grid, me, c, first, tile_step, (kb_begin, kb_end));
 }
 
 /// The producer: lane 0 of the producer warpgroup. Waiting on a fresh
 /// barrier for the parity before its first phase returns at once, so the
 /// first `S` loads go out without waiting.
 #[inline(always)]
-unsafe fn produce<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
+unsafe fn produce<const TM: u32, const BN: u32, const S: u32>(
     p: &GemmWgmmaParams,
     pipe: Pipe,
     grid: Tiles,
-    rank: u32,
     first: u32,
     tile_step: u32,
     (kb_begin, kb_end): (u32, u32),
@@ -320,7 +273,7 @@ unsafe fn produce<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
     let mut t = first;
     while t < grid.tiles {
         let (mt, nt) = grid.coords(t);
-        let (m0, n0) = ((mt * MC + rank) * TM, nt * BN);
+        let (m0, n0) = (mt * TM, nt * BN);
         let mut kb = kb_begin;
         while kb < kb_end {
             mbar_wait(pipe.empty + 8 * slot.stage, slot.phase ^ 1);
@@ -328,16 +281,7 @@ unsafe fn produce<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
             let dst = pipe.stages + slot.stage * stage_bytes;
             mbar_arrive_expect_tx(bar, stage_bytes);
             tma_load_2d(dst, p.map_a, kb * GEMM_KBLOCK, m0, bar);
-            if MC > 1 {
-                // This CTA's share of B (the map's box is BN / MC rows),
-                // into both CTAs' stage; each `full` barrier expects the
-                // whole B box, half from each CTA.
-                let part = BN / MC;
-                let b_dst = dst + (TM + rank * part) * GEMM_KBLOCK;
-                tma_load_2d_multicast(b_dst, p.map_b, kb * GEMM_KBLOCK, n0 + rank * part, bar, (1 << MC) - 1);
-            } else {
-                tma_load_2d(dst + TM * GEMM_KBLOCK, p.map_b, kb * GEMM_KBLOCK, n0, bar);
-            }
+            tma_load_2d(dst + TM * GEMM_KBLOCK, p.map_b, kb * GEMM_KBLOCK, n0, bar);
             slot.advance();
             kb += 1;
         }
@@ -349,15 +293,7 @@ unsafe fn produce<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
 /// (two 64-row pieces with 256-row tiles, one otherwise).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn consume<
-    O: PredStore,
-    const TM: u32,
-    const BN: u32,
-    const WGN: u32,
-    const PRECISE: bool,
-    const S: u32,
-    const MC: u32,
->(
+unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const PRECISE: bool, const S: u32>(
     p: &GemmWgmmaParams,
     pipe: Pipe,
     grid: Tiles,
@@ -383,7 +319,6 @@ unsafe fn consume<
     let mut t = first;
     while t < grid.tiles {
         let (mt, nt) = grid.coords(t);
-        let mt = if MC > 1 { mt * MC + cluster_rank() } else { mt };
         // Rows of the thread in its first piece (the second is 64 below).
         let row0 = mt * TM + me.a_row + me.row;
         let col0 = nt * BN + me.b_row;
@@ -435,7 +370,7 @@ unsafe fn consume<
                 fence::<WGN>(part);
                 wgmma_wait0();
                 if !two {
-                    release::<MC>(empty, &me);
+                    mbar_arrive_if(empty, me.leader);
                 }
                 promote::<WGN>(acc0, part, (sa0 * sb0, sa1 * sb0), (sa0 * sb1, sa1 * sb1), former, cross);
                 if two {
@@ -444,7 +379,7 @@ unsafe fn consume<
                     mma_chain::<WGN, 4>(part, a + 64 * GEMM_KBLOCK, b);
                     fence::<WGN>(part);
                     wgmma_wait0();
-                    release::<MC>(empty, &me);
+                    mbar_arrive_if(empty, me.leader);
                     promote::<WGN>(acc1, part, (sa2 * sb0, sa3 * sb0), (sa2 * sb1, sa3 * sb1), former, cross);
                 }
             }
@@ -555,37 +490,33 @@ unsafe fn kblock_precise<const WGN: u32>(
 
 /// The kernels, named as `wgmma_contract::gemm_wgmma_kernel` lists them.
 macro_rules! entries {
-    ($($name:ident: $out:ty, $tile:ident, $tm:literal x $bn:literal / $wgn:literal, $precise:literal, cluster $mc:literal;)*) => {$(
+    ($($name:ident: $out:ty, $tile:ident, $tm:literal x $bn:literal / $wgn:literal, $precise:literal;)*) => {$(
         /// A `wgmma` GEMM kernel; see the module documentation.
         ///
         /// # Safety
-        /// Launched by `quant-host` with checked parameters (see `gemm`;
-        /// cluster dimension `$mc`, no split when it is 2).
+        /// Launched by `quant-host` with checked parameters (see `gemm`).
         #[no_mangle]
         pub unsafe extern "ptx-kernel" fn $name(p: GemmWgmmaParams) {
             const _: () = assert!(GemmTile::$tile.rows() == $tm && GemmTile::$tile.cols() == $bn);
             const _: () = assert!(GemmTile::$tile.wg_cols() == $wgn);
-            const _: () = assert!($mc == 1 || ($mc == GEMM_CLUSTER && !$precise));
-            gemm::<$out, $tm, $bn, $wgn, $precise, { GemmTile::$tile.stages() }, $mc>(p)
+            gemm::<$out, $tm, $bn, $wgn, $precise, { GemmTile::$tile.stages() }>(p)
         }
     )*};
 }
 
 entries! {
-    gemm_wgmma_fast_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, false, cluster 1;
-    gemm_wgmma_fast_128x128_f32: f32, M128N128, 128 x 128 / 128, false, cluster 1;
-    gemm_wgmma_fast_128x160_bf16: Bf16Out, M128N160, 128 x 160 / 160, false, cluster 1;
-    gemm_wgmma_fast_128x160_f32: f32, M128N160, 128 x 160 / 160, false, cluster 1;
-    gemm_wgmma_fast_128x192_bf16: Bf16Out, M128N192, 128 x 192 / 192, false, cluster 1;
-    gemm_wgmma_fast_128x192_f32: f32, M128N192, 128 x 192 / 192, false, cluster 1;
-    gemm_wgmma_fast_64x256_bf16: Bf16Out, M64N256, 64 x 256 / 128, false, cluster 1;
-    gemm_wgmma_fast_64x256_f32: f32, M64N256, 64 x 256 / 128, false, cluster 1;
-    gemm_wgmma_fast_64x128_bf16: Bf16Out, M64N128, 64 x 128 / 64, false, cluster 1;
-    gemm_wgmma_fast_64x128_f32: f32, M64N128, 64 x 128 / 64, false, cluster 1;
-    gemm_wgmma_fast_256x128_bf16: Bf16Out, M256N128, 256 x 128 / 128, false, cluster 1;
-    gemm_wgmma_fast_256x128_f32: f32, M256N128, 256 x 128 / 128, false, cluster 1;
-    gemm_wgmma_precise_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, true, cluster 1;
-    gemm_wgmma_precise_128x128_f32: f32, M128N128, 128 x 128 / 128, true, cluster 1;
-    gemm_wgmma_fast_128x128_mc2_bf16: Bf16Out, M128N128, 128 x 128 / 128, false, cluster 2;
-    gemm_wgmma_fast_128x128_mc2_f32: f32, M128N128, 128 x 128 / 128, false, cluster 2;
+    gemm_wgmma_fast_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, false;
+    gemm_wgmma_fast_128x128_f32: f32, M128N128, 128 x 128 / 128, false;
+    gemm_wgmma_fast_128x160_bf16: Bf16Out, M128N160, 128 x 160 / 160, false;
+    gemm_wgmma_fast_128x160_f32: f32, M128N160, 128 x 160 / 160, false;
+    gemm_wgmma_fast_128x192_bf16: Bf16Out, M128N192, 128 x 192 / 192, false;
+    gemm_wgmma_fast_128x192_f32: f32, M128N192, 128 x 192 / 192, false;
+    gemm_wgmma_fast_64x256_bf16: Bf16Out, M64N256, 64 x 256 / 128, false;
+    gemm_wgmma_fast_64x256_f32: f32, M64N256, 64 x 256 / 128, false;
+    gemm_wgmma_fast_64x128_bf16: Bf16Out, M64N128, 64 x 128 / 64, false;
+    gemm_wgmma_fast_64x128_f32: f32, M64N128, 64 x 128 / 64, false;
+    gemm_wgmma_fast_256x128_bf16: Bf16Out, M256N128, 256 x 128 / 128, false;
+    gemm_wgmma_fast_256x128_f32: f32, M256N128, 256 x 128 / 128, false;
+    gemm_wgmma_precise_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, true;
+    gemm_wgmma_precise_128x128_f32: f32, M128N128, 128 x 128 / 128, true;
 }
