@@ -216,6 +216,19 @@ pub const fn packed_ue8m0_byte_index(expert: u64, m: u64, g: u64, rows: u64, gro
     ((expert * words + g / 4) * aligned + m) * 4 + g % 4
 }
 
+/// f32 bits of `x` with every NaN as `0x7FC0_0000`: the residual output of
+/// an f32 input. An f32 sum of NaNs keeps an operand's payload on the CPU
+/// and is `0x7FFF_FFFF` on the GPU, so the contract writes one pattern.
+#[inline(always)]
+pub fn f32_canonical_bits(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b & 0x7FFF_FFFF > 0x7F80_0000 {
+        0x7FC0_0000
+    } else {
+        b
+    }
+}
+
 /// bf16 bits of `x`, round to nearest even; overflow goes to ±inf and every
 /// NaN to `0x7FC0` (one NaN pattern, so the two machines agree on payloads).
 #[inline(always)]

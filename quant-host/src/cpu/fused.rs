@@ -28,14 +28,15 @@ impl ExactOps for HostOps {
 }
 
 /// `x` rounded to `T` as the contract rounds the residual output
-/// (`fused::f32_to_bf16_bits` / `f32_to_f16_bits`: nearest even, one NaN).
+/// (`fused::f32_to_bf16_bits` / `f32_to_f16_bits`: nearest even, one NaN;
+/// f32 unchanged but for its one NaN, `fused::f32_canonical_bits`).
 pub fn round_to<T: Element>(x: f32) -> T {
     // The rounded value is exactly representable in T, so `from_f32` of it
     // only picks its bits (the canonical NaN included).
     match T::DTYPE {
         DType::Bf16 => T::from_f32(bf16_to_f32(f32_to_bf16_bits(x))),
         DType::F16 => T::from_f32(f16_to_f32(f32_to_f16_bits(x))),
-        DType::F32 => T::from_f32(x),
+        DType::F32 => T::from_f32(f32::from_bits(quant_kernels::fused::f32_canonical_bits(x))),
     }
 }
 

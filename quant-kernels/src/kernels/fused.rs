@@ -263,7 +263,7 @@ impl Store8 for F16 {
 impl Store8 for f32 {
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 8] {
-        v.map(f32::to_bits)
+        v.map(crate::fused::f32_canonical_bits)
     }
     #[inline(always)]
     unsafe fn store(dst: *mut Self, raw: &[u32; 8], valid: u64) {
