@@ -17,6 +17,16 @@ use quant_tests::fused::{
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
+/// Asserts two results are equal element for element, naming how many
+/// differ and the first few (index, GPU, CPU) instead of printing both
+/// tensors whole (a log the device tool can return).
+fn assert_elems<T: PartialEq + std::fmt::Debug>(what: &str, gpu: &[T], cpu: &[T]) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths");
+    let bad: Vec<usize> = (0..gpu.len()).filter(|&i| gpu[i] != cpu[i]).collect();
+    let first: Vec<_> = bad.iter().take(5).map(|&i| (i, &gpu[i], &cpu[i])).collect();
+    assert!(bad.is_empty(), "{what}: {} of {} differ; first (index, gpu, cpu): {first:?}", bad.len(), gpu.len());
+}
+
 fn gpu() -> Device {
     static GPU: OnceLock<Gpu> = OnceLock::new();
     Device::Cuda(GPU.get_or_init(|| Gpu::new(0).expect("these tests need a CUDA GPU")).clone())
@@ -51,7 +61,7 @@ fn check_rms<T: Element>(case: &RmsCase) {
     let what = format!("{} {case:?}", T::DTYPE.name());
     assert_same(&gpu, &cpu, &what);
     let bits = |v: &[T]| v.iter().map(|e| e.to_f32().to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&gpu_r), bits(&cpu_r), "{what}: residual output");
+    assert_elems(&format!("{what}: residual output"), &bits(&gpu_r), &bits(&cpu_r));
 }
 
 /// Runs `strategy`'s cases through `check` for every input type and prints
@@ -165,17 +175,17 @@ fn check_packed<T: Element>(dense: &GroupCase, masked: &GroupCase, rms: &RmsCase
         let cpu = run_group_packed(&Device::Cpu, case, silu, &x).unwrap();
         let gpu = run_group_packed(&gpu(), case, silu, &x).unwrap();
         let what = format!("packed {} silu={silu} {case:?}", T::DTYPE.name());
-        assert_eq!(gpu.0, cpu.0, "{what}: codes");
-        assert_eq!(gpu.1, cpu.1, "{what}: packed words");
+        assert_elems(&format!("{what}: codes"), &gpu.0, &cpu.0);
+        assert_elems(&format!("{what}: packed words"), &gpu.1, &cpu.1);
     }
     let inputs = rms.inputs::<T>();
     let (cpu, cpu_r) = run_rms_packed(&Device::Cpu, rms, &inputs).unwrap();
     let (gpu, gpu_r) = run_rms_packed(&gpu(), rms, &inputs).unwrap();
     let what = format!("packed rms {} {rms:?}", T::DTYPE.name());
-    assert_eq!(gpu.0, cpu.0, "{what}: codes");
-    assert_eq!(gpu.1, cpu.1, "{what}: packed words");
+    assert_elems(&format!("{what}: codes"), &gpu.0, &cpu.0);
+    assert_elems(&format!("{what}: packed words"), &gpu.1, &cpu.1);
     let bits = |v: &[T]| v.iter().map(|e| e.to_f32().to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&gpu_r), bits(&cpu_r), "{what}: residual output");
+    assert_elems(&format!("{what}: residual output"), &bits(&gpu_r), &bits(&cpu_r));
 }
 
 #[test]
