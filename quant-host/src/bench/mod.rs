@@ -250,18 +250,7 @@ fn sm_copy_bandwidth(gpu: &Gpu) -> Result<f64> {
 
 /// [`same_size_copy_us`] through the SM copy kernel.
 fn same_size_sm_copy_us(gpu: &Gpu, bytes: usize) -> Result<f64> {
-    let stream = gpu.stream();
-    let half = (bytes / 2).max(1);
-    let sets = rotation(bytes);
-    let src = (0..sets).map(|_| stream.alloc_zeros::<u8>(half)).collect::<Result<Vec<_>, _>>()?;
-    let mut dst = (0..sets).map(|_| stream.alloc_zeros::<u8>(half)).collect::<Result<Vec<_>, _>>()?;
-    let launches = sets * GRAPH_LAUNCHES.div_ceil(sets);
-    let mut next = 0;
-    timing::graph_us_per_launch(stream, launches, 10, || {
-        next += 1;
-        let i = next % sets;
-        gpu::launch_sm_copy(gpu, &src[i], &mut dst[i], half)
-    })
+    rotated_copy_us(gpu.stream(), bytes, |src, dst, half| gpu::launch_sm_copy(gpu, src, dst, half))
 }
 
 /// `n` bf16 values spanning many magnitudes (never zeros: zeros can run
@@ -292,6 +281,17 @@ fn rotation(bytes_per_call: usize) -> usize {
 /// Per launch in a CUDA graph: a device-to-device copy of `bytes / 2`
 /// (`bytes` moved), cycling through private buffers like the kernels do.
 fn same_size_copy_us(stream: &Arc<CudaStream>, bytes: usize) -> Result<f64> {
+    rotated_copy_us(stream, bytes, |src, dst, _| Ok(stream.memcpy_dtod(src, dst)?))
+}
+
+/// Per launch in a CUDA graph: `copy(src, dst, bytes / 2)` over rotating
+/// private buffer pairs ([`rotation`]), the harness both same-size copies
+/// share.
+fn rotated_copy_us(
+    stream: &Arc<CudaStream>,
+    bytes: usize,
+    mut copy: impl FnMut(&CudaSlice<u8>, &mut CudaSlice<u8>, usize) -> Result<()>,
+) -> Result<f64> {
     let half = (bytes / 2).max(1);
     let sets = rotation(bytes);
     let src = (0..sets).map(|_| stream.alloc_zeros::<u8>(half)).collect::<Result<Vec<_>, _>>()?;
@@ -301,7 +301,7 @@ fn same_size_copy_us(stream: &Arc<CudaStream>, bytes: usize) -> Result<f64> {
     timing::graph_us_per_launch(stream, launches, 10, || {
         next += 1;
         let i = next % sets;
-        Ok(stream.memcpy_dtod(&src[i], &mut dst[i])?)
+        copy(&src[i], &mut dst[i], half)
     })
 }
 
