@@ -23,6 +23,24 @@ struct ByValue<P>(P);
 // SAFETY: `KernelParams` types are `#[repr(C)]` plain data (no pointers).
 unsafe impl<P: KernelParams> DeviceRepr for ByValue<P> {}
 
+/// The checks every fused launch makes first: the scale element type
+/// matches the plan (u32 words for packed UE8M0, f32 otherwise), and the
+/// input and both outputs live on `gpu`'s context.
+fn check_buffers<T: Element, S: ScaleElem>(
+    gpu: &Gpu,
+    packed: bool,
+    x: &CudaSlice<T>,
+    q: &CudaSlice<u8>,
+    scales: &CudaSlice<S>,
+) -> Result<()> {
+    if S::PACKED != packed {
+        return Err(QuantError::ShapeMismatch("the scales are u32 for a packed UE8M0 plan, f32 otherwise".into()));
+    }
+    gpu.check_context("x", x.context())?;
+    gpu.check_context("q", q.context())?;
+    gpu.check_context("scales", scales.context())
+}
+
 /// Queues a per-group fused plan (`Quant` masked, `SiluMul` dense or
 /// masked) on `gpu`'s stream. A masked `masked_m` entry above the expert's
 /// rows is clamped by the kernel (the CPU path rejects it): checking it here
@@ -35,12 +53,7 @@ pub(crate) fn fused_group<T: Element, S: ScaleElem>(
     q: &mut CudaSlice<u8>,
     scales: &mut CudaSlice<S>,
 ) -> Result<()> {
-    if S::PACKED != plan.packed() {
-        return Err(QuantError::ShapeMismatch("the scales are u32 for a packed UE8M0 plan, f32 otherwise".into()));
-    }
-    gpu.check_context("x", x.context())?;
-    gpu.check_context("q", q.context())?;
-    gpu.check_context("scales", scales.context())?;
+    check_buffers(gpu, plan.packed(), x, q, scales)?;
     if let Some(m) = masked_m {
         gpu.check_context("masked_m", m.context())?;
     }
@@ -104,13 +117,8 @@ pub(crate) fn rms_norm<T: Element, S: ScaleElem>(
     q: &mut CudaSlice<u8>,
     scales: &mut CudaSlice<S>,
 ) -> Result<()> {
-    if S::PACKED != plan.packed() {
-        return Err(QuantError::ShapeMismatch("the scales are u32 for a packed UE8M0 plan, f32 otherwise".into()));
-    }
-    gpu.check_context("x", x.context())?;
+    check_buffers(gpu, plan.packed(), x, q, scales)?;
     gpu.check_context("weight", weight.context())?;
-    gpu.check_context("q", q.context())?;
-    gpu.check_context("scales", scales.context())?;
     if let Some(r) = &residual {
         gpu.check_context("residual", r.context())?;
     }
