@@ -17,7 +17,7 @@
 //! Timing as the rest of the benchmark: per launch in a CUDA graph, over
 //! rotating buffers (cold L2).
 
-use super::{measure, random_bf16, rotation, same_size_copy_us};
+use super::{input_sets, measure, random_bf16, rotation, same_size_copy_us};
 use crate::config::TokenGroupConfig;
 use crate::error::Result;
 use crate::fused::{FusedGroupPlan, FusedOp, RmsNormConfig, RmsNormPlan};
@@ -71,8 +71,11 @@ fn zeros<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
     (0..sets).map(|_| Ok(gpu.stream().alloc_zeros::<T>(n.max(1))?)).collect()
 }
 
+/// `sets` device copies of one host-generated random input of `n` values:
+/// generating every set on the host made the section take minutes.
 fn randoms(gpu: &Gpu, sets: usize, n: usize) -> Result<Vec<CudaSlice<bf16>>> {
-    (0..sets).map(|_| random_bf16(gpu.stream(), n.max(1))).collect()
+    let first = random_bf16(gpu.stream(), n.max(1))?;
+    input_sets(gpu.stream(), &first, n, sets)
 }
 
 /// The quantizer on a bf16 `[m, k]`, per launch (the second step).
