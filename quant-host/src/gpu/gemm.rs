@@ -102,8 +102,7 @@ impl GemmFunctions {
                         // A persistent grid must be resident all at once:
                         // clusters need their two SMs in one GPC, so fewer
                         // than SMs / 2 may fit.
-                        // (A driver that cannot say runs without clusters.)
-                        let resident = max_active_clusters(gpu, &f, tile.smem_bytes()).unwrap_or(0);
+                        let resident = max_active_clusters(gpu, &f, tile.smem_bytes())?;
                         if resident > 0 {
                             multicast.push(((tile, out), f, resident));
                         }
