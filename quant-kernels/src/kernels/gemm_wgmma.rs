@@ -324,9 +324,13 @@ unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, co
         let col0 = nt * BN + me.b_row;
         // B's scale rows of the fragment's columns: the block of its first
         // column, and (`cross`) the next one from 8-column group `former` on.
+        // Both clamped to the last block row: a fragment wholly past N (the
+        // second warpgroup of a 64 x 256 tile when N <= 128) reads the last
+        // row's scales, and its results are never stored. (Unclamped, that
+        // read ran past the scale buffer: compute-sanitizer, session 8.)
         let nb = col0 / GEMM_KBLOCK;
         let former = (GEMM_KBLOCK - col0 % GEMM_KBLOCK) / 8;
-        let sb0_at = p.b_scales + 4 * (nb as u64 * p.k_blocks as u64);
+        let sb0_at = p.b_scales + 4 * (nb.min(n_blocks - 1) as u64 * p.k_blocks as u64);
         let sb1_at = p.b_scales + 4 * ((nb + 1).min(n_blocks - 1) as u64 * p.k_blocks as u64);
         // The scales of k-block `kb`: A's of the thread's rows `row0 +
         // {0, 8, 64, 72}` (clamped: rows past M read row M - 1's, and their
