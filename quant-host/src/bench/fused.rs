@@ -17,7 +17,7 @@
 //! Timing as the rest of the benchmark: per launch in a CUDA graph, over
 //! rotating buffers (cold L2).
 
-use super::{input_sets, measure, random_bf16, rotation, same_size_copy_us};
+use super::{measure, random_bf16, rotation, same_size_copy_us};
 use crate::config::TokenGroupConfig;
 use crate::error::Result;
 use crate::fused::{FusedGroupPlan, FusedOp, RmsNormConfig, RmsNormPlan};
@@ -71,50 +71,73 @@ fn zeros<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
     (0..sets).map(|_| Ok(gpu.stream().alloc_zeros::<T>(n.max(1))?)).collect()
 }
 
-/// `sets` device copies of one host-generated random input of `n` values:
-/// generating every set on the host made the section take minutes.
-fn randoms(gpu: &Gpu, sets: usize, n: usize) -> Result<Vec<CudaSlice<bf16>>> {
-    let first = random_bf16(gpu.stream(), n.max(1))?;
-    input_sets(gpu.stream(), &first, n, sets)
+/// `sets` device copies of `n` values of the section's random input, from
+/// its start (`Part::Head`) or its end (`Part::Tail`, for a second operand
+/// that should differ from the first). The input is generated on the host
+/// once per section: generating every set (or every record's) on the host
+/// made the section run for minutes.
+fn randoms(gpu: &Gpu, input: &CudaSlice<bf16>, part: Part, sets: usize, n: usize) -> Result<Vec<CudaSlice<bf16>>> {
+    let n = n.max(1);
+    if n > input.len() {
+        return Err(crate::error::QuantError::TooLarge("the fused section's random input"));
+    }
+    let at = match part {
+        Part::Head => 0,
+        Part::Tail => input.len().saturating_sub(n),
+    };
+    (0..sets)
+        .map(|_| {
+            let mut copy = gpu.stream().alloc_zeros::<bf16>(n)?;
+            gpu.stream().memcpy_dtod(&input.slice(at..at + n), &mut copy)?;
+            Ok(copy)
+        })
+        .collect()
+}
+
+/// Which end of the section's input a record's operand is copied from.
+#[derive(Clone, Copy)]
+enum Part {
+    Head,
+    Tail,
 }
 
 /// The quantizer on a bf16 `[m, k]`, per launch (the second step).
-fn quantizer_us(gpu: &Gpu, m: usize, k: usize, cfg: &TokenGroupConfig) -> Result<f64> {
+fn quantizer_us(gpu: &Gpu, input: &CudaSlice<bf16>, m: usize, k: usize, cfg: &TokenGroupConfig) -> Result<f64> {
     let plan = TokenGroupPlan::new(cfg, MatrixShape::new(m, k)?)?;
     let sets = rotation(m * k * 3);
-    let x = randoms(gpu, sets, m * k)?;
+    let x = randoms(gpu, input, Part::Head, sets, m * k)?;
     let mut q = zeros::<u8>(gpu, sets, m * k)?;
     let mut s = zeros::<f32>(gpu, sets, plan.scale_shape().numel())?;
     Ok(measure(gpu.stream(), sets, |i| gpu::per_token_group_quant_planned(gpu, &plan, &x[i], &mut q[i], &mut s[i]))?.0)
 }
 
-fn silu(gpu: &Gpu, m: usize, n: usize, copy_gbps: f64) -> Result<FusedRecord> {
+fn silu(gpu: &Gpu, input: &CudaSlice<bf16>, m: usize, n: usize, copy_gbps: f64) -> Result<FusedRecord> {
     let cfg = TokenGroupConfig::default();
     let plan = FusedGroupPlan::new(FusedOp::SiluMul, &cfg, MatrixShape::new(m, 2 * n)?, 1, false)?;
     let scale_len = plan.scale_shape().numel();
     let bytes = m * 2 * n * 2 + m * n + scale_len * 4;
     let sets = rotation(bytes);
-    let x = randoms(gpu, sets, m * 2 * n)?;
+    let x = randoms(gpu, input, Part::Head, sets, m * 2 * n)?;
     let mut q = zeros::<u8>(gpu, sets, m * n)?;
     let mut s = zeros::<f32>(gpu, sets, scale_len)?;
     let (fused_us, _) =
         measure(gpu.stream(), sets, |i| gpu::fused::fused_group(gpu, &plan, &x[i], None, &mut q[i], &mut s[i]))?;
     // Unfused silu_mul: read [m, 2n] bf16, write [m, n] bf16.
     let op_us = same_size_copy_us(gpu.stream(), m * 2 * n * 2 + m * n * 2)?;
-    let two_step = op_us + quantizer_us(gpu, m, n, &cfg)?;
+    let two_step = op_us + quantizer_us(gpu, input, m, n, &cfg)?;
     Ok(record("silu_mul".into(), m, n, fused_us, bytes, two_step, copy_gbps))
 }
 
-fn rms(gpu: &Gpu, m: usize, k: usize, residual: bool, copy_gbps: f64) -> Result<FusedRecord> {
+fn rms(gpu: &Gpu, input: &CudaSlice<bf16>, m: usize, k: usize, residual: bool, copy_gbps: f64) -> Result<FusedRecord> {
     let cfg = RmsNormConfig::default();
     let plan = RmsNormPlan::new(&cfg, MatrixShape::new(m, k)?)?;
     let scale_len = plan.quant().scale_shape().numel();
     let io = if residual { 3 } else { 1 };
     let bytes = m * k * 2 * io + k * 2 + m * k + scale_len * 4;
     let sets = rotation(bytes);
-    let x = randoms(gpu, sets, m * k)?;
-    let w = randoms(gpu, 1, k)?;
-    let mut r = if residual { randoms(gpu, sets, m * k)? } else { Vec::new() };
+    let x = randoms(gpu, input, Part::Head, sets, m * k)?;
+    let w = randoms(gpu, input, Part::Tail, 1, k)?;
+    let mut r = if residual { randoms(gpu, input, Part::Tail, sets, m * k)? } else { Vec::new() };
     let mut q = zeros::<u8>(gpu, sets, m * k)?;
     let mut s = zeros::<f32>(gpu, sets, scale_len)?;
     let (fused_us, _) = measure(gpu.stream(), sets, |i| {
@@ -123,12 +146,20 @@ fn rms(gpu: &Gpu, m: usize, k: usize, residual: bool, copy_gbps: f64) -> Result<
     })?;
     // Unfused: read x (and r), write y (the residual) and bf16 h.
     let op_us = same_size_copy_us(gpu.stream(), m * k * 2 * (io + 1))?;
-    let two_step = op_us + quantizer_us(gpu, m, k, &cfg.quant)?;
+    let two_step = op_us + quantizer_us(gpu, input, m, k, &cfg.quant)?;
     let name = if residual { "rms_norm + residual" } else { "rms_norm" };
     Ok(record(name.into(), m, k, fused_us, bytes, two_step, copy_gbps))
 }
 
-fn masked(gpu: &Gpu, experts: usize, m_max: usize, k: usize, silu: bool, copy_gbps: f64) -> Result<FusedRecord> {
+fn masked(
+    gpu: &Gpu,
+    input: &CudaSlice<bf16>,
+    experts: usize,
+    m_max: usize,
+    k: usize,
+    silu: bool,
+    copy_gbps: f64,
+) -> Result<FusedRecord> {
     let cfg =
         TokenGroupConfig { layout: quant_kernels::ScaleLayout::ColMajorTmaAligned, ..TokenGroupConfig::default() };
     let in_cols = if silu { 2 * k } else { k };
@@ -140,7 +171,7 @@ fn masked(gpu: &Gpu, experts: usize, m_max: usize, k: usize, silu: bool, copy_gb
     let scale_len = plan.scale_shape().numel();
     let bytes = valid * in_cols * 2 + valid * k + valid * k.div_ceil(128) * 4;
     let sets = rotation(bytes * 2);
-    let x = randoms(gpu, sets, experts * m_max * in_cols)?;
+    let x = randoms(gpu, input, Part::Head, sets, experts * m_max * in_cols)?;
     let mut q = zeros::<u8>(gpu, sets, experts * m_max * k)?;
     let mut s = zeros::<f32>(gpu, sets, scale_len)?;
     let (masked_us, _) = measure(gpu.stream(), sets, |i| {
@@ -168,18 +199,22 @@ fn masked(gpu: &Gpu, experts: usize, m_max: usize, k: usize, silu: bool, copy_gb
 /// `.json`) into `out` (or the current directory).
 pub fn run(gpu: &Gpu, copy_gbps: f64, quick: bool, out: Option<&Path>) -> Result<Vec<FusedRecord>> {
     let tokens: &[usize] = if quick { &[2048, 8192] } else { &[128, 2048, 4096, 8192, 16384] };
+    // The largest operand: silu_mul's [M, 2 x 7168] input, or the masked
+    // layout's [16 x 1024, 2 x 7168].
+    let largest = tokens.iter().max().copied().unwrap_or(1).max(16 * 1024) * 2 * 7168;
+    let input = random_bf16(gpu.stream(), largest)?;
     let mut records = Vec::new();
     for &m in tokens {
         for n in [2048, 7168] {
-            records.push(silu(gpu, m, n, copy_gbps)?);
+            records.push(silu(gpu, &input, m, n, copy_gbps)?);
         }
         for residual in [false, true] {
-            records.push(rms(gpu, m, 7168, residual, copy_gbps)?);
+            records.push(rms(gpu, &input, m, 7168, residual, copy_gbps)?);
         }
     }
     for silu in [false, true] {
-        records.push(masked(gpu, 16, 1024, 7168, silu, copy_gbps)?);
-        records.push(masked(gpu, 32, 256, 2048, silu, copy_gbps)?);
+        records.push(masked(gpu, &input, 16, 1024, 7168, silu, copy_gbps)?);
+        records.push(masked(gpu, &input, 32, 256, 2048, silu, copy_gbps)?);
     }
     let table = table(&records, copy_gbps);
     println!("{table}");
