@@ -445,9 +445,7 @@ impl Device {
         masked_m: Option<&Tensor<u32>>,
         cfg: &TokenGroupConfig,
     ) -> Result<(Tensor<u8>, Tensor<u32>)> {
-        let experts = masked_m.map_or(1, |m| m.shape().numel());
-        let plan = FusedGroupPlan::new(FusedOp::Quant, cfg, x.shape(), experts, masked_m.is_some())?.packed_ue8m0()?;
-        self.fused_group(&plan, x, masked_m)
+        self.packed_ue8m0(FusedOp::Quant, x, masked_m, cfg)
     }
 
     /// [`Device::silu_mul_per_token_group_quant_fp8`] (masked when
@@ -459,9 +457,20 @@ impl Device {
         masked_m: Option<&Tensor<u32>>,
         cfg: &TokenGroupConfig,
     ) -> Result<(Tensor<u8>, Tensor<u32>)> {
+        self.packed_ue8m0(FusedOp::SiluMul, x, masked_m, cfg)
+    }
+
+    /// `op` per 1 x group (masked when `masked_m` is given) with packed UE8M0
+    /// scales: the two public packed entry points differ only in `op`.
+    fn packed_ue8m0<T: Element>(
+        &self,
+        op: FusedOp,
+        x: &Tensor<T>,
+        masked_m: Option<&Tensor<u32>>,
+        cfg: &TokenGroupConfig,
+    ) -> Result<(Tensor<u8>, Tensor<u32>)> {
         let experts = masked_m.map_or(1, |m| m.shape().numel());
-        let plan =
-            FusedGroupPlan::new(FusedOp::SiluMul, cfg, x.shape(), experts, masked_m.is_some())?.packed_ue8m0()?;
+        let plan = FusedGroupPlan::new(op, cfg, x.shape(), experts, masked_m.is_some())?.packed_ue8m0()?;
         self.fused_group(&plan, x, masked_m)
     }
 

@@ -17,7 +17,7 @@
 //! Timing as the rest of the benchmark: per launch in a CUDA graph, over
 //! rotating buffers (cold L2).
 
-use super::{measure, random_bf16, rotation, same_size_copy_us};
+use super::{copies_of, measure, random_bf16, rotation, same_size_copy_us};
 use crate::config::TokenGroupConfig;
 use crate::error::Result;
 use crate::fused::{FusedGroupPlan, FusedOp, RmsNormConfig, RmsNormPlan};
@@ -85,13 +85,7 @@ fn randoms(gpu: &Gpu, input: &CudaSlice<bf16>, part: Part, sets: usize, n: usize
         Part::Head => 0,
         Part::Tail => input.len().saturating_sub(n),
     };
-    (0..sets)
-        .map(|_| {
-            let mut copy = gpu.stream().alloc_zeros::<bf16>(n)?;
-            gpu.stream().memcpy_dtod(&input.slice(at..at + n), &mut copy)?;
-            Ok(copy)
-        })
-        .collect()
+    copies_of(gpu.stream(), &input.slice(at..at + n), sets)
 }
 
 /// Which end of the section's input a record's operand is copied from.

@@ -31,7 +31,7 @@ use crate::error::{QuantError, Result};
 use crate::gpu::{self, driver_available, Gpu};
 use crate::plan::{BlockPlan, TokenGroupPlan};
 use crate::shape::MatrixShape;
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, CudaView};
 use half::bf16;
 use quant_kernels::{Fp8Format, ScaleLayout};
 use std::path::PathBuf;
@@ -212,12 +212,22 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
 /// round varied by 5% from run to run on the same H100 while the kernels'
 /// times did not; the best round is the stable, and the stricter, ceiling.
 fn copy_bandwidth(stream: &Arc<CudaStream>) -> Result<f64> {
+    gib_copy_gbps(stream, |src, dst, _| Ok(stream.memcpy_dtod(src, dst)?))
+}
+
+/// GB/s (read + written) of `copy(src, dst, bytes)` moving 1 GiB: the best
+/// of five rounds, each the median of ten copies. The harness both 1 GiB
+/// ceilings share.
+fn gib_copy_gbps(
+    stream: &Arc<CudaStream>,
+    mut copy: impl FnMut(&CudaSlice<u8>, &mut CudaSlice<u8>, usize) -> Result<()>,
+) -> Result<f64> {
     const BYTES: usize = 1 << 30;
     let src = stream.alloc_zeros::<u8>(BYTES)?;
     let mut dst = stream.alloc_zeros::<u8>(BYTES)?;
     let mut best = f64::INFINITY;
     for _ in 0..5 {
-        best = best.min(timing::median_ms(stream, 3, 10, || Ok(stream.memcpy_dtod(&src, &mut dst)?))?);
+        best = best.min(timing::median_ms(stream, 3, 10, || copy(&src, &mut dst, BYTES))?);
     }
     Ok(2.0 * BYTES as f64 / (best * 1e-3) / 1e9)
 }
@@ -237,15 +247,7 @@ pub struct Ceilings {
 /// Bandwidth of the SM copy kernel moving 1 GiB (read + written), best of
 /// five rounds of ten, as [`copy_bandwidth`].
 fn sm_copy_bandwidth(gpu: &Gpu) -> Result<f64> {
-    const BYTES: usize = 1 << 30;
-    let stream = gpu.stream();
-    let src = stream.alloc_zeros::<u8>(BYTES)?;
-    let mut dst = stream.alloc_zeros::<u8>(BYTES)?;
-    let mut best = f64::INFINITY;
-    for _ in 0..5 {
-        best = best.min(timing::median_ms(stream, 3, 10, || gpu::launch_sm_copy(gpu, &src, &mut dst, BYTES))?);
-    }
-    Ok(2.0 * BYTES as f64 / (best * 1e-3) / 1e9)
+    gib_copy_gbps(gpu.stream(), |src, dst, bytes| gpu::launch_sm_copy(gpu, src, dst, bytes))
 }
 
 /// [`same_size_copy_us`] through the SM copy kernel.
@@ -312,10 +314,15 @@ fn input_sets(
     n: usize,
     sets: usize,
 ) -> Result<Vec<CudaSlice<bf16>>> {
+    copies_of(stream, &input.slice(0..n.max(1)), sets)
+}
+
+/// `sets` private device copies of `src`.
+fn copies_of(stream: &Arc<CudaStream>, src: &CudaView<'_, bf16>, sets: usize) -> Result<Vec<CudaSlice<bf16>>> {
     (0..sets)
         .map(|_| {
-            let mut copy = stream.alloc_zeros::<bf16>(n.max(1))?;
-            stream.memcpy_dtod(&input.slice(0..n.max(1)), &mut copy)?;
+            let mut copy = stream.alloc_zeros::<bf16>(src.len())?;
+            stream.memcpy_dtod(src, &mut copy)?;
             Ok(copy)
         })
         .collect()
