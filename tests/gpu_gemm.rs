@@ -444,6 +444,11 @@ fn wgmma_shapes() {
         (193, 129, 256),
         (300, 1000, 512),
         (130, 4000, 384),
+        // 2-CTA clusters sharing A (an even number of tile columns and
+        // enough pairs to fill the GPU: 128 x 128 planned or forced here,
+        // 256 x 128 too in the first) with M, N and K tails.
+        (2100, 4000, 400),
+        (1500, 2560, 272),
         // Decode sizes: the planned mode takes the decode kernel, the
         // forced tiles the `wgmma` kernel with split-K.
         (1, 4096, 1024),

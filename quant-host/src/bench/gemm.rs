@@ -63,6 +63,10 @@ pub struct GemmRecord {
     pub tile: &'static str,
     /// Whether the tile was forced rather than planned.
     pub forced: bool,
+    /// Whether 2-CTA clusters sharing A ran it (multicast).
+    pub clustered: bool,
+    /// Whether the cluster kernels were ruled out (`--gemm-variants`' comparison).
+    pub unicast: bool,
     /// K splits.
     pub splits: u32,
     /// Microseconds per launch in a CUDA graph.
@@ -129,19 +133,21 @@ fn problem(
     let reference = stream.clone_dtoh(&c32)?;
     let ref_max = reference.iter().fold(0f64, |acc, &v| acc.max((v as f64).abs()));
 
-    let mut configs: Vec<(GemmConfig, bool)> =
-        vec![(base, false), (GemmConfig { precision: GemmPrecision::Precise, ..base }, false)];
+    let mut configs: Vec<(GemmConfig, bool, Path)> =
+        vec![(base, false, Path::Best), (GemmConfig { precision: GemmPrecision::Precise, ..base }, false, Path::Best)];
     if variants {
-        configs.extend(GemmTile::ALL.iter().map(|&t| (GemmConfig { tile: Some(t), ..base }, true)));
+        // The planned tile without clusters, then every tile forced.
+        configs.push((base, false, Path::Unicast));
+        configs.extend(GemmTile::ALL.iter().map(|&t| (GemmConfig { tile: Some(t), ..base }, true, Path::Best)));
     }
     let mut c = stream.alloc_zeros::<bf16>(m * n)?;
     let mut out = Vec::new();
-    for (cfg, forced) in configs {
-        let (tile, splits) = wgmma_plan(gpu, shape, &cfg)?;
+    for (cfg, forced, path) in configs {
+        let (tile, splits, clustered) = wgmma_plan(gpu, shape, &cfg, path)?;
         // Error, f32 C.
         stream.memset_zeros(&mut c32)?;
         let f32c = GemmConfig { output: OutputType::F32, ..cfg };
-        gpu::mm_fp8_blockscale(gpu, &a, &sa, &bs[0], &sb, shape, &f32c, GpuGemmOut::F32(&mut c32))?;
+        mm_fp8_blockscale_on(gpu, &a, &sa, &bs[0], &sb, shape, &f32c, GpuGemmOut::F32(&mut c32), path)?;
         let got = stream.clone_dtoh(&c32)?;
         let diff = got.iter().zip(&reference).fold(0f64, |acc, (&x, &y)| acc.max((x as f64 - y as f64).abs()));
         let max_rel_err = if ref_max > 0.0 { diff / ref_max } else { diff };
@@ -149,7 +155,7 @@ fn problem(
         let mut turn = 0usize;
         let mut launch = || {
             turn = (turn + 1) % copies;
-            gpu::mm_fp8_blockscale(gpu, &a, &sa, &bs[turn], &sb, shape, &cfg, GpuGemmOut::Bf16(&mut c))
+            mm_fp8_blockscale_on(gpu, &a, &sa, &bs[turn], &sb, shape, &cfg, GpuGemmOut::Bf16(&mut c), path)
         };
         for _ in 0..copies + 2 {
             launch()?;
@@ -162,15 +168,18 @@ fn problem(
             precision: cfg.precision.name(),
             tile: tile.name(),
             forced,
+            clustered,
+            unicast: path == Path::Unicast,
             splits,
             us,
             tflops: flops(m, n, k) / (us * 1e-6) / 1e12,
             max_rel_err,
         };
         eprintln!(
-            "bench gemm: {m}x{n}x{k} {} {}{}: {:.1} us, {:.0} TFLOP/s, err {:.2e}",
+            "bench gemm: {m}x{n}x{k} {} {}{}{}: {:.1} us, {:.0} TFLOP/s, err {:.2e}",
             r.precision,
             r.tile,
+            if clustered { " x2 multicast" } else { "" },
             if forced { " (forced)" } else { "" },
             r.us,
             r.tflops,
@@ -182,7 +191,9 @@ fn problem(
 }
 
 /// The section's markdown: one row per shape, `Fast` (planned tile) and
-/// `Precise` side by side, then one column per forced tile where measured.
+/// `Precise` side by side (a tile marked `x2` ran in 2-CTA clusters sharing
+/// A), then with `--gemm-variants` the planned tile without clusters and
+/// one column per forced tile.
 pub(crate) fn report(records: &[GemmRecord]) -> String {
     use std::fmt::Write as _;
     let mut s = String::from(
@@ -196,11 +207,15 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
         s,
         "| M | N | K | fast tile | splits | fast us | fast TFLOP/s | fast err | precise us | precise TFLOP/s | precise err | precise / fast |"
     );
+    let any_unicast = records.iter().any(|r| r.unicast);
+    if any_unicast {
+        s.push_str(" planned tile without clusters TFLOP/s |");
+    }
     for t in &forced_tiles {
         let _ = write!(s, " {t} TFLOP/s |");
     }
     s.push_str("\n|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    s.push_str(&"---:|".repeat(forced_tiles.len()));
+    s.push_str(&"---:|".repeat(forced_tiles.len() + any_unicast as usize));
     s.push('\n');
     let mut shapes: Vec<(usize, usize, usize)> = Vec::new();
     for r in records {
@@ -209,12 +224,15 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
         }
     }
     for (m, n, k) in shapes {
-        let of = |p: &str| records.iter().find(|r| (r.m, r.n, r.k) == (m, n, k) && !r.forced && r.precision == p);
+        let of = |p: &str| {
+            records.iter().find(|r| (r.m, r.n, r.k) == (m, n, k) && !r.forced && !r.unicast && r.precision == p)
+        };
         let (Some(f), Some(p)) = (of("fast"), of("precise")) else { continue };
         let _ = write!(
             s,
-            "| {m} | {n} | {k} | {} | {} | {:.1} | {:.0} | {:.2e} | {:.1} | {:.0} | {:.2e} | {:.2} |",
+            "| {m} | {n} | {k} | {}{} | {} | {:.1} | {:.0} | {:.2e} | {:.1} | {:.0} | {:.2e} | {:.2} |",
             f.tile,
+            if f.clustered { " x2" } else { "" },
             f.splits,
             f.us,
             f.tflops,
@@ -224,6 +242,14 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
             p.max_rel_err,
             p.tflops / f.tflops
         );
+        if any_unicast {
+            match records.iter().find(|r| (r.m, r.n, r.k) == (m, n, k) && r.unicast) {
+                Some(r) => {
+                    let _ = write!(s, " {:.0} |", r.tflops);
+                }
+                None => s.push_str(" - |"),
+            }
+        }
         for t in &forced_tiles {
             match records.iter().find(|r| (r.m, r.n, r.k) == (m, n, k) && r.forced && r.tile == *t) {
                 Some(r) => {

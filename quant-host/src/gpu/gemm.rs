@@ -35,7 +35,8 @@ use cudarc::driver::sys::{
 use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DeviceRepr, PushKernelArg};
 use quant_kernels::gemm_contract::GemmMmaParams;
 use quant_kernels::wgmma_contract::{
-    gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel, GemmOut, GemmPrecision, GemmTile, GemmWgmmaParams,
+    gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel, gemm_wgmma_multicast_kernel, GemmOut,
+    GemmPrecision, GemmTile, GemmWgmmaParams, GEMM_CLUSTER,
 };
 use quant_kernels::{Fp8Format, ScaleLayout};
 
@@ -51,6 +52,9 @@ pub(crate) struct GemmFunctions {
 /// `quant_kernels::wgmma_contract::gemm_wgmma_kernel`.
 struct WgmmaFunctions {
     kernels: Vec<((GemmPrecision, GemmTile, GemmOut), CudaFunction)>,
+    /// The 2-CTA multicast kernels (`Fast`) by tile and output, with the
+    /// most clusters of each that can be resident at once.
+    multicast: Vec<((GemmTile, GemmOut), CudaFunction, u32)>,
     /// The split-K reduction, `[output]`.
     reduce: [CudaFunction; 2],
 }
@@ -58,6 +62,10 @@ struct WgmmaFunctions {
 impl WgmmaFunctions {
     fn get(&self, precision: GemmPrecision, tile: GemmTile, out: GemmOut) -> Option<&CudaFunction> {
         self.kernels.iter().find(|(key, _)| *key == (precision, tile, out)).map(|(_, f)| f)
+    }
+
+    fn get_multicast(&self, tile: GemmTile, out: GemmOut) -> Option<(&CudaFunction, u32)> {
+        self.multicast.iter().find(|(key, _, _)| *key == (tile, out)).map(|(_, f, n)| (f, *n))
     }
 }
 
@@ -81,9 +89,29 @@ impl GemmFunctions {
                     }
                 }
             }
+            let mut multicast = Vec::new();
+            // `QUANT_GEMM_NO_CLUSTERS` (any value) keeps every launch on the
+            // single-CTA kernels: a switch for comparing or ruling out the
+            // cluster kernels on a given GPU, read once per `Gpu`.
+            let clusters = std::env::var_os("QUANT_GEMM_NO_CLUSTERS").is_none();
+            for tile in GemmTile::ALL.into_iter().filter(|_| clusters) {
+                for out in [GemmOut::Bf16, GemmOut::F32] {
+                    if let Some(name) = gemm_wgmma_multicast_kernel(tile, out) {
+                        let f = get(name)?;
+                        f.set_attribute(MAX_SMEM, tile.smem_bytes() as i32)?;
+                        // A persistent grid must be resident all at once:
+                        // clusters need their two SMs in one GPC, so fewer
+                        // than SMs / 2 may fit.
+                        let resident = max_active_clusters(gpu, &f, tile.smem_bytes())?;
+                        if resident > 0 {
+                            multicast.push(((tile, out), f, resident));
+                        }
+                    }
+                }
+            }
             let reduce =
                 [get(gemm_splitk_reduce_kernel(GemmOut::Bf16))?, get(gemm_splitk_reduce_kernel(GemmOut::F32))?];
-            Some(WgmmaFunctions { kernels, reduce })
+            Some(WgmmaFunctions { kernels, multicast, reduce })
         } else {
             None
         };
@@ -263,8 +291,12 @@ pub(crate) fn mm_fp8_blockscale(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(not(feature = "bench"), allow(dead_code))]
 pub(crate) enum Path {
-    /// The fastest that applies (decode-sized, `wgmma`, `mma.sync`).
+    /// The fastest that applies (`wgmma`, in 2-CTA clusters where the tile
+    /// has such a kernel; decode-sized; `mma.sync`).
     Best,
+    /// [`Path::Best`] without the cluster kernels (the benchmark's
+    /// comparison).
+    Unicast,
     /// The `mma.sync` kernel (or the decode-sized one for M <= 16), which
     /// sums every k-block in f32 without the tensor cores' truncation: the
     /// benchmark's on-device reference for the `wgmma` kernels' error.
@@ -321,9 +353,9 @@ pub(crate) fn mm_fp8_blockscale_on(
     // at that size (`Precise` has only the 128-row tile).
     let decode_precise = m <= SMALL_M && cfg.precision == GemmPrecision::Precise;
     if let Some(wgmma) =
-        functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path == Path::Best && !decode_precise)
+        functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path != Path::MmaSync && !decode_precise)
     {
-        if launch_wgmma(gpu, wgmma, a, a_scales, b, b_scales, shape, cfg, &mut c)? {
+        if launch_wgmma(gpu, wgmma, a, a_scales, b, b_scales, shape, cfg, &mut c, path == Path::Best)? {
             return Ok(());
         }
     }
@@ -359,6 +391,7 @@ fn launch_wgmma(
     shape: GemmShape,
     cfg: &GemmConfig,
     c: &mut GpuGemmOut<'_>,
+    allow_multicast: bool,
 ) -> Result<bool> {
     let stream = gpu.stream();
     let (m, n, k) = (shape.m() as u64, shape.n() as u64, shape.k() as u64);
@@ -380,6 +413,14 @@ fn launch_wgmma(
     let kernel_out = if plan.splits > 1 { GemmOut::F32 } else { out };
     let Some(kernel) = wgmma.get(cfg.precision, plan.tile, kernel_out) else {
         return Err(QuantError::UnsupportedGemmTile { precision: cfg.precision.name(), tile: plan.tile.name() });
+    };
+    let multicast = if allow_multicast && cfg.precision == GemmPrecision::Fast && plan.splits == 1 {
+        wgmma.get_multicast(plan.tile, kernel_out).and_then(|(f, resident)| {
+            launch::gemm_wgmma_clusters(m, n, plan.tile, gpu.multiprocessor_count() as u64, resident)
+                .map(|grid| (f, grid))
+        })
+    } else {
+        None
     };
     let mut maps = gpu.gemm_maps();
     let tm = match &mut *maps {
@@ -424,6 +465,16 @@ fn launch_wgmma(
         k_blocks: kb as u32,
         splits: plan.splits,
     });
+    if let Some((function, grid)) = multicast {
+        // SAFETY: as below for the same parameters; the multicast kernel
+        // runs in clusters of GEMM_CLUSTER consecutive CTAs, `grid` (a
+        // multiple of it, every cluster resident at once) from
+        // `launch::gemm_wgmma_clusters`, which also keeps the tile columns
+        // even; no split.
+        unsafe { launch_cluster(stream, function, &params, grid, plan.config.shared_mem_bytes) }?;
+        drop((c_guard, a_guard, b_guard, sa_guard, sb_guard, maps_guard));
+        return Ok(true);
+    }
     let mut builder = stream.launch_builder(kernel);
     builder.arg(&params);
     // SAFETY: the kernel takes one `GemmWgmmaParams`, passed by value: the
@@ -453,20 +504,25 @@ fn launch_wgmma(
     Ok(true)
 }
 
-/// The tile and K split the `wgmma` path would use for `shape` and `cfg`
-/// on `gpu` (for the benchmark's report).
+/// The tile, the K split and whether 2-CTA clusters run it: what the
+/// `wgmma` path would do for `shape` and `cfg` on `gpu` along `path` (for
+/// the benchmark's report).
 #[cfg(feature = "bench")]
-pub(crate) fn wgmma_plan(gpu: &Gpu, shape: GemmShape, cfg: &GemmConfig) -> Result<(GemmTile, u32)> {
-    let plan = launch::gemm_wgmma(
-        shape.m() as u64,
-        shape.n() as u64,
-        shape.k_blocks() as u64,
-        gpu.multiprocessor_count() as u64,
-        cfg.precision,
-        cfg.tile,
-        true,
-    )?;
-    Ok((plan.tile, plan.splits))
+pub(crate) fn wgmma_plan(gpu: &Gpu, shape: GemmShape, cfg: &GemmConfig, path: Path) -> Result<(GemmTile, u32, bool)> {
+    let sms = gpu.multiprocessor_count() as u64;
+    let (m, n) = (shape.m() as u64, shape.n() as u64);
+    let plan = launch::gemm_wgmma(m, n, shape.k_blocks() as u64, sms, cfg.precision, cfg.tile, true)?;
+    let out = if plan.splits > 1 { GemmOut::F32 } else { GemmOut::Bf16 };
+    let functions = gpu.gemm_functions()?;
+    let clustered = path == Path::Best
+        && cfg.precision == GemmPrecision::Fast
+        && plan.splits == 1
+        && functions
+            .wgmma
+            .as_ref()
+            .and_then(|w| w.get_multicast(plan.tile, out))
+            .is_some_and(|(_, resident)| launch::gemm_wgmma_clusters(m, n, plan.tile, sms, resident).is_some());
+    Ok((plan.tile, plan.splits, clustered))
 }
 
 /// The kernel parameter block as a launch argument (passed by value).
@@ -477,6 +533,72 @@ struct LaunchParams(GemmWgmmaParams);
 // SAFETY: a `#[repr(C)]` struct of integers, copied into the launch's
 // parameter buffer byte for byte as the kernel declares it.
 unsafe impl DeviceRepr for LaunchParams {}
+
+/// The launch configuration of a multicast kernel: `grid` CTAs of
+/// [`quant_kernels::wgmma_contract::GEMM_THREADS`] in clusters of
+/// [`GEMM_CLUSTER`] along x (cudarc's launch builder sets no cluster
+/// dimension, so the multicast kernels go through `cuLaunchKernelEx`).
+fn cluster_config(
+    stream: &cudarc::driver::CudaStream,
+    grid: u32,
+    smem: u32,
+    attr: &mut cudarc::driver::sys::CUlaunchAttribute,
+) -> cudarc::driver::sys::CUlaunchConfig {
+    use cudarc::driver::sys;
+    attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attr.value.clusterDim = sys::CUlaunchAttributeValue_union__bindgen_ty_1 { x: GEMM_CLUSTER, y: 1, z: 1 };
+    sys::CUlaunchConfig {
+        gridDimX: grid,
+        gridDimY: 1,
+        gridDimZ: 1,
+        blockDimX: quant_kernels::wgmma_contract::GEMM_THREADS,
+        blockDimY: 1,
+        blockDimZ: 1,
+        sharedMemBytes: smem,
+        hStream: stream.cu_stream(),
+        attrs: attr,
+        numAttrs: 1,
+    }
+}
+
+/// How many 2-CTA clusters of `function` (with `smem` bytes of dynamic
+/// shared memory per CTA) the GPU holds at once.
+fn max_active_clusters(gpu: &Gpu, function: &CudaFunction, smem: u32) -> Result<u32> {
+    let stream = gpu.stream();
+    // SAFETY: an all-zero launch attribute is a valid value of the C union.
+    let mut attr = unsafe { std::mem::zeroed() };
+    let config = cluster_config(stream, GEMM_CLUSTER, smem, &mut attr);
+    let mut clusters: std::ffi::c_int = 0;
+    stream.context().bind_to_thread()?;
+    // SAFETY: `config` points at one valid attribute for the call's
+    // duration; the driver writes one int.
+    unsafe { cudarc::driver::sys::cuOccupancyMaxActiveClusters(&mut clusters, function.cu_function(), &config) }
+        .result()?;
+    Ok(clusters.max(0) as u32)
+}
+
+/// Launches `function(params)` on `stream` in clusters of [`GEMM_CLUSTER`]
+/// CTAs along x.
+///
+/// # Safety
+/// `function` is a multicast kernel taking one `GemmWgmmaParams` by value,
+/// `params` is valid for it, `grid` is a multiple of the cluster size with
+/// every cluster resident at once, and the buffers it names stay alive
+/// (their guards held) until the launch is queued.
+unsafe fn launch_cluster(
+    stream: &std::sync::Arc<cudarc::driver::CudaStream>,
+    function: &CudaFunction,
+    params: &LaunchParams,
+    grid: u32,
+    smem: u32,
+) -> Result<()> {
+    let mut attr = std::mem::zeroed();
+    let config = cluster_config(stream, grid, smem, &mut attr);
+    let mut arg = params as *const LaunchParams as *mut std::ffi::c_void;
+    stream.context().bind_to_thread()?;
+    cudarc::driver::sys::cuLaunchKernelEx(&config, function.cu_function(), &mut arg, std::ptr::null_mut()).result()?;
+    Ok(())
+}
 
 /// Pushes C, whichever its element type, as the next kernel argument.
 pub(super) fn push_c<'a>(builder: &mut cudarc::driver::LaunchArgs<'a>, c: &'a mut GpuGemmOut<'_>) {

@@ -224,6 +224,31 @@ pub(crate) fn gemm_wgmma(
     })
 }
 
+/// The grid (in CTAs) of the 2-CTA multicast kernel for an `m x n` problem
+/// in `tile`, or `None` where it does not apply: the tile columns must pair
+/// up exactly (an even count), and the pairs must fill every SM (smaller
+/// problems keep the single-CTA kernel, whose split-K they may need).
+/// `resident` is how many clusters the GPU holds at once; the persistent
+/// grid never exceeds it (a cluster waiting for SMs would run its share
+/// after everyone else's). The clusters are as few as give the same number
+/// of waves, so each takes an equal share (DeepGEMM does the same: fewer
+/// busy SMs, less L2 pressure, no slower).
+pub(crate) fn gemm_wgmma_clusters(m: u64, n: u64, tile: GemmTile, multiprocessors: u64, resident: u32) -> Option<u32> {
+    let cluster = quant_kernels::wgmma_contract::GEMM_CLUSTER as u64;
+    let tiles_n = n.div_ceil(tile.cols() as u64);
+    if !tiles_n.is_multiple_of(cluster) {
+        return None;
+    }
+    let units = m.div_ceil(tile.rows() as u64).max(1).checked_mul(tiles_n / cluster)?;
+    let most = (resident as u64).min(multiprocessors / cluster);
+    if most == 0 || units * cluster < multiprocessors {
+        return None;
+    }
+    let waves = units.div_ceil(most);
+    let clusters = units.div_ceil(waves);
+    u32::try_from(clusters * cluster).ok().filter(|&g| g < 1 << 31)
+}
+
 /// The split-K reduction's grid: one thread per 4 elements of C.
 pub(crate) fn gemm_split_reduce(len: u64) -> Result<LaunchConfig> {
     linear(len.div_ceil(4))
@@ -234,6 +259,30 @@ mod tests {
     use super::*;
 
     const H100_SHARE: u64 = 228 * 1024 / 2 - 1024; // two CTAs per SM
+
+    #[test]
+    fn multicast_grid_pairs_columns_and_fills_the_gpu() {
+        use quant_kernels::wgmma_contract::GemmTile::{M128N128, M256N128};
+        // 4096 x 4096 in 256 x 128 tiles: 16 x 32 tiles, 256 pairs; 132
+        // SMs hold 66 clusters: 4 waves, so 64 clusters (128 CTAs).
+        assert_eq!(gemm_wgmma_clusters(4096, 4096, M256N128, 132, 66), Some(128));
+        // Fewer resident clusters than SMs / 2 cap the grid: 60 take 256
+        // pairs in 5 waves, so 52 clusters; 448 pairs in 8 waves, 56.
+        assert_eq!(gemm_wgmma_clusters(4096, 4096, M256N128, 132, 60), Some(104));
+        assert_eq!(gemm_wgmma_clusters(4096, 7168, M256N128, 132, 60), Some(112));
+        // An odd number of tile columns (N = 2112: 17), or too few pairs
+        // to fill the GPU: no clusters.
+        assert_eq!(gemm_wgmma_clusters(4096, 2112, M128N128, 132, 66), None);
+        assert_eq!(gemm_wgmma_clusters(512, 1024, M256N128, 132, 66), None);
+        assert_eq!(gemm_wgmma_clusters(4096, 4096, M256N128, 132, 0), None);
+        // The grid is always whole clusters.
+        for n in (256..20000).step_by(256) {
+            if let Some(g) = gemm_wgmma_clusters(4096, n, M128N128, 132, 66) {
+                assert_eq!(g % 2, 0);
+                assert!(g <= 132);
+            }
+        }
+    }
 
     #[test]
     fn token_group_goes_wide_for_large_problems() {

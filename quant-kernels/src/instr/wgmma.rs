@@ -224,6 +224,60 @@ pub unsafe fn tma_load_2d(dst: u32, map: u64, x: u32, y: u32, bar: u32) {
     );
 }
 
+/// [`tma_load_2d`] multicast: the box lands at shared address `dst` and
+/// completes `bar` (the same offsets) in every CTA of the cluster whose bit
+/// is set in `mask`.
+#[inline(always)]
+pub unsafe fn tma_load_2d_multicast(dst: u32, map: u64, x: u32, y: u32, bar: u32, mask: u16) {
+    asm!(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [{d}], [{m}, {{{x}, {y}}}], [{b}], {k};",
+        d = in(reg32) dst, m = in(reg64) map, x = in(reg32) x, y = in(reg32) y, b = in(reg32) bar, k = in(reg16) mask,
+        options(nostack),
+    );
+}
+
+/// This CTA's rank in its cluster, read from its special register at each
+/// call (not `pure`: kept out of registers across the loops that use it).
+#[inline(always)]
+pub fn cluster_rank() -> u32 {
+    let r: u32;
+    // SAFETY: reads a special register.
+    unsafe { asm!("mov.u32 {r}, %cluster_ctarank;", r = out(reg32) r, options(nomem, nostack)) };
+    r
+}
+
+/// Every thread of the cluster meets here (release, then acquire): after
+/// it, the barrier initialisations of every CTA are visible cluster-wide.
+///
+/// # Safety
+/// Every thread of every CTA of the cluster executes it the same number of
+/// times, none inside a thread-dependent branch.
+#[inline(always)]
+pub unsafe fn cluster_sync() {
+    asm!("barrier.cluster.arrive.release.aligned;", "barrier.cluster.wait.acquire.aligned;", options(nostack));
+}
+
+/// Releases a stage to both CTAs of a 2-CTA cluster: lane `r` (r = 0, 1)
+/// of the warp arrives once on the barrier at shared offset `bar` of the
+/// cluster's CTA `r`, the other lanes do nothing (one predicated
+/// instruction; no register is kept for the rank or the peer's address).
+#[inline(always)]
+pub unsafe fn mbar_arrive_pair(bar: u32) {
+    asm!(
+        "{{",
+        ".reg .pred p;",
+        ".reg .b32 l, r, a;",
+        "mov.u32 l, %laneid;",
+        "setp.lt.u32 p, l, 2;",
+        "and.b32 r, l, 1;",
+        "mapa.shared::cluster.u32 a, {b}, r;",
+        "@p mbarrier.arrive.release.cluster.shared::cluster.b64 _, [a];",
+        "}}",
+        b = in(reg32) bar,
+        options(nostack),
+    );
+}
+
 /// `setmaxnreg.dec` to `N` registers per thread (the producer warpgroup).
 #[inline(always)]
 pub unsafe fn setmaxnreg_dec<const N: u32>() {

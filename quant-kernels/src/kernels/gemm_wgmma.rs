@@ -34,6 +34,19 @@
 //!   band of A rows in L2. A CTA's k-blocks form one stream through the stage
 //!   ring, so the next tile's loads overlap the current tile's epilogue. The
 //!   order is [`super::gemm_schedule`].
+//! - 2-CTA clusters sharing A (the 256 x 128 and 128 x 128 tiles, when the
+//!   tile columns pair up and the pairs fill the GPU): the two CTAs of a
+//!   cluster take horizontally adjacent tiles (the same rows of A) as one
+//!   schedule unit; the rank-0 producer loads A's box for both with one
+//!   multicast TMA copy (`.multicast::cluster`, which also completes the
+//!   peer's `full` barrier), each producer loads its own B box, and every
+//!   `empty` barrier counts both CTAs' consumer warps (lanes 0 and 1 of
+//!   each warp arrive on the two CTAs'), so neither producer refills a stage
+//!   that the other CTA still reads. A third less L2-to-SM traffic for the
+//!   256 x 128 tile (32 KB instead of 48 KB per CTA and k-block), which had
+//!   made L2 bandwidth the limit. Before leaving, each producer waits for
+//!   one more release of every stage, so no arrival from the peer reaches
+//!   a CTA that has exited.
 //! - Split-K when the tiles alone cannot fill the GPU: the host splits K into
 //!   `splits` ranges of whole k-blocks and launches one CTA per (tile,
 //!   split); each stores its f32 partial tile to a workspace and a second
@@ -77,13 +90,14 @@ use super::common::{quad_transpose, Align16, Bf16Out, PredStore};
 use super::gemm_schedule::{split_range, Slot, Tiles};
 use crate::instr::store::st_global16;
 use crate::instr::wgmma::{
-    fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, setmaxnreg_dec,
-    setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0,
-    wgmma_wait1, Frag,
+    cluster_rank, cluster_sync, fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_pair, mbar_init,
+    mbar_init_fence, mbar_wait, setmaxnreg_dec, setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d,
+    tma_load_2d_multicast, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
 };
 use crate::instr::{fma, opaque_u32, shared_addr};
 use crate::wgmma_contract::{
-    gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CONSUMER_REGISTERS, GEMM_KBLOCK, GEMM_PRODUCER_REGISTERS,
+    gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS, GEMM_KBLOCK,
+    GEMM_PRODUCER_REGISTERS,
 };
 
 /// Repeats `$body` for `$j` in `0..24` as straight-line code guarded by
@@ -181,8 +195,21 @@ struct Consumer {
     leader: u32,
 }
 
+/// Releases a stage for this warp: lane 0 on this CTA's `empty` barrier
+/// or, in a 2-CTA cluster (`MC = 2`), lanes 0 and 1 on both CTAs' (the
+/// rank-0 producer multicasts A into this CTA's copy of the stage, so both
+/// producers wait for both CTAs' consumers). Predicated, not branched.
+#[inline(always)]
+unsafe fn release<const MC: u32>(empty: u32, leader: u32) {
+    if MC > 1 {
+        mbar_arrive_pair(empty);
+    } else {
+        mbar_arrive_if(empty, leader);
+    }
+}
+
 /// The kernel (see the module documentation): tile `TM x BN`, fragments of
-/// `WGN` columns, `PRECISE` or fast promotion.
+/// `WGN` columns, `PRECISE` or fast promotion, clusters of `MC` CTAs.
 ///
 /// # Safety
 /// Launched by `quant-host` with [`crate::wgmma_contract::GEMM_THREADS`]
@@ -195,7 +222,15 @@ struct Consumer {
 /// index (C: the f32 workspace of `splits * gemm_split_stride(m, n)`
 /// elements when `splits > 1`).
 #[inline(always)]
-unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const PRECISE: bool, const S: u32>(
+unsafe fn gemm<
+    O: PredStore,
+    const TM: u32,
+    const BN: u32,
+    const WGN: u32,
+    const PRECISE: bool,
+    const S: u32,
+    const MC: u32,
+>(
     p: GemmWgmmaParams,
 ) {
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
@@ -203,23 +238,29 @@ unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
     let full = stages + S * stage_bytes;
     let pipe = Pipe { stages, full, empty: full + S * 8 };
+    // In a cluster (MC = 2) the schedule's units are pairs of horizontally
+    // adjacent tiles (the same rows of A): unit column `u` holds tile
+    // columns `2 u` (rank 0) and `2 u + 1` (rank 1); the host launches
+    // clusters only where the tile columns pair up exactly.
     let tiles_m = p.m.div_ceil(TM).max(1);
-    let tiles_n = p.n.div_ceil(BN);
+    let tiles_n = p.n.div_ceil(BN) / MC;
     let grid = Tiles { tiles_m, tiles_n, tiles: tiles_m * tiles_n };
-    // This CTA's first tile and (split launches) its split: the CTAs of a
+    // This CTA's first unit and (split launches) its split: the CTAs of a
     // split launch are numbered tile-fastest, `tiles * splits` of them, one
-    // unit each; otherwise CTA `b` takes tiles `b, b + grid, ...`.
-    let cta = nvptx::_block_idx_x() as u32;
+    // unit each; otherwise CTA (cluster) `b` takes units `b, b + grid, ...`.
+    // A cluster's CTAs are consecutive blocks.
+    let cta = nvptx::_block_idx_x() as u32 / MC;
     let (first, split) = (cta % grid.tiles, cta / grid.tiles);
     if split >= p.splits {
-        return; // no such unit (the host never launches one)
+        return; // no such unit (the host never launches one; both CTAs of a cluster leave)
     }
-    let tile_step = if p.splits == 1 { nvptx::_grid_dim_x() as u32 } else { grid.tiles };
+    let tile_step = if p.splits == 1 { nvptx::_grid_dim_x() as u32 / MC } else { grid.tiles };
     let (kb_begin, kb_end) = split_range(split, p.splits, p.k_blocks);
     let tid = nvptx::_thread_idx_x() as u32;
     let consumers = 256;
-    // `empty` completes when every consumer warp has arrived (lane 0 each).
-    let consumer_warps = consumers / 32;
+    // `empty` completes when every consumer warp of the cluster has arrived
+    // (lane 0 each; in a cluster lane 1 too, for the peer).
+    let consumer_warps = consumers / 32 * MC;
     if tid == 0 {
         tensormap_acquire(p.map_a);
         tensormap_acquire(p.map_b);
@@ -231,12 +272,16 @@ unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const
         }
         mbar_init_fence();
     }
-    nvptx::_syncthreads();
+    if MC > 1 {
+        cluster_sync(); // the peer's barriers exist before anything reaches them
+    } else {
+        nvptx::_syncthreads();
+    }
 
     if tid >= consumers {
         setmaxnreg_dec::<GEMM_PRODUCER_REGISTERS>();
         if tid == consumers {
-            produce::<TM, BN, S>(&p, pipe, grid, first, tile_step, (kb_begin, kb_end));
+            produce::<TM, BN, S, MC>(&p, pipe, grid, first, tile_step, (kb_begin, kb_end));
         }
         return;
     }
@@ -253,14 +298,16 @@ unsafe fn gemm<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const
     // Split `s` stores its partial tile at `[s, m, n]` of the f32 workspace
     // (s = 0 without a split: C itself).
     let c = (p.c as *mut O).add((split as u64 * gemm_split_stride(p.m, p.n)) as usize);
-    consume::<O, TM, BN, WGN, PRECISE, S>(&p, pipe, grid, me, c, first, tile_step, (kb_begin, kb_end));
+    consume::<O, TM, BN, WGN, PRECISE, S, MC>(&p, pipe, grid, me, c, first, tile_step, (kb_begin, kb_end));
 }
 
 /// The producer: lane 0 of the producer warpgroup. Waiting on a fresh
 /// barrier for the parity before its first phase returns at once, so the
-/// first `S` loads go out without waiting.
+/// first `S` loads go out without waiting. In a cluster the rank-0 producer
+/// loads A's box for both CTAs (multicast) and each loads its own B; every
+/// `full` barrier still expects the whole stage.
 #[inline(always)]
-unsafe fn produce<const TM: u32, const BN: u32, const S: u32>(
+unsafe fn produce<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
     p: &GemmWgmmaParams,
     pipe: Pipe,
     grid: Tiles,
@@ -271,21 +318,36 @@ unsafe fn produce<const TM: u32, const BN: u32, const S: u32>(
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
     let mut slot = Slot::<S> { stage: 0, phase: 0 };
     let mut t = first;
+    let rank = if MC > 1 { cluster_rank() } else { 0 };
     while t < grid.tiles {
         let (mt, nt) = grid.coords(t);
-        let (m0, n0) = (mt * TM, nt * BN);
+        let (m0, n0) = (mt * TM, (nt * MC + rank) * BN);
         let mut kb = kb_begin;
         while kb < kb_end {
             mbar_wait(pipe.empty + 8 * slot.stage, slot.phase ^ 1);
             let bar = pipe.full + 8 * slot.stage;
             let dst = pipe.stages + slot.stage * stage_bytes;
             mbar_arrive_expect_tx(bar, stage_bytes);
-            tma_load_2d(dst, p.map_a, kb * GEMM_KBLOCK, m0, bar);
+            if MC == 1 {
+                tma_load_2d(dst, p.map_a, kb * GEMM_KBLOCK, m0, bar);
+            } else if rank == 0 {
+                tma_load_2d_multicast(dst, p.map_a, kb * GEMM_KBLOCK, m0, bar, (1 << MC) - 1);
+            }
             tma_load_2d(dst + TM * GEMM_KBLOCK, p.map_b, kb * GEMM_KBLOCK, n0, bar);
             slot.advance();
             kb += 1;
         }
         t += tile_step;
+    }
+    if MC > 1 {
+        // Keep this CTA (its barriers) alive until both CTAs' consumers
+        // have released every stage: the peer's last arrivals land here.
+        let mut s = 0;
+        while s < S {
+            mbar_wait(pipe.empty + 8 * slot.stage, slot.phase ^ 1);
+            slot.advance();
+            s += 1;
+        }
     }
 }
 
@@ -293,7 +355,15 @@ unsafe fn produce<const TM: u32, const BN: u32, const S: u32>(
 /// (two 64-row pieces with 256-row tiles, one otherwise).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, const PRECISE: bool, const S: u32>(
+unsafe fn consume<
+    O: PredStore,
+    const TM: u32,
+    const BN: u32,
+    const WGN: u32,
+    const PRECISE: bool,
+    const S: u32,
+    const MC: u32,
+>(
     p: &GemmWgmmaParams,
     pipe: Pipe,
     grid: Tiles,
@@ -319,6 +389,7 @@ unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, co
     let mut t = first;
     while t < grid.tiles {
         let (mt, nt) = grid.coords(t);
+        let nt = if MC > 1 { nt * MC + cluster_rank() } else { nt };
         // Rows of the thread in its first piece (the second is 64 below).
         let row0 = mt * TM + me.a_row + me.row;
         let col0 = nt * BN + me.b_row;
@@ -374,7 +445,7 @@ unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, co
                 fence::<WGN>(part);
                 wgmma_wait0();
                 if !two {
-                    mbar_arrive_if(empty, me.leader);
+                    release::<MC>(empty, me.leader);
                 }
                 promote::<WGN>(acc0, part, (sa0 * sb0, sa1 * sb0), (sa0 * sb1, sa1 * sb1), former, cross);
                 if two {
@@ -383,7 +454,7 @@ unsafe fn consume<O: PredStore, const TM: u32, const BN: u32, const WGN: u32, co
                     mma_chain::<WGN, 4>(part, a + 64 * GEMM_KBLOCK, b);
                     fence::<WGN>(part);
                     wgmma_wait0();
-                    mbar_arrive_if(empty, me.leader);
+                    release::<MC>(empty, me.leader);
                     promote::<WGN>(acc1, part, (sa2 * sb0, sa3 * sb0), (sa2 * sb1, sa3 * sb1), former, cross);
                 }
             }
@@ -494,33 +565,40 @@ unsafe fn kblock_precise<const WGN: u32>(
 
 /// The kernels, named as `wgmma_contract::gemm_wgmma_kernel` lists them.
 macro_rules! entries {
-    ($($name:ident: $out:ty, $tile:ident, $tm:literal x $bn:literal / $wgn:literal, $precise:literal;)*) => {$(
+    ($($name:ident: $out:ty, $tile:ident, $tm:literal x $bn:literal / $wgn:literal, $precise:literal, cluster $mc:literal;)*) => {$(
         /// A `wgmma` GEMM kernel; see the module documentation.
         ///
         /// # Safety
-        /// Launched by `quant-host` with checked parameters (see `gemm`).
+        /// Launched by `quant-host` with checked parameters (see `gemm`;
+        /// with cluster dimension `$mc`, and when it is 2: no split, the
+        /// tile columns even, the grid a multiple of 2).
         #[no_mangle]
         pub unsafe extern "ptx-kernel" fn $name(p: GemmWgmmaParams) {
             const _: () = assert!(GemmTile::$tile.rows() == $tm && GemmTile::$tile.cols() == $bn);
             const _: () = assert!(GemmTile::$tile.wg_cols() == $wgn);
-            gemm::<$out, $tm, $bn, $wgn, $precise, { GemmTile::$tile.stages() }>(p)
+            const _: () = assert!($mc == 1 || ($mc == GEMM_CLUSTER && !$precise));
+            gemm::<$out, $tm, $bn, $wgn, $precise, { GemmTile::$tile.stages() }, $mc>(p)
         }
     )*};
 }
 
 entries! {
-    gemm_wgmma_fast_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, false;
-    gemm_wgmma_fast_128x128_f32: f32, M128N128, 128 x 128 / 128, false;
-    gemm_wgmma_fast_128x160_bf16: Bf16Out, M128N160, 128 x 160 / 160, false;
-    gemm_wgmma_fast_128x160_f32: f32, M128N160, 128 x 160 / 160, false;
-    gemm_wgmma_fast_128x192_bf16: Bf16Out, M128N192, 128 x 192 / 192, false;
-    gemm_wgmma_fast_128x192_f32: f32, M128N192, 128 x 192 / 192, false;
-    gemm_wgmma_fast_64x256_bf16: Bf16Out, M64N256, 64 x 256 / 128, false;
-    gemm_wgmma_fast_64x256_f32: f32, M64N256, 64 x 256 / 128, false;
-    gemm_wgmma_fast_64x128_bf16: Bf16Out, M64N128, 64 x 128 / 64, false;
-    gemm_wgmma_fast_64x128_f32: f32, M64N128, 64 x 128 / 64, false;
-    gemm_wgmma_fast_256x128_bf16: Bf16Out, M256N128, 256 x 128 / 128, false;
-    gemm_wgmma_fast_256x128_f32: f32, M256N128, 256 x 128 / 128, false;
-    gemm_wgmma_precise_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, true;
-    gemm_wgmma_precise_128x128_f32: f32, M128N128, 128 x 128 / 128, true;
+    gemm_wgmma_fast_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, false, cluster 1;
+    gemm_wgmma_fast_128x128_f32: f32, M128N128, 128 x 128 / 128, false, cluster 1;
+    gemm_wgmma_fast_128x160_bf16: Bf16Out, M128N160, 128 x 160 / 160, false, cluster 1;
+    gemm_wgmma_fast_128x160_f32: f32, M128N160, 128 x 160 / 160, false, cluster 1;
+    gemm_wgmma_fast_128x192_bf16: Bf16Out, M128N192, 128 x 192 / 192, false, cluster 1;
+    gemm_wgmma_fast_128x192_f32: f32, M128N192, 128 x 192 / 192, false, cluster 1;
+    gemm_wgmma_fast_64x256_bf16: Bf16Out, M64N256, 64 x 256 / 128, false, cluster 1;
+    gemm_wgmma_fast_64x256_f32: f32, M64N256, 64 x 256 / 128, false, cluster 1;
+    gemm_wgmma_fast_64x128_bf16: Bf16Out, M64N128, 64 x 128 / 64, false, cluster 1;
+    gemm_wgmma_fast_64x128_f32: f32, M64N128, 64 x 128 / 64, false, cluster 1;
+    gemm_wgmma_fast_256x128_bf16: Bf16Out, M256N128, 256 x 128 / 128, false, cluster 1;
+    gemm_wgmma_fast_256x128_f32: f32, M256N128, 256 x 128 / 128, false, cluster 1;
+    gemm_wgmma_precise_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, true, cluster 1;
+    gemm_wgmma_precise_128x128_f32: f32, M128N128, 128 x 128 / 128, true, cluster 1;
+    gemm_wgmma_fast_256x128_mc2_bf16: Bf16Out, M256N128, 256 x 128 / 128, false, cluster 2;
+    gemm_wgmma_fast_256x128_mc2_f32: f32, M256N128, 256 x 128 / 128, false, cluster 2;
+    gemm_wgmma_fast_128x128_mc2_bf16: Bf16Out, M128N128, 128 x 128 / 128, false, cluster 2;
+    gemm_wgmma_fast_128x128_mc2_f32: f32, M128N128, 128 x 128 / 128, false, cluster 2;
 }
