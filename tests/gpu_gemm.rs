@@ -468,6 +468,46 @@ fn wgmma_shapes() {
     run_modes(&dev, 4096, 7168, 2048, f, &[ScaleLayout::RowMajor], &[OutputType::Bf16], &modes, None, &mut rng);
 }
 
+/// The 2-CTA cluster kernels (A multicast), where the planner or a forced
+/// 256 x 128 / 128 x 128 tile takes them, against the single-CTA kernels on
+/// the same operands (a second device with `QUANT_GEMM_NO_CLUSTERS` set),
+/// bit for bit: the same sums in the same order, with M, N and K tails.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn clusters_match_single_cta_bit_for_bit() {
+    let mut rng = Rng::new(seed());
+    let f = Fp8Format::E4M3Fn;
+    let with = gpu();
+    for &(m, n, k, tile) in &[
+        (2100, 4000, 400, None),
+        (1500, 2560, 272, Some(GemmTile::M128N128)),
+        (4096, 4096, 1024, Some(GemmTile::M256N128)),
+    ] {
+        let a = quant_a(&random_bf16(m, k, rng.next_u64()), m, k, f, ScaleLayout::RowMajor);
+        let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
+        for output in OUTPUTS {
+            let cfg = GemmConfig {
+                format: f,
+                a_scale_layout: ScaleLayout::RowMajor,
+                output,
+                precision: GemmPrecision::Fast,
+                tile,
+            };
+            // `with` loads its kernels (clusters included) at its first GEMM.
+            let clustered = run_gpu(&with, &upload(&with, &a, &b, m, n, k), m, n, &cfg);
+            std::env::set_var("QUANT_GEMM_NO_CLUSTERS", "1");
+            let without = gpu();
+            let single = run_gpu(&without, &upload(&without, &a, &b, m, n, k), m, n, &cfg);
+            std::env::remove_var("QUANT_GEMM_NO_CLUSTERS");
+            let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+            let differ = bits(&clustered).iter().zip(&bits(&single)).filter(|(x, y)| x != y).count();
+            assert_eq!(differ, 0, "M={m} N={n} K={k} {output:?} {tile:?}: {differ} elements differ");
+            let label = format!("M={m} N={n} K={k} {output:?} clusters");
+            check(&label, &clustered, &a, &b, m, n, k, &cfg, Some(256), &mut rng);
+        }
+    }
+}
+
 /// Two `wgmma` GEMMs on different operands queued back to back, read only
 /// afterwards: the second call's tensor maps must not change what the first
 /// (still queued) launch reads.
