@@ -261,6 +261,11 @@ pub unsafe fn cluster_sync() {
 /// of the warp arrives once on the barrier at shared offset `bar` of the
 /// cluster's CTA `r`, the other lanes do nothing (one predicated
 /// instruction; no register is kept for the rank or the peer's address).
+/// Default (release, CTA-scope) semantics, as CUTLASS's cluster barrier
+/// arrives: the consumer's reads of the stage are `wgmma` reads already
+/// waited for, and `.release.cluster` (session 8's first version) made the
+/// cluster kernels 12-35% slower than the single-CTA ones, probably by
+/// ordering the warp's outstanding global stores cluster-wide per k-block.
 #[inline(always)]
 pub unsafe fn mbar_arrive_pair(bar: u32) {
     asm!(
@@ -271,7 +276,7 @@ pub unsafe fn mbar_arrive_pair(bar: u32) {
         "setp.lt.u32 p, l, 2;",
         "and.b32 r, l, 1;",
         "mapa.shared::cluster.u32 a, {b}, r;",
-        "@p mbarrier.arrive.release.cluster.shared::cluster.b64 _, [a];",
+        "@p mbarrier.arrive.shared::cluster.b64 _, [a];",
         "}}",
         b = in(reg32) bar,
         options(nostack),
