@@ -55,13 +55,18 @@ def parse(spec):
     return v, c, b
 
 
+# `abi::TokenGroupParams`, the kernel's fourth parameter, by value (#[repr(C)]).
+PARAMS = np.dtype([("rows", "<u8"), ("cols", "<u8"), ("row_stride", "<u8"), ("eps", "<f4"),
+                   ("fp8_max", "<f4"), ("mode", "<u4"), ("layout", "<u4")], align=True)
+assert PARAMS.itemsize == 40
+
+
 def launch(fn, chunks, block, x, q, s, m, k, fmax, stream):
     groups = (k + 127) // 128
     threads = m * groups * (128 // (8 * chunks))
     grid = (threads + block - 1) // block
-    args = (x, q, s, np.uint64(m), np.uint64(k), np.uint64(k), np.float32(1e-12), np.float32(fmax),
-            np.uint32(0), np.uint32(0))
-    fn((grid,), (block,), args, stream=stream)
+    params = np.array([(m, k, k, 1e-12, fmax, 0, 0)], dtype=PARAMS)[0]
+    fn((grid,), (block,), (x, q, s, params), stream=stream)
 
 
 def random_bf16(n):
