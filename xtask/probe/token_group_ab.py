@@ -12,6 +12,9 @@ DIR/NAME.sm_90a.ptx, carry DIR with the device tool and run, there:
   python3 token_group_ab.py DIR profile NAME[:CHUNKS] M K FORMAT
       three launches of one variant, to run under ncu.
 
+The input is randn with every 97th value times 40, or with AB_DATA=bench the
+benchmark's (`fp8q bench`): uniform in [-1, 1) times 2^e, e in -8..7.
+
 CHUNKS is the variant's chunks per thread (default 4), BLOCK the CTA size
 (default 128, `geometry::TOKEN_GROUP_WIDE_BLOCK_THREADS`; at most the
 kernel's .maxntid). Only the two wide bf16 g128
@@ -25,6 +28,7 @@ FORMATS = {"e4m3fn": 448.0, "e4m3fnuz": 240.0}
 KEEP = r"token_group_wide_quant_bf16_e4m3fnu?z?_g128"
 mods = {}
 DIR = "."
+DATA = "randn"
 
 
 def slim(path):
@@ -71,8 +75,12 @@ def launch(fn, chunks, block, x, q, s, m, k, fmax, stream):
 
 def random_bf16(n):
     rng = np.random.default_rng(7)
-    v = rng.standard_normal(n, dtype=np.float32)
-    v[rng.integers(0, n, n // 97)] *= 40.0
+    if DATA == "bench":
+        # `fp8q bench`'s input: uniform in [-1, 1) times 2^e, e uniform in -8..7.
+        v = rng.uniform(-1.0, 1.0, n).astype(np.float32) * np.exp2(rng.integers(-8, 8, n)).astype(np.float32)
+    else:
+        v = rng.standard_normal(n, dtype=np.float32)
+        v[rng.integers(0, n, n // 97)] *= 40.0
     b = (v.view(np.uint32) >> 16).astype(np.uint16)
     return cp.asarray(b)
 
@@ -159,6 +167,7 @@ def profile(spec, m, k, fmt):
 
 
 if __name__ == "__main__":
+    DATA = os.environ.get("AB_DATA", "randn")
     DIR = sys.argv[1]
     if sys.argv[2] == "bench":
         bench(sys.argv[3:])
