@@ -469,7 +469,7 @@ fn wgmma_shapes() {
 }
 
 /// The 2-CTA cluster kernels (A multicast), where the planner or a forced
-/// 256 x 128 / 128 x 128 tile takes them, against the single-CTA kernels on
+/// 256 x 128 / 128 x 128 / 128 x 192 tile takes them, against the single-CTA kernels on
 /// the same operands (a second device with `QUANT_GEMM_NO_CLUSTERS` set),
 /// bit for bit: the same sums in the same order, with M, N and K tails.
 #[test]
@@ -482,6 +482,9 @@ fn clusters_match_single_cta_bit_for_bit() {
         (2100, 4000, 400, None),
         (1500, 2560, 272, Some(GemmTile::M128N128)),
         (4096, 4096, 1024, Some(GemmTile::M256N128)),
+        // 128 x 192: 17 x 8 tiles, 68 pairs; 192-wide fragments cross B's
+        // 128-row scale blocks.
+        (2100, 1500, 400, Some(GemmTile::M128N192)),
     ] {
         let a = quant_a(&random_bf16(m, k, rng.next_u64()), m, k, f, ScaleLayout::RowMajor);
         let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);

@@ -228,8 +228,8 @@ pub const fn gemm_wgmma_kernel(precision: GemmPrecision, tile: GemmTile, out: Ge
 pub const GEMM_CLUSTER: u32 = 2;
 
 /// The `Fast` kernel for `tile` in 2-CTA clusters sharing A
-/// ([`GEMM_CLUSTER`]), where there is one (the 256 x 128 and 128 x 128
-/// tiles). The host launches it with cluster dimension 2, no split, an even
+/// ([`GEMM_CLUSTER`]), where there is one (the 256 x 128, 128 x 128 and
+/// 128 x 192 tiles). The host launches it with cluster dimension 2, no split, an even
 /// number of tile columns and an even grid.
 #[inline]
 pub const fn gemm_wgmma_multicast_kernel(tile: GemmTile, out: GemmOut) -> Option<&'static str> {
@@ -240,6 +240,8 @@ pub const fn gemm_wgmma_multicast_kernel(tile: GemmTile, out: GemmOut) -> Option
         (M256N128, F32) => "gemm_wgmma_fast_256x128_mc2_f32",
         (M128N128, Bf16) => "gemm_wgmma_fast_128x128_mc2_bf16",
         (M128N128, F32) => "gemm_wgmma_fast_128x128_mc2_f32",
+        (M128N192, Bf16) => "gemm_wgmma_fast_128x192_mc2_bf16",
+        (M128N192, F32) => "gemm_wgmma_fast_128x192_mc2_f32",
         _ => return None,
     })
 }

@@ -34,7 +34,7 @@
 //!   band of A rows in L2. A CTA's k-blocks form one stream through the stage
 //!   ring, so the next tile's loads overlap the current tile's epilogue. The
 //!   order is [`super::gemm_schedule`].
-//! - 2-CTA clusters sharing A (the 256 x 128 and 128 x 128 tiles, when the
+//! - 2-CTA clusters sharing A (the 256 x 128, 128 x 128 and 128 x 192 tiles, when the
 //!   tile columns pair up and the pairs fill the GPU): the two CTAs of a
 //!   cluster take horizontally adjacent tiles (the same rows of A) as one
 //!   schedule unit; the rank-0 producer loads A's box for both with one
@@ -601,4 +601,6 @@ entries! {
     gemm_wgmma_fast_256x128_mc2_f32: f32, M256N128, 256 x 128 / 128, false, cluster 2;
     gemm_wgmma_fast_128x128_mc2_bf16: Bf16Out, M128N128, 128 x 128 / 128, false, cluster 2;
     gemm_wgmma_fast_128x128_mc2_f32: f32, M128N128, 128 x 128 / 128, false, cluster 2;
+    gemm_wgmma_fast_128x192_mc2_bf16: Bf16Out, M128N192, 128 x 192 / 192, false, cluster 2;
+    gemm_wgmma_fast_128x192_mc2_f32: f32, M128N192, 128 x 192 / 192, false, cluster 2;
 }
