@@ -25,6 +25,7 @@ use crate::gpu::{self, Gpu, GpuGemmOut};
 use crate::shape::MatrixShape;
 use cudarc::driver::CudaSlice;
 use half::bf16;
+use quant_kernels::wgmma_contract::{gemm_wgmma_multicast_kernel, GemmOut};
 
 /// The GEMM peer set of shapes.md: the V3 weights at M in {64, 128, 2048,
 /// 4096}, the end-to-end set's prefill shapes, and V4's four at M in {64,
@@ -138,12 +139,23 @@ fn problem(
     if variants {
         // The planned tile without clusters, then every tile forced.
         configs.push((base, false, Path::Unicast));
-        configs.extend(GemmTile::ALL.iter().map(|&t| (GemmConfig { tile: Some(t), ..base }, true, Path::Best)));
+        // Tiles with a 2-CTA kernel run both ways (the table shows the
+        // clustered one; the log and the JSON have both).
+        for t in GemmTile::ALL {
+            let forced = GemmConfig { tile: Some(t), ..base };
+            configs.push((forced, true, Path::Best));
+            if gemm_wgmma_multicast_kernel(t, GemmOut::Bf16).is_some() {
+                configs.push((forced, true, Path::Unicast));
+            }
+        }
     }
     let mut c = stream.alloc_zeros::<bf16>(m * n)?;
     let mut out = Vec::new();
     for (cfg, forced, path) in configs {
         let (tile, splits, clustered) = wgmma_plan(gpu, shape, &cfg, path)?;
+        if forced && path == Path::Unicast && !wgmma_plan(gpu, shape, &cfg, Path::Best)?.2 {
+            continue; // the same launch as the forced tile's own record
+        }
         // Error, f32 C.
         stream.memset_zeros(&mut c32)?;
         let f32c = GemmConfig { output: OutputType::F32, ..cfg };
@@ -180,7 +192,11 @@ fn problem(
             r.precision,
             r.tile,
             if clustered { " x2 multicast" } else { "" },
-            if forced { " (forced)" } else { "" },
+            match (forced, r.unicast) {
+                (true, true) => " (forced, no clusters)",
+                (true, false) => " (forced)",
+                _ => "",
+            },
             r.us,
             r.tflops,
             r.max_rel_err

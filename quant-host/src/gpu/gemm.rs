@@ -67,6 +67,27 @@ impl WgmmaFunctions {
     fn get_multicast(&self, tile: GemmTile, out: GemmOut) -> Option<(&CudaFunction, u32)> {
         self.multicast.iter().find(|(key, _, _)| *key == (tile, out)).map(|(_, f, n)| (f, *n))
     }
+
+    /// The launch plan of `shape` on `gpu` (output `out`; with
+    /// `multicast`, the 2-CTA kernels where they apply and pay).
+    fn plan(
+        &self,
+        gpu: &Gpu,
+        shape: GemmShape,
+        cfg: &GemmConfig,
+        out: GemmOut,
+        multicast: bool,
+    ) -> Result<launch::WgmmaPlan> {
+        let clusters = |t: GemmTile| {
+            if multicast {
+                self.get_multicast(t, out).map(|(_, resident)| resident)
+            } else {
+                None
+            }
+        };
+        let (m, n, kb) = (shape.m() as u64, shape.n() as u64, shape.k_blocks() as u64);
+        launch::gemm_wgmma(m, n, kb, gpu.multiprocessor_count() as u64, cfg.precision, cfg.tile, true, &clusters)
+    }
 }
 
 impl GemmFunctions {
@@ -405,23 +426,19 @@ fn launch_wgmma(
     if !tma_ok {
         return Ok(false);
     }
-    let plan = launch::gemm_wgmma(m, n, kb, gpu.multiprocessor_count() as u64, cfg.precision, cfg.tile, true)?;
     let out = match c {
         GpuGemmOut::Bf16(_) => GemmOut::Bf16,
         GpuGemmOut::F32(_) => GemmOut::F32,
     };
+    let plan = wgmma.plan(gpu, shape, cfg, out, allow_multicast)?;
     // A split launch runs the f32 kernel into the workspace.
     let kernel_out = if plan.splits > 1 { GemmOut::F32 } else { out };
     let Some(kernel) = wgmma.get(cfg.precision, plan.tile, kernel_out) else {
         return Err(QuantError::UnsupportedGemmTile { precision: cfg.precision.name(), tile: plan.tile.name() });
     };
-    let multicast = if allow_multicast && cfg.precision == GemmPrecision::Fast && plan.splits == 1 {
-        wgmma.get_multicast(plan.tile, kernel_out).and_then(|(f, resident)| {
-            launch::gemm_wgmma_clusters(m, n, plan.tile, gpu.multiprocessor_count() as u64, resident)
-                .map(|grid| (f, grid))
-        })
-    } else {
-        None
+    let multicast = match wgmma.get_multicast(plan.tile, kernel_out) {
+        Some((f, _)) if plan.clustered => Some((f, plan.config.grid_dim.0)),
+        _ => None,
     };
     let mut maps = gpu.gemm_maps();
     let tm = match &mut *maps {
@@ -510,20 +527,13 @@ fn launch_wgmma(
 /// the benchmark's report).
 #[cfg(feature = "bench")]
 pub(crate) fn wgmma_plan(gpu: &Gpu, shape: GemmShape, cfg: &GemmConfig, path: Path) -> Result<(GemmTile, u32, bool)> {
-    let sms = gpu.multiprocessor_count() as u64;
-    let (m, n) = (shape.m() as u64, shape.n() as u64);
-    let plan = launch::gemm_wgmma(m, n, shape.k_blocks() as u64, sms, cfg.precision, cfg.tile, true)?;
-    let out = if plan.splits > 1 { GemmOut::F32 } else { GemmOut::Bf16 };
     let functions = gpu.gemm_functions()?;
-    let clustered = path == Path::Best
-        && cfg.precision == GemmPrecision::Fast
-        && plan.splits == 1
-        && functions
-            .wgmma
-            .as_ref()
-            .and_then(|w| w.get_multicast(plan.tile, out))
-            .is_some_and(|(_, resident)| launch::gemm_wgmma_clusters(m, n, plan.tile, sms, resident).is_some());
-    Ok((plan.tile, plan.splits, clustered))
+    let wgmma = functions.wgmma.as_ref().ok_or(QuantError::UnsupportedGemmTile {
+        precision: cfg.precision.name(),
+        tile: cfg.tile.map_or("planned", |t| t.name()),
+    })?;
+    let plan = wgmma.plan(gpu, shape, cfg, GemmOut::Bf16, path == Path::Best)?;
+    Ok((plan.tile, plan.splits, plan.clustered))
 }
 
 /// The kernel parameter block as a launch argument (passed by value).

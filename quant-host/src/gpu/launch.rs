@@ -145,38 +145,56 @@ pub(crate) const GEMM_WGMMA_MIN_SPLIT_KBLOCKS: u64 = 4;
 /// far below 2^31, as the kernel's index math needs).
 pub(crate) const GEMM_WGMMA_MAX_SPLITS: u64 = 32;
 
-/// Relative cost of a tile's work: its area, weighted by how many operand
-/// bytes it moves per product. 64-row tiles load B for half as many rows of
-/// C (9/8); 256-row tiles load each B byte for twice as many (15/16).
-fn tile_cost(tile: GemmTile) -> u64 {
+/// Relative time of one wave of a kernel's tiles: the tile's area over the
+/// throughput per unit of area measured for that kernel, in 32nds (32: the
+/// single-CTA 256 x 128 kernel). Measured on an H200 (`fp8q bench --gemm
+/// --gemm-variants` over the M >= 2048 peer shapes, each tile's TFLOP/s over
+/// the fraction of its last wave that is busy): the 128 x 192 tile and the
+/// clustered 256 x 128 tile do the most per unit area (one 192-wide
+/// fragment per warpgroup; A loaded once for two CTAs), 64-row tiles and
+/// the 160-wide one the least.
+fn tile_cost(tile: GemmTile, clustered: bool) -> u64 {
     let area = tile.rows() as u64 * tile.cols() as u64;
-    match tile.rows() {
-        64 => area * 9 / 8,
-        256 => area * 15 / 16,
-        _ => area,
-    }
+    let weight = match (tile.rows(), tile.cols(), clustered) {
+        (256, _, true) => 30,
+        (256, _, false) => 32,
+        (128, 192, _) => 30,
+        (128, 128, true) => 33,
+        (128, 128, false) => 34,
+        (128, _, _) => 36,
+        (64, 256, _) => 35,
+        _ => 44,
+    };
+    area * weight
 }
 
-/// How the `wgmma` GEMM runs one problem: the tile, the K split and the grid.
+/// How the `wgmma` GEMM runs one problem: the tile, the K split, whether in
+/// 2-CTA clusters, and the grid.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WgmmaPlan {
     pub tile: GemmTile,
     pub splits: u32,
+    /// Whether the tile's 2-CTA multicast kernel runs it (`config`'s grid is
+    /// then whole clusters, from [`gemm_wgmma_clusters`]).
+    pub clustered: bool,
     pub config: LaunchConfig,
 }
 
 /// Plans the `wgmma` GEMM of `m x n` with `k_blocks` k-blocks on
-/// `multiprocessors` SMs.
+/// `multiprocessors` SMs. `clusters(tile)` is how many 2-CTA clusters of
+/// the tile's multicast kernel can be resident at once (`None`: no such
+/// kernel, or clusters are not to be used).
 ///
 /// The tile: `Precise` has 128 x 128 only; `Fast` takes `tile` when given,
-/// else the one with the least estimated time, `ceil(tiles / SMs)` waves of
-/// one tile's work each (a persistent CTA runs whole tiles, so a ragged last
-/// wave costs a whole wave), ties to the earlier tile of
-/// [`GemmTile::ALL`]. When even then the tiles are fewer than the SMs, K is
-/// split into as many ranges as fill the GPU (each at least
-/// [`GEMM_WGMMA_MIN_SPLIT_KBLOCKS`] k-blocks), unless `allow_split` is false.
-/// The grid is persistent, one CTA per multiprocessor at most; a split launch
-/// has exactly one CTA per (tile, split).
+/// else the one (clustered where its kernel applies) with the least
+/// estimated time: waves of tiles times [`tile_cost`] (a persistent CTA runs
+/// whole tiles, so a ragged last wave costs a whole wave), ties to the
+/// earlier tile of [`GemmTile::ALL`]. When even then the tiles are fewer
+/// than the SMs, K is split into as many ranges as fill the GPU (each at
+/// least [`GEMM_WGMMA_MIN_SPLIT_KBLOCKS`] k-blocks), unless `allow_split`
+/// is false. The grid is persistent, one CTA per multiprocessor at most; a
+/// split launch has exactly one CTA per (tile, split) and no clusters.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_wgmma(
     m: u64,
     n: u64,
@@ -185,10 +203,18 @@ pub(crate) fn gemm_wgmma(
     precision: GemmPrecision,
     tile: Option<GemmTile>,
     allow_split: bool,
+    clusters: &dyn Fn(GemmTile) -> Option<u32>,
 ) -> Result<WgmmaPlan> {
     let sms = multiprocessors.max(1);
     let tiles_of =
         |t: GemmTile| m.div_ceil(t.rows() as u64).checked_mul(n.div_ceil(t.cols() as u64)).filter(|&c| c < 1 << 31);
+    // The clustered grid of `t`, where its kernel applies (`Fast` only).
+    let cluster_grid = |t: GemmTile| {
+        if precision != GemmPrecision::Fast {
+            return None;
+        }
+        clusters(t).and_then(|resident| gemm_wgmma_clusters(m, n, t, sms, resident))
+    };
     let tile = match (precision, tile) {
         (GemmPrecision::Precise, _) => GemmTile::M128N128,
         (GemmPrecision::Fast, Some(t)) => t,
@@ -196,7 +222,9 @@ pub(crate) fn gemm_wgmma(
             let mut best: Option<(u64, GemmTile)> = None;
             for t in GemmTile::ALL {
                 let Some(count) = tiles_of(t) else { continue };
-                let cost = count.div_ceil(sms).saturating_mul(tile_cost(t));
+                let grid = cluster_grid(t);
+                let waves = count.div_ceil(grid.map_or(sms, u64::from));
+                let cost = waves.saturating_mul(tile_cost(t, grid.is_some()));
                 if best.is_none_or(|(c, _)| cost < c) {
                     best = Some((cost, t));
                 }
@@ -210,12 +238,18 @@ pub(crate) fn gemm_wgmma(
     } else {
         1
     };
+    let clustered_grid = if splits == 1 { cluster_grid(tile) } else { None };
     let units = tiles * splits;
-    let grid = if splits > 1 { units } else { units.min(sms) };
+    let grid = match clustered_grid {
+        Some(g) => g as u64,
+        None if splits > 1 => units,
+        None => units.min(sms),
+    };
     let grid = u32::try_from(grid).ok().filter(|&g| g < 1 << 31).ok_or(QuantError::TooLarge("GEMM grid"))?;
     Ok(WgmmaPlan {
         tile,
         splits: splits as u32,
+        clustered: clustered_grid.is_some(),
         config: LaunchConfig {
             grid_dim: (grid.max(1), 1, 1),
             block_dim: (quant_kernels::wgmma_contract::GEMM_THREADS, 1, 1),
@@ -310,7 +344,7 @@ mod tests {
     #[test]
     fn wgmma_splits_k_only_for_small_grids() {
         use GemmPrecision::{Fast, Precise};
-        let plan = |m, n, kb, p| gemm_wgmma(m, n, kb, 132, p, None, true).unwrap();
+        let plan = |m, n, kb, p| gemm_wgmma(m, n, kb, 132, p, None, true, &|_| None).unwrap();
         // Enough tiles: no split, persistent grid; 4096 x 7168 takes the
         // 256 x 128 tile (7 waves of 896 tiles, weighted 15/16, beat 11
         // waves of 128 x 160 and 14 of 128 x 128).
@@ -334,15 +368,15 @@ mod tests {
         let p = plan(1, 1, 1 << 20, Precise);
         assert_eq!((p.config.grid_dim.0, p.splits), (32, GEMM_WGMMA_MAX_SPLITS as u32));
         // Splitting off: one unit per tile.
-        let p = gemm_wgmma(64, 512, 56, 132, Precise, None, false).unwrap();
+        let p = gemm_wgmma(64, 512, 56, 132, Precise, None, false, &|_| None).unwrap();
         assert_eq!((p.config.grid_dim.0, p.splits), (4, 1));
         // A tile given is the tile used.
         assert_eq!(
-            gemm_wgmma(4096, 4096, 16, 132, Fast, Some(GemmTile::M64N256), true).unwrap().tile,
+            gemm_wgmma(4096, 4096, 16, 132, Fast, Some(GemmTile::M64N256), true, &|_| None).unwrap().tile,
             GemmTile::M64N256
         );
-        assert!(gemm_wgmma(u64::MAX, 1 << 20, 16, 132, Fast, None, true).is_err());
-        assert!(gemm_wgmma(u64::MAX, 1 << 20, 16, 132, Precise, None, true).is_err());
+        assert!(gemm_wgmma(u64::MAX, 1 << 20, 16, 132, Fast, None, true, &|_| None).is_err());
+        assert!(gemm_wgmma(u64::MAX, 1 << 20, 16, 132, Precise, None, true, &|_| None).is_err());
         assert_eq!(gemm_split_reduce(10).unwrap().grid_dim.0, 1);
     }
 
