@@ -88,6 +88,7 @@ use core::arch::nvptx;
 
 use super::common::{quad_transpose, Align16, Bf16Out, PredStore};
 use super::gemm_schedule::{split_range, Slot, Tiles};
+use crate::instr::mma::ld_global_nc_f32;
 use crate::instr::store::st_global16;
 use crate::instr::wgmma::{
     cluster_rank, cluster_sync, fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_pair, mbar_init,
@@ -414,12 +415,12 @@ unsafe fn consume<
             let kb_off = kb as u64 * p.a_scale_kb_stride;
             let sa = |d: u32| {
                 let at = r.saturating_add(d).min(p.m - 1) as u64 * p.a_scale_row_stride + kb_off;
-                (p.a_scales as *const f32).add(at as usize).read()
+                ld_global_nc_f32((p.a_scales as *const f32).add(at as usize))
             };
             let (sa0, sa1) = (sa(0), sa(8));
             let (sa2, sa3) = if two { (sa(64), sa(72)) } else { (sa0, sa1) };
-            let sb0 = ((sb0_at + 4 * kb as u64) as *const f32).read();
-            let sb1 = if cross { ((sb1_at + 4 * kb as u64) as *const f32).read() } else { sb0 };
+            let sb0 = ld_global_nc_f32((sb0_at + 4 * kb as u64) as *const f32);
+            let sb1 = if cross { ld_global_nc_f32((sb1_at + 4 * kb as u64) as *const f32) } else { sb0 };
             ([sa0, sa1, sa2, sa3], [sb0, sb1])
         };
         // Loaded one k-block ahead: a scale load's L2 latency would
