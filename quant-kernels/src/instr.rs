@@ -19,6 +19,8 @@ pub mod wgmma;
 unsafe extern "C" {
     #[link_name = "llvm.nvvm.shfl.sync.bfly.f32"]
     fn shfl_bfly_f32(mask: u32, value: f32, lane_mask: u32, clamp: u32) -> f32;
+    #[link_name = "llvm.nvvm.shfl.sync.idx.i32"]
+    fn shfl_idx_i32(mask: u32, value: i32, lane: u32, clamp: u32) -> i32;
     #[link_name = "llvm.maximum.f32"]
     fn maximum_f32(a: f32, b: f32) -> f32;
     #[link_name = "llvm.minimum.f32"]
@@ -43,6 +45,17 @@ pub fn shfl_xor(value: f32, lane_mask: u32) -> f32 {
     // SAFETY: all 32 lanes execute this (the kernels never exit early), so the
     // full mask is correct.
     unsafe { shfl_bfly_f32(0xFFFF_FFFF, value, lane_mask, 0x1F) }
+}
+
+/// Lane 0's `value`, in every lane: a value ptxas then knows to be the
+/// same across the warp, which it keeps in uniform registers (the `wgmma`
+/// descriptors derived from it are built on the uniform datapath instead of
+/// being computed per thread and moved over with `R2UR` before each
+/// `wgmma`). Every lane of the warp must call it.
+#[inline(always)]
+pub fn warp_uniform(value: u32) -> u32 {
+    // SAFETY: all 32 lanes execute this (called where the whole warp runs).
+    unsafe { shfl_idx_i32(0xFFFF_FFFF, value as i32, 0, 0x1F) as u32 }
 }
 
 /// Encodes two values to E4M3FN with the hardware converter (round to

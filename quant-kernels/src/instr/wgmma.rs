@@ -260,25 +260,27 @@ pub unsafe fn cluster_sync() {
 /// Releases a stage to both CTAs of a 2-CTA cluster: lane `r` (r = 0, 1)
 /// of the warp arrives once on the barrier at shared offset `bar` of the
 /// cluster's CTA `r`, the other lanes do nothing (one predicated
-/// instruction; no register is kept for the rank or the peer's address).
+/// instruction; no register is kept for the peer's address). `lane` is the
+/// caller's lane index, read once: `%laneid` read here, per k-block, cost
+/// an `S2R` whose latency the next instruction waited for (6% of the
+/// 256 x 128 cluster kernel's stall samples, ncu, session 9).
 /// Default (release, CTA-scope) semantics, as CUTLASS's cluster barrier
 /// arrives: the consumer's reads of the stage are `wgmma` reads already
 /// waited for, and `.release.cluster` (session 8's first version) made the
 /// cluster kernels 12-35% slower than the single-CTA ones, probably by
 /// ordering the warp's outstanding global stores cluster-wide per k-block.
 #[inline(always)]
-pub unsafe fn mbar_arrive_pair(bar: u32) {
+pub unsafe fn mbar_arrive_pair(bar: u32, lane: u32) {
     asm!(
         "{{",
         ".reg .pred p;",
-        ".reg .b32 l, r, a;",
-        "mov.u32 l, %laneid;",
-        "setp.lt.u32 p, l, 2;",
-        "and.b32 r, l, 1;",
+        ".reg .b32 r, a;",
+        "setp.lt.u32 p, {l}, 2;",
+        "and.b32 r, {l}, 1;",
         "mapa.shared::cluster.u32 a, {b}, r;",
         "@p mbarrier.arrive.shared::cluster.b64 _, [a];",
         "}}",
-        b = in(reg32) bar,
+        b = in(reg32) bar, l = in(reg32) lane,
         options(nostack),
     );
 }

@@ -95,7 +95,7 @@ use crate::instr::wgmma::{
     mbar_init_fence, mbar_wait, setmaxnreg_dec, setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d,
     tma_load_2d_multicast, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
 };
-use crate::instr::{fma, opaque_u32, shared_addr};
+use crate::instr::{fma, opaque_u32, shared_addr, warp_uniform};
 use crate::wgmma_contract::{
     gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS, GEMM_KBLOCK,
     GEMM_PRODUCER_REGISTERS,
@@ -180,6 +180,11 @@ unsafe fn mma_chain<const WGN: u32, const COUNT: u32>(part: &mut Frag, a: u32, b
     wgmma_commit();
 }
 
+/// A k-block's scales as a consumer thread needs them: A's of its rows
+/// `{0, 8, 64, 72}` below its first, B's of its fragment's one or two
+/// blocks.
+type Scales = ([f32; 4], [f32; 2]);
+
 /// The consumer's per-thread constants.
 #[derive(Clone, Copy)]
 struct Consumer {
@@ -194,6 +199,8 @@ struct Consumer {
     col: u32,
     /// Nonzero in lane 0 of each warp, which releases stages for its warp.
     leader: u32,
+    /// The lane index (lanes 0 and 1 release stages in a cluster).
+    lane: u32,
 }
 
 /// Releases a stage for this warp: lane 0 on this CTA's `empty` barrier
@@ -201,11 +208,11 @@ struct Consumer {
 /// rank-0 producer multicasts A into this CTA's copy of the stage, so both
 /// producers wait for both CTAs' consumers). Predicated, not branched.
 #[inline(always)]
-unsafe fn release<const MC: u32>(empty: u32, leader: u32) {
+unsafe fn release<const MC: u32>(empty: u32, me: &Consumer) {
     if MC > 1 {
-        mbar_arrive_pair(empty);
+        mbar_arrive_pair(empty, me.lane);
     } else {
-        mbar_arrive_if(empty, leader);
+        mbar_arrive_if(empty, me.leader);
     }
 }
 
@@ -287,7 +294,9 @@ unsafe fn gemm<
         return;
     }
     setmaxnreg_inc::<GEMM_CONSUMER_REGISTERS>();
-    let wg = tid / 128;
+    // The warpgroup, through a shuffle so that ptxas knows it is uniform
+    // (see `warp_uniform`; DeepGEMM does the same).
+    let wg = warp_uniform(tid / 128);
     let (warp, lane) = ((tid % 128) / 32, tid % 32);
     let me = Consumer {
         a_row: if TM == 64 { 0 } else { TM / 2 * wg },
@@ -295,6 +304,7 @@ unsafe fn gemm<
         row: warp * 16 + lane / 4,
         col: 2 * (lane % 4),
         leader: (lane == 0) as u32,
+        lane,
     };
     // Split `s` stores its partial tile at `[s, m, n]` of the f32 workspace
     // (s = 0 without a split: C itself).
@@ -423,16 +433,16 @@ unsafe fn consume<
             let sb1 = if cross { ld_global_nc_f32((sb1_at + 4 * kb as u64) as *const f32) } else { sb0 };
             ([sa0, sa1, sa2, sa3], [sb0, sb1])
         };
-        // Loaded one k-block ahead: a scale load's L2 latency would
-        // otherwise sit between the `wgmma`s and the promotion, where ptxas
-        // places the scale products (and stall the warpgroup's other warps
-        // at the next `wgmma`). The last k-block loads its own again (a
-        // clamped index, no branch).
-        let mut next = scales(kb_begin);
-        let mut kb = kb_begin;
-        while kb < kb_end {
-            let ([sa0, sa1, sa2, sa3], [sb0, sb1]) = next;
-            next = scales((kb + 1).min(kb_end - 1));
+        // The scales are loaded one k-block ahead (below): a scale load's
+        // L2 latency would otherwise sit between the `wgmma`s and the
+        // promotion, where ptxas places the scale products (and stall the
+        // warpgroup's other warps at the next `wgmma`).
+        //
+        // One k-block with its scales `sc`. (Inlined at both calls: ptxas
+        // serialises `wgmma`s whose pipeline crosses a call.)
+        let mut step = #[inline(always)]
+        |sc: Scales| {
+            let ([sa0, sa1, sa2, sa3], [sb0, sb1]) = sc;
             mbar_wait(pipe.full + 8 * slot.stage, slot.phase);
             let base = pipe.stages + slot.stage * stage_bytes;
             let (a, b) = (base + me.a_row * GEMM_KBLOCK, base + (TM + me.b_row) * GEMM_KBLOCK);
@@ -446,7 +456,7 @@ unsafe fn consume<
                 fence::<WGN>(part);
                 wgmma_wait0();
                 if !two {
-                    release::<MC>(empty, me.leader);
+                    release::<MC>(empty, &me);
                 }
                 promote::<WGN>(acc0, part, (sa0 * sb0, sa1 * sb0), (sa0 * sb1, sa1 * sb1), former, cross);
                 if two {
@@ -455,11 +465,31 @@ unsafe fn consume<
                     mma_chain::<WGN, 4>(part, a + 64 * GEMM_KBLOCK, b);
                     fence::<WGN>(part);
                     wgmma_wait0();
-                    release::<MC>(empty, me.leader);
+                    release::<MC>(empty, &me);
                     promote::<WGN>(acc1, part, (sa2 * sb0, sa3 * sb0), (sa2 * sb1, sa3 * sb1), former, cross);
                 }
             }
             slot.advance();
+        };
+        // Two k-blocks per turn, the scales in two register sets used in
+        // turn (`cur`, `nxt`): each set is reloaded one k-block before its
+        // use, after its previous values were consumed, in a block of its
+        // own. A single set carried round the loop made ptxas load into
+        // fresh registers and move them into the carried ones at the back
+        // edge, a move that waited for the load (4% of the 256 x 128
+        // kernel's stall samples, ncu, session 9). The last k-block loads
+        // its own scales again (a clamped index, no branch).
+        let mut cur = scales(kb_begin);
+        let mut kb = kb_begin;
+        while kb < kb_end {
+            let nxt = scales((kb + 1).min(kb_end - 1));
+            step(cur);
+            kb += 1;
+            if kb == kb_end {
+                break;
+            }
+            cur = scales((kb + 1).min(kb_end - 1));
+            step(nxt);
             kb += 1;
         }
         let interior = pair_ok && mt * TM + TM <= p.m && nt * BN + BN <= p.n;
