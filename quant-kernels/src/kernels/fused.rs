@@ -23,6 +23,10 @@
 //!   then a halving tree over chunk indices, which the layout `chunk j in
 //!   thread j % T, slot j / T` computes as slots in-thread, strides `T / 2`
 //!   to 32 through shared memory, then butterfly shuffles within the warp.
+//!   A thread issues the x (and residual) loads of all its slots before it
+//!   uses any (one slot at a time for f32, `Store8::LOAD_WAVE`), without
+//!   element checks when K is a multiple of 8 and the rows are aligned;
+//!   the weight is loaded after the reduction (an L1/L2 hit).
 //!
 //! Every scalar step is a `crate::fused` function shared with the CPU
 //! reference; the `ExactOps` they need are `fma.rn.f32` and `sqrt.rn.f32`.
@@ -320,6 +324,12 @@ unsafe fn write_scale(
 
 /// An input type the RMS kernel also writes (the residual output).
 trait Store8: Load8 {
+    /// Slots whose x and residual loads the RMS kernel issues together
+    /// (4, 2 or 1): f32's 4 slots of x and residual would be 64 registers,
+    /// the kernel's whole budget at 1024 threads, and 2 spilled on sm_90;
+    /// one f32 slot is already 4 16-byte loads.
+    const LOAD_WAVE: usize;
+
     /// The chunk of `v` rounded to this type (`fused::f32_to_*_bits`).
     fn round(v: &[f32; 8]) -> Self::Raw;
 
@@ -355,6 +365,7 @@ unsafe fn store_halves(dst: *mut u16, w: &[u32; 4], valid: u64) {
 }
 
 impl Store8 for Bf16 {
+    const LOAD_WAVE: usize = 4;
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 4] {
         pack_halves(|i| f32_to_bf16_bits(v[i]))
@@ -366,6 +377,7 @@ impl Store8 for Bf16 {
 }
 
 impl Store8 for F16 {
+    const LOAD_WAVE: usize = 4;
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 4] {
         pack_halves(|i| f32_to_f16_bits(v[i]))
@@ -377,6 +389,7 @@ impl Store8 for F16 {
 }
 
 impl Store8 for f32 {
+    const LOAD_WAVE: usize = 1;
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 8] {
         v.map(crate::fused::f32_canonical_bits)
@@ -427,31 +440,71 @@ unsafe fn rms_norm_groups<T: Store8>(
     } = p;
     let row = block_index_and_grid().0 as u64;
     let (tid, threads) = (thread_index() as u64, block_dim() as u64);
-    let valid = |s: u64| cols.saturating_sub((s * threads + tid) * ELEMS_PER_THREAD).min(ELEMS_PER_THREAD);
     let col = |s: u64| (s * threads + tid) * ELEMS_PER_THREAD;
+    // The checked path takes `cols` through `opaque_u64` (see
+    // `quantize_groups`).
+    let valid = |cols: u64, s: u64| cols.saturating_sub(col(s)).min(ELEMS_PER_THREAD);
 
-    // 1. y = x (+ r, rounded to T and written back), and each leaf's sum of squares.
     let src = x.wrapping_add((row * row_stride) as usize);
     let res = residual.wrapping_add((row * cols) as usize);
+    let dst = q.wrapping_add((row * cols) as usize);
+    // Uniform over the CTA: with K a multiple of 8 and aligned rows (every
+    // row of a dense bf16/f16/f32 tensor with K % 8 == 0), each chunk is
+    // whole or wholly past the row's end (padding leaves), and is loaded
+    // without the element-wise checks.
+    let whole = cols % ELEMS_PER_THREAD == 0
+        && (src as usize) % 16 == 0
+        && (add == 0 || (res as usize) % 16 == 0)
+        && (dst as usize) % 8 == 0;
+    // 1. The x (and residual) loads of `T::LOAD_WAVE` slots at
+    // a time (all 4 for the 16-bit types), back to back on the whole path, then y =
+    // x (+ r, rounded to T and written back) and each leaf's sum of
+    // squares (zero leaves past the row's end).
     let mut ys = [T::ZERO; 4];
     let mut leaf = [0f32; 4];
-    unroll4!(s => {
-        if (s as u32) < slots {
-            let (c, n) = (col(s as u64), valid(s as u64));
-            let xr = T::load(src.wrapping_add(c as usize), n);
-            ys[s] = if add != 0 {
-                let (xv, rv) = (T::unpack(&xr), T::unpack(&T::load(res.wrapping_add(c as usize), n)));
-                let mut sum = [0f32; 8];
-                unroll8!(i => {
-                    sum[i] = xv[i] + rv[i];
+    unroll4!(w => {
+        if w * T::LOAD_WAVE < 4 {
+            let in_wave = |s: usize| s / T::LOAD_WAVE == w && (s as u32) < slots;
+            let mut xs = [T::ZERO; 4];
+            let mut rs = [T::ZERO; 4];
+            if whole {
+                unroll4!(s => {
+                    if in_wave(s) && col(s as u64) < cols {
+                        let c = col(s as u64) as usize;
+                        xs[s] = T::load_whole(src.wrapping_add(c));
+                        if add != 0 {
+                            rs[s] = T::load_whole(res.wrapping_add(c));
+                        }
+                    }
                 });
-                let y = T::round(&sum);
-                T::store(res.wrapping_add(c as usize), &y, n);
-                y
             } else {
-                xr
-            };
-            leaf[s] = leaf_square_sum::<GpuOps>(&T::unpack(&ys[s]));
+                unroll4!(s => {
+                    if in_wave(s) {
+                        let (c, n) = (col(s as u64) as usize, valid(opaque_u64(cols), s as u64));
+                        xs[s] = T::load(src.wrapping_add(c), n);
+                        if add != 0 {
+                            rs[s] = T::load(res.wrapping_add(c), n);
+                        }
+                    }
+                });
+            }
+            unroll4!(s => {
+                if in_wave(s) {
+                    ys[s] = if add != 0 {
+                        let (xv, rv) = (T::unpack(&xs[s]), T::unpack(&rs[s]));
+                        let mut sum = [0f32; 8];
+                        unroll8!(i => {
+                            sum[i] = xv[i] + rv[i];
+                        });
+                        let y = T::round(&sum);
+                        T::store(res.wrapping_add(col(s as u64) as usize), &y, valid(cols, s as u64));
+                        y
+                    } else {
+                        xs[s]
+                    };
+                    leaf[s] = leaf_square_sum::<GpuOps>(&T::unpack(&ys[s]));
+                }
+            });
         }
     });
 
@@ -485,15 +538,19 @@ unsafe fn rms_norm_groups<T: Store8>(
 
     // 3. h = (y * inv) * w per slot; each group's lanes are adjacent
     // threads of one slot.
+    // (Shifts and masks: the group size is a power of two.)
     let gs = group_size as u64;
     let tpg = gs / ELEMS_PER_THREAD;
-    let groups = cols.div_ceil(gs);
+    let groups = (cols >> gs.trailing_zeros()) + (cols & (gs - 1) != 0) as u64;
     let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
-    let dst = q.wrapping_add((row * cols) as usize);
     unroll4!(s => {
         if (s as u32) < slots {
-            let (c, n) = (col(s as u64), valid(s as u64));
+            let (c, n) = (col(s as u64), valid(cols, s as u64));
             let y = T::unpack(&ys[s]);
+            // The weight after the reduction: the same `cols` elements for
+            // every row, an L1 or L2 hit. Loaded with x's (before the
+            // reduction), its 4 slots held across the reduction made the
+            // bf16 kernel spill at the 64 registers of 1024 threads.
             let w = T::unpack(&T::load(weight.wrapping_add(c as usize), n));
             let mut h = [0f32; 8];
             let mut amax = 0f32;
@@ -507,9 +564,16 @@ unsafe fn rms_norm_groups<T: Store8>(
                 offset /= 2;
             }
             let scale = group_scale(amax, eps, fp8_max, mode);
-            store_chunk(dst.wrapping_add(c as usize), GroupQuantizer::new(format, scale, fp8_max).quantize8(&h), n);
-            let g = c / gs;
-            if (s as u64 * threads + tid) % tpg == 0 && g < groups {
+            let codes = GroupQuantizer::new(format, scale, fp8_max).quantize8(&h);
+            if whole {
+                if n > 0 {
+                    store_whole(dst.wrapping_add(c as usize), codes);
+                }
+            } else {
+                store_chunk(dst.wrapping_add(c as usize), codes, valid(opaque_u64(cols), s as u64));
+            }
+            let g = c >> gs.trailing_zeros();
+            if (s as u64 * threads + tid) & (tpg - 1) == 0 && g < groups {
                 write_scale(scales, layout, 0, row, g, rows, groups, scale, row + 1 == rows);
             }
         }
