@@ -7,10 +7,13 @@ use crate::abi::{Kernel, KernelParams};
 use crate::element::DType;
 use crate::Fp8Format;
 
-/// Threads per CTA of the per-group fused kernels.
+/// Threads per CTA of `silu_mul_quant_*`.
 pub const FUSED_GROUP_THREADS: u32 = 256;
-/// Chunks of 8 elements each thread of a per-group fused kernel owns.
-pub const FUSED_GROUP_CHUNKS: u64 = 2;
+/// Threads per CTA of `fused_quant_*`: 128, as the wide token-group kernel
+/// it mirrors (`geometry::TOKEN_GROUP_WIDE_BLOCK_THREADS`: its threads load
+/// once, encode and exit, and smaller CTAs free their slots sooner; in the
+/// masked layout a CTA of left-out rows also ends sooner).
+pub const FUSED_QUANT_THREADS: u32 = 128;
 /// Most threads per CTA of the RMS kernel (one CTA per row).
 pub const RMS_MAX_THREADS: u32 = 1024;
 
@@ -140,6 +143,22 @@ macro_rules! fused_kernels {
     };
 }
 
+impl FusedOp {
+    /// Chunks of 8 elements each thread of a per-group kernel (`Quant`,
+    /// `SiluMul`) owns in one group: the kernel's const parameter and the
+    /// host's grid, `group_size / (8 * chunks)` threads per group. `Quant`
+    /// takes 4, as the wide token-group kernel does (64 bytes of loads in
+    /// flight per thread, its fixed work spread over 32 elements); `SiluMul`
+    /// 2, which is already 4 loads in flight (gate and up) and 16 values
+    /// of `silu` held in f32.
+    pub const fn group_chunks(self) -> u64 {
+        match self {
+            FusedOp::Quant => 4,
+            FusedOp::SiluMul | FusedOp::RmsNorm => 2,
+        }
+    }
+}
+
 /// A per-group fused entry point (`fused_quant_*`, `silu_mul_quant_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FusedGroupKernel(FusedEntry);
@@ -182,10 +201,15 @@ impl FusedEntry {
     pub const fn launch_bounds(self) -> (u32, u32) {
         match self.op {
             FusedOp::RmsNorm => (RMS_MAX_THREADS, 1),
-            // `exp`, the division and (on sm_80) the software encoder of 16
-            // values: 4 CTAs (64 registers) spilled on sm_80.
-            FusedOp::SiluMul => (FUSED_GROUP_THREADS, 2),
-            FusedOp::Quant => (FUSED_GROUP_THREADS, 4),
+            // 80 registers (3 CTAs). At (256, 2) ptxas spent registers on
+            // scheduling (107, a quarter of the SM's threads). f16 keeps
+            // (256, 2): its software conversion of 32 inputs spilled on
+            // sm_80 at 80 registers and at 64.
+            FusedOp::SiluMul => (FUSED_GROUP_THREADS, if matches!(self.input, DType::F16) { 2 } else { 3 }),
+            // 4 chunks per thread: 64 registers, 96 for f32, whose chunks
+            // are 32 registers (sm_80's software encoder needed 81; sm_90
+            // takes 56 either way).
+            FusedOp::Quant => (FUSED_QUANT_THREADS, if matches!(self.input, DType::F32) { 5 } else { 8 }),
         }
     }
 
@@ -203,6 +227,18 @@ impl FusedGroupKernel {
             FusedOp::RmsNorm => None,
             _ => Some(Self(find(op, input, format))),
         }
+    }
+}
+
+impl FusedGroupKernel {
+    /// Chunks per thread: see [`FusedOp::group_chunks`].
+    pub const fn chunks(self) -> u64 {
+        self.0.op.group_chunks()
+    }
+
+    /// Threads per CTA, as the launch bounds declare them.
+    pub const fn block_threads(self) -> u32 {
+        self.0.launch_bounds().0
     }
 }
 

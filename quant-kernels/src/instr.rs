@@ -42,8 +42,8 @@ pub fn global_thread_index() -> u64 {
 /// Butterfly shuffle across the full warp. Every lane of the warp must call it.
 #[inline(always)]
 pub fn shfl_xor(value: f32, lane_mask: u32) -> f32 {
-    // SAFETY: all 32 lanes execute this (the kernels never exit early), so the
-    // full mask is correct.
+    // SAFETY: all 32 lanes execute this (no kernel exits before its last
+    // shuffle), so the full mask is correct.
     unsafe { shfl_bfly_f32(0xFFFF_FFFF, value, lane_mask, 0x1F) }
 }
 

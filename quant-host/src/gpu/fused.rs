@@ -5,14 +5,14 @@
 //! its `#[repr(C)]` parameter block, and the input's element type picks the
 //! kernel (`T::DTYPE`). Every buffer is checked against the plan first.
 
-use super::launch::linear;
+use super::launch::linear_in;
 use super::Gpu;
 use crate::element::Element;
 use crate::error::{QuantError, Result};
 use crate::fused::{FusedGroupPlan, RmsNormPlan, ScaleElem};
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 use quant_kernels::abi::{Kernel, KernelParams};
-use quant_kernels::fused_abi::{FusedGroupKernel, FusedGroupParams, RmsNormKernel, RmsNormParams, FUSED_GROUP_CHUNKS};
+use quant_kernels::fused_abi::{FusedGroupKernel, FusedGroupParams, RmsNormKernel, RmsNormParams};
 use quant_kernels::geometry::ELEMS_PER_CHUNK;
 
 /// A parameter block as a kernel argument (cudarc copies its bytes).
@@ -81,13 +81,13 @@ pub(crate) fn fused_group<T: Element, S: ScaleElem>(
         mode: params.mode().as_u32(),
         layout: plan.scale_geometry().kernel_layout(),
     };
-    let threads = rows
-        .checked_mul(cols.div_ceil(gs))
-        .and_then(|g| g.checked_mul(gs / (FUSED_GROUP_CHUNKS * ELEMS_PER_CHUNK)))
-        .ok_or(QuantError::TooLarge("thread count"))?;
-    let config = linear(threads)?;
     let kernel = FusedGroupKernel::new(plan.op(), T::DTYPE, params.format())
         .ok_or_else(|| QuantError::ShapeMismatch("no per-group kernel for this operation".into()))?;
+    let threads = rows
+        .checked_mul(cols.div_ceil(gs))
+        .and_then(|g| g.checked_mul(gs / (kernel.chunks() * ELEMS_PER_CHUNK)))
+        .ok_or(QuantError::TooLarge("thread count"))?;
+    let config = linear_in(threads, kernel.block_threads())?;
     let function = gpu.function(kernel.name())?;
     let p = ByValue(p);
     let mut builder = gpu.stream().launch_builder(&function);

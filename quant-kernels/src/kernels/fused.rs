@@ -3,32 +3,44 @@
 //!
 //! - `fused_quant_*` (the plain per-token-group quantizer in its masked MoE
 //!   form) and `silu_mul_quant_*` share one per-group kernel: a thread owns
-//!   [`FUSED_GROUP_CHUNKS`] 8-element chunks of one group (lane `l` of the
-//!   group's `GS / 16` lanes holds chunks `l` and `l + GS / 16`, so each
-//!   load instruction of a warp reads consecutive 16-byte pieces), computes
-//!   the group's values `h` in f32, takes the amax by a butterfly over the
-//!   group's lanes, and quantizes with the shared `GroupQuantizer`. The
+//!   `C` 8-element chunks of one group (`FusedOp::group_chunks`: 4 for the
+//!   plain quantizer, as the wide token-group kernel, 2 for `silu_mul`).
+//!   Lane `l` of the group's `GS / (8 C)` lanes holds chunks `l + c GS /
+//!   (8 C)`, so each load instruction of a warp reads consecutive 16-byte
+//!   pieces. As in the token-group kernel, a thread first issues every load
+//!   it has (gate and up of every chunk for `silu_mul`), back to back with
+//!   no test between them when its group lies wholly inside the row at
+//!   aligned addresses (the checked path takes K tails and odd strides),
+//!   and only then computes: the group's values `h` (kept raw for the plain
+//!   quantizer, in f32 for `silu_mul`), the amax by a butterfly over the
+//!   group's lanes, and the codes with the shared `GroupQuantizer`. The
 //!   rows may form experts of `expert_rows` rows whose valid count is read
-//!   from `masked_m` (see `FusedGroupParams`).
+//!   from `masked_m` (see `FusedGroupParams`); rows it leaves out load
+//!   nothing and skip the math.
 //! - `rms_norm_quant_*`: one CTA per row, the row held in registers (at most
 //!   4 chunks per thread, `fused::rms_geometry`). The sum of squares follows
 //!   the contract's fixed tree: per-chunk sums (`fused::leaf_square_sum`),
 //!   then a halving tree over chunk indices, which the layout `chunk j in
 //!   thread j % T, slot j / T` computes as slots in-thread, strides `T / 2`
 //!   to 32 through shared memory, then butterfly shuffles within the warp.
+//!   A thread issues the x (and residual) loads of all its slots before it
+//!   uses any (one slot at a time for f32, `Store8::LOAD_WAVE`), without
+//!   element checks when K is a multiple of 8 and the rows are aligned;
+//!   the weight is loaded after the reduction (an L1/L2 hit).
 //!
 //! Every scalar step is a `crate::fused` function shared with the CPU
 //! reference; the `ExactOps` they need are `fma.rn.f32` and `sqrt.rn.f32`.
 
-use super::chunk::{store_chunk, Load8, ELEMS_PER_THREAD};
+use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
 use super::{Bf16, GroupQuantizer, F16, F32};
 use crate::fused::{
     f32_to_bf16_bits, f32_to_f16_bits, leaf_square_sum, packed_ue8m0_byte_index, rms_apply, rms_inverse, silu_mul,
     ue8m0_byte, ExactOps,
 };
-use crate::fused_abi::{FusedGroupParams, RmsNormParams, FUSED_GROUP_CHUNKS, PACKED_UE8M0_LAYOUT};
+use crate::fused_abi::{FusedGroupParams, FusedOp, RmsNormParams, PACKED_UE8M0_LAYOUT};
 use crate::instr::{
-    block_dim, block_index_and_grid, dynamic_shared, global_thread_index, shfl_xor, sqrt_rn, sync_threads, thread_index,
+    block_dim, block_index_and_grid, dynamic_shared, global_thread_index, opaque_u64, shfl_xor, sqrt_rn, sync_threads,
+    thread_index,
 };
 use crate::scale::{abs, group_scale, nan_max};
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
@@ -59,49 +71,110 @@ fn divmod(a: u64, b: u64) -> (u64, u64) {
     }
 }
 
-/// What a per-group kernel quantizes: the values of one output chunk.
+/// What a per-group kernel quantizes, and what a thread keeps of each chunk
+/// between its loads and its encoding.
 trait Producer {
-    /// The 8 values of the chunk at output column `col` of the row whose
-    /// input starts at `src` (`cols` output columns), zeros past `valid`.
-    ///
-    /// # Safety
-    /// The input elements the chunk needs are readable.
-    unsafe fn produce<T: Load8>(src: *const T, col: u64, cols: u64, valid: u64) -> [f32; 8];
+    /// Whether a chunk also reads `up`, `cols` elements after its gate
+    /// (`silu_mul`); the kernel loads it with the gate.
+    const GATED: bool;
+
+    /// What the thread holds of a chunk from the amax to the encoding.
+    type Held<T: Load8>: Copy;
+
+    /// A chunk of zeros (a chunk the thread does not load).
+    fn zero<T: Load8>() -> Self::Held<T>;
+
+    /// The held form of a chunk from its loaded input (`up` is `T::ZERO`
+    /// unless [`Producer::GATED`]).
+    fn hold<T: Load8>(gate: &T::Raw, up: &T::Raw) -> Self::Held<T>;
+
+    /// `max |h|` over the first `C` held chunks (NaN if any is NaN).
+    fn amax<T: Load8, const C: usize>(held: &[Self::Held<T>; 4]) -> f32;
+
+    /// The chunk's 8 values `h`, in f32.
+    fn values<T: Load8>(held: &Self::Held<T>) -> [f32; 8];
 }
 
-/// `h = x`.
+/// `h = x`. A chunk stays in its raw form until it is encoded, and the amax
+/// is taken on the bit patterns, as in the token-group kernel (`Load8`):
+/// half the registers of f32 values and about half the instructions.
 struct Identity;
 
 impl Producer for Identity {
+    const GATED: bool = false;
+    type Held<T: Load8> = T::Raw;
+
     #[inline(always)]
-    unsafe fn produce<T: Load8>(src: *const T, col: u64, _cols: u64, valid: u64) -> [f32; 8] {
-        T::unpack(&T::load(src.wrapping_add(col as usize), valid))
+    fn zero<T: Load8>() -> T::Raw {
+        T::ZERO
+    }
+    #[inline(always)]
+    fn hold<T: Load8>(gate: &T::Raw, _up: &T::Raw) -> T::Raw {
+        *gate
+    }
+    #[inline(always)]
+    fn amax<T: Load8, const C: usize>(held: &[T::Raw; 4]) -> f32 {
+        let mut acc = 0u32;
+        unroll4!(c => {
+            if c < C {
+                acc = T::fold_abs_max(acc, &held[c]);
+            }
+        });
+        T::abs_max_to_f32(acc)
+    }
+    #[inline(always)]
+    fn values<T: Load8>(held: &T::Raw) -> [f32; 8] {
+        T::unpack(held)
     }
 }
 
-/// `h = silu(gate) * up`, gate at column `col`, up at `cols + col`.
+/// `h = silu(gate) * up`, gate at column `col`, up at `cols + col`; `h` is
+/// computed once, right after the loads, and held in f32.
 struct SiluMul;
 
 impl Producer for SiluMul {
+    const GATED: bool = true;
+    type Held<T: Load8> = [f32; 8];
+
     #[inline(always)]
-    unsafe fn produce<T: Load8>(src: *const T, col: u64, cols: u64, valid: u64) -> [f32; 8] {
-        let gate = T::unpack(&T::load(src.wrapping_add(col as usize), valid));
-        let up = T::unpack(&T::load(src.wrapping_add((cols + col) as usize), valid));
+    fn zero<T: Load8>() -> [f32; 8] {
+        [0.0; 8]
+    }
+    #[inline(always)]
+    fn hold<T: Load8>(gate: &T::Raw, up: &T::Raw) -> [f32; 8] {
+        let (gate, up) = (T::unpack(gate), T::unpack(up));
         let mut h = [0f32; 8];
         unroll8!(i => {
             h[i] = silu_mul::<GpuOps>(gate[i], up[i]);
         });
         h
     }
+    #[inline(always)]
+    fn amax<T: Load8, const C: usize>(held: &[[f32; 8]; 4]) -> f32 {
+        let mut amax = 0f32;
+        unroll4!(c => {
+            if c < C {
+                unroll8!(i => {
+                    amax = nan_max(amax, abs(held[c][i]));
+                });
+            }
+        });
+        amax
+    }
+    #[inline(always)]
+    fn values<T: Load8>(held: &[f32; 8]) -> [f32; 8] {
+        *held
+    }
 }
 
-/// The per-group kernel; see the module documentation and `FusedGroupParams`.
+/// The per-group kernel with `C` chunks per thread; see the module
+/// documentation and `FusedGroupParams`.
 ///
 /// # Safety
 /// The host has checked every buffer against `p` and launched at least one
-/// thread per (row, group, lane).
+/// thread per (row, group, lane), `group_size / (8 C)` lanes per group.
 #[inline(always)]
-unsafe fn quantize_groups<T: Load8, P: Producer>(
+unsafe fn quantize_groups<T: Load8, P: Producer, const C: usize>(
     format: Fp8Format,
     x: *const T,
     q: *mut u8,
@@ -110,10 +183,12 @@ unsafe fn quantize_groups<T: Load8, P: Producer>(
     p: FusedGroupParams,
 ) {
     let FusedGroupParams { rows, cols, row_stride, expert_rows, group_size, masked, eps, fp8_max, mode, layout } = p;
-    const C: u64 = FUSED_GROUP_CHUNKS;
+    const { assert!(C == 2 || C == 4) };
+    // The group size is a power of two (checked by the host): shifts, not
+    // the 64-bit division routine a runtime `div_ceil` calls.
     let gs = group_size as u64;
-    let tpg = gs / (C * ELEMS_PER_THREAD);
-    let groups = cols.div_ceil(gs);
+    let tpg = gs / (C as u64 * ELEMS_PER_THREAD);
+    let groups = (cols >> gs.trailing_zeros()) + (cols & (gs - 1) != 0) as u64;
     let t = global_thread_index();
     let (group, lane) = (t >> tpg.trailing_zeros(), t & (tpg - 1));
     let mut active = group < rows * groups;
@@ -125,41 +200,86 @@ unsafe fn quantize_groups<T: Load8, P: Producer>(
         active = m < valid_rows;
     }
     let col = |c: u64| g * gs + (lane + c * tpg) * ELEMS_PER_THREAD;
-    let valid = |c: u64| if active { cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD) } else { 0 };
+    // The checked paths take `cols` through `opaque_u64`, as in the
+    // token-group kernel: otherwise LLVM merges their whole-chunk case with
+    // the whole-group path and computes every chunk's count up front.
+    let valid = |cols: u64, c: u64| cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD);
 
     let src = x.wrapping_add((row * row_stride) as usize);
-    // Chunks with nothing to read (rows a mask leaves out, past a K tail)
-    // skip the producer's work: whole warps of them then cost almost nothing.
-    let mut h = [[0f32; 8]; 2];
-    unroll2!(c => {
-        let n = valid(c as u64);
-        if n > 0 {
-            h[c] = P::produce(src, col(c as u64), cols, n);
-        }
-    });
+    let dst = q.wrapping_add((row * cols) as usize);
+    // A group wholly inside its row at aligned addresses (every group but a
+    // K tail's, unless a stride or base pointer is odd; chunk `c` is
+    // `c * tpg` whole 16-byte pieces after chunk 0) is loaded and stored
+    // without a test per chunk.
+    let whole = active
+        && (g + 1) * gs <= cols
+        && (src.wrapping_add(col(0) as usize) as usize) % 16 == 0
+        && (!P::GATED || (src.wrapping_add((cols + col(0)) as usize) as usize) % 16 == 0)
+        && (dst.wrapping_add(col(0) as usize) as usize) % 8 == 0;
 
-    let mut amax = 0f32;
-    unroll2!(c => {
-        unroll8!(i => {
-            amax = nan_max(amax, abs(h[c][i]));
+    // 1. Every load of the thread (gate and up of every chunk) is issued
+    // before any of them is used, back to back on the whole path: a thread
+    // has `C` (twice that gated) 16-byte loads in flight, not one. Rows a
+    // mask leaves out load nothing and skip the math: whole warps of them
+    // cost almost nothing.
+    let mut gate = [T::ZERO; 4];
+    let mut up = [T::ZERO; 4];
+    if whole {
+        unroll4!(c => {
+            if c < C {
+                let at = src.wrapping_add(col(c as u64) as usize);
+                gate[c] = T::load_whole(at);
+                if P::GATED {
+                    up[c] = T::load_whole(at.wrapping_add(cols as usize));
+                }
+            }
         });
-    });
+    } else if active {
+        unroll4!(c => {
+            if c < C {
+                let (at, n) = (src.wrapping_add(col(c as u64) as usize), valid(opaque_u64(cols), c as u64));
+                gate[c] = T::load(at, n);
+                if P::GATED {
+                    up[c] = T::load(at.wrapping_add(cols as usize), n);
+                }
+            }
+        });
+    }
+    let mut held = [P::zero::<T>(); 4];
+    if active {
+        unroll4!(c => {
+            if c < C {
+                held[c] = P::hold::<T>(&gate[c], &up[c]);
+            }
+        });
+    }
+
+    // 2. The group's amax: local, then across the group's lanes (every
+    // thread takes part in the shuffles).
+    let mut amax = P::amax::<T, C>(&held);
     let mut offset = tpg as u32 / 2;
     while offset > 0 {
         amax = nan_max(amax, shfl_xor(amax, offset));
         offset /= 2;
     }
+    if !active {
+        return;
+    }
 
+    // 3. Scale, codes, stores (8-byte stores on the whole path).
     let scale = group_scale(amax, eps, fp8_max, ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float));
     let quantizer = GroupQuantizer::new(format, scale, fp8_max);
-    let dst = q.wrapping_add((row * cols) as usize);
-    unroll2!(c => {
-        let n = valid(c as u64);
-        if n > 0 {
-            store_chunk(dst.wrapping_add(col(c as u64) as usize), quantizer.quantize8(&h[c]), n);
+    unroll4!(c => {
+        if c < C {
+            let (at, codes) = (dst.wrapping_add(col(c as u64) as usize), quantizer.quantize8(&P::values::<T>(&held[c])));
+            if whole {
+                store_whole(at, codes);
+            } else {
+                store_chunk(at, codes, valid(opaque_u64(cols), c as u64));
+            }
         }
     });
-    if active && lane == 0 {
+    if lane == 0 {
         let last_row = masked == 0 && m + 1 == expert_rows;
         write_scale(scales, layout, expert, m, g, expert_rows, groups, scale, last_row);
     }
@@ -204,6 +324,12 @@ unsafe fn write_scale(
 
 /// An input type the RMS kernel also writes (the residual output).
 trait Store8: Load8 {
+    /// Slots whose x and residual loads the RMS kernel issues together
+    /// (4, 2 or 1): f32's 4 slots of x and residual would be 64 registers,
+    /// the kernel's whole budget at 1024 threads, and 2 spilled on sm_90;
+    /// one f32 slot is already 4 16-byte loads.
+    const LOAD_WAVE: usize;
+
     /// The chunk of `v` rounded to this type (`fused::f32_to_*_bits`).
     fn round(v: &[f32; 8]) -> Self::Raw;
 
@@ -239,6 +365,7 @@ unsafe fn store_halves(dst: *mut u16, w: &[u32; 4], valid: u64) {
 }
 
 impl Store8 for Bf16 {
+    const LOAD_WAVE: usize = 4;
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 4] {
         pack_halves(|i| f32_to_bf16_bits(v[i]))
@@ -250,6 +377,7 @@ impl Store8 for Bf16 {
 }
 
 impl Store8 for F16 {
+    const LOAD_WAVE: usize = 4;
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 4] {
         pack_halves(|i| f32_to_f16_bits(v[i]))
@@ -261,6 +389,7 @@ impl Store8 for F16 {
 }
 
 impl Store8 for f32 {
+    const LOAD_WAVE: usize = 1;
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 8] {
         v.map(crate::fused::f32_canonical_bits)
@@ -311,31 +440,71 @@ unsafe fn rms_norm_groups<T: Store8>(
     } = p;
     let row = block_index_and_grid().0 as u64;
     let (tid, threads) = (thread_index() as u64, block_dim() as u64);
-    let valid = |s: u64| cols.saturating_sub((s * threads + tid) * ELEMS_PER_THREAD).min(ELEMS_PER_THREAD);
     let col = |s: u64| (s * threads + tid) * ELEMS_PER_THREAD;
+    // The checked path takes `cols` through `opaque_u64` (see
+    // `quantize_groups`).
+    let valid = |cols: u64, s: u64| cols.saturating_sub(col(s)).min(ELEMS_PER_THREAD);
 
-    // 1. y = x (+ r, rounded to T and written back), and each leaf's sum of squares.
     let src = x.wrapping_add((row * row_stride) as usize);
     let res = residual.wrapping_add((row * cols) as usize);
+    let dst = q.wrapping_add((row * cols) as usize);
+    // Uniform over the CTA: with K a multiple of 8 and aligned rows (every
+    // row of a dense bf16/f16/f32 tensor with K % 8 == 0), each chunk is
+    // whole or wholly past the row's end (padding leaves), and is loaded
+    // without the element-wise checks.
+    let whole = cols % ELEMS_PER_THREAD == 0
+        && (src as usize) % 16 == 0
+        && (add == 0 || (res as usize) % 16 == 0)
+        && (dst as usize) % 8 == 0;
+    // 1. The x (and residual) loads of `T::LOAD_WAVE` slots at
+    // a time (all 4 for the 16-bit types), back to back on the whole path, then y =
+    // x (+ r, rounded to T and written back) and each leaf's sum of
+    // squares (zero leaves past the row's end).
     let mut ys = [T::ZERO; 4];
     let mut leaf = [0f32; 4];
-    unroll4!(s => {
-        if (s as u32) < slots {
-            let (c, n) = (col(s as u64), valid(s as u64));
-            let xr = T::load(src.wrapping_add(c as usize), n);
-            ys[s] = if add != 0 {
-                let (xv, rv) = (T::unpack(&xr), T::unpack(&T::load(res.wrapping_add(c as usize), n)));
-                let mut sum = [0f32; 8];
-                unroll8!(i => {
-                    sum[i] = xv[i] + rv[i];
+    unroll4!(w => {
+        if w * T::LOAD_WAVE < 4 {
+            let in_wave = |s: usize| s / T::LOAD_WAVE == w && (s as u32) < slots;
+            let mut xs = [T::ZERO; 4];
+            let mut rs = [T::ZERO; 4];
+            if whole {
+                unroll4!(s => {
+                    if in_wave(s) && col(s as u64) < cols {
+                        let c = col(s as u64) as usize;
+                        xs[s] = T::load_whole(src.wrapping_add(c));
+                        if add != 0 {
+                            rs[s] = T::load_whole(res.wrapping_add(c));
+                        }
+                    }
                 });
-                let y = T::round(&sum);
-                T::store(res.wrapping_add(c as usize), &y, n);
-                y
             } else {
-                xr
-            };
-            leaf[s] = leaf_square_sum::<GpuOps>(&T::unpack(&ys[s]));
+                unroll4!(s => {
+                    if in_wave(s) {
+                        let (c, n) = (col(s as u64) as usize, valid(opaque_u64(cols), s as u64));
+                        xs[s] = T::load(src.wrapping_add(c), n);
+                        if add != 0 {
+                            rs[s] = T::load(res.wrapping_add(c), n);
+                        }
+                    }
+                });
+            }
+            unroll4!(s => {
+                if in_wave(s) {
+                    ys[s] = if add != 0 {
+                        let (xv, rv) = (T::unpack(&xs[s]), T::unpack(&rs[s]));
+                        let mut sum = [0f32; 8];
+                        unroll8!(i => {
+                            sum[i] = xv[i] + rv[i];
+                        });
+                        let y = T::round(&sum);
+                        T::store(res.wrapping_add(col(s as u64) as usize), &y, valid(cols, s as u64));
+                        y
+                    } else {
+                        xs[s]
+                    };
+                    leaf[s] = leaf_square_sum::<GpuOps>(&T::unpack(&ys[s]));
+                }
+            });
         }
     });
 
@@ -369,15 +538,19 @@ unsafe fn rms_norm_groups<T: Store8>(
 
     // 3. h = (y * inv) * w per slot; each group's lanes are adjacent
     // threads of one slot.
+    // (Shifts and masks: the group size is a power of two.)
     let gs = group_size as u64;
     let tpg = gs / ELEMS_PER_THREAD;
-    let groups = cols.div_ceil(gs);
+    let groups = (cols >> gs.trailing_zeros()) + (cols & (gs - 1) != 0) as u64;
     let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
-    let dst = q.wrapping_add((row * cols) as usize);
     unroll4!(s => {
         if (s as u32) < slots {
-            let (c, n) = (col(s as u64), valid(s as u64));
+            let (c, n) = (col(s as u64), valid(cols, s as u64));
             let y = T::unpack(&ys[s]);
+            // The weight after the reduction: the same `cols` elements for
+            // every row, an L1 or L2 hit. Loaded with x's (before the
+            // reduction), its 4 slots held across the reduction made the
+            // bf16 kernel spill at the 64 registers of 1024 threads.
             let w = T::unpack(&T::load(weight.wrapping_add(c as usize), n));
             let mut h = [0f32; 8];
             let mut amax = 0f32;
@@ -391,9 +564,16 @@ unsafe fn rms_norm_groups<T: Store8>(
                 offset /= 2;
             }
             let scale = group_scale(amax, eps, fp8_max, mode);
-            store_chunk(dst.wrapping_add(c as usize), GroupQuantizer::new(format, scale, fp8_max).quantize8(&h), n);
-            let g = c / gs;
-            if (s as u64 * threads + tid) % tpg == 0 && g < groups {
+            let codes = GroupQuantizer::new(format, scale, fp8_max).quantize8(&h);
+            if whole {
+                if n > 0 {
+                    store_whole(dst.wrapping_add(c as usize), codes);
+                }
+            } else {
+                store_chunk(dst.wrapping_add(c as usize), codes, valid(opaque_u64(cols), s as u64));
+            }
+            let g = c >> gs.trailing_zeros();
+            if (s as u64 * threads + tid) & (tpg - 1) == 0 && g < groups {
                 write_scale(scales, layout, 0, row, g, rows, groups, scale, row + 1 == rows);
             }
         }
@@ -417,7 +597,7 @@ macro_rules! entry {
             masked_m: *const u32,
             p: FusedGroupParams,
         ) {
-            quantize_groups::<$t, Identity>(Fp8Format::$format, x, q, scales, masked_m, p)
+            quantize_groups::<$t, Identity, { FusedOp::Quant.group_chunks() as usize }>(Fp8Format::$format, x, q, scales, masked_m, p)
         }
     };
     (@one $name:ident, SiluMul, $t:ident, $format:ident) => {
@@ -433,7 +613,7 @@ macro_rules! entry {
             masked_m: *const u32,
             p: FusedGroupParams,
         ) {
-            quantize_groups::<$t, SiluMul>(Fp8Format::$format, x, q, scales, masked_m, p)
+            quantize_groups::<$t, SiluMul, { FusedOp::SiluMul.group_chunks() as usize }>(Fp8Format::$format, x, q, scales, masked_m, p)
         }
     };
     (@one $name:ident, RmsNorm, $t:ident, $format:ident) => {
