@@ -146,24 +146,24 @@ pub(crate) const GEMM_WGMMA_MIN_SPLIT_KBLOCKS: u64 = 4;
 pub(crate) const GEMM_WGMMA_MAX_SPLITS: u64 = 32;
 
 /// Relative time of one wave of a kernel's tiles: the tile's area over the
-/// throughput per unit of area measured for that kernel, in 32nds (32: the
-/// single-CTA 256 x 128 kernel). Measured on an H200 (`fp8q bench --gemm
-/// --gemm-variants` over the M >= 2048 peer shapes, each tile's TFLOP/s over
-/// the fraction of its last wave that is busy): the 128 x 192 tile and the
-/// clustered 256 x 128 tile do the most per unit area (one 192-wide
-/// fragment per warpgroup; A loaded once for two CTAs), 64-row tiles and
-/// the 160-wide one the least.
+/// throughput per unit of area measured for that kernel, in 32nds of the
+/// single-CTA 256 x 128 kernel's. Measured on an H200 (`fp8q bench --gemm
+/// --gemm-variants` over the 21 M >= 2048 peer shapes, session 9: each
+/// forced tile's TFLOP/s over the busy fraction of its last wave and its
+/// padding, relative to 256 x 128 on the same shape; medians): clustered
+/// 256 x 128 1.02, 128 x 192 0.96 (either way), 128 x 128 0.88 (0.92
+/// clustered), 64 x 256 and 128 x 160 0.86, 64 x 128 0.69. Run-to-run noise
+/// is about 5%, so ties between close tiles are settled by order.
 fn tile_cost(tile: GemmTile, clustered: bool) -> u64 {
     let area = tile.rows() as u64 * tile.cols() as u64;
     let weight = match (tile.rows(), tile.cols(), clustered) {
-        (256, _, true) => 30,
+        (256, _, true) => 31,
         (256, _, false) => 32,
-        (128, 192, _) => 30,
-        (128, 128, true) => 33,
-        (128, 128, false) => 34,
-        (128, _, _) => 36,
-        (64, 256, _) => 35,
-        _ => 44,
+        (128, 192, _) => 33,
+        (128, 128, true) => 35,
+        (128, 128, false) => 36,
+        (64, 128, _) => 46,
+        _ => 37, // 128 x 160, 64 x 256
     };
     area * weight
 }
@@ -352,6 +352,15 @@ mod tests {
         assert_eq!((p.config.grid_dim.0, p.splits, p.tile), (132, 1, GemmTile::M256N128));
         assert_eq!(p.config.block_dim.0, 384);
         assert_eq!(p.config.shared_mem_bytes, GemmTile::M256N128.smem_bytes());
+        // With clusters (66 resident): 4096 x 4096 takes the clustered
+        // 256 x 128 tile (256 pairs in 4 waves of 64 clusters).
+        let clustered = |t: GemmTile| (t == GemmTile::M256N128 || t == GemmTile::M128N128).then_some(66);
+        let p = gemm_wgmma(4096, 4096, 64, 132, Fast, None, true, &clustered).unwrap();
+        assert_eq!((p.tile, p.clustered, p.config.grid_dim.0), (GemmTile::M256N128, true, 128));
+        // Precise never clusters; neither does a split launch.
+        assert!(!gemm_wgmma(4096, 4096, 64, 132, Precise, None, true, &clustered).unwrap().clustered);
+        let p = gemm_wgmma(256, 512, 64, 132, Fast, Some(GemmTile::M128N128), true, &clustered).unwrap();
+        assert!(p.splits > 1 && !p.clustered);
         // 2048 x 2112: 128 x 160 (2 waves of 224 tiles).
         assert_eq!(plan(2048, 2112, 56, Fast).tile, GemmTile::M128N160);
         // Precise always runs 128 x 128.
