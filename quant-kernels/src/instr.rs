@@ -39,6 +39,13 @@ pub fn global_thread_index() -> u64 {
     unsafe { nvptx::_block_idx_x() as u64 * nvptx::_block_dim_x() as u64 + nvptx::_thread_idx_x() as u64 }
 }
 
+/// Threads in the whole 1-D grid (the stride of a grid-stride loop).
+#[inline(always)]
+pub fn grid_threads() -> u64 {
+    // SAFETY: reading special registers has no preconditions.
+    unsafe { nvptx::_grid_dim_x() as u64 * nvptx::_block_dim_x() as u64 }
+}
+
 /// Butterfly shuffle across the full warp. Every lane of the warp must call it.
 #[inline(always)]
 pub fn shfl_xor(value: f32, lane_mask: u32) -> f32 {

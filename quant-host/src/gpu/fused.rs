@@ -87,7 +87,11 @@ pub(crate) fn fused_group<T: Element, S: ScaleElem>(
         .checked_mul(cols.div_ceil(gs))
         .and_then(|g| g.checked_mul(gs / (kernel.chunks() * ELEMS_PER_CHUNK)))
         .ok_or(QuantError::TooLarge("thread count"))?;
-    let config = linear_in(threads, kernel.block_threads())?;
+    // A persistent grid: at most what the GPU holds at once (2048 threads
+    // per SM), each thread looping over its share (see the kernel).
+    let block = kernel.block_threads();
+    let resident = gpu.multiprocessor_count() as u64 * (2048 / block as u64) * block as u64;
+    let config = linear_in(threads.min(resident.max(block as u64)), block)?;
     let function = gpu.function(kernel.name())?;
     let p = ByValue(p);
     let mut builder = gpu.stream().launch_builder(&function);
