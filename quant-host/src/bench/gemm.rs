@@ -152,10 +152,10 @@ fn problem(
     let mut c = stream.alloc_zeros::<bf16>(m * n)?;
     let mut out = Vec::new();
     for (cfg, forced, path) in configs {
-        let (tile, splits, clustered) = wgmma_plan(gpu, shape, &cfg, path)?;
         if forced && path == Path::Unicast && !wgmma_plan(gpu, shape, &cfg, Path::Best)?.2 {
             continue; // the same launch as the forced tile's own record
         }
+        let (tile, splits, clustered) = wgmma_plan(gpu, shape, &cfg, path)?;
         // Error, f32 C.
         stream.memset_zeros(&mut c32)?;
         let f32c = GemmConfig { output: OutputType::F32, ..cfg };

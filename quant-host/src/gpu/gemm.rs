@@ -67,27 +67,24 @@ impl WgmmaFunctions {
     fn get_multicast(&self, tile: GemmTile, out: GemmOut) -> Option<(&CudaFunction, u32)> {
         self.multicast.iter().find(|(key, _, _)| *key == (tile, out)).map(|(_, f, n)| (f, *n))
     }
+}
 
-    /// The launch plan of `shape` on `gpu` (output `out`; with
-    /// `multicast`, the 2-CTA kernels where they apply and pay).
-    fn plan(
-        &self,
-        gpu: &Gpu,
-        shape: GemmShape,
-        cfg: &GemmConfig,
-        out: GemmOut,
-        multicast: bool,
-    ) -> Result<launch::WgmmaPlan> {
-        let clusters = |t: GemmTile| {
-            if multicast {
-                self.get_multicast(t, out).map(|(_, resident)| resident)
-            } else {
-                None
-            }
-        };
-        let (m, n, kb) = (shape.m() as u64, shape.n() as u64, shape.k_blocks() as u64);
-        launch::gemm_wgmma(m, n, kb, gpu.multiprocessor_count() as u64, cfg.precision, cfg.tile, true, &clusters)
-    }
+/// The `wgmma` launch plan of `shape` on `gpu` (output `out`): with
+/// `multicast`, the 2-CTA kernels of `wgmma` where they apply and pay;
+/// without `wgmma` (a module without the Hopper kernels), the plan the
+/// single-CTA kernels would have.
+fn wgmma_launch_plan(
+    gpu: &Gpu,
+    wgmma: Option<&WgmmaFunctions>,
+    shape: GemmShape,
+    cfg: &GemmConfig,
+    out: GemmOut,
+    multicast: bool,
+) -> Result<launch::WgmmaPlan> {
+    let clusters =
+        |t: GemmTile| wgmma.filter(|_| multicast).and_then(|w| w.get_multicast(t, out)).map(|(_, resident)| resident);
+    let (m, n, kb) = (shape.m() as u64, shape.n() as u64, shape.k_blocks() as u64);
+    launch::gemm_wgmma(m, n, kb, gpu.multiprocessor_count() as u64, cfg.precision, cfg.tile, true, &clusters)
 }
 
 impl GemmFunctions {
@@ -430,7 +427,7 @@ fn launch_wgmma(
         GpuGemmOut::Bf16(_) => GemmOut::Bf16,
         GpuGemmOut::F32(_) => GemmOut::F32,
     };
-    let plan = wgmma.plan(gpu, shape, cfg, out, allow_multicast)?;
+    let plan = wgmma_launch_plan(gpu, Some(wgmma), shape, cfg, out, allow_multicast)?;
     // A split launch runs the f32 kernel into the workspace.
     let kernel_out = if plan.splits > 1 { GemmOut::F32 } else { out };
     let Some(kernel) = wgmma.get(cfg.precision, plan.tile, kernel_out) else {
@@ -527,12 +524,8 @@ fn launch_wgmma(
 /// the benchmark's report).
 #[cfg(feature = "bench")]
 pub(crate) fn wgmma_plan(gpu: &Gpu, shape: GemmShape, cfg: &GemmConfig, path: Path) -> Result<(GemmTile, u32, bool)> {
-    let functions = gpu.gemm_functions()?;
-    let wgmma = functions.wgmma.as_ref().ok_or(QuantError::UnsupportedGemmTile {
-        precision: cfg.precision.name(),
-        tile: cfg.tile.map_or("planned", |t| t.name()),
-    })?;
-    let plan = wgmma.plan(gpu, shape, cfg, GemmOut::Bf16, path == Path::Best)?;
+    let wgmma = gpu.gemm_functions()?.wgmma.as_ref();
+    let plan = wgmma_launch_plan(gpu, wgmma, shape, cfg, GemmOut::Bf16, path == Path::Best)?;
     Ok((plan.tile, plan.splits, plan.clustered))
 }
 
