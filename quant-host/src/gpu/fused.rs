@@ -5,7 +5,7 @@
 //! its `#[repr(C)]` parameter block, and the input's element type picks the
 //! kernel (`T::DTYPE`). Every buffer is checked against the plan first.
 
-use super::launch::linear_in;
+use super::launch::persistent;
 use super::Gpu;
 use crate::element::Element;
 use crate::error::{QuantError, Result};
@@ -87,11 +87,8 @@ pub(crate) fn fused_group<T: Element, S: ScaleElem>(
         .checked_mul(cols.div_ceil(gs))
         .and_then(|g| g.checked_mul(gs / (kernel.chunks() * ELEMS_PER_CHUNK)))
         .ok_or(QuantError::TooLarge("thread count"))?;
-    // A persistent grid: at most what the GPU holds at once (2048 threads
-    // per SM), each thread looping over its share (see the kernel).
-    let block = kernel.block_threads();
-    let resident = gpu.multiprocessor_count() as u64 * (2048 / block as u64) * block as u64;
-    let config = linear_in(threads.min(resident.max(block as u64)), block)?;
+    // The kernel loops over its share of the lanes (a grid-stride loop).
+    let config = persistent(threads, kernel.block_threads(), gpu.multiprocessor_count() as u64)?;
     let function = gpu.function(kernel.name())?;
     let p = ByValue(p);
     let mut builder = gpu.stream().launch_builder(&function);

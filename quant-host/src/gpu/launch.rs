@@ -21,11 +21,24 @@ pub(crate) fn linear(threads: u64) -> Result<LaunchConfig> {
 }
 
 /// A 1-D grid of `threads` threads in blocks of `block` threads.
-pub(crate) fn linear_in(threads: u64, block: u32) -> Result<LaunchConfig> {
+fn linear_in(threads: u64, block: u32) -> Result<LaunchConfig> {
     let blocks = threads.div_ceil(block as u64);
     let blocks =
         u32::try_from(blocks).ok().filter(|&b| b <= i32::MAX as u32).ok_or(QuantError::TooLarge("grid size"))?;
     Ok(LaunchConfig { grid_dim: (blocks.max(1), 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 })
+}
+
+/// Threads one SM holds at once on the GPUs this crate targets (sm_80 to
+/// sm_90: 2048).
+const THREADS_PER_SM: u64 = 2048;
+
+/// A persistent 1-D grid for `threads` threads of work in blocks of
+/// `block`: at most what `multiprocessors` SMs hold at once, each thread of
+/// a grid-stride kernel looping over its share (at least one block).
+pub(crate) fn persistent(threads: u64, block: u32, multiprocessors: u64) -> Result<LaunchConfig> {
+    let block_threads = block as u64;
+    let resident = multiprocessors * (THREADS_PER_SM / block_threads) * block_threads;
+    linear_in(threads.min(resident.max(block_threads)), block)
 }
 
 /// Chunks per thread of `per_token_group_quant_fp8` for a problem of
@@ -319,6 +332,18 @@ mod tests {
     }
 
     #[test]
+    fn persistent_grids_stop_at_what_the_gpu_holds() {
+        // 132 SMs of 2048 threads: 16 blocks of 128 each, 8 of 256.
+        assert_eq!(persistent(u64::MAX, 128, 132).unwrap().grid_dim.0, 132 * 16);
+        assert_eq!(persistent(1 << 30, 256, 132).unwrap().grid_dim.0, 132 * 8);
+        // Less work than that: one thread per piece of it.
+        assert_eq!(persistent(1000, 128, 132).unwrap().grid_dim.0, 8);
+        // No work (or no SMs reported) still launches one block.
+        assert_eq!(persistent(0, 128, 132).unwrap().grid_dim.0, 1);
+        assert_eq!(persistent(1 << 20, 128, 0).unwrap().grid_dim.0, 1);
+    }
+
+    #[test]
     fn token_group_goes_wide_for_large_problems() {
         let resident = 132 * 1024;
         // Decode sizes and M = 512, K = 7168 (28672 groups of 128): two chunks.
@@ -346,8 +371,8 @@ mod tests {
         use GemmPrecision::{Fast, Precise};
         let plan = |m, n, kb, p| gemm_wgmma(m, n, kb, 132, p, None, true, &|_| None).unwrap();
         // Enough tiles: no split, persistent grid; 4096 x 7168 takes the
-        // 256 x 128 tile (7 waves of 896 tiles, weighted 15/16, beat 11
-        // waves of 128 x 160 and 14 of 128 x 128).
+        // 256 x 128 tile (7 waves of 896 tiles at weight 32 beat 10 of
+        // 128 x 192 at 33, 11 of 128 x 160 at 37 and 14 of 128 x 128 at 36).
         let p = plan(4096, 7168, 16, Fast);
         assert_eq!((p.config.grid_dim.0, p.splits, p.tile), (132, 1, GemmTile::M256N128));
         assert_eq!(p.config.block_dim.0, 384);
