@@ -12,9 +12,10 @@
 //! or after every k32 step ([`GemmPrecision::Precise`], `< 1e-3`, slower).
 //!
 //! Kernels on Hopper: the tile is planned per problem (or forced with
-//! [`GemmConfig::tile`]); large `Fast` problems whose 256 x 128 or 128 x 128
-//! tile columns pair up run in 2-CTA clusters that load A once for both CTAs
-//! (TMA multicast). Both ways give bit-identical results (the same sums in
+//! [`GemmConfig::tile`]); large `Fast` problems whose 256 x 128, 128 x 128
+//! or 128 x 192 tile columns pair up may run in 2-CTA clusters that load A
+//! once for both CTAs (TMA multicast), where the planner's measured weights
+//! favour them. Both ways give bit-identical results (the same sums in
 //! the same order); setting the environment variable `QUANT_GEMM_NO_CLUSTERS`
 //! (any value) before a `Gpu` loads its GEMM kernels keeps every launch on
 //! the single-CTA kernels, for comparing or ruling them out on a given GPU.

@@ -34,8 +34,9 @@
 //!   band of A rows in L2. A CTA's k-blocks form one stream through the stage
 //!   ring, so the next tile's loads overlap the current tile's epilogue. The
 //!   order is [`super::gemm_schedule`].
-//! - 2-CTA clusters sharing A (the 256 x 128, 128 x 128 and 128 x 192 tiles, when the
-//!   tile columns pair up and the pairs fill the GPU): the two CTAs of a
+//! - 2-CTA clusters sharing A (the 256 x 128, 128 x 128 and 128 x 192
+//!   tiles, when the tile columns pair up, the pairs fill the GPU and the
+//!   host's planner picks them): the two CTAs of a
 //!   cluster take horizontally adjacent tiles (the same rows of A) as one
 //!   schedule unit; the rank-0 producer loads A's box for both with one
 //!   multicast TMA copy (`.multicast::cluster`, which also completes the
@@ -43,8 +44,10 @@
 //!   `empty` barrier counts both CTAs' consumer warps (lanes 0 and 1 of
 //!   each warp arrive on the two CTAs'), so neither producer refills a stage
 //!   that the other CTA still reads. A third less L2-to-SM traffic for the
-//!   256 x 128 tile (32 KB instead of 48 KB per CTA and k-block), which had
-//!   made L2 bandwidth the limit. Before leaving, each producer waits for
+//!   256 x 128 tile (32 KB instead of 48 KB per CTA and k-block): 1-10%
+//!   faster on the H200 (bench/NOTES-gemm.md, session 9). The remote
+//!   releases have CTA-scope semantics; cluster-scope ones cost 12-35%.
+//!   Before leaving, each producer waits for
 //!   one more release of every stage, so no arrival from the peer reaches
 //!   a CTA that has exited.
 //! - Split-K when the tiles alone cannot fill the GPU: the host splits K into
