@@ -119,7 +119,7 @@ impl GemmTile {
     /// by -7% to +5% on H200).
     #[inline]
     pub const fn stages(self) -> u32 {
-        let fit = (GEMM_SMEM_LIMIT - 1024) / (self.stage_bytes() + 16);
+        let fit = (GEMM_SMEM_LIMIT - 1024) / (self.stage_bytes() + self.scale_slot_bytes() + 16);
         if fit < 5 {
             fit
         } else {
@@ -134,12 +134,22 @@ impl GemmTile {
         (self.rows() + self.cols()) * GEMM_KBLOCK
     }
 
+    /// Bytes of one stage's scales: B's of the tile's (at most) two
+    /// 128-column blocks, padded to 16 bytes, then A's of the tile's `rows`
+    /// rows, all of the stage's k-block. The producer warpgroup's second
+    /// warp copies them from global memory with the stage, so the consumers
+    /// read their scales from shared memory, as they read the operands.
+    #[inline]
+    pub const fn scale_slot_bytes(self) -> u32 {
+        16 + 4 * self.rows()
+    }
     /// Dynamic shared memory of a CTA: 1024 bytes of alignment slack (the
-    /// 128-byte swizzle needs 1024-byte-aligned stages), the stages, and a
-    /// `full` and an `empty` barrier (8 bytes each) per stage.
+    /// 128-byte swizzle needs 1024-byte-aligned stages), the stages, their
+    /// scale slots, and a `full` and an `empty` barrier (8 bytes each) per
+    /// stage.
     #[inline]
     pub const fn smem_bytes(self) -> u32 {
-        1024 + self.stages() * (self.stage_bytes() + 16)
+        1024 + self.stages() * (self.stage_bytes() + self.scale_slot_bytes() + 16)
     }
 
     /// The tile's name as the benchmark and the kernel names write it.
@@ -313,6 +323,18 @@ mod tests {
             // Stages and the B box start 1024-byte aligned.
             assert_eq!(t.stage_bytes() % 1024, 0);
             assert_eq!(t.rows() * GEMM_KBLOCK % 1024, 0);
+            // Scale slots keep the barriers after them 8-byte aligned.
+            assert_eq!(t.scale_slot_bytes() % 16, 0);
+            // A tile's columns (from a multiple of `cols`) cross at most two
+            // 128-column blocks of B: the scale slot holds two B scales.
+            for j in 0..64 {
+                let n0 = j * t.cols();
+                assert!((n0 % GEMM_KBLOCK + t.cols() - 1) / GEMM_KBLOCK < 2, "{} at {n0}", t.name());
+            }
+        }
+        // The scale slots cost no stage (the 256-row tile has four, the rest five).
+        for t in GemmTile::ALL {
+            assert_eq!(t.stages(), if t == GemmTile::M256N128 { 4 } else { 5 }, "{}", t.name());
         }
     }
 

@@ -91,14 +91,14 @@ use core::arch::nvptx;
 
 use super::common::{quad_transpose, Align16, Bf16Out, PredStore};
 use super::gemm_schedule::{split_range, Slot, Tiles};
-use crate::instr::mma::ld_global_nc_f32;
+use crate::instr::mma::{ld_global_nc_f32, warp_sync};
 use crate::instr::store::st_global16;
 use crate::instr::wgmma::{
     cluster_rank, cluster_sync, fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_pair, mbar_init,
     mbar_init_fence, mbar_wait, setmaxnreg_dec, setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d,
     tma_load_2d_multicast, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
 };
-use crate::instr::{fma, opaque_u32, shared_addr, warp_uniform};
+use crate::instr::{fma, ld_shared_f32, shared_addr, st_shared_f32, warp_uniform};
 use crate::wgmma_contract::{
     gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS, GEMM_KBLOCK,
     GEMM_PRODUCER_REGISTERS,
@@ -130,12 +130,23 @@ macro_rules! unroll6 {
     }};
 }
 
+/// [`unroll24!`] for `0..8` (a scale-warp lane's rows: 256 / 32).
+macro_rules! unroll_rows {
+    ($j:ident < $limit:expr => $body:block) => {{
+        unroll24!(@each $j, $limit, $body, 0 1 2 3 4 5 6 7);
+    }};
+}
+
 /// Shared addresses of the pipeline.
 #[derive(Clone, Copy)]
 struct Pipe {
     /// The first stage (1024-byte aligned).
     stages: u32,
-    /// `full[s]` at `full + 8 s`: completes when stage `s` has landed.
+    /// Stage `s`'s scales at `scales + s * GemmTile::scale_slot_bytes()`:
+    /// B's two at byte 0 and 4, A's row `r` (of the tile) at `16 + 4 r`.
+    scales: u32,
+    /// `full[s]` at `full + 8 s`: completes when stage `s` has landed and
+    /// its scales are in shared memory.
     full: u32,
     /// `empty[s]` at `empty + 8 s`: completes when every consumer thread
     /// has released stage `s`.
@@ -247,8 +258,9 @@ unsafe fn gemm<
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (shared_addr(smem) + 1023) & !1023;
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
-    let full = stages + S * stage_bytes;
-    let pipe = Pipe { stages, full, empty: full + S * 8 };
+    let scales = stages + S * stage_bytes;
+    let full = scales + S * scale_slot::<TM>();
+    let pipe = Pipe { stages, scales, full, empty: full + S * 8 };
     // In a cluster (MC = 2) the schedule's units are pairs of horizontally
     // adjacent tiles (the same rows of A): unit column `u` holds tile
     // columns `2 u` (rank 0) and `2 u + 1` (rank 1); the host launches
@@ -277,7 +289,8 @@ unsafe fn gemm<
         tensormap_acquire(p.map_b);
         let mut s = 0;
         while s < S {
-            mbar_init(pipe.full + 8 * s, 1);
+            // The producer's `expect_tx` arrival and the scale warp's.
+            mbar_init(pipe.full + 8 * s, 2);
             mbar_init(pipe.empty + 8 * s, consumer_warps);
             s += 1;
         }
@@ -293,6 +306,8 @@ unsafe fn gemm<
         setmaxnreg_dec::<GEMM_PRODUCER_REGISTERS>();
         if tid == consumers {
             produce::<TM, BN, S, MC>(&p, pipe, grid, first, tile_step, (kb_begin, kb_end));
+        } else if (tid - consumers) / 32 == 1 {
+            stage_scales::<TM, BN, S, MC>(&p, pipe, grid, first, tile_step, (kb_begin, kb_end), tid % 32);
         }
         return;
     }
@@ -365,6 +380,93 @@ unsafe fn produce<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
     }
 }
 
+/// Bytes of a stage's scale slot for a `TM`-row tile (see
+/// [`GemmTile::scale_slot_bytes`], which the host sizes shared memory by).
+#[inline(always)]
+const fn scale_slot<const TM: u32>() -> u32 {
+    16 + 4 * TM
+}
+
+/// The scale warp: the producer warpgroup's second warp copies each
+/// stage's scales from global memory into the stage's scale slot, then
+/// arrives on its `full` barrier (the second of its two arrivals), so the
+/// consumers read every scale from shared memory, as they read the
+/// operands. Lane `l` copies A's rows `l, l + 32, ..` of the tile (clamped
+/// to row `m - 1`: rows past M read row M - 1's scale, and their results are
+/// never stored), lanes 0 and 1 B's of the tile's first and second
+/// 128-column blocks (clamped to the last). It walks the same k-blocks as
+/// the producer, loading the next k-block's scales while it waits for the
+/// next stage to be free, so the loads' latency (an L2 round trip under
+/// the operands' traffic) is hidden by a whole stage of the ring.
+///
+/// Before this warp, each consumer thread loaded its four A scales and its
+/// B scale from global memory one k-block ahead: about 1000 loads per
+/// k-block of the 256 x 128 tile with 64-bit address math in the
+/// consumers' loop (ncu, session 9), where this warp makes 256 + 32.
+#[inline(always)]
+unsafe fn stage_scales<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
+    p: &GemmWgmmaParams,
+    pipe: Pipe,
+    grid: Tiles,
+    first: u32,
+    tile_step: u32,
+    (kb_begin, kb_end): (u32, u32),
+    lane: u32,
+) {
+    if first >= grid.tiles {
+        return;
+    }
+    let rank = if MC > 1 { cluster_rank() } else { 0 };
+    let last_block = p.n.div_ceil(GEMM_KBLOCK) - 1;
+    let rows = TM / 32;
+    // The tile's first row and the B scale row this lane copies.
+    let origin = |t: u32| {
+        let (mt, nt) = grid.coords(t);
+        let n0 = (nt * MC + rank) * BN;
+        (mt * TM, (n0 / GEMM_KBLOCK + (lane & 1)).min(last_block))
+    };
+    let load = |(m0, nb): (u32, u32), kb: u32| {
+        let mut a = [0f32; 8];
+        let kb_off = kb as u64 * p.a_scale_kb_stride;
+        unroll_rows!(i < rows as usize => {
+            let r = (m0 + lane + 32 * i as u32).min(p.m - 1) as u64;
+            a[i] = ld_global_nc_f32((p.a_scales as *const f32).add((r * p.a_scale_row_stride + kb_off) as usize));
+        });
+        let b = ld_global_nc_f32((p.b_scales as *const f32).add((nb as u64 * p.k_blocks as u64 + kb as u64) as usize));
+        (a, b)
+    };
+    let mut slot = Slot::<S> { stage: 0, phase: 0 };
+    let mut t = first;
+    let mut at = origin(t);
+    let mut kb = kb_begin;
+    let mut v = load(at, kb);
+    loop {
+        mbar_wait(pipe.empty + 8 * slot.stage, slot.phase ^ 1);
+        let dst = pipe.scales + slot.stage * scale_slot::<TM>();
+        let (a, b) = v;
+        unroll_rows!(i < rows as usize => {
+            st_shared_f32(dst + 16 + 4 * (lane + 32 * i as u32), a[i]);
+        });
+        if lane < 2 {
+            st_shared_f32(dst + 4 * lane, b);
+        }
+        // Every lane's stores happen before lane 0's (release) arrival.
+        warp_sync();
+        mbar_arrive_if(pipe.full + 8 * slot.stage, (lane == 0) as u32);
+        slot.advance();
+        kb += 1;
+        if kb == kb_end {
+            kb = kb_begin;
+            t += tile_step;
+            if t >= grid.tiles {
+                break;
+            }
+            at = origin(t);
+        }
+        v = load(at, kb);
+    }
+}
+
 /// A consumer thread: its warpgroup's fragments of every tile of the CTA
 /// (two 64-row pieces with 256-row tiles, one otherwise).
 #[inline(always)]
@@ -391,7 +493,6 @@ unsafe fn consume<
     let two = TM == 256;
     // Fragments crossing a 128-row block of B: 160 and 192 columns.
     let cross = WGN % 128 != 0 && 128 % WGN != 0;
-    let n_blocks = p.n.div_ceil(GEMM_KBLOCK);
     let pair_ok = p.n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0;
     // Zeroed as bytes (one memset that SROA splits into registers): a
     // `[0.0; FRAG]` repeat expression became a store loop that kept the
@@ -407,55 +508,38 @@ unsafe fn consume<
         // Rows of the thread in its first piece (the second is 64 below).
         let row0 = mt * TM + me.a_row + me.row;
         let col0 = nt * BN + me.b_row;
-        // B's scale rows of the fragment's columns: the block of its first
-        // column, and (`cross`) the next one from 8-column group `former` on.
-        // Both clamped to the last block row: a fragment wholly past N (the
-        // second warpgroup of a 64 x 256 tile when N <= 128) reads the last
-        // row's scales, and its results are never stored. (Unclamped, that
-        // read ran past the scale buffer: compute-sanitizer, session 8.)
-        let nb = col0 / GEMM_KBLOCK;
+        // The fragment's B scales in the stage's slot: its first column's
+        // block (0 or 1 of the tile's two) and, crossing (`cross`), the next
+        // one from 8-column group `former` on.
+        let n0 = nt * BN;
+        let b_at = 4 * (col0 / GEMM_KBLOCK - n0 / GEMM_KBLOCK);
         let former = (GEMM_KBLOCK - col0 % GEMM_KBLOCK) / 8;
-        let sb0_at = p.b_scales + 4 * (nb.min(n_blocks - 1) as u64 * p.k_blocks as u64);
-        let sb1_at = p.b_scales + 4 * ((nb + 1).min(n_blocks - 1) as u64 * p.k_blocks as u64);
-        // The scales of k-block `kb`: A's of the thread's rows `row0 +
-        // {0, 8, 64, 72}` (clamped: rows past M read row M - 1's, and their
-        // results are never stored), B's of the fragment's one or two
-        // blocks. The row goes through an opaque move so that the four
-        // 64-bit row addresses are recomputed per load rather than hoisted
-        // out of the loop into eight registers the 256-row tile lacks.
-        let scales = |kb: u32| {
-            let r = opaque_u32(row0);
-            let kb_off = kb as u64 * p.a_scale_kb_stride;
-            let sa = |d: u32| {
-                let at = r.saturating_add(d).min(p.m - 1) as u64 * p.a_scale_row_stride + kb_off;
-                ld_global_nc_f32((p.a_scales as *const f32).add(at as usize))
-            };
-            let (sa0, sa1) = (sa(0), sa(8));
-            let (sa2, sa3) = if two { (sa(64), sa(72)) } else { (sa0, sa1) };
-            let sb0 = ld_global_nc_f32((sb0_at + 4 * kb as u64) as *const f32);
-            let sb1 = if cross { ld_global_nc_f32((sb1_at + 4 * kb as u64) as *const f32) } else { sb0 };
-            ([sa0, sa1, sa2, sa3], [sb0, sb1])
-        };
-        // The scales are loaded one k-block ahead (below): a scale load's
-        // L2 latency would otherwise sit between the `wgmma`s and the
-        // promotion, where ptxas places the scale products (and stall the
-        // warpgroup's other warps at the next `wgmma`).
-        //
-        // One k-block with its scales `sc`. (Inlined at both calls: ptxas
-        // serialises `wgmma`s whose pipeline crosses a call.)
+        // A's scales of the thread's rows `{0, 8, 64, 72}` below its first,
+        // inside the tile.
+        let a_at = 16 + 4 * (me.a_row + me.row);
+        // One k-block. (Inlined: ptxas serialises `wgmma`s whose pipeline
+        // crosses a call.)
         let mut step = #[inline(always)]
-        |sc: Scales| {
-            let ([sa0, sa1, sa2, sa3], [sb0, sb1]) = sc;
+        || {
             mbar_wait(pipe.full + 8 * slot.stage, slot.phase);
             let base = pipe.stages + slot.stage * stage_bytes;
             let (a, b) = (base + me.a_row * GEMM_KBLOCK, base + (TM + me.b_row) * GEMM_KBLOCK);
             let empty = pipe.empty + 8 * slot.stage;
+            let sc = pipe.scales + slot.stage * scale_slot::<TM>();
+            let sa = |d: u32| ld_shared_f32(sc + a_at + 4 * d);
             let [acc0, acc1] = &mut acc;
             if PRECISE {
+                let (sa0, sa1, sb0) = (sa(0), sa(8), ld_shared_f32(sc + b_at));
                 kblock_precise::<WGN>(&mut parts, acc0, a, b, (sa0 * sb0, sa1 * sb0), empty, me.leader);
             } else {
                 let part = &mut parts[0];
                 mma_chain::<WGN, 4>(part, a, b);
+                // Read while the `wgmma`s run; every read is done before
+                // this warp releases the stage below.
+                let (sa0, sa1) = (sa(0), sa(8));
+                let (sa2, sa3) = if two { (sa(64), sa(72)) } else { (sa0, sa1) };
+                let sb0 = ld_shared_f32(sc + b_at);
+                let sb1 = if cross { ld_shared_f32(sc + b_at + 4) } else { sb0 };
                 fence::<WGN>(part);
                 wgmma_wait0();
                 if !two {
@@ -474,25 +558,9 @@ unsafe fn consume<
             }
             slot.advance();
         };
-        // Two k-blocks per turn, the scales in two register sets used in
-        // turn (`cur`, `nxt`): each set is reloaded one k-block before its
-        // use, after its previous values were consumed, in a block of its
-        // own. A single set carried round the loop made ptxas load into
-        // fresh registers and move them into the carried ones at the back
-        // edge, a move that waited for the load (4% of the 256 x 128
-        // kernel's stall samples, ncu, session 9). The last k-block loads
-        // its own scales again (a clamped index, no branch).
-        let mut cur = scales(kb_begin);
         let mut kb = kb_begin;
         while kb < kb_end {
-            let nxt = scales((kb + 1).min(kb_end - 1));
-            step(cur);
-            kb += 1;
-            if kb == kb_end {
-                break;
-            }
-            cur = scales((kb + 1).min(kb_end - 1));
-            step(nxt);
+            step();
             kb += 1;
         }
         let interior = pair_ok && mt * TM + TM <= p.m && nt * BN + BN <= p.n;
