@@ -25,6 +25,7 @@ use crate::shape::MatrixShape;
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig as BlasConfig};
 use cudarc::driver::{CudaSlice, CudaStream};
 use half::bf16;
+use quant_kernels::ScaleLayout;
 use std::sync::Arc;
 
 /// The end-to-end set `(M, N, K)`.
@@ -164,7 +165,10 @@ fn problem(
     let (bs, sb) = weight_copies(gpu, input, m, n, k)?;
     let copies = bs.len();
 
-    let qcfg = TokenGroupConfig::default();
+    // A's scales column-major and TMA-aligned, as serving stacks have the
+    // activation quantizer write them for a TMA GEMM (the GEMM's scale warp
+    // then reads each k-block's scales of a tile with coalesced loads).
+    let qcfg = TokenGroupConfig { layout: ScaleLayout::ColMajorTmaAligned, ..TokenGroupConfig::default() };
     let a_shape = MatrixShape::new(m, k)?;
     let mut a = stream.alloc_zeros::<u8>(m * k)?;
     let mut sa = stream.alloc_zeros::<f32>(qcfg.layout.len(m as u64, kb as u64) as usize)?;

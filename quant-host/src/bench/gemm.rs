@@ -26,6 +26,7 @@ use crate::shape::MatrixShape;
 use cudarc::driver::CudaSlice;
 use half::bf16;
 use quant_kernels::wgmma_contract::{gemm_wgmma_multicast_kernel, GemmOut};
+use quant_kernels::ScaleLayout;
 
 /// The GEMM peer set of shapes.md: the V3 weights at M in {64, 128, 2048,
 /// 4096}, the end-to-end set's prefill shapes, and V4's four at M in {64,
@@ -60,6 +61,8 @@ pub struct GemmRecord {
     pub k: usize,
     /// `fast` or `precise`.
     pub precision: &'static str,
+    /// The layout of A's scales (`row-major`, `col-major`, `col-major-tma`).
+    pub scale_layout: &'static str,
     /// The tile the planner chose, or the one forced (`--gemm-variants`).
     pub tile: &'static str,
     /// Whether the tile was forced rather than planned.
@@ -96,10 +99,11 @@ pub(crate) fn run(
     input: &CudaSlice<bf16>,
     shapes: &[(usize, usize, usize)],
     variants: bool,
+    layout: ScaleLayout,
 ) -> Result<Vec<GemmRecord>> {
     let mut records = Vec::new();
     for &(m, n, k) in shapes {
-        records.extend(problem(gpu, input, m, n, k, variants)?);
+        records.extend(problem(gpu, input, m, n, k, variants, layout)?);
     }
     Ok(records)
 }
@@ -111,13 +115,14 @@ fn problem(
     n: usize,
     k: usize,
     variants: bool,
+    layout: ScaleLayout,
 ) -> Result<Vec<GemmRecord>> {
     let stream = gpu.stream();
     let kb = k.div_ceil(128);
     let (bs, sb) = super::e2e::weight_copies(gpu, input, m, n, k)?;
     let copies = bs.len();
     // A from the other end of the input, so A and B differ.
-    let qcfg = TokenGroupConfig::default();
+    let qcfg = TokenGroupConfig { layout, ..TokenGroupConfig::default() };
     let mut a_src = stream.alloc_zeros::<bf16>(m * k)?;
     stream.memcpy_dtod(&input.slice(input.len() - m * k..), &mut a_src)?;
     let mut a = stream.alloc_zeros::<u8>(m * k)?;
@@ -178,6 +183,7 @@ fn problem(
             n,
             k,
             precision: cfg.precision.name(),
+            scale_layout: layout.name(),
             tile: tile.name(),
             forced,
             clustered,
@@ -217,6 +223,9 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
          Error: `max|C - C_ref| / max|C_ref|`, f32 C, against the `mma.sync` kernel on the same device \
          (exact f32 block sums); tolerance 5e-3 (fast), 1e-3 (precise).\n\n",
     );
+    let mut layouts: Vec<&str> = records.iter().map(|r| r.scale_layout).collect();
+    layouts.dedup();
+    let _ = writeln!(s, "A's scales: {} (`--gemm-scale-layout`).\n", layouts.join(", "));
     let forced_tiles: Vec<&str> =
         GemmTile::ALL.iter().map(|t| t.name()).filter(|t| records.iter().any(|r| r.forced && r.tile == *t)).collect();
     let _ = write!(

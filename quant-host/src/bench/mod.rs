@@ -60,6 +60,11 @@ pub struct BenchArgs {
     /// With --gemm: also time every tile of the fast kernel
     #[arg(long)]
     pub gemm_variants: bool,
+    /// With --gemm: the layout of A's scales (`row-major`, `col-major`,
+    /// `col-major-tma`) [default: col-major-tma, the layout DeepGEMM takes
+    /// and serving stacks have the activation quantizer write]
+    #[arg(long, value_parser = parse_layout)]
+    pub gemm_scale_layout: Option<ScaleLayout>,
     /// Also run the fused section: silu_mul and rms_norm quantization against
     /// the two-step path, and the masked MoE layout against a dense call
     #[arg(long)]
@@ -99,6 +104,13 @@ fn parse_shape(s: &str) -> std::result::Result<(usize, usize, usize), String> {
 }
 
 /// `M,K` as the `--token-shapes` flag takes it.
+fn parse_layout(s: &str) -> std::result::Result<ScaleLayout, String> {
+    ScaleLayout::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| {
+        let names: Vec<&str> = ScaleLayout::ALL.iter().map(|l| l.name()).collect();
+        format!("`{s}`: expected one of {}", names.join(", "))
+    })
+}
+
 fn parse_pair(s: &str) -> std::result::Result<(usize, usize), String> {
     match s.split_once(',').map(|(m, k)| (m.trim().parse::<usize>(), k.trim().parse::<usize>())) {
         Some((Ok(m), Ok(k))) if m > 0 && k > 0 => Ok((m, k)),
@@ -194,7 +206,8 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     };
     let gemm_records = if args.gemm || args.gemm_variants {
         let shapes = if args.gemm_shapes.is_empty() { gemm::peer_set() } else { args.gemm_shapes.clone() };
-        gemm::run(&gpu, &input, &shapes, args.gemm_variants)?
+        let layout = args.gemm_scale_layout.unwrap_or(ScaleLayout::ColMajorTmaAligned);
+        gemm::run(&gpu, &input, &shapes, args.gemm_variants, layout)?
     } else {
         Vec::new()
     };

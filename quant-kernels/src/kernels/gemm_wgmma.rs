@@ -221,8 +221,14 @@ struct Consumer {
 /// or, in a 2-CTA cluster (`MC = 2`), lanes 0 and 1 on both CTAs' (the
 /// rank-0 producer multicasts A into this CTA's copy of the stage, so both
 /// producers wait for both CTAs' consumers). Predicated, not branched.
+///
+/// The warp's lanes meet first (`bar.warp.sync`, which orders memory among
+/// them): every lane read the stage's scales, and lane 0's release has to
+/// cover those reads too, or the scale warp's next write to the slot races
+/// with them (compute-sanitizer's racecheck flagged exactly that).
 #[inline(always)]
 unsafe fn release<const MC: u32>(empty: u32, me: &Consumer) {
+    warp_sync();
     if MC > 1 {
         mbar_arrive_pair(empty, me.lane);
     } else {
@@ -661,6 +667,7 @@ unsafe fn kblock_precise<const WGN: u32>(
     wgmma_wait1();
     promote::<WGN>(acc, p0, s, s, 0, false);
     wgmma_wait0();
+    warp_sync(); // every lane's scale reads before lane 0's release (see `release`)
     mbar_arrive_if(empty, leader);
     promote::<WGN>(acc, p1, s, s, 0, false);
 }
