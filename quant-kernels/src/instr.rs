@@ -185,12 +185,6 @@ pub fn clamp(v: f32, max: f32) -> f32 {
     unsafe { minimum_f32(maximum_f32(v, -max), max) }
 }
 
-/// Writes the f32 `v` to shared memory at `addr` (4-byte aligned).
-#[inline(always)]
-pub unsafe fn st_shared_f32(addr: u32, v: f32) {
-    core::arch::asm!("st.shared.f32 [{p}], {v};", p = in(reg32) addr, v = in(reg32) v, options(nostack));
-}
-
 /// Reads the f32 at shared address `addr` (4-byte aligned). Not `pure`:
 /// the value changes when the pipeline refills the slot, so each read
 /// stays where the code puts it (after the barrier wait that makes it

@@ -181,6 +181,15 @@ pub unsafe fn mbar_arrive_if(bar: u32, leader: u32) {
     );
 }
 
+/// Makes the barrier track the executing thread's earlier `cp.async`
+/// copies: it receives one arrival when they have all landed
+/// (`.noinc`: the arrival is one of the count the barrier was initialised
+/// with).
+#[inline(always)]
+pub unsafe fn mbar_arrive_on_cp_async(bar: u32) {
+    asm!("cp.async.mbarrier.arrive.noinc.shared.b64 [{b}];", b = in(reg32) bar, options(nostack));
+}
+
 /// Spins until the phase of parity `parity` of the barrier has completed
 /// (the loop inside one `asm` block, as a single instruction sequence; PTX
 /// scopes the label to the braces, so inlined copies do not clash).

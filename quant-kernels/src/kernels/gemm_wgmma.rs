@@ -91,14 +91,15 @@ use core::arch::nvptx;
 
 use super::common::{quad_transpose, Align16, Bf16Out, PredStore};
 use super::gemm_schedule::{split_range, Slot, Tiles};
-use crate::instr::mma::{ld_global_nc_f32, warp_sync};
+use crate::instr::mma::{cp_async4, cp_async_wait_n, warp_sync};
 use crate::instr::store::st_global16;
 use crate::instr::wgmma::{
-    cluster_rank, cluster_sync, fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_pair, mbar_init,
-    mbar_init_fence, mbar_wait, setmaxnreg_dec, setmaxnreg_inc, smem_desc, tensormap_acquire, tma_load_2d,
-    tma_load_2d_multicast, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
+    cluster_rank, cluster_sync, fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async,
+    mbar_arrive_pair, mbar_init, mbar_init_fence, mbar_wait, setmaxnreg_dec, setmaxnreg_inc, smem_desc,
+    tensormap_acquire, tma_load_2d, tma_load_2d_multicast, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0,
+    wgmma_wait1, Frag,
 };
-use crate::instr::{fma, ld_shared_f32, shared_addr, st_shared_f32, warp_uniform};
+use crate::instr::{fma, ld_shared_f32, shared_addr, warp_uniform};
 use crate::wgmma_contract::{
     gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS, GEMM_KBLOCK,
     GEMM_PRODUCER_REGISTERS,
@@ -295,8 +296,9 @@ unsafe fn gemm<
         tensormap_acquire(p.map_b);
         let mut s = 0;
         while s < S {
-            // The producer's `expect_tx` arrival and the scale warp's.
-            mbar_init(pipe.full + 8 * s, 2);
+            // The producer's `expect_tx` arrival and the scale warp's 32
+            // (one per lane, when its copies have landed).
+            mbar_init(pipe.full + 8 * s, 1 + 32);
             mbar_init(pipe.empty + 8 * s, consumer_warps);
             s += 1;
         }
@@ -394,21 +396,29 @@ const fn scale_slot<const TM: u32>() -> u32 {
 }
 
 /// The scale warp: the producer warpgroup's second warp copies each
-/// stage's scales from global memory into the stage's scale slot, then
-/// arrives on its `full` barrier (the second of its two arrivals), so the
-/// consumers read every scale from shared memory, as they read the
-/// operands. Lane `l` copies A's rows `l, l + 32, ..` of the tile (clamped
-/// to row `m - 1`: rows past M read row M - 1's scale, and their results are
-/// never stored), lanes 0 and 1 B's of the tile's first and second
-/// 128-column blocks (clamped to the last). It walks the same k-blocks as
-/// the producer, loading the next k-block's scales while it waits for the
-/// next stage to be free, so the loads' latency (an L2 round trip under
-/// the operands' traffic) is hidden by a whole stage of the ring.
+/// stage's scales from global memory into the stage's scale slot with
+/// `cp.async` (4 bytes a lane, no registers held), and each lane's copies
+/// complete one of the stage's `full` barrier arrivals when they land
+/// (`cp.async.mbarrier.arrive.noinc`), so the consumers read every scale
+/// from shared memory, as they read the operands. Lane `l` copies A's rows
+/// `l, l + 32, ..` of the tile (clamped to row `m - 1`: rows past M copy row
+/// M - 1's scale, and their results are never stored), lanes 0 and 1 B's of
+/// the tile's first and second 128-column blocks (clamped to the last).
+/// The warp walks the same k-blocks as the producer and never waits for a
+/// copy: it may run the whole ring ahead, so the copies' latency (an L2
+/// round trip under the operands' traffic) overlaps that of the stages
+/// before. A first version loaded into registers and stored after the
+/// loads returned, one k-block in flight: fast enough for the 256-row tile,
+/// but with column-major scales (every k-block an L2 trip) it starved the
+/// 128 x 128 tile, whose k-blocks take half as long (-12% at
+/// 2048 x 7168 x 16384, H200, session 10).
 ///
 /// Before this warp, each consumer thread loaded its four A scales and its
 /// B scale from global memory one k-block ahead: about 1000 loads per
 /// k-block of the 256 x 128 tile with 64-bit address math in the
-/// consumers' loop (ncu, session 9), where this warp makes 256 + 32.
+/// consumers' loop (ncu, session 9), where this warp makes 256 + 32, and
+/// with column-major A scales (the layout TMA GEMMs take) each of its load
+/// instructions touches 4 sectors instead of 32.
 #[inline(always)]
 unsafe fn stage_scales<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
     p: &GemmWgmmaParams,
@@ -419,58 +429,37 @@ unsafe fn stage_scales<const TM: u32, const BN: u32, const S: u32, const MC: u32
     (kb_begin, kb_end): (u32, u32),
     lane: u32,
 ) {
-    if first >= grid.tiles {
-        return;
-    }
     let rank = if MC > 1 { cluster_rank() } else { 0 };
     let last_block = p.n.div_ceil(GEMM_KBLOCK) - 1;
-    let rows = TM / 32;
-    // The tile's first row and the B scale row this lane copies.
-    let origin = |t: u32| {
-        let (mt, nt) = grid.coords(t);
-        let n0 = (nt * MC + rank) * BN;
-        (mt * TM, (n0 / GEMM_KBLOCK + (lane & 1)).min(last_block))
-    };
-    let load = |(m0, nb): (u32, u32), kb: u32| {
-        let mut a = [0f32; 8];
-        let kb_off = kb as u64 * p.a_scale_kb_stride;
-        unroll_rows!(i < rows as usize => {
-            let r = (m0 + lane + 32 * i as u32).min(p.m - 1) as u64;
-            a[i] = ld_global_nc_f32((p.a_scales as *const f32).add((r * p.a_scale_row_stride + kb_off) as usize));
-        });
-        let b = ld_global_nc_f32((p.b_scales as *const f32).add((nb as u64 * p.k_blocks as u64 + kb as u64) as usize));
-        (a, b)
-    };
     let mut slot = Slot::<S> { stage: 0, phase: 0 };
     let mut t = first;
-    let mut at = origin(t);
-    let mut kb = kb_begin;
-    let mut v = load(at, kb);
-    loop {
-        mbar_wait(pipe.empty + 8 * slot.stage, slot.phase ^ 1);
-        let dst = pipe.scales + slot.stage * scale_slot::<TM>();
-        let (a, b) = v;
-        unroll_rows!(i < rows as usize => {
-            st_shared_f32(dst + 16 + 4 * (lane + 32 * i as u32), a[i]);
-        });
-        if lane < 2 {
-            st_shared_f32(dst + 4 * lane, b);
-        }
-        // Every lane's stores happen before lane 0's (release) arrival.
-        warp_sync();
-        mbar_arrive_if(pipe.full + 8 * slot.stage, (lane == 0) as u32);
-        slot.advance();
-        kb += 1;
-        if kb == kb_end {
-            kb = kb_begin;
-            t += tile_step;
-            if t >= grid.tiles {
-                break;
+    while t < grid.tiles {
+        let (mt, nt) = grid.coords(t);
+        let m0 = mt * TM;
+        let nb = ((nt * MC + rank) * BN / GEMM_KBLOCK + lane).min(last_block);
+        let mut kb = kb_begin;
+        while kb < kb_end {
+            mbar_wait(pipe.empty + 8 * slot.stage, slot.phase ^ 1);
+            let dst = pipe.scales + slot.stage * scale_slot::<TM>();
+            let kb_off = kb as u64 * p.a_scale_kb_stride;
+            unroll_rows!(i < (TM / 32) as usize => {
+                let r = (m0 + lane + 32 * i as u32).min(p.m - 1) as u64;
+                let src = (p.a_scales as *const f32).add((r * p.a_scale_row_stride + kb_off) as usize);
+                cp_async4(dst + 16 + 4 * (lane + 32 * i as u32), src, 4);
+            });
+            if lane < 2 {
+                let src = (p.b_scales as *const f32).add((nb as u64 * p.k_blocks as u64 + kb as u64) as usize);
+                cp_async4(dst + 4 * lane, src, 4);
             }
-            at = origin(t);
+            mbar_arrive_on_cp_async(pipe.full + 8 * slot.stage);
+            slot.advance();
+            kb += 1;
         }
-        v = load(at, kb);
+        t += tile_step;
     }
+    // Nothing of this thread's in flight when it exits (the consumers wait
+    // for the copies anyway, through the barriers).
+    cp_async_wait_n::<0>();
 }
 
 /// A consumer thread: its warpgroup's fragments of every tile of the CTA
