@@ -47,8 +47,8 @@ fn check_silu<T: Element>(case: &GroupCase) {
     let (want_codes, want_scales) = quantize_h(&h, case.rows, case.cols, &case.cfg);
     assert_eq!(codes, want_codes, "{case:?}");
     assert!(same_scales(&scales, &want_scales), "{case:?}");
-    // h against the formula in f64: a few f32 ulps (exp within 1 ulp, then
-    // a sum, a division and a product, each rounded once).
+    // h against the formula in f64: silu within 7 f32 ulps (docs/spec.md),
+    // then the product with up, rounded once: a relative error below 8 eps.
     let stride = case.input_shape(true).row_stride();
     for m in 0..case.rows {
         for c in 0..case.cols {
@@ -57,7 +57,7 @@ fn check_silu<T: Element>(case: &GroupCase) {
             let got = h[m * case.cols + c] as f64;
             if want.is_finite() && want.abs() > 1e-30 {
                 assert!(
-                    (got - want).abs() <= 4.0 * f32::EPSILON as f64 * want.abs(),
+                    (got - want).abs() <= 8.0 * f32::EPSILON as f64 * want.abs(),
                     "silu({g}) * {u}: {got} vs {want}"
                 );
             }

@@ -113,8 +113,9 @@ fn rms_norm_matches_cpu_bit_for_bit() {
 #[ignore = "needs a CUDA GPU"]
 fn silu_mul_exp_and_division_match_over_a_dense_sweep() {
     // Every bf16 gate from -128 to 128 (and every f16 one from -96 to 96)
-    // against up = 1 and up = -3: exp's reduction, polynomial and scaling and
-    // the IEEE division, value by value.
+    // against up = 1 and up = -3: exp's clamp, reduction, polynomial and
+    // scaling, the reciprocal's seed and Newton steps and the sign select,
+    // value by value.
     let gates: Vec<f32> =
         (0u32..=0xFFFF).map(|b| f32::from_bits(b << 16)).filter(|v| v.is_finite() && v.abs() <= 128.0).collect();
     let n = gates.len();

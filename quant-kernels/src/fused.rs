@@ -1,5 +1,6 @@
 //! The scalar math of the fused quantizers (`silu_mul_per_token_group_quant_fp8`,
-//! `rms_norm_per_token_group_quant_fp8`): `exp`, `sigmoid` and `silu`, the RMS reciprocal
+//! `rms_norm_per_token_group_quant_fp8`): `exp` (of non-positive values), the
+//! reciprocal of `1 + t` and `silu`, the RMS reciprocal
 //! and the rounding of f32 to the 16-bit input types.
 //!
 //! One implementation, compiled into the kernels and called by the CPU
@@ -28,112 +29,103 @@ pub trait ExactOps: Copy {
 
 /// `log2(e)` rounded to f32.
 const LOG2E: f32 = core::f32::consts::LOG2_E;
-/// `ln(2)` split so that `k * LN2_HI` is exact for `|k| <= 2^9`:
-/// 0.693145751953125 (the constants are written as bits, so no decimal
-/// reading can change them).
-const LN2_HI: f32 = f32::from_bits(0x3F31_7200);
-/// `ln(2) - LN2_HI`, about 1.4286068e-6.
-const LN2_LO: f32 = f32::from_bits(0x35BF_BE8E);
+/// `ln(2)` rounded to f32 (`0x3F317218`, about 1.9e-9 above `ln 2`): the
+/// reduction `s = x - k ln 2` is one `fma`, off by `k` times that (at most
+/// 2.9e-7 in `s` for `k = -150`, 2.5e-8 for `|x| < 9`), the price of not
+/// splitting the constant in two (one instruction an element).
+const LN2: f32 = f32::from_bits(0x3F31_7218);
 /// `1.5 * 2^23`: adding it rounds an f32 of magnitude below 2^22 to an
 /// integer (round to nearest even).
 const ROUND_MAGIC: f32 = 12_582_912.0;
-/// Minimax coefficients of `(e^s - 1 - s) / s^2` on `|s| <= ln(2) / 2`
-/// (SLEEF's `expf_u10`), highest degree first: about 1.98527618e-4,
-/// 1.39304355e-3, 8.33336078e-3, 4.16664854e-2, 0.166666672, 0.5.
+/// The bits of `2^64`: `bits(2^(k + 64)) = (k << 23) + 0x5F80_0000`.
+const POW2_64_BITS: u32 = 0x5F80_0000;
+/// A coefficient given by its f32 bits, times `2^-64` (exact: every one is
+/// a normal f32 far above `2^-62`).
+const fn times_2_pow_m64(bits: u32) -> f32 {
+    f32::from_bits(bits - (64 << 23))
+}
+/// Coefficients of `e^s ~ 1 + c1 s + ... + c5 s^5` on `|s| <= ln(2) / 2`,
+/// highest degree first, each times `2^-64` (see [`exp_nonpositive`]): a
+/// minimax fit for relative error (at most 9.2e-8 before rounding), about
+/// 8.2903132e-3, 4.1897938e-2, 0.16667636, 0.49999151, 0.99999970, 1.
 const EXP_POLY: [f32; 6] = [
-    f32::from_bits(0x3950_2BDA),
-    f32::from_bits(0x3AB6_96C9),
-    f32::from_bits(0x3C08_88A6),
-    f32::from_bits(0x3D2A_AA7A),
-    f32::from_bits(0x3E2A_AAAB),
-    0.5,
+    times_2_pow_m64(0x3C07_D418),
+    times_2_pow_m64(0x3D2B_9D2C),
+    times_2_pow_m64(0x3E2A_AD35),
+    times_2_pow_m64(0x3EFF_FEE3),
+    times_2_pow_m64(0x3F7F_FFFB),
+    times_2_pow_m64(0x3F80_0000),
 ];
 
-/// `2^e` for `-126 <= e <= 127` (wrapping: other `e` give a pattern that
-/// only ever multiplies a NaN).
-#[inline(always)]
-fn pow2i(e: i32) -> f32 {
-    f32::from_bits((e.wrapping_add(127) as u32) << 23)
-}
-
-/// `e^x` in f32, within 1 ulp of the true value for normal results (the
-/// project's own definition: the CPU and the GPU compute exactly these
-/// operations).
+/// `e^x` in f32 for `x <= 0` (the project's own definition: the CPU and the
+/// GPU compute exactly these operations), within 5 ulps of the true value
+/// for normal results and 2 for `x > -9` (measured over every f32; a test
+/// in `quant-host` sweeps it), the subnormal ones rounded once.
 ///
-/// `x` is clamped to `[-104, 104]` (by comparisons, so NaN stays NaN; the
-/// arithmetic below then overflows to +inf at 104 and rounds to +0 at -104,
-/// the values of `e^x` past those bounds). `x = k ln 2 + s` with `k =
-/// round(x log2 e)`: `t = fma(x, log2 e, 1.5 * 2^23)` rounds to nearest even
-/// and holds `k` in its low bits, `s` comes from two `fma`s against `ln 2`
-/// split in two parts; `e^s = 1 + s + s^2 p(s)` with `p` of degree 5 by
-/// Horner `fma`s; the result is scaled by `2^k` in two exact-then-rounded
-/// products so that subnormal results round once. No branch, no saturating
-/// conversion: about 20 GPU instructions.
+/// `x` is raised to -104 by an IEEE `max` (which also takes NaN to -104:
+/// the result is then +0, and callers carry a NaN through their own
+/// operands); `e^-104` rounds to +0, the value of `e^x` below. `x = k ln 2 +
+/// s` with `k = round(x log2 e)` in `[-150, 0]`: `t = fma(x, log2 e, 1.5 *
+/// 2^23)` rounds to nearest even and holds `k` in its low bits, `s = fma(k,
+/// -ln 2, x)`; `e^s` is a degree-5 polynomial by Horner `fma`s whose
+/// coefficients carry a factor `2^-64`, and the result is that times
+/// `2^(k + 64)`, a normal power of two made from `t`'s bits: one product,
+/// exact scaling then one rounding, so subnormal results round once. No
+/// branch, one `max`, no saturating conversion: 11 GPU instructions.
+/// Positive `x` are outside its domain.
 #[inline(always)]
-pub fn expf<O: ExactOps>(x: f32) -> f32 {
-    // `f32::clamp` compares, so NaN passes through.
-    let x = x.clamp(-104.0, 104.0);
+pub fn exp_nonpositive<O: ExactOps>(x: f32) -> f32 {
+    let x = x.max(-104.0);
     let t = O::fma(x, LOG2E, ROUND_MAGIC);
     let kf = t - ROUND_MAGIC;
-    // t is in [2^23, 2^24): its bits are those of 1.5 * 2^23 plus k.
-    let k = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
-    let s = O::fma(kf, -LN2_HI, x);
-    let s = O::fma(kf, -LN2_LO, s);
+    let s = O::fma(kf, -LN2, x);
     let mut u = EXP_POLY[0];
     let mut i = 1;
     while i < EXP_POLY.len() {
         u = O::fma(u, s, EXP_POLY[i]);
         i += 1;
     }
-    let u = O::fma(s * s, u, s + 1.0);
-    // |k| <= 150: both halves of the exponent are normal powers of two; the
-    // first product is exact, the second rounds once.
-    let k1 = k >> 1;
-    (u * pow2i(k1)) * pow2i(k.wrapping_sub(k1))
+    // t is in [2^23, 2^24): its bits are those of 1.5 * 2^23 plus k, and
+    // `bits(1.5 * 2^23) << 23` wraps to 0, so `bits(t) << 23` is `k << 23`.
+    u * f32::from_bits((t.to_bits() << 23).wrapping_add(POW2_64_BITS))
 }
 
-/// `8 / 17` and `24 / 17`: the linear seed `24/17 - 8/17 d` of `1 / d` on
-/// `[1, 2]` (the minimax line, relative error at most 1/17).
-const RECIP_SEED: (f32, f32) = (8.0 / 17.0, 24.0 / 17.0);
+/// `32/99`, `-80/99` and `98/99`: the quadratic seed `98/99 - 80/99 t + 32/99
+/// t^2` of `1 / (1 + t)` on `t` in `[0, 1]`, the minimax quadratic of `1 / d`
+/// on `[1, 2]` (relative error at most 1/99) written in `t = d - 1`.
+const RECIP_SEED: [f32; 3] = [32.0 / 99.0, -80.0 / 99.0, 98.0 / 99.0];
 
-/// `1 / d` for `d` in `[1, 2]` (NaN for NaN): the linear seed, then three
-/// Newton steps `r = fma(r, fma(-d, r, 1), r)`, which take its 4 correct
-/// bits past f32's 24 (within 1 ulp). No division: the GPU's IEEE division
-/// is a call-guarded sequence of about 11 instructions.
+/// `1 / d` for `d = 1 + t`, `t` in `[0, 1]` (NaN for NaN): the quadratic
+/// seed from `t` (so it does not wait for the sum), then two Newton steps
+/// `r = fma(r, fma(-d, r, 1), r)` on the rounded `d`, which take its 6.6
+/// correct bits past f32's 24 (within 1 ulp). No division: the GPU's IEEE
+/// division is a call-guarded sequence of about 11 instructions.
 #[inline(always)]
-pub fn recip_1_2<O: ExactOps>(d: f32) -> f32 {
-    let mut r = O::fma(-RECIP_SEED.0, d, RECIP_SEED.1);
+pub fn recip_one_plus<O: ExactOps>(t: f32) -> f32 {
+    let d = 1.0 + t;
+    let mut r = O::fma(O::fma(RECIP_SEED[0], t, RECIP_SEED[1]), t, RECIP_SEED[2]);
     let mut i = 0;
-    while i < 3 {
+    while i < 2 {
         r = O::fma(r, O::fma(-d, r, 1.0), r);
         i += 1;
     }
     r
 }
 
-/// `sigmoid(g) = 1 / (1 + e^-g)`, computed as `r = 1 / (1 + t)` with `t =
-/// e^-|g|` in `[0, 1]` (so `1 + t` is in `[1, 2]` and nothing overflows):
-/// `r` for `g >= 0`, `t * r` otherwise. NaN for NaN.
-#[inline(always)]
-pub fn sigmoid<O: ExactOps>(g: f32) -> f32 {
-    let t = expf::<O>(-crate::scale::abs(g));
-    let r = recip_1_2::<O>(1.0 + t);
-    if g >= 0.0 {
-        r
-    } else {
-        t * r
-    }
-}
-
-/// `silu(g) = g * sigmoid(g)`, within 3 ulps of the true value for `g >
-/// -87`; below, `e^g` is an f32 subnormal and the result (under 1e-36 in
-/// magnitude, a code of 0 for any valid `eps`) keeps only its bits. `-0` for
-/// gates below about -104 and for -0,
-/// `g` itself for large `g`, NaN for NaN and for -inf (as `g / (1 + e^-g)`
-/// and torch give).
+/// `silu(g) = g / (1 + e^-g)`, computed with `t = e^-|g|` in `[0, 1]` (so
+/// `1 + t` is in `[1, 2]` and nothing overflows) and `r = 1 / (1 + t)`: `g *
+/// r` for `g >= 0`, `(g * t) * r` otherwise. Within 7 ulps of the true
+/// value for `g > -87` (a relative error below 1e-6; measured over every
+/// f32, swept by a test in `quant-host`); below, `e^g` is an f32 subnormal and the result (under 1e-36 in magnitude, a code of 0 for
+/// any valid `eps`) keeps only its bits. `-0` for gates below about -104 and
+/// for -0, `g` itself for large `g`, NaN for NaN (`g * t`) and for -inf
+/// (`-inf * 0`, as `g / (1 + e^-g)` and torch give).
 #[inline(always)]
 pub fn silu<O: ExactOps>(g: f32) -> f32 {
-    g * sigmoid::<O>(g)
+    let t = exp_nonpositive::<O>(-crate::scale::abs(g));
+    let r = recip_one_plus::<O>(t);
+    let num = if g >= 0.0 { g } else { g * t };
+    num * r
 }
 
 /// The element of `silu_mul_per_token_group_quant_fp8`: `silu(gate) * up`,
@@ -305,20 +297,22 @@ mod tests {
     }
 
     #[test]
-    fn expf_edges() {
-        assert!(expf::<Soft>(f32::NAN).is_nan());
-        assert_eq!(expf::<Soft>(0.0), 1.0);
-        assert_eq!(expf::<Soft>(f32::INFINITY), f32::INFINITY);
-        assert_eq!(expf::<Soft>(f32::NEG_INFINITY), 0.0);
-        assert_eq!(expf::<Soft>(89.0), f32::INFINITY);
-        assert!(expf::<Soft>(-103.0) > 0.0);
+    fn exp_and_silu_edges() {
+        assert_eq!(exp_nonpositive::<Soft>(f32::NAN), 0.0);
+        assert_eq!(exp_nonpositive::<Soft>(0.0), 1.0);
+        assert_eq!(exp_nonpositive::<Soft>(-0.0), 1.0);
+        assert_eq!(exp_nonpositive::<Soft>(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_nonpositive::<Soft>(-104.0), 0.0);
+        assert!(exp_nonpositive::<Soft>(-103.0) > 0.0);
+        assert!(exp_nonpositive::<Soft>(-87.0).is_normal());
         assert_eq!(silu::<Soft>(-200.0).to_bits(), (-0.0f32).to_bits());
         assert_eq!(silu::<Soft>(-0.0).to_bits(), (-0.0f32).to_bits());
         assert_eq!(silu::<Soft>(200.0), 200.0);
         assert_eq!(silu::<Soft>(f32::INFINITY), f32::INFINITY);
         assert!(silu::<Soft>(f32::NEG_INFINITY).is_nan());
         assert!(silu::<Soft>(f32::NAN).is_nan());
-        assert_eq!(recip_1_2::<Soft>(1.0), 1.0);
-        assert_eq!(recip_1_2::<Soft>(2.0), 0.5);
+        assert_eq!(silu::<Soft>(0.0).to_bits(), 0);
+        assert_eq!(recip_one_plus::<Soft>(0.0), 1.0);
+        assert_eq!(recip_one_plus::<Soft>(1.0), 0.5);
     }
 }

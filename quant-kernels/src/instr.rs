@@ -25,6 +25,8 @@ unsafe extern "C" {
     fn maximum_f32(a: f32, b: f32) -> f32;
     #[link_name = "llvm.minimum.f32"]
     fn minimum_f32(a: f32, b: f32) -> f32;
+    #[link_name = "llvm.fabs.f32"]
+    fn fabs_f32(a: f32) -> f32;
     #[link_name = "llvm.fma.f32"]
     fn fma_f32(a: f32, b: f32, c: f32) -> f32;
     #[cfg(target_feature = "sm_90")]
@@ -194,6 +196,18 @@ pub unsafe fn ld_shared_f32(addr: u32) -> f32 {
     let v: f32;
     core::arch::asm!("ld.shared.f32 {v}, [{p}];", v = out(reg32) v, p = in(reg32) addr, options(nostack, readonly));
     v
+}
+
+/// `max(acc, |v|)` with NaN propagated, for an `acc` that is `+0` or more
+/// (or NaN): the value [`crate::scale::nan_max`]`(acc, abs(v))` gives (the
+/// two operands are never zeros of opposite signs, and a NaN is NaN either
+/// way), in one `max.NaN.f32` whose `abs` is an operand modifier. Written
+/// with `nan_max` and the bit-clearing `abs`, each f32 value of an amax cost
+/// a `lop3`, two compares and a select.
+#[inline(always)]
+pub fn nan_max_abs(acc: f32, v: f32) -> f32 {
+    // SAFETY: pure arithmetic intrinsics.
+    unsafe { maximum_f32(acc, fabs_f32(v)) }
 }
 
 /// Writes 16 bytes of shared memory at `addr` (16-byte aligned).

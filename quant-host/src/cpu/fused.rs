@@ -212,37 +212,50 @@ pub fn rms_norm_planned<T: Element, S: ScaleElem>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quant_kernels::fused::{expf, silu};
+    use quant_kernels::fused::{exp_nonpositive, recip_one_plus, silu};
 
-    #[test]
-    fn expf_is_within_one_ulp_over_its_range() {
-        let mut worst = 0u32;
-        let mut x = -103.0f32;
-        while x < 88.7 {
-            let got = expf::<HostOps>(x);
-            let want = (x as f64).exp() as f32;
-            if want.is_normal() {
-                worst = worst.max(got.to_bits().abs_diff(want.to_bits()));
-            }
-            x += 0.000_37;
-        }
-        assert!(worst <= 1, "expf off by {worst} ulps");
-        assert!(silu::<HostOps>(f32::NAN).is_nan());
-        assert_eq!(silu::<HostOps>(0.0), 0.0);
+    fn ulps(a: f32, b: f32) -> u32 {
+        a.to_bits().abs_diff(b.to_bits())
     }
 
+    /// Every `step`-th f32 from `a` to `b` (both of one sign), by bit pattern.
+    fn sweep(a: f32, b: f32, step: usize) -> impl Iterator<Item = f32> {
+        let (lo, hi) = (a.to_bits().min(b.to_bits()), a.to_bits().max(b.to_bits()));
+        (lo..=hi).step_by(step).map(f32::from_bits)
+    }
+
+    /// The bounds docs/spec.md states (measured over every f32 in range
+    /// once, and here over a sweep): `exp` 5 ulps, and 2 for `x > -9` where
+    /// the one-constant reduction's error is below 2.5e-8.
+    #[test]
+    fn exp_nonpositive_is_within_five_ulps() {
+        let (mut worst, mut near) = (0, 0);
+        for x in sweep(-0.0, -103.0, 97) {
+            let want = (x as f64).exp() as f32;
+            if want.is_normal() {
+                let u = ulps(exp_nonpositive::<HostOps>(x), want);
+                worst = worst.max(u);
+                if x > -9.0 {
+                    near = near.max(u);
+                }
+            }
+        }
+        assert!(worst <= 5 && near <= 2, "exp off by {worst} ulps ({near} above -9)");
+        assert_eq!(exp_nonpositive::<HostOps>(-104.0), 0.0);
+        assert!(exp_nonpositive::<HostOps>(-87.0).is_normal());
+    }
+
+    /// `1 / (1 + t)` within 1 ulp; `silu` within 7 ulps for `g > -87` (a
+    /// relative error below 1e-6), over every bf16 gate and a sweep of f32
+    /// ones (the bounds docs/spec.md states, measured over every f32 once).
     #[test]
     fn recip_and_silu_are_within_a_few_ulps() {
-        use quant_kernels::fused::recip_1_2;
-        let ulps = |a: f32, b: f32| a.to_bits().abs_diff(b.to_bits());
-        let mut d = 1.0f32;
-        while d <= 2.0 {
-            assert!(ulps(recip_1_2::<HostOps>(d), 1.0 / d) <= 1, "1/{d}");
-            d = f32::from_bits(d.to_bits() + 97);
+        for t in sweep(0.0, 1.0, 97) {
+            assert!(ulps(recip_one_plus::<HostOps>(t), 1.0 / (1.0 + t)) <= 1, "1/(1 + {t})");
         }
         let mut worst = 0;
-        for b in 0..=0xFFFFu32 {
-            let g = f32::from_bits(b << 16);
+        let bf16_gates = (0..=0xFFFFu32).map(|b| f32::from_bits(b << 16));
+        for g in bf16_gates.chain(sweep(0.0, 90.0, 61)).chain(sweep(-0.0, -87.0, 61)) {
             let want = (g as f64 / (1.0 + (-(g as f64)).exp())) as f32;
             // Below -87, e^g is an f32 subnormal and silu keeps only its bits
             // (|silu| < 1e-36 there, which quantizes to 0 for any valid eps).
@@ -250,7 +263,11 @@ mod tests {
                 worst = worst.max(ulps(silu::<HostOps>(g), want));
             }
         }
-        assert!(worst <= 3, "silu off by {worst} ulps");
+        assert!(worst <= 7, "silu off by {worst} ulps");
+        assert!(silu::<HostOps>(f32::NAN).is_nan());
+        assert!(silu::<HostOps>(f32::NEG_INFINITY).is_nan());
+        assert_eq!(silu::<HostOps>(f32::INFINITY), f32::INFINITY);
+        assert_eq!(silu::<HostOps>(0.0), 0.0);
     }
 
     #[test]

@@ -39,10 +39,10 @@ use crate::fused::{
 };
 use crate::fused_abi::{FusedGroupParams, FusedOp, RmsNormParams, PACKED_UE8M0_LAYOUT};
 use crate::instr::{
-    block_dim, block_index_and_grid, dynamic_shared, global_thread_index, grid_threads, opaque_u64, shfl_xor, sqrt_rn,
-    sync_threads, thread_index,
+    block_dim, block_index_and_grid, dynamic_shared, global_thread_index, grid_threads, nan_max_abs, opaque_u64,
+    shfl_xor, sqrt_rn, sync_threads, thread_index,
 };
-use crate::scale::{abs, group_scale, nan_max};
+use crate::scale::group_scale;
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
 
 /// The GPU's correctly rounded `fma` and `sqrt`.
@@ -155,7 +155,7 @@ impl Producer for SiluMul {
         unroll4!(c => {
             if c < C {
                 unroll8!(i => {
-                    amax = nan_max(amax, abs(held[c][i]));
+                    amax = nan_max_abs(amax, held[c][i]);
                 });
             }
         });
@@ -289,11 +289,12 @@ unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize>(
     }
 
     // 2. The group's amax: local, then across the group's lanes (every
-    // thread takes part in the shuffles).
+    // thread takes part in the shuffles; the amaxes are +0 or more, so
+    // `nan_max_abs` is `nan_max` in one instruction).
     let mut amax = P::amax::<T, C>(&held);
     let mut offset = tpg as u32 / 2;
     while offset > 0 {
-        amax = nan_max(amax, shfl_xor(amax, offset));
+        amax = nan_max_abs(amax, shfl_xor(amax, offset));
         offset /= 2;
     }
     if !active {
@@ -590,11 +591,11 @@ unsafe fn rms_norm_groups<T: Store8>(
             let mut amax = 0f32;
             unroll8!(i => {
                 h[i] = rms_apply(y[i], inv, w[i]);
-                amax = nan_max(amax, abs(h[i]));
+                amax = nan_max_abs(amax, h[i]);
             });
             let mut offset = tpg as u32 / 2;
             while offset > 0 {
-                amax = nan_max(amax, shfl_xor(amax, offset));
+                amax = nan_max_abs(amax, shfl_xor(amax, offset));
                 offset /= 2;
             }
             let scale = group_scale(amax, eps, fp8_max, mode);
