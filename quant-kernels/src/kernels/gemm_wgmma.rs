@@ -50,6 +50,19 @@
 //!   Before leaving, each producer waits for
 //!   one more release of every stage, so no arrival from the peer reaches
 //!   a CTA that has exited.
+//! - The scales ride with the stages: each stage has a scale slot (B's two
+//!   block scales, then A's `TM` row scales of its k-block) that the
+//!   producer warpgroup's second warp fills with `cp.async` as soon as the
+//!   stage is free ([`stage_scales`]); its copies count towards the stage's
+//!   `full` barrier (33 arrivals: the TMA producer's and one per lane of
+//!   the scale warp, each when its copies have landed). The consumers read
+//!   their scales with `ld.shared` while the k-block's `wgmma`s run, and
+//!   every lane's reads are ordered before the warp's release by a
+//!   `bar.warp.sync`. Loading them from global memory in the consumers'
+//!   loop (session 9) put a thousand loads per k-block, with their address
+//!   math, into the loop and a quarter more L1 wavefronts beside the
+//!   `wgmma` operand reads; staged, the 256 x 128 kernel runs 4-12% faster
+//!   with column-major A scales (H200, bench/NOTES-gemm.md, session 10).
 //! - Split-K when the tiles alone cannot fill the GPU: the host splits K into
 //!   `splits` ranges of whole k-blocks and launches one CTA per (tile,
 //!   split); each stores its f32 partial tile to a workspace and a second
@@ -225,8 +238,12 @@ struct Consumer {
 ///
 /// The warp's lanes meet first (`bar.warp.sync`, which orders memory among
 /// them): every lane read the stage's scales, and lane 0's release has to
-/// cover those reads too, or the scale warp's next write to the slot races
-/// with them (compute-sanitizer's racecheck flagged exactly that).
+/// cover those reads too, or nothing orders them before the scale warp's
+/// next copy into the slot. compute-sanitizer's racecheck does not follow
+/// this chain (nor the `cp.async` arrivals of [`stage_scales`]) and reports
+/// hazards on the scale slot; a build where every consumer thread arrives
+/// itself reported fewer but still some, and ran 1-2% slower on two of six
+/// shapes (bench/NOTES-gemm.md, session 10).
 #[inline(always)]
 unsafe fn release<const MC: u32>(empty: u32, me: &Consumer) {
     warp_sync();
