@@ -130,20 +130,6 @@ pub unsafe fn atom_inc_acq_rel(p: *mut u32) -> u32 {
     old
 }
 
-/// Reads the read-only global f32 at `p` (`ld.global.nc`: the
-/// non-coherent read-only path). Scale loads of the GEMM: a plain pointer
-/// read from a kernel parameter compiles to a generic `LD`, which has to
-/// test the address space first.
-///
-/// # Safety
-/// `p` points to global memory that nothing writes while the kernel runs.
-#[inline(always)]
-pub unsafe fn ld_global_nc_f32(p: *const f32) -> f32 {
-    let v: f32;
-    asm!("ld.global.nc.f32 {v}, [{p}];", v = out(reg32) v, p = in(reg64) p as u64, options(pure, readonly, nostack));
-    v
-}
-
 /// Reads the global f32 at `p` through L2 only (`ld.global.cg`), past any
 /// stale L1 line: another CTA wrote it.
 #[inline(always)]
