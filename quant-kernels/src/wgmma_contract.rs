@@ -141,7 +141,7 @@ impl GemmTile {
     /// read their scales from shared memory, as they read the operands.
     #[inline]
     pub const fn scale_slot_bytes(self) -> u32 {
-        16 + 4 * self.rows()
+        gemm_scale_slot_bytes(self.rows())
     }
     /// Dynamic shared memory of a CTA: 1024 bytes of alignment slack (the
     /// 128-byte swizzle needs 1024-byte-aligned stages), the stages, their
@@ -164,6 +164,18 @@ impl GemmTile {
             GemmTile::M256N128 => "256x128",
         }
     }
+}
+
+/// Byte offset of A's row scales in a stage's scale slot: B's two block
+/// scales come first, padded to 16 bytes.
+pub const GEMM_SCALE_SLOT_A: u32 = 16;
+
+/// Bytes of a stage's scale slot for a tile of `rows` rows (B's two block
+/// scales, padded, then A's `rows`): one definition for the kernel's layout
+/// and the host's shared-memory size ([`GemmTile::scale_slot_bytes`]).
+#[inline]
+pub const fn gemm_scale_slot_bytes(rows: u32) -> u32 {
+    GEMM_SCALE_SLOT_A + 4 * rows
 }
 
 /// The k-block: one scale block of K, 128 fp8 bytes, which is also one

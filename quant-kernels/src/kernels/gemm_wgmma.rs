@@ -114,8 +114,8 @@ use crate::instr::wgmma::{
 };
 use crate::instr::{fma, ld_shared_f32, shared_addr, warp_uniform};
 use crate::wgmma_contract::{
-    gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS, GEMM_KBLOCK,
-    GEMM_PRODUCER_REGISTERS,
+    gemm_scale_slot_bytes, gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS,
+    GEMM_KBLOCK, GEMM_PRODUCER_REGISTERS, GEMM_SCALE_SLOT_A,
 };
 
 /// Repeats `$body` for `$j` in `0..24` as straight-line code guarded by
@@ -156,8 +156,9 @@ macro_rules! unroll_rows {
 struct Pipe {
     /// The first stage (1024-byte aligned).
     stages: u32,
-    /// Stage `s`'s scales at `scales + s * GemmTile::scale_slot_bytes()`:
-    /// B's two at byte 0 and 4, A's row `r` (of the tile) at `16 + 4 r`.
+    /// Stage `s`'s scales at `scales + s * gemm_scale_slot_bytes(TM)`:
+    /// B's two at byte 0 and 4, A's row `r` (of the tile) at
+    /// `GEMM_SCALE_SLOT_A + 4 r`.
     scales: u32,
     /// `full[s]` at `full + 8 s`: completes when stage `s` has landed and
     /// its scales are in shared memory.
@@ -283,7 +284,7 @@ unsafe fn gemm<
     let stages = (shared_addr(smem) + 1023) & !1023;
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
     let scales = stages + S * stage_bytes;
-    let full = scales + S * scale_slot::<TM>();
+    let full = scales + S * gemm_scale_slot_bytes(TM);
     let pipe = Pipe { stages, scales, full, empty: full + S * 8 };
     // In a cluster (MC = 2) the schedule's units are pairs of horizontally
     // adjacent tiles (the same rows of A): unit column `u` holds tile
@@ -405,13 +406,6 @@ unsafe fn produce<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
     }
 }
 
-/// Bytes of a stage's scale slot for a `TM`-row tile (see
-/// [`GemmTile::scale_slot_bytes`], which the host sizes shared memory by).
-#[inline(always)]
-const fn scale_slot<const TM: u32>() -> u32 {
-    16 + 4 * TM
-}
-
 /// The scale warp: the producer warpgroup's second warp copies each
 /// stage's scales from global memory into the stage's scale slot with
 /// `cp.async` (4 bytes a lane, no registers held), and each lane's copies
@@ -457,12 +451,12 @@ unsafe fn stage_scales<const TM: u32, const BN: u32, const S: u32, const MC: u32
         let mut kb = kb_begin;
         while kb < kb_end {
             mbar_wait(pipe.empty + 8 * slot.stage, slot.phase ^ 1);
-            let dst = pipe.scales + slot.stage * scale_slot::<TM>();
+            let dst = pipe.scales + slot.stage * gemm_scale_slot_bytes(TM);
             let kb_off = kb as u64 * p.a_scale_kb_stride;
             unroll_rows!(i < (TM / 32) as usize => {
                 let r = (m0 + lane + 32 * i as u32).min(p.m - 1) as u64;
                 let src = (p.a_scales as *const f32).add((r * p.a_scale_row_stride + kb_off) as usize);
-                cp_async4(dst + 16 + 4 * (lane + 32 * i as u32), src, 4);
+                cp_async4(dst + GEMM_SCALE_SLOT_A + 4 * (lane + 32 * i as u32), src, 4);
             });
             if lane < 2 {
                 let src = (p.b_scales as *const f32).add((nb as u64 * p.k_blocks as u64 + kb as u64) as usize);
@@ -528,7 +522,7 @@ unsafe fn consume<
         let former = (GEMM_KBLOCK - col0 % GEMM_KBLOCK) / 8;
         // A's scales of the thread's rows `{0, 8, 64, 72}` below its first,
         // inside the tile.
-        let a_at = 16 + 4 * (me.a_row + me.row);
+        let a_at = GEMM_SCALE_SLOT_A + 4 * (me.a_row + me.row);
         // One k-block. (Inlined: ptxas serialises `wgmma`s whose pipeline
         // crosses a call.)
         let mut step = #[inline(always)]
@@ -537,7 +531,7 @@ unsafe fn consume<
             let base = pipe.stages + slot.stage * stage_bytes;
             let (a, b) = (base + me.a_row * GEMM_KBLOCK, base + (TM + me.b_row) * GEMM_KBLOCK);
             let empty = pipe.empty + 8 * slot.stage;
-            let sc = pipe.scales + slot.stage * scale_slot::<TM>();
+            let sc = pipe.scales + slot.stage * gemm_scale_slot_bytes(TM);
             let sa = |d: u32| ld_shared_f32(sc + a_at + 4 * d);
             let [acc0, acc1] = &mut acc;
             if PRECISE {
