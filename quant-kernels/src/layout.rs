@@ -28,6 +28,14 @@ impl ScaleLayout {
         }
     }
 
+    /// The layout named `name`, exactly as [`Self::name`] writes it; `None`
+    /// for any other string. Host only (it would be
+    /// emitted into the PTX, unused).
+    #[cfg(not(target_arch = "nvptx64"))]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.name() == name)
+    }
+
     /// Number of rows the layout stores per column: `M`, or `M` rounded up to 4.
     #[inline(always)]
     pub const fn padded_rows(self, rows: u64) -> u64 {
@@ -72,6 +80,15 @@ impl ScaleLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_parse_back() {
+        for layout in ScaleLayout::ALL {
+            assert_eq!(ScaleLayout::from_name(layout.name()), Some(layout));
+        }
+        assert_eq!(ScaleLayout::from_name("col-major-TMA"), None);
+        assert_eq!(ScaleLayout::from_name("colmajor"), None);
+    }
 
     #[test]
     fn checked_len_matches_len_and_catches_overflow() {

@@ -105,7 +105,7 @@ fn parse_shape(s: &str) -> std::result::Result<(usize, usize, usize), String> {
 
 /// `M,K` as the `--token-shapes` flag takes it.
 fn parse_layout(s: &str) -> std::result::Result<ScaleLayout, String> {
-    ScaleLayout::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| {
+    ScaleLayout::from_name(s).ok_or_else(|| {
         let names: Vec<&str> = ScaleLayout::ALL.iter().map(|l| l.name()).collect();
         format!("`{s}`: expected one of {}", names.join(", "))
     })
