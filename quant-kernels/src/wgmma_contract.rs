@@ -119,7 +119,7 @@ impl GemmTile {
     /// by -7% to +5% on H200).
     #[inline]
     pub const fn stages(self) -> u32 {
-        let fit = (GEMM_SMEM_LIMIT - 1024) / (self.stage_bytes() + self.scale_slot_bytes() + 16);
+        let fit = (GEMM_SMEM_LIMIT - 1024 - GEMM_EPI_BYTES) / (self.stage_bytes() + self.scale_slot_bytes() + 16);
         if fit < 5 {
             fit
         } else {
@@ -144,12 +144,12 @@ impl GemmTile {
         gemm_scale_slot_bytes(self.rows())
     }
     /// Dynamic shared memory of a CTA: 1024 bytes of alignment slack (the
-    /// 128-byte swizzle needs 1024-byte-aligned stages), the stages, their
-    /// scale slots, and a `full` and an `empty` barrier (8 bytes each) per
-    /// stage.
+    /// 128-byte swizzle needs 1024-byte-aligned stages), the stages, the
+    /// epilogue's buffers ([`GEMM_EPI_BYTES`]), the stages' scale slots, and
+    /// a `full` and an `empty` barrier (8 bytes each) per stage.
     #[inline]
     pub const fn smem_bytes(self) -> u32 {
-        1024 + self.stages() * (self.stage_bytes() + self.scale_slot_bytes() + 16)
+        1024 + GEMM_EPI_BYTES + self.stages() * (self.stage_bytes() + self.scale_slot_bytes() + 16)
     }
 
     /// The tile's name as the benchmark and the kernel names write it.
@@ -177,6 +177,18 @@ pub const GEMM_SCALE_SLOT_A: u32 = 16;
 pub const fn gemm_scale_slot_bytes(rows: u32) -> u32 {
     GEMM_SCALE_SLOT_A + 4 * rows
 }
+
+/// Columns of C per TMA store of the epilogue: a box of 64 rows (one
+/// warpgroup's fragment) x 32 bf16 columns, 64 bytes a row (the 64-byte
+/// swizzle).
+pub const GEMM_EPI_COLS: u32 = 32;
+
+/// Bytes of one epilogue buffer: 64 rows x [`GEMM_EPI_COLS`] bf16.
+pub const GEMM_EPI_BUFFER: u32 = 64 * GEMM_EPI_COLS * 2;
+
+/// Shared memory of the epilogue: two buffers per consumer warpgroup (one
+/// filled while the TMA unit reads the other).
+pub const GEMM_EPI_BYTES: u32 = 4 * GEMM_EPI_BUFFER;
 
 /// The k-block: one scale block of K, 128 fp8 bytes, which is also one
 /// 128-byte swizzle row of a stage.
@@ -288,6 +300,10 @@ pub struct GemmWgmmaParams {
     pub map_a: u64,
     /// `CUtensorMap` of B `[n, k]` u8, box `cols x 128`, likewise.
     pub map_b: u64,
+    /// `CUtensorMap` of a bf16 C `[m, n]`, box [`GEMM_EPI_COLS`] columns x
+    /// 64 rows, 64-byte swizzle, for the epilogue's TMA stores; 0 where the
+    /// kernel stores C itself (f32 C, split-K, N not a multiple of 8).
+    pub map_c: u64,
     /// A's scales, `(row, k-block)` at `row * a_scale_row_stride + kb *
     /// a_scale_kb_stride` (any of the contract's layouts).
     pub a_scales: u64,

@@ -36,7 +36,7 @@ use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DeviceRepr, PushKernelA
 use quant_kernels::gemm_contract::GemmMmaParams;
 use quant_kernels::wgmma_contract::{
     gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel, gemm_wgmma_multicast_kernel, GemmOut,
-    GemmPrecision, GemmTile, GemmWgmmaParams, GEMM_CLUSTER,
+    GemmPrecision, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_EPI_COLS,
 };
 use quant_kernels::{Fp8Format, ScaleLayout};
 
@@ -138,8 +138,20 @@ impl GemmFunctions {
     }
 }
 
-/// What a tensor map describes: base address, rows, K, box rows.
-type MapKey = (u64, u64, u64, u32);
+/// What a tensor map describes: base address, rows, columns (K bytes of an
+/// fp8 operand, or N elements of a bf16 C), box rows, and which of the two.
+type MapKey = (u64, u64, u64, u32, MapKind);
+
+/// The two kinds of tensor map the `wgmma` kernels read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MapKind {
+    /// An fp8 operand `[rows, k]`, boxes of `box_rows` x 128 bytes, 128-byte
+    /// swizzle (what the `wgmma` descriptors expect).
+    Operand,
+    /// A bf16 C `[m, n]`, boxes of 64 rows x `GEMM_EPI_COLS` columns,
+    /// 64-byte swizzle (what the epilogue's `stmatrix` writes).
+    Bf16Out,
+}
 
 /// Tensor maps of the `wgmma` kernels, in a ring of slots in device memory,
 /// each uploaded once per distinct operand: a model's weights and its
@@ -167,20 +179,23 @@ impl TensorMaps {
     }
 
     /// The slot holding the map for `key` (encoding and uploading it on a
-    /// miss), not `avoid` (the other operand's slot of the same launch).
+    /// miss), none of `avoid` (the other maps' slots of the same launch).
     fn slot(
         &mut self,
         stream: &std::sync::Arc<cudarc::driver::CudaStream>,
         key: MapKey,
-        avoid: Option<usize>,
+        avoid: &[usize],
     ) -> Result<usize> {
         if let Some(i) = self.keys.iter().position(|k| *k == Some(key)) {
             return Ok(i);
         }
-        let (ptr, rows, k, box_rows) = key;
-        let map = encode_map(ptr, rows, k, box_rows)?;
+        let (ptr, rows, cols, box_rows, kind) = key;
+        let map = match kind {
+            MapKind::Operand => encode_map(ptr, rows, cols, box_rows)?,
+            MapKind::Bf16Out => encode_out_map(ptr, rows, cols)?,
+        };
         let mut i = self.next % MAP_SLOTS;
-        if avoid == Some(i) {
+        while avoid.contains(&i) {
             i = (i + 1) % MAP_SLOTS;
         }
         self.next = i + 1;
@@ -228,6 +243,39 @@ fn encode_map(ptr: u64, rows: u64, k: u64, box_rows: u32) -> Result<CUtensorMap>
             CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
             CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
             CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+        .result()?;
+        Ok(map.assume_init())
+    }
+}
+
+/// Encodes the tensor map of a row-major bf16 `[m, n]` C at device address
+/// `ptr` for the epilogue's TMA stores: boxes of 64 rows x `GEMM_EPI_COLS`
+/// columns (64 bytes a row) with the 64-byte swizzle its `stmatrix`
+/// addresses follow; elements of a box past M or N are not written.
+fn encode_out_map(ptr: u64, m: u64, n: u64) -> Result<CUtensorMap> {
+    let mut map = std::mem::MaybeUninit::<CUtensorMap>::zeroed();
+    let dims = [n, m];
+    let strides = [2 * n]; // bytes between rows (dimension 1)
+    let boxes = [GEMM_EPI_COLS, 64];
+    let element_strides = [1u32, 1];
+    // SAFETY: as in `encode_map`: arrays of `rank` (strides `rank - 1`)
+    // elements; `ptr` a 16-byte-aligned device address of m * n bf16 with
+    // n a multiple of 8 (a 16-byte row pitch), checked by the caller.
+    unsafe {
+        cuTensorMapEncodeTiled(
+            map.as_mut_ptr(),
+            CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+            2,
+            ptr as *mut std::ffi::c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxes.as_ptr(),
+            element_strides.as_ptr(),
+            CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_64B,
+            CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_NONE,
             CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
         )
         .result()?;
@@ -442,9 +490,9 @@ fn launch_wgmma(
         Some(tm) => tm,
         slot @ None => slot.insert(TensorMaps::new(stream)?),
     };
-    let sa = tm.slot(stream, (a_ptr, m, k, plan.tile.rows()), None)?;
-    let sb = tm.slot(stream, (b_ptr, n, k, plan.tile.cols()), Some(sa))?;
-    let (base, maps_guard) = tm.device.device_ptr(stream);
+    let sa = tm.slot(stream, (a_ptr, m, k, plan.tile.rows(), MapKind::Operand), &[])?;
+    let sb = tm.slot(stream, (b_ptr, n, k, plan.tile.cols(), MapKind::Operand), &[sa])?;
+    let bf16_out = matches!(c, GpuGemmOut::Bf16(_));
     let (m32, n32) = (m as u32, n as u32);
     let (a_scale_row_stride, a_scale_kb_stride) = match cfg.a_scale_layout {
         ScaleLayout::RowMajor => (kb, 1),
@@ -467,9 +515,19 @@ fn launch_wgmma(
         (None, GpuGemmOut::Bf16(s)) => s.device_ptr(stream),
         (None, GpuGemmOut::F32(s)) => s.device_ptr(stream),
     };
+    // The epilogue stores a bf16 C through TMA where the map can describe
+    // it (16-byte row pitch and base); otherwise the kernel stores it.
+    let sc = if split.is_none() && bf16_out && n % 8 == 0 && c_ptr % 16 == 0 {
+        Some(tm.slot(stream, (c_ptr, m, n, 64, MapKind::Bf16Out), &[sa, sb])?)
+    } else {
+        None
+    };
+    let (base, maps_guard) = tm.device.device_ptr(stream);
+    let map_c = sc.map_or(0, |sc| base + (sc * MAP_BYTES) as u64);
     let params = LaunchParams(GemmWgmmaParams {
         map_a: base + (sa * MAP_BYTES) as u64,
         map_b: base + (sb * MAP_BYTES) as u64,
+        map_c,
         a_scales: sa_ptr,
         b_scales: sb_ptr,
         c: c_ptr,
@@ -493,7 +551,8 @@ fn launch_wgmma(
     let mut builder = stream.launch_builder(kernel);
     builder.arg(&params);
     // SAFETY: the kernel takes one `GemmWgmmaParams`, passed by value: the
-    // two slots hold maps of exactly A and B (lengths checked by the
+    // C map, when set, describes exactly the bf16 C (m x n, 16-byte-aligned
+    // base and row pitch, no split); the two slots hold maps of exactly A and B (lengths checked by the
     // caller: m * k and n * k bytes; keyed by address, shape and box rows,
     // the plan's tile) with k > 0 and 16-byte-aligned rows, 64-byte
     // aligned in device memory; the scale strides are the layout's, whose

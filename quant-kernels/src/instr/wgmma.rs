@@ -305,3 +305,78 @@ pub unsafe fn setmaxnreg_dec<const N: u32>() {
 pub unsafe fn setmaxnreg_inc<const N: u32>() {
     asm!("setmaxnreg.inc.sync.aligned.u32 {n};", n = const N, options(nostack));
 }
+
+/// `stmatrix.m8n8.x4` of b16: four 8 x 8 matrices to shared memory; lane `l`
+/// gives the address of row `l % 8` of matrix `l / 8`, and register `i` of
+/// every lane holds two consecutive elements of matrix `i` (lane `t`: row
+/// `t / 4`, columns `2 (t % 4)` and `+ 1`), the layout of a `wgmma`
+/// accumulator's 8-column group.
+#[inline(always)]
+pub unsafe fn stmatrix_x4(addr: u32, r: [u32; 4]) {
+    asm!(
+        "stmatrix.sync.aligned.m8n8.x4.shared.b16 [{a}], {{{r0}, {r1}, {r2}, {r3}}};",
+        a = in(reg32) addr, r0 = in(reg32) r[0], r1 = in(reg32) r[1], r2 = in(reg32) r[2], r3 = in(reg32) r[3],
+        options(nostack),
+    );
+}
+
+/// Makes this thread's generic-proxy writes of shared memory visible to the
+/// async proxy (the TMA unit that stores them).
+#[inline(always)]
+pub unsafe fn fence_proxy_async_shared() {
+    asm!("fence.proxy.async.shared::cta;", options(nostack));
+}
+
+/// Named barrier `id` for `count` threads (a warpgroup: 128).
+#[inline(always)]
+pub unsafe fn named_barrier(id: u32, count: u32) {
+    asm!("bar.sync {i}, {c};", i = in(reg32) id, c = in(reg32) count, options(nostack));
+}
+
+/// If `leader` is nonzero: TMA store of the box at shared address `src` to
+/// coordinates `(x = column, y = row)` of the tensor map at generic address
+/// `map` (out-of-bounds elements are not written), then a commit of the
+/// thread's bulk group. Predicated, not branched.
+#[inline(always)]
+pub unsafe fn tma_store_2d_if(map: u64, x: u32, y: u32, src: u32, leader: u32) {
+    asm!(
+        "{{",
+        ".reg .pred p;",
+        "setp.ne.u32 p, {l}, 0;",
+        "@p cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [{m}, {{{x}, {y}}}], [{s}];",
+        "@p cp.async.bulk.commit_group;",
+        "}}",
+        m = in(reg64) map, x = in(reg32) x, y = in(reg32) y, s = in(reg32) src, l = in(reg32) leader,
+        options(nostack),
+    );
+}
+
+/// If `leader` is nonzero: waits until at most `N` of the thread's bulk
+/// groups still read shared memory (their source buffers may be rewritten).
+#[inline(always)]
+pub unsafe fn bulk_wait_read_if<const N: u32>(leader: u32) {
+    asm!(
+        "{{",
+        ".reg .pred p;",
+        "setp.ne.u32 p, {l}, 0;",
+        "@p cp.async.bulk.wait_group.read {n};",
+        "}}",
+        l = in(reg32) leader, n = const N,
+        options(nostack),
+    );
+}
+
+/// If `leader` is nonzero: waits until every bulk group of the thread has
+/// completed (its global writes done).
+#[inline(always)]
+pub unsafe fn bulk_wait_all_if(leader: u32) {
+    asm!(
+        "{{",
+        ".reg .pred p;",
+        "setp.ne.u32 p, {l}, 0;",
+        "@p cp.async.bulk.wait_group 0;",
+        "}}",
+        l = in(reg32) leader,
+        options(nostack),
+    );
+}

@@ -63,6 +63,13 @@
 //!   math, into the loop and a quarter more L1 wavefronts beside the
 //!   `wgmma` operand reads; staged, the 256 x 128 kernel runs 4-12% faster
 //!   with column-major A scales (H200, bench/NOTES-gemm.md, session 10).
+//! - The bf16 epilogue goes through shared memory and TMA stores when the
+//!   host gives a map of C (`map_c`; not for f32 C or split-K): per 32
+//!   columns of a 64-row fragment, each warp writes its rows with two
+//!   `stmatrix` into one of its warpgroup's two 4 KB buffers (64-byte
+//!   swizzle), the warpgroup meets at a named barrier, and its first
+//!   thread issues the store, which runs while the next tile's `wgmma`s do
+//!   ([`store_fragment_tma`]). Otherwise each thread stores its fragment.
 //! - Split-K when the tiles alone cannot fill the GPU: the host splits K into
 //!   `splits` ranges of whole k-blocks and launches one CTA per (tile,
 //!   split); each stores its f32 partial tile to a workspace and a second
@@ -107,15 +114,15 @@ use super::gemm_schedule::{split_range, Slot, Tiles};
 use crate::instr::mma::{cp_async4, cp_async_wait_n, warp_sync};
 use crate::instr::store::st_global16;
 use crate::instr::wgmma::{
-    cluster_rank, cluster_sync, fence, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async,
-    mbar_arrive_pair, mbar_init, mbar_init_fence, mbar_wait, setmaxnreg_dec, setmaxnreg_inc, smem_desc,
-    tensormap_acquire, tma_load_2d, tma_load_2d_multicast, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0,
-    wgmma_wait1, Frag,
+    bulk_wait_all_if, bulk_wait_read_if, cluster_rank, cluster_sync, fence, fence_proxy_async_shared,
+    mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_arrive_pair, mbar_init, mbar_init_fence,
+    mbar_wait, named_barrier, setmaxnreg_dec, setmaxnreg_inc, smem_desc, stmatrix_x4, tensormap_acquire, tma_load_2d,
+    tma_load_2d_multicast, tma_store_2d_if, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
 };
 use crate::instr::{fma, ld_shared_f32, shared_addr, warp_uniform};
 use crate::wgmma_contract::{
     gemm_scale_slot_bytes, gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS,
-    GEMM_KBLOCK, GEMM_PRODUCER_REGISTERS, GEMM_SCALE_SLOT_A,
+    GEMM_EPI_BUFFER, GEMM_EPI_BYTES, GEMM_EPI_COLS, GEMM_KBLOCK, GEMM_PRODUCER_REGISTERS, GEMM_SCALE_SLOT_A,
 };
 
 /// Repeats `$body` for `$j` in `0..24` as straight-line code guarded by
@@ -156,6 +163,9 @@ macro_rules! unroll_rows {
 struct Pipe {
     /// The first stage (1024-byte aligned).
     stages: u32,
+    /// The epilogue's buffers (1024-byte aligned): warpgroup `w`'s two at
+    /// `epi + (2 w + i) * GEMM_EPI_BUFFER`.
+    epi: u32,
     /// Stage `s`'s scales at `scales + s * gemm_scale_slot_bytes(TM)`:
     /// B's two at byte 0 and 4, A's row `r` (of the tile) at
     /// `GEMM_SCALE_SLOT_A + 4 r`.
@@ -208,11 +218,6 @@ unsafe fn mma_chain<const WGN: u32, const COUNT: u32>(part: &mut Frag, a: u32, b
     }
     wgmma_commit();
 }
-
-/// A k-block's scales as a consumer thread needs them: A's of its rows
-/// `{0, 8, 64, 72}` below its first, B's of its fragment's one or two
-/// blocks.
-type Scales = ([f32; 4], [f32; 2]);
 
 /// The consumer's per-thread constants.
 #[derive(Clone, Copy)]
@@ -283,9 +288,10 @@ unsafe fn gemm<
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (shared_addr(smem) + 1023) & !1023;
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
-    let scales = stages + S * stage_bytes;
+    let epi = stages + S * stage_bytes;
+    let scales = epi + GEMM_EPI_BYTES;
     let full = scales + S * gemm_scale_slot_bytes(TM);
-    let pipe = Pipe { stages, scales, full, empty: full + S * 8 };
+    let pipe = Pipe { stages, epi, scales, full, empty: full + S * 8 };
     // In a cluster (MC = 2) the schedule's units are pairs of horizontally
     // adjacent tiles (the same rows of A): unit column `u` holds tile
     // columns `2 u` (rank 0) and `2 u + 1` (rank 1); the host launches
@@ -500,6 +506,10 @@ unsafe fn consume<
     // Fragments crossing a 128-row block of B: 160 and 192 columns.
     let cross = WGN % 128 != 0 && 128 % WGN != 0;
     let pair_ok = p.n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0;
+    // The epilogue through shared memory and TMA stores (bf16 C with a map;
+    // uniform over the CTA), and the count of its rounds so far (buffers
+    // alternate).
+    let tma_store = O::PACKED && p.map_c != 0;
     // Zeroed as bytes (one memset that SROA splits into registers): a
     // `[0.0; FRAG]` repeat expression became a store loop that kept the
     // fragments in local memory.
@@ -569,14 +579,94 @@ unsafe fn consume<
             step();
             kb += 1;
         }
-        let interior = pair_ok && mt * TM + TM <= p.m && nt * BN + BN <= p.n;
-        let quad = me.col / 2;
-        store_fragment::<O, WGN>(c, p, &mut acc[0], row0, col0 + me.col, quad, interior, pair_ok);
-        if two {
-            store_fragment::<O, WGN>(c, p, &mut acc[1], row0 + 64, col0 + me.col, quad, interior, pair_ok);
+        if tma_store {
+            // The fragment's first row: the piece's, not this thread's.
+            let piece = mt * TM + me.a_row;
+            store_fragment_tma::<O, WGN>(p, &mut acc[0], pipe.epi, piece, col0);
+            if two {
+                store_fragment_tma::<O, WGN>(p, &mut acc[1], pipe.epi, piece + 64, col0);
+            }
+            if t + tile_step >= grid.tiles {
+                // The CTA's last tile: its shared buffers stay valid until
+                // the TMA unit has read them.
+                bulk_wait_all_if((nvptx::_thread_idx_x() as u32 % 128 == 0) as u32);
+            }
+        } else {
+            let interior = pair_ok && mt * TM + TM <= p.m && nt * BN + BN <= p.n;
+            let quad = me.col / 2;
+            store_fragment::<O, WGN>(c, p, &mut acc[0], row0, col0 + me.col, quad, interior, pair_ok);
+            if two {
+                store_fragment::<O, WGN>(c, p, &mut acc[1], row0 + 64, col0 + me.col, quad, interior, pair_ok);
+            }
         }
         t += tile_step;
     }
+}
+
+/// The epilogue of one 64-row fragment through shared memory and TMA stores
+/// (bf16 C; `map_c` set): per 32-column round, the warpgroup's leader waits
+/// until the buffer of two rounds ago has been read, the warpgroup meets,
+/// each warp writes its 16 rows with two `stmatrix` (rows 0-7 and 8-15, four
+/// 8-column groups each) into the 64-byte-swizzled box, fences them for the
+/// async proxy, the warpgroup meets again and the leader issues the TMA
+/// store of the 64 x 32 box at `(col0 + 32 r, row)`. TMA clips rows past M
+/// and columns past N, so edge tiles need no test; the store runs while
+/// the next tile's `wgmma`s do. Zeroes the fragment.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn store_fragment_tma<O: PredStore, const WGN: u32>(
+    p: &GemmWgmmaParams,
+    acc: &mut Frag,
+    epi: u32,
+    row: u32,
+    col0: u32,
+) {
+    // Recomputed here rather than kept through the main loop, whose
+    // registers the 256-row tile has none to spare for them.
+    let tid = nvptx::_thread_idx_x() as u32;
+    let (wg, warp, lane) = (warp_uniform(tid / 128), (tid % 128) / 32, tid % 32);
+    let leader = (tid % 128 == 0) as u32;
+    // This lane's stmatrix row address inside a box: matrix `lane / 8`
+    // (8-column group, 16 bytes), row `16 warp + lane % 8` (+ 8 for the
+    // lower half), with the 64-byte swizzle (chunk ^ ((row >> 1) & 3)).
+    let chunk = lane / 8;
+    let r_hi = 16 * warp + lane % 8;
+    let r_lo = r_hi + 8;
+    let at_hi = 64 * r_hi + 16 * (chunk ^ ((r_hi >> 1) & 3));
+    let at_lo = 64 * r_lo + 16 * (chunk ^ ((r_lo >> 1) & 3));
+    let bar = 1 + wg;
+    let rounds = WGN / GEMM_EPI_COLS;
+    unroll6!(g < rounds as usize => {
+        let j = 4 * g;
+        // Round `g` writes buffer `g % 2` after the store that last read it
+        // (two rounds ago) has: at most one bulk group still reading. The
+        // first round of a fragment after an odd count (160 columns: 5)
+        // reuses the buffer of the last round, so it waits for all.
+        let buf = epi + (2 * wg + (g as u32 & 1)) * GEMM_EPI_BUFFER;
+        if g == 0 && rounds % 2 == 1 {
+            bulk_wait_read_if::<0>(leader);
+        } else {
+            bulk_wait_read_if::<1>(leader);
+        }
+        named_barrier(bar, 128);
+        stmatrix_x4(buf + at_hi, [
+            O::pack(acc[4 * j], acc[4 * j + 1]),
+            O::pack(acc[4 * j + 4], acc[4 * j + 5]),
+            O::pack(acc[4 * j + 8], acc[4 * j + 9]),
+            O::pack(acc[4 * j + 12], acc[4 * j + 13]),
+        ]);
+        stmatrix_x4(buf + at_lo, [
+            O::pack(acc[4 * j + 2], acc[4 * j + 3]),
+            O::pack(acc[4 * j + 6], acc[4 * j + 7]),
+            O::pack(acc[4 * j + 10], acc[4 * j + 11]),
+            O::pack(acc[4 * j + 14], acc[4 * j + 15]),
+        ]);
+        fence_proxy_async_shared();
+        named_barrier(bar, 128);
+        tma_store_2d_if(p.map_c, col0 + GEMM_EPI_COLS * g as u32, row, buf, leader);
+    });
+    // SAFETY: all-zero bits are 0.0 in every f32.
+    *acc = core::mem::zeroed();
 }
 
 /// The epilogue of one fragment, rows `row, row + 8` from column `col` on
