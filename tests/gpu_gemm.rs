@@ -512,10 +512,9 @@ fn clusters_match_single_cta_bit_for_bit() {
 }
 
 /// A bf16 C is the f32 C of the same launch rounded to nearest even, bit
-/// for bit, on every tile and through both epilogues: the TMA store (no
-/// split, N a multiple of 8) and the per-thread stores (N tails, split-K);
-/// M tails end inside the 64-row store box, N tails inside its 32 columns.
-/// Under memcheck this also shows the TMA store writes nothing outside C.
+/// for bit, on every tile: the 16-byte interior stores, the predicated edge
+/// stores (M and N tails, N not a multiple of 8) and the split-K reduction
+/// each round once, from the same f32 sums.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn bf16_c_is_f32_c_rounded() {
