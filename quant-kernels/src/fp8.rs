@@ -127,55 +127,34 @@ impl Fp8Format {
 /// An fnuz code has the bits of the fn code of twice its value (bias 8
 /// instead of 7, the same 3 mantissa bits and subnormal spacing, and
 /// doubling is exact), so the hardware fn converter applied to `2 x` (with
-/// `satfinite`) rounds exactly like fnuz, except for two codes:
+/// `satfinite`) rounds exactly like fnuz, except for three codes:
 /// - the top code: fn has NaN (`0x7F`) where fnuz has 240, so fn saturates
 ///   `|2 x| > 464` (`|x|` above the 224/240 midpoint 232; 232 itself ties
-///   to 224, the even code) to 448's code `0x7E`; bit 0 of those bytes of
-///   `top` is set (and clear elsewhere; its other bits, and NaN bytes, are
-///   don't-cares), which sets their low bit;
+///   to 224, the even code) to 448's code `0x7E`, one below the fnuz code;
+/// - NaN input, whose fn code `0x7F` (never produced from a non-NaN input
+///   by the saturating converter, and never with the sign bit) is one
+///   below fnuz's NaN `0x80`;
 /// - the code `0x80`: fn's -0 (a negative value that rounds to zero) is
-///   fnuz's NaN: such bytes lose their sign;
+///   fnuz's NaN: such bytes lose their sign.
 ///
-/// and NaN input, whose fn code (`0x7F`, never produced from a non-NaN
-/// input by the saturating converter) becomes fnuz's NaN `0x80`.
+/// `top` has bit 0 of byte `i` set where `|2 x_i| > 464` or `2 x_i` is NaN,
+/// and every other bit clear: both of the first two fix-ups add 1 to the
+/// byte (`0x7E -> 0x7F`, `0xFE -> 0xFF`, `0x7F -> 0x80`; no carry leaves
+/// the byte). The kernels get both from one `FADD` per value (the sign of
+/// `|2 x| - nextup(464)`, which is clear for NaN too), see
+/// `kernels::top4`.
 ///
-/// Seven word operations for four codes (the per-byte masks come from
-/// carries into bit 7 of each byte, which never cross into the next byte,
-/// and one byte-wise sign replication), instead of per-byte tests.
+/// Five word operations for four codes: the zero test is a carry into bit
+/// 7 of each byte, which never crosses into the next byte.
 #[inline(always)]
 pub fn e4m3fnuz_from_doubled_e4m3fn(fn_codes: u32, top: u32) -> u32 {
     const LOW7: u32 = 0x7F7F_7F7F;
-    const HIGH: u32 = 0x8080_8080;
-    const ONES: u32 = 0x0101_0101;
-    let magnitude = fn_codes & LOW7;
-    // Bit 7 of a byte is set where its magnitude is 0x7F (fn NaN): the +1
-    // carries into bit 7 of the same byte only.
-    let nan = replicate_byte_signs(magnitude + ONES);
     // Bit 7 of a byte is set where its magnitude is nonzero; `| LOW7`
     // keeps every other bit, so zero bytes lose only their sign.
-    let keep = (magnitude + LOW7) | LOW7;
-    let codes = (fn_codes & keep) | (top & ONES);
-    (codes & !nan) | (nan & HIGH)
-}
-
-/// Each byte of `w` replaced by eight copies of its top bit (`0xFF` or
-/// `0x00`): one `prmt` in its sign-replicating mode on the GPU.
-#[inline(always)]
-fn replicate_byte_signs(w: u32) -> u32 {
-    #[cfg(target_arch = "nvptx64")]
-    {
-        let d: u32;
-        // SAFETY: register arithmetic. Selector nibble `8 | i` picks byte
-        // `i` of `w` with its sign bit replicated.
-        unsafe {
-            core::arch::asm!("prmt.b32 {d}, {w}, 0, 0xBA98;", d = out(reg32) d, w = in(reg32) w, options(pure, nomem, nostack))
-        };
-        d
-    }
-    #[cfg(not(target_arch = "nvptx64"))]
-    {
-        ((w >> 7) & 0x0101_0101) * 0xFF
-    }
+    let keep = ((fn_codes & LOW7) + LOW7) | LOW7;
+    // Flagged bytes have magnitude 0x7E or 0x7F: kept whole, and the +1
+    // stays inside the byte.
+    (fn_codes & keep) + top
 }
 
 /// Rounds a non-NaN f32 magnitude (bits with the sign cleared) to the 7-bit
@@ -275,10 +254,10 @@ mod tests {
         let mut top = 0u32;
         for (i, x) in xs.iter().enumerate() {
             fn_codes |= (Fp8Format::E4M3Fn.encode(2.0 * x) as u32) << (8 * i);
-            // As the kernels make it: the whole byte (0xFF or 0x00), and
-            // anything for NaN.
+            // As the kernels make it: bit 0 of the byte, for the top
+            // range and for NaN.
             if (2.0 * x).abs() > 464.0 || x.is_nan() {
-                top |= 0xFF << (8 * i);
+                top |= 1 << (8 * i);
             }
         }
         e4m3fnuz_from_doubled_e4m3fn(fn_codes, top).to_le_bytes()

@@ -230,6 +230,12 @@ struct Resources {
 }
 
 /// Parses `ptxas -v` output into per-kernel resource lines, sorted by name.
+/// A stack-frame line belongs to the function its "Function properties
+/// for" header names: an entry's goes to that entry, and a called
+/// (non-inlined) function's with a stack frame or spills becomes a line of
+/// its own, `"<name> (called function)"`, so that it fails the check too
+/// (it used to overwrite the entry's figures, which could hide a kernel's
+/// stack frame behind a helper's zero).
 fn summarize(log: &str) -> Vec<(String, Resources)> {
     let mut out: Vec<(String, Resources)> = Vec::new();
     let number_before = |line: &str, unit: &str| -> u32 {
@@ -239,16 +245,31 @@ fn summarize(log: &str) -> Vec<(String, Resources)> {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     };
+    // The function the last "Function properties for" header named.
+    let mut props_of: Option<String> = None;
+    let mut called: Vec<(String, Resources)> = Vec::new();
     for line in log.lines() {
         if let Some(rest) = line.split("Compiling entry function '").nth(1) {
             let name = rest.split('\'').next().unwrap_or_default().to_string();
             out.push((name, Resources::default()));
+        } else if let Some(rest) = line.split("Function properties for ").nth(1) {
+            props_of = Some(rest.trim().to_string());
+        } else if line.contains("bytes stack frame") {
+            let stack_bytes = number_before(line, "bytes stack frame");
+            let spill_bytes = number_before(line, "bytes spill stores") + number_before(line, "bytes spill loads");
+            match (out.last_mut(), props_of.as_deref()) {
+                (Some((entry, current)), Some(f)) if f == entry.as_str() => {
+                    current.stack_bytes = stack_bytes;
+                    current.spill_bytes = spill_bytes;
+                }
+                (_, f) if stack_bytes != 0 || spill_bytes != 0 => {
+                    let name = format!("{} (called function)", f.unwrap_or("unnamed"));
+                    called.push((name, Resources { stack_bytes, spill_bytes, ..Resources::default() }));
+                }
+                _ => {}
+            }
         } else if let Some((_, current)) = out.last_mut() {
-            if line.contains("bytes stack frame") {
-                current.stack_bytes = number_before(line, "bytes stack frame");
-                current.spill_bytes =
-                    number_before(line, "bytes spill stores") + number_before(line, "bytes spill loads");
-            } else if line.contains("Used") && line.contains("registers") {
+            if line.contains("Used") && line.contains("registers") {
                 current.registers = line
                     .split("Used ")
                     .nth(1)
@@ -259,6 +280,36 @@ fn summarize(log: &str) -> Vec<(String, Resources)> {
             }
         }
     }
+    out.extend(called);
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summarize;
+
+    #[test]
+    fn a_called_functions_zero_frame_does_not_hide_the_entrys() {
+        let log = "ptxas info    : Compiling entry function 'k' for 'sm_90a'
+ptxas info    : Function properties for helper
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Function properties for k
+    264 bytes stack frame, 72 bytes spill stores, 72 bytes spill loads
+ptxas info    : Used 168 registers, used 1 barriers, 16 bytes smem
+ptxas info    : Compiling entry function 'j' for 'sm_90a'
+ptxas info    : Function properties for j
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Function properties for leaf
+    16 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 40 registers
+";
+        let s = summarize(log);
+        let get =
+            |n: &str| s.iter().find(|(name, _)| name == n).map(|(_, r)| (r.stack_bytes, r.spill_bytes, r.registers));
+        assert_eq!(get("k"), Some((264, 144, 168)));
+        assert_eq!(get("j"), Some((0, 0, 40)));
+        assert_eq!(get("leaf (called function)"), Some((16, 0, 0)));
+        assert_eq!(s.len(), 3);
+    }
 }

@@ -210,7 +210,7 @@ pub(crate) fn encode8(format: Fp8Format, v: &[f32; 8]) -> u64 {
 ///
 /// On sm_90 both formats use the hardware E4M3FN converter, which rounds
 /// exactly as [`Fp8Format::encode`] does (checked over every f32 by the GPU
-/// tests); E4M3FNUZ converts the doubled values and fixes two codes a word
+/// tests); E4M3FNUZ converts the doubled values and fixes three codes a word
 /// at a time ([`crate::fp8::e4m3fnuz_from_doubled_e4m3fn`]). Other targets
 /// use the software encoder.
 #[inline(always)]
@@ -241,24 +241,27 @@ fn encode8_prescaled(format: Fp8Format, v: &[f32; 8]) -> u64 {
 
 /// Bit 0 of byte `j` set where the doubled value `v[i + j]` is above 464
 /// (the value above 232, where E4M3FNUZ has 240 and E4M3FN saturates to
-/// 448; other bits are don't-cares). `464 - |v|` is one `FADD` (the `abs`
-/// is an operand modifier) whose sign bit is the answer (464 itself gives
-/// +0: ties go to 224's even code; NaN bytes are overwritten by the NaN
-/// fix-up, whatever this says), and `prmt` in its sign-replicating mode
-/// gathers four sign bits into four bytes: seven instructions per word,
-/// where a compare and a select per value and the ors to combine them took
-/// ten.
+/// 448) or NaN, every other bit clear: the `top` argument of
+/// [`crate::fp8::e4m3fnuz_from_doubled_e4m3fn`]. `|v| - nextup(464)` is one
+/// `FADD` (the `abs` is an operand modifier) whose sign bit is clear
+/// exactly there: 464 itself gives a negative difference (ties go to
+/// 224's even code), `nextup(464)` gives +0, and a NaN operand gives the
+/// GPU's canonical NaN `0x7FFFFFFF`, sign clear (the GPU tests encode
+/// every f32, NaNs included, through this path). `prmt` in its
+/// sign-replicating mode gathers four sign bits into four bytes, and one
+/// `lop3` merges the halves and keeps bit 0 of the bytes with the sign
+/// clear, one more for the mask: eight instructions per word.
 #[cfg(target_feature = "sm_90")]
 #[inline(always)]
 fn top4(v: &[f32; 8], i: usize) -> u32 {
     use crate::instr::prmt;
-    let d = |j: usize| (464.0 - v[i + j].abs()).to_bits();
+    const ABOVE_464: f32 = f32::from_bits(464f32.to_bits() + 1);
+    let d = |j: usize| (v[i + j].abs() - ABOVE_464).to_bits();
     // Selector nibble 0xB: byte 3 of the first source (its sign byte),
     // sign replicated; 0xF: the same of the second source.
     let low = prmt::<0x00FB>(d(0), d(1));
     let high = prmt::<0xFB00>(d(2), d(3));
-    // Bytes 0-1 of `low`, 2-3 of `high`: one `lop3` (LUT 0xE4, bit
-    // select). Written as two masks and an or, LLVM moved the fix-up's
-    // `& 0x01010101` into both halves: two more instructions a word.
-    crate::instr::lop3::<0xE4>(low, high, 0x0000_FFFF)
+    // Bytes 0-1 of `low`, 2-3 of `high` (`lop3` LUT 0xE4, bit select),
+    // then the bytes whose sign was clear.
+    !crate::instr::lop3::<0xE4>(low, high, 0x0000_FFFF) & 0x0101_0101
 }
