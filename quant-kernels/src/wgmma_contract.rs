@@ -119,7 +119,7 @@ impl GemmTile {
     /// by -7% to +5% on H200).
     #[inline]
     pub const fn stages(self) -> u32 {
-        let fit = (GEMM_SMEM_LIMIT - 1024 - GEMM_EPI_BYTES) / (self.stage_bytes() + self.scale_slot_bytes() + 16);
+        let fit = (GEMM_SMEM_LIMIT - 1024 - self.epi_bytes()) / (self.stage_bytes() + self.scale_slot_bytes() + 16);
         if fit < 5 {
             fit
         } else {
@@ -143,13 +143,25 @@ impl GemmTile {
     pub const fn scale_slot_bytes(self) -> u32 {
         gemm_scale_slot_bytes(self.rows())
     }
+    /// Shared memory of the bf16 epilogue through TMA stores: the whole
+    /// tile (every consumer warpgroup's fragments, in boxes of 64 rows x
+    /// [`GEMM_EPI_COLS`] columns of [`GEMM_EPI_BUFFER`] bytes), so no store
+    /// waits for another inside a tile. Only the 256 x 128 tile has it (64
+    /// KB, which leaves it 3 stages, DeepGEMM's count: measured as fast as 4
+    /// on the H200, bench/NOTES-gemm.md, session 11); the others store from
+    /// registers.
+    #[inline]
+    pub const fn epi_bytes(self) -> u32 {
+        gemm_epi_bytes(self.rows(), self.cols())
+    }
+
     /// Dynamic shared memory of a CTA: 1024 bytes of alignment slack (the
     /// 128-byte swizzle needs 1024-byte-aligned stages), the stages, the
-    /// epilogue's buffers ([`GEMM_EPI_BYTES`]), the stages' scale slots, and
-    /// a `full` and an `empty` barrier (8 bytes each) per stage.
+    /// epilogue's buffer ([`GemmTile::epi_bytes`]), the stages' scale
+    /// slots, and a `full` and an `empty` barrier (8 bytes each) per stage.
     #[inline]
     pub const fn smem_bytes(self) -> u32 {
-        1024 + GEMM_EPI_BYTES + self.stages() * (self.stage_bytes() + self.scale_slot_bytes() + 16)
+        1024 + self.epi_bytes() + self.stages() * (self.stage_bytes() + self.scale_slot_bytes() + 16)
     }
 
     /// The tile's name as the benchmark and the kernel names write it.
@@ -183,12 +195,19 @@ pub const fn gemm_scale_slot_bytes(rows: u32) -> u32 {
 /// swizzle).
 pub const GEMM_EPI_COLS: u32 = 32;
 
-/// Bytes of one epilogue buffer: 64 rows x [`GEMM_EPI_COLS`] bf16.
-pub const GEMM_EPI_BUFFER: u32 = 64 * GEMM_EPI_COLS * 2;
+/// [`GemmTile::epi_bytes`] of a `rows x cols` tile: one definition for
+/// the kernels' shared-memory layout and the host's size.
+#[inline]
+pub const fn gemm_epi_bytes(rows: u32, cols: u32) -> u32 {
+    if rows == 256 {
+        rows * cols * 2
+    } else {
+        0
+    }
+}
 
-/// Shared memory of the epilogue: two buffers per consumer warpgroup (one
-/// filled while the TMA unit reads the other).
-pub const GEMM_EPI_BYTES: u32 = 4 * GEMM_EPI_BUFFER;
+/// Bytes of one epilogue box: 64 rows x [`GEMM_EPI_COLS`] bf16.
+pub const GEMM_EPI_BUFFER: u32 = 64 * GEMM_EPI_COLS * 2;
 
 /// The k-block: one scale block of K, 128 fp8 bytes, which is also one
 /// 128-byte swizzle row of a stage.
@@ -343,7 +362,8 @@ mod tests {
     fn every_tile_fits_and_is_consistent() {
         for t in GemmTile::ALL {
             assert!(t.smem_bytes() <= GEMM_SMEM_LIMIT, "{}", t.name());
-            assert!(t.stages() >= 4, "{}: {} stages", t.name(), t.stages());
+            assert!(t.stages() >= 3, "{}: {} stages", t.name(), t.stages());
+            assert!(t.epi_bytes() % 1024 == 0);
             // Fragments are whole 8-column groups of a `wgmma` N (at most 192).
             assert!(t.wg_cols() % 8 == 0 && t.wg_cols() <= 192, "{}", t.name());
             // TMA boxes are at most 256 rows.
@@ -360,9 +380,10 @@ mod tests {
                 assert!((n0 % GEMM_KBLOCK + t.cols() - 1) / GEMM_KBLOCK < 2, "{} at {n0}", t.name());
             }
         }
-        // The scale slots cost no stage (the 256-row tile has four, the rest five).
+        // The scale slots cost no stage: the 256-row tile has three beside
+        // its 64 KB epilogue buffer, the rest five.
         for t in GemmTile::ALL {
-            assert_eq!(t.stages(), if t == GemmTile::M256N128 { 4 } else { 5 }, "{}", t.name());
+            assert_eq!(t.stages(), if t == GemmTile::M256N128 { 3 } else { 5 }, "{}", t.name());
         }
     }
 

@@ -515,9 +515,10 @@ fn launch_wgmma(
         (None, GpuGemmOut::Bf16(s)) => s.device_ptr(stream),
         (None, GpuGemmOut::F32(s)) => s.device_ptr(stream),
     };
-    // The epilogue stores a bf16 C through TMA where the map can describe
-    // it (16-byte row pitch and base); otherwise the kernel stores it.
-    let sc = if split.is_none() && bf16_out && n % 8 == 0 && c_ptr % 16 == 0 {
+    // The 256 x 128 tile's epilogue stores a bf16 C through TMA where the
+    // map can describe it (16-byte row pitch and base); otherwise the
+    // kernel stores it from registers.
+    let sc = if plan.tile.epi_bytes() > 0 && split.is_none() && bf16_out && n % 8 == 0 && c_ptr % 16 == 0 {
         Some(tm.slot(stream, (c_ptr, m, n, 64, MapKind::Bf16Out), &[sa, sb])?)
     } else {
         None

@@ -11,7 +11,7 @@
 //!   producer gives its registers away with `setmaxnreg` (40 left; the
 //!   consumers take 232) and lane 0 of its first warp walks the CTA's
 //!   k-blocks, issuing the TMA copies (`cp.async.bulk.tensor.2d`) of the A
-//!   and B boxes into one of the tile's stages (5, or 4 of the 256 x 128
+//!   and B boxes into one of the tile's stages (5, or 3 of the 256 x 128
 //!   tile's 48 KB) as soon as the stage's
 //!   `empty` barrier says every consumer warp is done with it (lane 0 of
 //!   each arrives, a predicated instruction: 8 arrivals, not 256); the stage's
@@ -63,13 +63,17 @@
 //!   math, into the loop and a quarter more L1 wavefronts beside the
 //!   `wgmma` operand reads; staged, the 256 x 128 kernel runs 4-12% faster
 //!   with column-major A scales (H200, bench/NOTES-gemm.md, session 10).
-//! - The bf16 epilogue goes through shared memory and TMA stores when the
-//!   host gives a map of C (`map_c`; not for f32 C or split-K): per 32
-//!   columns of a 64-row fragment, each warp writes its rows with two
-//!   `stmatrix` into one of its warpgroup's two 4 KB buffers (64-byte
-//!   swizzle), the warpgroup meets at a named barrier, and its first
-//!   thread issues the store, which runs while the next tile's `wgmma`s do
-//!   ([`store_fragment_tma`]). Otherwise each thread stores its fragment.
+//! - The 256 x 128 tile's bf16 epilogue goes through shared memory and TMA
+//!   stores when the host gives a map of C (`map_c`; not for f32 C or
+//!   split-K): the tile has a buffer of its own size (64 KB, which leaves
+//!   3 stages), so each warpgroup writes both its 64-row pieces with
+//!   `stmatrix` (64-byte-swizzled boxes of 64 rows x 32 columns), meets
+//!   once at a named barrier, and its first thread issues the 8 box stores,
+//!   which run while the next tile's `wgmma`s do ([`store_tile_tma`]); the
+//!   only wait is for the previous tile's stores to have left the buffer.
+//!   (Session 10's version, two 4 KB buffers per warpgroup with a wait per
+//!   32 columns, was 2-8% slower than storing from registers.) The other
+//!   tiles store each thread's fragment from registers.
 //! - Split-K when the tiles alone cannot fill the GPU: the host splits K into
 //!   `splits` ranges of whole k-blocks and launches one CTA per (tile,
 //!   split); each stores its f32 partial tile to a workspace and a second
@@ -121,8 +125,8 @@ use crate::instr::wgmma::{
 };
 use crate::instr::{fma, ld_shared_f32, shared_addr, warp_uniform};
 use crate::wgmma_contract::{
-    gemm_scale_slot_bytes, gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS,
-    GEMM_EPI_BUFFER, GEMM_EPI_BYTES, GEMM_EPI_COLS, GEMM_KBLOCK, GEMM_PRODUCER_REGISTERS, GEMM_SCALE_SLOT_A,
+    gemm_epi_bytes, gemm_scale_slot_bytes, gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CLUSTER,
+    GEMM_CONSUMER_REGISTERS, GEMM_EPI_BUFFER, GEMM_EPI_COLS, GEMM_KBLOCK, GEMM_PRODUCER_REGISTERS, GEMM_SCALE_SLOT_A,
 };
 
 /// Repeats `$body` for `$j` in `0..24` as straight-line code guarded by
@@ -163,8 +167,9 @@ macro_rules! unroll_rows {
 struct Pipe {
     /// The first stage (1024-byte aligned).
     stages: u32,
-    /// The epilogue's buffers (1024-byte aligned): warpgroup `w`'s two at
-    /// `epi + (2 w + i) * GEMM_EPI_BUFFER`.
+    /// The epilogue's buffer (1024-byte aligned; [`gemm_epi_bytes`], the
+    /// 256 x 128 tile only): warpgroup `w`'s piece `i`, box `g` at
+    /// `epi + ((2 w + i) WGN / GEMM_EPI_COLS + g) GEMM_EPI_BUFFER`.
     epi: u32,
     /// Stage `s`'s scales at `scales + s * gemm_scale_slot_bytes(TM)`:
     /// B's two at byte 0 and 4, A's row `r` (of the tile) at
@@ -289,7 +294,7 @@ unsafe fn gemm<
     let stages = (shared_addr(smem) + 1023) & !1023;
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
     let epi = stages + S * stage_bytes;
-    let scales = epi + GEMM_EPI_BYTES;
+    let scales = epi + gemm_epi_bytes(TM, BN);
     let full = scales + S * gemm_scale_slot_bytes(TM);
     let pipe = Pipe { stages, epi, scales, full, empty: full + S * 8 };
     // In a cluster (MC = 2) the schedule's units are pairs of horizontally
@@ -509,7 +514,7 @@ unsafe fn consume<
     // The epilogue through shared memory and TMA stores (bf16 C with a map;
     // uniform over the CTA), and the count of its rounds so far (buffers
     // alternate).
-    let tma_store = O::PACKED && p.map_c != 0;
+    let tma_store = O::PACKED && gemm_epi_bytes(TM, BN) != 0 && p.map_c != 0;
     // Zeroed as bytes (one memset that SROA splits into registers): a
     // `[0.0; FRAG]` repeat expression became a store loop that kept the
     // fragments in local memory.
@@ -580,12 +585,8 @@ unsafe fn consume<
             kb += 1;
         }
         if tma_store {
-            // The fragment's first row: the piece's, not this thread's.
-            let piece = mt * TM + me.a_row;
-            store_fragment_tma::<O, WGN>(p, &mut acc[0], pipe.epi, piece, col0);
-            if two {
-                store_fragment_tma::<O, WGN>(p, &mut acc[1], pipe.epi, piece + 64, col0);
-            }
+            // The warpgroup's first row: its first piece's, not this thread's.
+            store_tile_tma::<O, WGN>(p, &mut acc, pipe.epi, mt * TM + me.a_row, col0);
             if t + tile_step >= grid.tiles {
                 // The CTA's last tile: its shared buffers stay valid until
                 // the TMA unit has read them.
@@ -603,20 +604,20 @@ unsafe fn consume<
     }
 }
 
-/// The epilogue of one 64-row fragment through shared memory and TMA stores
-/// (bf16 C; `map_c` set): per 32-column round, the warpgroup's leader waits
-/// until the buffer of two rounds ago has been read, the warpgroup meets,
-/// each warp writes its 16 rows with two `stmatrix` (rows 0-7 and 8-15, four
-/// 8-column groups each) into the 64-byte-swizzled box, fences them for the
-/// async proxy, the warpgroup meets again and the leader issues the TMA
-/// store of the 64 x 32 box at `(col0 + 32 r, row)`. TMA clips rows past M
-/// and columns past N, so edge tiles need no test; the store runs while
-/// the next tile's `wgmma`s do. Zeroes the fragment.
+/// The epilogue of a warpgroup's two 64-row pieces through shared memory
+/// and TMA stores (the 256 x 128 tile's bf16 C; `map_c` set): the leader
+/// waits until the previous tile's stores have read the buffer (done long
+/// ago: a whole tile's main loop ran since), the warpgroup meets, each warp
+/// writes its 16 rows of every 8-column group with `stmatrix` (two per
+/// box: rows 0-7 and 8-15) into the warpgroup's 64-byte-swizzled boxes of
+/// 64 rows x 32 columns, fences them for the async proxy, the warpgroup
+/// meets again and the leader issues the 8 box stores at `(col0 + 32 g,
+/// row + 64 piece)`. TMA clips rows past M and columns past N. Zeroes the
+/// fragments.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn store_fragment_tma<O: PredStore, const WGN: u32>(
+unsafe fn store_tile_tma<O: PredStore, const WGN: u32>(
     p: &GemmWgmmaParams,
-    acc: &mut Frag,
+    acc: &mut [Frag; 2],
     epi: u32,
     row: u32,
     col0: u32,
@@ -635,35 +636,37 @@ unsafe fn store_fragment_tma<O: PredStore, const WGN: u32>(
     let at_hi = 64 * r_hi + 16 * (chunk ^ ((r_hi >> 1) & 3));
     let at_lo = 64 * r_lo + 16 * (chunk ^ ((r_lo >> 1) & 3));
     let bar = 1 + wg;
-    let rounds = WGN / GEMM_EPI_COLS;
-    unroll6!(g < rounds as usize => {
-        let j = 4 * g;
-        // Round `g` writes buffer `g % 2` after the store that last read it
-        // (two rounds ago) has: at most one bulk group still reading. The
-        // first round of a fragment after an odd count (160 columns: 5)
-        // reuses the buffer of the last round, so it waits for all.
-        let buf = epi + (2 * wg + (g as u32 & 1)) * GEMM_EPI_BUFFER;
-        if g == 0 && rounds % 2 == 1 {
-            bulk_wait_read_if::<0>(leader);
-        } else {
-            bulk_wait_read_if::<1>(leader);
-        }
-        named_barrier(bar, 128);
-        stmatrix_x4(buf + at_hi, [
-            O::pack(acc[4 * j], acc[4 * j + 1]),
-            O::pack(acc[4 * j + 4], acc[4 * j + 5]),
-            O::pack(acc[4 * j + 8], acc[4 * j + 9]),
-            O::pack(acc[4 * j + 12], acc[4 * j + 13]),
-        ]);
-        stmatrix_x4(buf + at_lo, [
-            O::pack(acc[4 * j + 2], acc[4 * j + 3]),
-            O::pack(acc[4 * j + 6], acc[4 * j + 7]),
-            O::pack(acc[4 * j + 10], acc[4 * j + 11]),
-            O::pack(acc[4 * j + 14], acc[4 * j + 15]),
-        ]);
-        fence_proxy_async_shared();
-        named_barrier(bar, 128);
-        tma_store_2d_if(p.map_c, col0 + GEMM_EPI_COLS * g as u32, row, buf, leader);
+    let boxes = WGN / GEMM_EPI_COLS;
+    // Warpgroup `wg`'s box `g` of piece `i` at `epi + ((2 wg + i) boxes + g) GEMM_EPI_BUFFER`.
+    let base = epi + 2 * wg * boxes * GEMM_EPI_BUFFER;
+    bulk_wait_read_if::<0>(leader);
+    named_barrier(bar, 128);
+    unroll2!(i => {
+        let f = &acc[i];
+        unroll6!(g < boxes as usize => {
+            let j = 4 * g;
+            let buf = base + (i as u32 * boxes + g as u32) * GEMM_EPI_BUFFER;
+            stmatrix_x4(buf + at_hi, [
+                O::pack(f[4 * j], f[4 * j + 1]),
+                O::pack(f[4 * j + 4], f[4 * j + 5]),
+                O::pack(f[4 * j + 8], f[4 * j + 9]),
+                O::pack(f[4 * j + 12], f[4 * j + 13]),
+            ]);
+            stmatrix_x4(buf + at_lo, [
+                O::pack(f[4 * j + 2], f[4 * j + 3]),
+                O::pack(f[4 * j + 6], f[4 * j + 7]),
+                O::pack(f[4 * j + 10], f[4 * j + 11]),
+                O::pack(f[4 * j + 14], f[4 * j + 15]),
+            ]);
+        });
+    });
+    fence_proxy_async_shared();
+    named_barrier(bar, 128);
+    unroll2!(i => {
+        unroll6!(g < boxes as usize => {
+            let buf = base + (i as u32 * boxes + g as u32) * GEMM_EPI_BUFFER;
+            tma_store_2d_if(p.map_c, col0 + GEMM_EPI_COLS * g as u32, row + 64 * i as u32, buf, leader);
+        });
     });
     // SAFETY: all-zero bits are 0.0 in every f32.
     *acc = core::mem::zeroed();
