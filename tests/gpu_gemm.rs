@@ -512,9 +512,12 @@ fn clusters_match_single_cta_bit_for_bit() {
 }
 
 /// A bf16 C is the f32 C of the same launch rounded to nearest even, bit
-/// for bit, on every tile: the 16-byte interior stores, the predicated edge
-/// stores (M and N tails, N not a multiple of 8) and the split-K reduction
-/// each round once, from the same f32 sums.
+/// for bit, on every tile: the 256 x 128 tile's TMA-store epilogue (N a
+/// multiple of 8, no split; M tails end inside its 64-row boxes, N tails
+/// inside their 32 columns), the 16-byte interior stores, the predicated
+/// edge stores (N not a multiple of 8) and the split-K reduction each round
+/// once, from the same f32 sums. Under memcheck this also shows the TMA
+/// stores write nothing outside C.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn bf16_c_is_f32_c_rounded() {
