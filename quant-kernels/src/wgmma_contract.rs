@@ -191,8 +191,8 @@ pub const fn gemm_scale_slot_bytes(rows: u32) -> u32 {
 }
 
 /// Columns of C per TMA store of the epilogue: a box of 64 rows (one
-/// warpgroup's fragment) x 32 bf16 columns, 64 bytes a row (the 64-byte
-/// swizzle).
+/// warpgroup's 64-row piece) x 32 bf16 columns, 64 bytes a row (the
+/// 64-byte swizzle).
 pub const GEMM_EPI_COLS: u32 = 32;
 
 /// [`GemmTile::epi_bytes`] of a `rows x cols` tile: one definition for
@@ -321,7 +321,8 @@ pub struct GemmWgmmaParams {
     pub map_b: u64,
     /// `CUtensorMap` of a bf16 C `[m, n]`, box [`GEMM_EPI_COLS`] columns x
     /// 64 rows, 64-byte swizzle, for the epilogue's TMA stores; 0 where the
-    /// kernel stores C itself (f32 C, split-K, N not a multiple of 8).
+    /// kernel stores C itself (tiles without [`GemmTile::epi_bytes`], f32 C,
+    /// split-K, N not a multiple of 8).
     pub map_c: u64,
     /// A's scales, `(row, k-block)` at `row * a_scale_row_stride + kb *
     /// a_scale_kb_stride` (any of the contract's layouts).

@@ -511,9 +511,8 @@ unsafe fn consume<
     // Fragments crossing a 128-row block of B: 160 and 192 columns.
     let cross = WGN % 128 != 0 && 128 % WGN != 0;
     let pair_ok = p.n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0;
-    // The epilogue through shared memory and TMA stores (bf16 C with a map;
-    // uniform over the CTA), and the count of its rounds so far (buffers
-    // alternate).
+    // The epilogue through shared memory and TMA stores (the 256 x 128
+    // tile's bf16 C with a map; uniform over the CTA).
     let tma_store = O::PACKED && gemm_epi_bytes(TM, BN) != 0 && p.map_c != 0;
     // Zeroed as bytes (one memset that SROA splits into registers): a
     // `[0.0; FRAG]` repeat expression became a store loop that kept the
