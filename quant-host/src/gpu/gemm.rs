@@ -216,38 +216,22 @@ impl TensorMaps {
 /// Size of one `CUtensorMap`.
 const MAP_BYTES: usize = std::mem::size_of::<CUtensorMap>();
 
-/// Encodes the tensor map of a row-major `[rows, k]` u8 matrix at device
-/// address `ptr`, read in boxes of `box_rows` x 128 bytes with the 128-byte
-/// swizzle the `wgmma` descriptors expect; out-of-bounds box elements read
-/// as zero.
+/// Encodes the tensor map of an fp8 operand `[rows, k]` (row-major, bytes)
+/// at device address `ptr`, read in boxes of `box_rows` x 128 bytes with
+/// the 128-byte swizzle the `wgmma` descriptors expect; out-of-bounds box
+/// elements read as zero.
 fn encode_map(ptr: u64, rows: u64, k: u64, box_rows: u32) -> Result<CUtensorMap> {
-    let mut map = std::mem::MaybeUninit::<CUtensorMap>::zeroed();
-    let dims = [k, rows];
-    let strides = [k]; // bytes between rows (dimension 1)
-    let boxes = [launch::GEMM_TILE as u32, box_rows];
-    let element_strides = [1u32, 1];
-    // SAFETY: every pointer argument points at an array of `rank` (or
-    // `rank - 1` for strides) elements; `ptr` is a device address of at
-    // least rows * k bytes, 16-byte aligned, k a multiple of 16 (checked by
-    // the caller); the driver only writes the 128-byte map.
-    unsafe {
-        cuTensorMapEncodeTiled(
-            map.as_mut_ptr(),
-            CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT8,
-            2,
-            ptr as *mut std::ffi::c_void,
-            dims.as_ptr(),
-            strides.as_ptr(),
-            boxes.as_ptr(),
-            element_strides.as_ptr(),
-            CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
-            CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
-            CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-            CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
-        )
-        .result()?;
-        Ok(map.assume_init())
-    }
+    let operand = TiledMap {
+        data_type: CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT8,
+        dims: [k, rows],
+        row_bytes: k,
+        boxes: [launch::GEMM_TILE as u32, box_rows],
+        swizzle: CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+        promotion: CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+    };
+    // SAFETY: `ptr` is a device address of at least rows * k bytes,
+    // 16-byte aligned, k a multiple of 16 (checked by the caller).
+    unsafe { operand.encode(ptr) }
 }
 
 /// Encodes the tensor map of a row-major bf16 `[m, n]` C at device address
@@ -255,31 +239,64 @@ fn encode_map(ptr: u64, rows: u64, k: u64, box_rows: u32) -> Result<CUtensorMap>
 /// columns (64 bytes a row) with the 64-byte swizzle its `stmatrix`
 /// addresses follow; elements of a box past M or N are not written.
 fn encode_out_map(ptr: u64, m: u64, n: u64) -> Result<CUtensorMap> {
-    let mut map = std::mem::MaybeUninit::<CUtensorMap>::zeroed();
-    let dims = [n, m];
-    let strides = [2 * n]; // bytes between rows (dimension 1)
-    let boxes = [GEMM_EPI_COLS, 64];
-    let element_strides = [1u32, 1];
-    // SAFETY: as in `encode_map`: arrays of `rank` (strides `rank - 1`)
-    // elements; `ptr` a 16-byte-aligned device address of m * n bf16 with
-    // n a multiple of 8 (a 16-byte row pitch), checked by the caller.
-    unsafe {
-        cuTensorMapEncodeTiled(
-            map.as_mut_ptr(),
-            CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-            2,
-            ptr as *mut std::ffi::c_void,
-            dims.as_ptr(),
-            strides.as_ptr(),
-            boxes.as_ptr(),
-            element_strides.as_ptr(),
-            CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
-            CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_64B,
-            CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_NONE,
-            CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
-        )
-        .result()?;
-        Ok(map.assume_init())
+    let out = TiledMap {
+        data_type: CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        dims: [n, m],
+        row_bytes: 2 * n,
+        boxes: [GEMM_EPI_COLS, 64],
+        swizzle: CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_64B,
+        promotion: CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_NONE,
+    };
+    // SAFETY: `ptr` is a 16-byte-aligned device address of m * n bf16 with
+    // n a multiple of 8, a 16-byte row pitch (checked by the caller).
+    unsafe { out.encode(ptr) }
+}
+
+/// A 2-D row-major tensor as `cuTensorMapEncodeTiled` describes it: the
+/// two maps of the `wgmma` kernels differ only in these fields.
+struct TiledMap {
+    data_type: CUtensorMapDataType,
+    /// Elements per row, then rows.
+    dims: [u64; 2],
+    /// Bytes between rows.
+    row_bytes: u64,
+    /// Box elements per row, then box rows.
+    boxes: [u32; 2],
+    swizzle: CUtensorMapSwizzle,
+    promotion: CUtensorMapL2promotion,
+}
+
+impl TiledMap {
+    /// The map of this tensor at device address `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` is a device address of `dims[1]` rows `row_bytes` apart, with
+    /// the base and `row_bytes` 16-byte aligned as the driver requires.
+    unsafe fn encode(&self, ptr: u64) -> Result<CUtensorMap> {
+        let mut map = std::mem::MaybeUninit::<CUtensorMap>::zeroed();
+        let strides = [self.row_bytes]; // bytes between rows (dimension 1)
+        let element_strides = [1u32, 1];
+        // SAFETY: every pointer argument points at an array of `rank` (or
+        // `rank - 1` for strides) elements; `ptr` as the caller promised;
+        // the driver only writes the 128-byte map.
+        unsafe {
+            cuTensorMapEncodeTiled(
+                map.as_mut_ptr(),
+                self.data_type,
+                2,
+                ptr as *mut std::ffi::c_void,
+                self.dims.as_ptr(),
+                strides.as_ptr(),
+                self.boxes.as_ptr(),
+                element_strides.as_ptr(),
+                CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+                self.swizzle,
+                self.promotion,
+                CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+            )
+            .result()?;
+            Ok(map.assume_init())
+        }
     }
 }
 
