@@ -160,6 +160,30 @@ impl GroupQuantizer {
         }
     }
 
+    /// Whether [`GroupQuantizer::quantize8_plain`] gives this quantizer's
+    /// codes: the Markstein division and no clamp (every float scale with
+    /// the default `eps` and an `fp8_max` that is a value of the format).
+    #[inline(always)]
+    pub(crate) fn is_plain(&self) -> bool {
+        self.divider.is_markstein() && !self.clamp
+    }
+
+    /// [`GroupQuantizer::quantize8`] for a quantizer that
+    /// [`GroupQuantizer::is_plain`], without the per-call dispatch on the
+    /// division path and the clamp (8 instructions per chunk, and ptxas
+    /// cannot fold the codes' packing into the conversions after the
+    /// dispatch's joins): callers test `is_plain` once for many chunks.
+    #[inline(always)]
+    pub(crate) fn quantize8_plain(&self, v: &[f32; 8]) -> u64 {
+        encode8_prescaled(self.format, &self.divider.divide_markstein(*v, fma))
+    }
+
+    /// The format the codes are in.
+    #[inline(always)]
+    pub(crate) fn format(&self) -> Fp8Format {
+        self.format
+    }
+
     /// Codes of eight values of the group.
     #[inline(always)]
     pub(crate) fn quantize8(&self, v: &[f32; 8]) -> u64 {

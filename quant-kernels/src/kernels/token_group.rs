@@ -31,8 +31,8 @@ use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
 use super::{Bf16, GroupQuantizer, F16, F32};
 use crate::abi::TokenGroupParams;
 use crate::geometry::{token_group_banded, token_group_threads, TOKEN_GROUP_BAND};
-use crate::instr::{global_thread_index, opaque_u64, shfl_xor};
-use crate::scale::{group_scale, nan_max};
+use crate::instr::{global_thread_index, nan_max_abs, opaque_u64, shfl_xor};
+use crate::scale::group_scale;
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
 
 /// `(a / b, a % b)`, in 32-bit arithmetic when both fit (64-bit division is
@@ -118,10 +118,13 @@ unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
             acc = T::fold_abs_max(acc, &raw[c]);
         }
     });
+    // (The amax is +0 or more, or NaN: `nan_max_abs` is one `max.NaN`
+    // where `nan_max` is three instructions, and the NaN it gives becomes
+    // the canonical NaN in the scale's division either way.)
     let mut amax = T::abs_max_to_f32(acc);
     let mut offset = threads_per_group as u32 / 2;
     while offset > 0 {
-        amax = nan_max(amax, shfl_xor(amax, offset));
+        amax = nan_max_abs(amax, shfl_xor(amax, offset));
         offset /= 2;
     }
 
