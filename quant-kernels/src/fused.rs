@@ -167,6 +167,14 @@ pub fn rms_apply(y: f32, inv: f32, w: f32) -> f32 {
     (y * inv) * w
 }
 
+/// Dynamic shared memory of the RMS kernel for `threads` threads of `slots`
+/// leaves and elements of `elem_bytes` bytes: the tree's f32 partial per
+/// thread, then the row's `threads * slots` chunks of 8 elements (the
+/// quantization reads them back in the per-group layout).
+pub const fn rms_shared_bytes(threads: u32, slots: u32, elem_bytes: u32) -> u32 {
+    4 * threads + threads * slots * RMS_LEAF as u32 * elem_bytes
+}
+
 /// Most elements of a row `rms_norm_per_token_group_quant_fp8` takes: the GPU
 /// kernel holds a row in one CTA, at most 1024 threads of 4 leaves.
 pub const RMS_MAX_COLS: u64 = 32_768;

@@ -23,6 +23,11 @@
 //!   then a halving tree over chunk indices, which the layout `chunk j in
 //!   thread j % T, slot j / T` computes as slots in-thread, strides `T / 2`
 //!   to 32 through shared memory, then butterfly shuffles within the warp.
+//!   The normalized row is then quantized, for bf16 on sm_90, in the
+//!   token-group kernel's layout (4 chunks of one group per thread), read
+//!   back from a copy of the row in shared memory: a group's scale costs a
+//!   thread once per 32 elements, not once per 8 as in the leaf layout,
+//!   which the other types keep (`Store8::GROUPED_QUANT`).
 //!   A thread issues the x (and residual) loads of all its slots before it
 //!   uses any (one slot at a time for f32, `Store8::LOAD_WAVE`), without
 //!   element checks when K is a multiple of 8 and the rows are aligned;
@@ -40,7 +45,7 @@ use crate::fused::{
 use crate::fused_abi::{FusedGroupParams, FusedOp, RmsNormParams, PACKED_UE8M0_LAYOUT};
 use crate::instr::{
     block_dim, block_index_and_grid, dynamic_shared, global_thread_index, grid_threads, nan_max_abs, opaque_u64,
-    shfl_xor, sqrt_rn, sync_threads, thread_index,
+    shared_addr, shfl_xor, sqrt_rn, sync_threads, thread_index,
 };
 use crate::scale::group_scale;
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
@@ -365,6 +370,14 @@ trait Store8: Load8 {
     /// one f32 slot is already 4 16-byte loads.
     const LOAD_WAVE: usize;
 
+    /// Whether the RMS kernel quantizes in the per-group layout (a thread's
+    /// 4 chunks in one group, the row read back from shared memory) on
+    /// sm_90, where the fp8 conversion is one instruction: bf16. f16 (its
+    /// software conversion to f32) and f32 (chunks of 8 registers) spilled
+    /// there at the kernel's 64 registers, as every type did on sm_80; they
+    /// keep the leaf layout.
+    const GROUPED_QUANT: bool;
+
     /// The chunk of `v` rounded to this type (`fused::f32_to_*_bits`).
     fn round(v: &[f32; 8]) -> Self::Raw;
 
@@ -401,6 +414,7 @@ unsafe fn store_halves(dst: *mut u16, w: &[u32; 4], valid: u64) {
 
 impl Store8 for Bf16 {
     const LOAD_WAVE: usize = 4;
+    const GROUPED_QUANT: bool = true;
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 4] {
         pack_halves(|i| f32_to_bf16_bits(v[i]))
@@ -413,6 +427,7 @@ impl Store8 for Bf16 {
 
 impl Store8 for F16 {
     const LOAD_WAVE: usize = 4;
+    const GROUPED_QUANT: bool = false;
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 4] {
         pack_halves(|i| f32_to_f16_bits(v[i]))
@@ -425,6 +440,7 @@ impl Store8 for F16 {
 
 impl Store8 for f32 {
     const LOAD_WAVE: usize = 1;
+    const GROUPED_QUANT: bool = false;
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 8] {
         v.map(crate::fused::f32_canonical_bits)
@@ -449,7 +465,8 @@ impl Store8 for f32 {
 /// # Safety
 /// The host has checked every buffer against `p`, launched one CTA per row
 /// with `fused::rms_geometry(cols)`'s threads and slots, and given the CTA
-/// `4 * threads` bytes of dynamic shared memory.
+/// `fused::rms_shared_bytes` of dynamic shared memory (the tree's partials,
+/// then the row's `threads * slots` chunks).
 #[inline(always)]
 unsafe fn rms_norm_groups<T: Store8>(
     format: Fp8Format,
@@ -571,48 +588,118 @@ unsafe fn rms_norm_groups<T: Store8>(
     }
     let inv = rms_inverse::<GpuOps>(v, cols, norm_eps);
 
-    // 3. h = (y * inv) * w per slot; each group's lanes are adjacent
-    // threads of one slot.
-    // (Shifts and masks: the group size is a power of two.)
-    let gs = group_size as u64;
-    let tpg = gs / ELEMS_PER_THREAD;
-    let groups = (cols >> gs.trailing_zeros()) + (cols & (gs - 1) != 0) as u64;
-    let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
+    if !(T::GROUPED_QUANT && cfg!(target_feature = "sm_90")) {
+        // The quantization in the leaf layout (see `Store8::GROUPED_QUANT`).
+        // 3. h = (y * inv) * w per slot; each group's lanes are adjacent
+        // threads of one slot.
+        // (Shifts and masks: the group size is a power of two.)
+        let gs = group_size as u64;
+        let tpg = gs / ELEMS_PER_THREAD;
+        let groups = (cols >> gs.trailing_zeros()) + (cols & (gs - 1) != 0) as u64;
+        let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
+        unroll4!(s => {
+            if (s as u32) < slots {
+                let (c, n) = (col(s as u64), valid(cols, s as u64));
+                let y = T::unpack(&ys[s]);
+                // The weight after the reduction: the same `cols` elements for
+                // every row, an L1 or L2 hit. Loaded with x's (before the
+                // reduction), its 4 slots held across the reduction made the
+                // bf16 kernel spill at the 64 registers of 1024 threads.
+                let w = T::unpack(&T::load(weight.wrapping_add(c as usize), n));
+                let mut h = [0f32; 8];
+                let mut amax = 0f32;
+                unroll8!(i => {
+                    h[i] = rms_apply(y[i], inv, w[i]);
+                    amax = nan_max_abs(amax, h[i]);
+                });
+                let mut offset = tpg as u32 / 2;
+                while offset > 0 {
+                    amax = nan_max_abs(amax, shfl_xor(amax, offset));
+                    offset /= 2;
+                }
+                let scale = group_scale(amax, eps, fp8_max, mode);
+                let codes = GroupQuantizer::new(format, scale, fp8_max).quantize8(&h);
+                if whole {
+                    if n > 0 {
+                        store_whole(dst.wrapping_add(c as usize), codes);
+                    }
+                } else {
+                    store_chunk(dst.wrapping_add(c as usize), codes, valid(opaque_u64(cols), s as u64));
+                }
+                let g = c >> gs.trailing_zeros();
+                if (s as u64 * threads + tid) & (tpg - 1) == 0 && g < groups {
+                    write_scale(scales, layout, 0, row, g, rows, groups, scale, row + 1 == rows);
+                }
+            }
+        });
+        return;
+    }
+    // 3. The row's y, through shared memory, in the per-group layout of
+    // the token-group kernel: thread `u` takes 4 chunks of group `u / tpg`
+    // (`tpg = GS / 32` adjacent threads a group), chunks `l + tpg c` of it
+    // (`l = u % tpg`), so the group's amax is a butterfly over `tpg`
+    // threads and its scale, divider and scale store are computed once per
+    // 32 elements of a thread. In the leaf layout above (a thread's chunks
+    // 256 columns apart, 16 threads a group of 128) they were computed once
+    // per 8 elements: with the tree and the weight loads, about 40
+    // instructions per element (ncu, H200, session 12).
+    let bytes = core::mem::size_of::<T>() as u32 * ELEMS_PER_THREAD as u32;
+    let row_buf = shared_addr(dynamic_shared::<f32>().add(threads as usize));
     unroll4!(s => {
         if (s as u32) < slots {
-            let (c, n) = (col(s as u64), valid(cols, s as u64));
-            let y = T::unpack(&ys[s]);
-            // The weight after the reduction: the same `cols` elements for
-            // every row, an L1 or L2 hit. Loaded with x's (before the
-            // reduction), its 4 slots held across the reduction made the
-            // bf16 kernel spill at the 64 registers of 1024 threads.
-            let w = T::unpack(&T::load(weight.wrapping_add(c as usize), n));
-            let mut h = [0f32; 8];
-            let mut amax = 0f32;
-            unroll8!(i => {
-                h[i] = rms_apply(y[i], inv, w[i]);
-                amax = nan_max_abs(amax, h[i]);
-            });
-            let mut offset = tpg as u32 / 2;
-            while offset > 0 {
-                amax = nan_max_abs(amax, shfl_xor(amax, offset));
-                offset /= 2;
-            }
-            let scale = group_scale(amax, eps, fp8_max, mode);
-            let codes = GroupQuantizer::new(format, scale, fp8_max).quantize8(&h);
-            if whole {
-                if n > 0 {
-                    store_whole(dst.wrapping_add(c as usize), codes);
-                }
-            } else {
-                store_chunk(dst.wrapping_add(c as usize), codes, valid(opaque_u64(cols), s as u64));
-            }
-            let g = c >> gs.trailing_zeros();
-            if (s as u64 * threads + tid) & (tpg - 1) == 0 && g < groups {
-                write_scale(scales, layout, 0, row, g, rows, groups, scale, row + 1 == rows);
-            }
+            T::write_staged(row_buf + (s as u32 * threads as u32 + tid as u32) * bytes, 16, &ys[s]);
         }
     });
+    sync_threads();
+    let gs = group_size as u64;
+    // (GS is 32, 64 or 128: 1, 2 or 4 threads of 4 chunks a group.)
+    let tpg = gs / (4 * ELEMS_PER_THREAD);
+    let groups = (cols >> gs.trailing_zeros()) + (cols & (gs - 1) != 0) as u64;
+    let (g, l) = (tid / tpg, tid % tpg);
+    let active = g < groups;
+    let chunk = |c: usize| g * (gs / ELEMS_PER_THREAD) + l + tpg * c as u64;
+    let col = |c: usize| chunk(c) * ELEMS_PER_THREAD;
+    let valid = |cols: u64, c: usize| if active { cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD) } else { 0 };
+    let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
+    let mut h = [[0f32; 8]; 4];
+    let mut amax = 0f32;
+    unroll4!(c => {
+        // Chunks past the row (and the idle threads' reads, inside the
+        // buffer of `threads * slots` chunks) hold zero y, and the weight
+        // loads nothing there: h is 0.
+        if active {
+            let y = T::unpack(&T::read_staged(row_buf + chunk(c) as u32 * bytes, 16));
+            let w = T::unpack(&T::load(weight.wrapping_add(col(c) as usize), valid(cols, c)));
+            unroll8!(i => {
+                h[c][i] = rms_apply(y[i], inv, w[i]);
+                amax = nan_max_abs(amax, h[c][i]);
+            });
+        }
+    });
+    let mut offset = tpg as u32 / 2;
+    while offset > 0 {
+        amax = nan_max_abs(amax, shfl_xor(amax, offset));
+        offset /= 2;
+    }
+    if !active {
+        return;
+    }
+    let scale = group_scale(amax, eps, fp8_max, mode);
+    let quantizer = GroupQuantizer::new(format, scale, fp8_max);
+    unroll4!(c => {
+        let (at, n) = (dst.wrapping_add(col(c) as usize), valid(cols, c));
+        let codes = quantizer.quantize8(&h[c]);
+        if whole {
+            if n > 0 {
+                store_whole(at, codes);
+            }
+        } else {
+            store_chunk(at, codes, valid(opaque_u64(cols), c));
+        }
+    });
+    if l == 0 {
+        write_scale(scales, layout, 0, row, g, rows, groups, scale, row + 1 == rows);
+    }
 }
 
 macro_rules! entry {
