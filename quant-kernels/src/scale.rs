@@ -169,11 +169,12 @@ impl Divider {
     }
 
     /// Whether [`Divider::divide_markstein`] gives this divider's quotients
-    /// (the reciprocal path with no post-factor: every float scale of the
-    /// default `eps` and `fp8_max`).
+    /// (the reciprocal path: every float scale of the default `eps` and
+    /// `fp8_max`; its post-factor is always 1, only the division path
+    /// doubles after dividing).
     #[inline(always)]
     pub fn is_markstein(&self) -> bool {
-        self.path == DividePath::Markstein && self.post == 1.0
+        self.path == DividePath::Markstein
     }
 
     /// [`Divider::divide_all`] on the Markstein path, with no test: for a
@@ -182,6 +183,9 @@ impl Divider {
     pub fn divide_markstein<const N: usize>(&self, v: [f32; N], fma: impl Fn(f32, f32, f32) -> f32) -> [f32; N] {
         v.map(|x| {
             let q = x * self.recip;
+            // The residual is computed negated, `q * scale - x`, so that
+            // x = -0 gives -0 (with `x - q * scale` it would be +0, and so
+            // would the corrected quotient).
             let neg_residual = fma(q, self.scale, -x);
             fma(-neg_residual, self.recip, q)
         })
@@ -193,9 +197,6 @@ impl Divider {
     pub fn divide_all<const N: usize>(&self, v: [f32; N], fma: impl Fn(f32, f32, f32) -> f32) -> [f32; N] {
         match self.path {
             DividePath::Power2 => v.map(|x| x * self.recip),
-            // The residual is computed negated, `q * scale - x`, so that
-            // x = -0 gives -0 (with `x - q * scale` it would be +0, and so
-            // would the corrected quotient).
             DividePath::Markstein => self.divide_markstein(v, fma),
             DividePath::Divide => v.map(|x| x / self.scale * self.post),
         }

@@ -14,10 +14,10 @@ use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 use quant_kernels::abi::{Kernel, KernelParams};
 use quant_kernels::fused::rms_shared_bytes;
 use quant_kernels::fused_abi::{FusedGroupKernel, FusedGroupParams, RmsNormKernel, RmsNormParams};
+use quant_kernels::geometry::ELEMS_PER_CHUNK;
 
 /// Dynamic shared memory a launch may use without raising the function's limit.
 const DEFAULT_MAX_SMEM: u32 = 48 * 1024;
-use quant_kernels::geometry::ELEMS_PER_CHUNK;
 
 /// A parameter block as a kernel argument (cudarc copies its bytes).
 #[repr(transparent)]

@@ -37,7 +37,7 @@
 //! reference; the `ExactOps` they need are `fma.rn.f32` and `sqrt.rn.f32`.
 
 use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
-use super::{Bf16, GroupQuantizer, F16, F32};
+use super::{group_amax, Bf16, GroupQuantizer, F16, F32};
 use crate::fused::{
     f32_to_bf16_bits, f32_to_f16_bits, leaf_square_sum, packed_ue8m0_byte_index, rms_apply, rms_inverse, silu_mul,
     ue8m0_byte, ExactOps,
@@ -294,14 +294,8 @@ unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize>(
     }
 
     // 2. The group's amax: local, then across the group's lanes (every
-    // thread takes part in the shuffles; the amaxes are +0 or more, so
-    // `nan_max_abs` is `nan_max` in one instruction).
-    let mut amax = P::amax::<T, C>(&held);
-    let mut offset = tpg as u32 / 2;
-    while offset > 0 {
-        amax = nan_max_abs(amax, shfl_xor(amax, offset));
-        offset /= 2;
-    }
+    // thread takes part in the shuffles).
+    let amax = group_amax(P::amax::<T, C>(&held), tpg as u32);
     if !active {
         return;
     }
@@ -612,12 +606,7 @@ unsafe fn rms_norm_groups<T: Store8>(
                     h[i] = rms_apply(y[i], inv, w[i]);
                     amax = nan_max_abs(amax, h[i]);
                 });
-                let mut offset = tpg as u32 / 2;
-                while offset > 0 {
-                    amax = nan_max_abs(amax, shfl_xor(amax, offset));
-                    offset /= 2;
-                }
-                let scale = group_scale(amax, eps, fp8_max, mode);
+                let scale = group_scale(group_amax(amax, tpg as u32), eps, fp8_max, mode);
                 let codes = GroupQuantizer::new(format, scale, fp8_max).quantize8(&h);
                 if whole {
                     if n > 0 {
@@ -676,11 +665,7 @@ unsafe fn rms_norm_groups<T: Store8>(
             });
         }
     });
-    let mut offset = tpg as u32 / 2;
-    while offset > 0 {
-        amax = nan_max_abs(amax, shfl_xor(amax, offset));
-        offset /= 2;
-    }
+    let amax = group_amax(amax, tpg as u32);
     if !active {
         return;
     }

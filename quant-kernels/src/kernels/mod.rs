@@ -89,7 +89,7 @@ pub mod gemm_wgmma;
 pub mod token_group;
 
 use crate::element::{bf16_to_f32, f16_to_f32};
-use crate::instr::{clamp, fma};
+use crate::instr::{clamp, fma, nan_max_abs, shfl_xor};
 use crate::scale::Divider;
 use crate::Fp8Format;
 
@@ -131,6 +131,22 @@ impl Input for f32 {
     fn to_f32(self) -> f32 {
         self
     }
+}
+
+/// The amax of a group held by `lanes` adjacent lanes of the warp (a power
+/// of two up to 32, aligned), from each lane's `amax` over its own values:
+/// a butterfly of `nan_max_abs`. The amaxes are +0 or more, or NaN, so one
+/// `max.NaN` per step does what `scale::nan_max` does in three (a NaN comes
+/// out canonical, which the scale's division makes it anyway). Every lane
+/// of the warp must call it.
+#[inline(always)]
+pub(crate) fn group_amax(mut amax: f32, lanes: u32) -> f32 {
+    let mut offset = lanes / 2;
+    while offset > 0 {
+        amax = nan_max_abs(amax, shfl_xor(amax, offset));
+        offset /= 2;
+    }
+    amax
 }
 
 /// The per-element work of every quantizer for one group (or block):

@@ -28,10 +28,10 @@
 //! elements, or an odd base pointer) fall back to scalar loads and stores.
 
 use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
-use super::{Bf16, GroupQuantizer, F16, F32};
+use super::{group_amax, Bf16, GroupQuantizer, F16, F32};
 use crate::abi::TokenGroupParams;
 use crate::geometry::{token_group_banded, token_group_threads, TOKEN_GROUP_BAND};
-use crate::instr::{global_thread_index, nan_max_abs, opaque_u64, shfl_xor};
+use crate::instr::{global_thread_index, opaque_u64};
 use crate::scale::group_scale;
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
 
@@ -118,15 +118,7 @@ unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
             acc = T::fold_abs_max(acc, &raw[c]);
         }
     });
-    // (The amax is +0 or more, or NaN: `nan_max_abs` is one `max.NaN`
-    // where `nan_max` is three instructions, and the NaN it gives becomes
-    // the canonical NaN in the scale's division either way.)
-    let mut amax = T::abs_max_to_f32(acc);
-    let mut offset = threads_per_group as u32 / 2;
-    while offset > 0 {
-        amax = nan_max_abs(amax, shfl_xor(amax, offset));
-        offset /= 2;
-    }
+    let amax = group_amax(T::abs_max_to_f32(acc), threads_per_group as u32);
 
     // 3. Scale, then codes; 4. store them (8-byte stores when possible).
     let scale = group_scale(amax, eps, fp8_max, ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float));
