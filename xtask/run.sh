@@ -13,6 +13,11 @@
 #              count)
 #   large      memcheck over the >2^31-element test alone
 #   bench      the kernel benchmark (fp8q bench): bench.md/.json/.svg
+#   ab         the benchmark with the arguments after `--` on this build and
+#              on bin/fp8q-base (`cargo xtask gpu-bundle --base REV`),
+#              alternating, AB_ROUNDS rounds (default 2): every round's
+#              tables to ab.md, their rows to the log. For example
+#              run.sh ab -- --skip-quant --gemm --gemm-shapes 1,4096,8192
 #   all        tests sanitize large bench
 #   unpack     only unpack the gzipped binaries (then run them directly)
 # Logs go to $OUT (the device tool returns that folder; /tmp/gpu-bundle-out
@@ -82,6 +87,34 @@ run_bench() {
     bin/fp8q bench --out "$out" "$@" || status=1
 }
 
+run_ab() {
+    if [ ! -x bin/fp8q-base ]; then
+        echo "ab: no bin/fp8q-base: build the bundle with cargo xtask gpu-bundle --base REV"
+        status=1
+        return
+    fi
+    local base
+    base=$(cat bin/BASE 2>/dev/null || echo "?")
+    : >"$out/ab.md"
+    for round in $(seq 1 "${AB_ROUNDS:-2}"); do
+        for side in new base; do
+            local exe=bin/fp8q label="this build"
+            [ "$side" = base ] && exe=bin/fp8q-base label="base $base"
+            local dir
+            dir=$(mktemp -d)
+            if ! "$exe" bench --out "$dir" "$@" >"$dir/log" 2>&1; then
+                echo "ab: $label, round $round failed:"
+                tail -5 "$dir/log"
+                status=1
+            fi
+            { echo "# $label, round $round"; cat "$dir/bench.md" 2>/dev/null; echo; } >>"$out/ab.md"
+            echo "=== $label, round $round"
+            grep -E '^\| ' "$dir/bench.md" 2>/dev/null | grep -vE '^\|[-:| ]+\|$' | head -80
+            rm -rf "$dir"
+        done
+    done
+}
+
 for mode in "${modes[@]}"; do
     case "$mode" in
         tests) run_tests ;;
@@ -89,6 +122,7 @@ for mode in "${modes[@]}"; do
         memcheck | racecheck | initcheck | synccheck) sanitize "$mode" ;;
         large) large ;;
         bench) run_bench "$@" ;;
+        ab) run_ab "$@" ;;
         unpack) ;;
         all) run_tests; for tool in memcheck racecheck initcheck synccheck; do sanitize "$tool"; done; large; run_bench "$@" ;;
         *) echo "unknown mode $mode"; status=2 ;;

@@ -1,4 +1,4 @@
-//! `cargo xtask gpu-bundle`: the build-here, run-there loop of
+//! `cargo xtask gpu-bundle [--tests a,b] [--base REV]`: the build-here, run-there loop of
 //! `../shared/device.md`. Builds the release GPU test binaries (`tests/gpu_*`)
 //! and `fp8q` (the benchmark), strips them, and writes them with `run.sh` (from
 //! `xtask/run.sh`) into `target/gpu-bundle/`, a folder small enough to carry
@@ -11,7 +11,39 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-pub fn build(root: &Path) -> Result<()> {
+/// What `gpu-bundle` was asked for.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Only these GPU test binaries (`gpu_gemm`, ...); all when empty.
+    pub tests: Vec<String>,
+    /// A git revision whose `fp8q` goes in as `bin/fp8q-base`, for
+    /// `run.sh ab` (the same benchmark on both builds in one device call).
+    pub base: Option<String>,
+}
+
+impl Options {
+    /// `[--tests a,b] [--base REV]`.
+    pub fn parse(args: &[String]) -> Result<Self> {
+        let mut options = Self::default();
+        let mut rest = args.iter();
+        while let Some(arg) = rest.next() {
+            match arg.as_str() {
+                "--tests" => {
+                    let list = rest.next().context("--tests needs a list, e.g. gpu_gemm,gpu_quant")?;
+                    options.tests = list.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect();
+                    if let Some(bad) = options.tests.iter().find(|t| !t.starts_with("gpu_")) {
+                        bail!("--tests: {bad:?} is not a GPU test binary (tests/gpu_*.rs)");
+                    }
+                }
+                "--base" => options.base = Some(rest.next().context("--base needs a git revision")?.clone()),
+                other => bail!("gpu-bundle: unexpected argument {other:?} (--tests a,b | --base REV)"),
+            }
+        }
+        Ok(options)
+    }
+}
+
+pub fn build(root: &Path, options: &Options) -> Result<()> {
     let bundle = root.join("target").join("gpu-bundle");
     if bundle.exists() {
         std::fs::remove_dir_all(&bundle)?;
@@ -39,7 +71,8 @@ pub fn build(root: &Path) -> Result<()> {
         };
         // Only the GPU tests: everything else runs in CI, and the bundle must
         // stay well under the device tool's 64 MiB.
-        if is_test && name.starts_with("gpu_") {
+        let wanted = options.tests.is_empty() || options.tests.iter().any(|t| t == name);
+        if is_test && name.starts_with("gpu_") && wanted {
             copy_stripped(Path::new(exe), &bundle.join("tests").join(name))?;
         }
     }
@@ -62,6 +95,15 @@ pub fn build(root: &Path) -> Result<()> {
         }
     }
 
+    for name in &options.tests {
+        if !bundle.join("tests").join(format!("{name}.gz")).exists() && !bundle.join("tests").join(name).exists() {
+            bail!("--tests: no GPU test binary named {name:?}");
+        }
+    }
+    if let Some(rev) = &options.base {
+        build_base(root, rev, &bundle.join("bin"))?;
+    }
+
     for script in ["run.sh", "fp8q-4gib.sh"] {
         std::fs::copy(root.join("xtask").join(script), bundle.join(script))?;
         #[cfg(unix)]
@@ -76,6 +118,42 @@ pub fn build(root: &Path) -> Result<()> {
         bundle.display(),
         size as f64 / (1 << 20) as f64
     );
+    Ok(())
+}
+
+/// Builds `fp8q` at `rev` in a temporary worktree (its own target folder,
+/// `target/base`, kept between runs so that a rebuild is incremental) into
+/// `bin/fp8q-base`, with the resolved commit in `bin/BASE`.
+fn build_base(root: &Path, rev: &str, bin: &Path) -> Result<()> {
+    let git = |args: &[&str]| -> Result<String> {
+        let out = Command::new("git").args(args).current_dir(root).output().context("running git")?;
+        if !out.status.success() {
+            bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?;
+    let tree = root.join("target").join("base-worktree");
+    if tree.exists() {
+        let _ = git(&["worktree", "remove", "--force", &tree.to_string_lossy()]);
+        let _ = std::fs::remove_dir_all(&tree);
+        git(&["worktree", "prune"])?;
+    }
+    git(&["worktree", "add", "--detach", &tree.to_string_lossy(), &commit])?;
+    let target = root.join("target").join("base");
+    let status = Command::new("cargo")
+        .args(["build", "--release", "-p", "quant-host", "--bins"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(&tree)
+        .status();
+    let removed = git(&["worktree", "remove", "--force", &tree.to_string_lossy()]);
+    if !status.context("building the base fp8q")?.success() {
+        bail!("building fp8q at {rev} ({commit}) failed");
+    }
+    removed?;
+    copy_stripped(&target.join("release").join("fp8q"), &bin.join("fp8q-base"))?;
+    std::fs::write(bin.join("BASE"), format!("{commit}\n"))?;
+    eprintln!("xtask: bin/fp8q-base is fp8q at {rev} ({commit})");
     Ok(())
 }
 
@@ -96,4 +174,25 @@ fn walk_size(dir: &Path) -> Result<u64> {
         total += if meta.is_dir() { walk_size(&entry.path())? } else { meta.len() };
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Options;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Options> {
+        Options::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_parse_and_refuse_what_they_do_not_know() {
+        assert_eq!(parse(&[]).unwrap(), Options::default());
+        let o = parse(&["--tests", "gpu_gemm,gpu_quant", "--base", "main"]).unwrap();
+        assert_eq!(o.tests, ["gpu_gemm", "gpu_quant"]);
+        assert_eq!(o.base.as_deref(), Some("main"));
+        assert!(parse(&["--tests"]).is_err());
+        assert!(parse(&["--tests", "cpu_props"]).is_err());
+        assert!(parse(&["--base"]).is_err());
+        assert!(parse(&["--fast"]).is_err());
+    }
 }

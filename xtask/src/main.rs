@@ -9,8 +9,10 @@
 //!   safetensors and index parsing and a CPU quantize round trip (cargo-fuzz
 //!   on the pinned nightly), each target for N seconds (default 60); `test`
 //!   runs it with `FUZZ_SECONDS` (default 60) per target.
-//! - `gpu-bundle`: build the release test and benchmark binaries and a
-//!   `run.sh` into `target/gpu-bundle/`, to carry to the GPU machine.
+//! - `gpu-bundle [--tests a,b] [--base REV]`: build the release test and
+//!   benchmark binaries and a `run.sh` into `target/gpu-bundle/`, to carry
+//!   to the GPU machine; `--tests` keeps only the named GPU test binaries,
+//!   `--base` adds `fp8q` built at a git revision, for `run.sh ab`.
 //! - `sass <kernel> [--arch A] [--summary]`: one kernel's SASS (or its
 //!   opcode histogram) from the committed PTX, through ptxas and NVIDIA's
 //!   cuobjdump, without a GPU.
@@ -36,12 +38,12 @@ fn main() -> Result<()> {
             };
             ptx::build(&root, check)
         }
-        Some("gpu-bundle") => bundle::build(&root),
+        Some("gpu-bundle") => bundle::build(&root, &bundle::Options::parse(&args[1..])?),
         Some("test") => test(&root),
         Some("fuzz") => fuzz::run_cli(&root, &args[1..]),
         Some("sass") => sass::run_cli(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <build-ptx [--check] | test | fuzz [--seconds N] [target...] | gpu-bundle | sass <kernel> [--arch A] [--summary]>");
+            eprintln!("usage: cargo xtask <build-ptx [--check] | test | fuzz [--seconds N] [target...] | gpu-bundle [--tests a,b] [--base REV] | sass <kernel> [--arch A] [--summary]>");
             std::process::exit(2);
         }
     }
