@@ -61,6 +61,7 @@ pub fn build(root: &Path, options: &Options) -> Result<()> {
     if !output.status.success() {
         bail!("building the test binaries failed");
     }
+    let mut gpu_tests = Vec::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -71,10 +72,17 @@ pub fn build(root: &Path, options: &Options) -> Result<()> {
         };
         // Only the GPU tests: everything else runs in CI, and the bundle must
         // stay well under the device tool's 64 MiB.
-        let wanted = options.tests.is_empty() || options.tests.iter().any(|t| t == name);
-        if is_test && name.starts_with("gpu_") && wanted {
+        if !(is_test && name.starts_with("gpu_")) {
+            continue;
+        }
+        gpu_tests.push(name.to_owned());
+        if options.tests.is_empty() || options.tests.iter().any(|t| t == name) {
             copy_stripped(Path::new(exe), &bundle.join("tests").join(name))?;
         }
+    }
+    // Before the longer builds below, so that a misspelt name fails fast.
+    if let Some(missing) = options.tests.iter().find(|t| !gpu_tests.contains(t)) {
+        bail!("--tests: no GPU test binary named {missing:?} (there are: {})", gpu_tests.join(", "));
     }
 
     // fp8q, which holds the benchmark.
@@ -95,11 +103,6 @@ pub fn build(root: &Path, options: &Options) -> Result<()> {
         }
     }
 
-    for name in &options.tests {
-        if !bundle.join("tests").join(format!("{name}.gz")).exists() && !bundle.join("tests").join(name).exists() {
-            bail!("--tests: no GPU test binary named {name:?}");
-        }
-    }
     if let Some(rev) = &options.base {
         build_base(root, rev, &bundle.join("bin"))?;
     }
