@@ -449,7 +449,7 @@ fn wgmma_shapes() {
         // 256 x 128 too in the first) with M, N and K tails.
         (2100, 4000, 400),
         (1500, 2560, 272),
-        // Decode sizes: the planned mode takes the decode kernel, the
+        // Decode sizes: the planned mode takes the streaming kernel, the
         // forced tiles the `wgmma` kernel with split-K.
         (1, 4096, 1024),
         (3, 129, 144),
@@ -466,6 +466,40 @@ fn wgmma_shapes() {
     // Prefill-sized problems, sampled.
     run_modes(&dev, 2048, 2112, 7168, f, &[ScaleLayout::ColMajorTmaAligned], &OUTPUTS, &modes[..2], None, &mut rng);
     run_modes(&dev, 4096, 7168, 2048, f, &[ScaleLayout::RowMajor], &[OutputType::Bf16], &modes, None, &mut rng);
+}
+
+/// The streaming decode kernel (M <= 16 on Hopper, both precision modes):
+/// every slab layout it plans (8-row slabs with 8 warps taking the k-blocks
+/// in turn, 24-row ones with 3 groups of 2, up to 256-row ones with 4 tiles
+/// a warp), CTAs that stream several slabs (more slabs than SMs), rows
+/// `r + 8` of A present or not (M above or up to 8), N and K tails (K not a
+/// multiple of 128, fewer k-blocks than warps sharing them), every scale
+/// layout and output.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn stream_decode_shapes() {
+    let dev = gpu();
+    let mut rng = Rng::new(seed());
+    let f = Fp8Format::E4M3Fn;
+    let modes: [Mode; 2] = [(GemmPrecision::Fast, None), (GemmPrecision::Precise, None)];
+    for &(m, n, k) in &[
+        (1, 1, 16),
+        (1, 7, 128),
+        (2, 100, 144),
+        (8, 513, 1040),
+        (9, 2112, 256),
+        (16, 3000, 272),
+        (15, 4096, 1024),
+        (1, 7168, 2048),
+        (4, 24576, 384),
+        (5, 34000, 256),
+        (16, 40001, 128),
+        (3, 65544, 144),
+    ] {
+        run_modes(&dev, m, n, k, f, &ScaleLayout::ALL, &OUTPUTS, &modes[..1], None, &mut rng);
+        let layout = ScaleLayout::ALL[m % 3];
+        run_modes(&dev, m, n, k, f, &[layout], &OUTPUTS, &modes[1..], None, &mut rng);
+    }
 }
 
 /// The 2-CTA cluster kernels (A multicast), where the planner or a forced

@@ -37,6 +37,7 @@ pub mod fused_abi;
 pub mod geometry;
 pub mod layout;
 pub mod scale;
+pub mod stream_contract;
 pub mod wgmma_contract;
 
 #[cfg(target_arch = "nvptx64")]

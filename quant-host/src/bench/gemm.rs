@@ -184,7 +184,7 @@ fn problem(
             k,
             precision: cfg.precision.name(),
             scale_layout: layout.name(),
-            tile: tile.name(),
+            tile,
             forced,
             clustered,
             unicast: path == Path::Unicast,

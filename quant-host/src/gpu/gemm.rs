@@ -34,9 +34,10 @@ use cudarc::driver::sys::{
 };
 use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DeviceRepr, PushKernelArg};
 use quant_kernels::gemm_contract::GemmMmaParams;
+use quant_kernels::stream_contract::{gemm_stream_kernel, GemmStreamParams, GEMM_STREAM_MAX_M};
 use quant_kernels::wgmma_contract::{
     gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel, gemm_wgmma_multicast_kernel, GemmOut,
-    GemmPrecision, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_EPI_COLS,
+    GemmPrecision, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_EPI_COLS, GEMM_SMEM_LIMIT,
 };
 use quant_kernels::{Fp8Format, ScaleLayout};
 
@@ -57,6 +58,8 @@ struct WgmmaFunctions {
     multicast: Vec<((GemmTile, GemmOut), CudaFunction, u32)>,
     /// The split-K reduction, `[output]`.
     reduce: [CudaFunction; 2],
+    /// The streaming decode GEMM (M <= 16), `[output]`.
+    stream: [CudaFunction; 2],
 }
 
 impl WgmmaFunctions {
@@ -130,7 +133,12 @@ impl GemmFunctions {
             }
             let reduce =
                 [get(gemm_splitk_reduce_kernel(GemmOut::Bf16))?, get(gemm_splitk_reduce_kernel(GemmOut::F32))?];
-            Some(WgmmaFunctions { kernels, multicast, reduce })
+            let stream = [get(gemm_stream_kernel(GemmOut::Bf16))?, get(gemm_stream_kernel(GemmOut::F32))?];
+            for f in &stream {
+                // Every slab's ring fits this (`StreamLayout::smem_bytes`).
+                f.set_attribute(MAX_SMEM, GEMM_SMEM_LIMIT as i32)?;
+            }
+            Some(WgmmaFunctions { kernels, multicast, reduce, stream })
         } else {
             None
         };
@@ -430,16 +438,21 @@ pub(crate) fn mm_fp8_blockscale_on(
     let functions = gpu.gemm_functions()?;
     let ops = gemm_mma::Operands { a, a_scales, b, b_scales };
 
-    // The Hopper kernel first: at M <= 16 (`Fast`) it splits K over 64-row
-    // tiles (TMA zero-fills the rows past M) and streams B faster than the
-    // decode-sized kernel (measured 1.15-1.5x on H200). `Precise` there
-    // takes the decode kernel, whose exact f32 block sums cost it nothing
-    // at that size (`Precise` has only the 128-row tile).
-    let decode_precise = m <= SMALL_M && cfg.precision == GemmPrecision::Precise;
-    if let Some(wgmma) =
-        functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path != Path::MmaSync && !decode_precise)
-    {
-        if launch_wgmma(gpu, wgmma, a, a_scales, b, b_scales, shape, cfg, &mut c, path == Path::Best)? {
+    // The Hopper kernels first. At M <= 16 (unless a tile is forced) the
+    // streaming kernel, in both precision modes (its `mma.sync` block sums
+    // are exact in f32); otherwise `wgmma`.
+    let hopper = functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path != Path::MmaSync);
+    if let Some(wgmma) = hopper {
+        let stream = m <= GEMM_STREAM_MAX_M as usize && cfg.tile.is_none();
+        if stream && launch_stream(gpu, wgmma, a, a_scales, b, b_scales, shape, cfg, &mut c)? {
+            return Ok(());
+        }
+        // `Precise` at M <= 16 without the streaming kernel takes the
+        // decode-sized `mma.sync` kernel (`Precise` has only the 128-row tile).
+        let decode_precise = m <= SMALL_M && cfg.precision == GemmPrecision::Precise;
+        if !decode_precise
+            && launch_wgmma(gpu, wgmma, a, a_scales, b, b_scales, shape, cfg, &mut c, path == Path::Best)?
+        {
             return Ok(());
         }
     }
@@ -482,10 +495,7 @@ fn launch_wgmma(
     let kb = shape.k_blocks() as u64;
     let (a_ptr, a_guard) = a.device_ptr(stream);
     let (b_ptr, b_guard) = b.device_ptr(stream);
-    // TMA: row pitch and base 16-byte aligned, coordinates in i32.
-    let tma_ok =
-        k % 16 == 0 && k > 0 && a_ptr % 16 == 0 && b_ptr % 16 == 0 && [m, n, k].iter().all(|&d| d < (1u64 << 31) - 256);
-    if !tma_ok {
+    if !tma_reads(a_ptr, b_ptr, m, n, k) {
         return Ok(false);
     }
     let out = match c {
@@ -511,11 +521,7 @@ fn launch_wgmma(
     let sb = tm.slot(stream, (b_ptr, n, k, plan.tile.cols(), MapKind::Operand), &[sa])?;
     let bf16_out = matches!(c, GpuGemmOut::Bf16(_));
     let (m32, n32) = (m as u32, n as u32);
-    let (a_scale_row_stride, a_scale_kb_stride) = match cfg.a_scale_layout {
-        ScaleLayout::RowMajor => (kb, 1),
-        ScaleLayout::ColMajor => (1, m),
-        ScaleLayout::ColMajorTmaAligned => (1, ScaleLayout::ColMajorTmaAligned.padded_rows(m)),
-    };
+    let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
     let (sa_ptr, sa_guard) = a_scales.device_ptr(stream);
     let (sb_ptr, sb_guard) = b_scales.device_ptr(stream);
     let mut scratch = gpu.gemm_scratch();
@@ -596,14 +602,117 @@ fn launch_wgmma(
     Ok(true)
 }
 
-/// The tile, the K split and whether 2-CTA clusters run it: what the
-/// `wgmma` path would do for `shape` and `cfg` on `gpu` along `path` (for
+/// Whether TMA can read A `[m, k]` at `a` and B `[n, k]` at `b`: row pitch
+/// and bases 16-byte aligned, coordinates in i32.
+fn tma_reads(a: u64, b: u64, m: u64, n: u64, k: u64) -> bool {
+    k.is_multiple_of(16)
+        && k > 0
+        && a.is_multiple_of(16)
+        && b.is_multiple_of(16)
+        && [m, n, k].iter().all(|&d| d < (1u64 << 31) - 256)
+}
+
+/// `(row stride, k-block stride)` of A's scales in `layout`, in elements.
+fn a_scale_strides(layout: ScaleLayout, m: u64, k_blocks: u64) -> (u64, u64) {
+    match layout {
+        ScaleLayout::RowMajor => (k_blocks, 1),
+        ScaleLayout::ColMajor => (1, m),
+        ScaleLayout::ColMajorTmaAligned => (1, ScaleLayout::ColMajorTmaAligned.padded_rows(m)),
+    }
+}
+
+/// The streaming decode GEMM (M <= 16): returns `false` (nothing queued)
+/// where TMA cannot read the operands.
+#[allow(clippy::too_many_arguments)]
+fn launch_stream(
+    gpu: &Gpu,
+    wgmma: &WgmmaFunctions,
+    a: &CudaSlice<u8>,
+    a_scales: &CudaSlice<f32>,
+    b: &CudaSlice<u8>,
+    b_scales: &CudaSlice<f32>,
+    shape: GemmShape,
+    cfg: &GemmConfig,
+    c: &mut GpuGemmOut<'_>,
+) -> Result<bool> {
+    let stream = gpu.stream();
+    let (m, n, k) = (shape.m() as u64, shape.n() as u64, shape.k() as u64);
+    let kb = shape.k_blocks() as u64;
+    let (a_ptr, a_guard) = a.device_ptr(stream);
+    let (b_ptr, b_guard) = b.device_ptr(stream);
+    if !tma_reads(a_ptr, b_ptr, m, n, k) {
+        return Ok(false);
+    }
+    let (layout, config) = launch::gemm_stream(n, gpu.multiprocessor_count() as u64)?;
+    let mut maps = gpu.gemm_maps();
+    let tm = match &mut *maps {
+        Some(tm) => tm,
+        slot @ None => slot.insert(TensorMaps::new(stream)?),
+    };
+    let sa = tm.slot(stream, (a_ptr, m, k, GEMM_STREAM_MAX_M, MapKind::Operand), &[])?;
+    let sb = tm.slot(stream, (b_ptr, n, k, layout.slab, MapKind::Operand), &[sa])?;
+    let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
+    let (sa_ptr, sa_guard) = a_scales.device_ptr(stream);
+    let (sb_ptr, sb_guard) = b_scales.device_ptr(stream);
+    let function = &wgmma.stream[c.out() as usize];
+    let (c_ptr, c_guard) = match &mut *c {
+        GpuGemmOut::Bf16(s) => s.device_ptr(stream),
+        GpuGemmOut::F32(s) => s.device_ptr(stream),
+    };
+    let (base, maps_guard) = tm.device.device_ptr(stream);
+    let params = StreamLaunchParams(GemmStreamParams {
+        map_a: base + (sa * MAP_BYTES) as u64,
+        map_b: base + (sb * MAP_BYTES) as u64,
+        a_scales: sa_ptr,
+        b_scales: sb_ptr,
+        c: c_ptr,
+        a_scale_row_stride,
+        a_scale_kb_stride,
+        m: m as u32,
+        n: n as u32,
+        k_blocks: kb as u32,
+        slab: layout.slab,
+    });
+    let mut builder = stream.launch_builder(function);
+    builder.arg(&params);
+    // SAFETY: the kernel takes one `GemmStreamParams`, passed by value: the
+    // two slots hold maps of exactly A (box 16 rows) and B (box `slab`
+    // rows), keyed by address, shape and box rows, with k > 0 and
+    // 16-byte-aligned rows (`tma_reads`), 64-byte aligned in device memory;
+    // 1 <= m <= 16 (the caller) and the lengths of A, B, the scales (in the
+    // layout whose strides these are) and C checked by the caller; the
+    // threads, shared memory and grid (at most one CTA per slab) are the
+    // slab's `StreamLayout`'s, from `launch::gemm_stream`.
+    unsafe { builder.launch(config) }?;
+    drop((c_guard, a_guard, b_guard, sa_guard, sb_guard, maps_guard));
+    Ok(true)
+}
+
+/// The streaming kernel's parameter block as a launch argument.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct StreamLaunchParams(GemmStreamParams);
+
+// SAFETY: a `#[repr(C)]` struct of integers, copied into the launch's
+// parameter buffer byte for byte as the kernel declares it.
+unsafe impl DeviceRepr for StreamLaunchParams {}
+
+/// The tile (`stream` for the streaming decode kernel), the K split and
+/// whether 2-CTA clusters run it: what the Hopper path would do for `shape` and `cfg` on `gpu` along `path` (for
 /// the benchmark's report).
 #[cfg(feature = "bench")]
-pub(crate) fn wgmma_plan(gpu: &Gpu, shape: GemmShape, cfg: &GemmConfig, path: Path) -> Result<(GemmTile, u32, bool)> {
+pub(crate) fn wgmma_plan(
+    gpu: &Gpu,
+    shape: GemmShape,
+    cfg: &GemmConfig,
+    path: Path,
+) -> Result<(&'static str, u32, bool)> {
     let wgmma = gpu.gemm_functions()?.wgmma.as_ref();
+    if wgmma.is_some() && shape.m() <= GEMM_STREAM_MAX_M as usize && cfg.tile.is_none() && path != Path::MmaSync {
+        return Ok(("stream", 1, false));
+    }
     let plan = wgmma_launch_plan(gpu, wgmma, shape, cfg, GemmOut::Bf16, path == Path::Best)?;
-    Ok((plan.tile, plan.splits, plan.clustered))
+    Ok((plan.tile.name(), plan.splits, plan.clustered))
 }
 
 /// The kernel parameter block as a launch argument (passed by value).

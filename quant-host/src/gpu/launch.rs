@@ -4,6 +4,7 @@ use crate::error::{QuantError, Result};
 use cudarc::driver::LaunchConfig;
 
 use quant_kernels::geometry::{block_quant_stage_bytes, BLOCK_QUANT_SMEM_HEADER, MAX_STAGES};
+use quant_kernels::stream_contract::{StreamLayout, GEMM_STREAM_MAX_SLAB};
 use quant_kernels::wgmma_contract::{GemmPrecision, GemmTile};
 
 /// Threads per block of the element-wise and per-group kernels, and the
@@ -296,6 +297,39 @@ pub(crate) fn gemm_wgmma_clusters(m: u64, n: u64, tile: GemmTile, multiprocessor
     u32::try_from(clusters * cluster).ok().filter(|&g| g < 1 << 31)
 }
 
+/// How the streaming decode GEMM (`gemm_stream_*`, M <= 16) runs a
+/// problem with `n` rows of B on `multiprocessors` SMs: the slab (rows of B
+/// per unit of work) and the grid.
+///
+/// Each SM streams its slabs at about the same rate, so the time goes with
+/// the rows of B the busiest CTA reads: `ceil(units / grid) * slab`. The
+/// slab is the multiple of 8 (up to 256, a TMA box) that makes that least,
+/// ties to the larger slab (fewer slab epilogues). 1 x 4096: 128 slabs of
+/// 32 rows; 1 x 7168: 128 of 56; 1 x 32768: 128 of 256.
+pub(crate) fn gemm_stream(n: u64, multiprocessors: u64) -> Result<(StreamLayout, LaunchConfig)> {
+    let sms = multiprocessors.max(1);
+    let mut best: Option<(u64, u32)> = None;
+    for slab in (8..=GEMM_STREAM_MAX_SLAB).step_by(8) {
+        let units = n.div_ceil(slab as u64);
+        let rows = units.div_ceil(sms).saturating_mul(slab as u64);
+        if best.is_none_or(|(r, _)| rows <= r) {
+            best = Some((rows, slab));
+        }
+    }
+    let slab = best.map_or(GEMM_STREAM_MAX_SLAB, |(_, s)| s);
+    let layout = StreamLayout::new(slab).ok_or(QuantError::TooLarge("GEMM slab"))?;
+    let grid = n.div_ceil(slab as u64).min(sms);
+    let grid = u32::try_from(grid).map_err(|_| QuantError::TooLarge("GEMM grid"))?;
+    Ok((
+        layout,
+        LaunchConfig {
+            grid_dim: (grid.max(1), 1, 1),
+            block_dim: (layout.threads(), 1, 1),
+            shared_mem_bytes: layout.smem_bytes(),
+        },
+    ))
+}
+
 /// The split-K reduction's grid: one thread per 4 elements of C.
 pub(crate) fn gemm_split_reduce(len: u64) -> Result<LaunchConfig> {
     linear(len.div_ceil(4))
@@ -364,6 +398,27 @@ mod tests {
         assert_eq!(token_group(1025, 1, 128, 4, 0).unwrap().grid_dim.0, 33);
         assert_eq!(token_group(1025, 56, 128, 4, 2).unwrap().grid_dim.0, 1032 * 56 * 4 / 128);
         assert!(token_group(u64::MAX, 1, 128, 4, 1).is_err());
+    }
+
+    #[test]
+    fn stream_slabs_share_out_evenly() {
+        let plan = |n| {
+            let (l, c) = gemm_stream(n, 132).unwrap();
+            (l.slab, c.grid_dim.0)
+        };
+        assert_eq!(plan(4096), (32, 128));
+        assert_eq!(plan(7168), (56, 128));
+        assert_eq!(plan(32768), (256, 128));
+        assert_eq!(plan(24576), (192, 128));
+        // More slabs than SMs: the CTAs loop (391 slabs of 168 rows, 3 per
+        // CTA at most: 504 rows, where 256-row slabs would take 512).
+        assert_eq!(plan(65536), (168, 132));
+        assert_eq!(plan(1), (8, 1));
+        for n in [1u64, 7, 8, 100, 512, 2112, 18432, 1 << 24] {
+            let (l, c) = gemm_stream(n, 132).unwrap();
+            assert!(c.grid_dim.0 as u64 <= 132 && c.grid_dim.0 as u64 <= n.div_ceil(l.slab as u64));
+            assert_eq!(c.block_dim.0, l.threads());
+        }
     }
 
     #[test]

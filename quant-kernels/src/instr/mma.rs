@@ -138,3 +138,35 @@ pub unsafe fn ld_global_cg_f32(p: *const f32) -> f32 {
     asm!("ld.global.cg.f32 {v}, [{p}];", v = out(reg32) v, p = in(reg64) p as u64, options(nostack, readonly));
     v
 }
+
+/// Reads the global f32 at `p` through the read-only path (`ld.global.nc`,
+/// cached in L1): scales that every warp of a CTA reads again.
+#[inline(always)]
+pub unsafe fn ld_global_nc_f32(p: *const f32) -> f32 {
+    let v: f32;
+    asm!("ld.global.nc.f32 {v}, [{p}];", v = out(reg32) v, p = in(reg64) p as u64, options(pure, readonly, nostack));
+    v
+}
+
+/// Four E4M3FN codes (a 32-bit word) as two f16x2 words: codes 0 and 1,
+/// then 2 and 3 (`cvt.rn.f16x2.e4m3x2`, exact: every E4M3FN value, NaN
+/// included, is an f16; sm_89+).
+#[cfg(target_feature = "sm_90")]
+#[inline(always)]
+pub fn e4m3x4_to_f16x2(w: u32) -> [u32; 2] {
+    let (lo, hi): (u32, u32);
+    // SAFETY: register-only conversions; the module is sm_90.
+    unsafe {
+        asm!(
+            "{{",
+            ".reg .b16 l, h;",
+            "mov.b32 {{l, h}}, {w};",
+            "cvt.rn.f16x2.e4m3x2 {lo}, l;",
+            "cvt.rn.f16x2.e4m3x2 {hi}, h;",
+            "}}",
+            w = in(reg32) w, lo = out(reg32) lo, hi = out(reg32) hi,
+            options(pure, nomem, nostack),
+        )
+    };
+    [lo, hi]
+}

@@ -85,6 +85,8 @@ pub mod gemm_reduce;
 #[cfg(target_feature = "sm_90a")]
 pub(crate) mod gemm_schedule;
 #[cfg(target_feature = "sm_90a")]
+pub mod gemm_stream;
+#[cfg(target_feature = "sm_90a")]
 pub mod gemm_wgmma;
 pub mod token_group;
 
