@@ -88,6 +88,33 @@ impl StreamLayout {
         1024 + stages * (stage + 16) + GEMM_STREAM_REDUCE_BYTES
     }
 
+    /// The `i`-th tile (of 8 rows) of `group`, if the slab has it.
+    #[inline]
+    pub const fn tile(&self, group: u32, i: u32) -> Option<u32> {
+        let j = group + self.groups * i;
+        if i < GEMM_STREAM_MAX_TILES_PER_WARP && j < self.tiles {
+            Some(j)
+        } else {
+            None
+        }
+    }
+
+    /// The first k-block of a slab that `phase` takes, when the slab's
+    /// first k-block is the CTA's k-block number `c0` (the phases take the
+    /// CTA's stream in turn, across slabs: number `c` to phase `c %
+    /// phases`); the phase then steps by `phases`.
+    #[inline]
+    pub const fn first_kblock(&self, phase: u32, c0: u32) -> u32 {
+        phase.wrapping_sub(c0) & (self.phases - 1)
+    }
+
+    /// `(stage, parity)` of the CTA's k-block number `c` in the ring (the
+    /// count may wrap: the stage count divides 2^32).
+    #[inline]
+    pub const fn slot(&self, c: u32) -> (u32, u32) {
+        (c & (self.stages() - 1), (c >> self.stages_log2) & 1)
+    }
+
     /// Stages of the ring.
     #[inline]
     pub const fn stages(&self) -> u32 {
@@ -162,6 +189,7 @@ pub const fn gemm_stream_kernel(out: GemmOut) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     #[test]
@@ -189,6 +217,50 @@ mod tests {
         for bad in [0, 4, 12, 264] {
             assert!(StreamLayout::new(bad).is_none(), "{bad}");
         }
+    }
+
+    /// The consumers' walk, as the kernel does it, covers each k-block of
+    /// each slab once, in the warp of phase `c % phases` for the CTA's
+    /// k-block number `c` (the producer's order), and every group's tiles
+    /// cover the slab once.
+    #[test]
+    fn phases_take_every_kblock_once_in_the_producers_order() {
+        for slab in [8, 16, 24, 32, 56, 64, 96, 128, 168, 256] {
+            let l = StreamLayout::new(slab).unwrap();
+            let mut tiles = std::vec![0u32; l.tiles as usize];
+            for g in 0..l.groups {
+                for i in 0..8 {
+                    if let Some(j) = l.tile(g, i) {
+                        tiles[j as usize] += 1;
+                    }
+                }
+            }
+            assert!(tiles.iter().all(|&t| t == 1), "{slab}: {tiles:?}");
+            for k_blocks in [1u32, 2, 3, 7, 8, 9, 64, 129] {
+                for slabs in [1u32, 2, 3] {
+                    let mut seen = std::vec![0u32; (slabs * k_blocks) as usize];
+                    for phase in 0..l.phases {
+                        let mut c0 = 0u32;
+                        for u in 0..slabs {
+                            let mut kb = l.first_kblock(phase, c0);
+                            while kb < k_blocks {
+                                let c = c0 + kb;
+                                assert_eq!(c % l.phases, phase);
+                                assert_eq!(l.slot(c), (c % l.stages(), (c / l.stages()) % 2));
+                                seen[(u * k_blocks + kb) as usize] += 1;
+                                kb += l.phases;
+                            }
+                            c0 += k_blocks;
+                        }
+                    }
+                    assert!(seen.iter().all(|&s| s == 1), "slab {slab}, {k_blocks} k-blocks, {slabs} slabs");
+                }
+            }
+        }
+        // The counter may wrap.
+        let l = StreamLayout::new(32).unwrap();
+        assert_eq!(l.slot(u32::MAX).0, l.stages() - 1);
+        assert_eq!(l.slot(u32::MAX.wrapping_add(1)), (0, 0));
     }
 
     #[test]

@@ -73,8 +73,6 @@ struct Ring {
     /// Stage 0 (1024-byte aligned); stage `s` at `stages + s * stage_bytes`.
     stages: u32,
     stage_bytes: u32,
-    /// log2 of the stage count.
-    log2: u32,
     /// The phases' partials (see [`GEMM_STREAM_REDUCE_BYTES`]).
     reduce: u32,
     /// `full[s]` at `full + 8 s`, `empty[s]` at `empty + 8 s`.
@@ -85,9 +83,9 @@ struct Ring {
 impl Ring {
     /// `(stage address, full, empty, parity)` of the CTA's k-block number `c`.
     #[inline(always)]
-    fn at(&self, c: u32) -> (u32, u32, u32, u32) {
-        let s = c & ((1 << self.log2) - 1);
-        (self.stages + s * self.stage_bytes, self.full + 8 * s, self.empty + 8 * s, (c >> self.log2) & 1)
+    fn at(&self, l: &StreamLayout, c: u32) -> (u32, u32, u32, u32) {
+        let (s, parity) = l.slot(c);
+        (self.stages + s * self.stage_bytes, self.full + 8 * s, self.empty + 8 * s, parity)
     }
 }
 
@@ -108,8 +106,7 @@ unsafe fn gemm_stream<O: PredStore>(p: GemmStreamParams) {
     let stages = (shared_addr(smem) + 1023) & !1023;
     let reduce = stages + l.stages() * l.stage_bytes();
     let full = reduce + GEMM_STREAM_REDUCE_BYTES;
-    let ring =
-        Ring { stages, stage_bytes: l.stage_bytes(), log2: l.stages_log2, reduce, full, empty: full + 8 * l.stages() };
+    let ring = Ring { stages, stage_bytes: l.stage_bytes(), reduce, full, empty: full + 8 * l.stages() };
     let tid = nvptx::_thread_idx_x() as u32;
     let (warp, lane) = (warp_uniform(tid / 32), tid % 32);
     if tid == 0 {
@@ -144,7 +141,7 @@ unsafe fn produce(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs: u32)
     while u < slabs {
         let mut kb = 0;
         while kb < p.k_blocks {
-            let (stage, full, empty, parity) = ring.at(c);
+            let (stage, full, empty, parity) = ring.at(&l, c);
             mbar_wait(empty, parity ^ 1);
             mbar_arrive_expect_tx(full, l.stage_bytes());
             tma_load_2d(stage, p.map_a, kb * GEMM_KBLOCK, 0, full);
@@ -180,8 +177,7 @@ impl Scales {
         let last = (p.n - 1) / GEMM_KBLOCK;
         let mut b = [0f32; MAX_TILES];
         unroll4!(i => {
-            let j = group + l.groups * i as u32;
-            if j < l.tiles {
+            if let Some(j) = l.tile(group, i as u32) {
                 let nb = ((n0 + 8 * j) / GEMM_KBLOCK).min(last);
                 b[i] = ld_global_nc_f32((p.b_scales as *const f32).add((nb as u64 * p.k_blocks as u64 + kb as u64) as usize));
             }
@@ -230,15 +226,14 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
     while u < slabs {
         let n0 = u * l.slab;
         let mut acc = [[0f32; 4]; MAX_TILES];
-        // The first k-block of this phase: (c0 + kb) % phases == phase.
-        let mut kb = phase.wrapping_sub(c0) & (l.phases - 1);
+        let mut kb = l.first_kblock(phase, c0);
         // The scales one k-block of the phase ahead, so that their L2 trip
         // overlaps the previous k-block's work.
         let mut sc = Scales::load(p, &l, r, group, n0, kb.min(p.k_blocks - 1));
         while kb < p.k_blocks {
             let next = kb + l.phases;
             let sc_next = Scales::load(p, &l, r, group, n0, next.min(p.k_blocks - 1));
-            let (stage, full, empty, parity) = ring.at(c0.wrapping_add(kb));
+            let (stage, full, empty, parity) = ring.at(&l, c0.wrapping_add(kb));
             mbar_wait(full, parity);
             let a_lo = [
                 f16_chunk(ld_shared16(stage + 128 * r + chunk(0))),
@@ -251,8 +246,7 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
                 [[0; 8]; 2]
             };
             unroll4!(i => {
-                let j = group + l.groups * i as u32;
-                if j < l.tiles {
+                if let Some(j) = l.tile(group, i as u32) {
                     let row = stage + GEMM_STREAM_A_BYTES + 128 * (8 * j + r);
                     let mut part = [0f32; 4];
                     unroll2!(h => {
@@ -284,7 +278,7 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
             };
             if phase > 0 {
                 unroll4!(i => {
-                    if group + l.groups * (i as u32) < l.tiles {
+                    if l.tile(group, i as u32).is_some() {
                         st_shared16(slot(phase, i as u32), acc[i].map(f32::to_bits));
                     }
                 });
@@ -295,7 +289,7 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
                 let mut ph = 1;
                 while ph < l.phases {
                     unroll4!(i => {
-                        if group + l.groups * (i as u32) < l.tiles {
+                        if l.tile(group, i as u32).is_some() {
                             let v = ld_shared16(slot(ph, i as u32));
                             unroll4!(e => {
                                 acc[i][e] += f32::from_bits(v[e]);
@@ -311,8 +305,7 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
         }
         if phase == 0 {
             unroll4!(i => {
-                let j = group + l.groups * i as u32;
-                if j < l.tiles {
+                if let Some(j) = l.tile(group, i as u32) {
                     let col = n0 + 8 * j + 2 * q;
                     O::store_pair_if(c, p.m, p.n, r, col, acc[i][0], acc[i][1], pair_ok);
                     O::store_pair_if(c, p.m, p.n, r + 8, col, acc[i][2], acc[i][3], pair_ok);
