@@ -124,6 +124,21 @@ fn gpu() -> Device {
     }
 }
 
+/// A device whose GEMM kernels load with the environment variable `var` set
+/// to `value` (the library reads its GEMM switches once per device, when
+/// its first GEMM loads them: this runs one here, then unsets `var`).
+fn gpu_with_env(var: &str, value: &str) -> Device {
+    std::env::set_var(var, value);
+    let dev = gpu();
+    let f = Fp8Format::E4M3Fn;
+    let a = quant_a(&random_bf16(1, 128, 1), 1, 128, f, ScaleLayout::RowMajor);
+    let b = quant_b(&random_bf16(8, 128, 2), 8, 128, f);
+    let cfg = GemmConfig { a_scale_layout: ScaleLayout::RowMajor, output: OutputType::F32, ..Default::default() };
+    run_gpu(&dev, &upload(&dev, &a, &b, 1, 8, 128), 1, 8, &cfg);
+    std::env::remove_var(var);
+    dev
+}
+
 /// Device copies of one problem's operands.
 struct OnDevice {
     a: Tensor<u8>,
@@ -380,7 +395,8 @@ fn small_random_tails() {
     }
 }
 
-/// Every (N, K) of shapes.md at M in {1, 37, 256}.
+/// Every (N, K) of shapes.md at M in {1, 37, 256} (`Fast`), and at M = 1 in
+/// `Precise`.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn model_shapes() {
@@ -397,6 +413,11 @@ fn model_shapes() {
             for m in [1, 37, 256] {
                 run_case(&dev, m, n, k, format, &ScaleLayout::ALL, &OUTPUTS, Some((&q, &bd, &sbd)), &mut rng);
             }
+            // `Precise` at M = 1: the streaming kernel where the planner
+            // gives it the problem (large B), the decode kernel elsewhere.
+            let precise: &[Mode] = &[(GemmPrecision::Precise, None)];
+            let layout = &[ScaleLayout::ColMajorTmaAligned];
+            run_modes(&dev, 1, n, k, format, layout, &[OutputType::F32], precise, Some((&q, &bd, &sbd)), &mut rng);
         }
     }
 }
@@ -474,11 +495,13 @@ fn wgmma_shapes() {
 /// a warp), CTAs that stream several slabs (more slabs than SMs), rows
 /// `r + 8` of A present or not (M above or up to 8), N and K tails (K not a
 /// multiple of 128, fewer k-blocks than warps sharing them), every scale
-/// layout and output.
+/// layout and output. The planner gives it only large problems in
+/// `Precise` (where it measured faster), so the device here is set to take
+/// it at every M <= 16 (`QUANT_GEMM_STREAM=always`).
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn stream_decode_shapes() {
-    let dev = gpu();
+    let dev = gpu_with_env("QUANT_GEMM_STREAM", "always");
     let mut rng = Rng::new(seed());
     let f = Fp8Format::E4M3Fn;
     let modes: [Mode; 2] = [(GemmPrecision::Fast, None), (GemmPrecision::Precise, None)];
@@ -532,10 +555,8 @@ fn clusters_match_single_cta_bit_for_bit() {
             };
             // `with` loads its kernels (clusters included) at its first GEMM.
             let clustered = run_gpu(&with, &upload(&with, &a, &b, m, n, k), m, n, &cfg);
-            std::env::set_var("QUANT_GEMM_NO_CLUSTERS", "1");
-            let without = gpu();
+            let without = gpu_with_env("QUANT_GEMM_NO_CLUSTERS", "1");
             let single = run_gpu(&without, &upload(&without, &a, &b, m, n, k), m, n, &cfg);
-            std::env::remove_var("QUANT_GEMM_NO_CLUSTERS");
             let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
             let differ = bits(&clustered).iter().zip(&bits(&single)).filter(|(x, y)| x != y).count();
             assert_eq!(differ, 0, "M={m} N={n} K={k} {output:?} {tile:?}: {differ} elements differ");

@@ -110,6 +110,17 @@ pub enum QuantError {
         /// Where the tensor lives.
         actual: String,
     },
+    /// An environment variable the library reads holds a value it does not
+    /// know (rather than being ignored, which would hide a typo).
+    #[error("environment variable {name}={value:?}: expected {expected}")]
+    InvalidEnvironment {
+        /// The variable.
+        name: &'static str,
+        /// What it holds.
+        value: String,
+        /// The values it may hold.
+        expected: &'static str,
+    },
     /// No CUDA driver library could be loaded.
     #[error("no CUDA driver found (libcuda.so could not be loaded); use the CPU backend")]
     NoDriver,

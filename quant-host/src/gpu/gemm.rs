@@ -60,6 +60,8 @@ struct WgmmaFunctions {
     reduce: [CudaFunction; 2],
     /// The streaming decode GEMM (M <= 16), `[output]`.
     stream: [CudaFunction; 2],
+    /// Where it runs (`QUANT_GEMM_STREAM`, read once per `Gpu`).
+    stream_use: launch::StreamUse,
 }
 
 impl WgmmaFunctions {
@@ -138,7 +140,8 @@ impl GemmFunctions {
                 // Every slab's ring fits this (`StreamLayout::smem_bytes`).
                 f.set_attribute(MAX_SMEM, GEMM_SMEM_LIMIT as i32)?;
             }
-            Some(WgmmaFunctions { kernels, multicast, reduce, stream })
+            let stream_use = launch::StreamUse::parse(std::env::var_os(launch::StreamUse::VAR).as_deref())?;
+            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use })
         } else {
             None
         };
@@ -439,12 +442,11 @@ pub(crate) fn mm_fp8_blockscale_on(
     let ops = gemm_mma::Operands { a, a_scales, b, b_scales };
 
     // The Hopper kernels first. At M <= 16 (unless a tile is forced) the
-    // streaming kernel, in both precision modes (its `mma.sync` block sums
-    // are exact in f32); otherwise `wgmma`.
+    // streaming kernel where it pays (`launch::StreamUse`; its block sums
+    // are exact in f32, within either mode's tolerance); otherwise `wgmma`.
     let hopper = functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path != Path::MmaSync);
     if let Some(wgmma) = hopper {
-        let stream = m <= GEMM_STREAM_MAX_M as usize && cfg.tile.is_none();
-        if stream && launch_stream(gpu, wgmma, a, a_scales, b, b_scales, shape, cfg, &mut c)? {
+        if takes_stream(wgmma, shape, cfg) && launch_stream(gpu, wgmma, a, a_scales, b, b_scales, shape, cfg, &mut c)? {
             return Ok(());
         }
         // `Precise` at M <= 16 without the streaming kernel takes the
@@ -708,11 +710,18 @@ pub(crate) fn wgmma_plan(
     path: Path,
 ) -> Result<(&'static str, u32, bool)> {
     let wgmma = gpu.gemm_functions()?.wgmma.as_ref();
-    if wgmma.is_some() && shape.m() <= GEMM_STREAM_MAX_M as usize && cfg.tile.is_none() && path != Path::MmaSync {
+    if wgmma.is_some_and(|w| takes_stream(w, shape, cfg)) && path != Path::MmaSync {
         return Ok(("stream", 1, false));
     }
     let plan = wgmma_launch_plan(gpu, wgmma, shape, cfg, GemmOut::Bf16, path == Path::Best)?;
     Ok((plan.tile.name(), plan.splits, plan.clustered))
+}
+
+/// Whether the planner gives `shape` to the streaming kernel (a forced
+/// tile names a `wgmma` kernel, so it never does).
+fn takes_stream(wgmma: &WgmmaFunctions, shape: GemmShape, cfg: &GemmConfig) -> bool {
+    let (m, n, k) = (shape.m() as u64, shape.n() as u64, shape.k() as u64);
+    cfg.tile.is_none() && wgmma.stream_use.takes(m, n, k, cfg.precision)
 }
 
 /// The kernel parameter block as a launch argument (passed by value).

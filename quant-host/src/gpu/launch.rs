@@ -330,6 +330,62 @@ pub(crate) fn gemm_stream(n: u64, multiprocessors: u64) -> Result<(StreamLayout,
     ))
 }
 
+/// When `mm_fp8_blockscale` takes the streaming decode kernel (M <= 16, on
+/// Hopper, where TMA can read the operands); set per `Gpu` by the
+/// environment variable [`StreamUse::VAR`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StreamUse {
+    /// Where it measured faster than the other kernels (the default):
+    /// [`stream_pays`].
+    Measured,
+    /// At every M <= 16, in both modes (`always`): for tests and comparisons.
+    Always,
+    /// Never (`never`).
+    Never,
+}
+
+impl StreamUse {
+    /// The environment variable.
+    pub(crate) const VAR: &'static str = "QUANT_GEMM_STREAM";
+
+    /// The policy `value` of [`StreamUse::VAR`] names (unset: `Measured`).
+    pub(crate) fn parse(value: Option<&std::ffi::OsStr>) -> Result<Self> {
+        let Some(value) = value else { return Ok(Self::Measured) };
+        match value.to_str() {
+            Some("always") => Ok(Self::Always),
+            Some("never") => Ok(Self::Never),
+            _ => Err(QuantError::InvalidEnvironment {
+                name: Self::VAR,
+                value: value.to_string_lossy().into_owned(),
+                expected: "`always` or `never` (or unset)",
+            }),
+        }
+    }
+
+    /// Whether an `m x n x k` problem in `precision` takes the kernel.
+    pub(crate) fn takes(self, m: u64, n: u64, k: u64, precision: GemmPrecision) -> bool {
+        let decode = m <= quant_kernels::stream_contract::GEMM_STREAM_MAX_M as u64;
+        match self {
+            Self::Never => false,
+            Self::Always => decode,
+            Self::Measured => decode && precision == GemmPrecision::Precise && stream_pays(n, k),
+        }
+    }
+}
+
+/// Where the streaming kernel beat the other decode kernels on an H200
+/// (bench/NOTES-gemm.md, session 14): in `Precise` (where the alternative
+/// is the `mma.sync` decode kernel) with B of 32 MiB or more and either
+/// K >= 8192 or N >= 32768; 1.05-1.41x there (1 x 4096 x 8192: 16.0 us
+/// against 21.1). Below that it loses (1 x 512 x 7168: 12.5 against 6.4;
+/// 8 x 24576 x 1536: 17.7 against 16.6): a CTA streams its slab's k-blocks
+/// at a few hundred ns each after a fixed start, so it pays only with long
+/// streams. In `Fast` it was slower than the split-K `wgmma` kernel on
+/// every decode shape measured (1 x 4096 x 8192: 16.0 against 14.1 us).
+pub(crate) fn stream_pays(n: u64, k: u64) -> bool {
+    n.saturating_mul(k) >= 32 << 20 && (k >= 8192 || n >= 32768)
+}
+
 /// The split-K reduction's grid: one thread per 4 elements of C.
 pub(crate) fn gemm_split_reduce(len: u64) -> Result<LaunchConfig> {
     linear(len.div_ceil(4))
@@ -418,6 +474,31 @@ mod tests {
             let (l, c) = gemm_stream(n, 132).unwrap();
             assert!(c.grid_dim.0 as u64 <= 132 && c.grid_dim.0 as u64 <= n.div_ceil(l.slab as u64));
             assert_eq!(c.block_dim.0, l.threads());
+        }
+    }
+
+    #[test]
+    fn stream_use_follows_the_measurements_and_the_variable() {
+        use std::ffi::OsStr;
+        use GemmPrecision::{Fast, Precise};
+        let measured = StreamUse::parse(None).unwrap();
+        assert_eq!(measured, StreamUse::Measured);
+        // Measured faster: Precise, large B with a long K or a wide N.
+        for (m, n, k) in [(1, 4096, 8192), (16, 7168, 16384), (1, 32768, 1024), (8, 65536, 1536)] {
+            assert!(measured.takes(m, n, k, Precise), "{m}x{n}x{k}");
+            assert!(!measured.takes(m, n, k, Fast), "{m}x{n}x{k}");
+        }
+        // Measured slower, or not decode-sized.
+        for (m, n, k) in [(1, 512, 7168), (8, 24576, 1536), (1, 2112, 7168), (1, 7168, 2048), (17, 4096, 8192)] {
+            assert!(!measured.takes(m, n, k, Precise), "{m}x{n}x{k}");
+        }
+        let always = StreamUse::parse(Some(OsStr::new("always"))).unwrap();
+        assert!(always.takes(1, 1, 16, Fast) && always.takes(16, 7, 128, Precise) && !always.takes(17, 7, 128, Fast));
+        let never = StreamUse::parse(Some(OsStr::new("never"))).unwrap();
+        assert!(!never.takes(1, 4096, 8192, Precise));
+        for bad in ["", "Always", "1", "on"] {
+            let err = StreamUse::parse(Some(OsStr::new(bad))).unwrap_err();
+            assert!(err.to_string().contains("QUANT_GEMM_STREAM"), "{err}");
         }
     }
 

@@ -333,6 +333,18 @@ pub unsafe fn named_barrier(id: u32, count: u32) {
     asm!("bar.sync {i}, {c};", i = in(reg32) id, c = in(reg32) count, options(nostack));
 }
 
+/// Named barrier `id` for `count` threads, without `.aligned`: the threads
+/// may reach it from different instructions. `bar.sync` is
+/// `barrier.sync.aligned`, which PTX defines only when every participating
+/// thread executes the same instruction; LLVM may duplicate an `asm!` block
+/// into both arms of a branch (it did in the streaming GEMM, where the warps
+/// of phase 0 and of the other phases then met at two copies of one barrier,
+/// which compute-sanitizer's synccheck reported as divergent threads).
+#[inline(always)]
+pub unsafe fn named_barrier_unaligned(id: u32, count: u32) {
+    asm!("barrier.sync {i}, {c};", i = in(reg32) id, c = in(reg32) count, options(nostack));
+}
+
 /// If `leader` is nonzero: TMA store of the box at shared address `src` to
 /// coordinates `(x = column, y = row)` of the tensor map at generic address
 /// `map` (out-of-bounds elements are not written), then a commit of the

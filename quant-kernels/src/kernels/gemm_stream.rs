@@ -55,8 +55,8 @@ use core::arch::nvptx;
 use super::common::{Align16, Bf16Out, PredStore};
 use crate::instr::mma::{e4m3x4_to_f16x2, ld_global_nc_f32, mma_f16, warp_sync};
 use crate::instr::wgmma::{
-    mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, named_barrier, tensormap_acquire,
-    tma_load_2d,
+    mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, named_barrier_unaligned,
+    tensormap_acquire, tma_load_2d,
 };
 use crate::instr::{fma, ld_shared16, shared_addr, st_shared16, warp_uniform};
 use crate::stream_contract::{
@@ -272,7 +272,9 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
         }
         if l.phases > 1 {
             // Phases 1.. leave their partials, phase 0 adds them in phase
-            // order. (The warps meet converged: `bar.sync` is `.aligned`.)
+            // order. The barrier is the unaligned form: LLVM may give each
+            // arm of `phase > 0` its own copy of it (see
+            // `named_barrier_unaligned`); each warp meets it converged.
             let slot = |ph: u32, i: u32| {
                 ring.reduce + (((ph - 1) * l.groups + group) * MAX_TILES as u32 + i) * 512 + 16 * lane
             };
@@ -284,7 +286,7 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
                 });
             }
             warp_sync();
-            named_barrier(1, 32 * l.consumers());
+            named_barrier_unaligned(1, 32 * l.consumers());
             if phase == 0 {
                 let mut ph = 1;
                 while ph < l.phases {
@@ -301,7 +303,7 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
             }
             // The buffer is free for the next slab's partials.
             warp_sync();
-            named_barrier(1, 32 * l.consumers());
+            named_barrier_unaligned(1, 32 * l.consumers());
         }
         if phase == 0 {
             unroll4!(i => {
