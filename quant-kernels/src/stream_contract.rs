@@ -99,6 +99,21 @@ impl StreamLayout {
         }
     }
 
+    /// How many tiles `group` holds (1 to 4 for every group of every slab:
+    /// the kernel compiles one loop per count).
+    #[inline]
+    pub const fn tiles_of(&self, group: u32) -> u32 {
+        if group >= self.tiles {
+            return 0;
+        }
+        let n = (self.tiles - group).div_ceil(self.groups);
+        if n < GEMM_STREAM_MAX_TILES_PER_WARP {
+            n
+        } else {
+            GEMM_STREAM_MAX_TILES_PER_WARP
+        }
+    }
+
     /// The first k-block of a slab that `phase` takes, when the slab's
     /// first k-block is the CTA's k-block number `c0` (the phases take the
     /// CTA's stream in turn, across slabs: number `c` to phase `c %
@@ -225,7 +240,7 @@ mod tests {
     /// cover the slab once.
     #[test]
     fn phases_take_every_kblock_once_in_the_producers_order() {
-        for slab in [8, 16, 24, 32, 56, 64, 96, 128, 168, 256] {
+        for slab in (8..=GEMM_STREAM_MAX_SLAB).step_by(8) {
             let l = StreamLayout::new(slab).unwrap();
             let mut tiles = std::vec![0u32; l.tiles as usize];
             for g in 0..l.groups {
@@ -236,6 +251,13 @@ mod tests {
                 }
             }
             assert!(tiles.iter().all(|&t| t == 1), "{slab}: {tiles:?}");
+            for g in 0..l.groups {
+                let count = (0..8).filter(|&i| l.tile(g, i).is_some()).count() as u32;
+                assert_eq!(l.tiles_of(g), count, "slab {slab} group {g}");
+                assert!((1..=GEMM_STREAM_MAX_TILES_PER_WARP).contains(&count), "slab {slab} group {g}");
+                // The tiles of a group are its first `count` indices.
+                assert!((0..count).all(|i| l.tile(g, i).is_some()));
+            }
             for k_blocks in [1u32, 2, 3, 7, 8, 9, 64, 129] {
                 for slabs in [1u32, 2, 3] {
                     let mut seen = std::vec![0u32; (slabs * k_blocks) as usize];

@@ -148,6 +148,13 @@ pub unsafe fn ld_global_nc_f32(p: *const f32) -> f32 {
     v
 }
 
+/// Brings the line holding global `p` into L1 (`prefetch.global.L1`), with
+/// no register to wait on: a later `ld.global.nc` of it hits L1.
+#[inline(always)]
+pub unsafe fn prefetch_global_l1(p: *const f32) {
+    asm!("prefetch.global.L1 [{p}];", p = in(reg64) p as u64, options(readonly, nostack));
+}
+
 /// Four E4M3FN codes (a 32-bit word) as two f16x2 words: codes 0 and 1,
 /// then 2 and 3 (`cvt.rn.f16x2.e4m3x2`, exact: every E4M3FN value, NaN
 /// included, is an f16; sm_89+).

@@ -41,19 +41,22 @@
 //!   reads 8 rows x 64 bytes per instruction; under the swizzle (16-byte
 //!   chunk `c` of row `r` at chunk `c ^ (r % 8)`) that is 4 wavefronts, the
 //!   least 512 bytes take. With M <= 8 the rows `r + 8` are zero and not read.
-//! - Accumulation: the eight k16 `mma`s of a k-block chain into one f32
-//!   partial (products of f16-exact values summed in f32: the `mma.sync`
-//!   path is the benchmark's on-device reference), promoted once per k-block
-//!   with the block's scales, `acc = fma(part, sa * sb, acc)`. Both
-//!   precision modes of the contract take this kernel (its error is
-//!   `Precise`'s).
-//! - Scales are read from global memory through L1 (`ld.global.nc`) one
-//!   k-block of the warp ahead: 2 of A and at most 4 of B per k-block.
+//! - Accumulation: the eight k16 `mma`s of a tile's k-block chain into one
+//!   f32 partial (two of four for a warp's lone tile, added at the end;
+//!   products of f16-exact values summed in f32: the `mma.sync` path is the
+//!   benchmark's on-device reference), promoted once per k-block with the
+//!   block's scales, `acc = fma(part, sa * sb, acc)`. A warp's tile count is
+//!   a compile-time constant of its loop (one loop per count, 1 to 4), so
+//!   the tiles' chains interleave. Both precision modes of the contract can
+//!   take this kernel (its error is `Precise`'s).
+//! - Scales are read from global memory through L1 (`ld.global.nc`): 2 of A
+//!   and at most 4 of B per k-block, loaded before the wait on the stage,
+//!   with the warp's next k-block's lines prefetched into L1.
 
 use core::arch::nvptx;
 
 use super::common::{Align16, Bf16Out, PredStore};
-use crate::instr::mma::{e4m3x4_to_f16x2, ld_global_nc_f32, mma_f16, warp_sync};
+use crate::instr::mma::{e4m3x4_to_f16x2, ld_global_nc_f32, mma_f16, prefetch_global_l1, warp_sync};
 use crate::instr::wgmma::{
     mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, named_barrier_unaligned,
     tensormap_acquire, tma_load_2d,
@@ -153,36 +156,65 @@ unsafe fn produce(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs: u32)
     }
 }
 
-/// The scales of one k-block for a consumer lane: A's of its rows `r` and
-/// `r + 8` (0 past M: those rows are never stored), B's of its group's
-/// tiles (clamped to B's last block: tiles past N are never stored).
+/// Where a consumer lane's scales of one k-block live: A's of its rows `r`
+/// and `r + 8` (`None` past M: those rows are never stored), and B's of its
+/// group's `T` tiles (clamped to B's last block: tiles past N are never
+/// stored).
 #[derive(Clone, Copy)]
-struct Scales {
-    a: [f32; 2],
-    b: [f32; MAX_TILES],
+struct ScaleAddrs<const T: usize> {
+    a: [Option<*const f32>; 2],
+    b: [*const f32; T],
 }
 
-impl Scales {
-    /// Loads them through L1 (`ld.global.nc`).
+impl<const T: usize> ScaleAddrs<T> {
     #[inline(always)]
-    unsafe fn load(p: &GemmStreamParams, l: &StreamLayout, r: u32, group: u32, n0: u32, kb: u32) -> Self {
-        let mut a = [0f32; 2];
+    unsafe fn new(p: &GemmStreamParams, l: &StreamLayout, r: u32, group: u32, n0: u32, kb: u32) -> Self {
+        let mut a = [None; 2];
         unroll2!(h => {
             let row = r + 8 * h as u32;
             if row < p.m {
                 let at = row as u64 * p.a_scale_row_stride + kb as u64 * p.a_scale_kb_stride;
-                a[h] = ld_global_nc_f32((p.a_scales as *const f32).add(at as usize));
+                a[h] = Some((p.a_scales as *const f32).add(at as usize));
             }
         });
         let last = (p.n - 1) / GEMM_KBLOCK;
-        let mut b = [0f32; MAX_TILES];
+        let mut b = [p.b_scales as *const f32; T];
         unroll4!(i => {
-            if let Some(j) = l.tile(group, i as u32) {
+            if i < T {
+                let j = group + l.groups * i as u32;
                 let nb = ((n0 + 8 * j) / GEMM_KBLOCK).min(last);
-                b[i] = ld_global_nc_f32((p.b_scales as *const f32).add((nb as u64 * p.k_blocks as u64 + kb as u64) as usize));
+                b[i] = (p.b_scales as *const f32).add((nb as u64 * p.k_blocks as u64 + kb as u64) as usize);
             }
         });
         Self { a, b }
+    }
+
+    /// Loads them through L1 (`ld.global.nc`): `(A's two, B's T)`.
+    #[inline(always)]
+    unsafe fn load(&self) -> ([f32; 2], [f32; T]) {
+        let a = self.a.map(|a| a.map_or(0.0, |a| ld_global_nc_f32(a)));
+        let mut b = [0f32; T];
+        unroll4!(i => {
+            if i < T {
+                b[i] = ld_global_nc_f32(self.b[i]);
+            }
+        });
+        (a, b)
+    }
+
+    /// Prefetches their lines into L1.
+    #[inline(always)]
+    unsafe fn prefetch(&self) {
+        unroll2!(h => {
+            if let Some(a) = self.a[h] {
+                prefetch_global_l1(a);
+            }
+        });
+        unroll4!(i => {
+            if i < T {
+                prefetch_global_l1(self.b[i]);
+            }
+        });
     }
 }
 
@@ -200,7 +232,19 @@ fn f16_chunk(w: [u32; 4]) -> [u32; 8] {
 }
 
 /// A consumer warp: its group's tiles of every slab of the CTA, over the
-/// k-blocks of its phase.
+/// k-blocks of its phase, in the loop compiled for its tile count.
+#[inline(always)]
+unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs: u32, warp: u32, lane: u32) {
+    // Every group of every slab holds 1 to 4 tiles (`StreamLayout::tiles_of`).
+    match l.tiles_of(warp % l.groups) {
+        4 => consume_tiles::<O, 4>(p, l, ring, slabs, warp, lane),
+        3 => consume_tiles::<O, 3>(p, l, ring, slabs, warp, lane),
+        2 => consume_tiles::<O, 2>(p, l, ring, slabs, warp, lane),
+        _ => consume_tiles::<O, 1>(p, l, ring, slabs, warp, lane),
+    }
+}
+
+/// [`consume`] for a warp of `T` tiles.
 ///
 /// The codes are converted to f16 (exactly) and multiplied with
 /// `mma.m16n8k16.f32.f16`: Hopper has no fp8 `mma.sync` (ptxas expands one
@@ -210,8 +254,23 @@ fn f16_chunk(w: [u32; 4]) -> [u32; 8] {
 /// half takes words `2 s` and `2 s + 1` of A's rows `r`, `r + 8` and of the
 /// B row as its `(k 2q, 2q + 1)` and `(k 2q + 8, 2q + 9)` pairs, the same
 /// permutation of k for A and B.
+///
+/// A k-block's `mma`s form `T` independent chains of 8 (two of 4 for a lone
+/// tile, summed at the end), compiled without a branch per tile, so that
+/// their latencies overlap: with a branch per tile, the first version ran
+/// the tiles' chains one after the other and spent most of its time
+/// waiting on dependent `mma`s. The scales of the warp's
+/// next k-block are prefetched into L1 (no register waits on them); this
+/// k-block's are loaded before the wait on its stage.
 #[inline(always)]
-unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs: u32, warp: u32, lane: u32) {
+unsafe fn consume_tiles<O: PredStore, const T: usize>(
+    p: &GemmStreamParams,
+    l: StreamLayout,
+    ring: Ring,
+    slabs: u32,
+    warp: u32,
+    lane: u32,
+) {
     let (group, phase) = (warp % l.groups, warp / l.groups);
     let (r, q) = (lane / 4, lane % 4);
     // Rows r + 8 of A are all zero when M <= 8.
@@ -225,14 +284,14 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
     let mut u = nvptx::_block_idx_x() as u32;
     while u < slabs {
         let n0 = u * l.slab;
-        let mut acc = [[0f32; 4]; MAX_TILES];
+        let mut acc = [[0f32; 4]; T];
         let mut kb = l.first_kblock(phase, c0);
-        // The scales one k-block of the phase ahead, so that their L2 trip
-        // overlaps the previous k-block's work.
-        let mut sc = Scales::load(p, &l, r, group, n0, kb.min(p.k_blocks - 1));
         while kb < p.k_blocks {
             let next = kb + l.phases;
-            let sc_next = Scales::load(p, &l, r, group, n0, next.min(p.k_blocks - 1));
+            let (sa, sb) = ScaleAddrs::<T>::new(p, &l, r, group, n0, kb).load();
+            if next < p.k_blocks {
+                ScaleAddrs::<T>::new(p, &l, r, group, n0, next).prefetch();
+            }
             let (stage, full, empty, parity) = ring.at(&l, c0.wrapping_add(kb));
             mbar_wait(full, parity);
             let a_lo = [
@@ -245,29 +304,39 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
             } else {
                 [[0; 8]; 2]
             };
+            // A lone tile's halves chain separately; two tiles or more are
+            // independent chains enough (and a second chain each would
+            // spill at T = 4).
+            let chain = |h: usize| if T == 1 { h } else { 0 };
+            let mut part = [[[0f32; 4]; 2]; T];
             unroll4!(i => {
-                if let Some(j) = l.tile(group, i as u32) {
+                if i < T {
+                    let j = group + l.groups * i as u32;
                     let row = stage + GEMM_STREAM_A_BYTES + 128 * (8 * j + r);
-                    let mut part = [0f32; 4];
                     unroll2!(h => {
                         let b = f16_chunk(ld_shared16(row + chunk(h as u32)));
                         let (x, y) = (&a_lo[h], &a_hi[h]);
                         unroll4!(s => {
-                            mma_f16(&mut part, [x[2 * s], y[2 * s], x[2 * s + 1], y[2 * s + 1]], [b[2 * s], b[2 * s + 1]]);
+                            mma_f16(&mut part[i][chain(h)], [x[2 * s], y[2 * s], x[2 * s + 1], y[2 * s + 1]], [b[2 * s], b[2 * s + 1]]);
                         });
                     });
-                    let (s0, s1) = (sc.a[0] * sc.b[i], sc.a[1] * sc.b[i]);
-                    acc[i][0] = fma(part[0], s0, acc[i][0]);
-                    acc[i][1] = fma(part[1], s0, acc[i][1]);
-                    acc[i][2] = fma(part[2], s1, acc[i][2]);
-                    acc[i][3] = fma(part[3], s1, acc[i][3]);
                 }
             });
             // Every lane's reads of the stage are done (the `mma`s used
             // them); lane 0 releases it for the warp.
             warp_sync();
             mbar_arrive_if(empty, leader);
-            sc = sc_next;
+            unroll4!(i => {
+                if i < T {
+                    let (s0, s1) = (sa[0] * sb[i], sa[1] * sb[i]);
+                    let [lo, hi] = part[i];
+                    let sum = |e: usize| if T == 1 { lo[e] + hi[e] } else { lo[e] };
+                    acc[i][0] = fma(sum(0), s0, acc[i][0]);
+                    acc[i][1] = fma(sum(1), s0, acc[i][1]);
+                    acc[i][2] = fma(sum(2), s1, acc[i][2]);
+                    acc[i][3] = fma(sum(3), s1, acc[i][3]);
+                }
+            });
             kb = next;
         }
         if l.phases > 1 {
@@ -280,7 +349,7 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
             };
             if phase > 0 {
                 unroll4!(i => {
-                    if l.tile(group, i as u32).is_some() {
+                    if i < T {
                         st_shared16(slot(phase, i as u32), acc[i].map(f32::to_bits));
                     }
                 });
@@ -291,7 +360,7 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
                 let mut ph = 1;
                 while ph < l.phases {
                     unroll4!(i => {
-                        if l.tile(group, i as u32).is_some() {
+                        if i < T {
                             let v = ld_shared16(slot(ph, i as u32));
                             unroll4!(e => {
                                 acc[i][e] += f32::from_bits(v[e]);
@@ -307,8 +376,8 @@ unsafe fn consume<O: PredStore>(p: &GemmStreamParams, l: StreamLayout, ring: Rin
         }
         if phase == 0 {
             unroll4!(i => {
-                if let Some(j) = l.tile(group, i as u32) {
-                    let col = n0 + 8 * j + 2 * q;
+                if i < T {
+                    let col = n0 + 8 * (group + l.groups * i as u32) + 2 * q;
                     O::store_pair_if(c, p.m, p.n, r, col, acc[i][0], acc[i][1], pair_ok);
                     O::store_pair_if(c, p.m, p.n, r + 8, col, acc[i][2], acc[i][3], pair_ok);
                 }
