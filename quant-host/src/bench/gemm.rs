@@ -63,7 +63,8 @@ pub struct GemmRecord {
     pub precision: &'static str,
     /// The layout of A's scales (`row-major`, `col-major`, `col-major-tma`).
     pub scale_layout: &'static str,
-    /// The tile the planner chose, or the one forced (`--gemm-variants`).
+    /// The kernel that ran: the `wgmma` tile the planner chose (or the one
+    /// forced, `--gemm-variants`), `stream`, `mma.sync decode` or `mma.sync`.
     pub tile: &'static str,
     /// Whether the tile was forced rather than planned.
     pub forced: bool,
@@ -230,7 +231,7 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
         GemmTile::ALL.iter().map(|t| t.name()).filter(|t| records.iter().any(|r| r.forced && r.tile == *t)).collect();
     let _ = write!(
         s,
-        "| M | N | K | fast tile | splits | fast us | fast TFLOP/s | fast err | precise us | precise TFLOP/s | precise err | precise / fast |"
+        "| M | N | K | fast tile | splits | fast us | fast TFLOP/s | fast err | precise kernel | precise us | precise TFLOP/s | precise err | precise / fast |"
     );
     let any_unicast = records.iter().any(|r| r.unicast);
     if any_unicast {
@@ -239,7 +240,7 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
     for t in &forced_tiles {
         let _ = write!(s, " {t} TFLOP/s |");
     }
-    s.push_str("\n|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    s.push_str("\n|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|");
     s.push_str(&"---:|".repeat(forced_tiles.len() + any_unicast as usize));
     s.push('\n');
     let mut shapes: Vec<(usize, usize, usize)> = Vec::new();
@@ -255,13 +256,14 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
         let (Some(f), Some(p)) = (of("fast"), of("precise")) else { continue };
         let _ = write!(
             s,
-            "| {m} | {n} | {k} | {}{} | {} | {:.1} | {:.0} | {:.2e} | {:.1} | {:.0} | {:.2e} | {:.2} |",
+            "| {m} | {n} | {k} | {}{} | {} | {:.1} | {:.0} | {:.2e} | {} | {:.1} | {:.0} | {:.2e} | {:.2} |",
             f.tile,
             if f.clustered { " x2" } else { "" },
             f.splits,
             f.us,
             f.tflops,
             f.max_rel_err,
+            p.tile,
             p.us,
             p.tflops,
             p.max_rel_err,
@@ -286,4 +288,42 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(precision: &'static str, tile: &'static str, us: f64) -> GemmRecord {
+        GemmRecord {
+            m: 1,
+            n: 4096,
+            k: 8192,
+            precision,
+            scale_layout: "col-major-tma",
+            tile,
+            forced: false,
+            clustered: false,
+            unicast: false,
+            splits: 1,
+            us,
+            tflops: flops(1, 4096, 8192) / (us * 1e-6) / 1e12,
+            max_rel_err: 1e-7,
+        }
+    }
+
+    /// Each row has the header's columns, and names the kernel of each mode.
+    #[test]
+    fn report_rows_match_the_header_and_name_both_kernels() {
+        let md = report(&[record("fast", "64x128", 14.1), record("precise", "stream", 16.0)]);
+        let cells = |line: &str| line.matches('|').count();
+        let header = md.lines().find(|l| l.starts_with("| M |")).unwrap();
+        let row = md.lines().find(|l| l.starts_with("| 1 |")).unwrap();
+        let rule = md.lines().find(|l| l.starts_with("|---:|")).unwrap();
+        assert_eq!(cells(header), cells(row), "{md}");
+        assert_eq!(cells(header), cells(rule), "{md}");
+        assert!(header.contains("| precise kernel |"), "{header}");
+        assert!(row.contains("| 64x128 |") && row.contains("| stream |"), "{row}");
+        assert!(row.contains("| 14.1 |") && row.contains("| 16.0 |"), "{row}");
+    }
 }

@@ -699,9 +699,11 @@ struct StreamLaunchParams(GemmStreamParams);
 // parameter buffer byte for byte as the kernel declares it.
 unsafe impl DeviceRepr for StreamLaunchParams {}
 
-/// The tile (`stream` for the streaming decode kernel), the K split and
-/// whether 2-CTA clusters run it: what the Hopper path would do for `shape` and `cfg` on `gpu` along `path` (for
-/// the benchmark's report).
+/// The kernel that [`mm_fp8_blockscale_on`] runs for `shape` and `cfg` on
+/// `gpu` along `path`, as the benchmark's report names it: the `wgmma`
+/// tile, `stream`, `mma.sync decode` or `mma.sync`; with its K split and
+/// whether 2-CTA clusters run it. (Operands TMA cannot read, which the
+/// benchmark never makes, would take `mma.sync` instead of a `wgmma` tile.)
 #[cfg(feature = "bench")]
 pub(crate) fn wgmma_plan(
     gpu: &Gpu,
@@ -710,8 +712,18 @@ pub(crate) fn wgmma_plan(
     path: Path,
 ) -> Result<(&'static str, u32, bool)> {
     let wgmma = gpu.gemm_functions()?.wgmma.as_ref();
-    if wgmma.is_some_and(|w| takes_stream(w, shape, cfg)) && path != Path::MmaSync {
+    let hopper = wgmma.filter(|_| cfg.format == Fp8Format::E4M3Fn && path != Path::MmaSync);
+    if hopper.is_some_and(|w| takes_stream(w, shape, cfg)) {
         return Ok(("stream", 1, false));
+    }
+    let decode = shape.m() <= SMALL_M;
+    if hopper.is_none() || (decode && cfg.precision == GemmPrecision::Precise) {
+        if decode {
+            let sms = gpu.multiprocessor_count() as u64;
+            let (_, splits) = launch::gemm_small(shape.n() as u64, shape.k_blocks() as u64, sms)?;
+            return Ok(("mma.sync decode", splits, false));
+        }
+        return Ok(("mma.sync", 1, false));
     }
     let plan = wgmma_launch_plan(gpu, wgmma, shape, cfg, GemmOut::Bf16, path == Path::Best)?;
     Ok((plan.tile.name(), plan.splits, plan.clustered))
