@@ -446,15 +446,13 @@ pub(crate) fn mm_fp8_blockscale_on(
     // are exact in f32, within either mode's tolerance); otherwise `wgmma`.
     let hopper = functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path != Path::MmaSync);
     if let Some(wgmma) = hopper {
-        if takes_stream(wgmma, shape, cfg) && launch_stream(gpu, wgmma, a, a_scales, b, b_scales, shape, cfg, &mut c)? {
+        if takes_stream(wgmma, shape, cfg) && launch_stream(gpu, wgmma, ops, shape, cfg, &mut c)? {
             return Ok(());
         }
         // `Precise` at M <= 16 without the streaming kernel takes the
         // decode-sized `mma.sync` kernel (`Precise` has only the 128-row tile).
         let decode_precise = m <= SMALL_M && cfg.precision == GemmPrecision::Precise;
-        if !decode_precise
-            && launch_wgmma(gpu, wgmma, a, a_scales, b, b_scales, shape, cfg, &mut c, path == Path::Best)?
-        {
+        if !decode_precise && launch_wgmma(gpu, wgmma, ops, shape, cfg, &mut c, path == Path::Best)? {
             return Ok(());
         }
     }
@@ -479,14 +477,10 @@ pub(crate) fn mm_fp8_blockscale_on(
 /// The `wgmma` path: returns `false` (nothing queued) where TMA cannot read
 /// the operands (K not a multiple of 16, unaligned bases, coordinates past
 /// i32), for the `mma.sync` kernel to take the problem.
-#[allow(clippy::too_many_arguments)]
 fn launch_wgmma(
     gpu: &Gpu,
     wgmma: &WgmmaFunctions,
-    a: &CudaSlice<u8>,
-    a_scales: &CudaSlice<f32>,
-    b: &CudaSlice<u8>,
-    b_scales: &CudaSlice<f32>,
+    ops: gemm_mma::Operands<'_>,
     shape: GemmShape,
     cfg: &GemmConfig,
     c: &mut GpuGemmOut<'_>,
@@ -495,8 +489,8 @@ fn launch_wgmma(
     let stream = gpu.stream();
     let (m, n, k) = (shape.m() as u64, shape.n() as u64, shape.k() as u64);
     let kb = shape.k_blocks() as u64;
-    let (a_ptr, a_guard) = a.device_ptr(stream);
-    let (b_ptr, b_guard) = b.device_ptr(stream);
+    let (a_ptr, a_guard) = ops.a.device_ptr(stream);
+    let (b_ptr, b_guard) = ops.b.device_ptr(stream);
     if !tma_reads(a_ptr, b_ptr, m, n, k) {
         return Ok(false);
     }
@@ -524,8 +518,8 @@ fn launch_wgmma(
     let bf16_out = matches!(c, GpuGemmOut::Bf16(_));
     let (m32, n32) = (m as u32, n as u32);
     let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
-    let (sa_ptr, sa_guard) = a_scales.device_ptr(stream);
-    let (sb_ptr, sb_guard) = b_scales.device_ptr(stream);
+    let (sa_ptr, sa_guard) = ops.a_scales.device_ptr(stream);
+    let (sb_ptr, sb_guard) = ops.b_scales.device_ptr(stream);
     let mut scratch = gpu.gemm_scratch();
     let stride = gemm_split_stride(m32, n32);
     let split = if plan.splits > 1 {
@@ -625,14 +619,10 @@ fn a_scale_strides(layout: ScaleLayout, m: u64, k_blocks: u64) -> (u64, u64) {
 
 /// The streaming decode GEMM (M <= 16): returns `false` (nothing queued)
 /// where TMA cannot read the operands.
-#[allow(clippy::too_many_arguments)]
 fn launch_stream(
     gpu: &Gpu,
     wgmma: &WgmmaFunctions,
-    a: &CudaSlice<u8>,
-    a_scales: &CudaSlice<f32>,
-    b: &CudaSlice<u8>,
-    b_scales: &CudaSlice<f32>,
+    ops: gemm_mma::Operands<'_>,
     shape: GemmShape,
     cfg: &GemmConfig,
     c: &mut GpuGemmOut<'_>,
@@ -640,8 +630,8 @@ fn launch_stream(
     let stream = gpu.stream();
     let (m, n, k) = (shape.m() as u64, shape.n() as u64, shape.k() as u64);
     let kb = shape.k_blocks() as u64;
-    let (a_ptr, a_guard) = a.device_ptr(stream);
-    let (b_ptr, b_guard) = b.device_ptr(stream);
+    let (a_ptr, a_guard) = ops.a.device_ptr(stream);
+    let (b_ptr, b_guard) = ops.b.device_ptr(stream);
     if !tma_reads(a_ptr, b_ptr, m, n, k) {
         return Ok(false);
     }
@@ -654,8 +644,8 @@ fn launch_stream(
     let sa = tm.slot(stream, (a_ptr, m, k, GEMM_STREAM_MAX_M, MapKind::Operand), &[])?;
     let sb = tm.slot(stream, (b_ptr, n, k, layout.slab, MapKind::Operand), &[sa])?;
     let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
-    let (sa_ptr, sa_guard) = a_scales.device_ptr(stream);
-    let (sb_ptr, sb_guard) = b_scales.device_ptr(stream);
+    let (sa_ptr, sa_guard) = ops.a_scales.device_ptr(stream);
+    let (sb_ptr, sb_guard) = ops.b_scales.device_ptr(stream);
     let function = &wgmma.stream[c.out() as usize];
     let (c_ptr, c_guard) = match &mut *c {
         GpuGemmOut::Bf16(s) => s.device_ptr(stream),
