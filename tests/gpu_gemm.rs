@@ -470,8 +470,10 @@ fn wgmma_shapes() {
         // 256 x 128 too in the first) with M, N and K tails.
         (2100, 4000, 400),
         (1500, 2560, 272),
-        // Decode sizes: the planned mode takes the streaming kernel, the
-        // forced tiles the `wgmma` kernel with split-K.
+        // Decode sizes: planned `Fast` and the forced tiles take the
+        // `wgmma` kernel with split-K, planned `Precise` the `mma.sync`
+        // decode kernel (B is too small for the streaming kernel, which
+        // `stream_decode_shapes` covers).
         (1, 4096, 1024),
         (3, 129, 144),
         (8, 300, 2048),
