@@ -98,6 +98,9 @@ impl GemmFunctions {
     pub(crate) fn load(gpu: &Gpu) -> Result<Self> {
         use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES as MAX_SMEM;
         let get = |name: &str| gpu.function(name);
+        // Read on every GPU, so that a wrong value is an error everywhere,
+        // not only where the streaming kernel exists.
+        let stream_use = launch::StreamUse::parse(std::env::var_os(launch::StreamUse::VAR).as_deref())?;
         let mma = MmaFunctions::load(gpu)?;
         let wgmma = if gpu.ptx_arch().has_wgmma() {
             let mut kernels = Vec::new();
@@ -140,7 +143,6 @@ impl GemmFunctions {
                 // Every slab's ring fits this (`StreamLayout::smem_bytes`).
                 f.set_attribute(MAX_SMEM, GEMM_SMEM_LIMIT as i32)?;
             }
-            let stream_use = launch::StreamUse::parse(std::env::var_os(launch::StreamUse::VAR).as_deref())?;
             Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use })
         } else {
             None
