@@ -16,6 +16,7 @@
 //! The peers (DeepGEMM, cuBLASLt block-scaled, cuBLAS) run from
 //! `../shared/anchors` in the same device call; see `bench/NOTES-gemm.md`.
 
+use super::cublaslt;
 use super::timing;
 use crate::config::TokenGroupConfig;
 use crate::error::Result;
@@ -59,7 +60,9 @@ pub struct GemmRecord {
     pub n: usize,
     /// The reduction length.
     pub k: usize,
-    /// `fast` or `precise`.
+    /// `fast` or `precise`, or `cublaslt` for the peer: cuBLASLt's
+    /// block-scaled fp8 GEMM on the same operands in the same harness
+    /// (`tile` and `splits` say nothing then; its error is not measured).
     pub precision: &'static str,
     /// The layout of A's scales (`row-major`, `col-major`, `col-major-tma`).
     pub scale_layout: &'static str,
@@ -80,6 +83,9 @@ pub struct GemmRecord {
     pub tflops: f64,
     /// `max|C - C_ref| / max|C_ref|`, f32 C.
     pub max_rel_err: f64,
+    /// Why there is no figure (the peer refused the problem); `us` is NaN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn flops(m: usize, n: usize, k: usize) -> f64 {
@@ -193,6 +199,7 @@ fn problem(
             us,
             tflops: flops(m, n, k) / (us * 1e-6) / 1e12,
             max_rel_err,
+            note: None,
         };
         eprintln!(
             "bench gemm: {m}x{n}x{k} {} {}{}{}: {:.1} us, {:.0} TFLOP/s, err {:.2e}",
@@ -209,6 +216,35 @@ fn problem(
             r.max_rel_err
         );
         out.push(r);
+    }
+    // The peer, where its scale layout is the one A was quantized in.
+    if layout == ScaleLayout::ColMajorTmaAligned {
+        let timed = cublaslt::BlockScaledLt::new(stream, m, n, k, &sa, &sb)
+            .and_then(|mut plan| cublaslt::time_us(&mut plan, &a, &bs, &mut c, launches(m, n, k)));
+        let (us, note) = match timed {
+            Ok(us) => (us, None),
+            Err(why) => (f64::NAN, Some(why)),
+        };
+        eprintln!(
+            "bench gemm: {m}x{n}x{k} cuBLASLt block-scaled: {}",
+            note.as_deref().map_or(format!("{us:.1} us"), str::to_owned)
+        );
+        out.push(GemmRecord {
+            m,
+            n,
+            k,
+            precision: "cublaslt",
+            scale_layout: layout.name(),
+            tile: "cuBLASLt",
+            forced: false,
+            clustered: false,
+            unicast: false,
+            splits: 1,
+            us,
+            tflops: flops(m, n, k) / (us * 1e-6) / 1e12,
+            max_rel_err: f64::NAN,
+            note,
+        });
     }
     Ok(out)
 }
@@ -233,6 +269,10 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
         s,
         "| M | N | K | fast tile | splits | fast us | fast TFLOP/s | fast err | precise kernel | precise us | precise TFLOP/s | precise err | precise / fast |"
     );
+    let any_peer = records.iter().any(|r| r.precision == "cublaslt");
+    if any_peer {
+        s.push_str(" cuBLASLt block-scaled us | cuBLASLt TFLOP/s | fast / cuBLASLt |");
+    }
     let any_unicast = records.iter().any(|r| r.unicast);
     if any_unicast {
         s.push_str(" planned tile without clusters TFLOP/s |");
@@ -241,7 +281,7 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
         let _ = write!(s, " {t} TFLOP/s |");
     }
     s.push_str("\n|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|");
-    s.push_str(&"---:|".repeat(forced_tiles.len() + any_unicast as usize));
+    s.push_str(&"---:|".repeat(forced_tiles.len() + any_unicast as usize + 3 * any_peer as usize));
     s.push('\n');
     let mut shapes: Vec<(usize, usize, usize)> = Vec::new();
     for r in records {
@@ -269,6 +309,14 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
             p.max_rel_err,
             p.tflops / f.tflops
         );
+        if any_peer {
+            match of("cublaslt").filter(|r| r.note.is_none()) {
+                Some(r) => {
+                    let _ = write!(s, " {:.1} | {:.0} | {:.2} |", r.us, r.tflops, f.tflops / r.tflops);
+                }
+                None => s.push_str(" - | - | - |"),
+            }
+        }
         if any_unicast {
             match records.iter().find(|r| (r.m, r.n, r.k) == (m, n, k) && r.unicast) {
                 Some(r) => {
@@ -286,6 +334,20 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
             }
         }
         s.push('\n');
+    }
+    let refused: Vec<String> = records
+        .iter()
+        .filter_map(|r| r.note.as_ref().map(|why| format!("{} x {} x {} ({why})", r.m, r.n, r.k)))
+        .collect();
+    if !refused.is_empty() {
+        let _ = writeln!(s, "\ncuBLASLt has no figure for: {}.", refused.join("; "));
+    }
+    if any_peer {
+        s.push_str(
+            "\ncuBLASLt: its block-scaled fp8 GEMM (scale modes `VEC128_32F` for A, `BLK128x128_32F` for B, cuBLAS \
+             12.9 or later) on the same operands, bf16 C, timed in the same graph harness; its error is not measured \
+             here.\n",
+        );
     }
     s
 }
@@ -309,6 +371,7 @@ mod tests {
             us,
             tflops: flops(1, 4096, 8192) / (us * 1e-6) / 1e12,
             max_rel_err: 1e-7,
+            note: None,
         }
     }
 
@@ -325,5 +388,36 @@ mod tests {
         assert!(header.contains("| precise kernel |"), "{header}");
         assert!(row.contains("| 64x128 |") && row.contains("| stream |"), "{row}");
         assert!(row.contains("| 14.1 |") && row.contains("| 16.0 |"), "{row}");
+    }
+
+    /// The peer's columns: a figure where it ran, dashes and a reason where
+    /// it refused, and the header's column count either way.
+    #[test]
+    fn report_shows_the_peer_or_why_not() {
+        let mut refused = record("cublaslt", "cuBLASLt", f64::NAN);
+        refused.note = Some("no algorithm for this problem".into());
+        let mut other = [
+            record("fast", "128x128", 100.0),
+            record("precise", "128x128", 120.0),
+            record("cublaslt", "cuBLASLt", 110.0),
+        ];
+        for r in &mut other {
+            r.m = 4096;
+        }
+        let mut records = vec![record("fast", "64x128", 14.1), record("precise", "stream", 16.0), refused];
+        records.extend(other);
+        let md = report(&records);
+        let cells = |line: &str| line.matches('|').count();
+        let header = md.lines().find(|l| l.starts_with("| M |")).unwrap();
+        assert!(header.contains("| fast / cuBLASLt |"), "{header}");
+        let rule = md.lines().find(|l| l.starts_with("|---:|")).unwrap();
+        assert_eq!(cells(header), cells(rule), "{md}");
+        let decode = md.lines().find(|l| l.starts_with("| 1 |")).unwrap();
+        let big = md.lines().find(|l| l.starts_with("| 4096 |")).unwrap();
+        assert_eq!(cells(header), cells(decode), "{md}");
+        assert_eq!(cells(header), cells(big), "{md}");
+        assert!(decode.ends_with("| - | - | - |"), "{decode}");
+        assert!(big.contains("| 110.0 |") && big.ends_with("| 1.10 |"), "{big}");
+        assert!(md.contains("cuBLASLt has no figure for: 1 x 4096 x 8192 (no algorithm for this problem)."), "{md}");
     }
 }

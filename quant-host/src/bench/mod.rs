@@ -14,6 +14,7 @@
 //! the L2 the previous launch warmed. One launch between two events (launch
 //! overhead included) is reported beside it.
 
+mod cublaslt;
 pub mod e2e;
 pub mod fused;
 mod gemm;
