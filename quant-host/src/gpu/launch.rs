@@ -374,16 +374,18 @@ impl StreamUse {
 }
 
 /// Where the streaming kernel beat the other decode kernels on an H200
-/// (bench/NOTES-gemm.md, session 14): in `Precise` (where the alternative
-/// is the `mma.sync` decode kernel) with B of 32 MiB or more and either
-/// K >= 8192 or N >= 32768; 1.05-1.41x there (1 x 4096 x 8192: 16.0 us
-/// against 21.1). Below that it loses (1 x 512 x 7168: 12.5 against 6.4;
-/// 8 x 24576 x 1536: 17.7 against 16.6): a CTA streams its slab's k-blocks
-/// at a few hundred ns each after a fixed start, so it pays only with long
-/// streams. In `Fast` it was slower than the split-K `wgmma` kernel on
-/// every decode shape measured (1 x 4096 x 8192: 16.0 against 14.1 us).
+/// (bench/NOTES-gemm.md, sessions 14-15): in `Precise` (where the
+/// alternative is the `mma.sync` decode kernel) with B of 32 MiB or more
+/// and K >= 8192: 1.05-1.41x there (session 15: 1 x 4096 x 8192 15.4 us
+/// against 21.1; 4 x 7168 x 16384 39.5 against 41.9). With short K it
+/// loses or ties (1 x 65536 x 1536: 42.1 against 38.5; 1 x 32768 x 1024:
+/// 14.7 against 15.3; 1 x 512 x 7168: 12.4 against 6.4): a CTA streams its
+/// slab's k-blocks at a few hundred ns each after a fixed start, so it pays
+/// only with long streams. In `Fast` it was slower than the split-K
+/// `wgmma` kernel on every decode shape measured (1 x 4096 x 8192: 15.4
+/// against 14.0 us).
 pub(crate) fn stream_pays(n: u64, k: u64) -> bool {
-    n.saturating_mul(k) >= 32 << 20 && (k >= 8192 || n >= 32768)
+    n.saturating_mul(k) >= 32 << 20 && k >= 8192
 }
 
 /// The split-K reduction's grid: one thread per 4 elements of C.
@@ -483,13 +485,21 @@ mod tests {
         use GemmPrecision::{Fast, Precise};
         let measured = StreamUse::parse(None).unwrap();
         assert_eq!(measured, StreamUse::Measured);
-        // Measured faster: Precise, large B with a long K or a wide N.
-        for (m, n, k) in [(1, 4096, 8192), (16, 7168, 16384), (1, 32768, 1024), (8, 65536, 1536)] {
+        // Measured faster: Precise, large B with a long K.
+        for (m, n, k) in [(1, 4096, 8192), (16, 7168, 16384), (4, 7168, 16384)] {
             assert!(measured.takes(m, n, k, Precise), "{m}x{n}x{k}");
             assert!(!measured.takes(m, n, k, Fast), "{m}x{n}x{k}");
         }
         // Measured slower, or not decode-sized.
-        for (m, n, k) in [(1, 512, 7168), (8, 24576, 1536), (1, 2112, 7168), (1, 7168, 2048), (17, 4096, 8192)] {
+        for (m, n, k) in [
+            (1, 512, 7168),
+            (8, 24576, 1536),
+            (1, 2112, 7168),
+            (1, 7168, 2048),
+            (17, 4096, 8192),
+            (1, 32768, 1024),
+            (1, 65536, 1536),
+        ] {
             assert!(!measured.takes(m, n, k, Precise), "{m}x{n}x{k}");
         }
         let always = StreamUse::parse(Some(OsStr::new("always"))).unwrap();
