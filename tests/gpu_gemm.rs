@@ -492,12 +492,13 @@ fn wgmma_shapes() {
 }
 
 /// The streaming decode kernel (M <= 16 on Hopper, both precision modes):
-/// every slab layout it plans (8-row slabs with 8 warps taking the k-blocks
-/// in turn, 24-row ones with 3 groups of 2, up to 256-row ones with 4 tiles
-/// a warp), CTAs that stream several slabs (more slabs than SMs), rows
-/// `r + 8` of A present or not (M above or up to 8), N and K tails (K not a
-/// multiple of 128, fewer k-blocks than warps sharing them), every scale
-/// layout and output. The planner gives it only large problems in
+/// every piece count it plans (slabs of 8 to 64 rows in one 64-row `wgmma`
+/// piece, whose rows past the slab are computed and never stored, up to
+/// 256-row slabs of 4 pieces), slabs whose rows cross B's 128-row scale
+/// blocks (N = 7168: 56-row slabs), CTAs that stream several slabs (more
+/// slabs than SMs), M from 1 to 16, N and K tails (K not a multiple of 128,
+/// fewer k-blocks than the two phases sharing them), every scale layout and
+/// output. The planner gives it only large problems in
 /// `Precise` (where it measured faster), so the device here is set to take
 /// it at every M <= 16 (`QUANT_GEMM_STREAM=always`).
 #[test]

@@ -6,28 +6,40 @@
 //! Compiled for the host and for the GPU, as [`crate::wgmma_contract`] is:
 //! the shared-memory layout the host sizes is the one the kernel indexes.
 
-use crate::wgmma_contract::{GemmOut, GEMM_KBLOCK, GEMM_SMEM_LIMIT};
+use crate::wgmma_contract::{GemmOut, GemmPrecision, GEMM_KBLOCK, GEMM_SMEM_LIMIT};
 
-/// Rows of A (and C) the kernel takes at most: one `m16n8k32` tile.
+/// Rows of A (and C) the kernel takes at most: the `n16` of its `wgmma`s.
 pub const GEMM_STREAM_MAX_M: u32 = 16;
 
-/// Consumer warps a CTA can have (the producer is one more warp).
-pub const GEMM_STREAM_CONSUMER_WARPS: u32 = 8;
+/// Consumer warpgroups of a CTA (the producer is one more warp): they take
+/// the CTA's k-blocks in turn.
+pub const GEMM_STREAM_PHASES: u32 = 2;
+
+/// Consumer warps of a CTA.
+pub const GEMM_STREAM_CONSUMER_WARPS: u32 = 4 * GEMM_STREAM_PHASES;
 
 /// Rows of B in a slab, at most: a TMA box has at most 256 rows.
 pub const GEMM_STREAM_MAX_SLAB: u32 = 256;
 
-/// Tiles (of 8 rows) a consumer warp owns at most: 256 / 8 / 8.
-pub const GEMM_STREAM_MAX_TILES_PER_WARP: u32 = GEMM_STREAM_MAX_SLAB / 8 / GEMM_STREAM_CONSUMER_WARPS;
+/// Rows of B one `wgmma` piece covers (its `m64`).
+pub const GEMM_STREAM_PIECE_ROWS: u32 = 64;
+
+/// Pieces of 64 rows a slab has at most.
+pub const GEMM_STREAM_MAX_PIECES: u32 = GEMM_STREAM_MAX_SLAB / GEMM_STREAM_PIECE_ROWS;
 
 /// Bytes of A's box in a stage: 16 rows (rows past M read as zero) of one
 /// k-block.
 pub const GEMM_STREAM_A_BYTES: u32 = GEMM_STREAM_MAX_M * GEMM_KBLOCK;
 
-/// Bytes of the buffer in which the k-phases of a slab meet: every phase
-/// but the first leaves its partials there, 4 tiles of 32 lanes x 4 f32 per
-/// warp (`(phases - 1) * groups <= 7` warps).
-pub const GEMM_STREAM_REDUCE_BYTES: u32 = 7 * GEMM_STREAM_MAX_TILES_PER_WARP * 32 * 16;
+/// Bytes one thread leaves per piece for the phases' sum: its 8
+/// accumulators of an `m64n16` fragment.
+pub const GEMM_STREAM_PIECE_PARTIAL_BYTES: u32 = 8 * 4;
+
+/// Bytes of the buffer in which the phases of a slab meet: every phase but
+/// the first leaves its accumulators there, per thread of its warpgroup and
+/// piece.
+pub const GEMM_STREAM_REDUCE_BYTES: u32 =
+    (GEMM_STREAM_PHASES - 1) * 128 * GEMM_STREAM_MAX_PIECES * GEMM_STREAM_PIECE_PARTIAL_BYTES;
 
 /// Most stages of the ring (a power of two).
 pub const GEMM_STREAM_MAX_STAGES: u32 = 64;
@@ -35,24 +47,21 @@ pub const GEMM_STREAM_MAX_STAGES: u32 = 64;
 /// How a CTA of the streaming kernel is laid out for a slab of `slab` rows
 /// of B (a multiple of 8, at most [`GEMM_STREAM_MAX_SLAB`]).
 ///
-/// The slab's `slab / 8` tiles of 8 rows are dealt to `groups` warps (tile
-/// `j` to group `j % groups`, at most 4 each: the fewest groups, a power of
-/// two, that hold them), and the 8 consumer warps are `phases = 8 / groups`
-/// copies of the groups that take the CTA's k-blocks in turn (k-block `i`
-/// of the CTA's stream to phase `i % phases`). A warp's k-block is one
-/// latency chain (barrier wait, shared loads, conversions, `mma`s) whose
-/// tiles run side by side, so a narrow slab (a k-block every ~60 cycles per
-/// SM at full bandwidth for 8 rows, ~240 for 32) needs its k-blocks spread
-/// over several warps, and a wide one (~1900 cycles for 256 rows) its tiles.
+/// The slab is `pieces = ceil(slab / 64)` pieces of 64 rows, each the `M`
+/// side of an `m64n16k32` `wgmma` (B's rows as the `A` operand, A's 16 rows
+/// as the `B` operand: C transposed). A stage holds the slab's box of B at
+/// its start and A's box after it, and is at least `64 * pieces` rows of
+/// 128 bytes long, so the last piece's rows past the slab read bytes of the
+/// same stage (A's box or padding): their results are never stored. The
+/// [`GEMM_STREAM_PHASES`] consumer warpgroups take the CTA's k-blocks in
+/// turn (k-block `i` of the CTA's stream to phase `i % phases`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamLayout {
     /// Rows of B per slab.
     pub slab: u32,
-    /// Tiles of 8 rows per slab.
-    pub tiles: u32,
-    /// Warps that split the tiles (1, 2, 4 or 8).
-    pub groups: u32,
-    /// Warps per group, taking the k-blocks in turn (`8 / groups`).
+    /// Pieces of 64 rows per slab (1 to 4).
+    pub pieces: u32,
+    /// Warpgroups taking the k-blocks in turn ([`GEMM_STREAM_PHASES`]).
     pub phases: u32,
     /// log2 of the stages of the ring.
     pub stages_log2: u32,
@@ -66,52 +75,13 @@ impl StreamLayout {
         if slab == 0 || !slab.is_multiple_of(8) || slab > GEMM_STREAM_MAX_SLAB {
             return None;
         }
-        let tiles = slab / 8;
-        let mut groups = 1;
-        while groups * GEMM_STREAM_MAX_TILES_PER_WARP < tiles {
-            groups *= 2;
+        let pieces = slab.div_ceil(GEMM_STREAM_PIECE_ROWS);
+        let mut l =
+            Self { slab, pieces, phases: GEMM_STREAM_PHASES, stages_log2: GEMM_STREAM_MAX_STAGES.trailing_zeros() };
+        while l.stages_log2 > 1 && l.smem_bytes() > GEMM_SMEM_LIMIT {
+            l.stages_log2 -= 1;
         }
-        let phases = GEMM_STREAM_CONSUMER_WARPS / groups;
-        let stage = GEMM_STREAM_A_BYTES + slab * GEMM_KBLOCK;
-        let mut stages_log2 = GEMM_STREAM_MAX_STAGES.trailing_zeros();
-        while stages_log2 > 1 && Self::bytes(stage, 1 << stages_log2) > GEMM_SMEM_LIMIT {
-            stages_log2 -= 1;
-        }
-        Some(Self { slab, tiles, groups, phases, stages_log2 })
-    }
-
-    /// Dynamic shared memory of `stages` stages of `stage` bytes: 1024
-    /// bytes of alignment slack (the 128-byte swizzle needs 1024-byte
-    /// aligned boxes), the stages, the phases' buffer, a `full` and an
-    /// `empty` barrier per stage.
-    const fn bytes(stage: u32, stages: u32) -> u32 {
-        1024 + stages * (stage + 16) + GEMM_STREAM_REDUCE_BYTES
-    }
-
-    /// The `i`-th tile (of 8 rows) of `group`, if the slab has it.
-    #[inline]
-    pub const fn tile(&self, group: u32, i: u32) -> Option<u32> {
-        let j = group + self.groups * i;
-        if i < GEMM_STREAM_MAX_TILES_PER_WARP && j < self.tiles {
-            Some(j)
-        } else {
-            None
-        }
-    }
-
-    /// How many tiles `group` holds (1 to 4 for every group of every slab:
-    /// the kernel compiles one loop per count).
-    #[inline]
-    pub const fn tiles_of(&self, group: u32) -> u32 {
-        if group >= self.tiles {
-            return 0;
-        }
-        let n = (self.tiles - group).div_ceil(self.groups);
-        if n < GEMM_STREAM_MAX_TILES_PER_WARP {
-            n
-        } else {
-            GEMM_STREAM_MAX_TILES_PER_WARP
-        }
+        Some(l)
     }
 
     /// The first k-block of a slab that `phase` takes, when the slab's
@@ -136,16 +106,37 @@ impl StreamLayout {
         1 << self.stages_log2
     }
 
-    /// Bytes of one stage: A's box, then B's slab, of one k-block.
+    /// Offset of A's box in a stage: right after the slab's rows of B
+    /// (1024-byte aligned, as the 128-byte swizzle needs, since the slab is
+    /// a multiple of 8 rows).
     #[inline]
-    pub const fn stage_bytes(&self) -> u32 {
-        GEMM_STREAM_A_BYTES + self.slab * GEMM_KBLOCK
+    pub const fn a_offset(&self) -> u32 {
+        self.slab * GEMM_KBLOCK
     }
 
-    /// Consumer warps (`groups * phases`).
+    /// Bytes the two TMA copies of a stage bring: the slab's rows of B and
+    /// A's box.
+    #[inline]
+    pub const fn stage_load_bytes(&self) -> u32 {
+        self.a_offset() + GEMM_STREAM_A_BYTES
+    }
+
+    /// Bytes of one stage: the loaded bytes, and at least the `64 *
+    /// pieces` rows the `wgmma`s read.
+    #[inline]
+    pub const fn stage_bytes(&self) -> u32 {
+        let window = self.pieces * GEMM_STREAM_PIECE_ROWS * GEMM_KBLOCK;
+        if window > self.stage_load_bytes() {
+            window
+        } else {
+            self.stage_load_bytes()
+        }
+    }
+
+    /// Consumer warps (`4 * phases`).
     #[inline]
     pub const fn consumers(&self) -> u32 {
-        self.groups * self.phases
+        4 * self.phases
     }
 
     /// Threads of a CTA: the consumers and one producer warp.
@@ -154,10 +145,12 @@ impl StreamLayout {
         32 * (self.consumers() + 1)
     }
 
-    /// Dynamic shared memory of a CTA.
+    /// Dynamic shared memory of a CTA: 1024 bytes of alignment slack (the
+    /// 128-byte swizzle needs 1024-byte aligned boxes), the stages, the
+    /// phases' buffer, a `full` and an `empty` barrier per stage.
     #[inline]
     pub const fn smem_bytes(&self) -> u32 {
-        Self::bytes(self.stage_bytes(), self.stages())
+        1024 + self.stages() * (self.stage_bytes() + 16) + GEMM_STREAM_REDUCE_BYTES
     }
 }
 
@@ -193,12 +186,14 @@ pub struct GemmStreamParams {
     pub slab: u32,
 }
 
-/// The streaming kernel for `out`.
+/// The streaming kernel for `precision` and `out`.
 #[inline]
-pub const fn gemm_stream_kernel(out: GemmOut) -> &'static str {
-    match out {
-        GemmOut::Bf16 => "gemm_stream_bf16",
-        GemmOut::F32 => "gemm_stream_f32",
+pub const fn gemm_stream_kernel(precision: GemmPrecision, out: GemmOut) -> &'static str {
+    match (precision, out) {
+        (GemmPrecision::Fast, GemmOut::Bf16) => "gemm_stream_fast_bf16",
+        (GemmPrecision::Fast, GemmOut::F32) => "gemm_stream_fast_f32",
+        (GemmPrecision::Precise, GemmOut::Bf16) => "gemm_stream_precise_bf16",
+        (GemmPrecision::Precise, GemmOut::F32) => "gemm_stream_precise_f32",
     }
 }
 
@@ -208,56 +203,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_slab_fits_and_keeps_the_warps_busy() {
+    fn every_slab_fits_and_its_pieces_stay_in_their_stage() {
         let mut slab = 8;
         while slab <= GEMM_STREAM_MAX_SLAB {
             let l = StreamLayout::new(slab).unwrap();
             assert!(l.smem_bytes() <= GEMM_SMEM_LIMIT, "{slab}");
             assert!(l.stages() >= 4, "{slab}: {} stages", l.stages());
-            assert_eq!(l.consumers(), GEMM_STREAM_CONSUMER_WARPS, "{slab}");
-            assert!(l.phases.is_power_of_two() && l.groups.is_power_of_two());
-            // A group owns at most the warp's tile budget, and no group is idle.
-            assert!(l.tiles.div_ceil(l.groups) <= GEMM_STREAM_MAX_TILES_PER_WARP, "{slab}");
-            assert!(l.groups <= l.tiles, "{slab}");
-            // The phases' partials fit their buffer.
-            assert!((l.phases - 1) * l.groups * GEMM_STREAM_MAX_TILES_PER_WARP * 32 * 16 <= GEMM_STREAM_REDUCE_BYTES);
-            // Boxes stay 1024-byte aligned (the swizzle's period).
+            assert_eq!(l.pieces, slab.div_ceil(64), "{slab}");
+            assert!((1..=GEMM_STREAM_MAX_PIECES).contains(&l.pieces));
+            // The wgmma window of every piece, and both boxes, lie inside the stage.
+            assert!(l.pieces * 64 * 128 <= l.stage_bytes(), "{slab}");
+            assert!(l.a_offset() + GEMM_STREAM_A_BYTES <= l.stage_bytes(), "{slab}");
+            assert!(l.a_offset() >= slab * 128, "{slab}: A overlaps B");
+            // Boxes and pieces stay 1024-byte aligned (the swizzle's period).
             assert_eq!(l.stage_bytes() % 1024, 0);
+            assert_eq!(l.a_offset() % 1024, 0);
+            // The phases' sums fit their buffer.
+            assert!((l.phases - 1) * 128 * l.pieces * GEMM_STREAM_PIECE_PARTIAL_BYTES <= GEMM_STREAM_REDUCE_BYTES);
+            assert!(l.phases.is_power_of_two());
             slab += 8;
         }
         let l = StreamLayout::new(32).unwrap();
-        assert_eq!((l.groups, l.phases, l.stages()), (1, 8, 32));
+        assert_eq!((l.pieces, l.stage_bytes(), l.stages()), (1, 8192, 16));
         let l = StreamLayout::new(256).unwrap();
-        assert_eq!((l.groups, l.phases, l.stages()), (8, 1, 4));
+        assert_eq!((l.pieces, l.stage_bytes(), l.stages()), (4, 34816, 4));
         for bad in [0, 4, 12, 264] {
             assert!(StreamLayout::new(bad).is_none(), "{bad}");
         }
     }
 
     /// The consumers' walk, as the kernel does it, covers each k-block of
-    /// each slab once, in the warp of phase `c % phases` for the CTA's
-    /// k-block number `c` (the producer's order), and every group's tiles
-    /// cover the slab once.
+    /// each slab once, in the warpgroup of phase `c % phases` for the CTA's
+    /// k-block number `c` (the producer's order).
     #[test]
     fn phases_take_every_kblock_once_in_the_producers_order() {
         for slab in (8..=GEMM_STREAM_MAX_SLAB).step_by(8) {
             let l = StreamLayout::new(slab).unwrap();
-            let mut tiles = std::vec![0u32; l.tiles as usize];
-            for g in 0..l.groups {
-                for i in 0..8 {
-                    if let Some(j) = l.tile(g, i) {
-                        tiles[j as usize] += 1;
-                    }
-                }
-            }
-            assert!(tiles.iter().all(|&t| t == 1), "{slab}: {tiles:?}");
-            for g in 0..l.groups {
-                let count = (0..8).filter(|&i| l.tile(g, i).is_some()).count() as u32;
-                assert_eq!(l.tiles_of(g), count, "slab {slab} group {g}");
-                assert!((1..=GEMM_STREAM_MAX_TILES_PER_WARP).contains(&count), "slab {slab} group {g}");
-                // The tiles of a group are its first `count` indices.
-                assert!((0..count).all(|i| l.tile(g, i).is_some()));
-            }
             for k_blocks in [1u32, 2, 3, 7, 8, 9, 64, 129] {
                 for slabs in [1u32, 2, 3] {
                     let mut seen = std::vec![0u32; (slabs * k_blocks) as usize];
@@ -288,6 +269,14 @@ mod tests {
     #[test]
     fn parameter_block_is_what_the_kernel_declares() {
         assert_eq!(core::mem::size_of::<GemmStreamParams>(), 72);
-        assert_ne!(gemm_stream_kernel(GemmOut::Bf16), gemm_stream_kernel(GemmOut::F32));
+        let mut names = std::vec::Vec::new();
+        for p in GemmPrecision::ALL {
+            for o in [GemmOut::Bf16, GemmOut::F32] {
+                names.push(gemm_stream_kernel(p, o));
+            }
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 4);
     }
 }

@@ -58,8 +58,8 @@ struct WgmmaFunctions {
     multicast: Vec<((GemmTile, GemmOut), CudaFunction, u32)>,
     /// The split-K reduction, `[output]`.
     reduce: [CudaFunction; 2],
-    /// The streaming decode GEMM (M <= 16), `[output]`.
-    stream: [CudaFunction; 2],
+    /// The streaming decode GEMM (M <= 16), `[precision][output]`.
+    stream: [[CudaFunction; 2]; 2],
     /// Where it runs (`QUANT_GEMM_STREAM`, read once per `Gpu`).
     stream_use: launch::StreamUse,
 }
@@ -138,8 +138,14 @@ impl GemmFunctions {
             }
             let reduce =
                 [get(gemm_splitk_reduce_kernel(GemmOut::Bf16))?, get(gemm_splitk_reduce_kernel(GemmOut::F32))?];
-            let stream = [get(gemm_stream_kernel(GemmOut::Bf16))?, get(gemm_stream_kernel(GemmOut::F32))?];
-            for f in &stream {
+            let stream_of = |precision| -> Result<[CudaFunction; 2]> {
+                Ok([
+                    get(gemm_stream_kernel(precision, GemmOut::Bf16))?,
+                    get(gemm_stream_kernel(precision, GemmOut::F32))?,
+                ])
+            };
+            let stream = [stream_of(GemmPrecision::Fast)?, stream_of(GemmPrecision::Precise)?];
+            for f in stream.iter().flatten() {
                 // Every slab's ring fits this (`StreamLayout::smem_bytes`).
                 f.set_attribute(MAX_SMEM, GEMM_SMEM_LIMIT as i32)?;
             }
@@ -648,7 +654,7 @@ fn launch_stream(
     let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
     let (sa_ptr, sa_guard) = ops.a_scales.device_ptr(stream);
     let (sb_ptr, sb_guard) = ops.b_scales.device_ptr(stream);
-    let function = &wgmma.stream[c.out() as usize];
+    let function = &wgmma.stream[cfg.precision as usize][c.out() as usize];
     let (c_ptr, c_guard) = match &mut *c {
         GpuGemmOut::Bf16(s) => s.device_ptr(stream),
         GpuGemmOut::F32(s) => s.device_ptr(stream),

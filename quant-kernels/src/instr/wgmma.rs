@@ -32,6 +32,9 @@ macro_rules! operand_list {
 /// `accumulate == 0` overwrites `d` instead of adding.
 macro_rules! wgmma_e4m3 {
     ($name:ident, $shape:literal, $n:literal, [$($i:literal)+]) => {
+        wgmma_e4m3!($name, Frag, $shape, $n, [$($i)+]);
+    };
+    ($name:ident, $frag:ty, $shape:literal, $n:literal, [$($i:literal)+]) => {
         #[doc = concat!("`wgmma.mma_async` ", $shape, " (E4M3FN x E4M3FN -> f32); see `wgmma_e4m3!`.")]
         ///
         /// # Safety
@@ -40,7 +43,7 @@ macro_rules! wgmma_e4m3 {
         /// owns, and [`fence`] ran since the registers were last written by
         /// other code.
         #[inline(always)]
-        pub unsafe fn $name(d: &mut Frag, desc_a: u64, desc_b: u64, accumulate: u32) {
+        pub unsafe fn $name(d: &mut $frag, desc_a: u64, desc_b: u64, accumulate: u32) {
             asm!(
                 "{{",
                 ".reg .pred p;",
@@ -68,9 +71,12 @@ macro_rules! wgmma_e4m3 {
 /// (CUTLASS's `warpgroup_fence_operand`). Emits only a PTX comment.
 macro_rules! fence_operands {
     ($name:ident, $n:literal, [$($i:literal)+]) => {
+        fence_operands!($name, Frag, $n, [$($i)+]);
+    };
+    ($name:ident, $frag:ty, $n:literal, [$($i:literal)+]) => {
         #[doc = concat!("Fences the first ", stringify!($n), " accumulators of a fragment; see `fence_operands!`.")]
         #[inline(always)]
-        fn $name(d: &mut Frag) {
+        fn $name(d: &mut $frag) {
             // SAFETY: a comment; the operands are only named.
             unsafe {
                 asm!(
@@ -87,6 +93,20 @@ wgmma_e4m3!(wgmma_m64n64k32, "m64n64k32", 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 1
 wgmma_e4m3!(wgmma_m64n128k32, "m64n128k32", 64, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63]);
 wgmma_e4m3!(wgmma_m64n160k32, "m64n160k32", 80, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79]);
 wgmma_e4m3!(wgmma_m64n192k32, "m64n192k32", 96, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83 84 85 86 87 88 89 90 91 92 93 94 95]);
+/// The fragment of an `m64n16` `wgmma` (the streaming decode GEMM, where
+/// the 16 columns are A's rows): register `4 j + e` of a thread holds row
+/// `16 warp + lane / 4 + 8 (e / 2)`, column `8 j + 2 (lane % 4) + e % 2`.
+pub type Frag16 = [f32; 8];
+
+wgmma_e4m3!(wgmma_m64n16k32, Frag16, "m64n16k32", 8, [0 1 2 3 4 5 6 7]);
+fence_operands!(fence16_inner, Frag16, 8, [0 1 2 3 4 5 6 7]);
+
+/// Fences the accumulators of an `m64n16` fragment (see `fence_operands!`).
+#[inline(always)]
+pub fn fence16(d: &mut Frag16) {
+    fence16_inner(d)
+}
+
 fence_operands!(fence32, 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]);
 fence_operands!(fence64, 64, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63]);
 fence_operands!(fence80, 80, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79]);

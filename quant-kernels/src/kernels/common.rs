@@ -68,6 +68,13 @@ pub trait PredStore: Out + Sized {
     #[allow(clippy::too_many_arguments)]
     unsafe fn store_pair_if(c: *mut Self, m: u32, n: u32, row: u32, col: u32, v0: f32, v1: f32, pair_ok: bool);
 
+    /// Stores `v` at `(row, col)` of a C of `n` columns where `keep` (a
+    /// predicated store: nothing is written, or addressed, otherwise).
+    ///
+    /// # Safety
+    /// With `keep`, `(row, col)` is inside C.
+    unsafe fn store_one_if(c: *mut Self, n: u32, row: u32, col: u32, v: f32, keep: bool);
+
     /// Stores `(v0, v1)` at `p`, `p + 1` as one paired store.
     ///
     /// # Safety
@@ -135,6 +142,12 @@ impl PredStore for Bf16Out {
         let addr = c as u64 + 2 * (row as u64 * n as u64 + col as u64);
         st_global_bf16x2_if(addr, pair, s0, s1, v0, v1);
     }
+
+    #[inline(always)]
+    unsafe fn store_one_if(c: *mut Self, n: u32, row: u32, col: u32, v: f32, keep: bool) {
+        let addr = c as u64 + 2 * (row as u64 * n as u64 + col as u64);
+        st_global_bf16x2_if(addr, 0, keep as u32, 0, v, 0.0);
+    }
 }
 
 impl PredStore for f32 {
@@ -156,5 +169,11 @@ impl PredStore for f32 {
         let (pair, s0, s1) = pair_predicates(m, n, row, col, pair_ok);
         let addr = c as u64 + 4 * (row as u64 * n as u64 + col as u64);
         st_global_f32x2_if(addr, pair, s0, s1, v0, v1);
+    }
+
+    #[inline(always)]
+    unsafe fn store_one_if(c: *mut Self, n: u32, row: u32, col: u32, v: f32, keep: bool) {
+        let addr = c as u64 + 4 * (row as u64 * n as u64 + col as u64);
+        st_global_f32x2_if(addr, 0, keep as u32, 0, v, 0.0);
     }
 }
