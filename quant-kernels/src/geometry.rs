@@ -129,7 +129,11 @@ pub const LAUNCH_BOUNDS: &[(&str, u32, u32)] = &[
     // `setmaxnreg` then moves them to 40 in the producer warpgroup and 232
     // in the consumers (it needs the cap at entry that this bound gives).
     ("gemm_wgmma_", crate::wgmma_contract::GEMM_THREADS, 1),
-    // The streaming decode GEMM: at most 8 consumer warps and the producer,
-    // one CTA per SM (its ring takes the shared memory).
-    ("gemm_stream_", 32 * (crate::stream_contract::GEMM_STREAM_CONSUMER_WARPS + 1), 1),
+    // The streaming decode GEMM: two consumer warpgroups and two producer
+    // warps, one CTA per SM (its ring takes the shared memory).
+    (
+        "gemm_stream_",
+        32 * (crate::stream_contract::GEMM_STREAM_CONSUMER_WARPS + crate::stream_contract::GEMM_STREAM_PRODUCER_WARPS),
+        1,
+    ),
 ];

@@ -18,6 +18,17 @@ pub const GEMM_STREAM_PHASES: u32 = 2;
 /// Consumer warps of a CTA.
 pub const GEMM_STREAM_CONSUMER_WARPS: u32 = 4 * GEMM_STREAM_PHASES;
 
+/// Producer warps of a CTA: one issues the TMA copies, one the scales'.
+pub const GEMM_STREAM_PRODUCER_WARPS: u32 = 2;
+
+/// Bytes of a stage's scale slot: A's 16 row scales of the k-block, then B's
+/// scales of the (at most 3) 128-row blocks the slab's pieces touch, 4
+/// slots; 128 bytes keep the slots apart by whole lines of shared memory.
+pub const GEMM_STREAM_SCALE_SLOT_BYTES: u32 = 128;
+
+/// Offset of B's scales in a scale slot.
+pub const GEMM_STREAM_SCALE_SLOT_B: u32 = 4 * GEMM_STREAM_MAX_M;
+
 /// Rows of B in a slab, at most: a TMA box has at most 256 rows.
 pub const GEMM_STREAM_MAX_SLAB: u32 = 256;
 
@@ -139,18 +150,19 @@ impl StreamLayout {
         4 * self.phases
     }
 
-    /// Threads of a CTA: the consumers and one producer warp.
+    /// Threads of a CTA: the consumers and the producer warps.
     #[inline]
     pub const fn threads(&self) -> u32 {
-        32 * (self.consumers() + 1)
+        32 * (self.consumers() + GEMM_STREAM_PRODUCER_WARPS)
     }
 
     /// Dynamic shared memory of a CTA: 1024 bytes of alignment slack (the
     /// 128-byte swizzle needs 1024-byte aligned boxes), the stages, the
-    /// phases' buffer, a `full` and an `empty` barrier per stage.
+    /// phases' buffer, a scale slot and a `full` and an `empty` barrier per
+    /// stage.
     #[inline]
     pub const fn smem_bytes(&self) -> u32 {
-        1024 + self.stages() * (self.stage_bytes() + 16) + GEMM_STREAM_REDUCE_BYTES
+        1024 + self.stages() * (self.stage_bytes() + GEMM_STREAM_SCALE_SLOT_BYTES + 16) + GEMM_STREAM_REDUCE_BYTES
     }
 }
 

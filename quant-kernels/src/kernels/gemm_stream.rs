@@ -46,9 +46,11 @@
 //!   partials per piece: the 3- and 4-piece slabs spilled with all at once). Thread `(warp w, lane (r, q))`
 //!   holds rows `16 w + r` and `+ 8` of each piece and columns (A's rows)
 //!   `2 q, 2 q + 1, 2 q + 8, 2 q + 9`.
-//! - Scales are read from global memory through L1 (`ld.global.nc`): 4 of A
-//!   and 2 of B per piece, while the k-block's `wgmma`s run, with the
-//!   warpgroup's next k-block's lines prefetched into L1.
+//! - Scales ride with the stages: a second producer warp copies each
+//!   k-block's scales (A's 16, B's of the slab's 128-row blocks) into the
+//!   stage's scale slot with `cp.async` when the stage is free, and they
+//!   count towards its `full` barrier ([`stage_scales`]); the consumers
+//!   read them from shared memory while the k-block's `wgmma`s run.
 //!
 //! # Constraints from ptxas
 //! As in `super::gemm_wgmma`: no thread-dependent branch while `wgmma`s
@@ -58,14 +60,16 @@
 use core::arch::nvptx;
 
 use super::common::{Align16, Bf16Out, PredStore};
-use crate::instr::mma::{ld_global_nc_f32, prefetch_global_l1, warp_sync};
+use crate::instr::mma::{cp_async4, cp_async_wait_n, warp_sync};
 use crate::instr::wgmma::{
-    fence16, mbar_arrive_expect_tx, mbar_arrive_if, mbar_init, mbar_init_fence, mbar_wait, named_barrier_unaligned,
-    smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_m64n16k32, wgmma_wait0, Frag16,
+    fence16, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_init, mbar_init_fence, mbar_wait,
+    named_barrier_unaligned, smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_m64n16k32,
+    wgmma_wait0, Frag16,
 };
-use crate::instr::{fma, ld_shared16, shared_addr, st_shared16, warp_uniform};
+use crate::instr::{fma, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::stream_contract::{
-    GemmStreamParams, StreamLayout, GEMM_STREAM_MAX_PIECES, GEMM_STREAM_PIECE_PARTIAL_BYTES, GEMM_STREAM_PIECE_ROWS,
+    GemmStreamParams, StreamLayout, GEMM_STREAM_MAX_M, GEMM_STREAM_MAX_PIECES, GEMM_STREAM_PIECE_PARTIAL_BYTES,
+    GEMM_STREAM_PIECE_ROWS, GEMM_STREAM_SCALE_SLOT_B, GEMM_STREAM_SCALE_SLOT_BYTES,
 };
 use crate::wgmma_contract::GEMM_KBLOCK;
 
@@ -82,17 +86,26 @@ struct Ring {
     stage_bytes: u32,
     /// The phases' accumulators (see `GEMM_STREAM_REDUCE_BYTES`).
     reduce: u32,
+    /// Stage `s`'s scale slot at `scales + s * GEMM_STREAM_SCALE_SLOT_BYTES`.
+    scales: u32,
     /// `full[s]` at `full + 8 s`, `empty[s]` at `empty + 8 s`.
     full: u32,
     empty: u32,
 }
 
 impl Ring {
-    /// `(stage address, full, empty, parity)` of the CTA's k-block number `c`.
+    /// `(stage address, scale slot, full, empty, parity)` of the CTA's
+    /// k-block number `c`.
     #[inline(always)]
-    fn at(&self, l: &StreamLayout, c: u32) -> (u32, u32, u32, u32) {
+    fn at(&self, l: &StreamLayout, c: u32) -> (u32, u32, u32, u32, u32) {
         let (s, parity) = l.slot(c);
-        (self.stages + s * self.stage_bytes, self.full + 8 * s, self.empty + 8 * s, parity)
+        (
+            self.stages + s * self.stage_bytes,
+            self.scales + s * GEMM_STREAM_SCALE_SLOT_BYTES,
+            self.full + 8 * s,
+            self.empty + 8 * s,
+            parity,
+        )
     }
 }
 
@@ -112,8 +125,9 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool>(p: GemmStreamParams) {
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (shared_addr(smem) + 1023) & !1023;
     let reduce = stages + l.stages() * l.stage_bytes();
-    let full = reduce + crate::stream_contract::GEMM_STREAM_REDUCE_BYTES;
-    let ring = Ring { stages, stage_bytes: l.stage_bytes(), reduce, full, empty: full + 8 * l.stages() };
+    let scales = reduce + crate::stream_contract::GEMM_STREAM_REDUCE_BYTES;
+    let full = scales + l.stages() * GEMM_STREAM_SCALE_SLOT_BYTES;
+    let ring = Ring { stages, stage_bytes: l.stage_bytes(), reduce, scales, full, empty: full + 8 * l.stages() };
     let tid = nvptx::_thread_idx_x() as u32;
     let (warp, lane) = (warp_uniform(tid / 32), tid % 32);
     if tid == 0 {
@@ -121,7 +135,8 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool>(p: GemmStreamParams) {
         tensormap_acquire(p.map_b);
         let mut s = 0;
         while s < l.stages() {
-            mbar_init(ring.full + 8 * s, 1);
+            // The TMA producer's arrival and one per lane of the scale warp.
+            mbar_init(ring.full + 8 * s, 33);
             // Lane 0 of each warp of the k-block's warpgroup.
             mbar_init(ring.empty + 8 * s, 4);
             s += 1;
@@ -134,6 +149,8 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool>(p: GemmStreamParams) {
         if lane == 0 {
             produce(&p, l, ring, slabs);
         }
+    } else if warp == l.consumers() + 1 {
+        stage_scales(&p, l, ring, slabs, lane);
     } else if warp < l.consumers() {
         match l.pieces {
             1 => consume::<O, PRECISE, 1>(&p, l, ring, slabs, warp, lane),
@@ -153,7 +170,7 @@ unsafe fn produce(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs: u32)
     while u < slabs {
         let mut kb = 0;
         while kb < p.k_blocks {
-            let (stage, full, empty, parity) = ring.at(&l, c);
+            let (stage, _, full, empty, parity) = ring.at(&l, c);
             mbar_wait(empty, parity ^ 1);
             mbar_arrive_expect_tx(full, l.stage_load_bytes());
             tma_load_2d(stage, p.map_b, kb * GEMM_KBLOCK, u * l.slab, full);
@@ -165,69 +182,67 @@ unsafe fn produce(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs: u32)
     }
 }
 
-/// Where a consumer thread's scales of a slab live, as offsets (in
-/// elements) that the k-block then indexes.
-#[derive(Clone, Copy)]
-struct ScaleAt<const P: usize> {
-    /// A's rows of the thread's columns `2 q, 2 q + 1, 2 q + 8, 2 q + 9`
-    /// (clamped to M - 1: columns past M are zero and never stored).
-    a: [u64; 4],
-    /// B's 128-row block of the thread's two rows of each piece, times
-    /// `k_blocks` (clamped to the last block: rows past N are never stored).
-    b: [[u64; 2]; P],
+/// The scale warp: for every k-block of the CTA, as soon as its stage is
+/// free, copies the k-block's scales into the stage's scale slot with
+/// `cp.async` (lane `t < 16`: A's row `t`, zero past M; lanes 16-19: B's
+/// 128-row blocks from the slab's first on, clamped to B's last), and each
+/// lane's copies arrive on the stage's `full` barrier when they land.
+///
+/// Why not in the consumers: a global load issued by a consumer waits
+/// behind the TMA bytes already in flight to its SM (64 KB or more, about 2
+/// us at an SM's share of the bandwidth), and the k-block's promotion
+/// needs it. The first `wgmma` version loaded them there and took 88 us
+/// for 1 x 4096 x 8192 (ncu: 80% of the stalls on those loads). Issued
+/// here, with the stage's TMA copies, they arrive with the stage.
+#[inline(always)]
+unsafe fn stage_scales(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs: u32, lane: u32) {
+    let last = (p.n - 1) / GEMM_KBLOCK;
+    let mut c = 0u32;
+    let mut u = nvptx::_block_idx_x() as u32;
+    while u < slabs {
+        let first_block = u * l.slab / GEMM_KBLOCK;
+        let mut kb = 0;
+        while kb < p.k_blocks {
+            let (_, slot, full, empty, parity) = ring.at(&l, c);
+            mbar_wait(empty, parity ^ 1);
+            if lane < GEMM_STREAM_MAX_M {
+                let t = lane.min(p.m - 1) as u64;
+                let at = t * p.a_scale_row_stride + kb as u64 * p.a_scale_kb_stride;
+                let bytes = if lane < p.m { 4 } else { 0 };
+                cp_async4(slot + 4 * lane, (p.a_scales as *const f32).add(at as usize), bytes);
+            } else if lane < GEMM_STREAM_MAX_M + 4 {
+                let j = lane - GEMM_STREAM_MAX_M;
+                let nb = (first_block + j).min(last) as u64;
+                let at = nb * p.k_blocks as u64 + kb as u64;
+                cp_async4(slot + GEMM_STREAM_SCALE_SLOT_B + 4 * j, (p.b_scales as *const f32).add(at as usize), 4);
+            }
+            mbar_arrive_on_cp_async(full);
+            c = c.wrapping_add(1);
+            kb += 1;
+        }
+        u += nvptx::_grid_dim_x() as u32;
+    }
+    // Nothing of this thread's in flight when it exits (the consumers wait
+    // for the copies anyway, through the barriers).
+    cp_async_wait_n::<0>();
 }
 
-impl<const P: usize> ScaleAt<P> {
-    #[inline(always)]
-    fn new(p: &GemmStreamParams, n0: u32, row: u32, q: u32) -> Self {
-        let a_row = |t: u32| t.min(p.m - 1) as u64 * p.a_scale_row_stride;
-        let a = [a_row(2 * q), a_row(2 * q + 1), a_row(2 * q + 8), a_row(2 * q + 9)];
-        let last = (p.n - 1) / GEMM_KBLOCK;
-        let mut b = [[0u64; 2]; P];
-        unroll4!(pc => {
-            if pc < P {
-                unroll2!(h => {
-                    let n = n0 + GEMM_STREAM_PIECE_ROWS * pc as u32 + row + 8 * h as u32;
-                    b[pc][h] = (n / GEMM_KBLOCK).min(last) as u64 * p.k_blocks as u64;
-                });
-            }
-        });
-        Self { a, b }
-    }
-
-    /// A's four and B's two per piece of k-block `kb`, through L1.
-    #[inline(always)]
-    unsafe fn load(&self, p: &GemmStreamParams, kb: u32) -> ([f32; 4], [[f32; 2]; P]) {
-        let (sa, sb) = (p.a_scales as *const f32, p.b_scales as *const f32);
-        let a_kb = kb as u64 * p.a_scale_kb_stride;
-        let a = self.a.map(|o| ld_global_nc_f32(sa.add((o + a_kb) as usize)));
-        let mut b = [[0f32; 2]; P];
-        unroll4!(pc => {
-            if pc < P {
-                unroll2!(h => {
-                    b[pc][h] = ld_global_nc_f32(sb.add((self.b[pc][h] + kb as u64) as usize));
-                });
-            }
-        });
-        (a, b)
-    }
-
-    /// Prefetches the lines of k-block `kb`'s scales into L1.
-    #[inline(always)]
-    unsafe fn prefetch(&self, p: &GemmStreamParams, kb: u32) {
-        let (sa, sb) = (p.a_scales as *const f32, p.b_scales as *const f32);
-        let a_kb = kb as u64 * p.a_scale_kb_stride;
-        unroll4!(i => {
-            prefetch_global_l1(sa.add((self.a[i] + a_kb) as usize));
-        });
-        unroll4!(pc => {
-            if pc < P {
-                unroll2!(h => {
-                    prefetch_global_l1(sb.add((self.b[pc][h] + kb as u64) as usize));
-                });
-            }
-        });
-    }
+/// A consumer thread's scales of one k-block from the stage's scale slot:
+/// A's of its columns `2 q, 2 q + 1, 2 q + 8, 2 q + 9` and B's of its two
+/// rows of each piece (`blocks[pc][h]`: the row's 128-row block counted from
+/// the slab's first).
+#[inline(always)]
+unsafe fn read_scales<const P: usize>(slot: u32, q: u32, blocks: &[[u32; 2]; P]) -> ([f32; 4], [[f32; 2]; P]) {
+    let a = [2 * q, 2 * q + 1, 2 * q + 8, 2 * q + 9].map(|t| ld_shared_f32(slot + 4 * t));
+    let mut b = [[0f32; 2]; P];
+    unroll4!(pc => {
+        if pc < P {
+            unroll2!(h => {
+                b[pc][h] = ld_shared_f32(slot + GEMM_STREAM_SCALE_SLOT_B + 4 * blocks[pc][h]);
+            });
+        }
+    });
+    (a, b)
 }
 
 /// The scale of fragment register `e` (row half `(e % 4) / 2`, column
@@ -297,12 +312,22 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
     let mut u = nvptx::_block_idx_x() as u32;
     while u < slabs {
         let n0 = u * l.slab;
-        let at = ScaleAt::<P>::new(p, n0, row, q);
+        // The 128-row block of each of the thread's rows, from the slab's
+        // first (0 to 2; rows past the slab or N are never stored).
+        let mut blocks = [[0u32; 2]; P];
+        unroll4!(pc => {
+            if pc < P {
+                unroll2!(h => {
+                    let n = n0 + GEMM_STREAM_PIECE_ROWS * pc as u32 + row + 8 * h as u32;
+                    blocks[pc][h] = n / GEMM_KBLOCK - n0 / GEMM_KBLOCK;
+                });
+            }
+        });
         let mut acc: [Frag16; P] = core::mem::zeroed();
         let mut kb = l.first_kblock(phase, c0);
         while kb < p.k_blocks {
             let next = kb + l.phases;
-            let (stage, full, empty, parity) = ring.at(&l, c0.wrapping_add(kb));
+            let (stage, slot, full, empty, parity) = ring.at(&l, c0.wrapping_add(kb));
             let a_box = stage + l.a_offset();
             mbar_wait(full, parity);
             // The scales, read while the first group's `wgmma`s run.
@@ -336,13 +361,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
                     wgmma_commit();
                     let (sa, sb) = match scales {
                         Some(x) => x,
-                        None => {
-                            // No branch here: the last k-block prefetches
-                            // its own lines again.
-                            let x = at.load(p, kb);
-                            at.prefetch(p, next.min(p.k_blocks - 1));
-                            x
-                        }
+                        None => read_scales::<P>(slot, q, &blocks),
                     };
                     scales = Some((sa, sb));
                     unroll4!(pc => {
