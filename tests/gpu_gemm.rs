@@ -413,8 +413,9 @@ fn model_shapes() {
             for m in [1, 37, 256] {
                 run_case(&dev, m, n, k, format, &ScaleLayout::ALL, &OUTPUTS, Some((&q, &bd, &sbd)), &mut rng);
             }
-            // `Precise` at M = 1: the streaming kernel where the planner
-            // gives it the problem (large B), the decode kernel elsewhere.
+            // `Precise` at M = 1 too: like `Fast`, the streaming kernel
+            // where the planner gives it the problem (N wide enough for
+            // 32-row slabs), the decode kernel elsewhere.
             let precise: &[Mode] = &[(GemmPrecision::Precise, None)];
             let layout = &[ScaleLayout::ColMajorTmaAligned];
             run_modes(&dev, 1, n, k, format, layout, &[OutputType::F32], precise, Some((&q, &bd, &sbd)), &mut rng);
@@ -470,10 +471,11 @@ fn wgmma_shapes() {
         // 256 x 128 too in the first) with M, N and K tails.
         (2100, 4000, 400),
         (1500, 2560, 272),
-        // Decode sizes: planned `Fast` and the forced tiles take the
-        // `wgmma` kernel with split-K, planned `Precise` the `mma.sync`
-        // decode kernel (B is too small for the streaming kernel, which
-        // `stream_decode_shapes` covers).
+        // Decode sizes: the forced tiles take the `wgmma` kernel with
+        // split-K; planned, N = 4096 takes the streaming kernel (both
+        // modes), the narrower ones split-K `wgmma` (`Fast`) and the
+        // `mma.sync` decode kernel (`Precise`); `stream_decode_shapes`
+        // covers the streaming kernel's layouts.
         (1, 4096, 1024),
         (3, 129, 144),
         (8, 300, 2048),

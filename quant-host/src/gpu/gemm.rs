@@ -1,8 +1,11 @@
 //! Host side of `mm_fp8_blockscale` on the GPU: checks, kernel choice, launch.
 //!
-//! Three kernels:
-//! - on Hopper (the sm_90a module), E4M3FN with 16-byte-aligned rows, at
-//!   every M (decode sizes included): the
+//! Four kernels:
+//! - on Hopper (the sm_90a module), E4M3FN with 16-byte-aligned rows, M <=
+//!   16 and N wide enough for slabs of 32 rows per SM (`launch::StreamUse`):
+//!   the streaming decode kernel (`quant_kernels::kernels::gemm_stream`), B
+//!   through a deep TMA ring, `wgmma` on C transposed, no split;
+//! - on Hopper otherwise, at every M: the
 //!   warp-specialised `wgmma` + TMA kernels
 //!   (`quant_kernels::kernels::gemm_wgmma`) in the configured precision
 //!   mode, persistent, with the tile `launch::gemm_wgmma` plans for the
@@ -450,11 +453,11 @@ pub(crate) fn mm_fp8_blockscale_on(
     let ops = gemm_mma::Operands { a, a_scales, b, b_scales };
 
     // The Hopper kernels first. At M <= 16 (unless a tile is forced) the
-    // streaming kernel where it pays (`launch::StreamUse`; its block sums
-    // are exact in f32, within either mode's tolerance); otherwise `wgmma`.
+    // streaming kernel where it pays (`launch::StreamUse`, both modes);
+    // otherwise `wgmma`.
     let hopper = functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path != Path::MmaSync);
     if let Some(wgmma) = hopper {
-        if takes_stream(wgmma, shape, cfg) && launch_stream(gpu, wgmma, ops, shape, cfg, &mut c)? {
+        if takes_stream(gpu, wgmma, shape, cfg) && launch_stream(gpu, wgmma, ops, shape, cfg, &mut c)? {
             return Ok(());
         }
         // `Precise` at M <= 16 without the streaming kernel takes the
@@ -711,7 +714,7 @@ pub(crate) fn wgmma_plan(
 ) -> Result<(&'static str, u32, bool)> {
     let wgmma = gpu.gemm_functions()?.wgmma.as_ref();
     let hopper = wgmma.filter(|_| cfg.format == Fp8Format::E4M3Fn && path != Path::MmaSync);
-    if hopper.is_some_and(|w| takes_stream(w, shape, cfg)) {
+    if hopper.is_some_and(|w| takes_stream(gpu, w, shape, cfg)) {
         return Ok(("stream", 1, false));
     }
     let decode = shape.m() <= SMALL_M;
@@ -729,9 +732,9 @@ pub(crate) fn wgmma_plan(
 
 /// Whether the planner gives `shape` to the streaming kernel (a forced
 /// tile names a `wgmma` kernel, so it never does).
-fn takes_stream(wgmma: &WgmmaFunctions, shape: GemmShape, cfg: &GemmConfig) -> bool {
-    let (m, n, k) = (shape.m() as u64, shape.n() as u64, shape.k() as u64);
-    cfg.tile.is_none() && wgmma.stream_use.takes(m, n, k, cfg.precision)
+fn takes_stream(gpu: &Gpu, wgmma: &WgmmaFunctions, shape: GemmShape, cfg: &GemmConfig) -> bool {
+    let (m, n) = (shape.m() as u64, shape.n() as u64);
+    cfg.tile.is_none() && wgmma.stream_use.takes(m, n, gpu.multiprocessor_count() as u64)
 }
 
 /// The kernel parameter block as a launch argument (passed by value).

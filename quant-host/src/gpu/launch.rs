@@ -362,30 +362,33 @@ impl StreamUse {
         }
     }
 
-    /// Whether an `m x n x k` problem in `precision` takes the kernel.
-    pub(crate) fn takes(self, m: u64, n: u64, k: u64, precision: GemmPrecision) -> bool {
+    /// Whether an `m x n` problem (either precision mode, any K) takes the
+    /// kernel on a GPU of `multiprocessors` SMs.
+    pub(crate) fn takes(self, m: u64, n: u64, multiprocessors: u64) -> bool {
         let decode = m <= quant_kernels::stream_contract::GEMM_STREAM_MAX_M as u64;
         match self {
             Self::Never => false,
             Self::Always => decode,
-            Self::Measured => decode && precision == GemmPrecision::Precise && stream_pays(n, k),
+            Self::Measured => decode && stream_pays(n, multiprocessors),
         }
     }
 }
 
-/// Where the streaming kernel beat the other decode kernels on an H200
-/// (bench/NOTES-gemm.md, sessions 14-15): in `Precise` (where the
-/// alternative is the `mma.sync` decode kernel) with B of 32 MiB or more
-/// and K >= 8192: 1.05-1.41x there (session 15: 1 x 4096 x 8192 15.4 us
-/// against 21.1; 4 x 7168 x 16384 39.5 against 41.9). With short K it
-/// loses or ties (1 x 65536 x 1536: 42.1 against 38.5; 1 x 32768 x 1024:
-/// 14.7 against 15.3; 1 x 512 x 7168: 12.4 against 6.4): a CTA streams its
-/// slab's k-blocks at a few hundred ns each after a fixed start, so it pays
-/// only with long streams. In `Fast` it was slower than the split-K
-/// `wgmma` kernel on every decode shape measured (1 x 4096 x 8192: 15.4
-/// against 14.0 us).
-pub(crate) fn stream_pays(n: u64, k: u64) -> bool {
-    n.saturating_mul(k) >= 32 << 20 && k >= 8192
+/// The narrowest slab at which the streaming kernel measured faster.
+const STREAM_MIN_SLAB: u32 = 32;
+
+/// Where the streaming kernel beat both other decode kernels on an H200
+/// (bench/NOTES-gemm.md, session 15, call 3: per launch in a graph, against
+/// the split-K `wgmma` kernel that `Fast` took and the `mma.sync` decode
+/// kernel that `Precise` took): wherever its slabs are 32 rows or more (N
+/// of 4096 and up on 132 SMs), in both modes and at every K measured: 1 x
+/// 4096 x 8192 12.5 us against 14.1 (`Fast`) and 21.1 (`Precise`); 1 x 7168
+/// x 2048 6.8 against 8.6 and 7.4; 8 x 24576 x 1536 12.4 against 14.3 and
+/// 16.8; 1 x 7168 x 16384 31.7 against 38.0 and 42.2. Narrower slabs lose:
+/// 1 x 2112 x 7168 (16 rows) 11.1 against 9.2 and 11.1; 1 x 512 x 7168 (8
+/// rows) 11.1 against 6.7 and 6.4.
+pub(crate) fn stream_pays(n: u64, multiprocessors: u64) -> bool {
+    gemm_stream(n, multiprocessors).is_ok_and(|(l, _)| l.slab >= STREAM_MIN_SLAB)
 }
 
 /// The split-K reduction's grid: one thread per 4 elements of C.
@@ -482,30 +485,20 @@ mod tests {
     #[test]
     fn stream_use_follows_the_measurements_and_the_variable() {
         use std::ffi::OsStr;
-        use GemmPrecision::{Fast, Precise};
         let measured = StreamUse::parse(None).unwrap();
         assert_eq!(measured, StreamUse::Measured);
-        // Measured faster: Precise, large B with a long K.
-        for (m, n, k) in [(1, 4096, 8192), (16, 7168, 16384), (4, 7168, 16384)] {
-            assert!(measured.takes(m, n, k, Precise), "{m}x{n}x{k}");
-            assert!(!measured.takes(m, n, k, Fast), "{m}x{n}x{k}");
+        // Measured faster, in both modes: slabs of 32 rows or more.
+        for (m, n) in [(1, 4096), (16, 7168), (8, 24576), (1, 32768), (1, 65536)] {
+            assert!(measured.takes(m, n, 132), "{m}x{n}");
         }
-        // Measured slower, or not decode-sized.
-        for (m, n, k) in [
-            (1, 512, 7168),
-            (8, 24576, 1536),
-            (1, 2112, 7168),
-            (1, 7168, 2048),
-            (17, 4096, 8192),
-            (1, 32768, 1024),
-            (1, 65536, 1536),
-        ] {
-            assert!(!measured.takes(m, n, k, Precise), "{m}x{n}x{k}");
+        // Measured slower (narrow slabs), or not decode-sized.
+        for (m, n) in [(1, 512), (1, 2112), (17, 4096)] {
+            assert!(!measured.takes(m, n, 132), "{m}x{n}");
         }
         let always = StreamUse::parse(Some(OsStr::new("always"))).unwrap();
-        assert!(always.takes(1, 1, 16, Fast) && always.takes(16, 7, 128, Precise) && !always.takes(17, 7, 128, Fast));
+        assert!(always.takes(1, 1, 132) && always.takes(16, 7, 132) && !always.takes(17, 7, 132));
         let never = StreamUse::parse(Some(OsStr::new("never"))).unwrap();
-        assert!(!never.takes(1, 4096, 8192, Precise));
+        assert!(!never.takes(1, 4096, 132));
         for bad in ["", "Always", "1", "on"] {
             let err = StreamUse::parse(Some(OsStr::new(bad))).unwrap_err();
             assert!(err.to_string().contains("QUANT_GEMM_STREAM"), "{err}");
