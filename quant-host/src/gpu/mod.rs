@@ -88,6 +88,24 @@ pub fn driver_available() -> bool {
 
 impl Gpu {
     /// Opens device `ordinal` with a new stream of its own.
+    ///
+    /// Its context keeps cudarc's event tracking on (cudarc's default): every
+    /// buffer allocated through it carries two events, and every launch
+    /// waits on the events of its buffer arguments and records them again
+    /// (an eager `per_token_group_quant_fp8` queues five waits and three
+    /// records besides the kernel; an allocation creates two events and a
+    /// free waits on and destroys them). That is what keeps the tensors safe
+    /// to use on other streams and with other `Gpu`s of the device (which
+    /// `check_context` accepts), through cudarc's safe API, so it is not
+    /// turned off here: nothing stops safe code from making a second stream
+    /// of this context (`gpu.stream().context().new_stream()`).
+    ///
+    /// A caller that keeps every buffer on one stream can drop that cost per
+    /// call: make the context, call its `unsafe disable_event_tracking`
+    /// before allocating anything, and pass a stream of it to
+    /// [`Gpu::with_stream`]; ordering any other stream's use of those
+    /// buffers is then the caller's (cudarc's safety contract). The
+    /// benchmark runs that way (`fp8q bench`'s host-cost table has both).
     pub fn new(ordinal: usize) -> Result<Self> {
         if !driver_available() {
             return Err(QuantError::NoDriver);
