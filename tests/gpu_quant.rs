@@ -122,6 +122,45 @@ fn token_group_matches_cpu_bit_for_bit() {
         .unwrap();
 }
 
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn token_group_writes_every_output_element() {
+    // The allocating call leaves its GPU outputs unset (no memset): the
+    // kernel must write every code and scale, the TMA layout's padding rows
+    // (as zeros) and the K tail's group included. Each case runs `_into`
+    // over outputs filled with two different sentinels (never a valid scale:
+    // scales are positive, inf or NaN, padding +0): an element the kernel
+    // skipped keeps its sentinel in both runs, so one of them differs from
+    // the CPU's.
+    let mut rng = TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha);
+    for (rows, cols, pad) in [(1, 7168, 0), (3, 300, 5), (5, 7000, 0), (9, 128, 3), (33, 200, 0)] {
+        for layout in ScaleLayout::ALL {
+            for group_size in GroupSize::ALL {
+                let cfg = TokenGroupConfig { layout, group_size, ..TokenGroupConfig::default() };
+                let shape = MatrixShape::strided(rows, cols, cols + pad).unwrap();
+                let x: Vec<bf16> =
+                    random_values(&mut rng, shape.extent(), true).into_iter().map(bf16::from_f32).collect();
+                let cpu_out =
+                    Device::Cpu.per_token_group_quant_fp8(&Device::Cpu.upload(&x, shape).unwrap(), &cfg).unwrap();
+                let xd = Device::Cuda(gpu().clone()).upload(&x, shape).unwrap();
+                for chunks in [TokenGroupChunks::Two, TokenGroupChunks::Four, TokenGroupChunks::BySize] {
+                    let dev = Device::Cuda(gpu().with_token_group_chunks(chunks));
+                    for (code, scale) in [(0x00u8, -1.0f32), (0xFF, -2.0)] {
+                        let (cs, ss) = (cpu_out.codes.shape(), cpu_out.scales.shape());
+                        let mut codes = dev.upload(&vec![code; cs.extent()], cs).unwrap();
+                        let mut scales = dev.upload(&vec![scale; ss.extent()], ss).unwrap();
+                        dev.per_token_group_quant_fp8_into(&xd, &cfg, &mut codes, &mut scales).unwrap();
+                        let what =
+                            format!("{rows} x {cols} (+{pad}) {layout:?} {group_size:?} {chunks:?} over {code:#04x}");
+                        assert_same_codes(&codes.to_vec().unwrap(), cpu_out.codes.as_host().unwrap(), &what);
+                        assert_same_scales(&scales.to_vec().unwrap(), cpu_out.scales.as_host().unwrap(), &what);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Property-test cases per test: `QUANT_GPU_CASES` or `default` (the bundle's
 /// sanitizer runs use fewer, as the tools slow kernels down a lot).
 fn cases(default: u32) -> u32 {

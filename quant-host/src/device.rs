@@ -61,10 +61,7 @@ impl Device {
     /// error, not an abort.
     pub fn zeros<T: DeviceRepr + ValidAsZeroBits + Copy + Default>(&self, shape: MatrixShape) -> Result<Tensor<T>> {
         let len = shape.extent();
-        let bytes = len
-            .checked_mul(std::mem::size_of::<T>())
-            .filter(|&b| b <= isize::MAX as usize)
-            .ok_or(crate::QuantError::TooLarge("tensor bytes"))?;
+        let bytes = tensor_bytes::<T>(len)?;
         match self {
             Device::Cpu => {
                 let mut data = Vec::new();
@@ -74,6 +71,32 @@ impl Device {
                 Tensor::from_vec(data, shape)
             }
             Device::Cuda(gpu) => Tensor::from_cuda(gpu.stream().alloc_zeros::<T>(len)?, shape),
+        }
+    }
+
+    /// A dense tensor on this device for an output that the call's kernel
+    /// writes in full. On a GPU its memory is left unset: zeroing it would
+    /// cost a memset per output (a driver call and a GPU pass of its own,
+    /// and under cudarc's event tracking two event waits and a record more)
+    /// for bytes the kernel overwrites anyway. On the CPU it is zero-filled
+    /// as by [`Device::zeros`] (a host vector must be initialized).
+    ///
+    /// Only for outputs of which every element is written whenever the call
+    /// returns `Ok`; a call that fails drops the tensor unread.
+    fn written_output<T: AnyBits>(&self, shape: MatrixShape) -> Result<Tensor<T>> {
+        match self {
+            Device::Cpu => self.zeros(shape),
+            Device::Cuda(gpu) => {
+                let len = shape.extent();
+                // cudarc multiplies `len` by the element size unchecked.
+                tensor_bytes::<T>(len)?;
+                // SAFETY: the memory is unset until the kernel writes it;
+                // every bit pattern is a `T` (`AnyBits`), so even a read of
+                // an unwritten element would be a value, not undefined
+                // behaviour (the caller's kernel writes them all).
+                let data = unsafe { gpu.stream().alloc::<T>(len) }?;
+                Tensor::from_cuda(data, shape)
+            }
         }
     }
 
@@ -90,8 +113,12 @@ impl Device {
     /// ([`TokenGroupPlan::scale_shape`]).
     pub fn per_token_group_quant_fp8<T: Element>(&self, x: &Tensor<T>, cfg: &TokenGroupConfig) -> Result<Quantized> {
         let plan = TokenGroupPlan::new(cfg, x.shape())?;
-        let mut codes = self.zeros::<u8>(plan.codes_shape())?;
-        let mut scales = self.zeros::<f32>(plan.scale_shape())?;
+        // Neither output is zeroed first: the kernel writes every code and
+        // every scale, the TMA layout's padding rows included (as zeros),
+        // and an empty plan launches nothing but has no element either
+        // (`TokenGroupPlan::is_empty`).
+        let mut codes = self.written_output::<u8>(plan.codes_shape())?;
+        let mut scales = self.written_output::<f32>(plan.scale_shape())?;
         self.run_token_group(&plan, x, &mut codes, &mut scales)?;
         Ok(Quantized { codes, scales, scheme: Scheme::TokenGroup(*cfg) })
     }
@@ -274,3 +301,17 @@ impl Device {
         }
     }
 }
+
+/// The bytes of a tensor of `len` elements of `T`, or an error where they
+/// exceed what one allocation may hold.
+fn tensor_bytes<T>(len: usize) -> Result<usize> {
+    len.checked_mul(std::mem::size_of::<T>())
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or(crate::QuantError::TooLarge("tensor bytes"))
+}
+
+/// Element types of which every bit pattern is a value, so a device buffer
+/// left unset still holds valid elements ([`Device::written_output`]).
+trait AnyBits: DeviceRepr + ValidAsZeroBits + Copy + Default {}
+impl AnyBits for u8 {}
+impl AnyBits for f32 {}

@@ -93,7 +93,10 @@ impl TokenGroupPlan {
         exact("scales", self.scale_shape.numel(), scales)
     }
 
-    /// Whether there is nothing to compute (`M == 0` or `K == 0`).
+    /// Whether there is nothing to compute (`M == 0` or `K == 0`). Then the
+    /// codes and the scales hold no element either (in every layout), so
+    /// skipping the launch leaves no output element unwritten: what lets
+    /// `Device` allocate the outputs without zeroing them.
     pub fn is_empty(&self) -> bool {
         self.input.numel() == 0
     }
@@ -192,6 +195,26 @@ mod tests {
         assert!(tma.check_buffers(4 * 320 + 300, 1500, 24).is_ok());
         assert!(matches!(tma.check_buffers(4 * 320 + 300, 1500, 15), Err(QuantError::BufferLength { .. })));
         assert!(matches!(tma.check_buffers(4 * 320 + 299, 1500, 24), Err(QuantError::BufferLength { .. })));
+    }
+
+    #[test]
+    fn empty_plans_have_no_output_element() {
+        // `Device` leaves the outputs unset where the kernel writes them, and
+        // an empty plan launches nothing: its outputs must hold nothing.
+        for layout in ScaleLayout::ALL {
+            for group_size in GroupSize::ALL {
+                let cfg = TokenGroupConfig { layout, group_size, ..TokenGroupConfig::default() };
+                for (m, k, stride) in [(0, 7168, 7168), (0, 5, 9), (5, 0, 0), (5, 0, 3), (1, 0, 0)] {
+                    let plan = TokenGroupPlan::new(&cfg, MatrixShape::strided(m, k, stride).unwrap()).unwrap();
+                    let what = format!("{layout:?} {group_size:?} {m} x {k} (stride {stride})");
+                    assert!(plan.is_empty(), "{what}");
+                    assert_eq!(plan.codes_shape().extent(), 0, "{what}: codes");
+                    assert_eq!(plan.scale_shape().extent(), 0, "{what}: scales");
+                }
+                // And a plan with any element is not empty (it launches).
+                assert!(!TokenGroupPlan::new(&cfg, MatrixShape::new(1, 1).unwrap()).unwrap().is_empty());
+            }
+        }
     }
 
     #[test]

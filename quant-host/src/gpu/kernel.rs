@@ -121,9 +121,9 @@ pub(crate) fn sm_copy(gpu: &Gpu, src: &CudaSlice<u8>, dst: &mut CudaSlice<u8>, b
         .filter(|&c| c <= i32::MAX as u32)
         .ok_or(crate::QuantError::TooLarge("copy grid"))?;
     let config = LaunchConfig { grid_dim: (ctas, 1, 1), block_dim: (COPY_THREADS, 1, 1), shared_mem_bytes: 0 };
-    let function = gpu.function(quant_kernels::abi::SM_COPY_KERNEL)?;
+    let function = gpu.bench_function(super::BenchKernel::SmCopy)?;
     let params = ByValue(quant_kernels::abi::CopyParams { bytes: bytes as u64 });
-    let mut builder = gpu.stream().launch_builder(&function);
+    let mut builder = gpu.stream().launch_builder(function);
     builder.arg(src).arg(dst).arg(&params);
     // SAFETY: the entry point takes `(src: *const u8, dst: *mut u8,
     // CopyParams)`; both buffers hold `bytes` bytes (checked above), are
@@ -136,9 +136,9 @@ pub(crate) fn sm_copy(gpu: &Gpu, src: &CudaSlice<u8>, dst: &mut CudaSlice<u8>, b
 /// Queues the benchmark's empty kernel (one warp): the launch floor.
 #[cfg(feature = "bench")]
 pub(crate) fn empty(gpu: &Gpu) -> Result<()> {
-    let function = gpu.function(quant_kernels::abi::EMPTY_KERNEL)?;
+    let function = gpu.bench_function(super::BenchKernel::Empty)?;
     let config = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (32, 1, 1), shared_mem_bytes: 0 };
     // SAFETY: the entry point takes no parameters and touches no memory.
-    unsafe { gpu.stream().launch_builder(&function).launch(config) }?;
+    unsafe { gpu.stream().launch_builder(function).launch(config) }?;
     Ok(())
 }

@@ -52,6 +52,9 @@ struct Inner {
     functions: Mutex<HashMap<String, CudaFunction>>,
     /// The quantizer kernels, looked up once each (see [`QuantizerFunctions`]).
     quantizer_functions: QuantizerFunctions,
+    /// The benchmark's kernels, looked up once each (see [`BenchKernel`]).
+    #[cfg(feature = "bench")]
+    bench_functions: [OnceLock<CudaFunction>; BenchKernel::COUNT],
     /// Workspace of the split-K decode GEMM, grown on demand.
     gemm_scratch: Mutex<Option<gemm::SplitScratch>>,
     /// Streaming multiprocessors, read once (grid sizing of the decode GEMM).
@@ -85,6 +88,24 @@ pub fn driver_available() -> bool {
 
 impl Gpu {
     /// Opens device `ordinal` with a new stream of its own.
+    ///
+    /// Its context keeps cudarc's event tracking on (cudarc's default): every
+    /// buffer allocated through it carries two events, and every launch
+    /// waits on the events of its buffer arguments and records them again
+    /// (an eager `per_token_group_quant_fp8` queues five waits and three
+    /// records besides the kernel; an allocation creates two events and a
+    /// free waits on and destroys them). That is what keeps the tensors safe
+    /// to use on other streams and with other `Gpu`s of the device (which
+    /// `check_context` accepts), through cudarc's safe API, so it is not
+    /// turned off here: nothing stops safe code from making a second stream
+    /// of this context (`gpu.stream().context().new_stream()`).
+    ///
+    /// A caller that keeps every buffer on one stream can drop that cost per
+    /// call: make the context, call its `unsafe disable_event_tracking`
+    /// before allocating anything, and pass a stream of it to
+    /// [`Gpu::with_stream`]; ordering any other stream's use of those
+    /// buffers is then the caller's (cudarc's safety contract). The
+    /// benchmark runs that way (`fp8q bench`'s host-cost table has both).
     pub fn new(ordinal: usize) -> Result<Self> {
         if !driver_available() {
             return Err(QuantError::NoDriver);
@@ -119,6 +140,8 @@ impl Gpu {
                 capability,
                 functions: Mutex::new(HashMap::new()),
                 quantizer_functions: QuantizerFunctions::new(),
+                #[cfg(feature = "bench")]
+                bench_functions: Default::default(),
                 gemm_scratch: Mutex::new(None),
                 multiprocessors,
                 max_shared_per_cta,
@@ -161,7 +184,8 @@ impl Gpu {
     }
 
     /// Looks a kernel up by name, once per `Gpu` (the GEMMs, which cache
-    /// their functions themselves, and the benchmark's kernels).
+    /// their functions themselves, and the fused quantizers, which call it
+    /// per launch: a lock and a hashed name each time).
     pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
         let mut functions = self.inner.functions.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = functions.get(name) {
@@ -207,6 +231,27 @@ impl Gpu {
             // Unreachable: every kernel value is an entry of its list.
             return Err(cudarc::driver::DriverError(cudarc::driver::sys::cudaError_enum::CUDA_ERROR_NOT_FOUND).into());
         };
+        self.load_once(slot, name, on_load)
+    }
+
+    /// The benchmark's kernel `kernel`, loaded once per `Gpu`.
+    #[cfg(feature = "bench")]
+    pub(crate) fn bench_function(&self, kernel: BenchKernel) -> Result<&CudaFunction> {
+        let Some(slot) = self.inner.bench_functions.get(kernel as usize) else {
+            // Unreachable: a slot per variant (`BenchKernel::ALL`, tested).
+            return Err(cudarc::driver::DriverError(cudarc::driver::sys::cudaError_enum::CUDA_ERROR_NOT_FOUND).into());
+        };
+        self.load_once(slot, kernel.name(), |_| Ok(()))
+    }
+
+    /// The function in `slot`, loaded by `name` (and `on_load` run on it)
+    /// on first use, then read without a lock.
+    fn load_once<'a>(
+        &'a self,
+        slot: &'a OnceLock<CudaFunction>,
+        name: &str,
+        on_load: impl FnOnce(&CudaFunction) -> Result<()>,
+    ) -> Result<&'a CudaFunction> {
         if let Some(f) = slot.get() {
             return Ok(f);
         }
@@ -289,6 +334,36 @@ fn slot_index<K: Kernel + PartialEq>(all: &[K], kernel: K) -> Option<usize> {
     all.iter().position(|k| *k == kernel)
 }
 
+/// The benchmark's own kernels, each with a slot of its own in a `Gpu`: the
+/// empty kernel is the launch floor the host-cost table compares the
+/// quantizer calls with, so it must not pay a lock and a hashed name per
+/// launch that they do not.
+#[cfg(feature = "bench")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BenchKernel {
+    /// `quant_kernels::kernels::copy`.
+    SmCopy,
+    /// The empty kernel (one warp, no parameters).
+    Empty,
+}
+
+#[cfg(feature = "bench")]
+impl BenchKernel {
+    /// Every variant, in discriminant order.
+    #[cfg(test)]
+    const ALL: [BenchKernel; BenchKernel::COUNT] = [BenchKernel::SmCopy, BenchKernel::Empty];
+    /// Number of variants: the slots of `Inner::bench_functions`.
+    const COUNT: usize = 2;
+
+    /// The `.entry` name in the PTX modules.
+    fn name(self) -> &'static str {
+        match self {
+            BenchKernel::SmCopy => quant_kernels::abi::SM_COPY_KERNEL,
+            BenchKernel::Empty => quant_kernels::abi::EMPTY_KERNEL,
+        }
+    }
+}
+
 /// One lazily loaded function per quantizer entry point, per family, in
 /// the order of the family's `ALL` list: looking one up is an index, not a
 /// name hashed under a lock (an eager launch's host cost should be the
@@ -339,6 +414,18 @@ mod tests {
                 assert_eq!(CodecKernel::ALL[slot_index(CodecKernel::ALL, k).unwrap()].name(), k.name());
             }
         }
+    }
+
+    #[cfg(feature = "bench")]
+    #[test]
+    fn every_bench_kernel_has_its_own_slot() {
+        for (i, k) in BenchKernel::ALL.into_iter().enumerate() {
+            assert_eq!(k as usize, i, "{k:?}");
+        }
+        assert_eq!(
+            BenchKernel::ALL.map(BenchKernel::name),
+            [quant_kernels::abi::SM_COPY_KERNEL, quant_kernels::abi::EMPTY_KERNEL]
+        );
     }
 
     #[test]

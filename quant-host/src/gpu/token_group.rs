@@ -39,7 +39,9 @@ pub(crate) fn per_token_group_quant<T: Element>(
 
 /// Queues the quantization of `x` on `gpu`'s stream. The plan holds the
 /// validated config and sizes; the buffers are checked against it before
-/// anything is launched.
+/// anything is launched. The kernel writes every element of `q` and
+/// `scales` (the TMA layout's padding rows as zeros), whatever they held:
+/// `Device` allocates them unset.
 pub(crate) fn per_token_group_quant_planned<T: Element>(
     gpu: &Gpu,
     plan: &TokenGroupPlan,
