@@ -43,9 +43,9 @@
 //!   steps of a piece into one partial and promotes once per k-block,
 //!   `acc = fma(part, sa * sb, acc)`; `Precise` gives each k32 step its own
 //!   partial (from zero) and promotes each, two pieces at a time (four
-//!   partials per piece: the 3- and 4-piece slabs spilled with all at once). Thread `(warp w, lane (r, q))`
-//!   holds rows `16 w + r` and `+ 8` of each piece and columns (A's rows)
-//!   `2 q, 2 q + 1, 2 q + 8, 2 q + 9`.
+//!   partials per piece: the 3- and 4-piece slabs spilled with all at
+//!   once). Thread `(warp w, lane (r, q))` holds rows `16 w + r` and `+ 8`
+//!   of each piece and columns (A's rows) `2 q, 2 q + 1, 2 q + 8, 2 q + 9`.
 //! - Scales ride with the stages: a second producer warp copies each
 //!   k-block's scales (A's 16, B's of the slab's 128-row blocks) into the
 //!   stage's scale slot with `cp.async` when the stage is free, and they
