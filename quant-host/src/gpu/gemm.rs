@@ -200,6 +200,17 @@ impl TensorMaps {
         Ok(Self { keys: vec![None; MAP_SLOTS], next: 0, device: stream.alloc_zeros::<u8>(MAP_SLOTS * MAP_BYTES)? })
     }
 
+    /// The `Gpu`'s cache (`Gpu::gemm_maps`), made at its first use.
+    fn cached<'a>(
+        maps: &'a mut Option<Self>,
+        stream: &std::sync::Arc<cudarc::driver::CudaStream>,
+    ) -> Result<&'a mut Self> {
+        Ok(match maps {
+            Some(tm) => tm,
+            slot @ None => slot.insert(Self::new(stream)?),
+        })
+    }
+
     /// The slot holding the map for `key` (encoding and uploading it on a
     /// miss), none of `avoid` (the other maps' slots of the same launch).
     fn slot(
@@ -342,6 +353,18 @@ impl GpuGemmOut<'_> {
             GpuGemmOut::F32(_) => GemmOut::F32,
         }
     }
+
+    /// C's device address on `stream`, with the guard that records the
+    /// kernel's write when dropped after the launch.
+    fn device_ptr<'s>(
+        &'s mut self,
+        stream: &'s std::sync::Arc<cudarc::driver::CudaStream>,
+    ) -> (u64, cudarc::driver::SyncOnDrop<'s>) {
+        match self {
+            GpuGemmOut::Bf16(s) => s.device_ptr(stream),
+            GpuGemmOut::F32(s) => s.device_ptr(stream),
+        }
+    }
 }
 
 /// Scratch of the split-K GEMMs: partial sums and (decode kernel) per-tile
@@ -452,20 +475,15 @@ pub(crate) fn mm_fp8_blockscale_on(
     let functions = gpu.gemm_functions()?;
     let ops = gemm_mma::Operands { a, a_scales, b, b_scales };
 
-    // The Hopper kernels first. At M <= 16 (unless a tile is forced) the
-    // streaming kernel where it pays (`launch::StreamUse`, both modes);
-    // otherwise `wgmma`.
-    let hopper = functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path != Path::MmaSync);
-    if let Some(wgmma) = hopper {
-        if takes_stream(gpu, wgmma, shape, cfg) && launch_stream(gpu, wgmma, ops, shape, cfg, &mut c)? {
-            return Ok(());
-        }
-        // `Precise` at M <= 16 without the streaming kernel takes the
-        // decode-sized `mma.sync` kernel (`Precise` has only the 128-row tile).
-        let decode_precise = m <= SMALL_M && cfg.precision == GemmPrecision::Precise;
-        if !decode_precise && launch_wgmma(gpu, wgmma, ops, shape, cfg, &mut c, path == Path::Best)? {
-            return Ok(());
-        }
+    // The Hopper kernels first; each declines (nothing queued) where TMA
+    // cannot read the operands, and the `mma.sync` kernels take the problem.
+    let launched = match family(gpu, functions, shape, cfg, path) {
+        Family::Stream(wgmma) => launch_stream(gpu, wgmma, ops, shape, cfg, &mut c)?,
+        Family::Wgmma(wgmma) => launch_wgmma(gpu, wgmma, ops, shape, cfg, &mut c, path == Path::Best)?,
+        Family::MmaSync => false,
+    };
+    if launched {
+        return Ok(());
     }
 
     if m <= SMALL_M {
@@ -505,10 +523,7 @@ fn launch_wgmma(
     if !tma_reads(a_ptr, b_ptr, m, n, k) {
         return Ok(false);
     }
-    let out = match c {
-        GpuGemmOut::Bf16(_) => GemmOut::Bf16,
-        GpuGemmOut::F32(_) => GemmOut::F32,
-    };
+    let out = c.out();
     let plan = wgmma_launch_plan(gpu, Some(wgmma), shape, cfg, out, allow_multicast)?;
     // A split launch runs the f32 kernel into the workspace.
     let kernel_out = if plan.splits > 1 { GemmOut::F32 } else { out };
@@ -520,13 +535,9 @@ fn launch_wgmma(
         _ => None,
     };
     let mut maps = gpu.gemm_maps();
-    let tm = match &mut *maps {
-        Some(tm) => tm,
-        slot @ None => slot.insert(TensorMaps::new(stream)?),
-    };
+    let tm = TensorMaps::cached(&mut maps, stream)?;
     let sa = tm.slot(stream, (a_ptr, m, k, plan.tile.rows(), MapKind::Operand), &[])?;
     let sb = tm.slot(stream, (b_ptr, n, k, plan.tile.cols(), MapKind::Operand), &[sa])?;
-    let bf16_out = matches!(c, GpuGemmOut::Bf16(_));
     let (m32, n32) = (m as u32, n as u32);
     let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
     let (sa_ptr, sa_guard) = ops.a_scales.device_ptr(stream);
@@ -540,15 +551,14 @@ fn launch_wgmma(
     } else {
         None
     };
-    let (c_ptr, c_guard) = match (&split, &mut *c) {
-        (Some(ws), _) => ws.partials.device_ptr(stream),
-        (None, GpuGemmOut::Bf16(s)) => s.device_ptr(stream),
-        (None, GpuGemmOut::F32(s)) => s.device_ptr(stream),
+    let (c_ptr, c_guard) = match &split {
+        Some(ws) => ws.partials.device_ptr(stream),
+        None => c.device_ptr(stream),
     };
     // The 256 x 128 tile's epilogue stores a bf16 C through TMA where the
     // map can describe it (16-byte row pitch and base); otherwise the
     // kernel stores it from registers.
-    let sc = if plan.tile.epi_bytes() > 0 && split.is_none() && bf16_out && n % 8 == 0 && c_ptr % 16 == 0 {
+    let sc = if plan.tile.epi_bytes() > 0 && split.is_none() && out == GemmOut::Bf16 && n % 8 == 0 && c_ptr % 16 == 0 {
         Some(tm.slot(stream, (c_ptr, m, n, 64, MapKind::Bf16Out), &[sa, sb])?)
     } else {
         None
@@ -648,20 +658,14 @@ fn launch_stream(
     }
     let (layout, config) = launch::gemm_stream(n, gpu.multiprocessor_count() as u64)?;
     let mut maps = gpu.gemm_maps();
-    let tm = match &mut *maps {
-        Some(tm) => tm,
-        slot @ None => slot.insert(TensorMaps::new(stream)?),
-    };
+    let tm = TensorMaps::cached(&mut maps, stream)?;
     let sa = tm.slot(stream, (a_ptr, m, k, GEMM_STREAM_MAX_M, MapKind::Operand), &[])?;
     let sb = tm.slot(stream, (b_ptr, n, k, layout.slab, MapKind::Operand), &[sa])?;
     let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
     let (sa_ptr, sa_guard) = ops.a_scales.device_ptr(stream);
     let (sb_ptr, sb_guard) = ops.b_scales.device_ptr(stream);
     let function = &wgmma.stream[cfg.precision as usize][c.out() as usize];
-    let (c_ptr, c_guard) = match &mut *c {
-        GpuGemmOut::Bf16(s) => s.device_ptr(stream),
-        GpuGemmOut::F32(s) => s.device_ptr(stream),
-    };
+    let (c_ptr, c_guard) = c.device_ptr(stream);
     let (base, maps_guard) = tm.device.device_ptr(stream);
     let params = StreamLaunchParams(GemmStreamParams {
         map_a: base + (sa * MAP_BYTES) as u64,
@@ -712,22 +716,47 @@ pub(crate) fn wgmma_plan(
     cfg: &GemmConfig,
     path: Path,
 ) -> Result<(&'static str, u32, bool)> {
-    let wgmma = gpu.gemm_functions()?.wgmma.as_ref();
-    let hopper = wgmma.filter(|_| cfg.format == Fp8Format::E4M3Fn && path != Path::MmaSync);
-    if hopper.is_some_and(|w| takes_stream(gpu, w, shape, cfg)) {
-        return Ok(("stream", 1, false));
-    }
-    let decode = shape.m() <= SMALL_M;
-    if hopper.is_none() || (decode && cfg.precision == GemmPrecision::Precise) {
-        if decode {
+    match family(gpu, gpu.gemm_functions()?, shape, cfg, path) {
+        Family::Stream(_) => Ok(("stream", 1, false)),
+        Family::Wgmma(wgmma) => {
+            let plan = wgmma_launch_plan(gpu, Some(wgmma), shape, cfg, GemmOut::Bf16, path == Path::Best)?;
+            Ok((plan.tile.name(), plan.splits, plan.clustered))
+        }
+        Family::MmaSync if shape.m() <= SMALL_M => {
             let sms = gpu.multiprocessor_count() as u64;
             let (_, splits) = launch::gemm_small(shape.n() as u64, shape.k_blocks() as u64, sms)?;
-            return Ok(("mma.sync decode", splits, false));
+            Ok(("mma.sync decode", splits, false))
         }
-        return Ok(("mma.sync", 1, false));
+        Family::MmaSync => Ok(("mma.sync", 1, false)),
     }
-    let plan = wgmma_launch_plan(gpu, wgmma, shape, cfg, GemmOut::Bf16, path == Path::Best)?;
-    Ok((plan.tile.name(), plan.splits, plan.clustered))
+}
+
+/// The kernel family [`mm_fp8_blockscale_on`] gives a problem before it
+/// looks at the operands' addresses (a Hopper kernel that cannot read them
+/// through TMA declines, and `mma.sync` takes the problem).
+enum Family<'a> {
+    /// The streaming decode kernel.
+    Stream(&'a WgmmaFunctions),
+    /// A `wgmma` tile.
+    Wgmma(&'a WgmmaFunctions),
+    /// The `mma.sync` kernels: decode-sized at M <= 16, tiled above.
+    MmaSync,
+}
+
+/// The planner's choice of [`Family`], one function for the launch and
+/// the benchmark's report: on Hopper (E4M3FN, not forced to `mma.sync`),
+/// at M <= 16 (no forced tile) the streaming kernel where it pays
+/// (`launch::StreamUse`, both modes), else `wgmma`, except `Precise` at M
+/// <= 16, which takes the decode-sized `mma.sync` kernel (`Precise` has
+/// only the 128-row tile).
+fn family<'a>(gpu: &Gpu, functions: &'a GemmFunctions, shape: GemmShape, cfg: &GemmConfig, path: Path) -> Family<'a> {
+    let hopper = functions.wgmma.as_ref().filter(|_| cfg.format == Fp8Format::E4M3Fn && path != Path::MmaSync);
+    match hopper {
+        Some(w) if takes_stream(gpu, w, shape, cfg) => Family::Stream(w),
+        Some(_) if shape.m() <= SMALL_M && cfg.precision == GemmPrecision::Precise => Family::MmaSync,
+        Some(w) => Family::Wgmma(w),
+        None => Family::MmaSync,
+    }
 }
 
 /// Whether the planner gives `shape` to the streaming kernel (a forced
