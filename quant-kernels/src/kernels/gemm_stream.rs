@@ -303,7 +303,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
     let leader = (lane == 0) as u32;
     let c = p.c as *mut O;
     // The thread's slot in the phases' buffer for piece `pc` of phase `ph > 0`.
-    let slot = |ph: u32, pc: u32| {
+    let partial_at = |ph: u32, pc: u32| {
         ring.reduce + (((ph - 1) * GEMM_STREAM_MAX_PIECES + pc) * 128 + 32 * w + lane) * GEMM_STREAM_PIECE_PARTIAL_BYTES
     };
     // SAFETY (of the zeroed arrays): all-zero bits are 0.0 in every f32.
@@ -404,7 +404,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
         if phase > 0 {
             unroll4!(pc => {
                 if pc < P {
-                    let at = slot(phase, pc as u32);
+                    let at = partial_at(phase, pc as u32);
                     let a = &acc[pc];
                     st_shared16(at, [a[0], a[1], a[2], a[3]].map(f32::to_bits));
                     st_shared16(at + 16, [a[4], a[5], a[6], a[7]].map(f32::to_bits));
@@ -418,7 +418,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
             while ph < l.phases {
                 unroll4!(pc => {
                     if pc < P {
-                        let at = slot(ph, pc as u32);
+                        let at = partial_at(ph, pc as u32);
                         let (lo, hi) = (ld_shared16(at), ld_shared16(at + 16));
                         unroll4!(e => {
                             acc[pc][e] += f32::from_bits(lo[e]);
