@@ -65,6 +65,9 @@ struct WgmmaFunctions {
     stream: [[CudaFunction; 2]; 2],
     /// Where it runs (`QUANT_GEMM_STREAM`, read once per `Gpu`).
     stream_use: launch::StreamUse,
+    /// Whether it is launched with PDL (`QUANT_GEMM_PDL`, read once per
+    /// `Gpu`).
+    stream_pdl: launch::DependentLaunch,
 }
 
 impl WgmmaFunctions {
@@ -104,6 +107,7 @@ impl GemmFunctions {
         // Read on every GPU, so that a wrong value is an error everywhere,
         // not only where the streaming kernel exists.
         let stream_use = launch::StreamUse::parse(std::env::var_os(launch::StreamUse::VAR).as_deref())?;
+        let stream_pdl = launch::DependentLaunch::parse(std::env::var_os(launch::DependentLaunch::VAR).as_deref())?;
         let mma = MmaFunctions::load(gpu)?;
         let wgmma = if gpu.ptx_arch().has_wgmma() {
             let mut kernels = Vec::new();
@@ -152,7 +156,7 @@ impl GemmFunctions {
                 // Every slab's ring fits this (`StreamLayout::smem_bytes`).
                 f.set_attribute(MAX_SMEM, GEMM_SMEM_LIMIT as i32)?;
             }
-            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use })
+            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use, stream_pdl })
         } else {
             None
         };
@@ -680,17 +684,20 @@ fn launch_stream(
         k_blocks: kb as u32,
         slab: layout.slab,
     });
-    let mut builder = stream.launch_builder(function);
-    builder.arg(&params);
-    // SAFETY: the kernel takes one `GemmStreamParams`, passed by value: the
-    // two slots hold maps of exactly A (box 16 rows) and B (box `slab`
-    // rows), keyed by address, shape and box rows, with k > 0 and
-    // 16-byte-aligned rows (`tma_reads`), 64-byte aligned in device memory;
-    // 1 <= m <= 16 (the caller) and the lengths of A, B, the scales (in the
-    // layout whose strides these are) and C checked by the caller; the
-    // threads, shared memory and grid (at most one CTA per slab) are the
-    // slab's `StreamLayout`'s, from `launch::gemm_stream`.
-    unsafe { builder.launch(config) }?;
+    let arg = &params as *const StreamLaunchParams as *mut std::ffi::c_void;
+    // SAFETY: the kernel takes one `GemmStreamParams`, passed by value (one
+    // pointer to it): the two slots hold maps of exactly A (box 16 rows) and
+    // B (box `slab` rows), keyed by address, shape and box rows, with k > 0
+    // and 16-byte-aligned rows (`tma_reads`), 64-byte aligned in device
+    // memory; 1 <= m <= 16 (the caller) and the lengths of A, B, the scales
+    // (in the layout whose strides these are) and C checked by the caller;
+    // the threads, shared memory and grid (at most one CTA per slab) are the
+    // slab's `StreamLayout`'s, from `launch::gemm_stream`; the guards keep
+    // the buffers alive until the launch is queued. Under PDL the kernel
+    // waits on the grid dependency (`griddepcontrol.wait`) before it reads
+    // anything but the tensor maps (written by stream-ordered copies before
+    // the kernel it may overlap) or writes C.
+    unsafe { launch_ex(stream, function, config, &mut [arg], wgmma.stream_pdl == launch::DependentLaunch::On) }?;
     drop((c_guard, a_guard, b_guard, sa_guard, sb_guard, maps_guard));
     Ok(true)
 }
@@ -838,6 +845,46 @@ unsafe fn launch_cluster(
     let mut arg = params as *const LaunchParams as *mut std::ffi::c_void;
     stream.context().bind_to_thread()?;
     cudarc::driver::sys::cuLaunchKernelEx(&config, function.cu_function(), &mut arg, std::ptr::null_mut()).result()?;
+    Ok(())
+}
+
+/// Launches `function` with `args` (a pointer to each argument's value)
+/// through `cuLaunchKernelEx`, as a programmatic dependent launch (PDL)
+/// when `dependent`: its CTAs may then be scheduled while the kernel
+/// before it on `stream` still runs (once that kernel's CTAs have executed
+/// `griddepcontrol.launch_dependents` or exited), which hides its launch
+/// and prologue behind that kernel's tail.
+///
+/// # Safety
+/// `args` matches `function`'s parameters and the buffers they name stay
+/// alive until the launch is queued; `config` suits `function`; with
+/// `dependent`, `function` executes `griddepcontrol.wait` before any access
+/// to memory an earlier kernel may write.
+unsafe fn launch_ex(
+    stream: &std::sync::Arc<cudarc::driver::CudaStream>,
+    function: &CudaFunction,
+    config: cudarc::driver::LaunchConfig,
+    args: &mut [*mut std::ffi::c_void],
+    dependent: bool,
+) -> Result<()> {
+    use cudarc::driver::sys;
+    let mut attr: sys::CUlaunchAttribute = std::mem::zeroed();
+    attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attr.value.programmaticStreamSerializationAllowed = 1;
+    let config = sys::CUlaunchConfig {
+        gridDimX: config.grid_dim.0,
+        gridDimY: config.grid_dim.1,
+        gridDimZ: config.grid_dim.2,
+        blockDimX: config.block_dim.0,
+        blockDimY: config.block_dim.1,
+        blockDimZ: config.block_dim.2,
+        sharedMemBytes: config.shared_mem_bytes,
+        hStream: stream.cu_stream(),
+        attrs: &mut attr,
+        numAttrs: dependent as u32,
+    };
+    stream.context().bind_to_thread()?;
+    sys::cuLaunchKernelEx(&config, function.cu_function(), args.as_mut_ptr(), std::ptr::null_mut()).result()?;
     Ok(())
 }
 

@@ -374,6 +374,43 @@ impl StreamUse {
     }
 }
 
+/// Whether the streaming decode GEMM is launched as a programmatic
+/// dependent launch (PDL), from the environment variable
+/// [`DependentLaunch::VAR`]: `on` (the default) or `off`.
+///
+/// With PDL the kernel's CTAs may start while the kernel queued before it
+/// on the stream finishes (as SMs free up): they set up their barriers and
+/// fetch the tensor maps, then wait (`griddepcontrol.wait`) until that
+/// kernel has completed and its writes are visible, before they read A, B
+/// or the scales or write C. Results are the same either way; `off` is for
+/// comparisons and for drivers that refuse the launch attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DependentLaunch {
+    /// PDL (the default).
+    On,
+    /// Plain stream order.
+    Off,
+}
+
+impl DependentLaunch {
+    /// The environment variable.
+    pub(crate) const VAR: &'static str = "QUANT_GEMM_PDL";
+
+    /// The policy `value` of [`DependentLaunch::VAR`] names (unset: `On`).
+    pub(crate) fn parse(value: Option<&std::ffi::OsStr>) -> Result<Self> {
+        let Some(value) = value else { return Ok(Self::On) };
+        match value.to_str() {
+            Some("on") => Ok(Self::On),
+            Some("off") => Ok(Self::Off),
+            _ => Err(QuantError::InvalidEnvironment {
+                name: Self::VAR,
+                value: value.to_string_lossy().into_owned(),
+                expected: "`on` or `off` (or unset)",
+            }),
+        }
+    }
+}
+
 /// The narrowest slab at which the streaming kernel measured faster.
 const STREAM_MIN_SLAB: u32 = 32;
 
@@ -502,6 +539,18 @@ mod tests {
         for bad in ["", "Always", "1", "on"] {
             let err = StreamUse::parse(Some(OsStr::new(bad))).unwrap_err();
             assert!(err.to_string().contains("QUANT_GEMM_STREAM"), "{err}");
+        }
+    }
+
+    #[test]
+    fn dependent_launch_policy_parses() {
+        use std::ffi::OsStr;
+        assert_eq!(DependentLaunch::parse(None).unwrap(), DependentLaunch::On);
+        assert_eq!(DependentLaunch::parse(Some(OsStr::new("on"))).unwrap(), DependentLaunch::On);
+        assert_eq!(DependentLaunch::parse(Some(OsStr::new("off"))).unwrap(), DependentLaunch::Off);
+        for bad in ["", "On", "1", "true", "always"] {
+            let err = DependentLaunch::parse(Some(OsStr::new(bad))).unwrap_err();
+            assert!(err.to_string().contains("QUANT_GEMM_PDL"), "{err}");
         }
     }
 

@@ -253,6 +253,25 @@ pub unsafe fn tma_load_2d(dst: u32, map: u64, x: u32, y: u32, bar: u32) {
     );
 }
 
+/// `griddepcontrol.wait`: in a grid launched with programmatic stream
+/// serialization (PDL), waits until the grids it depends on have completed
+/// and their memory operations are visible to it; in any other grid it
+/// returns at once. Every thread that reads or writes memory an earlier
+/// kernel may touch executes it first.
+#[inline(always)]
+pub unsafe fn grid_dependency_wait() {
+    asm!("griddepcontrol.wait;", options(nostack));
+}
+
+/// `griddepcontrol.launch_dependents`: lets a grid launched after this one
+/// with PDL be scheduled before this one completes (its CTAs then wait in
+/// [`grid_dependency_wait`] before touching memory); one thread per CTA
+/// suffices, and without such a dependent it has no effect.
+#[inline(always)]
+pub unsafe fn grid_launch_dependents() {
+    asm!("griddepcontrol.launch_dependents;", options(nostack));
+}
+
 /// [`tma_load_2d`] multicast: the box lands at shared address `dst` and
 /// completes `bar` (the same offsets) in every CTA of the cluster whose bit
 /// is set in `mask`.

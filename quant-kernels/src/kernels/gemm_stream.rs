@@ -52,6 +52,17 @@
 //!   count towards its `full` barrier ([`stage_scales`]); the consumers
 //!   read them from shared memory while the k-block's `wgmma`s run.
 //!
+//! # Programmatic dependent launch
+//! The host launches the kernel with PDL (`QUANT_GEMM_PDL=off` turns it
+//! off), so its CTAs may start while the kernel before it on the stream
+//! finishes, as SMs free up. Thread 0 lets the kernel after this one start
+//! the same way (`griddepcontrol.launch_dependents`), fetches the tensor
+//! maps and sets up the barriers; then every thread waits on the grid
+//! dependency (`griddepcontrol.wait`) before anything reads A, B or the
+//! scales or writes C. So the launch and the prologue overlap the previous
+//! kernel's last CTAs. (Prefetching B into L2 before the wait, which would
+//! be correct since L2 is the point of coherence, measured 1-4 us slower.)
+//!
 //! # Constraints from ptxas
 //! As in `super::gemm_wgmma`: no thread-dependent branch while `wgmma`s
 //! are in flight (the stores are predicated); `cargo xtask build-ptx`
@@ -62,9 +73,9 @@ use core::arch::nvptx;
 use super::common::{Align16, Bf16Out, PredStore};
 use crate::instr::mma::{cp_async4, cp_async_wait_n, warp_sync};
 use crate::instr::wgmma::{
-    fence16, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_init, mbar_init_fence, mbar_wait,
-    named_barrier_unaligned, smem_desc, tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_m64n16k32,
-    wgmma_wait0, Frag16,
+    fence16, grid_dependency_wait, grid_launch_dependents, mbar_arrive_expect_tx, mbar_arrive_if,
+    mbar_arrive_on_cp_async, mbar_init, mbar_init_fence, mbar_wait, named_barrier_unaligned, smem_desc,
+    tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_m64n16k32, wgmma_wait0, Frag16,
 };
 use crate::instr::{fma, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::stream_contract::{
@@ -131,6 +142,9 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool>(p: GemmStreamParams) {
     let tid = nvptx::_thread_idx_x() as u32;
     let (warp, lane) = (warp_uniform(tid / 32), tid % 32);
     if tid == 0 {
+        // A kernel launched after this one with PDL may start on the SMs
+        // this grid leaves free, and on each SM as its CTA exits.
+        grid_launch_dependents();
         tensormap_acquire(p.map_a);
         tensormap_acquire(p.map_b);
         let mut s = 0;
@@ -144,6 +158,11 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool>(p: GemmStreamParams) {
         mbar_init_fence();
     }
     nvptx::_syncthreads();
+    // Launched with PDL, the kernel before this one may still be running:
+    // nothing below reads global memory (but the tensor maps, written by
+    // stream-ordered copies before that kernel) or writes C before it has
+    // completed and its writes are visible.
+    grid_dependency_wait();
     let slabs = p.n.div_ceil(l.slab);
     if warp == l.consumers() {
         if lane == 0 {
