@@ -530,6 +530,48 @@ fn stream_decode_shapes() {
     }
 }
 
+/// The streaming kernel (a programmatic dependent launch) queued right after
+/// the GPU quantizer that writes its A, with no copy between them, round
+/// after round into one A buffer: each GEMM must read the A of its own
+/// round (it waits on the grid dependency before any read), not the
+/// previous round's, and its C must survive the launches after it.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn stream_reads_the_a_the_kernel_before_wrote() {
+    let dev = gpu_with_env("QUANT_GEMM_STREAM", "always");
+    let mut rng = Rng::new(seed());
+    let f = Fp8Format::E4M3Fn;
+    let (m, n, k) = (4, 4096, 1024);
+    let layout = ScaleLayout::ColMajorTmaAligned;
+    let qcfg = TokenGroupConfig { format: f, layout, ..Default::default() };
+    let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
+    let xs: Vec<Vec<bf16>> = (0..6).map(|_| random_bf16(m, k, rng.next_u64())).collect();
+    let shape_a = MatrixShape::new(m, k).unwrap();
+    let b_dev = dev.upload(&b.codes, MatrixShape::new(n, k).unwrap()).unwrap();
+    let sb_dev = dev.upload(&b.scales, MatrixShape::new(1, b.scales.len()).unwrap()).unwrap();
+    let xs_dev: Vec<_> = xs.iter().map(|x| dev.upload(x, shape_a).unwrap()).collect();
+    let scale_len = layout.len(m as u64, k.div_ceil(128) as u64) as usize;
+    let mut a_dev = dev.zeros::<u8>(shape_a).unwrap();
+    let mut sa_dev = dev.zeros::<f32>(MatrixShape::new(1, scale_len).unwrap()).unwrap();
+    for precision in GemmPrecision::ALL {
+        let cfg =
+            GemmConfig { format: f, a_scale_layout: layout, output: OutputType::F32, precision, ..Default::default() };
+        let shape_c = MatrixShape::new(m, n).unwrap();
+        let mut cs: Vec<GemmTensor> =
+            xs.iter().map(|_| GemmTensor::F32(dev.upload(&vec![f32::NAN; m * n], shape_c).unwrap())).collect();
+        // Only kernels from here to the reads: quantize, GEMM, quantize, ...
+        for (x, c) in xs_dev.iter().zip(cs.iter_mut()) {
+            dev.per_token_group_quant_fp8_into(x, &qcfg, &mut a_dev, &mut sa_dev).unwrap();
+            dev.mm_fp8_blockscale_into(&a_dev, &sa_dev, &b_dev, &sb_dev, &cfg, c).unwrap();
+        }
+        for (round, (x, c)) in xs.iter().zip(&cs).enumerate() {
+            let a = quant_a(x, m, k, f, layout);
+            let c = c.to_f32_vec().unwrap();
+            check(&format!("round {round} {}", precision.name()), &c, &a, &b, m, n, k, &cfg, None, &mut rng);
+        }
+    }
+}
+
 /// The 2-CTA cluster kernels (A multicast), where the planner or a forced
 /// 256 x 128 / 128 x 128 / 128 x 192 tile takes them, against the single-CTA kernels on
 /// the same operands (a second device with `QUANT_GEMM_NO_CLUSTERS` set),
