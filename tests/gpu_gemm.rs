@@ -740,6 +740,54 @@ fn wgmma_map_cache_wraps() {
     }
 }
 
+/// Operands of two tile shapes alternating over more maps than the
+/// tensor-map cache has slots (256), every launch queued before any result
+/// is read, on grids that cover the SMs: once the cache has wrapped, each
+/// miss rewrites in place a slot that a launch of the other shape used (A
+/// boxes of 256 rows and a bf16 C map against boxes of 64 rows). Session
+/// 16's long benchmark run failed with an illegal instruction in that
+/// regime (bench/NOTES-gemm.md); `wgmma_map_cache_wraps` covers only one
+/// small shape on two CTAs.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn map_cache_rewrites_slots_across_tile_shapes() {
+    let dev = gpu();
+    let mut rng = Rng::new(seed());
+    let f = Fp8Format::E4M3Fn;
+    let layout = ScaleLayout::ColMajorTmaAligned;
+    let cfg = GemmConfig { format: f, a_scale_layout: layout, output: OutputType::Bf16, ..GemmConfig::default() };
+    let k = 256;
+    // The planner's 256 x 128 tile (TMA-store epilogue) and its 64 x 128 tile.
+    let shapes = [(2048, 2048), (64, 2048)];
+    let bs: Vec<Operand> = shapes.iter().map(|&(_, n)| quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f)).collect();
+    let bs_dev: Vec<_> = shapes
+        .iter()
+        .zip(&bs)
+        .map(|(&(_, n), b)| {
+            (
+                dev.upload(&b.codes, MatrixShape::new(n, k).unwrap()).unwrap(),
+                dev.upload(&b.scales, MatrixShape::new(1, b.scales.len()).unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    let mut pending = Vec::new();
+    for i in 0..320 {
+        let s = i % 2;
+        let (m, n) = shapes[s];
+        let a = quant_a(&random_bf16(m, k, rng.next_u64()), m, k, f, layout);
+        let a_dev = dev.upload(&a.codes, MatrixShape::new(m, k).unwrap()).unwrap();
+        let sa_dev = dev.upload(&a.scales, MatrixShape::new(1, a.scales.len()).unwrap()).unwrap();
+        let mut c = GemmTensor::Bf16(dev.upload(&vec![bf16::NAN; m * n], MatrixShape::new(m, n).unwrap()).unwrap());
+        dev.mm_fp8_blockscale_into(&a_dev, &sa_dev, &bs_dev[s].0, &bs_dev[s].1, &cfg, &mut c).unwrap();
+        pending.push((s, a, c, a_dev, sa_dev));
+    }
+    for (i, (s, a, c, _, _)) in pending.iter().enumerate() {
+        let (m, n) = shapes[*s];
+        let c = c.to_f32_vec().unwrap();
+        check(&format!("map cache rewrite {i} ({m}x{n}x{k})"), &c, a, &bs[*s], m, n, k, &cfg, Some(64), &mut rng);
+    }
+}
+
 /// Bad arguments come back as errors, and M = 0 / N = 0 do nothing.
 #[test]
 #[ignore = "needs a CUDA GPU"]
