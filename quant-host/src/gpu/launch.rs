@@ -330,6 +330,25 @@ pub(crate) fn gemm_stream(n: u64, multiprocessors: u64) -> Result<(StreamLayout,
     ))
 }
 
+/// The value of the environment variable `name` among `choices` (`unset`
+/// when it is not set); any other value is
+/// `QuantError::InvalidEnvironment`, naming what was `expected`.
+fn parse_choice<T: Copy>(
+    name: &'static str,
+    value: Option<&std::ffi::OsStr>,
+    unset: T,
+    choices: &[(&str, T)],
+    expected: &'static str,
+) -> Result<T> {
+    let Some(value) = value else { return Ok(unset) };
+    let text = value.to_str();
+    choices
+        .iter()
+        .find(|(word, _)| text == Some(*word))
+        .map(|&(_, choice)| choice)
+        .ok_or_else(|| QuantError::InvalidEnvironment { name, value: value.to_string_lossy().into_owned(), expected })
+}
+
 /// When `mm_fp8_blockscale` takes the streaming decode kernel (M <= 16, on
 /// Hopper, where TMA can read the operands); set per `Gpu` by the
 /// environment variable [`StreamUse::VAR`].
@@ -350,16 +369,13 @@ impl StreamUse {
 
     /// The policy `value` of [`StreamUse::VAR`] names (unset: `Measured`).
     pub(crate) fn parse(value: Option<&std::ffi::OsStr>) -> Result<Self> {
-        let Some(value) = value else { return Ok(Self::Measured) };
-        match value.to_str() {
-            Some("always") => Ok(Self::Always),
-            Some("never") => Ok(Self::Never),
-            _ => Err(QuantError::InvalidEnvironment {
-                name: Self::VAR,
-                value: value.to_string_lossy().into_owned(),
-                expected: "`always` or `never` (or unset)",
-            }),
-        }
+        parse_choice(
+            Self::VAR,
+            value,
+            Self::Measured,
+            &[("always", Self::Always), ("never", Self::Never)],
+            "`always` or `never` (or unset)",
+        )
     }
 
     /// Whether an `m x n` problem (either precision mode, any K) takes the
@@ -398,16 +414,7 @@ impl DependentLaunch {
 
     /// The policy `value` of [`DependentLaunch::VAR`] names (unset: `On`).
     pub(crate) fn parse(value: Option<&std::ffi::OsStr>) -> Result<Self> {
-        let Some(value) = value else { return Ok(Self::On) };
-        match value.to_str() {
-            Some("on") => Ok(Self::On),
-            Some("off") => Ok(Self::Off),
-            _ => Err(QuantError::InvalidEnvironment {
-                name: Self::VAR,
-                value: value.to_string_lossy().into_owned(),
-                expected: "`on` or `off` (or unset)",
-            }),
-        }
+        parse_choice(Self::VAR, value, Self::On, &[("on", Self::On), ("off", Self::Off)], "`on` or `off` (or unset)")
     }
 }
 
