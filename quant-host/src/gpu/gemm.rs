@@ -684,6 +684,19 @@ fn launch_stream(
         k_blocks: kb as u32,
         slab: layout.slab,
     });
+    // With PDL (`QUANT_GEMM_PDL`, on by default) its CTAs may be scheduled
+    // while the kernel before it still runs (once that kernel's CTAs have
+    // executed `griddepcontrol.launch_dependents` or exited), which hides
+    // the launch and the prologue behind that kernel's tail.
+    // SAFETY: an all-zero launch attribute is a valid value of the C union.
+    let mut pdl: cudarc::driver::sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+    pdl.id = cudarc::driver::sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    pdl.value.programmaticStreamSerializationAllowed = 1;
+    let attrs = match wgmma.stream_pdl {
+        launch::DependentLaunch::On => std::slice::from_mut(&mut pdl),
+        launch::DependentLaunch::Off => &mut [],
+    };
+    let config = launch_config_ex(stream, config, attrs);
     let arg = &params as *const StreamLaunchParams as *mut std::ffi::c_void;
     // SAFETY: the kernel takes one `GemmStreamParams`, passed by value (one
     // pointer to it): the two slots hold maps of exactly A (box 16 rows) and
@@ -693,11 +706,12 @@ fn launch_stream(
     // (in the layout whose strides these are) and C checked by the caller;
     // the threads, shared memory and grid (at most one CTA per slab) are the
     // slab's `StreamLayout`'s, from `launch::gemm_stream`; the guards keep
-    // the buffers alive until the launch is queued. Under PDL the kernel
-    // waits on the grid dependency (`griddepcontrol.wait`) before it reads
-    // anything but the tensor maps (written by stream-ordered copies before
-    // the kernel it may overlap) or writes C.
-    unsafe { launch_ex(stream, function, config, &mut [arg], wgmma.stream_pdl == launch::DependentLaunch::On) }?;
+    // the buffers alive until the launch is queued; `config`'s attribute
+    // outlives the call. Under PDL the kernel waits on the grid dependency
+    // (`griddepcontrol.wait`) before it reads anything but the tensor maps
+    // (written by stream-ordered copies before the kernel it may overlap)
+    // or writes C.
+    unsafe { launch_ex(stream, function, &config, &mut [arg]) }?;
     drop((c_guard, a_guard, b_guard, sa_guard, sb_guard, maps_guard));
     Ok(true)
 }
@@ -795,17 +809,32 @@ fn cluster_config(
     use cudarc::driver::sys;
     attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
     attr.value.clusterDim = sys::CUlaunchAttributeValue_union__bindgen_ty_1 { x: GEMM_CLUSTER, y: 1, z: 1 };
-    sys::CUlaunchConfig {
-        gridDimX: grid,
-        gridDimY: 1,
-        gridDimZ: 1,
-        blockDimX: quant_kernels::wgmma_contract::GEMM_THREADS,
-        blockDimY: 1,
-        blockDimZ: 1,
-        sharedMemBytes: smem,
+    let config = cudarc::driver::LaunchConfig {
+        grid_dim: (grid, 1, 1),
+        block_dim: (quant_kernels::wgmma_contract::GEMM_THREADS, 1, 1),
+        shared_mem_bytes: smem,
+    };
+    launch_config_ex(stream, config, std::slice::from_mut(attr))
+}
+
+/// `config` on `stream` as `cuLaunchKernelEx` takes it, with `attrs`
+/// (pointed at: they must outlive every use of the result).
+fn launch_config_ex(
+    stream: &cudarc::driver::CudaStream,
+    config: cudarc::driver::LaunchConfig,
+    attrs: &mut [cudarc::driver::sys::CUlaunchAttribute],
+) -> cudarc::driver::sys::CUlaunchConfig {
+    cudarc::driver::sys::CUlaunchConfig {
+        gridDimX: config.grid_dim.0,
+        gridDimY: config.grid_dim.1,
+        gridDimZ: config.grid_dim.2,
+        blockDimX: config.block_dim.0,
+        blockDimY: config.block_dim.1,
+        blockDimZ: config.block_dim.2,
+        sharedMemBytes: config.shared_mem_bytes,
         hStream: stream.cu_stream(),
-        attrs: attr,
-        numAttrs: 1,
+        attrs: attrs.as_mut_ptr(),
+        numAttrs: attrs.len() as u32,
     }
 }
 
@@ -842,49 +871,25 @@ unsafe fn launch_cluster(
 ) -> Result<()> {
     let mut attr = std::mem::zeroed();
     let config = cluster_config(stream, grid, smem, &mut attr);
-    let mut arg = params as *const LaunchParams as *mut std::ffi::c_void;
-    stream.context().bind_to_thread()?;
-    cudarc::driver::sys::cuLaunchKernelEx(&config, function.cu_function(), &mut arg, std::ptr::null_mut()).result()?;
-    Ok(())
+    launch_ex(stream, function, &config, &mut [params as *const LaunchParams as *mut std::ffi::c_void])
 }
 
 /// Launches `function` with `args` (a pointer to each argument's value)
-/// through `cuLaunchKernelEx`, as a programmatic dependent launch (PDL)
-/// when `dependent`: its CTAs may then be scheduled while the kernel
-/// before it on `stream` still runs (once that kernel's CTAs have executed
-/// `griddepcontrol.launch_dependents` or exited), which hides its launch
-/// and prologue behind that kernel's tail.
+/// through `cuLaunchKernelEx`, with `config`'s launch attributes.
 ///
 /// # Safety
 /// `args` matches `function`'s parameters and the buffers they name stay
-/// alive until the launch is queued; `config` suits `function`; with
-/// `dependent`, `function` executes `griddepcontrol.wait` before any access
-/// to memory an earlier kernel may write.
+/// alive until the launch is queued; `config` (its attributes still alive)
+/// suits `function` and names `stream`.
 unsafe fn launch_ex(
     stream: &std::sync::Arc<cudarc::driver::CudaStream>,
     function: &CudaFunction,
-    config: cudarc::driver::LaunchConfig,
+    config: &cudarc::driver::sys::CUlaunchConfig,
     args: &mut [*mut std::ffi::c_void],
-    dependent: bool,
 ) -> Result<()> {
-    use cudarc::driver::sys;
-    let mut attr: sys::CUlaunchAttribute = std::mem::zeroed();
-    attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-    attr.value.programmaticStreamSerializationAllowed = 1;
-    let config = sys::CUlaunchConfig {
-        gridDimX: config.grid_dim.0,
-        gridDimY: config.grid_dim.1,
-        gridDimZ: config.grid_dim.2,
-        blockDimX: config.block_dim.0,
-        blockDimY: config.block_dim.1,
-        blockDimZ: config.block_dim.2,
-        sharedMemBytes: config.shared_mem_bytes,
-        hStream: stream.cu_stream(),
-        attrs: &mut attr,
-        numAttrs: dependent as u32,
-    };
     stream.context().bind_to_thread()?;
-    sys::cuLaunchKernelEx(&config, function.cu_function(), args.as_mut_ptr(), std::ptr::null_mut()).result()?;
+    cudarc::driver::sys::cuLaunchKernelEx(config, function.cu_function(), args.as_mut_ptr(), std::ptr::null_mut())
+        .result()?;
     Ok(())
 }
 
