@@ -82,6 +82,17 @@ struct Operand {
     scales: Vec<f32>,
 }
 
+impl Operand {
+    /// The codes as a `[rows, cols]` tensor on `dev` and the scales as one
+    /// row, as the GEMM takes them.
+    fn upload(&self, dev: &Device, rows: usize, cols: usize) -> (Tensor<u8>, Tensor<f32>) {
+        (
+            dev.upload(&self.codes, MatrixShape::new(rows, cols).unwrap()).unwrap(),
+            dev.upload(&self.scales, MatrixShape::new(1, self.scales.len()).unwrap()).unwrap(),
+        )
+    }
+}
+
 fn quant_a(x: &[bf16], m: usize, k: usize, format: Fp8Format, layout: ScaleLayout) -> Operand {
     let cfg = TokenGroupConfig { format, layout, ..Default::default() };
     let shape = MatrixShape::new(m, k).unwrap();
@@ -148,12 +159,8 @@ struct OnDevice {
 }
 
 fn upload(dev: &Device, a: &Operand, b: &Operand, m: usize, n: usize, k: usize) -> OnDevice {
-    OnDevice {
-        a: dev.upload(&a.codes, MatrixShape::new(m, k).unwrap()).unwrap(),
-        sa: dev.upload(&a.scales, MatrixShape::new(1, a.scales.len()).unwrap()).unwrap(),
-        b: dev.upload(&b.codes, MatrixShape::new(n, k).unwrap()).unwrap(),
-        sb: dev.upload(&b.scales, MatrixShape::new(1, b.scales.len()).unwrap()).unwrap(),
-    }
+    let ((a, sa), (b, sb)) = (a.upload(dev, m, k), b.upload(dev, n, k));
+    OnDevice { a, sa, b, sb }
 }
 
 /// Runs the GPU GEMM on C poisoned with NaN and returns C as f32.
@@ -316,8 +323,7 @@ fn run_modes(
         None => {
             let w = random_bf16(n, k, rng.next_u64());
             let q = quant_b(&w, n, k, format);
-            let bd = dev.upload(&q.codes, MatrixShape::new(n, k).unwrap()).unwrap();
-            let sbd = dev.upload(&q.scales, MatrixShape::new(1, q.scales.len()).unwrap()).unwrap();
+            let (bd, sbd) = q.upload(dev, n, k);
             owned_b = (q, bd, sbd);
             (&owned_b.0, &owned_b.1, &owned_b.2)
         }
@@ -325,9 +331,10 @@ fn run_modes(
     let full = (m * n * k) as u64 <= 40_000_000;
     for &layout in layouts {
         let a = quant_a(&x, m, k, format, layout);
+        let (a_dev, sa_dev) = a.upload(dev, m, k);
         let ops = OnDevice {
-            a: dev.upload(&a.codes, MatrixShape::new(m, k).unwrap()).unwrap(),
-            sa: dev.upload(&a.scales, MatrixShape::new(1, a.scales.len()).unwrap()).unwrap(),
+            a: a_dev,
+            sa: sa_dev,
             b: Tensor::from_cuda(b_dev.as_cuda().unwrap().clone(), b_dev.shape()).unwrap(),
             sb: Tensor::from_cuda(sb_dev.as_cuda().unwrap().clone(), sb_dev.shape()).unwrap(),
         };
@@ -408,8 +415,7 @@ fn model_shapes() {
             let w = random_bf16(n, k, rng.next_u64());
             let q = quant_b(&w, n, k, format);
             drop(w);
-            let bd = dev.upload(&q.codes, MatrixShape::new(n, k).unwrap()).unwrap();
-            let sbd = dev.upload(&q.scales, MatrixShape::new(1, q.scales.len()).unwrap()).unwrap();
+            let (bd, sbd) = q.upload(&dev, n, k);
             for m in [1, 37, 256] {
                 run_case(&dev, m, n, k, format, &ScaleLayout::ALL, &OUTPUTS, Some((&q, &bd, &sbd)), &mut rng);
             }
@@ -547,8 +553,7 @@ fn stream_reads_the_a_the_kernel_before_wrote() {
     let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
     let xs: Vec<Vec<bf16>> = (0..6).map(|_| random_bf16(m, k, rng.next_u64())).collect();
     let shape_a = MatrixShape::new(m, k).unwrap();
-    let b_dev = dev.upload(&b.codes, MatrixShape::new(n, k).unwrap()).unwrap();
-    let sb_dev = dev.upload(&b.scales, MatrixShape::new(1, b.scales.len()).unwrap()).unwrap();
+    let (b_dev, sb_dev) = b.upload(&dev, n, k);
     let xs_dev: Vec<_> = xs.iter().map(|x| dev.upload(x, shape_a).unwrap()).collect();
     let scale_len = layout.len(m as u64, k.div_ceil(128) as u64) as usize;
     let mut a_dev = dev.zeros::<u8>(shape_a).unwrap();
@@ -760,23 +765,13 @@ fn map_cache_rewrites_slots_across_tile_shapes() {
     // The planner's 256 x 128 tile (TMA-store epilogue) and its 64 x 128 tile.
     let shapes = [(2048, 2048), (64, 2048)];
     let bs: Vec<Operand> = shapes.iter().map(|&(_, n)| quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f)).collect();
-    let bs_dev: Vec<_> = shapes
-        .iter()
-        .zip(&bs)
-        .map(|(&(_, n), b)| {
-            (
-                dev.upload(&b.codes, MatrixShape::new(n, k).unwrap()).unwrap(),
-                dev.upload(&b.scales, MatrixShape::new(1, b.scales.len()).unwrap()).unwrap(),
-            )
-        })
-        .collect();
+    let bs_dev: Vec<_> = shapes.iter().zip(&bs).map(|(&(_, n), b)| b.upload(&dev, n, k)).collect();
     let mut pending = Vec::new();
     for i in 0..320 {
         let s = i % 2;
         let (m, n) = shapes[s];
         let a = quant_a(&random_bf16(m, k, rng.next_u64()), m, k, f, layout);
-        let a_dev = dev.upload(&a.codes, MatrixShape::new(m, k).unwrap()).unwrap();
-        let sa_dev = dev.upload(&a.scales, MatrixShape::new(1, a.scales.len()).unwrap()).unwrap();
+        let (a_dev, sa_dev) = a.upload(&dev, m, k);
         let mut c = GemmTensor::Bf16(dev.upload(&vec![bf16::NAN; m * n], MatrixShape::new(m, n).unwrap()).unwrap());
         dev.mm_fp8_blockscale_into(&a_dev, &sa_dev, &bs_dev[s].0, &bs_dev[s].1, &cfg, &mut c).unwrap();
         pending.push((s, a, c, a_dev, sa_dev));
