@@ -714,13 +714,13 @@ fn wgmma_back_to_back() {
     }
 }
 
-/// More distinct operands than the tensor-map cache has slots (256), all
-/// queued before any result is read: slots are overwritten while earlier
-/// launches that used them are still queued, which must not change their
-/// results (the overwriting copy is ordered after them on the stream).
+/// 300 distinct A operands, every launch queued before any result is read:
+/// each launch carries its own tensor maps (`quant_kernels::tensor_map`),
+/// so no later call can change what a queued one reads. (Until session 17
+/// the maps lived in a 256-slot device table that wrapped here.)
 #[test]
 #[ignore = "needs a CUDA GPU"]
-fn wgmma_map_cache_wraps() {
+fn many_distinct_operands_queued_at_once() {
     let dev = gpu();
     let mut rng = Rng::new(seed());
     let f = Fp8Format::E4M3Fn;
@@ -741,21 +741,20 @@ fn wgmma_map_cache_wraps() {
         pending.push((a, c, ops));
     }
     for (i, (a, c, _ops)) in pending.iter().enumerate() {
-        check(&format!("map cache call {i}"), &c.to_f32_vec().unwrap(), a, &b, m, n, k, &cfg, None, &mut rng);
+        check(&format!("operand {i}"), &c.to_f32_vec().unwrap(), a, &b, m, n, k, &cfg, None, &mut rng);
     }
 }
 
-/// Operands of two tile shapes alternating over more maps than the
-/// tensor-map cache has slots (256), every launch queued before any result
-/// is read, on grids that cover the SMs: once the cache has wrapped, each
-/// miss rewrites in place a slot that a launch of the other shape used (A
-/// boxes of 256 rows and a bf16 C map against boxes of 64 rows). Session
-/// 16's long benchmark run failed with an illegal instruction in that
-/// regime (bench/NOTES-gemm.md); `wgmma_map_cache_wraps` covers only one
-/// small shape on two CTAs.
+/// Operands of two tile shapes alternating, 320 distinct A and C buffers,
+/// every launch queued before any result is read, on grids that cover the
+/// SMs (A boxes of 256 rows and a bf16 C map for the TMA-store epilogue
+/// against boxes of 64 rows). Session 16's long benchmark run died with an
+/// illegal instruction once the former 256-slot device table of maps had
+/// wrapped and rewrote slots in place (bench/NOTES-gemm.md); maps passed
+/// by value leave nothing to rewrite.
 #[test]
 #[ignore = "needs a CUDA GPU"]
-fn map_cache_rewrites_slots_across_tile_shapes() {
+fn distinct_operands_of_two_tile_shapes_queued_at_once() {
     let dev = gpu();
     let mut rng = Rng::new(seed());
     let f = Fp8Format::E4M3Fn;
@@ -779,7 +778,7 @@ fn map_cache_rewrites_slots_across_tile_shapes() {
     for (i, (s, a, c, _, _)) in pending.iter().enumerate() {
         let (m, n) = shapes[*s];
         let c = c.to_f32_vec().unwrap();
-        check(&format!("map cache rewrite {i} ({m}x{n}x{k})"), &c, a, &bs[*s], m, n, k, &cfg, Some(64), &mut rng);
+        check(&format!("call {i} ({m}x{n}x{k})"), &c, a, &bs[*s], m, n, k, &cfg, Some(64), &mut rng);
     }
 }
 

@@ -38,6 +38,7 @@ pub mod geometry;
 pub mod layout;
 pub mod scale;
 pub mod stream_contract;
+pub mod tensor_map;
 pub mod wgmma_contract;
 
 #[cfg(target_arch = "nvptx64")]

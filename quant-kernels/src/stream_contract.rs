@@ -6,6 +6,7 @@
 //! Compiled for the host and for the GPU, as [`crate::wgmma_contract`] is:
 //! the shared-memory layout the host sizes is the one the kernel indexes.
 
+use crate::tensor_map::TensorMap;
 use crate::wgmma_contract::{GemmOut, GemmPrecision, GEMM_KBLOCK, GEMM_SMEM_LIMIT};
 
 /// Rows of A (and C) the kernel takes at most: the `n16` of its `wgmma`s.
@@ -169,14 +170,15 @@ impl StreamLayout {
 /// The parameter block of the streaming kernel, passed by value.
 ///
 /// The host fills it after checking every buffer; the kernel trusts it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The tensor maps come first, at 64-byte offsets of a 64-byte-aligned
+/// parameter ([`crate::tensor_map`]).
+#[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub struct GemmStreamParams {
-    /// `CUtensorMap` of A `[m, k]` u8, box 16 x 128, 128-byte swizzle, in
-    /// global memory (64-byte aligned).
-    pub map_a: u64,
-    /// `CUtensorMap` of B `[n, k]` u8, box `slab` x 128, likewise.
-    pub map_b: u64,
+    /// Map of A `[m, k]` u8, box 16 x 128, 128-byte swizzle.
+    pub map_a: TensorMap,
+    /// Map of B `[n, k]` u8, box `slab` x 128, likewise.
+    pub map_b: TensorMap,
     /// A's scales, `(row, k-block)` at `row * a_scale_row_stride + kb *
     /// a_scale_kb_stride`.
     pub a_scales: u64,
@@ -280,7 +282,7 @@ mod tests {
 
     #[test]
     fn parameter_block_is_what_the_kernel_declares() {
-        assert_eq!(core::mem::size_of::<GemmStreamParams>(), 72);
+        assert_eq!(core::mem::size_of::<GemmStreamParams>(), 2 * 128 + 56);
         let mut names = std::vec::Vec::new();
         for p in GemmPrecision::ALL {
             for o in [GemmOut::Bf16, GemmOut::F32] {

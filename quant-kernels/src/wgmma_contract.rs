@@ -7,6 +7,8 @@
 //! plans is the tile the kernel computes, and the parameter block the host
 //! fills is the one the kernel reads, field for field.
 
+use crate::tensor_map::TensorMap;
+
 /// How often the tensor cores' partial sums are promoted into f32
 /// accumulators (the contract's two precision modes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -310,20 +312,19 @@ pub const fn gemm_splitk_reduce_kernel(out: GemmOut) -> &'static str {
 /// The parameter block of every `wgmma` GEMM kernel, passed by value.
 ///
 /// The host fills it after checking every buffer; the kernel trusts it.
-/// Addresses are device addresses as `u64`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Addresses are device addresses as `u64`. The tensor maps come first, at
+/// 64-byte offsets of a 64-byte-aligned parameter ([`crate::tensor_map`]).
+#[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub struct GemmWgmmaParams {
-    /// `CUtensorMap` of A `[m, k]` u8, box `rows x 128`, 128-byte swizzle,
-    /// 64-byte aligned in global memory.
-    pub map_a: u64,
-    /// `CUtensorMap` of B `[n, k]` u8, box `cols x 128`, likewise.
-    pub map_b: u64,
-    /// `CUtensorMap` of a bf16 C `[m, n]`, box [`GEMM_EPI_COLS`] columns x
-    /// 64 rows, 64-byte swizzle, for the epilogue's TMA stores; 0 where the
-    /// kernel stores C itself (tiles without [`GemmTile::epi_bytes`], f32 C,
-    /// split-K, N not a multiple of 8).
-    pub map_c: u64,
+    /// Map of A `[m, k]` u8, box `rows x 128`, 128-byte swizzle.
+    pub map_a: TensorMap,
+    /// Map of B `[n, k]` u8, box `cols x 128`, likewise.
+    pub map_b: TensorMap,
+    /// Map of a bf16 C `[m, n]`, box [`GEMM_EPI_COLS`] columns x 64 rows,
+    /// 64-byte swizzle, for the epilogue's TMA stores, when `tma_store_c`
+    /// is set; otherwise [`TensorMap::NONE`].
+    pub map_c: TensorMap,
     /// A's scales, `(row, k-block)` at `row * a_scale_row_stride + kb *
     /// a_scale_kb_stride` (any of the contract's layouts).
     pub a_scales: u64,
@@ -344,6 +345,10 @@ pub struct GemmWgmmaParams {
     pub k_blocks: u32,
     /// Parts K is split into (1: none). `splits * k_blocks < 2^31`.
     pub splits: u32,
+    /// 1: the epilogue stores C through `map_c` (tiles with
+    /// [`GemmTile::epi_bytes`], bf16 C, no split, N a multiple of 8, a
+    /// 16-byte-aligned C); 0: the kernel stores C from registers.
+    pub tma_store_c: u32,
 }
 
 /// Elements between two splits' partial sums in the split-K workspace:

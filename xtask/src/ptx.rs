@@ -131,7 +131,48 @@ fn compile(root: &Path, target: &Target) -> Result<String> {
         bail!("kernel crate failed to compile for {}", target.cpu);
     }
     let ptx = std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
-    apply_launch_bounds(&ptx)
+    let ptx = apply_launch_bounds(&ptx)?;
+    align_tensor_map_params(&ptx, target.cpu == "sm_90a")
+}
+
+/// Declares parameter 0 of every entry that carries tensor maps
+/// (`quant_kernels::tensor_map::tensor_map_entries`) `.align 64`, as TMA
+/// needs of a map it reads from the parameter block; rustc declares no
+/// kernel parameter aligned above 16 bytes (`quant_kernels::tensor_map`).
+/// Fails when such an entry's parameter 0 is not a byte array, or, where
+/// the module must hold them (`all_present`, sm_90a), when one is missing.
+fn align_tensor_map_params(ptx: &str, all_present: bool) -> Result<String> {
+    let entries: std::collections::HashSet<&str> = quant_kernels::tensor_map::tensor_map_entries().collect();
+    let align = quant_kernels::tensor_map::TENSOR_MAP_ALIGN;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = String::with_capacity(ptx.len() + 1024);
+    let mut pending: Option<&str> = None;
+    for line in ptx.lines() {
+        if let Some(name) = pending.take() {
+            let param = format!(".b8 {name}_param_0[");
+            let decl = line.trim_start().strip_prefix(".param .align ").and_then(|rest| rest.split_once(' '));
+            match decl {
+                Some((_, rest)) if rest.starts_with(&param) => {
+                    out.push_str(&format!("\t.param .align {align} {rest}\n"));
+                    seen.insert(name);
+                    continue;
+                }
+                _ => bail!("{name}: parameter 0 is not a byte array (`{line}`): its tensor maps cannot be aligned"),
+            }
+        }
+        if let Some(entry) = line.strip_prefix(".visible .entry ") {
+            let name = entry.split('(').next().unwrap_or(entry);
+            pending = entries.get(name).copied();
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if all_present && seen.len() != entries.len() {
+        let mut missing: Vec<_> = entries.difference(&seen).collect();
+        missing.sort();
+        bail!("tensor-map entries missing from the PTX: {missing:?}");
+    }
+    Ok(out)
 }
 
 /// Writes the launch bounds into the PTX, after the parameter list of each
@@ -287,7 +328,30 @@ fn summarize(log: &str) -> Vec<(String, Resources)> {
 
 #[cfg(test)]
 mod tests {
-    use super::summarize;
+    use super::{align_tensor_map_params, summarize};
+
+    #[test]
+    fn tensor_map_params_are_declared_64_byte_aligned() {
+        let ptx = ".visible .entry gemm_stream_fast_bf16(
+\t.param .align 8 .b8 gemm_stream_fast_bf16_param_0[312]
+)
+{
+\tret;
+}
+.visible .entry other(
+\t.param .align 8 .b8 other_param_0[312]
+)
+";
+        let out = align_tensor_map_params(ptx, false).unwrap();
+        assert!(out.contains("\t.param .align 64 .b8 gemm_stream_fast_bf16_param_0[312]\n"), "{out}");
+        assert!(out.contains("\t.param .align 8 .b8 other_param_0[312]\n"), "{out}");
+        assert_eq!(out.lines().count(), ptx.lines().count());
+        // The sm_90a module must hold every such entry.
+        assert!(align_tensor_map_params(ptx, true).is_err());
+        // A parameter 0 that is not one byte array cannot be aligned.
+        let scalar = ".visible .entry gemm_stream_fast_bf16(\n\t.param .u64 gemm_stream_fast_bf16_param_0,\n";
+        assert!(align_tensor_map_params(scalar, false).is_err());
+    }
 
     #[test]
     fn a_called_functions_zero_frame_does_not_hide_the_entrys() {

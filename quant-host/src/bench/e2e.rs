@@ -186,8 +186,7 @@ fn problem(
         turn = (turn + 1) % copies;
         turn
     };
-    // Every record per launch in a CUDA graph (after a warm-up that fills
-    // the tensor-map cache): what a serving stack that replays graphs pays,
+    // Every record per launch in a CUDA graph (after a warm-up): what a serving stack that replays graphs pays,
     // without the host's launch overhead on either side.
     for _ in 0..WARMUP + copies {
         let i = next_b();

@@ -175,7 +175,7 @@ fn problem(
         let got = stream.clone_dtoh(&c32)?;
         let diff = got.iter().zip(&reference).fold(0f64, |acc, (&x, &y)| acc.max((x as f64 - y as f64).abs()));
         let max_rel_err = if ref_max > 0.0 { diff / ref_max } else { diff };
-        // Time, bf16 C, in a graph (after a warm-up that fills the map cache).
+        // Time, bf16 C, in a graph (after a warm-up).
         let mut turn = 0usize;
         let mut launch = || {
             turn = (turn + 1) % copies;

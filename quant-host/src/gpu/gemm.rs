@@ -13,8 +13,10 @@
 //!   tiles cannot fill the GPU it splits K (`launch::gemm_wgmma` decides):
 //!   the kernel leaves f32 partials in the same per-`Gpu` workspace and a
 //!   second kernel (`quant_kernels::kernels::gemm_reduce`) adds them in
-//!   split order. The tensor maps are encoded here and cached in device
-//!   memory per operand ([`TensorMaps`]);
+//!   split order. The tensor maps are encoded here for every call and
+//!   passed by value in the kernel's parameter block
+//!   (`quant_kernels::tensor_map`): no device-side table, no copy, nothing
+//!   that a later call can overwrite under a queued one;
 //! - otherwise, M <= 16: a decode-sized kernel (`quant_kernels::kernels::gemm`)
 //!   that streams B once and, when N alone cannot fill the GPU, splits K
 //!   across CTAs with a per-`Gpu` workspace (the last CTA of each column tile
@@ -38,6 +40,7 @@ use cudarc::driver::sys::{
 use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DeviceRepr, PushKernelArg};
 use quant_kernels::gemm_contract::GemmMmaParams;
 use quant_kernels::stream_contract::{gemm_stream_kernel, GemmStreamParams, GEMM_STREAM_MAX_M};
+use quant_kernels::tensor_map::TensorMap;
 use quant_kernels::wgmma_contract::{
     gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel, gemm_wgmma_multicast_kernel, GemmOut,
     GemmPrecision, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_EPI_COLS, GEMM_SMEM_LIMIT,
@@ -164,100 +167,11 @@ impl GemmFunctions {
     }
 }
 
-/// What a tensor map describes: base address, rows, columns (K bytes of an
-/// fp8 operand, or N elements of a bf16 C), box rows, and which of the two.
-type MapKey = (u64, u64, u64, u32, MapKind);
-
-/// The two kinds of tensor map the `wgmma` kernels read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MapKind {
-    /// An fp8 operand `[rows, k]`, boxes of `box_rows` x 128 bytes, 128-byte
-    /// swizzle (what the `wgmma` descriptors expect).
-    Operand,
-    /// A bf16 C `[m, n]`, boxes of 64 rows x `GEMM_EPI_COLS` columns,
-    /// 64-byte swizzle (what the epilogue's `stmatrix` writes).
-    Bf16Out,
-}
-
-/// Tensor maps of the `wgmma` kernels, in a ring of slots in device memory,
-/// each uploaded once per distinct operand: a model's weights and its
-/// reused activation buffers hit the cache, so steady-state calls do no
-/// copy (and can be captured in a CUDA graph). A miss overwrites the oldest
-/// slot with a stream-ordered copy, after every launch queued before it.
-pub(crate) struct TensorMaps {
-    keys: Vec<Option<MapKey>>,
-    next: usize,
-    device: CudaSlice<u8>,
-}
-
-impl std::fmt::Debug for TensorMaps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TensorMaps").field("slots", &self.keys.len()).finish_non_exhaustive()
-    }
-}
-
-/// Slots of the tensor-map cache (128 bytes each).
-const MAP_SLOTS: usize = 256;
-
-impl TensorMaps {
-    fn new(stream: &std::sync::Arc<cudarc::driver::CudaStream>) -> Result<Self> {
-        Ok(Self { keys: vec![None; MAP_SLOTS], next: 0, device: stream.alloc_zeros::<u8>(MAP_SLOTS * MAP_BYTES)? })
-    }
-
-    /// The `Gpu`'s cache (`Gpu::gemm_maps`), made at its first use.
-    fn cached<'a>(
-        maps: &'a mut Option<Self>,
-        stream: &std::sync::Arc<cudarc::driver::CudaStream>,
-    ) -> Result<&'a mut Self> {
-        Ok(match maps {
-            Some(tm) => tm,
-            slot @ None => slot.insert(Self::new(stream)?),
-        })
-    }
-
-    /// The slot holding the map for `key` (encoding and uploading it on a
-    /// miss), none of `avoid` (the other maps' slots of the same launch).
-    fn slot(
-        &mut self,
-        stream: &std::sync::Arc<cudarc::driver::CudaStream>,
-        key: MapKey,
-        avoid: &[usize],
-    ) -> Result<usize> {
-        if let Some(i) = self.keys.iter().position(|k| *k == Some(key)) {
-            return Ok(i);
-        }
-        let (ptr, rows, cols, box_rows, kind) = key;
-        let map = match kind {
-            MapKind::Operand => encode_map(ptr, rows, cols, box_rows)?,
-            MapKind::Bf16Out => encode_out_map(ptr, rows, cols)?,
-        };
-        let mut i = self.next % MAP_SLOTS;
-        while avoid.contains(&i) {
-            i = (i + 1) % MAP_SLOTS;
-        }
-        self.next = i + 1;
-        let mut bytes = [0u8; MAP_BYTES];
-        for (d, w) in bytes.chunks_exact_mut(8).zip(map.opaque) {
-            d.copy_from_slice(&w.to_ne_bytes());
-        }
-        // Mark the slot empty until the copy is queued, so a failed copy
-        // never leaves a key pointing at a stale map.
-        self.keys[i] = None;
-        let mut dst = self.device.slice_mut(i * MAP_BYTES..(i + 1) * MAP_BYTES);
-        stream.memcpy_htod(&bytes[..], &mut dst)?;
-        self.keys[i] = Some(key);
-        Ok(i)
-    }
-}
-
-/// Size of one `CUtensorMap`.
-const MAP_BYTES: usize = std::mem::size_of::<CUtensorMap>();
-
 /// Encodes the tensor map of an fp8 operand `[rows, k]` (row-major, bytes)
 /// at device address `ptr`, read in boxes of `box_rows` x 128 bytes with
 /// the 128-byte swizzle the `wgmma` descriptors expect; out-of-bounds box
 /// elements read as zero.
-fn encode_map(ptr: u64, rows: u64, k: u64, box_rows: u32) -> Result<CUtensorMap> {
+fn encode_map(ptr: u64, rows: u64, k: u64, box_rows: u32) -> Result<TensorMap> {
     let operand = TiledMap {
         data_type: CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT8,
         dims: [k, rows],
@@ -275,7 +189,7 @@ fn encode_map(ptr: u64, rows: u64, k: u64, box_rows: u32) -> Result<CUtensorMap>
 /// `ptr` for the epilogue's TMA stores: boxes of 64 rows x `GEMM_EPI_COLS`
 /// columns (64 bytes a row) with the 64-byte swizzle its `stmatrix`
 /// addresses follow; elements of a box past M or N are not written.
-fn encode_out_map(ptr: u64, m: u64, n: u64) -> Result<CUtensorMap> {
+fn encode_out_map(ptr: u64, m: u64, n: u64) -> Result<TensorMap> {
     let out = TiledMap {
         data_type: CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
         dims: [n, m],
@@ -309,7 +223,7 @@ impl TiledMap {
     /// # Safety
     /// `ptr` is a device address of `dims[1]` rows `row_bytes` apart, with
     /// the base and `row_bytes` 16-byte aligned as the driver requires.
-    unsafe fn encode(&self, ptr: u64) -> Result<CUtensorMap> {
+    unsafe fn encode(&self, ptr: u64) -> Result<TensorMap> {
         let mut map = std::mem::MaybeUninit::<CUtensorMap>::zeroed();
         let strides = [self.row_bytes]; // bytes between rows (dimension 1)
         let element_strides = [1u32, 1];
@@ -332,7 +246,7 @@ impl TiledMap {
                 CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
             )
             .result()?;
-            Ok(map.assume_init())
+            Ok(TensorMap(map.assume_init().opaque))
         }
     }
 }
@@ -538,10 +452,8 @@ fn launch_wgmma(
         Some((f, _)) if plan.clustered => Some((f, plan.config.grid_dim.0)),
         _ => None,
     };
-    let mut maps = gpu.gemm_maps();
-    let tm = TensorMaps::cached(&mut maps, stream)?;
-    let sa = tm.slot(stream, (a_ptr, m, k, plan.tile.rows(), MapKind::Operand), &[])?;
-    let sb = tm.slot(stream, (b_ptr, n, k, plan.tile.cols(), MapKind::Operand), &[sa])?;
+    let map_a = encode_map(a_ptr, m, k, plan.tile.rows())?;
+    let map_b = encode_map(b_ptr, n, k, plan.tile.cols())?;
     let (m32, n32) = (m as u32, n as u32);
     let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
     let (sa_ptr, sa_guard) = ops.a_scales.device_ptr(stream);
@@ -562,16 +474,12 @@ fn launch_wgmma(
     // The 256 x 128 tile's epilogue stores a bf16 C through TMA where the
     // map can describe it (16-byte row pitch and base); otherwise the
     // kernel stores it from registers.
-    let sc = if plan.tile.epi_bytes() > 0 && split.is_none() && out == GemmOut::Bf16 && n % 8 == 0 && c_ptr % 16 == 0 {
-        Some(tm.slot(stream, (c_ptr, m, n, 64, MapKind::Bf16Out), &[sa, sb])?)
-    } else {
-        None
-    };
-    let (base, maps_guard) = tm.device.device_ptr(stream);
-    let map_c = sc.map_or(0, |sc| base + (sc * MAP_BYTES) as u64);
+    let tma_store_c =
+        plan.tile.epi_bytes() > 0 && split.is_none() && out == GemmOut::Bf16 && n % 8 == 0 && c_ptr % 16 == 0;
+    let map_c = if tma_store_c { encode_out_map(c_ptr, m, n)? } else { TensorMap::NONE };
     let params = LaunchParams(GemmWgmmaParams {
-        map_a: base + (sa * MAP_BYTES) as u64,
-        map_b: base + (sb * MAP_BYTES) as u64,
+        map_a,
+        map_b,
         map_c,
         a_scales: sa_ptr,
         b_scales: sb_ptr,
@@ -582,6 +490,7 @@ fn launch_wgmma(
         n: n32,
         k_blocks: kb as u32,
         splits: plan.splits,
+        tma_store_c: tma_store_c as u32,
     });
     if let Some((function, grid)) = multicast {
         // SAFETY: as below for the same parameters; the multicast kernel
@@ -590,23 +499,24 @@ fn launch_wgmma(
         // `launch::gemm_wgmma_clusters`, which also keeps the tile columns
         // even; no split.
         unsafe { launch_cluster(stream, function, &params, grid, plan.config.shared_mem_bytes) }?;
-        drop((c_guard, a_guard, b_guard, sa_guard, sb_guard, maps_guard));
+        drop((c_guard, a_guard, b_guard, sa_guard, sb_guard));
         return Ok(true);
     }
     let mut builder = stream.launch_builder(kernel);
     builder.arg(&params);
     // SAFETY: the kernel takes one `GemmWgmmaParams`, passed by value: the
-    // C map, when set, describes exactly the bf16 C (m x n, 16-byte-aligned
-    // base and row pitch, no split); the two slots hold maps of exactly A and B (lengths checked by the
-    // caller: m * k and n * k bytes; keyed by address, shape and box rows,
-    // the plan's tile) with k > 0 and 16-byte-aligned rows, 64-byte
-    // aligned in device memory; the scale strides are the layout's, whose
+    // C map, when `tma_store_c` is set, describes exactly the bf16 C (m x
+    // n, 16-byte-aligned base and row pitch, no split); the maps of A and B
+    // describe exactly A and B (lengths checked by the caller: m * k and
+    // n * k bytes), in boxes of the plan's tile, with k > 0 and
+    // 16-byte-aligned rows; the kernel's parameter 0 is declared 64-byte
+    // aligned (`cargo xtask build-ptx`), so the maps are; the scale strides are the layout's, whose
     // buffer length the caller checked; C holds m * n elements of the
     // kernel's output type, or the workspace splits * stride f32;
     // `launch::gemm_wgmma` keeps 1 <= splits <= k-blocks (at most 32) and
     // gives the tile's threads, shared memory and grid.
     unsafe { builder.launch(plan.config) }?;
-    drop((c_guard, a_guard, b_guard, sa_guard, sb_guard, maps_guard));
+    drop((c_guard, a_guard, b_guard, sa_guard, sb_guard));
     if let Some(ws) = split {
         let len = m * n;
         let mut builder = stream.launch_builder(&wgmma.reduce[out as usize]);
@@ -661,19 +571,16 @@ fn launch_stream(
         return Ok(false);
     }
     let (layout, config) = launch::gemm_stream(n, gpu.multiprocessor_count() as u64)?;
-    let mut maps = gpu.gemm_maps();
-    let tm = TensorMaps::cached(&mut maps, stream)?;
-    let sa = tm.slot(stream, (a_ptr, m, k, GEMM_STREAM_MAX_M, MapKind::Operand), &[])?;
-    let sb = tm.slot(stream, (b_ptr, n, k, layout.slab, MapKind::Operand), &[sa])?;
+    let map_a = encode_map(a_ptr, m, k, GEMM_STREAM_MAX_M)?;
+    let map_b = encode_map(b_ptr, n, k, layout.slab)?;
     let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
     let (sa_ptr, sa_guard) = ops.a_scales.device_ptr(stream);
     let (sb_ptr, sb_guard) = ops.b_scales.device_ptr(stream);
     let function = &wgmma.stream[cfg.precision as usize][c.out() as usize];
     let (c_ptr, c_guard) = c.device_ptr(stream);
-    let (base, maps_guard) = tm.device.device_ptr(stream);
     let params = StreamLaunchParams(GemmStreamParams {
-        map_a: base + (sa * MAP_BYTES) as u64,
-        map_b: base + (sb * MAP_BYTES) as u64,
+        map_a,
+        map_b,
         a_scales: sa_ptr,
         b_scales: sb_ptr,
         c: c_ptr,
@@ -699,20 +606,19 @@ fn launch_stream(
     let config = launch_config_ex(stream, config, attrs);
     let arg = &params as *const StreamLaunchParams as *mut std::ffi::c_void;
     // SAFETY: the kernel takes one `GemmStreamParams`, passed by value (one
-    // pointer to it): the two slots hold maps of exactly A (box 16 rows) and
-    // B (box `slab` rows), keyed by address, shape and box rows, with k > 0
-    // and 16-byte-aligned rows (`tma_reads`), 64-byte aligned in device
-    // memory; 1 <= m <= 16 (the caller) and the lengths of A, B, the scales
+    // pointer to it): its maps describe exactly A (box 16 rows) and B (box
+    // `slab` rows), with k > 0 and 16-byte-aligned rows (`tma_reads`), and
+    // sit 64-byte aligned in the parameter (declared so by the build);
+    // 1 <= m <= 16 (the caller) and the lengths of A, B, the scales
     // (in the layout whose strides these are) and C checked by the caller;
     // the threads, shared memory and grid (at most one CTA per slab) are the
     // slab's `StreamLayout`'s, from `launch::gemm_stream`; the guards keep
     // the buffers alive until the launch is queued; `config`'s attribute
     // outlives the call. Under PDL the kernel waits on the grid dependency
-    // (`griddepcontrol.wait`) before it reads anything but the tensor maps
-    // (written by stream-ordered copies before the kernel it may overlap)
+    // (`griddepcontrol.wait`) before it reads anything but its parameters
     // or writes C.
     unsafe { launch_ex(stream, function, &config, &mut [arg]) }?;
-    drop((c_guard, a_guard, b_guard, sa_guard, sb_guard, maps_guard));
+    drop((c_guard, a_guard, b_guard, sa_guard, sb_guard));
     Ok(true)
 }
 

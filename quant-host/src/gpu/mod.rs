@@ -66,8 +66,6 @@ struct Inner {
     /// The GEMM kernels, looked up once: a GEMM call does no name
     /// formatting, map lookup or driver attribute call.
     gemm_functions: OnceLock<gemm::GemmFunctions>,
-    /// The tensor maps of the `wgmma` GEMM, in device memory.
-    gemm_maps: Mutex<Option<gemm::TensorMaps>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -147,7 +145,6 @@ impl Gpu {
                 max_shared_per_cta,
                 shared_per_sm,
                 gemm_functions: OnceLock::new(),
-                gemm_maps: Mutex::new(None),
             }),
             token_group_chunks: TokenGroupChunks::BySize,
         })
@@ -299,11 +296,6 @@ impl Gpu {
         }
         let loaded = gemm::GemmFunctions::load(self)?;
         Ok(self.inner.gemm_functions.get_or_init(|| loaded))
-    }
-
-    /// The `wgmma` GEMM's tensor maps; held locked while a launch is queued.
-    pub(crate) fn gemm_maps(&self) -> std::sync::MutexGuard<'_, Option<gemm::TensorMaps>> {
-        self.inner.gemm_maps.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The split-K GEMM workspace; held locked while a launch is queued.

@@ -235,12 +235,31 @@ pub unsafe fn mbar_init_fence() {
     asm!("fence.mbarrier_init.release.cluster;", "fence.proxy.async.shared::cta;", options(nostack));
 }
 
-/// Acquires the 128-byte tensor map at generic address `map`, written by a
-/// host copy, for the TMA unit.
+/// Brings the tensor map at generic address `map` (in the parameter block)
+/// into the TMA unit's descriptor cache ahead of the first copy that names
+/// it.
 #[inline(always)]
-pub unsafe fn tensormap_acquire(map: u64) {
-    asm!("fence.proxy.tensormap::generic.acquire.gpu [{a}], 128;", a = in(reg64) map, options(nostack));
+pub unsafe fn tensormap_prefetch(map: u64) {
+    asm!("prefetch.tensormap [{a}];", a = in(reg64) map, options(nostack, readonly));
 }
+
+/// The generic address of parameter 0 of the kernel entry `$entry` (an
+/// identifier: the entry's PTX name), as `cvta.param` gives it: what TMA
+/// takes for a tensor map passed by value (`crate::tensor_map`). The
+/// parameter is read through this address only, so LLVM never copies it
+/// to local memory.
+macro_rules! param_block_address {
+    ($entry:ident) => {{
+        let a: u64;
+        core::arch::asm!(
+            concat!("mov.u64 {a}, ", stringify!($entry), "_param_0;\n\tcvta.param.u64 {a}, {a};"),
+            a = out(reg64) a,
+            options(pure, nomem, nostack),
+        );
+        a
+    }};
+}
+pub(crate) use param_block_address;
 
 /// TMA: the box at coordinates `(x = k byte, y = row)` of the tensor map at
 /// generic address `map` into shared address `dst`, completing on `bar`.

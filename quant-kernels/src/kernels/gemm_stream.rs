@@ -56,10 +56,11 @@
 //! The host launches the kernel with PDL (`QUANT_GEMM_PDL=off` turns it
 //! off), so its CTAs may start while the kernel before it on the stream
 //! finishes, as SMs free up. Thread 0 lets the kernel after this one start
-//! the same way (`griddepcontrol.launch_dependents`), fetches the tensor
-//! maps and sets up the barriers; then every thread waits on the grid
-//! dependency (`griddepcontrol.wait`) before anything reads A, B or the
-//! scales or writes C. So the launch and the prologue overlap the previous
+//! the same way (`griddepcontrol.launch_dependents`), prefetches the
+//! tensor maps (launch parameters, `crate::tensor_map`) and sets up the
+//! barriers; then every thread waits on the grid dependency
+//! (`griddepcontrol.wait`) before anything reads A, B or the scales or
+//! writes C. So the launch and the prologue overlap the previous
 //! kernel's last CTAs. (Prefetching B into L2 before the wait, which would
 //! be correct since L2 is the point of coherence, measured 1-4 us slower.)
 //!
@@ -69,13 +70,14 @@
 //! fails on any C751x note.
 
 use core::arch::nvptx;
+use core::mem::offset_of;
 
 use super::common::{Align16, Bf16Out, PredStore};
 use crate::instr::mma::{cp_async4, cp_async_wait_n, warp_sync};
 use crate::instr::wgmma::{
     fence16, grid_dependency_wait, grid_launch_dependents, mbar_arrive_expect_tx, mbar_arrive_if,
-    mbar_arrive_on_cp_async, mbar_init, mbar_init_fence, mbar_wait, named_barrier_unaligned, smem_desc,
-    tensormap_acquire, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_m64n16k32, wgmma_wait0, Frag16,
+    mbar_arrive_on_cp_async, mbar_init, mbar_init_fence, mbar_wait, named_barrier_unaligned, param_block_address,
+    smem_desc, tensormap_prefetch, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_m64n16k32, wgmma_wait0, Frag16,
 };
 use crate::instr::{fma, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::stream_contract::{
@@ -88,6 +90,14 @@ const _: () = assert!(GEMM_STREAM_MAX_PIECES == 4);
 
 /// Bytes of a piece's 64 rows in a stage.
 const PIECE_BYTES: u32 = GEMM_STREAM_PIECE_ROWS * GEMM_KBLOCK;
+
+/// Generic addresses of the tensor maps in the kernel's parameter block
+/// (`crate::tensor_map`).
+#[derive(Clone, Copy)]
+struct Maps {
+    a: u64,
+    b: u64,
+}
 
 /// The ring of stages in shared memory.
 #[derive(Clone, Copy)]
@@ -129,7 +139,7 @@ impl Ring {
 /// `slab` x 128) in global memory, `1 <= m <= 16`, `k_blocks >= 1`, scales
 /// and C holding what the strides and shapes index.
 #[inline(always)]
-unsafe fn gemm_stream<O: PredStore, const PRECISE: bool>(p: GemmStreamParams) {
+unsafe fn gemm_stream<O: PredStore, const PRECISE: bool>(p: GemmStreamParams, block: u64) {
     let Some(l) = StreamLayout::new(p.slab) else {
         return; // the host never launches one
     };
@@ -139,14 +149,19 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool>(p: GemmStreamParams) {
     let scales = reduce + crate::stream_contract::GEMM_STREAM_REDUCE_BYTES;
     let full = scales + l.stages() * GEMM_STREAM_SCALE_SLOT_BYTES;
     let ring = Ring { stages, stage_bytes: l.stage_bytes(), reduce, scales, full, empty: full + 8 * l.stages() };
+    let maps = Maps {
+        a: block + offset_of!(GemmStreamParams, map_a) as u64,
+        b: block + offset_of!(GemmStreamParams, map_b) as u64,
+    };
     let tid = nvptx::_thread_idx_x() as u32;
     let (warp, lane) = (warp_uniform(tid / 32), tid % 32);
     if tid == 0 {
         // A kernel launched after this one with PDL may start on the SMs
         // this grid leaves free, and on each SM as its CTA exits.
         grid_launch_dependents();
-        tensormap_acquire(p.map_a);
-        tensormap_acquire(p.map_b);
+        // The maps are launch parameters: no earlier kernel writes them.
+        tensormap_prefetch(maps.a);
+        tensormap_prefetch(maps.b);
         let mut s = 0;
         while s < l.stages() {
             // The TMA producer's arrival and one per lane of the scale warp.
@@ -159,14 +174,13 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool>(p: GemmStreamParams) {
     }
     nvptx::_syncthreads();
     // Launched with PDL, the kernel before this one may still be running:
-    // nothing below reads global memory (but the tensor maps, written by
-    // stream-ordered copies before that kernel) or writes C before it has
+    // nothing below reads global memory or writes C before it has
     // completed and its writes are visible.
     grid_dependency_wait();
     let slabs = p.n.div_ceil(l.slab);
     if warp == l.consumers() {
         if lane == 0 {
-            produce(&p, l, ring, slabs);
+            produce(&p, maps, l, ring, slabs);
         }
     } else if warp == l.consumers() + 1 {
         stage_scales(&p, l, ring, slabs, lane);
@@ -183,7 +197,7 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool>(p: GemmStreamParams) {
 /// The producer: every k-block of every slab of the CTA, in order, into
 /// the ring (a fresh `empty` barrier passes the first round at once).
 #[inline(always)]
-unsafe fn produce(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs: u32) {
+unsafe fn produce(p: &GemmStreamParams, maps: Maps, l: StreamLayout, ring: Ring, slabs: u32) {
     let mut c = 0u32;
     let mut u = nvptx::_block_idx_x() as u32;
     while u < slabs {
@@ -192,8 +206,8 @@ unsafe fn produce(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs: u32)
             let (stage, _, full, empty, parity) = ring.at(&l, c);
             mbar_wait(empty, parity ^ 1);
             mbar_arrive_expect_tx(full, l.stage_load_bytes());
-            tma_load_2d(stage, p.map_b, kb * GEMM_KBLOCK, u * l.slab, full);
-            tma_load_2d(stage + l.a_offset(), p.map_a, kb * GEMM_KBLOCK, 0, full);
+            tma_load_2d(stage, maps.b, kb * GEMM_KBLOCK, u * l.slab, full);
+            tma_load_2d(stage + l.a_offset(), maps.a, kb * GEMM_KBLOCK, 0, full);
             c = c.wrapping_add(1);
             kb += 1;
         }
@@ -467,38 +481,24 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
     }
 }
 
-/// The streaming GEMM, `Fast`, bf16 C; see the module documentation.
-///
-/// # Safety
-/// Launched by `quant-host` with checked parameters (see `gemm_stream`).
-#[no_mangle]
-pub unsafe extern "ptx-kernel" fn gemm_stream_fast_bf16(p: GemmStreamParams) {
-    gemm_stream::<Bf16Out, false>(p)
+/// The kernels, named as `stream_contract::gemm_stream_kernel` lists them.
+macro_rules! entries {
+    ($($name:ident: $out:ty, $precise:literal, $what:literal;)*) => {$(
+        #[doc = concat!("The streaming GEMM, ", $what, "; see the module documentation.")]
+        ///
+        /// # Safety
+        /// Launched by `quant-host` with checked parameters (see `gemm_stream`),
+        /// parameter 0 declared 64-byte aligned by the build.
+        #[no_mangle]
+        pub unsafe extern "ptx-kernel" fn $name(p: GemmStreamParams) {
+            gemm_stream::<$out, $precise>(p, param_block_address!($name))
+        }
+    )*};
 }
 
-/// The streaming GEMM, `Fast`, f32 C; see the module documentation.
-///
-/// # Safety
-/// Launched by `quant-host` with checked parameters (see `gemm_stream`).
-#[no_mangle]
-pub unsafe extern "ptx-kernel" fn gemm_stream_fast_f32(p: GemmStreamParams) {
-    gemm_stream::<f32, false>(p)
-}
-
-/// The streaming GEMM, `Precise`, bf16 C; see the module documentation.
-///
-/// # Safety
-/// Launched by `quant-host` with checked parameters (see `gemm_stream`).
-#[no_mangle]
-pub unsafe extern "ptx-kernel" fn gemm_stream_precise_bf16(p: GemmStreamParams) {
-    gemm_stream::<Bf16Out, true>(p)
-}
-
-/// The streaming GEMM, `Precise`, f32 C; see the module documentation.
-///
-/// # Safety
-/// Launched by `quant-host` with checked parameters (see `gemm_stream`).
-#[no_mangle]
-pub unsafe extern "ptx-kernel" fn gemm_stream_precise_f32(p: GemmStreamParams) {
-    gemm_stream::<f32, true>(p)
+entries! {
+    gemm_stream_fast_bf16: Bf16Out, false, "`Fast`, bf16 C";
+    gemm_stream_fast_f32: f32, false, "`Fast`, f32 C";
+    gemm_stream_precise_bf16: Bf16Out, true, "`Precise`, bf16 C";
+    gemm_stream_precise_f32: f32, true, "`Precise`, f32 C";
 }

@@ -64,7 +64,7 @@
 //!   `wgmma` operand reads; staged, the 256 x 128 kernel runs 4-12% faster
 //!   with column-major A scales (H200, bench/NOTES-gemm.md, session 10).
 //! - The 256 x 128 tile's bf16 epilogue goes through shared memory and TMA
-//!   stores when the host gives a map of C (`map_c`; not for f32 C or
+//!   stores when the host sets `tma_store_c` (not for f32 C or
 //!   split-K): the tile has a buffer of its own size (64 KB, which leaves
 //!   3 stages), so each warpgroup writes both its 64-row pieces with
 //!   `stmatrix` (64-byte-swizzled boxes of 64 rows x 32 columns), meets
@@ -112,6 +112,7 @@
 //! E4M3FN only (the `wgmma` e4m3 type); E4M3FNUZ keeps the `mma.sync` path.
 
 use core::arch::nvptx;
+use core::mem::offset_of;
 
 use super::common::{quad_transpose, Align16, Bf16Out, PredStore};
 use super::gemm_schedule::{split_range, Slot, Tiles};
@@ -120,8 +121,9 @@ use crate::instr::store::st_global16;
 use crate::instr::wgmma::{
     bulk_wait_all_if, bulk_wait_read_if, cluster_rank, cluster_sync, fence, fence_proxy_async_shared,
     mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_arrive_pair, mbar_init, mbar_init_fence,
-    mbar_wait, named_barrier, setmaxnreg_dec, setmaxnreg_inc, smem_desc, stmatrix_x4, tensormap_acquire, tma_load_2d,
-    tma_load_2d_multicast, tma_store_2d_if, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
+    mbar_wait, named_barrier, param_block_address, setmaxnreg_dec, setmaxnreg_inc, smem_desc, stmatrix_x4,
+    tensormap_prefetch, tma_load_2d, tma_load_2d_multicast, tma_store_2d_if, wgmma_commit, wgmma_fence, wgmma_k32,
+    wgmma_wait0, wgmma_wait1, Frag,
 };
 use crate::instr::{fma, ld_shared_f32, shared_addr, warp_uniform};
 use crate::wgmma_contract::{
@@ -160,6 +162,15 @@ macro_rules! unroll_rows {
     ($j:ident < $limit:expr => $body:block) => {{
         unroll24!(@each $j, $limit, $body, 0 1 2 3 4 5 6 7);
     }};
+}
+
+/// Generic addresses of the tensor maps in the kernel's parameter block
+/// (`crate::tensor_map`).
+#[derive(Clone, Copy)]
+struct Maps {
+    a: u64,
+    b: u64,
+    c: u64,
 }
 
 /// Shared addresses of the pipeline.
@@ -289,7 +300,13 @@ unsafe fn gemm<
     const MC: u32,
 >(
     p: GemmWgmmaParams,
+    block: u64,
 ) {
+    let maps = Maps {
+        a: block + offset_of!(GemmWgmmaParams, map_a) as u64,
+        b: block + offset_of!(GemmWgmmaParams, map_b) as u64,
+        c: block + offset_of!(GemmWgmmaParams, map_c) as u64,
+    };
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (shared_addr(smem) + 1023) & !1023;
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
@@ -321,8 +338,9 @@ unsafe fn gemm<
     // (lane 0 each; in a cluster lane 1 too, for the peer).
     let consumer_warps = consumers / 32 * MC;
     if tid == 0 {
-        tensormap_acquire(p.map_a);
-        tensormap_acquire(p.map_b);
+        // The maps are launch parameters (`crate::tensor_map`).
+        tensormap_prefetch(maps.a);
+        tensormap_prefetch(maps.b);
         let mut s = 0;
         while s < S {
             // The producer's `expect_tx` arrival and the scale warp's 32
@@ -342,7 +360,7 @@ unsafe fn gemm<
     if tid >= consumers {
         setmaxnreg_dec::<GEMM_PRODUCER_REGISTERS>();
         if tid == consumers {
-            produce::<TM, BN, S, MC>(&p, pipe, grid, first, tile_step, (kb_begin, kb_end));
+            produce::<TM, BN, S, MC>(&p, maps, pipe, grid, first, tile_step, (kb_begin, kb_end));
         } else if (tid - consumers) / 32 == 1 {
             stage_scales::<TM, BN, S, MC>(&p, pipe, grid, first, tile_step, (kb_begin, kb_end), tid % 32);
         }
@@ -364,7 +382,7 @@ unsafe fn gemm<
     // Split `s` stores its partial tile at `[s, m, n]` of the f32 workspace
     // (s = 0 without a split: C itself).
     let c = (p.c as *mut O).add((split as u64 * gemm_split_stride(p.m, p.n)) as usize);
-    consume::<O, TM, BN, WGN, PRECISE, S, MC>(&p, pipe, grid, me, c, first, tile_step, (kb_begin, kb_end));
+    consume::<O, TM, BN, WGN, PRECISE, S, MC>(&p, maps.c, pipe, grid, me, c, first, tile_step, (kb_begin, kb_end));
 }
 
 /// The producer: lane 0 of the producer warpgroup. Waiting on a fresh
@@ -375,6 +393,7 @@ unsafe fn gemm<
 #[inline(always)]
 unsafe fn produce<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
     p: &GemmWgmmaParams,
+    maps: Maps,
     pipe: Pipe,
     grid: Tiles,
     first: u32,
@@ -395,11 +414,11 @@ unsafe fn produce<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
             let dst = pipe.stages + slot.stage * stage_bytes;
             mbar_arrive_expect_tx(bar, stage_bytes);
             if MC == 1 {
-                tma_load_2d(dst, p.map_a, kb * GEMM_KBLOCK, m0, bar);
+                tma_load_2d(dst, maps.a, kb * GEMM_KBLOCK, m0, bar);
             } else if rank == 0 {
-                tma_load_2d_multicast(dst, p.map_a, kb * GEMM_KBLOCK, m0, bar, (1 << MC) - 1);
+                tma_load_2d_multicast(dst, maps.a, kb * GEMM_KBLOCK, m0, bar, (1 << MC) - 1);
             }
-            tma_load_2d(dst + TM * GEMM_KBLOCK, p.map_b, kb * GEMM_KBLOCK, n0, bar);
+            tma_load_2d(dst + TM * GEMM_KBLOCK, maps.b, kb * GEMM_KBLOCK, n0, bar);
             slot.advance();
             kb += 1;
         }
@@ -498,6 +517,7 @@ unsafe fn consume<
     const MC: u32,
 >(
     p: &GemmWgmmaParams,
+    map_c: u64,
     pipe: Pipe,
     grid: Tiles,
     me: Consumer,
@@ -513,7 +533,7 @@ unsafe fn consume<
     let pair_ok = p.n % 2 == 0 && (c as usize) % (2 * core::mem::size_of::<O>()) == 0;
     // The epilogue through shared memory and TMA stores (the 256 x 128
     // tile's bf16 C with a map; uniform over the CTA).
-    let tma_store = O::PACKED && gemm_epi_bytes(TM, BN) != 0 && p.map_c != 0;
+    let tma_store = O::PACKED && gemm_epi_bytes(TM, BN) != 0 && p.tma_store_c != 0;
     // Zeroed as bytes (one memset that SROA splits into registers): a
     // `[0.0; FRAG]` repeat expression became a store loop that kept the
     // fragments in local memory.
@@ -585,7 +605,7 @@ unsafe fn consume<
         }
         if tma_store {
             // The warpgroup's first row: its first piece's, not this thread's.
-            store_tile_tma::<O, WGN>(p, &mut acc, pipe.epi, mt * TM + me.a_row, col0);
+            store_tile_tma::<O, WGN>(map_c, &mut acc, pipe.epi, mt * TM + me.a_row, col0);
             if t + tile_step >= grid.tiles {
                 // The CTA's last tile: its shared buffers stay valid until
                 // the TMA unit has read them.
@@ -604,7 +624,7 @@ unsafe fn consume<
 }
 
 /// The epilogue of a warpgroup's two 64-row pieces through shared memory
-/// and TMA stores (the 256 x 128 tile's bf16 C; `map_c` set): the leader
+/// and TMA stores (the 256 x 128 tile's bf16 C; `tma_store_c` set): the leader
 /// waits until the previous tile's stores have read the buffer (done long
 /// ago: a whole tile's main loop ran since), the warpgroup meets, each warp
 /// writes its 16 rows of every 8-column group with `stmatrix` (two per
@@ -614,13 +634,7 @@ unsafe fn consume<
 /// row + 64 piece)`. TMA clips rows past M and columns past N. Zeroes the
 /// fragments.
 #[inline(always)]
-unsafe fn store_tile_tma<O: PredStore, const WGN: u32>(
-    p: &GemmWgmmaParams,
-    acc: &mut [Frag; 2],
-    epi: u32,
-    row: u32,
-    col0: u32,
-) {
+unsafe fn store_tile_tma<O: PredStore, const WGN: u32>(map_c: u64, acc: &mut [Frag; 2], epi: u32, row: u32, col0: u32) {
     // Recomputed here rather than kept through the main loop, whose
     // registers the 256-row tile has none to spare for them.
     let tid = nvptx::_thread_idx_x() as u32;
@@ -664,7 +678,7 @@ unsafe fn store_tile_tma<O: PredStore, const WGN: u32>(
     unroll2!(i => {
         unroll6!(g < boxes as usize => {
             let buf = base + (i as u32 * boxes + g as u32) * GEMM_EPI_BUFFER;
-            tma_store_2d_if(p.map_c, col0 + GEMM_EPI_COLS * g as u32, row + 64 * i as u32, buf, leader);
+            tma_store_2d_if(map_c, col0 + GEMM_EPI_COLS * g as u32, row + 64 * i as u32, buf, leader);
         });
     });
     // SAFETY: all-zero bits are 0.0 in every f32.
@@ -775,10 +789,11 @@ macro_rules! entries {
         /// tile columns even, the grid a multiple of 2).
         #[no_mangle]
         pub unsafe extern "ptx-kernel" fn $name(p: GemmWgmmaParams) {
+            let block = param_block_address!($name);
             const _: () = assert!(GemmTile::$tile.rows() == $tm && GemmTile::$tile.cols() == $bn);
             const _: () = assert!(GemmTile::$tile.wg_cols() == $wgn);
             const _: () = assert!($mc == 1 || ($mc == GEMM_CLUSTER && !$precise));
-            gemm::<$out, $tm, $bn, $wgn, $precise, { GemmTile::$tile.stages() }, $mc>(p)
+            gemm::<$out, $tm, $bn, $wgn, $precise, { GemmTile::$tile.stages() }, $mc>(p, block)
         }
     )*};
 }
