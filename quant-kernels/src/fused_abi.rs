@@ -40,6 +40,11 @@ pub const PACKED_UE8M0_LAYOUT: u32 = 3;
 /// `m < min(masked_m[e], expert_rows)` are read and written (nothing else,
 /// padding rows included); with `masked == 0` it is not read, every row is
 /// valid, and the TMA-aligned layout's padding rows are written as 0.
+///
+/// The kernels index lanes, groups, rows and columns in 32 bits: the host
+/// launches at most `2^31 - 1` lanes (`rows * groups * group_size / (8 *
+/// chunks)`) with `cols < 2^31`, and rejects larger problems
+/// (`QuantError::TooLarge`; a bf16 `silu_mul` that large would need 160 GB).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FusedGroupParams {
