@@ -4,7 +4,8 @@
 //! - `fused_quant_*` (the plain per-token-group quantizer in its masked MoE
 //!   form) and `silu_mul_quant_*` share one per-group kernel: a thread owns
 //!   `C` 8-element chunks of one group (`FusedOp::group_chunks`: 4 for the
-//!   plain quantizer, as the wide token-group kernel, 2 for `silu_mul`).
+//!   plain quantizer, as the wide token-group kernel, and for bf16
+//!   `silu_mul`; 2 for f16 and f32 `silu_mul`, which spilled with 4).
 //!   Lane `l` of the group's `GS / (8 C)` lanes holds chunks `l + c GS /
 //!   (8 C)`, so each load instruction of a warp reads consecutive 16-byte
 //!   pieces. As in the token-group kernel, a thread first issues every load
@@ -40,6 +41,7 @@
 
 use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
 use super::{group_amax, Bf16, GroupQuantizer, F16, F32};
+use crate::element::DType;
 use crate::fused::{
     f32_to_bf16_bits, f32_to_f16_bits, leaf_square_sum, packed_ue8m0_byte_index, rms_apply, rms_inverse, silu_mul,
     ue8m0_byte, ExactOps,
@@ -739,7 +741,7 @@ macro_rules! entry {
             masked_m: *const u32,
             p: FusedGroupParams,
         ) {
-            quantize_groups::<$t, Identity, { FusedOp::Quant.group_chunks() as usize }>(Fp8Format::$format, x, q, scales, masked_m, p)
+            quantize_groups::<$t, Identity, { FusedOp::Quant.group_chunks(DType::$t) as usize }>(Fp8Format::$format, x, q, scales, masked_m, p)
         }
     };
     (@one $name:ident, SiluMul, $t:ident, $format:ident) => {
@@ -755,7 +757,7 @@ macro_rules! entry {
             masked_m: *const u32,
             p: FusedGroupParams,
         ) {
-            quantize_groups::<$t, SiluMul, { FusedOp::SiluMul.group_chunks() as usize }>(Fp8Format::$format, x, q, scales, masked_m, p)
+            quantize_groups::<$t, SiluMul, { FusedOp::SiluMul.group_chunks(DType::$t) as usize }>(Fp8Format::$format, x, q, scales, masked_m, p)
         }
     };
     (@one $name:ident, RmsNorm, $t:ident, $format:ident) => {
