@@ -40,6 +40,11 @@ pub const PACKED_UE8M0_LAYOUT: u32 = 3;
 /// `m < min(masked_m[e], expert_rows)` are read and written (nothing else,
 /// padding rows included); with `masked == 0` it is not read, every row is
 /// valid, and the TMA-aligned layout's padding rows are written as 0.
+///
+/// The kernels index lanes, groups, rows and columns in 32 bits: the host
+/// launches at most `2^31 - 1` lanes (`rows * groups * group_size / (8 *
+/// chunks)`) with `cols < 2^31`, and rejects larger problems (`QuantError::TooLarge`;
+/// a bf16 `silu_mul` that large would need 160 GB).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FusedGroupParams {
@@ -145,16 +150,20 @@ macro_rules! fused_kernels {
 
 impl FusedOp {
     /// Chunks of 8 elements each thread of a per-group kernel (`Quant`,
-    /// `SiluMul`) owns in one group: the kernel's const parameter and the
-    /// host's grid, `group_size / (8 * chunks)` threads per group. `Quant`
-    /// takes 4, as the wide token-group kernel does (64 bytes of loads in
-    /// flight per thread, its fixed work spread over 32 elements); `SiluMul`
-    /// 2, which is already 4 loads in flight (gate and up) and 16 values
-    /// of `silu` held in f32.
-    pub const fn group_chunks(self) -> u64 {
-        match self {
-            FusedOp::Quant => 4,
-            FusedOp::SiluMul | FusedOp::RmsNorm => 2,
+    /// `SiluMul`) owns in one group for `input`: the kernel's const
+    /// parameter and the host's grid, `group_size / (8 * chunks)` threads
+    /// per group. `Quant` takes 4, as the wide token-group kernel does (64
+    /// bytes of loads in flight per thread, its fixed work spread over 32
+    /// elements); so does `SiluMul` on bf16 (8 loads, 128 bytes, in flight,
+    /// and the group's index math, scale, divider and scale store paid once
+    /// per 32 elements: a quarter fewer instructions per element, within
+    /// the same 80 registers, session 17). f16 (its software conversion)
+    /// and f32 (chunks of 8 registers, 64 for gate and up of 4 chunks)
+    /// spilled hundreds of bytes with 4 and keep 2.
+    pub const fn group_chunks(self, input: DType) -> u64 {
+        match (self, input) {
+            (FusedOp::Quant, _) | (FusedOp::SiluMul, DType::Bf16) => 4,
+            (FusedOp::SiluMul, _) | (FusedOp::RmsNorm, _) => 2,
         }
     }
 }
@@ -201,7 +210,8 @@ impl FusedEntry {
     pub const fn launch_bounds(self) -> (u32, u32) {
         match self.op {
             FusedOp::RmsNorm => (RMS_MAX_THREADS, 1),
-            // 80 registers (3 CTAs). At (256, 2) ptxas spent registers on
+            // 80 registers (3 CTAs), bf16's 4 chunks included (no spill once
+            // the kernel's indices were 32-bit). At (256, 2) ptxas spent registers on
             // scheduling (107, a quarter of the SM's threads). f16 keeps
             // (256, 2): its software conversion of 32 inputs spilled on
             // sm_80 at 80 registers and at 64.
@@ -233,7 +243,7 @@ impl FusedGroupKernel {
 impl FusedGroupKernel {
     /// Chunks per thread: see [`FusedOp::group_chunks`].
     pub const fn chunks(self) -> u64 {
-        self.0.op.group_chunks()
+        self.0.op.group_chunks(self.0.input)
     }
 
     /// Threads per CTA, as the launch bounds declare them.

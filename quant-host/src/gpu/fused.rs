@@ -90,6 +90,7 @@ pub(crate) fn fused_group<T: Element, S: ScaleElem>(
     let threads = rows
         .checked_mul(cols.div_ceil(gs))
         .and_then(|g| g.checked_mul(gs / (kernel.chunks() * ELEMS_PER_CHUNK)))
+        .filter(|&t| t <= i32::MAX as u64 && cols <= i32::MAX as u64)
         .ok_or(QuantError::TooLarge("thread count"))?;
     // The kernel loops over its share of the lanes (a grid-stride loop).
     let config = persistent(threads, kernel.block_threads(), gpu.multiprocessor_count() as u64)?;

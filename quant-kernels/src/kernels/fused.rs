@@ -4,7 +4,8 @@
 //! - `fused_quant_*` (the plain per-token-group quantizer in its masked MoE
 //!   form) and `silu_mul_quant_*` share one per-group kernel: a thread owns
 //!   `C` 8-element chunks of one group (`FusedOp::group_chunks`: 4 for the
-//!   plain quantizer, as the wide token-group kernel, 2 for `silu_mul`).
+//!   plain quantizer, as the wide token-group kernel, and for bf16
+//!   `silu_mul`; 2 for f16 and f32 `silu_mul`, which spilled with 4).
 //!   Lane `l` of the group's `GS / (8 C)` lanes holds chunks `l + c GS /
 //!   (8 C)`, so each load instruction of a warp reads consecutive 16-byte
 //!   pieces. As in the token-group kernel, a thread first issues every load
@@ -13,7 +14,9 @@
 //!   aligned addresses (the checked path takes K tails and odd strides),
 //!   and only then computes: the group's values `h` (kept raw for the plain
 //!   quantizer, in f32 for `silu_mul`), the amax by a butterfly over the
-//!   group's lanes, and the codes with the shared `GroupQuantizer`. The
+//!   group's lanes, and the codes with the shared `GroupQuantizer` (its
+//!   division path chosen once per thread, not per chunk). Lane, group,
+//!   row and column indices are 32-bit (the host bounds the problem). The
 //!   rows may form experts of `expert_rows` rows whose valid count is read
 //!   from `masked_m` (see `FusedGroupParams`); rows it leaves out load
 //!   nothing and skip the math.
@@ -38,14 +41,15 @@
 
 use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
 use super::{group_amax, Bf16, GroupQuantizer, F16, F32};
+use crate::element::DType;
 use crate::fused::{
     f32_to_bf16_bits, f32_to_f16_bits, leaf_square_sum, packed_ue8m0_byte_index, rms_apply, rms_inverse, silu_mul,
     ue8m0_byte, ExactOps,
 };
 use crate::fused_abi::{FusedGroupParams, FusedOp, RmsNormParams, PACKED_UE8M0_LAYOUT};
 use crate::instr::{
-    block_dim, block_index_and_grid, dynamic_shared, global_thread_index, grid_threads, nan_max_abs, opaque_u64,
-    shared_addr, shfl_xor, sqrt_rn, sync_threads, thread_index,
+    block_dim, block_index_and_grid, dynamic_shared, global_thread_index, grid_threads, nan_max_abs, opaque_u32,
+    opaque_u64, shared_addr, shfl_xor, sqrt_rn, sync_threads, thread_index,
 };
 use crate::scale::group_scale;
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
@@ -62,17 +66,6 @@ impl ExactOps for GpuOps {
     #[inline(always)]
     fn sqrt(x: f32) -> f32 {
         sqrt_rn(x)
-    }
-}
-
-/// `(a / b, a % b)`, in 32-bit arithmetic when both fit.
-#[inline(always)]
-fn divmod(a: u64, b: u64) -> (u64, u64) {
-    if a <= u32::MAX as u64 && b <= u32::MAX as u64 {
-        let (a, b) = (a as u32, b as u32);
-        ((a / b) as u64, (a % b) as u64)
-    } else {
-        (a / b, a % b)
     }
 }
 
@@ -184,9 +177,17 @@ impl Producer for SiluMul {
 /// lanes take the same turns (the loop test is on the warp's first
 /// thread), so the group's shuffles always have every lane.
 ///
+/// The lane, group, row and column indices are 32-bit (the host keeps the
+/// lane count and `cols` below 2^31, `FusedGroupParams`): in 64 bits each
+/// product, sum and comparison is two to four instructions and each value
+/// two registers, which a thread of 4 `silu_mul` chunks (32 f32 values held
+/// to the encode) did not have to spare at 80 registers. Only the row's
+/// base addresses are 64-bit.
+///
 /// # Safety
 /// The host has checked every buffer against `p` and launched 1-D CTAs of a
-/// multiple of 32 threads, `group_size / (8 C)` lanes per group.
+/// multiple of 32 threads, `group_size / (8 C)` lanes per group, at most
+/// 2^31 threads in all.
 #[inline(always)]
 unsafe fn quantize_groups<T: Load8, P: Producer, const C: usize>(
     format: Fp8Format,
@@ -197,15 +198,34 @@ unsafe fn quantize_groups<T: Load8, P: Producer, const C: usize>(
     p: FusedGroupParams,
 ) {
     const { assert!(C == 2 || C == 4) };
-    let gs = p.group_size as u64;
-    let tpg = gs / (C as u64 * ELEMS_PER_THREAD);
-    let groups = (p.cols >> gs.trailing_zeros()) + (p.cols & (gs - 1) != 0) as u64;
-    let total = p.rows * groups * tpg;
-    let stride = grid_threads();
-    let mut t = global_thread_index();
+    let lanes = Lanes::new::<C>(&p);
+    let total = lanes.groups * p.rows as u32 * lanes.per_group;
+    let stride = grid_threads() as u32;
+    let mut t = global_thread_index() as u32;
     while t & !31 < total {
-        quantize_group_at::<T, P, C>(format, x, q, scales, masked_m, p, t);
+        quantize_group_at::<T, P, C>(format, x, q, scales, masked_m, p, lanes, t);
         t += stride;
+    }
+}
+
+/// The 32-bit lane geometry of one launch of [`quantize_groups`].
+#[derive(Clone, Copy)]
+struct Lanes {
+    /// Lanes per group, `group_size / (8 C)` (a power of two: 1 to 8).
+    per_group: u32,
+    /// Groups per row, `ceil(cols / group_size)`.
+    groups: u32,
+}
+
+impl Lanes {
+    #[inline(always)]
+    fn new<const C: usize>(p: &FusedGroupParams) -> Self {
+        // The group size is a power of two (checked by the host): shifts,
+        // not the division routine a runtime `div_ceil` calls.
+        let gs = p.group_size;
+        let cols = p.cols as u32;
+        let groups = (cols >> gs.trailing_zeros()) + (cols & (gs - 1) != 0) as u32;
+        Self { per_group: gs / (C as u32 * ELEMS_PER_THREAD as u32), groups }
     }
 }
 
@@ -213,6 +233,7 @@ unsafe fn quantize_groups<T: Load8, P: Producer, const C: usize>(
 ///
 /// # Safety
 /// As [`quantize_groups`]; every lane of the warp calls it.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize>(
     format: Fp8Format,
@@ -221,40 +242,39 @@ unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize>(
     scales: *mut f32,
     masked_m: *const u32,
     p: FusedGroupParams,
-    t: u64,
+    lanes: Lanes,
+    t: u32,
 ) {
     let FusedGroupParams { rows, cols, row_stride, expert_rows, group_size, masked, eps, fp8_max, mode, layout } = p;
-    // The group size is a power of two (checked by the host): shifts, not
-    // the 64-bit division routine a runtime `div_ceil` calls.
-    let gs = group_size as u64;
-    let tpg = gs / (C as u64 * ELEMS_PER_THREAD);
-    let groups = (cols >> gs.trailing_zeros()) + (cols & (gs - 1) != 0) as u64;
+    let Lanes { per_group: tpg, groups } = lanes;
+    let (rows, cols32, expert_rows) = (rows as u32, cols as u32, expert_rows as u32);
     let (group, lane) = (t >> tpg.trailing_zeros(), t & (tpg - 1));
     let mut active = group < rows * groups;
-    let (row, g) = if active { divmod(group, groups) } else { (0, 0) };
-    let (expert, m) = if expert_rows == rows { (0, row) } else { divmod(row, expert_rows) };
+    let (row, g) = if active { (group / groups, group % groups) } else { (0, 0) };
+    let (expert, m) = if expert_rows == rows { (0, row) } else { (row / expert_rows, row % expert_rows) };
     if active && masked != 0 {
         // A count above the expert's rows is clamped (the CPU path rejects it).
-        let valid_rows = (masked_m.add(expert as usize).read() as u64).min(expert_rows);
+        let valid_rows = masked_m.add(expert as usize).read().min(expert_rows);
         active = m < valid_rows;
     }
-    let col = |c: u64| g * gs + (lane + c * tpg) * ELEMS_PER_THREAD;
-    // The checked paths take `cols` through `opaque_u64`, as in the
+    let col = |c: u32| g * group_size + (lane + c * tpg) * ELEMS_PER_THREAD as u32;
+    // The checked paths take `cols` through `opaque_u32`, as in the
     // token-group kernel: otherwise LLVM merges their whole-chunk case with
     // the whole-group path and computes every chunk's count up front.
-    let valid = |cols: u64, c: u64| cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD);
+    let valid = |cols: u32, c: u32| cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD as u32) as u64;
 
-    let src = x.wrapping_add((row * row_stride) as usize);
-    let dst = q.wrapping_add((row * cols) as usize);
+    let src = x.wrapping_add((row as u64 * row_stride) as usize).wrapping_add(col(0) as usize);
+    let dst = q.wrapping_add((row as u64 * cols) as usize).wrapping_add(col(0) as usize);
+    // Chunk `c` is `c * tpg` whole chunks after chunk 0.
+    let step = (tpg * ELEMS_PER_THREAD as u32) as usize;
     // A group wholly inside its row at aligned addresses (every group but a
-    // K tail's, unless a stride or base pointer is odd; chunk `c` is
-    // `c * tpg` whole 16-byte pieces after chunk 0) is loaded and stored
-    // without a test per chunk.
+    // K tail's, unless a stride or base pointer is odd) is loaded and
+    // stored without a test per chunk.
     let whole = active
-        && (g + 1) * gs <= cols
-        && (src.wrapping_add(col(0) as usize) as usize) % 16 == 0
-        && (!P::GATED || (src.wrapping_add((cols + col(0)) as usize) as usize) % 16 == 0)
-        && (dst.wrapping_add(col(0) as usize) as usize) % 8 == 0;
+        && (g + 1) * group_size <= cols32
+        && (src as usize) % 16 == 0
+        && (!P::GATED || (src.wrapping_add(cols as usize) as usize) % 16 == 0)
+        && (dst as usize) % 8 == 0;
 
     // 1. Every load of the thread (gate and up of every chunk) is issued
     // before any of them is used, back to back on the whole path: a thread
@@ -266,7 +286,7 @@ unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize>(
     if whole {
         unroll4!(c => {
             if c < C {
-                let at = src.wrapping_add(col(c as u64) as usize);
+                let at = src.wrapping_add(c * step);
                 gate[c] = T::load_whole(at);
                 if P::GATED {
                     up[c] = T::load_whole(at.wrapping_add(cols as usize));
@@ -276,7 +296,7 @@ unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize>(
     } else if active {
         unroll4!(c => {
             if c < C {
-                let (at, n) = (src.wrapping_add(col(c as u64) as usize), valid(opaque_u64(cols), c as u64));
+                let (at, n) = (src.wrapping_add(c * step), valid(opaque_u32(cols32), c as u32));
                 gate[c] = T::load(at, n);
                 if P::GATED {
                     up[c] = T::load(at.wrapping_add(cols as usize), n);
@@ -295,27 +315,44 @@ unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize>(
 
     // 2. The group's amax: local, then across the group's lanes (every
     // thread takes part in the shuffles).
-    let amax = group_amax(P::amax::<T, C>(&held), tpg as u32);
+    let amax = group_amax(P::amax::<T, C>(&held), tpg);
     if !active {
         return;
     }
 
-    // 3. Scale, codes, stores (8-byte stores on the whole path).
+    // 3. Scale, codes, stores (8-byte stores on the whole path). The
+    // division path and the clamp are chosen once for the thread's chunks
+    // (`GroupQuantizer::is_plain`: every float scale of the default `eps`
+    // and `fp8_max`), not once per chunk: the per-chunk dispatch cost 8
+    // instructions a chunk and kept every chunk's quotients live across
+    // its joins.
     let scale = group_scale(amax, eps, fp8_max, ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float));
     let quantizer = GroupQuantizer::new(format, scale, fp8_max);
-    unroll4!(c => {
-        if c < C {
-            let (at, codes) = (dst.wrapping_add(col(c as u64) as usize), quantizer.quantize8(&P::values::<T>(&held[c])));
-            if whole {
-                store_whole(at, codes);
-            } else {
-                store_chunk(at, codes, valid(opaque_u64(cols), c as u64));
-            }
+    let store = |c: usize, codes: u64| {
+        let at = dst.wrapping_add(c * step);
+        if whole {
+            store_whole(at, codes);
+        } else {
+            store_chunk(at, codes, valid(opaque_u32(cols32), c as u32));
         }
-    });
+    };
+    if quantizer.is_plain() {
+        unroll4!(c => {
+            if c < C {
+                store(c, quantizer.quantize8_plain(&P::values::<T>(&held[c])));
+            }
+        });
+    } else {
+        unroll4!(c => {
+            if c < C {
+                store(c, quantizer.quantize8(&P::values::<T>(&held[c])));
+            }
+        });
+    }
     if lane == 0 {
         let last_row = masked == 0 && m + 1 == expert_rows;
-        write_scale(scales, layout, expert, m, g, expert_rows, groups, scale, last_row);
+        let (expert, m, g) = (expert as u64, m as u64, g as u64);
+        write_scale(scales, layout, expert, m, g, expert_rows as u64, groups as u64, scale, last_row);
     }
 }
 
@@ -704,7 +741,7 @@ macro_rules! entry {
             masked_m: *const u32,
             p: FusedGroupParams,
         ) {
-            quantize_groups::<$t, Identity, { FusedOp::Quant.group_chunks() as usize }>(Fp8Format::$format, x, q, scales, masked_m, p)
+            quantize_groups::<$t, Identity, { FusedOp::Quant.group_chunks(DType::$t) as usize }>(Fp8Format::$format, x, q, scales, masked_m, p)
         }
     };
     (@one $name:ident, SiluMul, $t:ident, $format:ident) => {
@@ -720,7 +757,7 @@ macro_rules! entry {
             masked_m: *const u32,
             p: FusedGroupParams,
         ) {
-            quantize_groups::<$t, SiluMul, { FusedOp::SiluMul.group_chunks() as usize }>(Fp8Format::$format, x, q, scales, masked_m, p)
+            quantize_groups::<$t, SiluMul, { FusedOp::SiluMul.group_chunks(DType::$t) as usize }>(Fp8Format::$format, x, q, scales, masked_m, p)
         }
     };
     (@one $name:ident, RmsNorm, $t:ident, $format:ident) => {
