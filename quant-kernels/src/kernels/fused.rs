@@ -49,7 +49,7 @@ use crate::fused::{
 use crate::fused_abi::{FusedGroupParams, FusedOp, RmsNormParams, PACKED_UE8M0_LAYOUT};
 use crate::instr::{
     block_dim, block_index_and_grid, dynamic_shared, global_thread_index, grid_threads, nan_max_abs, opaque_u32,
-    opaque_u64, shared_addr, shfl_xor, sqrt_rn, sync_threads, thread_index,
+    shared_addr, shfl_xor, sqrt_rn, sync_threads, thread_index,
 };
 use crate::scale::group_scale;
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
@@ -521,21 +521,27 @@ unsafe fn rms_norm_groups<T: Store8>(
         residual: add,
         slots,
     } = p;
-    let row = block_index_and_grid().0 as u64;
-    let (tid, threads) = (thread_index() as u64, block_dim() as u64);
-    let col = |s: u64| (s * threads + tid) * ELEMS_PER_THREAD;
-    // The checked path takes `cols` through `opaque_u64` (see
+    // 32-bit row, thread and column indices (`cols <= fused::RMS_MAX_COLS`,
+    // checked by the host through `rms_geometry`; the row is the block
+    // index): only the rows' base addresses are 64-bit. In 64 bits each
+    // product and comparison was two to four instructions (as in
     // `quantize_groups`).
-    let valid = |cols: u64, s: u64| cols.saturating_sub(col(s)).min(ELEMS_PER_THREAD);
+    let row = block_index_and_grid().0;
+    let (tid, threads) = (thread_index(), block_dim());
+    let cols32 = cols as u32;
+    let col = |s: u32| (s * threads + tid) * ELEMS_PER_THREAD as u32;
+    // The checked path takes `cols` through `opaque_u32` (see
+    // `quantize_groups`).
+    let valid = |cols: u32, s: u32| cols.saturating_sub(col(s)).min(ELEMS_PER_THREAD as u32) as u64;
 
-    let src = x.wrapping_add((row * row_stride) as usize);
-    let res = residual.wrapping_add((row * cols) as usize);
-    let dst = q.wrapping_add((row * cols) as usize);
+    let src = x.wrapping_add((row as u64 * row_stride) as usize);
+    let res = residual.wrapping_add((row as u64 * cols) as usize);
+    let dst = q.wrapping_add((row as u64 * cols) as usize);
     // Uniform over the CTA: with K a multiple of 8 and aligned rows (every
     // row of a dense bf16/f16/f32 tensor with K % 8 == 0), each chunk is
     // whole or wholly past the row's end (padding leaves), and is loaded
     // without the element-wise checks.
-    let whole = cols % ELEMS_PER_THREAD == 0
+    let whole = cols32 % ELEMS_PER_THREAD as u32 == 0
         && (src as usize) % 16 == 0
         && (add == 0 || (res as usize) % 16 == 0)
         && (dst as usize) % 8 == 0;
@@ -552,8 +558,8 @@ unsafe fn rms_norm_groups<T: Store8>(
             let mut rs = [T::ZERO; 4];
             if whole {
                 unroll4!(s => {
-                    if in_wave(s) && col(s as u64) < cols {
-                        let c = col(s as u64) as usize;
+                    if in_wave(s) && col(s as u32) < cols32 {
+                        let c = col(s as u32) as usize;
                         xs[s] = T::load_whole(src.wrapping_add(c));
                         if add != 0 {
                             rs[s] = T::load_whole(res.wrapping_add(c));
@@ -563,7 +569,7 @@ unsafe fn rms_norm_groups<T: Store8>(
             } else {
                 unroll4!(s => {
                     if in_wave(s) {
-                        let (c, n) = (col(s as u64) as usize, valid(opaque_u64(cols), s as u64));
+                        let (c, n) = (col(s as u32) as usize, valid(opaque_u32(cols32), s as u32));
                         xs[s] = T::load(src.wrapping_add(c), n);
                         if add != 0 {
                             rs[s] = T::load(res.wrapping_add(c), n);
@@ -580,7 +586,7 @@ unsafe fn rms_norm_groups<T: Store8>(
                             sum[i] = xv[i] + rv[i];
                         });
                         let y = T::round(&sum);
-                        T::store(res.wrapping_add(col(s as u64) as usize), &y, valid(cols, s as u64));
+                        T::store(res.wrapping_add(col(s as u32) as usize), &y, valid(cols32, s as u32));
                         y
                     } else {
                         xs[s]
@@ -618,19 +624,20 @@ unsafe fn rms_norm_groups<T: Store8>(
         offset /= 2;
     }
     let inv = rms_inverse::<GpuOps>(v, cols, norm_eps);
+    let (row, rows) = (row as u64, rows);
 
     if !(T::GROUPED_QUANT && cfg!(target_feature = "sm_90")) {
         // The quantization in the leaf layout (see `Store8::GROUPED_QUANT`).
         // 3. h = (y * inv) * w per slot; each group's lanes are adjacent
         // threads of one slot.
         // (Shifts and masks: the group size is a power of two.)
-        let gs = group_size as u64;
-        let tpg = gs / ELEMS_PER_THREAD;
-        let groups = (cols >> gs.trailing_zeros()) + (cols & (gs - 1) != 0) as u64;
+        let gs = group_size;
+        let tpg = gs / ELEMS_PER_THREAD as u32;
+        let groups = (cols32 >> gs.trailing_zeros()) + (cols32 & (gs - 1) != 0) as u32;
         let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
         unroll4!(s => {
             if (s as u32) < slots {
-                let (c, n) = (col(s as u64), valid(cols, s as u64));
+                let (c, n) = (col(s as u32), valid(cols32, s as u32));
                 let y = T::unpack(&ys[s]);
                 // The weight after the reduction: the same `cols` elements for
                 // every row, an L1 or L2 hit. Loaded with x's (before the
@@ -643,18 +650,18 @@ unsafe fn rms_norm_groups<T: Store8>(
                     h[i] = rms_apply(y[i], inv, w[i]);
                     amax = nan_max_abs(amax, h[i]);
                 });
-                let scale = group_scale(group_amax(amax, tpg as u32), eps, fp8_max, mode);
+                let scale = group_scale(group_amax(amax, tpg), eps, fp8_max, mode);
                 let codes = GroupQuantizer::new(format, scale, fp8_max).quantize8(&h);
                 if whole {
                     if n > 0 {
                         store_whole(dst.wrapping_add(c as usize), codes);
                     }
                 } else {
-                    store_chunk(dst.wrapping_add(c as usize), codes, valid(opaque_u64(cols), s as u64));
+                    store_chunk(dst.wrapping_add(c as usize), codes, valid(opaque_u32(cols32), s as u32));
                 }
                 let g = c >> gs.trailing_zeros();
-                if (s as u64 * threads + tid) & (tpg - 1) == 0 && g < groups {
-                    write_scale(scales, layout, 0, row, g, rows, groups, scale, row + 1 == rows);
+                if (s as u32 * threads + tid) & (tpg - 1) == 0 && g < groups {
+                    write_scale(scales, layout, 0, row, g as u64, rows, groups as u64, scale, row + 1 == rows);
                 }
             }
         });
@@ -673,19 +680,25 @@ unsafe fn rms_norm_groups<T: Store8>(
     let row_buf = shared_addr(dynamic_shared::<f32>().add(threads as usize));
     unroll4!(s => {
         if (s as u32) < slots {
-            T::write_staged(row_buf + (s as u32 * threads as u32 + tid as u32) * bytes, 16, &ys[s]);
+            T::write_staged(row_buf + (s as u32 * threads + tid) * bytes, 16, &ys[s]);
         }
     });
     sync_threads();
-    let gs = group_size as u64;
-    // (GS is 32, 64 or 128: 1, 2 or 4 threads of 4 chunks a group.)
-    let tpg = gs / (4 * ELEMS_PER_THREAD);
-    let groups = (cols >> gs.trailing_zeros()) + (cols & (gs - 1) != 0) as u64;
-    let (g, l) = (tid / tpg, tid % tpg);
+    let gs = group_size;
+    // (GS is 32, 64 or 128: 1, 2 or 4 threads of 4 chunks a group; shifts
+    // and masks, not divisions.)
+    let tpg = gs / (4 * ELEMS_PER_THREAD as u32);
+    let groups = (cols32 >> gs.trailing_zeros()) + (cols32 & (gs - 1) != 0) as u32;
+    let (g, l) = (tid >> tpg.trailing_zeros(), tid & (tpg - 1));
     let active = g < groups;
-    let chunk = |c: usize| g * (gs / ELEMS_PER_THREAD) + l + tpg * c as u64;
-    let col = |c: usize| chunk(c) * ELEMS_PER_THREAD;
-    let valid = |cols: u64, c: usize| if active { cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD) } else { 0 };
+    let chunk = |c: usize| g * (gs / ELEMS_PER_THREAD as u32) + l + tpg * c as u32;
+    let col = |c: usize| chunk(c) * ELEMS_PER_THREAD as u32;
+    let valid =
+        |cols: u32, c: usize| if active { cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD as u32) as u64 } else { 0 };
+    // The weight, like the row, is whole chunks (or none) on the whole
+    // path when its base is aligned: loaded without the per-chunk count
+    // and element checks of `Load8::load`.
+    let whole_w = whole && (weight as usize) % 16 == 0;
     let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
     let mut h = [[0f32; 8]; 4];
     let mut amax = 0f32;
@@ -694,33 +707,53 @@ unsafe fn rms_norm_groups<T: Store8>(
         // buffer of `threads * slots` chunks) hold zero y, and the weight
         // loads nothing there: h is 0.
         if active {
-            let y = T::unpack(&T::read_staged(row_buf + chunk(c) as u32 * bytes, 16));
-            let w = T::unpack(&T::load(weight.wrapping_add(col(c) as usize), valid(cols, c)));
+            let y = T::unpack(&T::read_staged(row_buf + chunk(c) * bytes, 16));
+            let at = weight.wrapping_add(col(c) as usize);
+            let w = if whole_w {
+                if col(c) < cols32 {
+                    T::load_whole(at)
+                } else {
+                    T::ZERO
+                }
+            } else {
+                T::load(at, valid(cols32, c))
+            };
+            let w = T::unpack(&w);
             unroll8!(i => {
                 h[c][i] = rms_apply(y[i], inv, w[i]);
                 amax = nan_max_abs(amax, h[c][i]);
             });
         }
     });
-    let amax = group_amax(amax, tpg as u32);
+    let amax = group_amax(amax, tpg);
     if !active {
         return;
     }
     let scale = group_scale(amax, eps, fp8_max, mode);
     let quantizer = GroupQuantizer::new(format, scale, fp8_max);
-    unroll4!(c => {
-        let (at, n) = (dst.wrapping_add(col(c) as usize), valid(cols, c));
-        let codes = quantizer.quantize8(&h[c]);
+    let store = |c: usize, codes: u64| {
+        let at = dst.wrapping_add(col(c) as usize);
         if whole {
-            if n > 0 {
+            if col(c) < cols32 {
                 store_whole(at, codes);
             }
         } else {
-            store_chunk(at, codes, valid(opaque_u64(cols), c));
+            store_chunk(at, codes, valid(opaque_u32(cols32), c));
         }
-    });
+    };
+    // The division path chosen once for the thread's chunks, not per chunk
+    // (`GroupQuantizer::is_plain`, as in `quantize_groups`).
+    if quantizer.is_plain() {
+        unroll4!(c => {
+            store(c, quantizer.quantize8_plain(&h[c]));
+        });
+    } else {
+        unroll4!(c => {
+            store(c, quantizer.quantize8(&h[c]));
+        });
+    }
     if l == 0 {
-        write_scale(scales, layout, 0, row, g, rows, groups, scale, row + 1 == rows);
+        write_scale(scales, layout, 0, row, g as u64, rows, groups as u64, scale, row + 1 == rows);
     }
 }
 
