@@ -396,7 +396,7 @@ impl StreamUse {
 ///
 /// With PDL the kernel's CTAs may start while the kernel queued before it
 /// on the stream finishes (as SMs free up): they set up their barriers and
-/// fetch the tensor maps, then wait (`griddepcontrol.wait`) until that
+/// prefetch the tensor maps, then wait (`griddepcontrol.wait`) until that
 /// kernel has completed and its writes are visible, before they read A, B
 /// or the scales or write C. Results are the same either way; `off` is for
 /// comparisons and for drivers that refuse the launch attribute.
