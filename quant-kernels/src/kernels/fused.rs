@@ -320,12 +320,9 @@ unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize>(
         return;
     }
 
-    // 3. Scale, codes, stores (8-byte stores on the whole path). The
-    // division path and the clamp are chosen once for the thread's chunks
-    // (`GroupQuantizer::is_plain`: every float scale of the default `eps`
-    // and `fp8_max`), not once per chunk: the per-chunk dispatch cost 8
-    // instructions a chunk and kept every chunk's quotients live across
-    // its joins.
+    // 3. Scale, codes, stores (8-byte stores on the whole path), the
+    // division path chosen once for the thread's chunks
+    // (`GroupQuantizer::quantize_chunks`).
     let scale = group_scale(amax, eps, fp8_max, ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float));
     let quantizer = GroupQuantizer::new(format, scale, fp8_max);
     let store = |c: usize, codes: u64| {
@@ -336,19 +333,7 @@ unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize>(
             store_chunk(at, codes, valid(opaque_u32(cols32), c as u32));
         }
     };
-    if quantizer.is_plain() {
-        unroll4!(c => {
-            if c < C {
-                store(c, quantizer.quantize8_plain(&P::values::<T>(&held[c])));
-            }
-        });
-    } else {
-        unroll4!(c => {
-            if c < C {
-                store(c, quantizer.quantize8(&P::values::<T>(&held[c])));
-            }
-        });
-    }
+    quantizer.quantize_chunks::<C>(|c| P::values::<T>(&held[c]), store);
     if lane == 0 {
         let last_row = masked == 0 && m + 1 == expert_rows;
         let (expert, m, g) = (expert as u64, m as u64, g as u64);
@@ -741,17 +726,8 @@ unsafe fn rms_norm_groups<T: Store8>(
             store_chunk(at, codes, valid(opaque_u32(cols32), c));
         }
     };
-    // The division path chosen once for the thread's chunks, not per chunk
-    // (`GroupQuantizer::is_plain`, as in `quantize_groups`).
-    if quantizer.is_plain() {
-        unroll4!(c => {
-            store(c, quantizer.quantize8_plain(&h[c]));
-        });
-    } else {
-        unroll4!(c => {
-            store(c, quantizer.quantize8(&h[c]));
-        });
-    }
+    // The division path chosen once for the thread's chunks.
+    quantizer.quantize_chunks::<4>(|c| h[c], store);
     if l == 0 {
         write_scale(scales, layout, 0, row, g as u64, rows, groups as u64, scale, row + 1 == rows);
     }

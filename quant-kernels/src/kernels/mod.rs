@@ -196,6 +196,32 @@ impl GroupQuantizer {
         encode8_prescaled(self.format, &self.divider.divide_markstein(*v, fma))
     }
 
+    /// The codes of a thread's `N` chunks (at most 4), chunk `c` from
+    /// `values(c)`, each handed to `store(c, codes)`. The division path and
+    /// the clamp are chosen once for all of them ([`Self::is_plain`]), not
+    /// per chunk: the per-chunk dispatch cost 8 instructions a chunk and
+    /// kept every chunk's quotients live across its joins.
+    #[inline(always)]
+    pub(crate) fn quantize_chunks<const N: usize>(
+        &self,
+        values: impl Fn(usize) -> [f32; 8],
+        mut store: impl FnMut(usize, u64),
+    ) {
+        if self.is_plain() {
+            unroll4!(c => {
+                if c < N {
+                    store(c, self.quantize8_plain(&values(c)));
+                }
+            });
+        } else {
+            unroll4!(c => {
+                if c < N {
+                    store(c, self.quantize8(&values(c)));
+                }
+            });
+        }
+    }
+
     /// The format the codes are in.
     #[inline(always)]
     pub(crate) fn format(&self) -> Fp8Format {
