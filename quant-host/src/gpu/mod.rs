@@ -380,7 +380,7 @@ impl QuantizerFunctions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quant_kernels::abi::CodecOp;
+    use quant_kernels::abi::{CodecOp, TokenGroupVariant};
     use quant_kernels::element::DType;
     use quant_kernels::Fp8Format;
 
@@ -392,8 +392,10 @@ mod tests {
                 let b = BlockKernel::new(input, format);
                 assert_eq!(BlockKernel::ALL[slot_index(BlockKernel::ALL, b).unwrap()].name(), b.name());
                 for gs in [32, 64, 128] {
-                    for wide in [false, true] {
-                        let k = TokenGroupKernel::new(input, format, gs, wide).unwrap();
+                    for variant in [TokenGroupVariant::Narrow, TokenGroupVariant::Wide, TokenGroupVariant::Row] {
+                        let Some(k) = TokenGroupKernel::new(input, format, gs, variant) else {
+                            continue;
+                        };
                         let i = slot_index(TokenGroupKernel::ALL, k).unwrap();
                         assert_eq!(TokenGroupKernel::ALL[i].name(), k.name());
                     }
