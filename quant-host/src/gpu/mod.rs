@@ -264,9 +264,10 @@ impl Gpu {
 
     /// This `Gpu` (same device, stream and loaded kernels), launching
     /// `per_token_group_quant_fp8` with the kernel `chunks` names instead of
-    /// the one the problem size picks. A testing API: the tests check both
-    /// kernels on the same cases (both compute the same bits); `self` and
-    /// its other clones keep their own choice.
+    /// the one the problem picks. A testing API: the tests check every
+    /// tiling on the same cases (all compute the same bits), and `fp8q
+    /// bench --token-kernel` times one; `self` and its other clones keep
+    /// their own choice.
     #[doc(hidden)]
     pub fn with_token_group_chunks(&self, chunks: TokenGroupChunks) -> Gpu {
         Gpu { inner: Arc::clone(&self.inner), token_group_chunks: chunks }
