@@ -19,6 +19,13 @@ fn assert_exact(x: f32, scale: f32) {
     }
     assert_doubled(x, scale, expected);
     let got = Divider::new(scale).divide(x, fma);
+    let handed = Divider::with_recip(scale, Divider::recip_of(scale)).divide(x, fma);
+    assert!(handed.to_bits() == got.to_bits() || (handed.is_nan() && got.is_nan()), "x = {x:e}, scale = {scale:e}");
+    let ieee = Divider::new(scale).divide_ieee([x])[0];
+    assert!(
+        ieee.to_bits() == expected.to_bits() || (ieee.is_nan() && expected.is_nan()),
+        "x = {x:e}, scale = {scale:e}"
+    );
     let same = got.to_bits() == expected.to_bits() || (got.is_nan() && expected.is_nan());
     if !same && x.abs() < 2f32.powi(-100) && x != 0.0 {
         // Out of the exact range (the residual may underflow): the quotient
@@ -43,6 +50,17 @@ fn assert_exact(x: f32, scale: f32) {
 fn assert_doubled(x: f32, scale: f32, expected: f32) {
     let got = Divider::doubled(scale).divide(x, fma);
     let twice = 2.0 * expected;
+    // The row token-group kernel's dividers: rebuilt from a handed-over
+    // reciprocal (the same quotient), and the IEEE division it takes for
+    // warps whose groups' paths differ (the same quotient up to the
+    // tolerance below).
+    let handed = Divider::doubled_with_recip(scale, Divider::recip_of(scale)).divide(x, fma);
+    assert!(handed.to_bits() == got.to_bits() || (handed.is_nan() && got.is_nan()), "x = {x:e}, scale = {scale:e}");
+    assert_doubled_close(x, scale, Divider::doubled(scale).divide_ieee([x])[0], twice);
+    assert_doubled_close(x, scale, got, twice);
+}
+
+fn assert_doubled_close(x: f32, scale: f32, got: f32, twice: f32) {
     let same = got.to_bits() == twice.to_bits() || (got.is_nan() && twice.is_nan());
     if !same && (twice.abs() < 2f32.powi(-100) || x.abs() < 2f32.powi(-100)) {
         assert!(

@@ -51,6 +51,12 @@ fn assert_same_codes(a: &[u8], b: &[u8], what: &str) {
     }
 }
 
+/// Every token-group kernel choice the tests run each case with: the three
+/// tilings forced (`Row` is the wide kernel where no row kernel exists), and
+/// the one the problem picks.
+const TILINGS: [TokenGroupChunks; 4] =
+    [TokenGroupChunks::Two, TokenGroupChunks::Four, TokenGroupChunks::Row, TokenGroupChunks::BySize];
+
 #[derive(Debug, Clone, Copy)]
 struct TokenCase {
     rows: usize,
@@ -62,7 +68,16 @@ struct TokenCase {
 fn token_case() -> impl Strategy<Value = TokenCase> {
     (
         prop_oneof![Just(0usize), 1usize..5, 5usize..80],
-        prop_oneof![1usize..300, Just(7000usize), Just(128usize), Just(7168usize)],
+        prop_oneof![
+            1usize..300,
+            Just(7000usize),
+            Just(128usize),
+            Just(7168usize),
+            Just(7048usize),
+            Just(1000usize),
+            Just(1024usize),
+            1025usize..2100,
+        ],
         prop_oneof![Just(0usize), 1usize..20],
         prop::sample::select(Fp8Format::ALL.to_vec()),
         prop::sample::select(GroupSize::ALL.to_vec()),
@@ -85,8 +100,9 @@ fn check_token_case<T: Element>(case: TokenCase, rng: &mut TestRng) {
     let x: Vec<T> = random_values(rng, shape.extent(), true).into_iter().map(T::from_f32).collect();
     let cpu_out = Device::Cpu.per_token_group_quant_fp8(&Device::Cpu.upload(&x, shape).unwrap(), &cfg).unwrap();
     let xd = Device::Cuda(gpu().clone()).upload(&x, shape).unwrap();
-    // Both kernels (2 and 4 chunks per thread), then the size-based choice.
-    for chunks in [TokenGroupChunks::Two, TokenGroupChunks::Four, TokenGroupChunks::BySize] {
+    // Every tiling (2 and 4 chunks per thread, the row kernel where one
+    // exists), then the problem's own choice.
+    for chunks in TILINGS {
         let dev = Device::Cuda(gpu().with_token_group_chunks(chunks));
         let gpu_out = dev.per_token_group_quant_fp8(&xd, &cfg).unwrap();
         let what = format!("{} chunks {chunks:?} {case:?}", T::DTYPE.name());
@@ -133,7 +149,9 @@ fn token_group_writes_every_output_element() {
     // skipped keeps its sentinel in both runs, so one of them differs from
     // the CPU's.
     let mut rng = TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha);
-    for (rows, cols, pad) in [(1, 7168, 0), (3, 300, 5), (5, 7000, 0), (9, 128, 3), (33, 200, 0)] {
+    for (rows, cols, pad) in
+        [(1, 7168, 0), (3, 300, 5), (5, 7000, 0), (9, 128, 3), (33, 200, 0), (7, 7048, 0), (3, 1000, 8), (2, 2048, 0)]
+    {
         for layout in ScaleLayout::ALL {
             for group_size in GroupSize::ALL {
                 let cfg = TokenGroupConfig { layout, group_size, ..TokenGroupConfig::default() };
@@ -143,7 +161,7 @@ fn token_group_writes_every_output_element() {
                 let cpu_out =
                     Device::Cpu.per_token_group_quant_fp8(&Device::Cpu.upload(&x, shape).unwrap(), &cfg).unwrap();
                 let xd = Device::Cuda(gpu().clone()).upload(&x, shape).unwrap();
-                for chunks in [TokenGroupChunks::Two, TokenGroupChunks::Four, TokenGroupChunks::BySize] {
+                for chunks in TILINGS {
                     let dev = Device::Cuda(gpu().with_token_group_chunks(chunks));
                     for (code, scale) in [(0x00u8, -1.0f32), (0xFF, -2.0)] {
                         let (cs, ss) = (cpu_out.codes.shape(), cpu_out.scales.shape());
@@ -159,6 +177,48 @@ fn token_group_writes_every_output_element() {
             }
         }
     }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn token_group_row_kernel_on_misaligned_rows() {
+    // The row kernel's cases (issue 15): K tails and rows that are not
+    // 128-byte aligned, bf16 and f16, every format, scale mode, layout and
+    // group size (32 falls back to the wide kernel), the usual and the
+    // clamped fp8_max (the row kernel's division path), a large eps, padded
+    // input rows, and M a multiple of nothing (37) so a CTA's warps span
+    // rows unevenly. Each case also runs through every other tiling.
+    let mut rng = TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha);
+    let mut compared = 0;
+    for (cols, pad) in [(7000, 0), (7048, 0), (200, 0), (1000, 0), (1000, 3), (2056, 8), (7000, 24)] {
+        for format in Fp8Format::ALL {
+            for scale_mode in ScaleMode::ALL {
+                for layout in ScaleLayout::ALL {
+                    for group_size in GroupSize::ALL {
+                        for (fp8_max, eps) in [(None, 1e-12f32), (Some(100.0f32), 1e-4)] {
+                            let cfg = TokenGroupConfig { format, group_size, eps, fp8_max, scale_mode, layout };
+                            let case = TokenCase { rows: 37, cols, pad, cfg };
+                            check_token_case::<bf16>(case, &mut rng);
+                            check_token_case::<f16>(case, &mut rng);
+                            compared += 2;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Large enough for the problem's own choice to be the row kernel (bf16,
+    // groups of 128, row-major scales; M = 2049 of K = 7000 and 7048 on
+    // H100/H200-sized GPUs), and the aligned K = 7168 that keeps the wide one.
+    for (cols, dtype) in [(7000, 0), (7048, 1), (7168, 0)] {
+        let case = TokenCase { rows: 2049, cols, pad: 0, cfg: TokenGroupConfig::default() };
+        match dtype {
+            0 => check_token_case::<bf16>(case, &mut rng),
+            _ => check_token_case::<f16>(case, &mut rng),
+        }
+        compared += 1;
+    }
+    eprintln!("token_group_row_kernel_on_misaligned_rows: {compared} configurations bit-identical on {:?}", gpu());
 }
 
 /// Property-test cases per test: `QUANT_GPU_CASES` or `default` (the bundle's

@@ -146,8 +146,10 @@ fn run_all<T: Element>(gpu: &Device) -> usize {
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn special_values_match_the_cpu_bit_for_bit() {
-    // The token-group kernels with 2 and with 4 chunks per thread.
-    for chunks in [TokenGroupChunks::Two, TokenGroupChunks::Four] {
+    // The token-group kernels with 2 and with 4 chunks per thread, and the
+    // row kernel (where one exists: 16-bit input, groups of 64 and 128;
+    // the wide kernel for the rest).
+    for chunks in [TokenGroupChunks::Two, TokenGroupChunks::Four, TokenGroupChunks::Row] {
         let gpu = gpu_with(chunks);
         let n = run_all::<f32>(&gpu) + run_all::<bf16>(&gpu) + run_all::<f16>(&gpu);
         println!("special-value configurations compared bit for bit ({chunks:?} chunks per thread): {n}");

@@ -174,6 +174,26 @@ macro_rules! token_group_kernels {
     };
 }
 
+/// Lists every row token-group entry point (whole warps along one row, for
+/// rows that are not 128-byte aligned; see `kernels::token_group`) as
+/// `(name: input, format, group size;)`: 16-bit inputs, groups of 64 and
+/// 128. The one list behind both their `#[no_mangle]` functions and their
+/// entries in [`TokenGroupKernel::ALL`].
+macro_rules! token_group_row_kernels {
+    ($then:ident) => {
+        $then! {
+            token_group_row_quant_bf16_e4m3fn_g64: Bf16, E4M3Fn, 64;
+            token_group_row_quant_bf16_e4m3fn_g128: Bf16, E4M3Fn, 128;
+            token_group_row_quant_bf16_e4m3fnuz_g64: Bf16, E4M3Fnuz, 64;
+            token_group_row_quant_bf16_e4m3fnuz_g128: Bf16, E4M3Fnuz, 128;
+            token_group_row_quant_f16_e4m3fn_g64: F16, E4M3Fn, 64;
+            token_group_row_quant_f16_e4m3fn_g128: F16, E4M3Fn, 128;
+            token_group_row_quant_f16_e4m3fnuz_g64: F16, E4M3Fnuz, 64;
+            token_group_row_quant_f16_e4m3fnuz_g128: F16, E4M3Fnuz, 128;
+        }
+    };
+}
+
 /// Lists every block-quant entry point as `(name: input, format;)`.
 macro_rules! block_kernels {
     ($then:ident) => {
@@ -198,41 +218,81 @@ macro_rules! codec_kernels {
     };
 }
 
+/// The token-group kernels' tilings (see `kernels::token_group`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenGroupVariant {
+    /// [`TOKEN_GROUP_CHUNKS`] chunks of one group per thread (small problems).
+    Narrow,
+    /// [`TOKEN_GROUP_WIDE_CHUNKS`] chunks of one group per thread (large
+    /// problems), groups numbered in bands of rows for column-major scales.
+    Wide,
+    /// [`TOKEN_GROUP_WIDE_CHUNKS`] chunks per thread, one of each of 4
+    /// groups, a warp reading 1024 contiguous elements of one row (large
+    /// problems on rows that are not 128-byte aligned; 16-bit input, groups
+    /// of 64 or 128).
+    Row,
+}
+
 /// A `per_token_group_quant_fp8` entry point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TokenGroupKernel {
     input: DType,
     format: Fp8Format,
     group_size: u64,
-    wide: bool,
+    variant: TokenGroupVariant,
     name: &'static str,
 }
 
 macro_rules! token_group_table {
     ($($name:ident, $wide:ident: $t:ident, $format:ident, $gs:literal;)*) => {
         impl TokenGroupKernel {
-            /// Every token-group entry point.
-            pub const ALL: &'static [TokenGroupKernel] = &[$(
-                TokenGroupKernel { input: DType::$t, format: Fp8Format::$format, group_size: $gs, wide: false, name: stringify!($name) },
-                TokenGroupKernel { input: DType::$t, format: Fp8Format::$format, group_size: $gs, wide: true, name: stringify!($wide) },
+            /// The narrow and wide entry points (`token_group_kernels!`).
+            const NARROW_AND_WIDE: [TokenGroupKernel; 36] = [$(
+                TokenGroupKernel { input: DType::$t, format: Fp8Format::$format, group_size: $gs, variant: TokenGroupVariant::Narrow, name: stringify!($name) },
+                TokenGroupKernel { input: DType::$t, format: Fp8Format::$format, group_size: $gs, variant: TokenGroupVariant::Wide, name: stringify!($wide) },
             )*];
         }
     };
 }
 token_group_kernels!(token_group_table);
 
+macro_rules! token_group_row_table {
+    ($($name:ident: $t:ident, $format:ident, $gs:literal;)*) => {
+        impl TokenGroupKernel {
+            /// The row entry points (`token_group_row_kernels!`).
+            const ROW: [TokenGroupKernel; 8] = [$(
+                TokenGroupKernel { input: DType::$t, format: Fp8Format::$format, group_size: $gs, variant: TokenGroupVariant::Row, name: stringify!($name) },
+            )*];
+        }
+    };
+}
+token_group_row_kernels!(token_group_row_table);
+
 impl TokenGroupKernel {
-    /// The entry point for `input`, `format` and groups of `group_size`,
-    /// with [`TOKEN_GROUP_WIDE_CHUNKS`] chunks per thread when `wide`, else
-    /// [`TOKEN_GROUP_CHUNKS`]; `None` for a group size without kernels.
-    pub const fn new(input: DType, format: Fp8Format, group_size: u64, wide: bool) -> Option<Self> {
+    /// Every token-group entry point.
+    pub const ALL: &'static [TokenGroupKernel] = &{
+        let (a, b) = (Self::NARROW_AND_WIDE, Self::ROW);
+        let mut all = [a[0]; 36 + 8];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = if i < a.len() { a[i] } else { b[i - a.len()] };
+            i += 1;
+        }
+        all
+    };
+
+    /// The entry point for `input`, `format`, groups of `group_size` and
+    /// the tiling `variant`; `None` for a combination without a kernel (a
+    /// group size other than 32, 64 and 128; a row kernel for f32 input or
+    /// groups of 32).
+    pub const fn new(input: DType, format: Fp8Format, group_size: u64, variant: TokenGroupVariant) -> Option<Self> {
         let mut i = 0;
         while i < Self::ALL.len() {
             let k = Self::ALL[i];
             if k.input as u8 == input as u8
                 && k.format as u8 == format as u8
                 && k.group_size == group_size
-                && k.wide == wide
+                && k.variant as u8 == variant as u8
             {
                 return Some(k);
             }
@@ -241,22 +301,25 @@ impl TokenGroupKernel {
         None
     }
 
+    /// Its tiling.
+    pub const fn variant(self) -> TokenGroupVariant {
+        self.variant
+    }
+
     /// Chunks of 8 elements per thread: [`TOKEN_GROUP_CHUNKS`] or
     /// [`TOKEN_GROUP_WIDE_CHUNKS`].
     pub const fn chunks(self) -> u64 {
-        if self.wide {
-            TOKEN_GROUP_WIDE_CHUNKS
-        } else {
-            TOKEN_GROUP_CHUNKS
+        match self.variant {
+            TokenGroupVariant::Narrow => TOKEN_GROUP_CHUNKS,
+            TokenGroupVariant::Wide | TokenGroupVariant::Row => TOKEN_GROUP_WIDE_CHUNKS,
         }
     }
 
     /// Threads per CTA the host launches it with.
     pub const fn block_threads(self) -> u32 {
-        if self.wide {
-            TOKEN_GROUP_WIDE_BLOCK_THREADS
-        } else {
-            BLOCK_THREADS
+        match self.variant {
+            TokenGroupVariant::Narrow => BLOCK_THREADS,
+            TokenGroupVariant::Wide | TokenGroupVariant::Row => TOKEN_GROUP_WIDE_BLOCK_THREADS,
         }
     }
 }
@@ -269,14 +332,14 @@ impl Kernel for TokenGroupKernel {
     }
 
     /// f32 chunks take twice the registers of 16-bit ones: 2-chunk f32 at 5
-    /// CTAs (51 registers) would spill. Four chunks per thread: about 56
-    /// (f32: 64) registers on sm_90.
+    /// CTAs (51 registers) would spill. Four chunks per thread (wide and
+    /// row kernels): about 56 (f32: 64) registers on sm_90.
     fn launch_bounds(self) -> Option<(u32, u32)> {
-        let ctas = match (self.wide, self.input) {
-            (false, DType::F32) => 4,
-            (false, _) => 5,
-            (true, DType::F32) => 6,
-            (true, _) => 8,
+        let ctas = match (self.variant, self.input) {
+            (TokenGroupVariant::Narrow, DType::F32) => 4,
+            (TokenGroupVariant::Narrow, _) => 5,
+            (_, DType::F32) => 6,
+            (_, _) => 8,
         };
         Some((self.block_threads(), ctas))
     }
@@ -427,14 +490,24 @@ mod tests {
                 let b = BlockKernel::new(input, format);
                 assert_eq!((b.input, b.format), (input, format));
                 assert_eq!(b.name(), ["block_quant", input.name(), format.name()].join("_"));
-                for wide in [false, true] {
+                for variant in [TokenGroupVariant::Narrow, TokenGroupVariant::Wide, TokenGroupVariant::Row] {
                     for gs in [32, 64, 128] {
-                        let k = TokenGroupKernel::new(input, format, gs, wide).unwrap();
-                        let op = if wide { "token_group_wide_quant" } else { "token_group_quant" };
+                        let k = TokenGroupKernel::new(input, format, gs, variant);
+                        if variant == TokenGroupVariant::Row && (input == DType::F32 || gs == 32) {
+                            assert_eq!(k, None);
+                            continue;
+                        }
+                        let k = k.unwrap();
+                        assert_eq!(k.variant(), variant);
+                        let op = match variant {
+                            TokenGroupVariant::Narrow => "token_group_quant",
+                            TokenGroupVariant::Wide => "token_group_wide_quant",
+                            TokenGroupVariant::Row => "token_group_row_quant",
+                        };
                         let expected = [op, input.name(), format.name(), &["g", &gs.to_string()].concat()].join("_");
                         assert_eq!(k.name(), expected);
                     }
-                    assert_eq!(TokenGroupKernel::new(input, format, 48, wide), None);
+                    assert_eq!(TokenGroupKernel::new(input, format, 48, variant), None);
                 }
             }
         }
@@ -443,7 +516,7 @@ mod tests {
             assert_eq!(CodecKernel::new(CodecOp::Decode, format).name(), ["fp8_decode_", format.name()].concat());
         }
         let names: std::collections::HashSet<_> = quantizer_entries().map(|(n, _)| n).collect();
-        assert_eq!(names.len(), 36 + 6 + 4 + 18);
+        assert_eq!(names.len(), 36 + 8 + 6 + 4 + 18);
     }
 
     #[test]
@@ -460,9 +533,12 @@ mod tests {
             let (threads, _) = k.launch_bounds().unwrap();
             assert_eq!(threads, k.block_threads());
         }
-        let narrow_f32 = TokenGroupKernel::new(DType::F32, Fp8Format::E4M3Fn, 128, false).unwrap();
+        let narrow_f32 = TokenGroupKernel::new(DType::F32, Fp8Format::E4M3Fn, 128, TokenGroupVariant::Narrow).unwrap();
         assert_eq!(narrow_f32.launch_bounds(), Some((BLOCK_THREADS, 4)));
-        let wide_bf16 = TokenGroupKernel::new(DType::Bf16, Fp8Format::E4M3Fnuz, 64, true).unwrap();
+        let wide_bf16 = TokenGroupKernel::new(DType::Bf16, Fp8Format::E4M3Fnuz, 64, TokenGroupVariant::Wide).unwrap();
         assert_eq!(wide_bf16.launch_bounds(), Some((TOKEN_GROUP_WIDE_BLOCK_THREADS, 8)));
+        let row_f16 = TokenGroupKernel::new(DType::F16, Fp8Format::E4M3Fn, 128, TokenGroupVariant::Row).unwrap();
+        assert_eq!(row_f16.launch_bounds(), Some((TOKEN_GROUP_WIDE_BLOCK_THREADS, 8)));
+        assert_eq!(row_f16.chunks(), TOKEN_GROUP_WIDE_CHUNKS);
     }
 }

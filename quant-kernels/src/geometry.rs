@@ -57,6 +57,17 @@ pub const fn token_group_threads(group_size: u64, chunks: u64) -> u64 {
     group_size / (chunks * ELEMS_PER_CHUNK)
 }
 
+/// Elements of one row that a warp of the row token-group kernel
+/// (`token_group_row_quant_*`, see `kernels::token_group`) covers: 32 lanes
+/// of [`TOKEN_GROUP_WIDE_CHUNKS`] chunks, 8 groups of 128 (16 of 64).
+pub const TOKEN_GROUP_ROW_WARP_ELEMS: u64 = 32 * TOKEN_GROUP_WIDE_CHUNKS * ELEMS_PER_CHUNK;
+
+/// Warps the row token-group kernel gives a row of `cols` elements (a warp
+/// never spans two rows).
+pub const fn token_group_row_warps(cols: u64) -> u64 {
+    cols.div_ceil(TOKEN_GROUP_ROW_WARP_ELEMS)
+}
+
 /// Rows per band of the wide token-group kernel's group numbering for
 /// column-major scale layouts: groups are numbered down the 8 rows of a
 /// band, then across its columns, so the 8 groups of a warp (4 lanes each

@@ -19,6 +19,8 @@ pub mod wgmma;
 unsafe extern "C" {
     #[link_name = "llvm.nvvm.shfl.sync.bfly.f32"]
     fn shfl_bfly_f32(mask: u32, value: f32, lane_mask: u32, clamp: u32) -> f32;
+    #[link_name = "llvm.nvvm.vote.all.sync"]
+    fn vote_all_sync(mask: u32, pred: bool) -> bool;
     #[link_name = "llvm.nvvm.shfl.sync.idx.i32"]
     fn shfl_idx_i32(mask: u32, value: i32, lane: u32, clamp: u32) -> i32;
     #[link_name = "llvm.maximum.f32"]
@@ -54,6 +56,23 @@ pub fn shfl_xor(value: f32, lane_mask: u32) -> f32 {
     // SAFETY: all 32 lanes execute this (no kernel exits before its last
     // shuffle), so the full mask is correct.
     unsafe { shfl_bfly_f32(0xFFFF_FFFF, value, lane_mask, 0x1F) }
+}
+
+/// Lane `lane`'s `value` (lanes `0..32` of the warp). Every lane of the
+/// warp must call it.
+#[inline(always)]
+pub fn shfl_idx(value: f32, lane: u32) -> f32 {
+    // SAFETY: all 32 lanes execute this (as for `shfl_xor`).
+    f32::from_bits(unsafe { shfl_idx_i32(0xFFFF_FFFF, value.to_bits() as i32, lane, 0x1F) } as u32)
+}
+
+/// Whether `pred` holds in every lane of the warp (the same answer in
+/// each: a branch on it is warp-uniform). Every lane of the warp must call
+/// it.
+#[inline(always)]
+pub fn warp_all(pred: bool) -> bool {
+    // SAFETY: all 32 lanes execute this (as for `shfl_xor`).
+    unsafe { vote_all_sync(0xFFFF_FFFF, pred) }
 }
 
 /// Lane 0's `value`, in every lane: a value ptxas then knows to be the

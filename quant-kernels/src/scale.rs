@@ -130,15 +130,35 @@ impl Divider {
     /// Prepares the division by `scale`.
     #[inline(always)]
     pub fn new(scale: f32) -> Self {
+        let path = Self::path_of(scale);
+        Self { scale, recip: Self::recip_of(scale), path, post: 1.0 }
+    }
+
+    /// [`Divider::new`] with `recip` the caller's `1.0 / scale` (the same
+    /// bits: computed by [`Divider::recip_of`] in a lane that owns the
+    /// scale and handed to the lanes that use it, which then skip the
+    /// division).
+    #[inline(always)]
+    pub fn with_recip(scale: f32, recip: f32) -> Self {
+        Self { scale, recip, path: Self::path_of(scale), post: 1.0 }
+    }
+
+    #[inline(always)]
+    fn path_of(scale: f32) -> DividePath {
         let in_range = scale >= pow2_f32_const(-60) && scale <= pow2_f32_const(60);
-        let path = if !in_range {
+        if !in_range {
             DividePath::Divide
         } else if scale.to_bits() & 0x7F_FFFF == 0 {
             DividePath::Power2
         } else {
             DividePath::Markstein
-        };
-        Self { scale, recip: 1.0 / scale, path, post: 1.0 }
+        }
+    }
+
+    /// The reciprocal [`Divider::new`] computes for `scale`.
+    #[inline(always)]
+    pub fn recip_of(scale: f32) -> f32 {
+        1.0 / scale
     }
 
     /// Prepares `2 x / scale` (rounded as `x / scale` is, then doubled):
@@ -154,10 +174,21 @@ impl Divider {
     /// doubles.
     #[inline(always)]
     pub fn doubled(scale: f32) -> Self {
-        let d = Self::new(scale);
+        Self::doubling(Self::new(scale))
+    }
+
+    /// [`Divider::doubled`] with `recip` the caller's
+    /// [`Divider::recip_of`]`(scale)` (see [`Divider::with_recip`]).
+    #[inline(always)]
+    pub fn doubled_with_recip(scale: f32, recip: f32) -> Self {
+        Self::doubling(Self::with_recip(scale, recip))
+    }
+
+    #[inline(always)]
+    fn doubling(d: Self) -> Self {
         match d.path {
             DividePath::Divide => Self { post: 2.0, ..d },
-            _ => Self { scale: scale * 0.5, recip: d.recip * 2.0, path: d.path, post: 1.0 },
+            _ => Self { scale: d.scale * 0.5, recip: d.recip * 2.0, path: d.path, post: 1.0 },
         }
     }
 
@@ -191,14 +222,38 @@ impl Divider {
         })
     }
 
+    /// Whether [`Divider::divide_power2`] gives this divider's quotients
+    /// (every UE8M0 scale in range).
+    #[inline(always)]
+    pub fn is_power2(&self) -> bool {
+        self.path == DividePath::Power2
+    }
+
+    /// [`Divider::divide_all`] on the power-of-two path, with no test (see
+    /// [`Divider::divide_markstein`]).
+    #[inline(always)]
+    pub fn divide_power2<const N: usize>(&self, v: [f32; N]) -> [f32; N] {
+        v.map(|x| x * self.recip)
+    }
+
+    /// The IEEE division, whatever the path: the quotients of
+    /// [`Divider::divide_all`] on every path (each path is the correctly
+    /// rounded quotient, the reciprocal ones up to the type's caveat for
+    /// `|x| < 2^-100`, which encodes to the same signed zero), for a caller
+    /// that divides many arrays of different dividers alike.
+    #[inline(always)]
+    pub fn divide_ieee<const N: usize>(&self, v: [f32; N]) -> [f32; N] {
+        v.map(|x| x / self.scale * self.post)
+    }
+
     /// Divides every element, choosing the path once for the whole array (a
     /// per-element branch costs the GPU an instruction slot per element).
     #[inline(always)]
     pub fn divide_all<const N: usize>(&self, v: [f32; N], fma: impl Fn(f32, f32, f32) -> f32) -> [f32; N] {
         match self.path {
-            DividePath::Power2 => v.map(|x| x * self.recip),
+            DividePath::Power2 => self.divide_power2(v),
             DividePath::Markstein => self.divide_markstein(v, fma),
-            DividePath::Divide => v.map(|x| x / self.scale * self.post),
+            DividePath::Divide => self.divide_ieee(v),
         }
     }
 }

@@ -77,6 +77,16 @@ pub struct BenchArgs {
     /// formats; no weights), for profiling one shape
     #[arg(long, num_args = 1.., value_parser = parse_pair)]
     pub token_shapes: Vec<(usize, usize)>,
+    /// With --token-shapes: these scale layouts (`row-major`, `col-major`,
+    /// `col-major-tma`) [default: row-major]
+    #[arg(long, num_args = 1.., value_parser = parse_layout)]
+    pub token_layouts: Vec<ScaleLayout>,
+    /// The token-group kernel to time instead of the one each problem
+    /// picks, for A/B runs of the tilings: `auto`, `narrow` (2 chunks per
+    /// thread), `wide` (4), `row` (the row kernel; the wide one where none
+    /// exists)
+    #[arg(long, value_parser = parse_token_kernel, default_value = "auto")]
+    pub token_kernel: gpu::TokenGroupChunks,
     /// Quantizer section on these weight shapes only (`N,K`; both
     /// formats), alone or with --token-shapes, for profiling one shape
     #[arg(long, num_args = 1.., value_parser = parse_pair)]
@@ -110,6 +120,17 @@ fn parse_layout(s: &str) -> std::result::Result<ScaleLayout, String> {
         let names: Vec<&str> = ScaleLayout::ALL.iter().map(|l| l.name()).collect();
         format!("`{s}`: expected one of {}", names.join(", "))
     })
+}
+
+fn parse_token_kernel(s: &str) -> std::result::Result<gpu::TokenGroupChunks, String> {
+    use gpu::TokenGroupChunks::{BySize, Four, Row, Two};
+    match s {
+        "auto" => Ok(BySize),
+        "narrow" => Ok(Two),
+        "wide" => Ok(Four),
+        "row" => Ok(Row),
+        _ => Err(format!("`{s}`: expected auto, narrow, wide or row")),
+    }
 }
 
 fn parse_pair(s: &str) -> std::result::Result<(usize, usize), String> {
@@ -162,16 +183,25 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     let input = random_bf16(&stream, max_elems)?;
 
     let mut records = Vec::new();
+    // The quantizer section's token-group launches, with --token-kernel's choice.
+    let tg_gpu = gpu.with_token_group_chunks(args.token_kernel);
+    if args.token_kernel != gpu::TokenGroupChunks::BySize {
+        eprintln!("bench: token-group kernel forced: {:?}", args.token_kernel);
+    }
+    let token_layouts: &[ScaleLayout] =
+        if args.token_layouts.is_empty() { &[ScaleLayout::RowMajor] } else { &args.token_layouts };
     for format in Fp8Format::ALL.into_iter().filter(|_| !args.skip_quant) {
         for &k in ks {
             for &m in tokens {
                 let cfg = TokenGroupConfig { format, ..TokenGroupConfig::default() };
-                records.push(token_group(&gpu, &input, m, k, cfg, copy_gbps)?);
+                records.push(token_group(&tg_gpu, &input, m, k, cfg, copy_gbps)?);
             }
         }
         for &(m, k) in &args.token_shapes {
-            let cfg = TokenGroupConfig { format, ..TokenGroupConfig::default() };
-            records.push(token_group(&gpu, &input, m, k, cfg, copy_gbps)?);
+            for &layout in token_layouts {
+                let cfg = TokenGroupConfig { format, layout, ..TokenGroupConfig::default() };
+                records.push(token_group(&tg_gpu, &input, m, k, cfg, copy_gbps)?);
+            }
         }
         for &(n, k) in weights {
             let cfg = BlockConfig { format, ..BlockConfig::default() };
@@ -182,7 +212,7 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     for &k in [7000, 7168].iter().filter(|_| !args.skip_quant && !chosen) {
         for layout in [ScaleLayout::ColMajor, ScaleLayout::ColMajorTmaAligned] {
             let cfg = TokenGroupConfig { layout, ..TokenGroupConfig::default() };
-            records.push(token_group(&gpu, &input, 4096, k, cfg, copy_gbps)?);
+            records.push(token_group(&tg_gpu, &input, 4096, k, cfg, copy_gbps)?);
         }
     }
     // The same bytes through the driver's copy and the SM copy kernel,

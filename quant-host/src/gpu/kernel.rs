@@ -13,6 +13,7 @@ use crate::error::Result;
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 use quant_kernels::abi::{
     BlockKernel, BlockParams, CodecKernel, CodecOp, CodecParams, KernelParams, TokenGroupKernel, TokenGroupParams,
+    TokenGroupVariant,
 };
 use quant_kernels::Fp8Format;
 
@@ -25,22 +26,23 @@ pub(super) struct ByValue<P>(pub(super) P);
 // the layout the kernel reads its by-value parameter with.
 unsafe impl<P: KernelParams> DeviceRepr for ByValue<P> {}
 
-/// Queues a token-group kernel: `wide` picks the 4-chunk variant. The
-/// caller has checked every buffer against `params` (see `TokenGroupPlan`)
-/// and sized `config` for the variant.
+/// Queues the token-group kernel of tiling `variant`. The caller has
+/// checked every buffer against `params` (see `TokenGroupPlan`), picked a
+/// variant that has a kernel for `T` and `group_size`, and sized `config`
+/// for it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn token_group<T: Element>(
     gpu: &Gpu,
     format: Fp8Format,
     group_size: u64,
-    wide: bool,
+    variant: TokenGroupVariant,
     config: LaunchConfig,
     x: &CudaSlice<T>,
     q: &mut CudaSlice<u8>,
     scales: &mut CudaSlice<f32>,
     params: TokenGroupParams,
 ) -> Result<()> {
-    let kernel = TokenGroupKernel::new(T::DTYPE, format, group_size, wide)
+    let kernel = TokenGroupKernel::new(T::DTYPE, format, group_size, variant)
         .ok_or(crate::QuantError::UnsupportedGroupSize(group_size as usize))?;
     let function = gpu.token_group_function(kernel)?;
     let params = ByValue(params);

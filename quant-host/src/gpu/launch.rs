@@ -3,9 +3,12 @@
 use crate::error::{QuantError, Result};
 use cudarc::driver::LaunchConfig;
 
-use quant_kernels::geometry::{block_quant_stage_bytes, BLOCK_QUANT_SMEM_HEADER, MAX_STAGES};
+use quant_kernels::abi::{TokenGroupKernel, TokenGroupVariant};
+use quant_kernels::element::DType;
+use quant_kernels::geometry::{block_quant_stage_bytes, BLOCK_QUANT_SMEM_HEADER, MAX_STAGES, TOKEN_GROUP_WIDE_CHUNKS};
 use quant_kernels::stream_contract::{StreamLayout, GEMM_STREAM_MAX_SLAB};
 use quant_kernels::wgmma_contract::{GemmPrecision, GemmTile};
+use quant_kernels::{Fp8Format, ScaleLayout};
 
 /// Threads per block of the element-wise and per-group kernels, and the
 /// block quantizer's CTA shape.
@@ -47,7 +50,7 @@ pub(crate) fn persistent(threads: u64, block: u32, multiprocessors: u64) -> Resu
 /// threads fill the GPU twice (`resident_threads` at a time), else 2 (small
 /// problems and decode sizes, where a shorter chain per thread wins).
 pub(crate) fn token_group_chunks(groups: u64, group_size: u64, resident_threads: u64) -> u64 {
-    let wide = quant_kernels::geometry::TOKEN_GROUP_WIDE_CHUNKS;
+    let wide = TOKEN_GROUP_WIDE_CHUNKS;
     let threads = groups.saturating_mul(quant_kernels::geometry::token_group_threads(group_size, wide));
     if threads >= 2 * resident_threads {
         wide
@@ -56,19 +59,86 @@ pub(crate) fn token_group_chunks(groups: u64, group_size: u64, resident_threads:
     }
 }
 
-/// The grid of `per_token_group_quant_fp8`: `token_group_threads(group_size,
-/// chunks)` threads per group, over whole bands of rows where the kernel
-/// numbers groups in bands (the wide kernel with a column-major `layout`).
-pub(crate) fn token_group(rows: u64, groups: u64, group_size: u64, chunks: u64, layout: u32) -> Result<LaunchConfig> {
-    use quant_kernels::geometry::{token_group_banded, token_group_grid_rows};
-    let threads = token_group_grid_rows(rows, token_group_banded(chunks, layout))
-        .and_then(|r| r.checked_mul(groups))
-        .and_then(|g| g.checked_mul(quant_kernels::geometry::token_group_threads(group_size, chunks)))
-        .ok_or(QuantError::TooLarge("thread count"))?;
-    let block = if chunks == quant_kernels::geometry::TOKEN_GROUP_WIDE_CHUNKS {
-        quant_kernels::geometry::TOKEN_GROUP_WIDE_BLOCK_THREADS
+/// What decides which token-group kernel runs: the problem and the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TokenGroupProblem {
+    /// Input element type.
+    pub(crate) input: DType,
+    /// Code format (the row kernels exist for both; it only names the kernel).
+    pub(crate) format: Fp8Format,
+    /// M.
+    pub(crate) rows: u64,
+    /// K.
+    pub(crate) cols: u64,
+    /// Input elements between the starts of two rows.
+    pub(crate) row_stride: u64,
+    /// Elements per group.
+    pub(crate) group_size: u64,
+    /// Layout of the scales.
+    pub(crate) layout: ScaleLayout,
+    /// Threads the GPU holds at once (SMs x 1024: half of what fits, the
+    /// scale `token_group_chunks` was tuned with).
+    pub(crate) resident_threads: u64,
+}
+
+/// The token-group kernel's tiling for `p`: the one place the host picks it.
+///
+/// - Narrow (2 chunks per thread) unless the wide kernels' threads fill the
+///   GPU twice ([`token_group_chunks`]): decode sizes want the short chain.
+/// - Then the row kernel (a warp along 1024 contiguous elements of one
+///   row) where one exists (16-bit input, groups of 64 or 128), the scales
+///   are row-major, and a row of input or of codes is not a whole number of
+///   128-byte lines (the input pitch `row_stride * 2` or the code pitch
+///   `cols`): there the wide kernel's 64-byte pieces, one per group, each
+///   straddle one more sector than they need (K = 7000: 0.84 of K = 7168's
+///   GB/s on an H200). Column-major scales keep the banded wide kernel: the
+///   row kernel would scatter each warp's 8 scales 8 sectors apart (see
+///   the row kernels' section of `kernels::token_group`).
+/// - Else the wide kernel (aligned rows, such as K = 7168: unchanged).
+pub(crate) fn token_group_variant(p: &TokenGroupProblem) -> TokenGroupVariant {
+    let groups = p.rows.saturating_mul(p.cols.div_ceil(p.group_size.max(1)));
+    if token_group_chunks(groups, p.group_size, p.resident_threads) != TOKEN_GROUP_WIDE_CHUNKS {
+        return TokenGroupVariant::Narrow;
+    }
+    let row_kernel = TokenGroupKernel::new(p.input, p.format, p.group_size, TokenGroupVariant::Row).is_some();
+    // Bytes per row of input (its pitch) and of codes, in 128-byte lines.
+    let line = 128;
+    let pitch = p.row_stride.saturating_mul(p.input.size() as u64);
+    let misaligned = !pitch.is_multiple_of(line) || !p.cols.is_multiple_of(line);
+    if row_kernel && misaligned && p.layout == ScaleLayout::RowMajor {
+        TokenGroupVariant::Row
     } else {
-        BLOCK_THREADS
+        TokenGroupVariant::Wide
+    }
+}
+
+/// The grid of `per_token_group_quant_fp8` for `variant`: for the narrow
+/// and wide kernels `token_group_threads(group_size, chunks)` threads per
+/// group, over whole bands of rows where the kernel numbers groups in
+/// bands (the wide kernel with a column-major `layout`); for the row
+/// kernel `token_group_row_warps(cols)` warps per row.
+pub(crate) fn token_group(
+    rows: u64,
+    cols: u64,
+    group_size: u64,
+    variant: TokenGroupVariant,
+    layout: u32,
+) -> Result<LaunchConfig> {
+    use quant_kernels::geometry::{token_group_banded, token_group_grid_rows, token_group_row_warps};
+    let chunks = match variant {
+        TokenGroupVariant::Narrow => quant_kernels::geometry::TOKEN_GROUP_CHUNKS,
+        TokenGroupVariant::Wide | TokenGroupVariant::Row => TOKEN_GROUP_WIDE_CHUNKS,
+    };
+    let threads = match variant {
+        TokenGroupVariant::Row => rows.checked_mul(token_group_row_warps(cols)).and_then(|w| w.checked_mul(32)),
+        _ => token_group_grid_rows(rows, token_group_banded(chunks, layout))
+            .and_then(|r| r.checked_mul(cols.div_ceil(group_size.max(1))))
+            .and_then(|g| g.checked_mul(quant_kernels::geometry::token_group_threads(group_size, chunks))),
+    }
+    .ok_or(QuantError::TooLarge("thread count"))?;
+    let block = match variant {
+        TokenGroupVariant::Narrow => BLOCK_THREADS,
+        TokenGroupVariant::Wide | TokenGroupVariant::Row => quant_kernels::geometry::TOKEN_GROUP_WIDE_BLOCK_THREADS,
     };
     linear_in(threads, block)
 }
@@ -493,16 +563,61 @@ mod tests {
         assert_eq!(token_group_chunks(u64::MAX, 128, resident), 4);
         // Threads per group follow the chunks; the wide kernel runs in
         // CTAs of 128 threads, the 2-chunk kernel in CTAs of 256.
-        assert_eq!(token_group(1, 1, 128, 2, 0).unwrap().grid_dim.0, 1);
-        assert_eq!(token_group(1024, 1, 128, 4, 0).unwrap().block_dim.0, 128);
-        assert_eq!(token_group(1024, 1, 128, 4, 0).unwrap().grid_dim.0, 32);
-        assert_eq!(token_group(1024, 1, 128, 2, 0).unwrap().block_dim.0, 256);
-        assert_eq!(token_group(1024, 1, 128, 2, 0).unwrap().grid_dim.0, 32);
+        use TokenGroupVariant::{Narrow, Row, Wide};
+        assert_eq!(token_group(1, 128, 128, Narrow, 0).unwrap().grid_dim.0, 1);
+        assert_eq!(token_group(1024, 128, 128, Wide, 0).unwrap().block_dim.0, 128);
+        assert_eq!(token_group(1024, 128, 128, Wide, 0).unwrap().grid_dim.0, 32);
+        assert_eq!(token_group(1024, 100, 128, Narrow, 0).unwrap().block_dim.0, 256);
+        assert_eq!(token_group(1024, 100, 128, Narrow, 0).unwrap().grid_dim.0, 32);
         // Column-major layouts in the wide kernel: whole bands of 8 rows.
-        assert_eq!(token_group(1025, 1, 128, 4, 1).unwrap().grid_dim.0, 33);
-        assert_eq!(token_group(1025, 1, 128, 4, 0).unwrap().grid_dim.0, 33);
-        assert_eq!(token_group(1025, 56, 128, 4, 2).unwrap().grid_dim.0, 1032 * 56 * 4 / 128);
-        assert!(token_group(u64::MAX, 1, 128, 4, 1).is_err());
+        assert_eq!(token_group(1025, 128, 128, Wide, 1).unwrap().grid_dim.0, 33);
+        assert_eq!(token_group(1025, 128, 128, Wide, 0).unwrap().grid_dim.0, 33);
+        assert_eq!(token_group(1025, 7168, 128, Wide, 2).unwrap().grid_dim.0, 1032 * 56 * 4 / 128);
+        assert!(token_group(u64::MAX, 128, 128, Wide, 1).is_err());
+        // The row kernel: a warp per 1024 columns of a row, 4 warps a CTA.
+        assert_eq!(token_group(2048, 7000, 128, Row, 0).unwrap().grid_dim.0, 2048 * 7 / 4);
+        assert_eq!(token_group(3, 200, 64, Row, 0).unwrap().grid_dim.0, 1);
+        assert_eq!(token_group(5, 1025, 128, Row, 2).unwrap().grid_dim.0, 3);
+        assert_eq!(token_group(5, 1025, 128, Row, 2).unwrap().block_dim.0, 128);
+        assert!(token_group(u64::MAX, 2048, 128, Row, 0).is_err());
+    }
+
+    #[test]
+    fn token_group_takes_the_row_kernel_on_misaligned_rows() {
+        let problem = |input, rows, cols, group_size, layout| TokenGroupProblem {
+            input,
+            format: Fp8Format::E4M3Fn,
+            rows,
+            cols,
+            row_stride: cols,
+            group_size,
+            layout,
+            resident_threads: 132 * 1024,
+        };
+        use TokenGroupVariant::{Narrow, Row, Wide};
+        let row_major = ScaleLayout::RowMajor;
+        for m in [2048, 4096, 16384] {
+            // Aligned rows keep the wide kernel; K = 7000 and 7048 (rows
+            // 48 and 16 bytes past a line) take the row kernel.
+            assert_eq!(token_group_variant(&problem(DType::Bf16, m, 7168, 128, row_major)), Wide);
+            assert_eq!(token_group_variant(&problem(DType::Bf16, m, 7040, 128, row_major)), Wide);
+            assert_eq!(token_group_variant(&problem(DType::Bf16, m, 7000, 128, row_major)), Row);
+            assert_eq!(token_group_variant(&problem(DType::F16, m, 7048, 64, row_major)), Row);
+            // Codes 64 bytes past a line (K = 7104), input aligned: row.
+            assert_eq!(token_group_variant(&problem(DType::Bf16, m, 7104, 128, row_major)), Row);
+            // No row kernel for f32 or groups of 32; column-major scales
+            // keep the banded wide kernel.
+            assert_eq!(token_group_variant(&problem(DType::F32, m, 7000, 128, row_major)), Wide);
+            assert_eq!(token_group_variant(&problem(DType::Bf16, m, 7000, 32, row_major)), Wide);
+            assert_eq!(token_group_variant(&problem(DType::Bf16, m, 7000, 128, ScaleLayout::ColMajor)), Wide);
+            assert_eq!(token_group_variant(&problem(DType::Bf16, m, 7000, 128, ScaleLayout::ColMajorTmaAligned)), Wide);
+        }
+        // A padded input pitch misaligns aligned codes.
+        let padded = TokenGroupProblem { row_stride: 7168 + 8, ..problem(DType::Bf16, 4096, 7168, 128, row_major) };
+        assert_eq!(token_group_variant(&padded), Row);
+        // Small problems: the 2-chunk kernel, aligned or not.
+        assert_eq!(token_group_variant(&problem(DType::Bf16, 1, 7000, 128, row_major)), Narrow);
+        assert_eq!(token_group_variant(&problem(DType::Bf16, 512, 7000, 128, row_major)), Narrow);
     }
 
     #[test]

@@ -264,9 +264,10 @@ impl Gpu {
 
     /// This `Gpu` (same device, stream and loaded kernels), launching
     /// `per_token_group_quant_fp8` with the kernel `chunks` names instead of
-    /// the one the problem size picks. A testing API: the tests check both
-    /// kernels on the same cases (both compute the same bits); `self` and
-    /// its other clones keep their own choice.
+    /// the one the problem picks. A testing API: the tests check every
+    /// tiling on the same cases (all compute the same bits), and `fp8q
+    /// bench --token-kernel` times one; `self` and its other clones keep
+    /// their own choice.
     #[doc(hidden)]
     pub fn with_token_group_chunks(&self, chunks: TokenGroupChunks) -> Gpu {
         Gpu { inner: Arc::clone(&self.inner), token_group_chunks: chunks }
@@ -380,7 +381,7 @@ impl QuantizerFunctions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quant_kernels::abi::CodecOp;
+    use quant_kernels::abi::{CodecOp, TokenGroupVariant};
     use quant_kernels::element::DType;
     use quant_kernels::Fp8Format;
 
@@ -392,8 +393,10 @@ mod tests {
                 let b = BlockKernel::new(input, format);
                 assert_eq!(BlockKernel::ALL[slot_index(BlockKernel::ALL, b).unwrap()].name(), b.name());
                 for gs in [32, 64, 128] {
-                    for wide in [false, true] {
-                        let k = TokenGroupKernel::new(input, format, gs, wide).unwrap();
+                    for variant in [TokenGroupVariant::Narrow, TokenGroupVariant::Wide, TokenGroupVariant::Row] {
+                        let Some(k) = TokenGroupKernel::new(input, format, gs, variant) else {
+                            continue;
+                        };
                         let i = slot_index(TokenGroupKernel::ALL, k).unwrap();
                         assert_eq!(TokenGroupKernel::ALL[i].name(), k.name());
                     }

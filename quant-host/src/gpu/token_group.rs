@@ -5,22 +5,25 @@ use crate::element::Element;
 use crate::error::Result;
 use crate::plan::TokenGroupPlan;
 use cudarc::driver::CudaSlice;
-use quant_kernels::abi::TokenGroupParams;
+use quant_kernels::abi::{TokenGroupKernel, TokenGroupParams, TokenGroupVariant};
 
-/// Which token-group kernel a [`Gpu`] launches: the one the problem size
-/// picks (the default), or the 2- or 4-chunks-per-thread kernel forced, for
-/// the tests that run both on the same cases (see
-/// [`Gpu::with_token_group_chunks`]).
+/// Which token-group kernel a [`Gpu`] launches: the one the problem picks
+/// (the default), or one tiling forced, for the tests that run them all on
+/// the same cases (see [`Gpu::with_token_group_chunks`]).
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TokenGroupChunks {
-    /// Chosen by problem size (`launch::token_group_chunks`).
+    /// Chosen by the problem (`launch::token_group_variant`).
     #[default]
     BySize,
     /// The 2-chunk kernel.
     Two,
     /// The 4-chunk ("wide") kernel.
     Four,
+    /// The row kernel (4 chunks, a warp along one row) wherever one exists
+    /// (16-bit input, groups of 64 or 128), whatever the alignment and
+    /// layout; the wide kernel elsewhere.
+    Row,
 }
 
 /// Queues the quantization of `x` (of `shape`) on `gpu`'s stream, after
@@ -57,16 +60,29 @@ pub(crate) fn per_token_group_quant_planned<T: Element>(
         return Ok(());
     }
     let shape = plan.input();
-    let (rows, cols, gs, groups) =
-        (shape.rows() as u64, shape.cols() as u64, plan.group_size().get() as u64, plan.groups() as u64);
-    let resident = gpu.multiprocessor_count() as u64 * 1024;
-    let chunks = match gpu.token_group_chunks() {
-        TokenGroupChunks::Two => 2,
-        TokenGroupChunks::Four => 4,
-        TokenGroupChunks::BySize => launch::token_group_chunks(rows.saturating_mul(groups), gs, resident),
-    };
-    let wide = chunks == quant_kernels::geometry::TOKEN_GROUP_WIDE_CHUNKS;
+    let (rows, cols, gs) = (shape.rows() as u64, shape.cols() as u64, plan.group_size().get() as u64);
     let params = plan.params();
+    let problem = launch::TokenGroupProblem {
+        input: T::DTYPE,
+        format: params.format(),
+        rows,
+        cols,
+        row_stride: shape.row_stride() as u64,
+        group_size: gs,
+        layout: plan.layout(),
+        resident_threads: gpu.multiprocessor_count() as u64 * 1024,
+    };
+    let variant = match gpu.token_group_chunks() {
+        TokenGroupChunks::BySize => launch::token_group_variant(&problem),
+        TokenGroupChunks::Two => TokenGroupVariant::Narrow,
+        TokenGroupChunks::Four => TokenGroupVariant::Wide,
+        TokenGroupChunks::Row
+            if TokenGroupKernel::new(T::DTYPE, params.format(), gs, TokenGroupVariant::Row).is_some() =>
+        {
+            TokenGroupVariant::Row
+        }
+        TokenGroupChunks::Row => TokenGroupVariant::Wide,
+    };
     let p = TokenGroupParams {
         rows,
         cols,
@@ -76,6 +92,6 @@ pub(crate) fn per_token_group_quant_planned<T: Element>(
         mode: params.mode().as_u32(),
         layout: plan.layout().as_u32(),
     };
-    let config = launch::token_group(rows, groups, gs, chunks, p.layout)?;
-    kernel::token_group(gpu, params.format(), gs, wide, config, x, q, scales, p)
+    let config = launch::token_group(rows, cols, gs, variant, p.layout)?;
+    kernel::token_group(gpu, params.format(), gs, variant, config, x, q, scales, p)
 }

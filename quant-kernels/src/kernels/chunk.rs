@@ -40,8 +40,15 @@ pub trait Load8: Input {
     /// gives a NaN pattern.
     fn fold_abs_max(acc: u32, raw: &Self::Raw) -> u32;
 
-    /// The f32 value of an accumulator built by `fold_abs_max`.
+    /// The f32 value of an accumulator built by `fold_abs_max`, or of the
+    /// bits [`Load8::abs_max_bits`] makes of one.
     fn abs_max_to_f32(acc: u32) -> f32;
+
+    /// The bit pattern of the largest `|x|` of an accumulator built by
+    /// `fold_abs_max`, as a `u32` whose integer order is the values' order
+    /// (NaN above +inf), so lanes can take the maximum of several before
+    /// one [`Load8::abs_max_to_f32`].
+    fn abs_max_bits(acc: u32) -> u32;
 
     /// The chunk's values as f32.
     fn unpack(raw: &Self::Raw) -> [f32; 8];
@@ -175,6 +182,10 @@ macro_rules! impl_load8_for_halves {
                 $t(halves_acc_to_bits(acc)).to_f32()
             }
             #[inline(always)]
+            fn abs_max_bits(acc: u32) -> u32 {
+                halves_acc_to_bits(acc) as u32
+            }
+            #[inline(always)]
             fn unpack(raw: &[u32; 4]) -> [f32; 8] {
                 unpack_halves(raw, |b| $t(b).to_f32())
             }
@@ -230,6 +241,10 @@ impl Load8 for f32 {
     #[inline(always)]
     fn abs_max_to_f32(acc: u32) -> f32 {
         f32::from_bits(acc)
+    }
+    #[inline(always)]
+    fn abs_max_bits(acc: u32) -> u32 {
+        acc
     }
     #[inline(always)]
     fn unpack(raw: &[u32; 8]) -> [f32; 8] {

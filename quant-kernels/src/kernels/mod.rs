@@ -151,6 +151,49 @@ pub(crate) fn group_amax(mut amax: f32, lanes: u32) -> f32 {
     amax
 }
 
+/// The amaxes of four groups, each held by the same `lanes` adjacent lanes
+/// of the warp (a power of two from 4 to 32, aligned), from each lane's
+/// `bits[v]`, the bit pattern of its own `max |x|` over group `v`
+/// (`Load8::abs_max_bits`); in five shuffles for 16 lanes (four for 8),
+/// where four butterflies of [`group_amax`] would take sixteen. A
+/// reduce-scatter: across `lanes / 2` each lane keeps two of the four
+/// values (the upper two in the upper half) and sends the other two, across
+/// `lanes / 4` it keeps one of those and sends the other, and the rest of
+/// the butterfly completes the one it kept. Lane `l` ends with the bits of
+/// the whole amax of group `(l % lanes) / (lanes / 4)`, so each group's is
+/// in the `lanes / 4` lanes from `(l - l % lanes) + v * (lanes / 4)`.
+///
+/// The patterns are of values `+0` or more, where integer order is value
+/// order and every NaN is above +inf: an integer maximum is the amax, NaN
+/// if any value is. Turned into f32 ([`amax_from_bits`]) it is the amax
+/// [`group_amax`] computes, bit for bit. Every lane of the warp must call
+/// it.
+#[inline(always)]
+pub(crate) fn group_amax_bits4_scatter(bits: [u32; 4], lane: u32, lanes: u32) -> u32 {
+    let shfl = |v: u32, offset: u32| shfl_xor(f32::from_bits(v), offset).to_bits();
+    let (half, quarter) = (lanes / 2, lanes / 4);
+    let upper = lane & half != 0;
+    let (keep, send) =
+        if upper { ([bits[2], bits[3]], [bits[0], bits[1]]) } else { ([bits[0], bits[1]], [bits[2], bits[3]]) };
+    let pair = [keep[0].max(shfl(send[0], half)), keep[1].max(shfl(send[1], half))];
+    let (keep, send) = if lane & quarter != 0 { (pair[1], pair[0]) } else { (pair[0], pair[1]) };
+    let mut m = keep.max(shfl(send, quarter));
+    let mut offset = quarter / 2;
+    while offset > 0 {
+        m = m.max(shfl(m, offset));
+        offset /= 2;
+    }
+    m
+}
+
+/// The f32 amax of a group from its value `amax` (exact, +0 or more, or a
+/// NaN of any payload), as [`group_amax`] gives it over two lanes or more:
+/// NaN canonical (one `max.NaN` against +0, which changes nothing else).
+#[inline(always)]
+pub(crate) fn amax_from_bits(amax: f32) -> f32 {
+    nan_max_abs(0.0, amax)
+}
+
 /// The per-element work of every quantizer for one group (or block):
 /// divide by the scale, clamp to `±fp8_max`, encode.
 ///
@@ -175,6 +218,20 @@ impl GroupQuantizer {
             Self { format, divider: Divider::doubled(scale), clamp_max: 2.0 * fp8_max, clamp }
         } else {
             Self { format, divider: Divider::new(scale), clamp_max: fp8_max, clamp }
+        }
+    }
+
+    /// [`GroupQuantizer::new`] with `recip` the caller's
+    /// [`Divider::recip_of`]`(scale)`: the same quantizer, without the
+    /// division (for lanes handed a group's scale and reciprocal by the lane
+    /// that computed them).
+    #[inline(always)]
+    pub(crate) fn with_recip(format: Fp8Format, scale: f32, recip: f32, fp8_max: f32) -> Self {
+        let clamp = clamp_changes_codes(format, fp8_max);
+        if prescales(format) {
+            Self { format, divider: Divider::doubled_with_recip(scale, recip), clamp_max: 2.0 * fp8_max, clamp }
+        } else {
+            Self { format, divider: Divider::with_recip(scale, recip), clamp_max: fp8_max, clamp }
         }
     }
 
@@ -231,7 +288,34 @@ impl GroupQuantizer {
     /// Codes of eight values of the group.
     #[inline(always)]
     pub(crate) fn quantize8(&self, v: &[f32; 8]) -> u64 {
-        let q = self.divider.divide_all(*v, fma);
+        self.clamp_and_encode(self.divider.divide_all(*v, fma))
+    }
+
+    /// Whether [`GroupQuantizer::quantize8_power2`] gives this quantizer's
+    /// codes (a power-of-two scale: every UE8M0 scale in range).
+    #[inline(always)]
+    pub(crate) fn is_power2(&self) -> bool {
+        self.divider.is_power2()
+    }
+
+    /// [`GroupQuantizer::quantize8`] for a quantizer that
+    /// [`GroupQuantizer::is_power2`], without the dispatch on the division
+    /// path (the clamp is still tested: it is the same for every group).
+    #[inline(always)]
+    pub(crate) fn quantize8_power2(&self, v: &[f32; 8]) -> u64 {
+        self.clamp_and_encode(self.divider.divide_power2(*v))
+    }
+
+    /// [`GroupQuantizer::quantize8`] through the IEEE division whatever the
+    /// scale: the same codes (see [`Divider::divide_ieee`]), with no
+    /// dispatch, for chunks of groups whose division paths differ.
+    #[inline(always)]
+    pub(crate) fn quantize8_divide(&self, v: &[f32; 8]) -> u64 {
+        self.clamp_and_encode(self.divider.divide_ieee(*v))
+    }
+
+    #[inline(always)]
+    fn clamp_and_encode(&self, q: [f32; 8]) -> u64 {
         let q = if self.clamp { q.map(|x| clamp(x, self.clamp_max)) } else { q };
         encode8_prescaled(self.format, &q)
     }
