@@ -197,6 +197,60 @@ pub const fn rms_geometry(cols: u64) -> Option<(u32, u32)> {
     Some((threads as u32, slots as u32))
 }
 
+/// The halving tree of the RMS sum (`a[k] = a[k] + a[k + n]` for `k < n`,
+/// `n` from `N / 2` down to 1; the result is `a[0]`) over the `N` values
+/// `read(0) .. read(N - 1)` (`N` a power of two, 2 to 32), evaluated depth
+/// first: the same additions, with the same operands in the same order, as
+/// the halving, so the same bits.
+///
+/// The leaves are read in the tree's left-to-right order (leaf `i` of that
+/// order is value `rev(i)`, `i`'s `log2 N` bits reversed) and each
+/// subtree's sum waits on a stack slot per level until its right sibling is
+/// complete (`stack[b]`: a finished left subtree of `2^b` leaves), so at
+/// most 6 sums are live, not `N`: the GPU kernel evaluates the tree's
+/// strides `threads / 2` .. 32 this way, each thread for its lane, after
+/// the CTA's one barrier. Fully unrolled (constant `N`), the stack is
+/// registers.
+#[inline(always)]
+pub fn halving_tree_depth_first<const N: usize>(mut read: impl FnMut(u32) -> f32) -> f32 {
+    const { assert!(N.is_power_of_two() && N >= 2 && N <= 32) };
+    let levels = N.trailing_zeros();
+    let mut stack = [0f32; 6];
+    // Unrolled by the macro, not left to LLVM: it unrolled the 16- and
+    // 32-leaf trees only partly, and the stack became select chains.
+    each_index!(i < N => {
+        let mut acc = read((i as u32).reverse_bits() >> (32 - levels));
+        // Each trailing one of `i` closes a subtree: its finished left
+        // sibling (stack slot `d`) plus it, left operand first.
+        let closes = (i as u32).trailing_ones() as usize;
+        each_index!(d < closes, levels => {
+            acc = stack[d] + acc;
+        });
+        stack[closes] = acc;
+    });
+    stack[levels as usize]
+}
+
+/// `$body` for `$i` = 0, 1, ... while `$i < $n`, `$i` a constant in each
+/// copy (at most 32 copies; with `, levels`, at most 5).
+macro_rules! each_index {
+    ($i:ident < $n:expr => $body:block) => {
+        each_index!(@each $i, $n, $body, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31)
+    };
+    ($i:ident < $n:expr, levels => $body:block) => {
+        each_index!(@each $i, $n, $body, 0 1 2 3 4)
+    };
+    (@each $i:ident, $n:expr, $body:block, $($k:literal)+) => {
+        $(
+            {
+                let $i: usize = $k;
+                if $i < $n $body
+            }
+        )+
+    };
+}
+use each_index;
+
 /// The UE8M0 byte of a power-of-two scale: its biased f32 exponent (`0xFF`
 /// for an infinite or NaN scale), as DeepGEMM's packed scales hold it.
 #[inline(always)]
@@ -301,6 +355,49 @@ mod tests {
         for cols in 0..=RMS_MAX_COLS {
             let (t, s) = rms_geometry(cols).unwrap();
             assert!(t as u64 * s as u64 * RMS_LEAF >= cols && s <= 4 && t.is_power_of_two() && t >= 32);
+        }
+    }
+
+    #[test]
+    fn depth_first_tree_is_the_halving_tree_bit_for_bit() {
+        fn halving(v: &[f32]) -> f32 {
+            let mut a = v.to_vec();
+            let mut n = a.len();
+            while n > 1 {
+                n /= 2;
+                for j in 0..n {
+                    a[j] = a[j] + a[j + n];
+                }
+            }
+            a[0]
+        }
+        fn check<const N: usize>(v: &[f32]) {
+            let mut order = std::vec::Vec::new();
+            let got = halving_tree_depth_first::<N>(|k| {
+                order.push(k);
+                v[k as usize]
+            });
+            assert_eq!(got.to_bits(), halving(&v[..N]).to_bits(), "N = {N}");
+            order.sort();
+            assert!(order.iter().copied().eq(0..N as u32), "N = {N}: every value read once");
+        }
+        // Values of very different magnitudes, so any other order of the
+        // additions rounds differently.
+        let mut state = 0x1234_5678u32;
+        for _ in 0..2000 {
+            let v: std::vec::Vec<f32> = (0..32)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    f32::from_bits(0x3000_0000 + (state % 0x1800_0000))
+                })
+                .collect();
+            check::<2>(&v);
+            check::<4>(&v);
+            check::<8>(&v);
+            check::<16>(&v);
+            check::<32>(&v);
         }
     }
 

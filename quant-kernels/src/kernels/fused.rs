@@ -25,10 +25,19 @@
 //!   the contract's fixed tree: per-chunk sums (`fused::leaf_square_sum`),
 //!   then a halving tree over chunk indices, which the layout `chunk j in
 //!   thread j % T, slot j / T` computes as slots in-thread, strides `T / 2`
-//!   to 32 through shared memory, then butterfly shuffles within the warp.
+//!   to 32 across threads, then butterfly shuffles within the warp.
+//!   The CTA has one barrier: before it, each thread writes to shared
+//!   memory all that others need of it (its partial of the tree and, in the
+//!   per-group layout, its chunks of y); after it, every thread evaluates
+//!   the strides `T / 2` to 32 for its lane by itself from the `T / 32`
+//!   partials `lane + 32 k` (`fused::halving_tree_depth_first`: the same
+//!   additions in the same order, so the same bits). The halving in shared
+//!   memory it replaces had a barrier per stride and one more for the row
+//!   copy, each a wait for the CTA's slowest warp on a chain that left the
+//!   memory system idle (DRAM at 25% of its peak, ncu, H200, session 18).
 //!   The normalized row is then quantized, for bf16 on sm_90, in the
 //!   token-group kernel's layout (4 chunks of one group per thread), read
-//!   back from a copy of the row in shared memory: a group's scale costs a
+//!   back from the copy of the row in shared memory: a group's scale costs a
 //!   thread once per 32 elements, not once per 8 as in the leaf layout,
 //!   which the other types keep (`Store8::GROUPED_QUANT`).
 //!   A thread issues the x (and residual) loads of all its slots before it
@@ -43,13 +52,13 @@ use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
 use super::{group_amax, Bf16, GroupQuantizer, F16, F32};
 use crate::element::DType;
 use crate::fused::{
-    f32_to_bf16_bits, f32_to_f16_bits, leaf_square_sum, packed_ue8m0_byte_index, rms_apply, rms_inverse, silu_mul,
-    ue8m0_byte, ExactOps,
+    f32_to_bf16_bits, f32_to_f16_bits, halving_tree_depth_first, leaf_square_sum, packed_ue8m0_byte_index, rms_apply,
+    rms_inverse, silu_mul, ue8m0_byte, ExactOps,
 };
 use crate::fused_abi::{FusedGroupParams, FusedOp, RmsNormParams, PACKED_UE8M0_LAYOUT};
 use crate::instr::{
-    block_dim, block_index_and_grid, dynamic_shared, global_thread_index, grid_threads, nan_max_abs, opaque_u32,
-    shared_addr, shfl_xor, sqrt_rn, sync_threads, thread_index,
+    block_dim, block_index_and_grid, dynamic_shared, global_thread_index, grid_threads, ld_shared_f32, nan_max_abs,
+    opaque_u32, shared_addr, shfl_xor, sqrt_rn, sync_threads, thread_index,
 };
 use crate::scale::group_scale;
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
@@ -583,25 +592,38 @@ unsafe fn rms_norm_groups<T: Store8>(
     });
 
     // 2. The halving tree: slots (stride `slots / 2 * threads` first), then
-    // threads at strides `threads / 2` .. 32 in shared memory, then lanes.
+    // threads at strides `threads / 2` .. 32, then lanes. What every later
+    // step needs from the other threads (the thread's partial and, in the
+    // per-group layout, its chunks of y) is written to shared memory before
+    // one barrier, the CTA's only one: each thread then computes the
+    // strides `threads / 2` .. 32 of the tree for its lane itself
+    // ([`tree_above_warp`]), the same additions in the same order as the
+    // halving in shared memory they replace (a barrier per stride).
     if slots == 4 {
         leaf[0] = leaf[0] + leaf[2];
         leaf[1] = leaf[1] + leaf[3];
     }
     let mut v = if slots >= 2 { leaf[0] + leaf[1] } else { leaf[0] };
+    let grouped = T::GROUPED_QUANT && cfg!(target_feature = "sm_90");
+    let partials = dynamic_shared::<f32>();
+    let row_buf = shared_addr(partials.add(threads as usize));
+    let bytes = core::mem::size_of::<T>() as u32 * ELEMS_PER_THREAD as u32;
     if threads > 32 {
-        let smem = dynamic_shared::<f32>();
-        smem.add(tid as usize).write(v);
-        sync_threads();
-        let mut stride = threads / 2;
-        while stride >= 32 {
-            if tid < stride {
-                smem.add(tid as usize).write(smem.add(tid as usize).read() + smem.add((tid + stride) as usize).read());
+        partials.add(tid as usize).write(v);
+    }
+    if grouped {
+        // The row's y, for the per-group layout (step 3).
+        unroll4!(s => {
+            if (s as u32) < slots {
+                T::write_staged(row_buf + (s as u32 * threads + tid) * bytes, 16, &ys[s]);
             }
-            sync_threads();
-            stride /= 2;
-        }
-        v = smem.add((tid % 32) as usize).read();
+        });
+    }
+    if threads > 32 || grouped {
+        sync_threads();
+    }
+    if threads > 32 {
+        v = tree_above_warp(shared_addr(partials), tid % 32, threads);
     }
     let mut offset = 16;
     while offset > 0 {
@@ -611,7 +633,7 @@ unsafe fn rms_norm_groups<T: Store8>(
     let inv = rms_inverse::<GpuOps>(v, cols, norm_eps);
     let (row, rows) = (row as u64, rows);
 
-    if !(T::GROUPED_QUANT && cfg!(target_feature = "sm_90")) {
+    if !grouped {
         // The quantization in the leaf layout (see `Store8::GROUPED_QUANT`).
         // 3. h = (y * inv) * w per slot; each group's lanes are adjacent
         // threads of one slot.
@@ -652,7 +674,8 @@ unsafe fn rms_norm_groups<T: Store8>(
         });
         return;
     }
-    // 3. The row's y, through shared memory, in the per-group layout of
+    // 3. The row's y, read back from shared memory (written before the
+    // barrier) in the per-group layout of
     // the token-group kernel: thread `u` takes 4 chunks of group `u / tpg`
     // (`tpg = GS / 32` adjacent threads a group), chunks `l + tpg c` of it
     // (`l = u % tpg`), so the group's amax is a butterfly over `tpg`
@@ -661,14 +684,6 @@ unsafe fn rms_norm_groups<T: Store8>(
     // 256 columns apart, 16 threads a group of 128) they were computed once
     // per 8 elements: with the tree and the weight loads, about 40
     // instructions per element (ncu, H200, session 12).
-    let bytes = core::mem::size_of::<T>() as u32 * ELEMS_PER_THREAD as u32;
-    let row_buf = shared_addr(dynamic_shared::<f32>().add(threads as usize));
-    unroll4!(s => {
-        if (s as u32) < slots {
-            T::write_staged(row_buf + (s as u32 * threads + tid) * bytes, 16, &ys[s]);
-        }
-    });
-    sync_threads();
     let gs = group_size;
     // (GS is 32, 64 or 128: 1, 2 or 4 threads of 4 chunks a group; shifts
     // and masks, not divisions.)
@@ -730,6 +745,34 @@ unsafe fn rms_norm_groups<T: Store8>(
     quantizer.quantize_chunks::<4>(|c| h[c], store);
     if l == 0 {
         write_scale(scales, layout, 0, row, g as u64, rows, groups as u64, scale, row + 1 == rows);
+    }
+}
+
+/// The strides `threads / 2` .. 32 of the RMS tree for lane `lane`: the
+/// value the halving `a[t] = a[t] + a[t + stride]` (`t < stride`, stride
+/// from `threads / 2` down to 32) over the `threads` partials at shared
+/// address `partials` leaves in `a[lane]`, computed by one thread from the
+/// partials `lane + 32 k` alone, with the same additions in the same order
+/// (for 256 threads, `((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7))`
+/// with `vk` the partial `lane + 32 k`).
+///
+/// Every warp reads the same `threads` words (a broadcast; a warp's 32
+/// lanes read 32 consecutive words, no bank conflict).
+///
+/// # Safety
+/// `threads` (a power of two, 64 to 1024) partials at `partials` are
+/// written, and visible to the thread (after the barrier).
+#[inline(always)]
+unsafe fn tree_above_warp(partials: u32, lane: u32, threads: u32) -> f32 {
+    let base = partials + 4 * lane;
+    // A straight-line tree per CTA size (5 of them): the `n` loads of each
+    // are independent, so they are issued together.
+    match threads {
+        64 => halving_tree_depth_first::<2>(|k| ld_shared_f32(base + 128 * k)),
+        128 => halving_tree_depth_first::<4>(|k| ld_shared_f32(base + 128 * k)),
+        256 => halving_tree_depth_first::<8>(|k| ld_shared_f32(base + 128 * k)),
+        512 => halving_tree_depth_first::<16>(|k| ld_shared_f32(base + 128 * k)),
+        _ => halving_tree_depth_first::<32>(|k| ld_shared_f32(base + 128 * k)),
     }
 }
 
