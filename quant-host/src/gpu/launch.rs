@@ -64,7 +64,7 @@ pub(crate) fn token_group_chunks(groups: u64, group_size: u64, resident_threads:
 pub(crate) struct TokenGroupProblem {
     /// Input element type.
     pub(crate) input: DType,
-    /// Code format (the row kernels exist for both; it only names the kernel).
+    /// Code format (row kernels exist for both; the host takes them for e4m3fn only).
     pub(crate) format: Fp8Format,
     /// M.
     pub(crate) rows: u64,
@@ -86,14 +86,18 @@ pub(crate) struct TokenGroupProblem {
 /// - Narrow (2 chunks per thread) unless the wide kernels' threads fill the
 ///   GPU twice ([`token_group_chunks`]): decode sizes want the short chain.
 /// - Then the row kernel (a warp along 1024 contiguous elements of one
-///   row) where one exists (16-bit input, groups of 64 or 128), the scales
-///   are row-major, and a row of input or of codes is not a whole number of
-///   128-byte lines (the input pitch `row_stride * 2` or the code pitch
-///   `cols`): there the wide kernel's 64-byte pieces, one per group, each
-///   straddle one more sector than they need (K = 7000: 0.84 of K = 7168's
-///   GB/s on an H200). Column-major scales keep the banded wide kernel: the
-///   row kernel would scatter each warp's 8 scales 8 sectors apart (see
-///   the row kernels' section of `kernels::token_group`).
+///   row) where one exists (16-bit input, groups of 64 or 128), the codes
+///   are e4m3fn, the scales are row-major, and a row of input is not a
+///   whole number of 128-byte lines (the input pitch `row_stride * 2`):
+///   there the wide kernel's 64-byte pieces, one per group, each straddle
+///   one more sector than they need. Measured on an H200 (session 18, bf16,
+///   M = 16384): K = 7000 90.6 us against the wide kernel's 99.2 (0.92
+///   against 0.84 of the copy), K = 7048 likewise; but K = 7104 (aligned
+///   input, codes 64 bytes past a line) 91.8 against 87.8, and e4m3fnuz,
+///   whose encoder is the cost, 101.7 against 100.5 at K = 7000, so
+///   neither takes it. Column-major scales keep the banded wide kernel:
+///   the row kernel would scatter each warp's 8 scales 8 sectors apart
+///   (see the row kernels' section of `kernels::token_group`).
 /// - Else the wide kernel (aligned rows, such as K = 7168: unchanged).
 pub(crate) fn token_group_variant(p: &TokenGroupProblem) -> TokenGroupVariant {
     let groups = p.rows.saturating_mul(p.cols.div_ceil(p.group_size.max(1)));
@@ -104,8 +108,8 @@ pub(crate) fn token_group_variant(p: &TokenGroupProblem) -> TokenGroupVariant {
     // Bytes per row of input (its pitch) and of codes, in 128-byte lines.
     let line = 128;
     let pitch = p.row_stride.saturating_mul(p.input.size() as u64);
-    let misaligned = !pitch.is_multiple_of(line) || !p.cols.is_multiple_of(line);
-    if row_kernel && misaligned && p.layout == ScaleLayout::RowMajor {
+    let misaligned = !pitch.is_multiple_of(line);
+    if row_kernel && misaligned && p.format == Fp8Format::E4M3Fn && p.layout == ScaleLayout::RowMajor {
         TokenGroupVariant::Row
     } else {
         TokenGroupVariant::Wide
@@ -603,8 +607,13 @@ mod tests {
             assert_eq!(token_group_variant(&problem(DType::Bf16, m, 7040, 128, row_major)), Wide);
             assert_eq!(token_group_variant(&problem(DType::Bf16, m, 7000, 128, row_major)), Row);
             assert_eq!(token_group_variant(&problem(DType::F16, m, 7048, 64, row_major)), Row);
-            // Codes 64 bytes past a line (K = 7104), input aligned: row.
-            assert_eq!(token_group_variant(&problem(DType::Bf16, m, 7104, 128, row_major)), Row);
+            // Codes 64 bytes past a line (K = 7104), input aligned: wide
+            // (measured faster there).
+            assert_eq!(token_group_variant(&problem(DType::Bf16, m, 7104, 128, row_major)), Wide);
+            // e4m3fnuz keeps the wide kernel (its encoder is the cost).
+            let fnuz =
+                TokenGroupProblem { format: Fp8Format::E4M3Fnuz, ..problem(DType::Bf16, m, 7000, 128, row_major) };
+            assert_eq!(token_group_variant(&fnuz), Wide);
             // No row kernel for f32 or groups of 32; column-major scales
             // keep the banded wide kernel.
             assert_eq!(token_group_variant(&problem(DType::F32, m, 7000, 128, row_major)), Wide);
