@@ -224,7 +224,8 @@ pub fn halving_tree_depth_first<const N: usize>(mut read: impl FnMut(u32) -> f32
         // sibling (stack slot `d`) plus it, left operand first.
         let closes = (i as u32).trailing_ones() as usize;
         each_index!(d < closes, levels => {
-            acc = stack[d] + acc;
+            let right = acc;
+            acc = stack[d] + right;
         });
         stack[closes] = acc;
     });
@@ -366,7 +367,7 @@ mod tests {
             while n > 1 {
                 n /= 2;
                 for j in 0..n {
-                    a[j] = a[j] + a[j + n];
+                    a[j] += a[j + n];
                 }
             }
             a[0]
