@@ -21,6 +21,10 @@ and the other mixes methods. This script gives DeepGEMM's figure both ways:
   the first event and the kernel when the memset ends before it, so this figure
   can include host time; the `graph` one cannot.
 
+`fp8q bench --gemm --gemm-peers OUT_DIR/deepgemm_graph.json` (run after this script, in the
+same device call, on the same shapes) sets DeepGEMM's graph figure beside ours in the GEMM
+table, with `fast / DeepGEMM` per shape and per M range.
+
 Operands are random fp8 with random positive scales (timing only; accuracy is the
 anchor script's job). Compiles every shape's kernel in parallel processes first
 (nvcc JIT, cached under DG_CACHE_DIR; FFMA interleaving off, as the anchor does,

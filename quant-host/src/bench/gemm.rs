@@ -99,6 +99,77 @@ fn launches(m: usize, n: usize, k: usize) -> usize {
     ((20_000.0 / us.max(1.0)) as usize).clamp(5, GRAPH_LAUNCHES)
 }
 
+/// DeepGEMM's figures from the same device call, timed with this
+/// benchmark's own method (`deepgemm_graph.json`, written by
+/// `bench/peers/deepgemm_graph.py`: a CUDA graph of back-to-back launches
+/// over rotated copies of B, the median of 10 replays), so that `fast /
+/// DeepGEMM` compares one method. The anchor script's do_bench figure is
+/// kept beside it (`flush_us`).
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+pub struct DeepGemm {
+    /// The device the script saw.
+    pub device: String,
+    /// One row per shape.
+    pub rows: Vec<DeepGemmRow>,
+}
+
+/// One shape of [`DeepGemm`].
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+pub struct DeepGemmRow {
+    /// M.
+    #[serde(rename = "M")]
+    pub m: usize,
+    /// N.
+    #[serde(rename = "N")]
+    pub n: usize,
+    /// K.
+    #[serde(rename = "K")]
+    pub k: usize,
+    /// Per launch in a graph, microseconds.
+    pub graph_us: f64,
+    /// do_bench's method (a 256 MB memset before each launch), microseconds.
+    pub flush_us: f64,
+}
+
+impl DeepGemm {
+    /// Reads `deepgemm_graph.json`.
+    pub fn read(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        serde_json::from_str(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e).into())
+    }
+
+    /// DeepGEMM's time for `m x n x k`, per launch in a graph.
+    fn graph_us(&self, m: usize, n: usize, k: usize) -> Option<f64> {
+        self.rows.iter().find(|r| (r.m, r.n, r.k) == (m, n, k)).map(|r| r.graph_us).filter(|us| *us > 0.0)
+    }
+
+    /// The issue's comparison, per M range: `fast / DeepGEMM` over the
+    /// shapes both measured (the planned `Fast` records).
+    fn summary(&self, records: &[GemmRecord]) -> String {
+        let ratios = |lo: usize, hi: usize| -> Vec<f64> {
+            records
+                .iter()
+                .filter(|r| r.precision == "fast" && !r.forced && !r.unicast && (lo..=hi).contains(&r.m))
+                .filter_map(|r| self.graph_us(r.m, r.n, r.k).map(|us| us / r.us))
+                .collect()
+        };
+        let mut s = format!("\nDeepGEMM (same harness, {}): `fast / DeepGEMM` ", self.device);
+        let mut parts = Vec::new();
+        for (name, lo, hi) in [("M >= 2048", 2048, usize::MAX), ("M = 64-512", 64, 512), ("M <= 16", 1, 16)] {
+            let v = ratios(lo, hi);
+            if v.is_empty() {
+                continue;
+            }
+            let (min, max) = v.iter().fold((f64::INFINITY, 0f64), |(a, b), &x| (a.min(x), b.max(x)));
+            let at = v.iter().filter(|&&x| x >= 1.05).count();
+            parts.push(format!("{name}: {min:.2}-{max:.2} ({at} of {} shapes at 1.05 or more)", v.len()));
+        }
+        s.push_str(&if parts.is_empty() { "no shape in common.".to_owned() } else { parts.join("; ") + "." });
+        s.push('\n');
+        s
+    }
+}
+
 /// Runs the section on `shapes`. `input` holds at least max(M K, N K)
 /// values. With `variants`, every `Fast` tile is timed as well.
 pub(crate) fn run(
@@ -253,7 +324,7 @@ fn problem(
 /// `Precise` side by side (a tile marked `x2` ran in 2-CTA clusters sharing
 /// A), then with `--gemm-variants` the planned tile without clusters and
 /// one column per forced tile.
-pub(crate) fn report(records: &[GemmRecord]) -> String {
+pub(crate) fn report(records: &[GemmRecord], deepgemm: Option<&DeepGemm>) -> String {
     use std::fmt::Write as _;
     let mut s = String::from(
         "\n## mm_fp8_blockscale: GEMM alone, per launch in a CUDA graph\n\n\
@@ -273,6 +344,9 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
     if any_peer {
         s.push_str(" cuBLASLt block-scaled us | cuBLASLt TFLOP/s | fast / cuBLASLt |");
     }
+    if deepgemm.is_some() {
+        s.push_str(" DeepGEMM us (same harness) | DeepGEMM TFLOP/s | fast / DeepGEMM |");
+    }
     let any_unicast = records.iter().any(|r| r.unicast);
     if any_unicast {
         s.push_str(" planned tile without clusters TFLOP/s |");
@@ -281,7 +355,8 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
         let _ = write!(s, " {t} TFLOP/s |");
     }
     s.push_str("\n|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|");
-    s.push_str(&"---:|".repeat(forced_tiles.len() + any_unicast as usize + 3 * any_peer as usize));
+    let peer_columns = 3 * any_peer as usize + 3 * deepgemm.is_some() as usize;
+    s.push_str(&"---:|".repeat(forced_tiles.len() + any_unicast as usize + peer_columns));
     s.push('\n');
     let mut shapes: Vec<(usize, usize, usize)> = Vec::new();
     for r in records {
@@ -317,6 +392,15 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
                 None => s.push_str(" - | - | - |"),
             }
         }
+        if let Some(dg) = deepgemm {
+            match dg.graph_us(m, n, k) {
+                Some(us) => {
+                    let tflops = flops(m, n, k) / (us * 1e-6) / 1e12;
+                    let _ = write!(s, " {us:.1} | {tflops:.0} | {:.2} |", f.tflops / tflops);
+                }
+                None => s.push_str(" - | - | - |"),
+            }
+        }
         if any_unicast {
             match records.iter().find(|r| (r.m, r.n, r.k) == (m, n, k) && r.unicast) {
                 Some(r) => {
@@ -341,6 +425,9 @@ pub(crate) fn report(records: &[GemmRecord]) -> String {
         .collect();
     if !refused.is_empty() {
         let _ = writeln!(s, "\ncuBLASLt has no figure for: {}.", refused.join("; "));
+    }
+    if let Some(dg) = deepgemm {
+        s.push_str(&dg.summary(records));
     }
     if any_peer {
         s.push_str(
@@ -378,7 +465,7 @@ mod tests {
     /// Each row has the header's columns, and names the kernel of each mode.
     #[test]
     fn report_rows_match_the_header_and_name_both_kernels() {
-        let md = report(&[record("fast", "64x128", 14.1), record("precise", "stream", 16.0)]);
+        let md = report(&[record("fast", "64x128", 14.1), record("precise", "stream", 16.0)], None);
         let cells = |line: &str| line.matches('|').count();
         let header = md.lines().find(|l| l.starts_with("| M |")).unwrap();
         let row = md.lines().find(|l| l.starts_with("| 1 |")).unwrap();
@@ -406,7 +493,7 @@ mod tests {
         }
         let mut records = vec![record("fast", "64x128", 14.1), record("precise", "stream", 16.0), refused];
         records.extend(other);
-        let md = report(&records);
+        let md = report(&records, None);
         let cells = |line: &str| line.matches('|').count();
         let header = md.lines().find(|l| l.starts_with("| M |")).unwrap();
         assert!(header.contains("| fast / cuBLASLt |"), "{header}");
@@ -419,5 +506,39 @@ mod tests {
         assert!(decode.ends_with("| - | - | - |"), "{decode}");
         assert!(big.contains("| 110.0 |") && big.ends_with("| 1.10 |"), "{big}");
         assert!(md.contains("cuBLASLt has no figure for: 1 x 4096 x 8192 (no algorithm for this problem)."), "{md}");
+    }
+
+    /// DeepGEMM's same-harness figures: its columns where it ran, dashes
+    /// where it did not, the header's column count either way, and the
+    /// per-range summary from the planned `Fast` records.
+    #[test]
+    fn report_sets_deepgemm_beside_fast() {
+        let mut records = vec![record("fast", "64x128", 14.1), record("precise", "stream", 16.0)];
+        for (precision, us) in [("fast", 100.0), ("precise", 150.0)] {
+            let mut r = record(precision, "256x128", us);
+            r.m = 4096;
+            r.tflops = flops(4096, 4096, 8192) / (us * 1e-6) / 1e12;
+            records.push(r);
+        }
+        let dg: DeepGemm = serde_json::from_str(
+            r#"{"device": "NVIDIA H200", "rows": [{"M": 4096, "N": 4096, "K": 8192, "copies": 4, "launches": 50,
+                "graph_us": 90.0, "flush_us": 95.0, "graph_tflops": 1.0, "flush_tflops": 1.0}]}"#,
+        )
+        .unwrap();
+        let md = report(&records, Some(&dg));
+        let cells = |line: &str| line.matches('|').count();
+        let header = md.lines().find(|l| l.starts_with("| M |")).unwrap();
+        assert!(header.contains("| fast / DeepGEMM |"), "{header}");
+        let rule = md.lines().find(|l| l.starts_with("|---:|")).unwrap();
+        let decode = md.lines().find(|l| l.starts_with("| 1 |")).unwrap();
+        let big = md.lines().find(|l| l.starts_with("| 4096 |")).unwrap();
+        for line in [rule, decode, big] {
+            assert_eq!(cells(header), cells(line), "{md}");
+        }
+        assert!(decode.ends_with("| - | - | - |"), "{decode}");
+        // 90 us against 100: DeepGEMM is faster, fast / DeepGEMM = 0.90.
+        assert!(big.contains("| 90.0 |") && big.ends_with("| 0.90 |"), "{big}");
+        assert!(md.contains("M >= 2048: 0.90-0.90 (0 of 1 shapes at 1.05 or more)"), "{md}");
+        assert!(!md.contains("M <= 16:"), "{md}");
     }
 }

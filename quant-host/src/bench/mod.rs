@@ -96,6 +96,12 @@ pub struct BenchArgs {
     /// that compare with them
     #[arg(long)]
     pub peers: Option<PathBuf>,
+    /// With --gemm: DeepGEMM's figures from the same device call, timed
+    /// with this benchmark's own graph method (`deepgemm_graph.json`,
+    /// written by `bench/peers/deepgemm_graph.py`), as columns of the GEMM
+    /// table with the ratio of `Fast` to them
+    #[arg(long)]
+    pub gemm_peers: Option<PathBuf>,
 }
 
 const WARMUP: usize = 5;
@@ -235,6 +241,8 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
         Some(path) => Some(report::Peers::read(path)?),
         None => None,
     };
+    // Read before any timing, so a bad file fails the run at once.
+    let deepgemm = args.gemm_peers.as_deref().map(gemm::DeepGemm::read).transpose()?;
     let gemm_records = if args.gemm || args.gemm_variants {
         let shapes = if args.gemm_shapes.is_empty() { gemm::peer_set() } else { args.gemm_shapes.clone() };
         let layout = args.gemm_scale_layout.unwrap_or(ScaleLayout::ColMajorTmaAligned);
@@ -247,7 +255,8 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     }
     let e2e_records = if args.e2e { e2e::run(&gpu, &input, copy_gbps, args.quick)? } else { Vec::new() };
     let quant = report::QuantReport { records: &records, ceilings, host_costs: &host_costs, peers: peers.as_ref() };
-    report::write(&quant, &e2e_records, &gemm_records, &device, args.out.as_deref())?;
+    let gemm = report::GemmReport { records: &gemm_records, deepgemm: deepgemm.as_ref() };
+    report::write(&quant, &e2e_records, &gemm, &device, args.out.as_deref())?;
     Ok((records, e2e_records))
 }
 

@@ -151,11 +151,18 @@ pub(crate) struct QuantReport<'a> {
     pub peers: Option<&'a Peers>,
 }
 
+/// What the GEMM section measured, and DeepGEMM's figures from the same
+/// device call if given (`--gemm-peers`).
+pub(crate) struct GemmReport<'a> {
+    pub records: &'a [super::GemmRecord],
+    pub deepgemm: Option<&'a super::gemm::DeepGemm>,
+}
+
 /// Prints the summary and writes the report files into `out` (or `.`).
 pub(crate) fn write(
     quant: &QuantReport<'_>,
     e2e: &[super::E2eRecord],
-    gemm: &[super::GemmRecord],
+    gemm: &GemmReport<'_>,
     device: &str,
     out: Option<&Path>,
 ) -> Result<()> {
@@ -173,8 +180,8 @@ pub(crate) fn write(
     if let Some(peers) = quant.peers {
         md.push_str(&peer_table(peers, copy_gbps));
     }
-    if !gemm.is_empty() {
-        md.push_str(&super::gemm::report(gemm));
+    if !gemm.records.is_empty() {
+        md.push_str(&super::gemm::report(gemm.records, gemm.deepgemm));
     }
     if !e2e.is_empty() {
         md.push_str(&super::e2e::report(e2e, copy_gbps));
@@ -203,7 +210,7 @@ pub(crate) fn write(
     let dir = out.unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("bench.md"), md)?;
-    let json = serde_json::json!({ "device": device, "copy_gbps": copy_gbps, "ceilings": quant.ceilings, "records": records, "host_cost": quant.host_costs, "gemm": gemm, "end_to_end": e2e });
+    let json = serde_json::json!({ "device": device, "copy_gbps": copy_gbps, "ceilings": quant.ceilings, "records": records, "host_cost": quant.host_costs, "gemm": gemm.records, "deepgemm": gemm.deepgemm, "end_to_end": e2e });
     std::fs::write(dir.join("bench.json"), serde_json::to_string_pretty(&json).unwrap_or_default())?;
     std::fs::write(dir.join("bench.svg"), svg(records))?;
     eprintln!("bench: wrote bench.md, bench.json, bench.svg to {}", dir.display());
