@@ -25,7 +25,7 @@
 //! Timing as the rest of the benchmark: per launch in a CUDA graph, over
 //! rotating buffers (cold L2).
 
-use super::{copies_of, measure, random_bf16, rotation, same_size_copy_us, same_size_sm_copy_us};
+use super::{copies_of, measure, random_bf16, rotation, same_size_copy_us, SameSizeCopies};
 use crate::config::TokenGroupConfig;
 use crate::error::Result;
 use crate::fused::{FusedGroupPlan, FusedOp, RmsNormConfig, RmsNormPlan};
@@ -89,15 +89,10 @@ fn record(
 
 /// Fills each record's same-size ceiling (one measurement per byte count).
 fn add_same_size_copies(gpu: &Gpu, records: &mut [FusedRecord]) -> Result<()> {
-    let mut measured: std::collections::HashMap<usize, f64> = std::collections::HashMap::new();
+    let mut copies = SameSizeCopies::default();
     for r in records {
-        let us = match measured.get(&r.bytes) {
-            Some(&us) => us,
-            None => {
-                let us = same_size_copy_us(gpu.stream(), r.bytes)?.min(same_size_sm_copy_us(gpu, r.bytes)?);
-                *measured.entry(r.bytes).or_insert(us)
-            }
-        };
+        let (memcpy_us, sm_us) = copies.us(gpu, r.bytes)?;
+        let us = memcpy_us.min(sm_us);
         r.same_size_copy_us = us;
         r.of_same_size_copy = us / r.fused_us;
     }

@@ -223,16 +223,9 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     }
     // The same bytes through the driver's copy and the SM copy kernel,
     // once per size.
-    let mut copies: std::collections::HashMap<usize, (f64, f64)> = std::collections::HashMap::new();
+    let mut copies = SameSizeCopies::default();
     for r in &mut records {
-        let bytes = r.bytes as usize;
-        let (memcpy_us, sm_us) = match copies.get(&bytes) {
-            Some(&us) => us,
-            None => {
-                let us = (same_size_copy_us(&stream, bytes)?, same_size_sm_copy_us(&gpu, bytes)?);
-                *copies.entry(bytes).or_insert(us)
-            }
-        };
+        let (memcpy_us, sm_us) = copies.us(&gpu, r.bytes as usize)?;
         r.set_same_size_copy(memcpy_us);
         r.set_same_size_sm_copy(sm_us);
     }
@@ -301,6 +294,23 @@ pub struct Ceilings {
 /// five rounds of ten, as [`copy_bandwidth`].
 fn sm_copy_bandwidth(gpu: &Gpu) -> Result<f64> {
     gib_copy_gbps(gpu.stream(), |src, dst, bytes| gpu::launch_sm_copy(gpu, src, dst, bytes))
+}
+
+/// The same-size copies of a section's records, each byte count measured
+/// once: `(driver's copy, SM copy kernel)`, microseconds per launch in a
+/// graph ([`same_size_copy_us`], [`same_size_sm_copy_us`]).
+#[derive(Default)]
+struct SameSizeCopies(std::collections::HashMap<usize, (f64, f64)>);
+
+impl SameSizeCopies {
+    fn us(&mut self, gpu: &Gpu, bytes: usize) -> Result<(f64, f64)> {
+        if let Some(&us) = self.0.get(&bytes) {
+            return Ok(us);
+        }
+        let us = (same_size_copy_us(gpu.stream(), bytes)?, same_size_sm_copy_us(gpu, bytes)?);
+        self.0.insert(bytes, us);
+        Ok(us)
+    }
 }
 
 /// [`same_size_copy_us`] through the SM copy kernel.
