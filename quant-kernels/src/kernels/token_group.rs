@@ -197,7 +197,7 @@ token_group_kernels!(entry);
 // Thread `l` then holds one chunk of each of 4 groups: its chunk `c` is
 // chunk `l % L` of the warp's group `c * (32 / L) + l / L`, with `L = GS / 8`
 // lanes per group (16 at GS = 128, 8 at 64). The L lanes of a block hold
-// the same 4 groups; `group_amax4_scatter` reduce-scatters their 4 amaxes
+// the same 4 groups; `group_amax_bits4_scatter` reduce-scatters their 4 amaxes
 // (5 shuffles at GS = 128, 4 at 64), leaving lane `l` with the whole amax of
 // its block's group `(l % L) / (L / 4)`. That lane computes the group's
 // scale and reciprocal (each group's in `L / 4` lanes, redundantly), and
@@ -220,8 +220,10 @@ token_group_kernels!(entry);
 // `TOKEN_GROUP_WIDE_BLOCK_THREADS`; warps past the end return at once.
 //
 // Where it runs (the host's `launch::token_group_variant`): 16-bit input,
-// groups of 64 or 128, where the wide kernel would, on rows that are not
-// 128-byte aligned (input pitch or code pitch), and with row-major scales
+// groups of 64 or 128, where the wide kernel would, e4m3fn codes, an input
+// pitch that is not a whole number of 128-byte lines (K = 7000, 7048; not
+// K = 7104, whose input rows are aligned: the wide kernel was faster there,
+// as it was for e4m3fnuz, whose encoder is the cost), and row-major scales
 // only. In the column-major layouts a warp's 8 scales of one row would land
 // 8 sectors apart: the scatter that cost the wide kernel 9% at K = 7000
 // before its band numbering (bench/NOTES-quant.md, versions 11 and 12), of
