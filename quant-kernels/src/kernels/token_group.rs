@@ -141,15 +141,24 @@ unsafe fn quantize_groups<T: Load8, const GS: u64, const C: usize>(
         }
     });
     if active && lane == 0 {
-        let layout = ScaleLayout::from_u32(layout).unwrap_or(ScaleLayout::RowMajor);
-        scales.add(layout.index(row, g, rows, groups) as usize).write(scale);
-        if row + 1 == rows {
-            // The last row also zeroes the TMA padding rows of its column.
-            let mut m = rows;
-            while m < layout.padded_rows(rows) {
-                scales.add(layout.index(m, g, rows, groups) as usize).write(0.0);
-                m += 1;
-            }
+        store_scale(scales, layout, row, g, rows, groups, scale);
+    }
+}
+
+/// Writes the scale of row `row`'s group `g` where `layout` puts it; the
+/// last row also zeroes the TMA padding rows of its column.
+///
+/// # Safety
+/// `scales` holds `layout.len(rows, groups)` f32, `row < rows`, `g < groups`.
+#[inline(always)]
+unsafe fn store_scale(scales: *mut f32, layout: u32, row: u64, g: u64, rows: u64, groups: u64, scale: f32) {
+    let layout = ScaleLayout::from_u32(layout).unwrap_or(ScaleLayout::RowMajor);
+    scales.add(layout.index(row, g, rows, groups) as usize).write(scale);
+    if row + 1 == rows {
+        let mut m = rows;
+        while m < layout.padded_rows(rows) {
+            scales.add(layout.index(m, g, rows, groups) as usize).write(0.0);
+            m += 1;
         }
     }
 }
@@ -293,16 +302,7 @@ unsafe fn quantize_row_groups<T: Load8, const GS: u64>(
     let groups = cols.div_ceil(GS);
     let g = w * (TOKEN_GROUP_ROW_WARP_ELEMS / GS) + ((lane % lanes) / quarter * groups_per_instr + lane / lanes) as u64;
     if lane % quarter == 0 && g < groups {
-        let layout = ScaleLayout::from_u32(layout).unwrap_or(ScaleLayout::RowMajor);
-        scales.add(layout.index(row, g, rows, groups) as usize).write(scale);
-        if row + 1 == rows {
-            // The last row also zeroes the TMA padding rows of its column.
-            let mut m = rows;
-            while m < layout.padded_rows(rows) {
-                scales.add(layout.index(m, g, rows, groups) as usize).write(0.0);
-                m += 1;
-            }
-        }
+        store_scale(scales, layout, row, g, rows, groups, scale);
     }
 
     // 4. Each chunk's codes, stored, with its group's quantizer rebuilt from
