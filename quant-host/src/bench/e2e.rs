@@ -16,6 +16,7 @@
 //! target compares the GEMM time with reading B once at the copy bandwidth
 //! measured in the same run.
 
+use super::gemm::tflops;
 use super::timing;
 use crate::config::{BlockConfig, TokenGroupConfig};
 use crate::error::{QuantError, Result};
@@ -90,7 +91,7 @@ pub struct E2eRecord {
 impl E2eRecord {
     /// GEMM throughput, TFLOP/s.
     pub fn gemm_tflops(&self) -> f64 {
-        flops(self.m, self.n, self.k) / (self.gemm_us * 1e-6) / 1e12
+        tflops(self.m, self.n, self.k, self.gemm_us)
     }
     /// The GEMM time the decode target judges.
     pub fn decode_gemm_us(&self) -> f64 {
@@ -100,10 +101,6 @@ impl E2eRecord {
     pub fn e2e_us(&self) -> f64 {
         self.total_us
     }
-}
-
-fn flops(m: usize, n: usize, k: usize) -> f64 {
-    2.0 * m as f64 * n as f64 * k as f64
 }
 
 /// cuBLAS, if its library loads on this machine.
@@ -211,7 +208,6 @@ fn problem(
         Some(blas) => Some(cublas_bf16(blas, stream, input, m, n, k)? * 1e3),
         None => None,
     };
-    let f = flops(m, n, k);
     Ok(E2eRecord {
         set,
         m,
@@ -220,9 +216,9 @@ fn problem(
         quant_us,
         gemm_us,
         total_us,
-        tflops: f / (total_us * 1e-6) / 1e12,
+        tflops: tflops(m, n, k, total_us),
         cublas_us,
-        cublas_tflops: cublas_us.map(|us| f / (us * 1e-6) / 1e12),
+        cublas_tflops: cublas_us.map(|us| tflops(m, n, k, us)),
         b_read_us: (n * k) as f64 / (copy_gbps * 1e9) * 1e6,
     })
 }

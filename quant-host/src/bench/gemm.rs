@@ -92,6 +92,11 @@ fn flops(m: usize, n: usize, k: usize) -> f64 {
     2.0 * m as f64 * n as f64 * k as f64
 }
 
+/// TFLOP/s of an `m x n x k` GEMM that took `us` microseconds.
+pub(super) fn tflops(m: usize, n: usize, k: usize, us: f64) -> f64 {
+    flops(m, n, k) / (us * 1e-6) / 1e12
+}
+
 /// Launches per graph: about 20 ms of GPU time per replay at 1000 TFLOP/s,
 /// between 5 and [`GRAPH_LAUNCHES`].
 fn launches(m: usize, n: usize, k: usize) -> usize {
@@ -134,8 +139,7 @@ pub struct DeepGemmRow {
 impl DeepGemm {
     /// Reads `deepgemm_graph.json`.
     pub fn read(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)?;
-        serde_json::from_str(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e).into())
+        super::read_json(path)
     }
 
     /// DeepGEMM's time for `m x n x k`, per launch in a graph.
@@ -268,7 +272,7 @@ fn problem(
             unicast: path == Path::Unicast,
             splits,
             us,
-            tflops: flops(m, n, k) / (us * 1e-6) / 1e12,
+            tflops: tflops(m, n, k, us),
             max_rel_err,
             note: None,
         };
@@ -312,7 +316,7 @@ fn problem(
             unicast: false,
             splits: 1,
             us,
-            tflops: flops(m, n, k) / (us * 1e-6) / 1e12,
+            tflops: tflops(m, n, k, us),
             max_rel_err: f64::NAN,
             note,
         });
@@ -395,8 +399,8 @@ pub(crate) fn report(records: &[GemmRecord], deepgemm: Option<&DeepGemm>) -> Str
         if let Some(dg) = deepgemm {
             match dg.graph_us(m, n, k) {
                 Some(us) => {
-                    let tflops = flops(m, n, k) / (us * 1e-6) / 1e12;
-                    let _ = write!(s, " {us:.1} | {tflops:.0} | {:.2} |", f.tflops / tflops);
+                    let dg_tflops = tflops(m, n, k, us);
+                    let _ = write!(s, " {us:.1} | {dg_tflops:.0} | {:.2} |", f.tflops / dg_tflops);
                 }
                 None => s.push_str(" - | - | - |"),
             }
@@ -456,7 +460,7 @@ mod tests {
             unicast: false,
             splits: 1,
             us,
-            tflops: flops(1, 4096, 8192) / (us * 1e-6) / 1e12,
+            tflops: tflops(1, 4096, 8192, us),
             max_rel_err: 1e-7,
             note: None,
         }
@@ -517,7 +521,7 @@ mod tests {
         for (precision, us) in [("fast", 100.0), ("precise", 150.0)] {
             let mut r = record(precision, "256x128", us);
             r.m = 4096;
-            r.tflops = flops(4096, 4096, 8192) / (us * 1e-6) / 1e12;
+            r.tflops = tflops(4096, 4096, 8192, us);
             records.push(r);
         }
         let dg: DeepGemm = serde_json::from_str(

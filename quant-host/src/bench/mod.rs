@@ -296,6 +296,13 @@ fn sm_copy_bandwidth(gpu: &Gpu) -> Result<f64> {
     gib_copy_gbps(gpu.stream(), |src, dst, bytes| gpu::launch_sm_copy(gpu, src, dst, bytes))
 }
 
+/// A peer script's JSON file (`quant_peers.json`, `deepgemm_graph.json`);
+/// a file that does not parse is an `InvalidData` I/O error naming why.
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)?;
+    serde_json::from_str(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e).into())
+}
+
 /// The same-size copies of a section's records, each byte count measured
 /// once: `(driver's copy, SM copy kernel)`, microseconds per launch in a
 /// graph ([`same_size_copy_us`], [`same_size_sm_copy_us`]).

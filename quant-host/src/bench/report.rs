@@ -132,8 +132,7 @@ pub struct PeerRow {
 impl Peers {
     /// Reads `quant_peers.json`.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)?;
-        serde_json::from_str(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e).into())
+        super::read_json(path)
     }
 
     /// torchao's fraction of the 1 GiB copy for `op` (`token`/`block`)
