@@ -622,12 +622,25 @@ unsafe fn consume<
             }
             slot.advance();
         };
-        // The first k-block apart (`head`), so the loop carries no test.
-        step(true);
-        let mut kb = kb_begin + 1;
-        while kb < kb_end {
-            step(false);
-            kb += 1;
+        if !PRECISE && !two && WGN <= 128 {
+            let [acc0, _] = &mut acc;
+            kblocks_pipelined::<TM, BN, WGN, S, MC>(
+                pipe,
+                &mut slot,
+                &me,
+                acc0,
+                &mut parts,
+                (a_at, b_at),
+                kb_end - kb_begin,
+            );
+        } else {
+            // The first k-block apart (`head`), so the loop carries no test.
+            step(true);
+            let mut kb = kb_begin + 1;
+            while kb < kb_end {
+                step(false);
+                kb += 1;
+            }
         }
         if tma_store {
             // The warpgroup's first row: its first piece's, not this thread's.
@@ -646,6 +659,76 @@ unsafe fn consume<
             }
         }
         t += tile_step;
+    }
+}
+
+/// A tile's `count` k-blocks (at least one) for a warpgroup with one 64-row
+/// piece of at most 128 columns (the 128 x 128, 64 x 256 and 64 x 128
+/// tiles, `Fast`), software-pipelined across k-blocks through the two
+/// partial fragments: k-block `j + 1`'s `wgmma`s are issued before k-block
+/// `j` is released and promoted (`wait_group 1`), so each warpgroup keeps
+/// the tensor cores busy through its own promotion instead of relying on
+/// the other warpgroup to fill the gap. (The 256-row tile's two pieces and
+/// the 160- and 192-column fragments leave no registers for a second
+/// partial fragment.) The stage of k-block `j` is released once its chain
+/// has completed; its scales were read right after its chain was issued.
+#[inline(always)]
+unsafe fn kblocks_pipelined<const TM: u32, const BN: u32, const WGN: u32, const S: u32, const MC: u32>(
+    pipe: Pipe,
+    slot: &mut Slot<S>,
+    me: &Consumer,
+    acc: &mut Frag,
+    parts: &mut [Frag; 2],
+    (a_at, b_at): (u32, u32),
+    count: u32,
+) {
+    let stage_bytes = (TM + BN) * GEMM_KBLOCK;
+    // Waits for the stage, issues its chain into `part` and reads its
+    // scales: the pair to promote with and the stage's `empty` barrier.
+    let issue = #[inline(always)]
+    |part: &mut Frag, slot: &mut Slot<S>| -> ((f32, f32), u32) {
+        mbar_wait(pipe.full + 8 * slot.stage, slot.phase);
+        let base = pipe.stages + slot.stage * stage_bytes;
+        let sc = pipe.scales + slot.stage * gemm_scale_slot_bytes(TM);
+        mma_chain::<WGN, 4>(part, base + me.a_row * GEMM_KBLOCK, base + (TM + me.b_row) * GEMM_KBLOCK);
+        let sb = ld_shared_f32(sc + b_at);
+        let s = (ld_shared_f32(sc + a_at) * sb, ld_shared_f32(sc + a_at + 32) * sb);
+        let empty = pipe.empty + 8 * slot.stage;
+        slot.advance();
+        (s, empty)
+    };
+    // The previous chain has completed: free its stage, then promote.
+    let finish = #[inline(always)]
+    |acc: &mut Frag, part: &mut Frag, (s, empty): ((f32, f32), u32)| {
+        release::<MC>(empty, me);
+        promote::<WGN>(acc, part, s, s, 0, false);
+    };
+    let [p0, p1] = parts;
+    let mut pending = issue(p0, slot);
+    let mut done = 1;
+    let last_in_p1 = loop {
+        if done >= count {
+            break false;
+        }
+        let next = issue(p1, slot);
+        wgmma_wait1();
+        finish(acc, p0, pending);
+        pending = next;
+        done += 1;
+        if done >= count {
+            break true;
+        }
+        let next = issue(p0, slot);
+        wgmma_wait1();
+        finish(acc, p1, pending);
+        pending = next;
+        done += 1;
+    };
+    wgmma_wait0();
+    if last_in_p1 {
+        finish(acc, p1, pending);
+    } else {
+        finish(acc, p0, pending);
     }
 }
 
