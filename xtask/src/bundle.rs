@@ -1,4 +1,4 @@
-//! `cargo xtask gpu-bundle [--tests a,b] [--base REV]`: the build-here, run-there loop of
+//! `cargo xtask gpu-bundle [--tests a,b] [--base REV] [--also NAME=REV ...]`: the build-here, run-there loop of
 //! `../shared/device.md`. Builds the release GPU test binaries (`tests/gpu_*`)
 //! and `fp8q` (the benchmark), strips them, and writes them with `run.sh` (from
 //! `xtask/run.sh`) into `target/gpu-bundle/`, a folder small enough to carry
@@ -19,10 +19,14 @@ pub struct Options {
     /// A git revision whose `fp8q` goes in as `bin/fp8q-base`, for
     /// `run.sh ab` (the same benchmark on both builds in one device call).
     pub base: Option<String>,
+    /// More builds to time in the same device call: `(NAME, REV)` puts
+    /// `fp8q` at `REV` in as `bin/fp8q-NAME` (for a call script that runs
+    /// several experiment branches side by side).
+    pub also: Vec<(String, String)>,
 }
 
 impl Options {
-    /// `[--tests a,b] [--base REV]`.
+    /// `[--tests a,b] [--base REV] [--also NAME=REV ...]`.
     pub fn parse(args: &[String]) -> Result<Self> {
         let mut options = Self::default();
         let mut rest = args.iter();
@@ -36,7 +40,21 @@ impl Options {
                     }
                 }
                 "--base" => options.base = Some(rest.next().context("--base needs a git revision")?.clone()),
-                other => bail!("gpu-bundle: unexpected argument {other:?} (--tests a,b | --base REV)"),
+                "--also" => {
+                    let spec = rest.next().context("--also needs NAME=REV, e.g. kb=next/gemm-wg-stagger-kb")?;
+                    let (name, rev) = spec.split_once('=').context("--also: expected NAME=REV")?;
+                    let simple = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+                    if name.is_empty() || !name.chars().all(simple) || name == "base" || rev.is_empty() {
+                        bail!("--also {spec:?}: NAME must be lowercase letters, digits and '-' (not \"base\"), REV a revision");
+                    }
+                    if options.also.iter().any(|(n, _)| n == name) {
+                        bail!("--also: {name:?} given twice");
+                    }
+                    options.also.push((name.to_owned(), rev.to_owned()));
+                }
+                other => {
+                    bail!("gpu-bundle: unexpected argument {other:?} (--tests a,b | --base REV | --also NAME=REV)")
+                }
             }
         }
         Ok(options)
@@ -104,7 +122,10 @@ pub fn build(root: &Path, options: &Options) -> Result<()> {
     }
 
     if let Some(rev) = &options.base {
-        build_base(root, rev, &bundle.join("bin"))?;
+        build_at(root, rev, &bundle.join("bin"), "base")?;
+    }
+    for (name, rev) in &options.also {
+        build_at(root, rev, &bundle.join("bin"), name)?;
     }
 
     for script in ["run.sh", "fp8q-4gib.sh"] {
@@ -126,8 +147,9 @@ pub fn build(root: &Path, options: &Options) -> Result<()> {
 
 /// Builds `fp8q` at `rev` in a temporary worktree (its own target folder,
 /// `target/base`, kept between runs so that a rebuild is incremental) into
-/// `bin/fp8q-base`, with the resolved commit in `bin/BASE`.
-fn build_base(root: &Path, rev: &str, bin: &Path) -> Result<()> {
+/// `bin/fp8q-NAME`, with the resolved commit in `bin/NAME` upper-cased
+/// (`bin/BASE` for `--base`).
+fn build_at(root: &Path, rev: &str, bin: &Path, name: &str) -> Result<()> {
     let git = |args: &[&str]| -> Result<String> {
         let out = Command::new("git").args(args).current_dir(root).output().context("running git")?;
         if !out.status.success() {
@@ -154,9 +176,9 @@ fn build_base(root: &Path, rev: &str, bin: &Path) -> Result<()> {
         bail!("building fp8q at {rev} ({commit}) failed");
     }
     removed?;
-    copy_stripped(&target.join("release").join("fp8q"), &bin.join("fp8q-base"))?;
-    std::fs::write(bin.join("BASE"), format!("{commit}\n"))?;
-    eprintln!("xtask: bin/fp8q-base is fp8q at {rev} ({commit})");
+    copy_stripped(&target.join("release").join("fp8q"), &bin.join(format!("fp8q-{name}")))?;
+    std::fs::write(bin.join(name.to_uppercase()), format!("{commit}\n"))?;
+    eprintln!("xtask: bin/fp8q-{name} is fp8q at {rev} ({commit})");
     Ok(())
 }
 
@@ -197,5 +219,15 @@ mod tests {
         assert!(parse(&["--tests", "cpu_props"]).is_err());
         assert!(parse(&["--base"]).is_err());
         assert!(parse(&["--fast"]).is_err());
+        let o = parse(&["--also", "kb=next/gemm-wg-stagger-kb", "--also", "s20=abc123"]).unwrap();
+        assert_eq!(
+            o.also,
+            [("kb".to_owned(), "next/gemm-wg-stagger-kb".to_owned()), ("s20".to_owned(), "abc123".to_owned())]
+        );
+        for bad in ["kb", "=main", "kb=", "Kb=main", "base=main", "a b=main"] {
+            assert!(parse(&["--also", bad]).is_err(), "{bad}");
+        }
+        assert!(parse(&["--also", "kb=a", "--also", "kb=b"]).is_err());
+        assert!(parse(&["--also"]).is_err());
     }
 }

@@ -9,10 +9,12 @@
 //!   safetensors and index parsing and a CPU quantize round trip (cargo-fuzz
 //!   on the pinned nightly), each target for N seconds (default 60); `test`
 //!   runs it with `FUZZ_SECONDS` (default 60) per target.
-//! - `gpu-bundle [--tests a,b] [--base REV]`: build the release test and
-//!   benchmark binaries and a `run.sh` into `target/gpu-bundle/`, to carry
-//!   to the GPU machine; `--tests` keeps only the named GPU test binaries,
-//!   `--base` adds `fp8q` built at a git revision, for `run.sh ab`.
+//! - `gpu-bundle [--tests a,b] [--base REV] [--also NAME=REV ...]`: build the
+//!   release test and benchmark binaries and a `run.sh` into
+//!   `target/gpu-bundle/`, to carry to the GPU machine; `--tests` keeps only
+//!   the named GPU test binaries, `--base` adds `fp8q` built at a git
+//!   revision, for `run.sh ab`, and each `--also` one more as
+//!   `bin/fp8q-NAME`, for a call that times several builds side by side.
 //! - `sass <kernel> [--arch A] [--summary]`: one kernel's SASS (or its
 //!   opcode histogram) from the committed PTX, through ptxas and NVIDIA's
 //!   cuobjdump, without a GPU.
@@ -43,7 +45,7 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz::run_cli(&root, &args[1..]),
         Some("sass") => sass::run_cli(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <build-ptx [--check] | test | fuzz [--seconds N] [target...] | gpu-bundle [--tests a,b] [--base REV] | sass <kernel> [--arch A] [--summary]>");
+            eprintln!("usage: cargo xtask <build-ptx [--check] | test | fuzz [--seconds N] [target...] | gpu-bundle [--tests a,b] [--base REV] [--also NAME=REV ...] | sass <kernel> [--arch A] [--summary]>");
             std::process::exit(2);
         }
     }
