@@ -391,6 +391,37 @@ pub unsafe fn named_barrier(id: u32, count: u32) {
     asm!("bar.sync {i}, {c};", i = in(reg32) id, c = in(reg32) count, options(nostack));
 }
 
+/// Arrives on named barrier `id` (of `count` threads) without waiting,
+/// where `on` is nonzero: a predicated instruction, not a branch (see
+/// [`mbar_arrive_if`]).
+#[inline(always)]
+pub unsafe fn named_arrive_if(id: u32, count: u32, on: u32) {
+    asm!(
+        "{{",
+        ".reg .pred p;",
+        "setp.ne.u32 p, {o}, 0;",
+        "@p bar.arrive {i}, {c};",
+        "}}",
+        i = in(reg32) id, c = in(reg32) count, o = in(reg32) on,
+        options(nostack),
+    );
+}
+
+/// Waits at named barrier `id` (of `count` threads) where `on` is nonzero;
+/// predicated, as [`named_arrive_if`].
+#[inline(always)]
+pub unsafe fn named_barrier_if(id: u32, count: u32, on: u32) {
+    asm!(
+        "{{",
+        ".reg .pred p;",
+        "setp.ne.u32 p, {o}, 0;",
+        "@p bar.sync {i}, {c};",
+        "}}",
+        i = in(reg32) id, c = in(reg32) count, o = in(reg32) on,
+        options(nostack),
+    );
+}
+
 /// Named barrier `id` for `count` threads, without `.aligned`: the threads
 /// may reach it from different instructions. `bar.sync` is
 /// `barrier.sync.aligned`, which PTX defines only when every participating
