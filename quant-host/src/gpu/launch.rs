@@ -251,7 +251,8 @@ fn tile_cost(tile: GemmTile, clustered: bool) -> u64 {
         (128, 128, true) => 35,
         (128, 128, false) => 36,
         (64, 128, _) => 46,
-        _ => 37, // 128 x 160, 64 x 256
+        (64, 256, _) => 34,
+        _ => 37, // 128 x 160
     };
     area * weight
 }

@@ -228,6 +228,23 @@ pub unsafe fn mbar_wait(bar: u32, parity: u32) {
     );
 }
 
+/// Whether the phase of parity `parity` of the `mbarrier` at `bar` has
+/// completed, without waiting (`test_wait`, acquire on success): 1 or 0.
+#[inline(always)]
+pub unsafe fn mbar_test(bar: u32, parity: u32) -> u32 {
+    let done: u32;
+    asm!(
+        "{{",
+        ".reg .pred p;",
+        "mbarrier.test_wait.parity.shared.b64 p, [{b}], {q};",
+        "selp.u32 {d}, 1, 0, p;",
+        "}}",
+        b = in(reg32) bar, q = in(reg32) parity, d = out(reg32) done,
+        options(nostack),
+    );
+    done
+}
+
 /// Makes the barrier initialisations visible to the async proxy (the TMA
 /// unit) and to the other threads after the next CTA barrier.
 #[inline(always)]

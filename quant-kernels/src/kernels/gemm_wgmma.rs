@@ -121,9 +121,9 @@ use crate::instr::store::st_global16;
 use crate::instr::wgmma::{
     bulk_wait_all_if, bulk_wait_read_if, cluster_rank, cluster_sync, fence, fence_proxy_async_shared,
     mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_arrive_pair, mbar_init, mbar_init_fence,
-    mbar_wait, named_arrive_if, named_barrier, named_barrier_if, param_block_address, setmaxnreg_dec, setmaxnreg_inc,
-    smem_desc, stmatrix_x4, tensormap_prefetch, tma_load_2d, tma_load_2d_multicast, tma_store_2d_if, wgmma_commit,
-    wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
+    mbar_test, mbar_wait, named_arrive_if, named_barrier, named_barrier_if, param_block_address, setmaxnreg_dec,
+    setmaxnreg_inc, smem_desc, stmatrix_x4, tensormap_prefetch, tma_load_2d, tma_load_2d_multicast, tma_store_2d_if,
+    wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
 };
 use crate::instr::{fma, ld_shared_f32, shared_addr, warp_uniform};
 use crate::wgmma_contract::{
@@ -577,9 +577,15 @@ unsafe fn consume<
         // crosses a call.)
         // `head`: the tile's first k-block, where the 256-row tile's
         // warpgroups are put one chain apart (see `STAGGER_BAR`).
+        // Whether the stage of the next k-block was seen full already (the
+        // 256-row tile tests it before its second promotion, so the
+        // barrier's round trip overlaps the FMAs).
+        let mut ready = 0u32;
         let mut step = #[inline(always)]
         |head: bool| {
-            mbar_wait(pipe.full + 8 * slot.stage, slot.phase);
+            if head || ready == 0 {
+                mbar_wait(pipe.full + 8 * slot.stage, slot.phase);
+            }
             let base = pipe.stages + slot.stage * stage_bytes;
             let (a, b) = (base + me.a_row * GEMM_KBLOCK, base + (TM + me.b_row) * GEMM_KBLOCK);
             let empty = pipe.empty + 8 * slot.stage;
@@ -617,6 +623,9 @@ unsafe fn consume<
                     fence::<WGN>(part);
                     wgmma_wait0();
                     release::<MC>(empty, &me);
+                    let mut next = Slot::<S> { stage: slot.stage, phase: slot.phase };
+                    next.advance();
+                    ready = mbar_test(pipe.full + 8 * next.stage, next.phase);
                     promote::<WGN>(acc1, part, (sa2 * sb0, sa3 * sb0), (sa2 * sb1, sa3 * sb1), former, cross);
                 }
             }
