@@ -242,6 +242,12 @@ pub(crate) const GEMM_WGMMA_MAX_SPLITS: u64 = 32;
 /// 256 x 128 1.02, 128 x 192 0.96 (either way), 128 x 128 0.88 (0.92
 /// clustered), 64 x 256 and 128 x 160 0.86, 64 x 128 0.69. Run-to-run noise
 /// is about 5%, so ties between close tiles are settled by order.
+/// 64 x 256 is 34 (0.94) since its k-blocks are software-pipelined (session
+/// 20): forced, it ran 1010 TFLOP/s at 4096 x 4096 x 8192 against 1085 for
+/// clustered 256 x 128 and 978 for 128 x 128, and 1020 at 2048 x 7168 x
+/// 16384 against 980 for the clustered 128 x 128 the planner then took;
+/// with 34 the planner moves five peer shapes to it, each as fast or faster
+/// in an A/B of the same call (bench/NOTES-gemm.md, session 20).
 fn tile_cost(tile: GemmTile, clustered: bool) -> u64 {
     let area = tile.rows() as u64 * tile.cols() as u64;
     let weight = match (tile.rows(), tile.cols(), clustered) {

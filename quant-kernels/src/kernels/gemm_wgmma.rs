@@ -90,9 +90,21 @@
 //! mantissa bits, so the k-block sums are promoted into f32 accumulators
 //! with the block's scales, `acc = fma(part, sa * sb, acc)`:
 //! - `Fast`: once per k-block. The four k32 `wgmma`s of the block chain into
-//!   one partial fragment; the warpgroup waits for them, releases the stage
+//!   a partial fragment; the warpgroup waits for them, releases the stage
 //!   and promotes (one FMA per output element per k-block, a quarter of the
-//!   tensor cores' time for the block, hidden behind the other warpgroup).
+//!   tensor cores' time for the block). Where the warpgroup has one 64-row
+//!   piece of at most 128 columns (128 x 128, 64 x 256, 64 x 128), k-blocks
+//!   alternate between two partial fragments and block `j + 1`'s chain is
+//!   issued before block `j` is promoted ([`kblocks_pipelined`]), so the
+//!   warpgroup keeps the tensor cores busy through its own promotion. The
+//!   256 x 128 tile's two pieces leave registers for one partial fragment
+//!   only: each promotion has to hide behind the other warpgroup's chain.
+//!   To help it, warpgroup 1 starts each tile one chain behind warpgroup 0
+//!   ([`STAGGER_BAR`]), and the test of the next stage's `full` barrier is
+//!   issued before the second promotion (`test_wait`), so its round trip
+//!   overlaps the FMAs instead of preceding the next chain. On the H200 the
+//!   promotion still costs the 256 x 128 tile about a tenth of its time
+//!   (bench/NOTES-gemm.md, sessions 19-20).
 //! - `Precise`: after every k32 step, each `wgmma` from zero into one of two
 //!   partial fragments in turn, promoted while the next one runs
 //!   (`wait_group 1`): four FMA passes per k-block, as many issue slots as
@@ -579,7 +591,9 @@ unsafe fn consume<
         // warpgroups are put one chain apart (see `STAGGER_BAR`).
         // Whether the stage of the next k-block was seen full already (the
         // 256-row tile tests it before its second promotion, so the
-        // barrier's round trip overlaps the FMAs).
+        // barrier's round trip overlaps the FMAs: 1-2.5% on the H200's long-K
+        // shapes, session 20). Warp-uniform in practice, but a `test_wait`
+        // per lane: a lane that saw it not yet full waits properly.
         let mut ready = 0u32;
         let mut step = #[inline(always)]
         |head: bool| {
