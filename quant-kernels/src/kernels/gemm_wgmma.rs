@@ -585,16 +585,16 @@ unsafe fn consume<
         // A's scales of the thread's rows `{0, 8, 64, 72}` below its first,
         // inside the tile.
         let a_at = GEMM_SCALE_SLOT_A + 4 * (me.a_row + me.row);
-        // One k-block. (Inlined: ptxas serialises `wgmma`s whose pipeline
-        // crosses a call.)
-        // `head`: the tile's first k-block, where the 256-row tile's
-        // warpgroups are put one chain apart (see `STAGGER_BAR`).
         // Whether the stage of the next k-block was seen full already (the
         // 256-row tile tests it before its second promotion, so the
         // barrier's round trip overlaps the FMAs: 1-2.5% on the H200's long-K
         // shapes, session 20). Warp-uniform in practice, but a `test_wait`
         // per lane: a lane that saw it not yet full waits properly.
         let mut ready = 0u32;
+        // One k-block. (Inlined: ptxas serialises `wgmma`s whose pipeline
+        // crosses a call.) `head`: the tile's first k-block, where the
+        // 256-row tile's warpgroups are put one chain apart (see
+        // `STAGGER_BAR`).
         let mut step = #[inline(always)]
         |head: bool| {
             if head || ready == 0 {
@@ -637,7 +637,7 @@ unsafe fn consume<
                     fence::<WGN>(part);
                     wgmma_wait0();
                     release::<MC>(empty, &me);
-                    let mut next = Slot::<S> { stage: slot.stage, phase: slot.phase };
+                    let mut next = slot;
                     next.advance();
                     ready = mbar_test(pipe.full + 8 * next.stage, next.phase);
                     promote::<WGN>(acc1, part, (sa2 * sb0, sa3 * sb0), (sa2 * sb1, sa3 * sb1), former, cross);
@@ -726,6 +726,17 @@ unsafe fn kblocks_pipelined<const TM: u32, const BN: u32, const WGN: u32, const 
         release::<MC>(empty, me);
         promote::<WGN>(acc, part, s, s, 0, false);
     };
+    // One turn: the next chain into `into`, then the pending one (in
+    // `from`) freed and promoted. The loop below takes two turns with the
+    // fragments swapped, so each is named by a constant (indexing `parts`
+    // by a variable would put them in local memory).
+    let mut turn = #[inline(always)]
+    |into: &mut Frag, from: &mut Frag, pending: ((f32, f32), u32), slot: &mut Slot<S>| {
+        let next = issue(into, slot);
+        wgmma_wait1();
+        finish(acc, from, pending);
+        next
+    };
     let [p0, p1] = parts;
     let mut pending = issue(p0, slot);
     let mut done = 1;
@@ -733,18 +744,12 @@ unsafe fn kblocks_pipelined<const TM: u32, const BN: u32, const WGN: u32, const 
         if done >= count {
             break false;
         }
-        let next = issue(p1, slot);
-        wgmma_wait1();
-        finish(acc, p0, pending);
-        pending = next;
+        pending = turn(p1, p0, pending, slot);
         done += 1;
         if done >= count {
             break true;
         }
-        let next = issue(p0, slot);
-        wgmma_wait1();
-        finish(acc, p1, pending);
-        pending = next;
+        pending = turn(p0, p1, pending, slot);
         done += 1;
     };
     wgmma_wait0();
