@@ -71,17 +71,26 @@ pub enum GemmTile {
     /// rows per 32768 products), and a tile long enough to amortise its
     /// epilogue over short K; four stages (48 KB each).
     M256N128 = 5,
+    /// 64 x 64: narrow tiles for small M (DeepGEMM's choice at M = 64-128):
+    /// as many tiles as SMs without splitting K, so no partial tiles and no
+    /// second kernel. Each warpgroup computes 64 x 32.
+    M64N64 = 6,
+    /// 64 x 32: the narrowest tile (64 x 4096 problems fill 128 SMs); each
+    /// warpgroup computes 64 x 16.
+    M64N32 = 7,
 }
 
 impl GemmTile {
     /// Every tile, in the order the host's planner considers them.
-    pub const ALL: [GemmTile; 6] = [
+    pub const ALL: [GemmTile; 8] = [
         GemmTile::M256N128,
         GemmTile::M128N128,
         GemmTile::M128N160,
         GemmTile::M128N192,
         GemmTile::M64N256,
         GemmTile::M64N128,
+        GemmTile::M64N64,
+        GemmTile::M64N32,
     ];
 
     /// Rows of C per tile (64 per consumer warpgroup, or 64 shared).
@@ -90,7 +99,7 @@ impl GemmTile {
         match self {
             GemmTile::M256N128 => 256,
             GemmTile::M128N128 | GemmTile::M128N160 | GemmTile::M128N192 => 128,
-            GemmTile::M64N256 | GemmTile::M64N128 => 64,
+            GemmTile::M64N256 | GemmTile::M64N128 | GemmTile::M64N64 | GemmTile::M64N32 => 64,
         }
     }
 
@@ -102,6 +111,8 @@ impl GemmTile {
             GemmTile::M128N160 => 160,
             GemmTile::M128N192 => 192,
             GemmTile::M64N256 => 256,
+            GemmTile::M64N64 => 64,
+            GemmTile::M64N32 => 32,
         }
     }
 
@@ -176,6 +187,8 @@ impl GemmTile {
             GemmTile::M64N256 => "64x256",
             GemmTile::M64N128 => "64x128",
             GemmTile::M256N128 => "256x128",
+            GemmTile::M64N64 => "64x64",
+            GemmTile::M64N32 => "64x32",
         }
     }
 }
@@ -268,6 +281,10 @@ pub const fn gemm_wgmma_kernel(precision: GemmPrecision, tile: GemmTile, out: Ge
         (Fast, M64N128, F32) => "gemm_wgmma_fast_64x128_f32",
         (Fast, M256N128, Bf16) => "gemm_wgmma_fast_256x128_bf16",
         (Fast, M256N128, F32) => "gemm_wgmma_fast_256x128_f32",
+        (Fast, M64N64, Bf16) => "gemm_wgmma_fast_64x64_bf16",
+        (Fast, M64N64, F32) => "gemm_wgmma_fast_64x64_f32",
+        (Fast, M64N32, Bf16) => "gemm_wgmma_fast_64x32_bf16",
+        (Fast, M64N32, F32) => "gemm_wgmma_fast_64x32_f32",
         (Precise, M128N128, Bf16) => "gemm_wgmma_precise_128x128_bf16",
         (Precise, M128N128, F32) => "gemm_wgmma_precise_128x128_f32",
         (Precise, _, _) => return None,

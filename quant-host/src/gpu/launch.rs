@@ -263,6 +263,17 @@ fn tile_cost(tile: GemmTile, clustered: bool) -> u64 {
     area * weight
 }
 
+/// The 64-row tiles that run small problems without splitting K, widest
+/// first. Where the planner's tile would leave SMs idle and split K (which
+/// costs a workspace round trip of f32 partial tiles and a second kernel),
+/// the widest of these whose tiles fill one wave on at least three
+/// quarters of the SMs runs unsplit instead: DeepGEMM's choice at M = 64-128
+/// (BLOCK_M 64 with BLOCK_N down to 16 so the tiles fill the GPU; 64 x 4096
+/// takes 64 x 32, 64 x 7168 64 x 56), where session 20 measured our split
+/// 64 x 128 tile at 0.75-0.86x DeepGEMM. The narrower two are considered
+/// only here (per unit of area they do the least work per byte of A read).
+const UNSPLIT_TILES: [GemmTile; 3] = [GemmTile::M64N128, GemmTile::M64N64, GemmTile::M64N32];
+
 /// How the `wgmma` GEMM runs one problem: the tile, the K split, whether in
 /// 2-CTA clusters, and the grid.
 #[derive(Clone, Copy, Debug)]
@@ -310,12 +321,20 @@ pub(crate) fn gemm_wgmma(
         }
         clusters(t).and_then(|resident| gemm_wgmma_clusters(m, n, t, sms, resident))
     };
+    // K ranges for a launch of `tiles` tiles: as many as fill the GPU.
+    let splits_of = |tiles: u64| {
+        if allow_split && tiles < sms {
+            (sms / tiles.max(1)).min(k_blocks / GEMM_WGMMA_MIN_SPLIT_KBLOCKS).clamp(1, GEMM_WGMMA_MAX_SPLITS)
+        } else {
+            1
+        }
+    };
     let tile = match (precision, tile) {
         (GemmPrecision::Precise, _) => GemmTile::M128N128,
         (GemmPrecision::Fast, Some(t)) => t,
         (GemmPrecision::Fast, None) => {
             let mut best: Option<(u64, GemmTile)> = None;
-            for t in GemmTile::ALL {
+            for t in GemmTile::ALL.into_iter().filter(|t| !UNSPLIT_TILES[1..].contains(t)) {
                 let Some(count) = tiles_of(t) else { continue };
                 let grid = cluster_grid(t);
                 let waves = count.div_ceil(grid.map_or(sms, u64::from));
@@ -324,15 +343,20 @@ pub(crate) fn gemm_wgmma(
                     best = Some((cost, t));
                 }
             }
-            best.map_or(GemmTile::M128N128, |(_, t)| t)
+            let best = best.map_or(GemmTile::M128N128, |(_, t)| t);
+            // Where that tile would split K: the widest narrow tile whose
+            // tiles fill one wave on at least three quarters of the SMs.
+            let would_split = tiles_of(best).is_some_and(|c| splits_of(c) > 1);
+            let unsplit =
+                UNSPLIT_TILES.into_iter().find(|&t| tiles_of(t).is_some_and(|c| c <= sms && 4 * c >= 3 * sms));
+            match unsplit {
+                Some(t) if would_split => t,
+                _ => best,
+            }
         }
     };
     let tiles = tiles_of(tile).ok_or(QuantError::TooLarge("GEMM tile count"))?;
-    let splits = if allow_split && tiles < sms {
-        (sms / tiles.max(1)).min(k_blocks / GEMM_WGMMA_MIN_SPLIT_KBLOCKS).clamp(1, GEMM_WGMMA_MAX_SPLITS)
-    } else {
-        1
-    };
+    let splits = splits_of(tiles);
     let clustered_grid = if splits == 1 { cluster_grid(tile) } else { None };
     let units = tiles * splits;
     let grid = match clustered_grid {
@@ -722,6 +746,18 @@ mod tests {
         // Fast: 64-row tiles, 4 of them, 14 splits.
         let p = plan(64, 512, 56, Fast);
         assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N128, 56, 14));
+        // Unsplit narrow tiles where they fill three quarters of the SMs:
+        // 64 x 4096 in 128 tiles of 64 x 32, 64 x 7168 in 112 of 64 x 64,
+        // 128 x 4096 in 128 of 64 x 64; 64 x 2112 (66 of 64 x 32) still splits.
+        let p = plan(64, 4096, 56, Fast);
+        assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N32, 128, 1));
+        assert_eq!((plan(64, 7168, 16, Fast).tile, plan(64, 7168, 16, Fast).splits), (GemmTile::M64N64, 1));
+        assert_eq!(plan(128, 4096, 56, Fast).tile, GemmTile::M64N64);
+        assert_eq!((plan(128, 2112, 56, Fast).tile, plan(128, 2112, 56, Fast).splits), (GemmTile::M64N32, 1));
+        let p = plan(64, 2112, 56, Fast);
+        assert_eq!((p.tile, p.splits), (GemmTile::M64N128, 7));
+        // Never at large M, and not where the planner's tile fills the GPU.
+        assert_eq!(plan(64, 32768, 4, Fast).tile, GemmTile::M64N256);
         // Too few k-blocks to split.
         assert_eq!(plan(64, 512, 7, Precise).splits, 1);
         // Never more than the bound, and every split has k-blocks.

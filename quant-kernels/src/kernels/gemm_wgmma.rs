@@ -840,7 +840,9 @@ unsafe fn store_fragment<O: PredStore, const WGN: u32>(
     interior: bool,
     pair_ok: bool,
 ) {
-    let wide = O::PACKED && p.n % 8 == 0 && (c as usize) % 16 == 0;
+    // (Whole 32-column groups only: the 16-column fragment of the 64 x 32
+    // tile stores pairs.)
+    let wide = WGN % 32 == 0 && O::PACKED && p.n % 8 == 0 && (c as usize) % 16 == 0;
     if interior && wide {
         // bf16: the quad of lanes holding a row's 8-column groups
         // `4 g .. 4 g + 4` (a 4-byte pair each) transposes them, and each
@@ -948,6 +950,10 @@ entries! {
     gemm_wgmma_fast_64x128_f32: f32, M64N128, 64 x 128 / 64, false, cluster 1;
     gemm_wgmma_fast_256x128_bf16: Bf16Out, M256N128, 256 x 128 / 128, false, cluster 1;
     gemm_wgmma_fast_256x128_f32: f32, M256N128, 256 x 128 / 128, false, cluster 1;
+    gemm_wgmma_fast_64x64_bf16: Bf16Out, M64N64, 64 x 64 / 32, false, cluster 1;
+    gemm_wgmma_fast_64x64_f32: f32, M64N64, 64 x 64 / 32, false, cluster 1;
+    gemm_wgmma_fast_64x32_bf16: Bf16Out, M64N32, 64 x 32 / 16, false, cluster 1;
+    gemm_wgmma_fast_64x32_f32: f32, M64N32, 64 x 32 / 16, false, cluster 1;
     gemm_wgmma_precise_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, true, cluster 1;
     gemm_wgmma_precise_128x128_f32: f32, M128N128, 128 x 128 / 128, true, cluster 1;
     gemm_wgmma_fast_256x128_mc2_bf16: Bf16Out, M256N128, 256 x 128 / 128, false, cluster 2;
