@@ -129,14 +129,18 @@ impl GemmTile {
     /// Stages of the TMA pipeline: as many as fit the shared memory a CTA
     /// can have (227 KB on Hopper), at most 5 (more measured no faster, at
     /// decode sizes too: 8 stages of the 64-row tiles moved M = 1-16 GEMMs
-    /// by -7% to +5% on H200).
+    /// by -7% to +5% on H200), except the narrow tiles: [`GEMM_NARROW_STAGES`].
     #[inline]
     pub const fn stages(self) -> u32 {
         let fit = (GEMM_SMEM_LIMIT - 1024 - self.epi_bytes()) / (self.stage_bytes() + self.scale_slot_bytes() + 16);
-        if fit < 5 {
+        let most = match self {
+            GemmTile::M64N64 | GemmTile::M64N32 => GEMM_NARROW_STAGES,
+            _ => 5,
+        };
+        if fit < most {
             fit
         } else {
-            5
+            most
         }
     }
 
@@ -192,6 +196,14 @@ impl GemmTile {
         }
     }
 }
+
+/// Stages of the narrow tiles (64 x 64, 64 x 32), which run memory-bound
+/// problems (M = 64-128) one tile per SM over all of K: a CTA's loads in
+/// flight are its stages, 12-16 KB each, so five of them (60-80 KB) left
+/// each SM streaming its A and B at about 40 GB/s (H200, session 21: 64 x
+/// 4096 x 7168 in 16.2 us on 64 x 32 tiles, DeepGEMM 11.2 us with 8 stages
+/// of the same tile).
+pub const GEMM_NARROW_STAGES: u32 = 12;
 
 /// Byte offset of A's row scales in a stage's scale slot: B's two block
 /// scales come first, padded to 16 bytes.
@@ -404,9 +416,14 @@ mod tests {
             }
         }
         // The scale slots cost no stage: the 256-row tile has three beside
-        // its 64 KB epilogue buffer, the rest five.
+        // its 64 KB epilogue buffer, the narrow tiles twelve, the rest five.
         for t in GemmTile::ALL {
-            assert_eq!(t.stages(), if t == GemmTile::M256N128 { 3 } else { 5 }, "{}", t.name());
+            let want = match t {
+                GemmTile::M256N128 => 3,
+                GemmTile::M64N64 | GemmTile::M64N32 => GEMM_NARROW_STAGES,
+                _ => 5,
+            };
+            assert_eq!(t.stages(), want, "{}", t.name());
         }
     }
 
