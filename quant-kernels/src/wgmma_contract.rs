@@ -71,18 +71,15 @@ pub enum GemmTile {
     /// rows per 32768 products), and a tile long enough to amortise its
     /// epilogue over short K; four stages (48 KB each).
     M256N128 = 5,
-    /// 64 x 64: narrow tiles for small M (DeepGEMM's choice at M = 64-128):
-    /// as many tiles as SMs without splitting K, so no partial tiles and no
-    /// second kernel. Each warpgroup computes 64 x 32.
+    /// 64 x 64: small problems (M = 64-128) that 64 x 128 tiles would
+    /// leave to a K split; twice the tiles, half the split. Each warpgroup
+    /// computes 64 x 32.
     M64N64 = 6,
-    /// 64 x 32: the narrowest tile (64 x 4096 problems fill 128 SMs); each
-    /// warpgroup computes 64 x 16.
-    M64N32 = 7,
 }
 
 impl GemmTile {
     /// Every tile, in the order the host's planner considers them.
-    pub const ALL: [GemmTile; 8] = [
+    pub const ALL: [GemmTile; 7] = [
         GemmTile::M256N128,
         GemmTile::M128N128,
         GemmTile::M128N160,
@@ -90,7 +87,6 @@ impl GemmTile {
         GemmTile::M64N256,
         GemmTile::M64N128,
         GemmTile::M64N64,
-        GemmTile::M64N32,
     ];
 
     /// Rows of C per tile (64 per consumer warpgroup, or 64 shared).
@@ -99,7 +95,7 @@ impl GemmTile {
         match self {
             GemmTile::M256N128 => 256,
             GemmTile::M128N128 | GemmTile::M128N160 | GemmTile::M128N192 => 128,
-            GemmTile::M64N256 | GemmTile::M64N128 | GemmTile::M64N64 | GemmTile::M64N32 => 64,
+            GemmTile::M64N256 | GemmTile::M64N128 | GemmTile::M64N64 => 64,
         }
     }
 
@@ -112,7 +108,6 @@ impl GemmTile {
             GemmTile::M128N192 => 192,
             GemmTile::M64N256 => 256,
             GemmTile::M64N64 => 64,
-            GemmTile::M64N32 => 32,
         }
     }
 
@@ -129,12 +124,19 @@ impl GemmTile {
     /// Stages of the TMA pipeline: as many as fit the shared memory a CTA
     /// can have (227 KB on Hopper), at most 5 (more measured no faster, at
     /// decode sizes too: 8 stages of the 64-row tiles moved M = 1-16 GEMMs
-    /// by -7% to +5% on H200), except the narrow tiles: [`GEMM_NARROW_STAGES`].
+    /// by -7% to +5% on H200), except the 64-row tiles that run M = 64-128
+    /// over all of K, whose stages are their loads in flight: 64 x 128
+    /// takes 8 and 64 x 64 12. The narrower the tile, the longer K it runs
+    /// per CTA and the more it streams: with 5 stages (60-80 KB) each SM
+    /// read its A and B at about 40 GB/s (H200, session 21: 64 x 7168 x
+    /// 16384 on 64 x 64 tiles 40.1 us with 5 stages, 33.1 with 12; 128 x
+    /// 7168 x 16384 on 64 x 128 43.6 us with 5, 40.9 with 8).
     #[inline]
     pub const fn stages(self) -> u32 {
         let fit = (GEMM_SMEM_LIMIT - 1024 - self.epi_bytes()) / (self.stage_bytes() + self.scale_slot_bytes() + 16);
         let most = match self {
-            GemmTile::M64N64 | GemmTile::M64N32 => GEMM_NARROW_STAGES,
+            GemmTile::M64N64 => 12,
+            GemmTile::M64N128 => 8,
             _ => 5,
         };
         if fit < most {
@@ -192,18 +194,9 @@ impl GemmTile {
             GemmTile::M64N128 => "64x128",
             GemmTile::M256N128 => "256x128",
             GemmTile::M64N64 => "64x64",
-            GemmTile::M64N32 => "64x32",
         }
     }
 }
-
-/// Stages of the narrow tiles (64 x 64, 64 x 32), which run memory-bound
-/// problems (M = 64-128) one tile per SM over all of K: a CTA's loads in
-/// flight are its stages, 12-16 KB each, so five of them (60-80 KB) left
-/// each SM streaming its A and B at about 40 GB/s (H200, session 21: 64 x
-/// 4096 x 7168 in 16.2 us on 64 x 32 tiles, DeepGEMM 11.2 us with 8 stages
-/// of the same tile).
-pub const GEMM_NARROW_STAGES: u32 = 12;
 
 /// Byte offset of A's row scales in a stage's scale slot: B's two block
 /// scales come first, padded to 16 bytes.
@@ -295,8 +288,6 @@ pub const fn gemm_wgmma_kernel(precision: GemmPrecision, tile: GemmTile, out: Ge
         (Fast, M256N128, F32) => "gemm_wgmma_fast_256x128_f32",
         (Fast, M64N64, Bf16) => "gemm_wgmma_fast_64x64_bf16",
         (Fast, M64N64, F32) => "gemm_wgmma_fast_64x64_f32",
-        (Fast, M64N32, Bf16) => "gemm_wgmma_fast_64x32_bf16",
-        (Fast, M64N32, F32) => "gemm_wgmma_fast_64x32_f32",
         (Precise, M128N128, Bf16) => "gemm_wgmma_precise_128x128_bf16",
         (Precise, M128N128, F32) => "gemm_wgmma_precise_128x128_f32",
         (Precise, _, _) => return None,
@@ -416,11 +407,13 @@ mod tests {
             }
         }
         // The scale slots cost no stage: the 256-row tile has three beside
-        // its 64 KB epilogue buffer, the narrow tiles twelve, the rest five.
+        // its 64 KB epilogue buffer, the 64 x 128 and 64 x 64 tiles 8 and 12,
+        // the rest five.
         for t in GemmTile::ALL {
             let want = match t {
                 GemmTile::M256N128 => 3,
-                GemmTile::M64N64 | GemmTile::M64N32 => GEMM_NARROW_STAGES,
+                GemmTile::M64N64 => 12,
+                GemmTile::M64N128 => 8,
                 _ => 5,
             };
             assert_eq!(t.stages(), want, "{}", t.name());

@@ -263,16 +263,17 @@ fn tile_cost(tile: GemmTile, clustered: bool) -> u64 {
     area * weight
 }
 
-/// The 64-row tiles that run small problems without splitting K, widest
-/// first. Where the planner's tile would leave SMs idle and split K (which
-/// costs a workspace round trip of f32 partial tiles and a second kernel),
-/// the widest of these whose tiles fill one wave on at least three
-/// quarters of the SMs runs unsplit instead: DeepGEMM's choice at M = 64-128
-/// (BLOCK_M 64 with BLOCK_N down to 16 so the tiles fill the GPU; 64 x 4096
-/// takes 64 x 32, 64 x 7168 64 x 56), where session 20 measured our split
-/// 64 x 128 tile at 0.75-0.86x DeepGEMM. The narrower two are considered
-/// only here (per unit of area they do the least work per byte of A read).
-const UNSPLIT_TILES: [GemmTile; 3] = [GemmTile::M64N128, GemmTile::M64N64, GemmTile::M64N32];
+/// The tile of small problems: where the planner's tile would leave SMs
+/// idle and split K (f32 partial tiles through a workspace and a second
+/// kernel), the 64 x 64 tile runs instead, with twice the tiles of 64 x 128
+/// and so half the split, or none (DeepGEMM takes BLOCK_M 64 with BLOCK_N
+/// down to 16 at M = 64-128 and never splits). H200, session 21, every
+/// tile forced in one call: 64 x 64 was the fastest 64-row tile on all
+/// five M = 64-128 shapes tried (64 x 7168 x 16384 33.1 us unsplit against
+/// 35.6 on 64 x 128 split 2; 128 x 2112 x 7168 10.6 split 2 against 11.1
+/// split 3); 64 x 32 (unsplit on 64 x 4096, 128 x 2112) was slower than
+/// either, its A box read once per 32 columns.
+const SMALL_PROBLEM_TILE: GemmTile = GemmTile::M64N64;
 
 /// How the `wgmma` GEMM runs one problem: the tile, the K split, whether in
 /// 2-CTA clusters, and the grid.
@@ -334,7 +335,7 @@ pub(crate) fn gemm_wgmma(
         (GemmPrecision::Fast, Some(t)) => t,
         (GemmPrecision::Fast, None) => {
             let mut best: Option<(u64, GemmTile)> = None;
-            for t in GemmTile::ALL.into_iter().filter(|t| !UNSPLIT_TILES[1..].contains(t)) {
+            for t in GemmTile::ALL.into_iter().filter(|&t| t != SMALL_PROBLEM_TILE) {
                 let Some(count) = tiles_of(t) else { continue };
                 let grid = cluster_grid(t);
                 let waves = count.div_ceil(grid.map_or(sms, u64::from));
@@ -344,14 +345,11 @@ pub(crate) fn gemm_wgmma(
                 }
             }
             let best = best.map_or(GemmTile::M128N128, |(_, t)| t);
-            // Where that tile would split K: the widest narrow tile whose
-            // tiles fill one wave on at least three quarters of the SMs.
-            let would_split = tiles_of(best).is_some_and(|c| splits_of(c) > 1);
-            let unsplit =
-                UNSPLIT_TILES.into_iter().find(|&t| tiles_of(t).is_some_and(|c| c <= sms && 4 * c >= 3 * sms));
-            match unsplit {
-                Some(t) if would_split => t,
-                _ => best,
+            // Where that tile would split K: `SMALL_PROBLEM_TILE`.
+            if tiles_of(best).is_some_and(|c| splits_of(c) > 1) {
+                SMALL_PROBLEM_TILE
+            } else {
+                best
             }
         }
     };
@@ -743,21 +741,20 @@ mod tests {
         // 64 x 512 x 7168 (Precise: 4 tiles, 56 k-blocks -> 14 splits of 4).
         let p = plan(64, 512, 56, Precise);
         assert_eq!((p.config.grid_dim.0, p.splits), (56, 14));
-        // Fast: 64-row tiles, 4 of them, 14 splits.
+        // Fast: 64 x 64 tiles, 8 of them, 14 splits.
         let p = plan(64, 512, 56, Fast);
-        assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N128, 56, 14));
-        // Unsplit narrow tiles where they fill three quarters of the SMs:
-        // 64 x 4096 in 128 tiles of 64 x 32, 64 x 7168 in 112 of 64 x 64,
-        // 128 x 4096 in 128 of 64 x 64; 64 x 2112 (66 of 64 x 32) still splits.
-        let p = plan(64, 4096, 56, Fast);
-        assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N32, 128, 1));
-        assert_eq!((plan(64, 7168, 16, Fast).tile, plan(64, 7168, 16, Fast).splits), (GemmTile::M64N64, 1));
-        assert_eq!(plan(128, 4096, 56, Fast).tile, GemmTile::M64N64);
-        assert_eq!((plan(128, 2112, 56, Fast).tile, plan(128, 2112, 56, Fast).splits), (GemmTile::M64N32, 1));
-        let p = plan(64, 2112, 56, Fast);
-        assert_eq!((p.tile, p.splits), (GemmTile::M64N128, 7));
-        // Never at large M, and not where the planner's tile fills the GPU.
+        assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N64, 112, 14));
+        // Where 64 x 128 would split K, 64 x 64 runs, split only as far as
+        // its own tiles need: 64 x 7168 in 112 tiles, 128 x 4096 in 128,
+        // 64 x 4096 in 64 x 2 splits, 64 x 2112 in 33 x 4.
+        let p = plan(64, 7168, 16, Fast);
+        assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N64, 112, 1));
+        assert_eq!((plan(128, 4096, 56, Fast).tile, plan(128, 4096, 56, Fast).splits), (GemmTile::M64N64, 1));
+        assert_eq!((plan(64, 4096, 56, Fast).tile, plan(64, 4096, 56, Fast).splits), (GemmTile::M64N64, 2));
+        assert_eq!((plan(64, 2112, 56, Fast).tile, plan(64, 2112, 56, Fast).splits), (GemmTile::M64N64, 4));
+        // Not where the planner's tile fills the GPU unsplit.
         assert_eq!(plan(64, 32768, 4, Fast).tile, GemmTile::M64N256);
+        assert_eq!(plan(128, 7168, 16, Fast).tile, GemmTile::M64N128);
         // Too few k-blocks to split.
         assert_eq!(plan(64, 512, 7, Precise).splits, 1);
         // Never more than the bound, and every split has k-blocks.

@@ -107,11 +107,9 @@ pub fn fence_frag16(d: &mut Frag16) {
     fence_frag16_inner(d)
 }
 
-// The narrow tiles' fragments (64 x 32 and 64 x 64 tiles: 16 and 32 columns
-// per warpgroup), in the first registers of a `Frag`.
-wgmma_e4m3!(wgmma_m64n16k32_narrow, "m64n16k32", 8, [0 1 2 3 4 5 6 7]);
+// The 64 x 64 tile's fragment (32 columns per warpgroup), in the first
+// registers of a `Frag`.
 wgmma_e4m3!(wgmma_m64n32k32, "m64n32k32", 16, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15]);
-fence_operands!(fence8, 8, [0 1 2 3 4 5 6 7]);
 fence_operands!(fence16, 16, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15]);
 
 fence_operands!(fence32, 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]);
@@ -120,14 +118,13 @@ fence_operands!(fence80, 80, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 
 fence_operands!(fence96, 96, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83 84 85 86 87 88 89 90 91 92 93 94 95]);
 
 /// One k32 step for a warpgroup: `d (+)= A B^T` with a fragment of `COLS`
-/// columns (16, 32, 64, 128, 160 or 192).
+/// columns (32, 64, 128, 160 or 192).
 ///
 /// # Safety
 /// As for the `wgmma_m64n*k32` wrappers.
 #[inline(always)]
 pub unsafe fn wgmma_k32<const COLS: u32>(d: &mut Frag, desc_a: u64, desc_b: u64, accumulate: u32) {
     match COLS {
-        16 => wgmma_m64n16k32_narrow(d, desc_a, desc_b, accumulate),
         32 => wgmma_m64n32k32(d, desc_a, desc_b, accumulate),
         64 => wgmma_m64n64k32(d, desc_a, desc_b, accumulate),
         128 => wgmma_m64n128k32(d, desc_a, desc_b, accumulate),
@@ -140,7 +137,6 @@ pub unsafe fn wgmma_k32<const COLS: u32>(d: &mut Frag, desc_a: u64, desc_b: u64,
 #[inline(always)]
 pub fn fence<const COLS: u32>(d: &mut Frag) {
     match COLS {
-        16 => fence8(d),
         32 => fence16(d),
         64 => fence32(d),
         128 => fence64(d),
