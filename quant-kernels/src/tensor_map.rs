@@ -94,8 +94,8 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), count);
-        // 12 Fast + 2 Precise single-CTA kernels, 6 multicast, 4 streaming.
-        assert_eq!(count, 24);
+        // 14 Fast + 2 Precise single-CTA kernels, 6 multicast, 4 streaming.
+        assert_eq!(count, 26);
         assert!(names.iter().all(|n| n.starts_with("gemm_wgmma_") || n.starts_with("gemm_stream_")));
     }
 }

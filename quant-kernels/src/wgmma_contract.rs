@@ -71,17 +71,22 @@ pub enum GemmTile {
     /// rows per 32768 products), and a tile long enough to amortise its
     /// epilogue over short K; four stages (48 KB each).
     M256N128 = 5,
+    /// 64 x 64: small problems (M = 64-128) that 64 x 128 tiles would
+    /// leave to a K split; twice the tiles, half the split. Each warpgroup
+    /// computes 64 x 32.
+    M64N64 = 6,
 }
 
 impl GemmTile {
     /// Every tile, in the order the host's planner considers them.
-    pub const ALL: [GemmTile; 6] = [
+    pub const ALL: [GemmTile; 7] = [
         GemmTile::M256N128,
         GemmTile::M128N128,
         GemmTile::M128N160,
         GemmTile::M128N192,
         GemmTile::M64N256,
         GemmTile::M64N128,
+        GemmTile::M64N64,
     ];
 
     /// Rows of C per tile (64 per consumer warpgroup, or 64 shared).
@@ -90,7 +95,7 @@ impl GemmTile {
         match self {
             GemmTile::M256N128 => 256,
             GemmTile::M128N128 | GemmTile::M128N160 | GemmTile::M128N192 => 128,
-            GemmTile::M64N256 | GemmTile::M64N128 => 64,
+            GemmTile::M64N256 | GemmTile::M64N128 | GemmTile::M64N64 => 64,
         }
     }
 
@@ -102,6 +107,7 @@ impl GemmTile {
             GemmTile::M128N160 => 160,
             GemmTile::M128N192 => 192,
             GemmTile::M64N256 => 256,
+            GemmTile::M64N64 => 64,
         }
     }
 
@@ -118,14 +124,25 @@ impl GemmTile {
     /// Stages of the TMA pipeline: as many as fit the shared memory a CTA
     /// can have (227 KB on Hopper), at most 5 (more measured no faster, at
     /// decode sizes too: 8 stages of the 64-row tiles moved M = 1-16 GEMMs
-    /// by -7% to +5% on H200).
+    /// by -7% to +5% on H200), except the 64-row tiles that run M = 64-128
+    /// over all of K, whose stages are their loads in flight: 64 x 128
+    /// takes 8 and 64 x 64 12. The narrower the tile, the longer K it runs
+    /// per CTA and the more it streams: with 5 stages (60-80 KB) each SM
+    /// read its A and B at about 40 GB/s (H200, session 21: 64 x 7168 x
+    /// 16384 on 64 x 64 tiles 40.1 us with 5 stages, 33.1 with 12; 128 x
+    /// 7168 x 16384 on 64 x 128 43.6 us with 5, 40.9 with 8).
     #[inline]
     pub const fn stages(self) -> u32 {
         let fit = (GEMM_SMEM_LIMIT - 1024 - self.epi_bytes()) / (self.stage_bytes() + self.scale_slot_bytes() + 16);
-        if fit < 5 {
+        let most = match self {
+            GemmTile::M64N64 => 12,
+            GemmTile::M64N128 => 8,
+            _ => 5,
+        };
+        if fit < most {
             fit
         } else {
-            5
+            most
         }
     }
 
@@ -176,6 +193,7 @@ impl GemmTile {
             GemmTile::M64N256 => "64x256",
             GemmTile::M64N128 => "64x128",
             GemmTile::M256N128 => "256x128",
+            GemmTile::M64N64 => "64x64",
         }
     }
 }
@@ -268,6 +286,8 @@ pub const fn gemm_wgmma_kernel(precision: GemmPrecision, tile: GemmTile, out: Ge
         (Fast, M64N128, F32) => "gemm_wgmma_fast_64x128_f32",
         (Fast, M256N128, Bf16) => "gemm_wgmma_fast_256x128_bf16",
         (Fast, M256N128, F32) => "gemm_wgmma_fast_256x128_f32",
+        (Fast, M64N64, Bf16) => "gemm_wgmma_fast_64x64_bf16",
+        (Fast, M64N64, F32) => "gemm_wgmma_fast_64x64_f32",
         (Precise, M128N128, Bf16) => "gemm_wgmma_precise_128x128_bf16",
         (Precise, M128N128, F32) => "gemm_wgmma_precise_128x128_f32",
         (Precise, _, _) => return None,
@@ -387,9 +407,16 @@ mod tests {
             }
         }
         // The scale slots cost no stage: the 256-row tile has three beside
-        // its 64 KB epilogue buffer, the rest five.
+        // its 64 KB epilogue buffer, the 64 x 128 and 64 x 64 tiles 8 and 12,
+        // the rest five.
         for t in GemmTile::ALL {
-            assert_eq!(t.stages(), if t == GemmTile::M256N128 { 3 } else { 5 }, "{}", t.name());
+            let want = match t {
+                GemmTile::M256N128 => 3,
+                GemmTile::M64N64 => 12,
+                GemmTile::M64N128 => 8,
+                _ => 5,
+            };
+            assert_eq!(t.stages(), want, "{}", t.name());
         }
     }
 

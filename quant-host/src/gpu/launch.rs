@@ -263,6 +263,18 @@ fn tile_cost(tile: GemmTile, clustered: bool) -> u64 {
     area * weight
 }
 
+/// The tile of small problems: where the planner's tile would leave SMs
+/// idle and split K (f32 partial tiles through a workspace and a second
+/// kernel), the 64 x 64 tile runs instead, with twice the tiles of 64 x 128
+/// and so half the split, or none (DeepGEMM takes BLOCK_M 64 with BLOCK_N
+/// down to 16 at M = 64-128 and never splits). H200, session 21, every
+/// tile forced in one call: 64 x 64 was the fastest 64-row tile on all
+/// five M = 64-128 shapes tried (64 x 7168 x 16384 33.1 us unsplit against
+/// 35.6 on 64 x 128 split 2; 128 x 2112 x 7168 10.6 split 2 against 11.1
+/// split 3); 64 x 32 (unsplit on 64 x 4096, 128 x 2112) was slower than
+/// either, its A box read once per 32 columns.
+const SMALL_PROBLEM_TILE: GemmTile = GemmTile::M64N64;
+
 /// How the `wgmma` GEMM runs one problem: the tile, the K split, whether in
 /// 2-CTA clusters, and the grid.
 #[derive(Clone, Copy, Debug)]
@@ -310,12 +322,20 @@ pub(crate) fn gemm_wgmma(
         }
         clusters(t).and_then(|resident| gemm_wgmma_clusters(m, n, t, sms, resident))
     };
+    // K ranges for a launch of `tiles` tiles: as many as fill the GPU.
+    let splits_of = |tiles: u64| {
+        if allow_split && tiles < sms {
+            (sms / tiles.max(1)).min(k_blocks / GEMM_WGMMA_MIN_SPLIT_KBLOCKS).clamp(1, GEMM_WGMMA_MAX_SPLITS)
+        } else {
+            1
+        }
+    };
     let tile = match (precision, tile) {
         (GemmPrecision::Precise, _) => GemmTile::M128N128,
         (GemmPrecision::Fast, Some(t)) => t,
         (GemmPrecision::Fast, None) => {
             let mut best: Option<(u64, GemmTile)> = None;
-            for t in GemmTile::ALL {
+            for t in GemmTile::ALL.into_iter().filter(|&t| t != SMALL_PROBLEM_TILE) {
                 let Some(count) = tiles_of(t) else { continue };
                 let grid = cluster_grid(t);
                 let waves = count.div_ceil(grid.map_or(sms, u64::from));
@@ -324,15 +344,17 @@ pub(crate) fn gemm_wgmma(
                     best = Some((cost, t));
                 }
             }
-            best.map_or(GemmTile::M128N128, |(_, t)| t)
+            let best = best.map_or(GemmTile::M128N128, |(_, t)| t);
+            // Where that tile would split K: `SMALL_PROBLEM_TILE`.
+            if tiles_of(best).is_some_and(|c| splits_of(c) > 1) {
+                SMALL_PROBLEM_TILE
+            } else {
+                best
+            }
         }
     };
     let tiles = tiles_of(tile).ok_or(QuantError::TooLarge("GEMM tile count"))?;
-    let splits = if allow_split && tiles < sms {
-        (sms / tiles.max(1)).min(k_blocks / GEMM_WGMMA_MIN_SPLIT_KBLOCKS).clamp(1, GEMM_WGMMA_MAX_SPLITS)
-    } else {
-        1
-    };
+    let splits = splits_of(tiles);
     let clustered_grid = if splits == 1 { cluster_grid(tile) } else { None };
     let units = tiles * splits;
     let grid = match clustered_grid {
@@ -719,9 +741,20 @@ mod tests {
         // 64 x 512 x 7168 (Precise: 4 tiles, 56 k-blocks -> 14 splits of 4).
         let p = plan(64, 512, 56, Precise);
         assert_eq!((p.config.grid_dim.0, p.splits), (56, 14));
-        // Fast: 64-row tiles, 4 of them, 14 splits.
+        // Fast: 64 x 64 tiles, 8 of them, 14 splits.
         let p = plan(64, 512, 56, Fast);
-        assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N128, 56, 14));
+        assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N64, 112, 14));
+        // Where 64 x 128 would split K, 64 x 64 runs, split only as far as
+        // its own tiles need: 64 x 7168 in 112 tiles, 128 x 4096 in 128,
+        // 64 x 4096 in 64 x 2 splits, 64 x 2112 in 33 x 4.
+        let p = plan(64, 7168, 16, Fast);
+        assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N64, 112, 1));
+        assert_eq!((plan(128, 4096, 56, Fast).tile, plan(128, 4096, 56, Fast).splits), (GemmTile::M64N64, 1));
+        assert_eq!((plan(64, 4096, 56, Fast).tile, plan(64, 4096, 56, Fast).splits), (GemmTile::M64N64, 2));
+        assert_eq!((plan(64, 2112, 56, Fast).tile, plan(64, 2112, 56, Fast).splits), (GemmTile::M64N64, 4));
+        // Not where the planner's tile fills the GPU unsplit.
+        assert_eq!(plan(64, 32768, 4, Fast).tile, GemmTile::M64N256);
+        assert_eq!(plan(128, 7168, 16, Fast).tile, GemmTile::M64N128);
         // Too few k-blocks to split.
         assert_eq!(plan(64, 512, 7, Precise).splits, 1);
         // Never more than the bound, and every split has k-blocks.

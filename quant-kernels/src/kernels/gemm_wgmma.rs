@@ -4,15 +4,18 @@
 //!
 //! # Tiling
 //! - CTA tile `TM x BN` of C ([`GemmTile`]: 256 x 128, 128 x 128, 128 x 160,
-//!   128 x 192, 64 x 256, 64 x 128; the host picks the one whose last wave of
-//!   tiles is least idle). A pipeline stage holds one k-block: 128 bytes of K of A's
-//!   `TM` rows and B's `BN` rows, exactly one scale block along K.
+//!   128 x 192, 64 x 256, 64 x 128, 64 x 64; the host picks the one whose last
+//!   wave of tiles is least idle, and 64 x 64 where another would split K). A
+//!   pipeline stage holds one k-block: 128 bytes of K of A's `TM` rows and
+//!   B's `BN` rows, exactly one scale block along K.
 //! - 384 threads: one producer warpgroup and two consumer warpgroups. The
 //!   producer gives its registers away with `setmaxnreg` (40 left; the
 //!   consumers take 232) and lane 0 of its first warp walks the CTA's
 //!   k-blocks, issuing the TMA copies (`cp.async.bulk.tensor.2d`) of the A
-//!   and B boxes into one of the tile's stages (5, or 3 of the 256 x 128
-//!   tile's 48 KB) as soon as the stage's
+//!   and B boxes into one of the tile's stages (5; 3 of the 256 x 128
+//!   tile's 48 KB; 8 and 12 of the 64 x 128 and 64 x 64 tiles, which run
+//!   small-M problems memory-bound, so that their stages are their loads in
+//!   flight) as soon as the stage's
 //!   `empty` barrier says every consumer warp is done with it (lane 0 of
 //!   each arrives, a predicated instruction: 8 arrivals, not 256); the stage's
 //!   `full` barrier completes when both boxes have landed (`complete_tx`).
@@ -93,7 +96,7 @@
 //!   a partial fragment; the warpgroup waits for them, releases the stage
 //!   and promotes (one FMA per output element per k-block, a quarter of the
 //!   tensor cores' time for the block). Where the warpgroup has one 64-row
-//!   piece of at most 128 columns (128 x 128, 64 x 256, 64 x 128), k-blocks
+//!   piece of at most 128 columns (128 x 128, 64 x 256, 64 x 128, 64 x 64), k-blocks
 //!   alternate between two partial fragments and block `j + 1`'s chain is
 //!   issued before block `j` is promoted ([`kblocks_pipelined`]), so the
 //!   warpgroup keeps the tensor cores busy through its own promotion. The
@@ -686,8 +689,8 @@ unsafe fn consume<
 }
 
 /// A tile's `count` k-blocks (at least one) for a warpgroup with one 64-row
-/// piece of at most 128 columns (the 128 x 128, 64 x 256 and 64 x 128
-/// tiles, `Fast`), software-pipelined across k-blocks through the two
+/// piece of at most 128 columns (the 128 x 128, 64 x 256, 64 x 128 and
+/// 64 x 64 tiles, `Fast`), software-pipelined across k-blocks through the two
 /// partial fragments: k-block `j + 1`'s `wgmma`s are issued before k-block
 /// `j` is released and promoted (`wait_group 1`), so each warpgroup keeps
 /// the tensor cores busy through its own promotion instead of relying on
@@ -948,6 +951,8 @@ entries! {
     gemm_wgmma_fast_64x128_f32: f32, M64N128, 64 x 128 / 64, false, cluster 1;
     gemm_wgmma_fast_256x128_bf16: Bf16Out, M256N128, 256 x 128 / 128, false, cluster 1;
     gemm_wgmma_fast_256x128_f32: f32, M256N128, 256 x 128 / 128, false, cluster 1;
+    gemm_wgmma_fast_64x64_bf16: Bf16Out, M64N64, 64 x 64 / 32, false, cluster 1;
+    gemm_wgmma_fast_64x64_f32: f32, M64N64, 64 x 64 / 32, false, cluster 1;
     gemm_wgmma_precise_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, true, cluster 1;
     gemm_wgmma_precise_128x128_f32: f32, M128N128, 128 x 128 / 128, true, cluster 1;
     gemm_wgmma_fast_256x128_mc2_bf16: Bf16Out, M256N128, 256 x 128 / 128, false, cluster 2;
