@@ -27,9 +27,13 @@
 //!   (one partial fragment, used by each piece in turn, and two
 //!   accumulators), with 128-row tiles rows `64 w ..`, both with every
 //!   column (`WGN = BN`); with 64-row tiles the same 64 rows and columns
-//!   `w WGN ..` (`WGN = BN / 2`). The two warpgroups never meet at a barrier
-//!   in the loop, so one's promotion runs while the other's `wgmma`s keep the
-//!   tensor cores busy.
+//!   `w WGN ..` (`WGN = BN / 2`), except the 64 x 64 tile, whose warpgroups
+//!   both compute the whole tile (`WGN = BN`) over alternate k-blocks of the
+//!   CTA's stream (each stage is waited for, read and released by one
+//!   warpgroup), warpgroup 1's sums added to warpgroup 0's through shared
+//!   memory at the end of each tile ([`exchange`]; `gemm_alternates`). The
+//!   two warpgroups never meet at a barrier in the loop, so one's promotion
+//!   runs while the other's `wgmma`s keep the tensor cores busy.
 //! - Persistent: the grid has at most one CTA per multiprocessor and CTA `b`
 //!   takes tiles `b, b + grid, ...`. Tiles are numbered in bands of
 //!   [`crate::wgmma_contract::GEMM_GROUP_M_TILES`] M-tiles (M fastest
