@@ -72,8 +72,9 @@ pub enum GemmTile {
     /// epilogue over short K; four stages (48 KB each).
     M256N128 = 5,
     /// 64 x 64: small problems (M = 64-128) that 64 x 128 tiles would
-    /// leave to a K split; twice the tiles, half the split. Each warpgroup
-    /// computes 64 x 32.
+    /// leave to a K split; twice the tiles, half the split. Both
+    /// warpgroups compute the whole 64 x 64 fragment, each over alternate
+    /// k-blocks ([`GemmTile::alternates`]).
     M64N64 = 6,
 }
 
@@ -114,7 +115,7 @@ impl GemmTile {
     /// Columns of one warpgroup's fragment (the `wgmma`'s N).
     #[inline]
     pub const fn wg_cols(self) -> u32 {
-        if self.rows() >= 128 {
+        if self.rows() >= 128 || self.alternates() {
             self.cols()
         } else {
             self.cols() / 2
@@ -133,7 +134,8 @@ impl GemmTile {
     /// 7168 x 16384 on 64 x 128 43.6 us with 5, 40.9 with 8).
     #[inline]
     pub const fn stages(self) -> u32 {
-        let fit = (GEMM_SMEM_LIMIT - 1024 - self.epi_bytes()) / (self.stage_bytes() + self.scale_slot_bytes() + 16);
+        let fit = (GEMM_SMEM_LIMIT - 1024 - self.epi_bytes() - self.xchg_bytes())
+            / (self.stage_bytes() + self.scale_slot_bytes() + 16);
         let most = match self {
             GemmTile::M64N64 => 12,
             GemmTile::M64N128 => 8,
@@ -153,6 +155,21 @@ impl GemmTile {
         (self.rows() + self.cols()) * GEMM_KBLOCK
     }
 
+    /// Shared memory where an alternating tile's second warpgroup leaves its
+    /// sums for the first ([`gemm_xchg_bytes`]).
+    #[inline]
+    pub const fn xchg_bytes(self) -> u32 {
+        gemm_xchg_bytes(self.rows(), self.cols())
+    }
+
+    /// Whether the tile's two warpgroups split its k-blocks between them
+    /// (even and odd ones of the CTA's stream) instead of its columns:
+    /// [`gemm_alternates`].
+    #[inline]
+    pub const fn alternates(self) -> bool {
+        gemm_alternates(self.rows(), self.cols())
+    }
+
     /// Bytes of one stage's scales: B's of the tile's (at most) two
     /// 128-column blocks, padded to 16 bytes, then A's of the tile's `rows`
     /// rows, all of the stage's k-block. The producer warpgroup's second
@@ -162,6 +179,7 @@ impl GemmTile {
     pub const fn scale_slot_bytes(self) -> u32 {
         gemm_scale_slot_bytes(self.rows())
     }
+
     /// Shared memory of the bf16 epilogue through TMA stores: the whole
     /// tile (every consumer warpgroup's fragments, in boxes of 64 rows x
     /// [`GEMM_EPI_COLS`] columns of [`GEMM_EPI_BUFFER`] bytes), so no store
@@ -176,11 +194,14 @@ impl GemmTile {
 
     /// Dynamic shared memory of a CTA: 1024 bytes of alignment slack (the
     /// 128-byte swizzle needs 1024-byte-aligned stages), the stages, the
-    /// epilogue's buffer ([`GemmTile::epi_bytes`]), the stages' scale
-    /// slots, and a `full` and an `empty` barrier (8 bytes each) per stage.
+    /// epilogue's buffer ([`GemmTile::epi_bytes`]), the exchange buffer
+    /// ([`GemmTile::xchg_bytes`]), the stages' scale slots, and a `full` and
+    /// an `empty` barrier (8 bytes each) per stage.
     #[inline]
     pub const fn smem_bytes(self) -> u32 {
-        1024 + self.epi_bytes() + self.stages() * (self.stage_bytes() + self.scale_slot_bytes() + 16)
+        1024 + self.epi_bytes()
+            + self.xchg_bytes()
+            + self.stages() * (self.stage_bytes() + self.scale_slot_bytes() + 16)
     }
 
     /// The tile's name as the benchmark and the kernel names write it.
@@ -221,6 +242,30 @@ pub const GEMM_EPI_COLS: u32 = 32;
 pub const fn gemm_epi_bytes(rows: u32, cols: u32) -> u32 {
     if rows == 256 {
         rows * cols * 2
+    } else {
+        0
+    }
+}
+
+/// Whether a `rows x cols` tile's two consumer warpgroups take alternate
+/// k-blocks of the CTA's stream (each the whole 64 x `cols` fragment, the
+/// second's sums added to the first's in shared memory at the end of a
+/// tile) instead of half the columns each: the 64 x 64 tile, which runs
+/// small-M problems over all of K. Split by columns, each of its
+/// warpgroups waited for every stage, read A's whole box and promoted for
+/// 32 columns, and the kernel executed twice DeepGEMM's instructions for
+/// the same 128 tiles of 128 x 4096 x 7168 (ncu, H200, session 21).
+#[inline]
+pub const fn gemm_alternates(rows: u32, cols: u32) -> bool {
+    rows == 64 && cols == 64
+}
+
+/// Bytes of the exchange buffer of a `rows x cols` tile: the f32 fragment
+/// of one warpgroup where the tile alternates ([`gemm_alternates`]), else 0.
+#[inline]
+pub const fn gemm_xchg_bytes(rows: u32, cols: u32) -> u32 {
+    if gemm_alternates(rows, cols) {
+        rows * cols * 4
     } else {
         0
     }

@@ -27,9 +27,13 @@
 //!   (one partial fragment, used by each piece in turn, and two
 //!   accumulators), with 128-row tiles rows `64 w ..`, both with every
 //!   column (`WGN = BN`); with 64-row tiles the same 64 rows and columns
-//!   `w WGN ..` (`WGN = BN / 2`). The two warpgroups never meet at a barrier
-//!   in the loop, so one's promotion runs while the other's `wgmma`s keep the
-//!   tensor cores busy.
+//!   `w WGN ..` (`WGN = BN / 2`), except the 64 x 64 tile, whose warpgroups
+//!   both compute the whole tile (`WGN = BN`) over alternate k-blocks of the
+//!   CTA's stream (each stage is waited for, read and released by one
+//!   warpgroup), warpgroup 1's sums added to warpgroup 0's through shared
+//!   memory at the end of each tile ([`exchange`]; `gemm_alternates`). The
+//!   two warpgroups never meet at a barrier in the loop, so one's promotion
+//!   runs while the other's `wgmma`s keep the tensor cores busy.
 //! - Persistent: the grid has at most one CTA per multiprocessor and CTA `b`
 //!   takes tiles `b, b + grid, ...`. Tiles are numbered in bands of
 //!   [`crate::wgmma_contract::GEMM_GROUP_M_TILES`] M-tiles (M fastest
@@ -140,10 +144,11 @@ use crate::instr::wgmma::{
     setmaxnreg_inc, smem_desc, stmatrix_x4, tensormap_prefetch, tma_load_2d, tma_load_2d_multicast, tma_store_2d_if,
     wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
 };
-use crate::instr::{fma, ld_shared_f32, shared_addr, warp_uniform};
+use crate::instr::{fma, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::wgmma_contract::{
-    gemm_epi_bytes, gemm_scale_slot_bytes, gemm_split_stride, GemmTile, GemmWgmmaParams, GEMM_CLUSTER,
-    GEMM_CONSUMER_REGISTERS, GEMM_EPI_BUFFER, GEMM_EPI_COLS, GEMM_KBLOCK, GEMM_PRODUCER_REGISTERS, GEMM_SCALE_SLOT_A,
+    gemm_alternates, gemm_epi_bytes, gemm_scale_slot_bytes, gemm_split_stride, gemm_xchg_bytes, GemmTile,
+    GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS, GEMM_EPI_BUFFER, GEMM_EPI_COLS, GEMM_KBLOCK,
+    GEMM_PRODUCER_REGISTERS, GEMM_SCALE_SLOT_A,
 };
 
 /// Repeats `$body` for `$j` in `0..24` as straight-line code guarded by
@@ -197,6 +202,9 @@ struct Pipe {
     /// 256 x 128 tile only): warpgroup `w`'s piece `i`, box `g` at
     /// `epi + ((2 w + i) WGN / GEMM_EPI_COLS + g) GEMM_EPI_BUFFER`.
     epi: u32,
+    /// The exchange buffer of an alternating tile ([`gemm_xchg_bytes`]):
+    /// warpgroup 1's fragment, 16 bytes per thread and register quad.
+    xchg: u32,
     /// Stage `s`'s scales at `scales + s * gemm_scale_slot_bytes(TM)`:
     /// B's two at byte 0 and 4, A's row `r` (of the tile) at
     /// `GEMM_SCALE_SLOT_A + 4 r`.
@@ -341,9 +349,11 @@ unsafe fn gemm<
     let stages = (shared_addr(smem) + 1023) & !1023;
     let stage_bytes = (TM + BN) * GEMM_KBLOCK;
     let epi = stages + S * stage_bytes;
-    let scales = epi + gemm_epi_bytes(TM, BN);
+    let xchg = epi + gemm_epi_bytes(TM, BN);
+    let scales = xchg + gemm_xchg_bytes(TM, BN);
     let full = scales + S * gemm_scale_slot_bytes(TM);
-    let pipe = Pipe { stages, epi, scales, full, empty: full + S * 8 };
+    let pipe = Pipe { stages, epi, xchg, scales, full, empty: full + S * 8 };
+    const { assert!(!gemm_alternates(TM, BN) || (MC == 1 && WGN == BN)) };
     // In a cluster (MC = 2) the schedule's units are pairs of horizontally
     // adjacent tiles (the same rows of A): unit column `u` holds tile
     // columns `2 u` (rank 0) and `2 u + 1` (rank 1); the host launches
@@ -365,8 +375,10 @@ unsafe fn gemm<
     let tid = nvptx::_thread_idx_x() as u32;
     let consumers = 256;
     // `empty` completes when every consumer warp of the cluster has arrived
-    // (lane 0 each; in a cluster lane 1 too, for the peer).
-    let consumer_warps = consumers / 32 * MC;
+    // (lane 0 each; in a cluster lane 1 too, for the peer), or, where the
+    // warpgroups take alternate k-blocks, the 4 warps of the one that
+    // consumed the stage.
+    let consumer_warps = if gemm_alternates(TM, BN) { consumers / 32 / 2 } else { consumers / 32 * MC };
     if tid == 0 {
         // The maps are launch parameters (`crate::tensor_map`).
         tensormap_prefetch(maps.a);
@@ -403,7 +415,7 @@ unsafe fn gemm<
     let (warp, lane) = ((tid % 128) / 32, tid % 32);
     let me = Consumer {
         a_row: if TM == 64 { 0 } else { TM / 2 * wg },
-        b_row: if TM == 64 { WGN * wg } else { 0 },
+        b_row: if TM == 64 && !gemm_alternates(TM, BN) { WGN * wg } else { 0 },
         row: warp * 16 + lane / 4,
         col: 2 * (lane % 4),
         leader: (lane == 0) as u32,
@@ -572,6 +584,15 @@ unsafe fn consume<
     let mut acc: [Frag; 2] = core::mem::zeroed();
     let mut parts: [Frag; 2] = core::mem::zeroed();
     let mut slot = Slot::<S> { stage: 0, phase: 0 };
+    // Alternating tiles: warpgroup `w` takes the k-blocks of the CTA's
+    // stream whose index is `w` modulo 2, so its slot starts `w` ahead and
+    // advances by two; `parity` is the index of the tile's first k-block,
+    // modulo 2.
+    let alt = gemm_alternates(TM, BN);
+    if alt && me.wg == 1 {
+        slot.advance();
+    }
+    let mut parity = 0u32;
     let mut t = first;
     while t < grid.tiles {
         let (mt, nt) = grid.coords(t);
@@ -648,9 +669,23 @@ unsafe fn consume<
             }
             slot.advance();
         };
-        if !PRECISE && !two && WGN <= 128 {
+        if alt {
+            // This warpgroup's k-blocks of the tile: from the first whose
+            // index in the stream is `wg` modulo 2, every other one.
+            let count = kb_end - kb_begin;
+            let skip = (me.wg + parity) % 2;
+            let own = if count > skip { (count - skip).div_ceil(2) } else { 0 };
+            parity ^= count % 2;
             let [acc0, _] = &mut acc;
-            kblocks_pipelined::<TM, BN, WGN, S, MC>(
+            if own > 0 {
+                kblocks_pipelined::<TM, BN, WGN, S, MC, 2>(pipe, &mut slot, &me, acc0, &mut parts, (a_at, b_at), own);
+            }
+            let is_first = (t == first) as u32;
+            let is_last = (t + tile_step >= grid.tiles) as u32;
+            exchange(pipe.xchg, acc0, me.wg, is_first, is_last);
+        } else if !PRECISE && !two && WGN <= 128 {
+            let [acc0, _] = &mut acc;
+            kblocks_pipelined::<TM, BN, WGN, S, MC, 1>(
                 pipe,
                 &mut slot,
                 &me,
@@ -679,13 +714,56 @@ unsafe fn consume<
         } else {
             let interior = pair_ok && mt * TM + TM <= p.m && nt * BN + BN <= p.n;
             let quad = me.col / 2;
-            store_fragment::<O, WGN>(c, p, &mut acc[0], row0, col0 + me.col, quad, interior, pair_ok);
+            // (An alternating tile's sums are warpgroup 0's after the
+            // exchange; warpgroup 1's fragment is zero by then.)
+            if !alt || me.wg == 0 {
+                store_fragment::<O, WGN>(c, p, &mut acc[0], row0, col0 + me.col, quad, interior, pair_ok);
+            }
             if two {
                 store_fragment::<O, WGN>(c, p, &mut acc[1], row0 + 64, col0 + me.col, quad, interior, pair_ok);
             }
         }
         t += tile_step;
     }
+}
+
+/// The end of an alternating tile's k-blocks ([`gemm_alternates`]):
+/// warpgroup 1 leaves its sums in the exchange buffer at `xchg` and zeroes
+/// its fragment, warpgroup 0 adds them to its own (its sums first, so the
+/// result does not depend on timing). Named barrier 1 orders the writes
+/// before the reads, barrier 2 the reads before the next tile's writes
+/// (skipped where there is no previous tile, `is_first`, or no next one,
+/// `is_last`, so that every arrival is waited for). The barriers are
+/// predicated, not branched (see `named_barrier_unaligned`); each thread
+/// moves its own registers (16 bytes at `xchg + 16 (128 q + thread)`, so a
+/// warp's accesses are consecutive).
+#[inline(always)]
+unsafe fn exchange(xchg: u32, acc: &mut Frag, wg: u32, is_first: u32, is_last: u32) {
+    let tid = nvptx::_thread_idx_x() as u32 % 128;
+    let (second, first) = (wg, 1 - wg);
+    fence::<64>(acc);
+    named_barrier_if(2, 256, second & (1 - is_first));
+    if second != 0 {
+        unroll24!(q < 8 => {
+            let at = xchg + 16 * (128 * q as u32 + tid);
+            st_shared16(at, [acc[4 * q].to_bits(), acc[4 * q + 1].to_bits(), acc[4 * q + 2].to_bits(), acc[4 * q + 3].to_bits()]);
+        });
+        // SAFETY: all-zero bits are 0.0 in every f32.
+        *acc = core::mem::zeroed();
+    }
+    named_arrive_if(1, 256, second);
+    named_barrier_if(1, 256, first);
+    if first != 0 {
+        unroll24!(q < 8 => {
+            let v = ld_shared16(xchg + 16 * (128 * q as u32 + tid));
+            acc[4 * q] = acc[4 * q] + f32::from_bits(v[0]);
+            acc[4 * q + 1] = acc[4 * q + 1] + f32::from_bits(v[1]);
+            acc[4 * q + 2] = acc[4 * q + 2] + f32::from_bits(v[2]);
+            acc[4 * q + 3] = acc[4 * q + 3] + f32::from_bits(v[3]);
+        });
+    }
+    named_arrive_if(2, 256, first & (1 - is_last));
+    fence::<64>(acc);
 }
 
 /// A tile's `count` k-blocks (at least one) for a warpgroup with one 64-row
@@ -699,7 +777,14 @@ unsafe fn consume<
 /// partial fragment.) The stage of k-block `j` is released once its chain
 /// has completed; its scales were read right after its chain was issued.
 #[inline(always)]
-unsafe fn kblocks_pipelined<const TM: u32, const BN: u32, const WGN: u32, const S: u32, const MC: u32>(
+unsafe fn kblocks_pipelined<
+    const TM: u32,
+    const BN: u32,
+    const WGN: u32,
+    const S: u32,
+    const MC: u32,
+    const STEP: u32,
+>(
     pipe: Pipe,
     slot: &mut Slot<S>,
     me: &Consumer,
@@ -720,7 +805,13 @@ unsafe fn kblocks_pipelined<const TM: u32, const BN: u32, const WGN: u32, const 
         let sb = ld_shared_f32(sc + b_at);
         let s = (ld_shared_f32(sc + a_at) * sb, ld_shared_f32(sc + a_at + 32) * sb);
         let empty = pipe.empty + 8 * slot.stage;
-        slot.advance();
+        // The warpgroup's next k-block: the next stage, or (alternating
+        // tiles) the one after.
+        let mut k = 0;
+        while k < STEP {
+            slot.advance();
+            k += 1;
+        }
         (s, empty)
     };
     // The previous chain has completed: free its stage, then promote.
@@ -951,8 +1042,8 @@ entries! {
     gemm_wgmma_fast_64x128_f32: f32, M64N128, 64 x 128 / 64, false, cluster 1;
     gemm_wgmma_fast_256x128_bf16: Bf16Out, M256N128, 256 x 128 / 128, false, cluster 1;
     gemm_wgmma_fast_256x128_f32: f32, M256N128, 256 x 128 / 128, false, cluster 1;
-    gemm_wgmma_fast_64x64_bf16: Bf16Out, M64N64, 64 x 64 / 32, false, cluster 1;
-    gemm_wgmma_fast_64x64_f32: f32, M64N64, 64 x 64 / 32, false, cluster 1;
+    gemm_wgmma_fast_64x64_bf16: Bf16Out, M64N64, 64 x 64 / 64, false, cluster 1;
+    gemm_wgmma_fast_64x64_f32: f32, M64N64, 64 x 64 / 64, false, cluster 1;
     gemm_wgmma_precise_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, true, cluster 1;
     gemm_wgmma_precise_128x128_f32: f32, M128N128, 128 x 128 / 128, true, cluster 1;
     gemm_wgmma_fast_256x128_mc2_bf16: Bf16Out, M256N128, 256 x 128 / 128, false, cluster 2;
