@@ -260,6 +260,22 @@ pub const fn gemm_alternates(rows: u32, cols: u32) -> bool {
     rows == 64 && cols == 64
 }
 
+/// How many of a tile's `count` k-blocks warpgroup `wg` (0 or 1) of an
+/// alternating tile ([`gemm_alternates`]) takes, where the tile's first
+/// k-block has index `parity` (0 or 1) modulo 2 in the CTA's stream:
+/// warpgroup `w` takes the stream's k-blocks whose index is `w` modulo 2,
+/// the first of the tile's at offset `(w + parity) % 2`, then every other
+/// one. The two shares always add up to `count`.
+#[inline]
+pub const fn gemm_alternate_share(wg: u32, parity: u32, count: u32) -> u32 {
+    let skip = (wg + parity) % 2;
+    if count > skip {
+        (count - skip).div_ceil(2)
+    } else {
+        0
+    }
+}
+
 /// Bytes of the exchange buffer of a `rows x cols` tile: the f32 fragment
 /// of one warpgroup where the tile alternates ([`gemm_alternates`]), else 0.
 #[inline]
@@ -462,6 +478,24 @@ mod tests {
                 _ => 5,
             };
             assert_eq!(t.stages(), want, "{}", t.name());
+        }
+    }
+
+    #[test]
+    fn alternating_warpgroups_take_every_k_block_once() {
+        // A CTA's stream of tiles with varied k-block counts: each global
+        // k-block index goes to the warpgroup of its parity, and the shares
+        // cover the tile exactly.
+        let mut parity = 0;
+        let mut index = 0u32;
+        for count in [1u32, 2, 3, 4, 5, 7, 8, 1, 1, 16, 33, 2] {
+            let (w0, w1) = (gemm_alternate_share(0, parity, count), gemm_alternate_share(1, parity, count));
+            assert_eq!(w0 + w1, count, "count {count} parity {parity}");
+            let even = (index..index + count).filter(|i| i % 2 == 0).count() as u32;
+            assert_eq!((w0, w1), (even, count - even), "count {count} from {index}");
+            index += count;
+            parity ^= count % 2;
+            assert_eq!(parity, index % 2);
         }
     }
 

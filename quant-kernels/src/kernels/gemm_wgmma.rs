@@ -146,8 +146,8 @@ use crate::instr::wgmma::{
 };
 use crate::instr::{fma, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::wgmma_contract::{
-    gemm_alternates, gemm_epi_bytes, gemm_scale_slot_bytes, gemm_split_stride, gemm_xchg_bytes, GemmTile,
-    GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS, GEMM_EPI_BUFFER, GEMM_EPI_COLS, GEMM_KBLOCK,
+    gemm_alternate_share, gemm_alternates, gemm_epi_bytes, gemm_scale_slot_bytes, gemm_split_stride, gemm_xchg_bytes,
+    GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS, GEMM_EPI_BUFFER, GEMM_EPI_COLS, GEMM_KBLOCK,
     GEMM_PRODUCER_REGISTERS, GEMM_SCALE_SLOT_A,
 };
 
@@ -673,8 +673,7 @@ unsafe fn consume<
             // This warpgroup's k-blocks of the tile: from the first whose
             // index in the stream is `wg` modulo 2, every other one.
             let count = kb_end - kb_begin;
-            let skip = (me.wg + parity) % 2;
-            let own = if count > skip { (count - skip).div_ceil(2) } else { 0 };
+            let own = gemm_alternate_share(me.wg, parity, count);
             parity ^= count % 2;
             let [acc0, _] = &mut acc;
             if own > 0 {
