@@ -75,7 +75,7 @@ use core::mem::offset_of;
 use super::common::{Align16, Bf16Out, PredStore};
 use crate::instr::mma::{cp_async4, cp_async_wait_n, warp_sync};
 use crate::instr::wgmma::{
-    fence_frag16, grid_dependency_wait, grid_launch_dependents, mbar_arrive_expect_tx, mbar_arrive_if,
+    fence16, grid_dependency_wait, grid_launch_dependents, mbar_arrive_expect_tx, mbar_arrive_if,
     mbar_arrive_on_cp_async, mbar_init, mbar_init_fence, mbar_wait, named_barrier_unaligned, param_block_address,
     smem_desc, tensormap_prefetch, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_m64n16k32, wgmma_wait0, Frag16,
 };
@@ -370,7 +370,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
                     unroll4!(pc => {
                         if pc < P && group_of::<PRECISE>(pc) == g {
                             unroll4!(s => {
-                                fence_frag16(&mut part[partial::<PRECISE>(pc)][s]);
+                                fence16(&mut part[partial::<PRECISE>(pc)][s]);
                             });
                         }
                     });
@@ -400,7 +400,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
                     unroll4!(pc => {
                         if pc < P && group_of::<PRECISE>(pc) == g {
                             unroll4!(s => {
-                                fence_frag16(&mut part[partial::<PRECISE>(pc)][s]);
+                                fence16(&mut part[partial::<PRECISE>(pc)][s]);
                             });
                         }
                     });
