@@ -415,7 +415,9 @@ unsafe fn gemm<
     let (warp, lane) = ((tid % 128) / 32, tid % 32);
     let me = Consumer {
         a_row: if TM == 64 { 0 } else { TM / 2 * wg },
-        b_row: if TM == 64 && !gemm_alternates(TM, BN) { WGN * wg } else { 0 },
+        // (Warpgroups split the columns only where their fragment is
+        // narrower than the tile.)
+        b_row: if WGN < BN { WGN * wg } else { 0 },
         row: warp * 16 + lane / 4,
         col: 2 * (lane % 4),
         leader: (lane == 0) as u32,
@@ -681,7 +683,7 @@ unsafe fn consume<
             }
             let is_first = (t == first) as u32;
             let is_last = (t + tile_step >= grid.tiles) as u32;
-            exchange(pipe.xchg, acc0, me.wg, is_first, is_last);
+            exchange::<WGN>(pipe.xchg, acc0, me.wg, is_first, is_last);
         } else if !PRECISE && !two && WGN <= 128 {
             let [acc0, _] = &mut acc;
             kblocks_pipelined::<TM, BN, WGN, S, MC, 1>(
@@ -737,13 +739,13 @@ unsafe fn consume<
 /// moves its own registers (16 bytes at `xchg + 16 (128 q + thread)`, so a
 /// warp's accesses are consecutive).
 #[inline(always)]
-unsafe fn exchange(xchg: u32, acc: &mut Frag, wg: u32, is_first: u32, is_last: u32) {
+unsafe fn exchange<const WGN: u32>(xchg: u32, acc: &mut Frag, wg: u32, is_first: u32, is_last: u32) {
     let tid = nvptx::_thread_idx_x() as u32 % 128;
     let (second, first) = (wg, 1 - wg);
-    fence::<64>(acc);
+    fence::<WGN>(acc);
     named_barrier_if(2, 256, second & (1 - is_first));
     if second != 0 {
-        unroll24!(q < 8 => {
+        unroll24!(q < (WGN / 8) as usize => {
             let at = xchg + 16 * (128 * q as u32 + tid);
             st_shared16(at, [acc[4 * q].to_bits(), acc[4 * q + 1].to_bits(), acc[4 * q + 2].to_bits(), acc[4 * q + 3].to_bits()]);
         });
@@ -753,7 +755,7 @@ unsafe fn exchange(xchg: u32, acc: &mut Frag, wg: u32, is_first: u32, is_last: u
     named_arrive_if(1, 256, second);
     named_barrier_if(1, 256, first);
     if first != 0 {
-        unroll24!(q < 8 => {
+        unroll24!(q < (WGN / 8) as usize => {
             let v = ld_shared16(xchg + 16 * (128 * q as u32 + tid));
             acc[4 * q] = acc[4 * q] + f32::from_bits(v[0]);
             acc[4 * q + 1] = acc[4 * q + 1] + f32::from_bits(v[1]);
@@ -762,7 +764,7 @@ unsafe fn exchange(xchg: u32, acc: &mut Frag, wg: u32, is_first: u32, is_last: u
         });
     }
     named_arrive_if(2, 256, first & (1 - is_last));
-    fence::<64>(acc);
+    fence::<WGN>(acc);
 }
 
 /// A tile's `count` k-blocks (at least one) for a warpgroup with one 64-row
