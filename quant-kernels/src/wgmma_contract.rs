@@ -65,7 +65,8 @@ pub enum GemmTile {
     M128N192 = 2,
     /// 64 x 256: two warpgroups side by side, for M up to 64 per tile.
     M64N256 = 3,
-    /// 64 x 128: the smallest tile, for small problems.
+    /// 64 x 128: small problems; its warpgroups, like 64 x 64's, take
+    /// alternate k-blocks with the whole fragment each.
     M64N128 = 4,
     /// 256 x 128: the most reuse of each operand byte (A and B boxes of 384
     /// rows per 32768 products), and a tile long enough to amortise its
@@ -127,7 +128,7 @@ impl GemmTile {
     /// decode sizes too: 8 stages of the 64-row tiles moved M = 1-16 GEMMs
     /// by -7% to +5% on H200), except the 64-row tiles that run M = 64-128
     /// over all of K, whose stages are their loads in flight: 64 x 128
-    /// takes 8 and 64 x 64 12. The narrower the tile, the longer K it runs
+    /// takes 8 (7 fit beside its 32 KB exchange buffer) and 64 x 64 12. The narrower the tile, the longer K it runs
     /// per CTA and the more it streams: with 5 stages (60-80 KB) each SM
     /// read its A and B at about 40 GB/s (H200, session 21: 64 x 7168 x
     /// 16384 on 64 x 64 tiles 40.1 us with 5 stages, 33.1 with 12; 128 x
@@ -250,14 +251,15 @@ pub const fn gemm_epi_bytes(rows: u32, cols: u32) -> u32 {
 /// Whether a `rows x cols` tile's two consumer warpgroups take alternate
 /// k-blocks of the CTA's stream (each the whole 64 x `cols` fragment, the
 /// second's sums added to the first's in shared memory at the end of a
-/// tile) instead of half the columns each: the 64 x 64 tile, which runs
-/// small-M problems over all of K. Split by columns, each of its
+/// tile) instead of half the columns each: the 64-row tiles of at most
+/// 128 columns (64 x 64 and 64 x 128), which run small-M problems over
+/// long K ranges. Split by columns, each of the 64 x 64 tile's
 /// warpgroups waited for every stage, read A's whole box and promoted for
 /// 32 columns, and the kernel executed twice DeepGEMM's instructions for
 /// the same 128 tiles of 128 x 4096 x 7168 (ncu, H200, session 21).
 #[inline]
 pub const fn gemm_alternates(rows: u32, cols: u32) -> bool {
-    rows == 64 && cols == 64
+    rows == 64 && cols <= 128
 }
 
 /// How many of a tile's `count` k-blocks warpgroup `wg` (0 or 1) of an
@@ -468,13 +470,13 @@ mod tests {
             }
         }
         // The scale slots cost no stage: the 256-row tile has three beside
-        // its 64 KB epilogue buffer, the 64 x 128 and 64 x 64 tiles 8 and 12,
+        // its 64 KB epilogue buffer, the 64 x 128 and 64 x 64 tiles 7 and 12,
         // the rest five.
         for t in GemmTile::ALL {
             let want = match t {
                 GemmTile::M256N128 => 3,
                 GemmTile::M64N64 => 12,
-                GemmTile::M64N128 => 8,
+                GemmTile::M64N128 => 7,
                 _ => 5,
             };
             assert_eq!(t.stages(), want, "{}", t.name());

@@ -13,7 +13,7 @@
 //!   consumers take 232) and lane 0 of its first warp walks the CTA's
 //!   k-blocks, issuing the TMA copies (`cp.async.bulk.tensor.2d`) of the A
 //!   and B boxes into one of the tile's stages (5; 3 of the 256 x 128
-//!   tile's 48 KB; 8 and 12 of the 64 x 128 and 64 x 64 tiles, which run
+//!   tile's 48 KB; 7 and 12 of the 64 x 128 and 64 x 64 tiles, which run
 //!   small-M problems memory-bound, so that their stages are their loads in
 //!   flight) as soon as the stage's
 //!   `empty` barrier says every consumer warp is done with it (lane 0 of
@@ -27,7 +27,8 @@
 //!   (one partial fragment, used by each piece in turn, and two
 //!   accumulators), with 128-row tiles rows `64 w ..`, both with every
 //!   column (`WGN = BN`); with 64-row tiles the same 64 rows and columns
-//!   `w WGN ..` (`WGN = BN / 2`), except the 64 x 64 tile, whose warpgroups
+//!   `w WGN ..` (`WGN = BN / 2`, 64 x 256), except the 64 x 64 and 64 x 128
+//!   tiles, whose warpgroups
 //!   both compute the whole tile (`WGN = BN`) over alternate k-blocks of the
 //!   CTA's stream (each stage is waited for, read and released by one
 //!   warpgroup), warpgroup 1's sums added to warpgroup 0's through shared
@@ -1039,8 +1040,8 @@ entries! {
     gemm_wgmma_fast_128x192_f32: f32, M128N192, 128 x 192 / 192, false, cluster 1;
     gemm_wgmma_fast_64x256_bf16: Bf16Out, M64N256, 64 x 256 / 128, false, cluster 1;
     gemm_wgmma_fast_64x256_f32: f32, M64N256, 64 x 256 / 128, false, cluster 1;
-    gemm_wgmma_fast_64x128_bf16: Bf16Out, M64N128, 64 x 128 / 64, false, cluster 1;
-    gemm_wgmma_fast_64x128_f32: f32, M64N128, 64 x 128 / 64, false, cluster 1;
+    gemm_wgmma_fast_64x128_bf16: Bf16Out, M64N128, 64 x 128 / 128, false, cluster 1;
+    gemm_wgmma_fast_64x128_f32: f32, M64N128, 64 x 128 / 128, false, cluster 1;
     gemm_wgmma_fast_256x128_bf16: Bf16Out, M256N128, 256 x 128 / 128, false, cluster 1;
     gemm_wgmma_fast_256x128_f32: f32, M256N128, 256 x 128 / 128, false, cluster 1;
     gemm_wgmma_fast_64x64_bf16: Bf16Out, M64N64, 64 x 64 / 64, false, cluster 1;
