@@ -1,7 +1,9 @@
 //! The fused quantizers on the GPU against the CPU reference, bit for bit:
 //! silu_mul (dense), the masked MoE layout (plain quantizer and silu_mul),
 //! rms_norm with and without a residual (whose written-back values are
-//! compared too), and the packed UE8M0 scale layout of each. Each test prints how many cases it compared.
+//! compared too; also a sweep of its CTA sizes, slot counts and K tails
+//! with special values in single groups), and the packed UE8M0 scale layout
+//! of each. Each test prints how many cases it compared.
 //!
 //! Every test needs a CUDA GPU and is `#[ignore]`d; run them on the GPU
 //! machine with `--include-ignored` (see `cargo xtask gpu-bundle`).
@@ -10,9 +12,10 @@
 use half::{bf16, f16};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use quant_host::{Device, Element, Gpu, ScaleMode};
+use quant_host::{Device, Element, Fp8Format, Gpu, GroupSize, RmsNormConfig, ScaleLayout, ScaleMode, TokenGroupConfig};
 use quant_tests::fused::{
     masked_case, rms_case, run_group, run_group_packed, run_rms, run_rms_packed, silu_case, GroupCase, RmsCase,
+    RmsInputs,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -55,9 +58,12 @@ fn check_group<T: Element>(case: &GroupCase, silu: bool) {
 }
 
 fn check_rms<T: Element>(case: &RmsCase) {
-    let inputs = case.inputs::<T>();
-    let (cpu, cpu_r) = run_rms(&Device::Cpu, case, &inputs).unwrap();
-    let (gpu, gpu_r) = run_rms(&gpu(), case, &inputs).unwrap();
+    check_rms_inputs::<T>(case, &case.inputs::<T>());
+}
+
+fn check_rms_inputs<T: Element>(case: &RmsCase, inputs: &RmsInputs<T>) {
+    let (cpu, cpu_r) = run_rms(&Device::Cpu, case, inputs).unwrap();
+    let (gpu, gpu_r) = run_rms(&gpu(), case, inputs).unwrap();
     let what = format!("{} {case:?}", T::DTYPE.name());
     assert_same(&gpu, &cpu, &what);
     let bits = |v: &[T]| v.iter().map(|e| e.to_f32().to_bits()).collect::<Vec<_>>();
@@ -107,6 +113,85 @@ fn rms_norm_matches_cpu_bit_for_bit() {
         1 => check_rms::<f16>(case),
         _ => check_rms::<f32>(case),
     });
+}
+
+/// The RMS kernel's quantization in its leaf layout (a group's chunks in
+/// adjacent lanes of one slot, the 4 groups of a block of lanes
+/// reduce-scattered) over every CTA size and slot count, K tails (a
+/// partial last slot, a tail group, K not a multiple of 8, an unaligned
+/// row stride), each group size with the formats, layouts and scale modes
+/// spread over the shapes, one row and three, with and without a residual,
+/// and special values that reach single groups: a NaN and an infinity in
+/// the weight make one element of every row NaN or infinite (that group's
+/// scale NaN or infinite, every other group's as without them), and an
+/// infinity in row 1's x makes that row's `inv` zero (its group NaN, the
+/// rest zeros). Every one against the CPU reference, bit for bit.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn rms_norm_leaf_layout_sweep_matches_cpu_bit_for_bit() {
+    // (K, row stride - K): CTAs of 32 threads with 1 slot (K = 8, 100,
+    // 256), 2 (300, 512) and 4 (1000), then 64 (1536), 128 (4096), 256
+    // (7000: slot 3 partly past the row and a tail group of 88; 7001: the
+    // checked path; 7168 with a padded stride: the checked path on whole
+    // chunks), 512 (12288) and 1024 threads (32768).
+    let shapes = [
+        (8, 0),
+        (100, 0),
+        (256, 0),
+        (300, 3),
+        (512, 0),
+        (1000, 0),
+        (1536, 0),
+        (4096, 0),
+        (7000, 0),
+        (7001, 0),
+        (7168, 0),
+        (7168, 5),
+        (12288, 0),
+        (32768, 0),
+    ];
+    let mut count = 0;
+    for (k, &(cols, pad)) in shapes.iter().enumerate() {
+        for (g, &group_size) in GroupSize::ALL.iter().enumerate() {
+            for rows in [1usize, 3] {
+                let i = 6 * k + 2 * g + (rows > 1) as usize;
+                let quant = TokenGroupConfig {
+                    format: Fp8Format::ALL[i % 2],
+                    group_size,
+                    layout: ScaleLayout::ALL[i % 3],
+                    scale_mode: ScaleMode::ALL[(i / 2) % 2],
+                    ..Default::default()
+                };
+                let case = RmsCase {
+                    rows,
+                    cols,
+                    pad,
+                    residual: i % 4 < 2,
+                    specials: false,
+                    cfg: RmsNormConfig { quant, norm_eps: 1e-6 },
+                    seed: i as u64,
+                };
+                check_rms_specials::<bf16>(&case);
+                check_rms_specials::<f16>(&case);
+                check_rms_specials::<f32>(&case);
+                count += 3;
+            }
+        }
+    }
+    eprintln!("rms_norm leaf-layout sweep: {count} cases bit-identical to the CPU reference");
+}
+
+/// [`check_rms`] with a NaN and an infinity in the weight and, with two
+/// rows or more, an infinity in row 1's x (see the sweep above).
+fn check_rms_specials<T: Element>(case: &RmsCase) {
+    let (mut x, mut w, r) = case.inputs::<T>();
+    let cols = case.cols;
+    w[cols * 7 / 13] = T::from_f32(f32::NAN);
+    w[cols / 3] = T::from_f32(f32::INFINITY);
+    if case.rows > 1 {
+        x[(cols + case.pad) + cols / 2] = T::from_f32(f32::NEG_INFINITY);
+    }
+    check_rms_inputs::<T>(case, &(x, w, r));
 }
 
 #[test]

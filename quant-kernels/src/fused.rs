@@ -161,18 +161,35 @@ pub fn rms_inverse<O: ExactOps>(sum: f32, cols: u64, eps: f32) -> f32 {
 }
 
 /// The normalized element `h = (y * inv) * w`, two IEEE products in this
-/// order.
+/// order: [`rms_weigh`] of [`rms_normalize`].
 #[inline(always)]
 pub fn rms_apply(y: f32, inv: f32, w: f32) -> f32 {
-    (y * inv) * w
+    rms_weigh(rms_normalize(y, inv), w)
 }
 
-/// Dynamic shared memory of the RMS kernel for `threads` threads of `slots`
-/// leaves and elements of `elem_bytes` bytes: the tree's f32 partial per
-/// thread, then the row's `threads * slots` chunks of 8 elements (the
-/// quantization reads them back in the per-group layout).
-pub const fn rms_shared_bytes(threads: u32, slots: u32, elem_bytes: u32) -> u32 {
-    4 * threads + threads * slots * RMS_LEAF as u32 * elem_bytes
+/// The first product of [`rms_apply`], `y * inv` (the GPU kernel takes a
+/// chunk's 8 before it converts the weight's, to hold fewer registers).
+#[inline(always)]
+pub fn rms_normalize(y: f32, inv: f32) -> f32 {
+    y * inv
+}
+
+/// The second product of [`rms_apply`], `(y * inv) * w`.
+#[inline(always)]
+pub fn rms_weigh(normalized: f32, w: f32) -> f32 {
+    normalized * w
+}
+
+/// Dynamic shared memory of the RMS kernel for `threads` threads: the
+/// tree's f32 partial per thread (none for one warp, whose tree is all
+/// shuffles). The row itself stays in registers, in the layout it is
+/// quantized in: at most 4 KB, under the 48 KB a launch gets by default.
+pub const fn rms_shared_bytes(threads: u32) -> u32 {
+    if threads > 32 {
+        4 * threads
+    } else {
+        0
+    }
 }
 
 /// Most elements of a row `rms_norm_per_token_group_quant_fp8` takes: the GPU
@@ -356,6 +373,7 @@ mod tests {
         for cols in 0..=RMS_MAX_COLS {
             let (t, s) = rms_geometry(cols).unwrap();
             assert!(t as u64 * s as u64 * RMS_LEAF >= cols && s <= 4 && t.is_power_of_two() && t >= 32);
+            assert!(rms_shared_bytes(t) <= 4096);
         }
     }
 

@@ -177,9 +177,8 @@ pub struct RmsCase {
 
 /// RMSNorm cases: K from 1 to the DeepSeek hidden size and the largest row
 /// the kernel takes, with and without a residual. The GPU kernel's CTA
-/// sizes are 32 (K <= 1024), 64 (1536), 128 (4096), 256 (7000, 7168), 512
-/// (12288: past the 48 KB of shared memory a launch gets by default for
-/// bf16 on sm_90 and f32) and 1024 (32768): every size of its tree.
+/// sizes are 32 (K <= 1024, with 1, 2 or 4 slots), 64 (1536), 128 (4096),
+/// 256 (7000, 7168), 512 (12288) and 1024 (32768): every size of its tree.
 pub fn rms_case() -> impl Strategy<Value = RmsCase> {
     (
         prop_oneof![Just(0usize), 1usize..5, 5usize..40],

@@ -12,12 +12,16 @@ use crate::error::{QuantError, Result};
 use crate::fused::{FusedGroupPlan, RmsNormPlan, ScaleElem};
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 use quant_kernels::abi::{Kernel, KernelParams};
-use quant_kernels::fused::rms_shared_bytes;
+use quant_kernels::fused::{rms_geometry, rms_shared_bytes, RMS_MAX_COLS};
 use quant_kernels::fused_abi::{FusedGroupKernel, FusedGroupParams, RmsNormKernel, RmsNormParams};
 use quant_kernels::geometry::ELEMS_PER_CHUNK;
 
 /// Dynamic shared memory a launch may use without raising the function's limit.
 const DEFAULT_MAX_SMEM: u32 = 48 * 1024;
+
+// The RMS kernel's largest CTA (`fused::RMS_MAX_COLS`) fits the default
+// limit, so its launches never raise it.
+const _: () = assert!(rms_shared_bytes(rms_geometry(RMS_MAX_COLS).unwrap().0) <= DEFAULT_MAX_SMEM);
 
 /// A parameter block as a kernel argument (cudarc copies its bytes).
 #[repr(transparent)]
@@ -154,17 +158,12 @@ pub(crate) fn rms_norm<T: Element, S: ScaleElem>(
     };
     let grid =
         u32::try_from(shape.rows()).ok().filter(|&r| r <= i32::MAX as u32).ok_or(QuantError::TooLarge("grid size"))?;
-    // The tree's partials, then a copy of the row (`fused::rms_shared_bytes`).
-    let smem = rms_shared_bytes(threads, slots, T::DTYPE.size() as u32);
+    // The tree's partials (`fused::rms_shared_bytes`): at most 4 KB, within
+    // the default limit (checked at compile time, `DEFAULT_MAX_SMEM`).
+    let smem = rms_shared_bytes(threads);
     let config = LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: smem };
     let kernel = RmsNormKernel::new(T::DTYPE, params.format());
     let function = gpu.function(kernel.name())?;
-    if smem > DEFAULT_MAX_SMEM {
-        // Long f32 or 16-bit rows (K > 12288 or 24576): past the 48 KB a
-        // launch gets without asking (at most 132 KB, K = 32768 f32).
-        use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES as MAX_SMEM;
-        function.set_attribute(MAX_SMEM, smem as i32)?;
-    }
     let p = ByValue(p);
     let mut builder = gpu.stream().launch_builder(&function);
     builder.arg(x);

@@ -24,22 +24,32 @@
 //!   4 chunks per thread, `fused::rms_geometry`). The sum of squares follows
 //!   the contract's fixed tree: per-chunk sums (`fused::leaf_square_sum`),
 //!   then a halving tree over chunk indices, which the layout `chunk j in
-//!   thread j % T, slot j / T` computes as slots in-thread, strides `T / 2`
-//!   to 32 across threads, then butterfly shuffles within the warp.
-//!   The CTA has one barrier: before it, each thread writes to shared
-//!   memory all that others need of it (its partial of the tree and, in the
-//!   per-group layout, its chunks of y); after it, every thread evaluates
-//!   the strides `T / 2` to 32 for its lane by itself from the `T / 32`
+//!   thread j % T, slot j / T` (the leaf layout) computes as slots
+//!   in-thread, strides `T / 2` to 32 across threads, then butterfly
+//!   shuffles within the warp. The CTA has one barrier: before it, each
+//!   thread writes its partial of the tree to shared memory (`T` floats,
+//!   the kernel's only shared memory); after it, every thread evaluates the
+//!   strides `T / 2` to 32 for its lane by itself from the `T / 32`
 //!   partials `lane + 32 k` (`fused::halving_tree_depth_first`: the same
 //!   additions in the same order, so the same bits). The halving in shared
-//!   memory it replaces had a barrier per stride and one more for the row
-//!   copy, each a wait for the CTA's slowest warp on a chain that left the
-//!   memory system idle (DRAM at 25% of its peak, ncu, H200, session 18).
-//!   The normalized row is then quantized, for bf16 on sm_90, in the
-//!   token-group kernel's layout (4 chunks of one group per thread), read
-//!   back from the copy of the row in shared memory: a group's scale costs a
-//!   thread once per 32 elements, not once per 8 as in the leaf layout,
-//!   which the other types keep (`Store8::GROUPED_QUANT`).
+//!   memory it replaces had a barrier per stride, each a wait for the CTA's
+//!   slowest warp on a chain that left the memory system idle (DRAM at 25%
+//!   of its peak, ncu, H200, session 18).
+//!   The normalized row is quantized in the same leaf layout, as the
+//!   token-group row kernel quantizes (`token_group.rs`): since `T` is a
+//!   multiple of 32, a group of `GS` elements is `GS / 8` adjacent lanes of
+//!   one slot, and each block of `GS / 8` lanes holds one chunk of each of 4
+//!   groups, one per slot. Their 4 amaxes are reduce-scattered over the
+//!   block (`group_amax_bits4_scatter`), each lane computes one group's scale
+//!   and reciprocal, and each chunk takes its group's pair with two
+//!   `shfl.idx` (`quantize4_scattered`). So a thread's scale work is once per
+//!   32 elements, not once per 8 as when each chunk was quantized alone in
+//!   its slot, and y stays in registers: the per-group layout the bf16
+//!   kernel used before (4 chunks of one group per thread) needed the whole
+//!   row copied through shared memory and converted a second time (ncu,
+//!   H200, session 21: 807 instructions per warp and row, issue-bound).
+//!   bf16 keeps y's f32 values from its leaf sum to `h` (converted once);
+//!   f16 and f32 keep its bits (`Store8::Held`).
 //!   A thread issues the x (and residual) loads of all its slots before it
 //!   uses any (one slot at a time for f32, `Store8::LOAD_WAVE`), without
 //!   element checks when K is a multiple of 8 and the rows are aligned;
@@ -49,18 +59,20 @@
 //! reference; the `ExactOps` they need are `fma.rn.f32` and `sqrt.rn.f32`.
 
 use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
-use super::{group_amax, Bf16, GroupQuantizer, F16, F32};
+use super::{
+    amax_from_bits, group_amax, group_amax_bits4_scatter, quantize4_scattered, Bf16, GroupQuantizer, F16, F32,
+};
 use crate::element::DType;
 use crate::fused::{
-    f32_to_bf16_bits, f32_to_f16_bits, halving_tree_depth_first, leaf_square_sum, packed_ue8m0_byte_index, rms_apply,
-    rms_inverse, silu_mul, ue8m0_byte, ExactOps,
+    f32_to_bf16_bits, f32_to_f16_bits, halving_tree_depth_first, leaf_square_sum, packed_ue8m0_byte_index, rms_inverse,
+    rms_normalize, rms_weigh, silu_mul, ue8m0_byte, ExactOps,
 };
 use crate::fused_abi::{FusedGroupParams, FusedOp, RmsNormParams, PACKED_UE8M0_LAYOUT};
 use crate::instr::{
     block_dim, block_index_and_grid, dynamic_shared, global_thread_index, grid_threads, ld_shared_f32, nan_max_abs,
-    opaque_u32, shared_addr, shfl_xor, sqrt_rn, sync_threads, thread_index,
+    opaque_u32, opaque_u64, shared_addr, shfl_xor, sqrt_rn, sync_threads, thread_index,
 };
-use crate::scale::group_scale;
+use crate::scale::{group_scale, Divider};
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
 
 /// The GPU's correctly rounded `fma` and `sqrt`.
@@ -395,13 +407,35 @@ trait Store8: Load8 {
     /// one f32 slot is already 4 16-byte loads.
     const LOAD_WAVE: usize;
 
-    /// Whether the RMS kernel quantizes in the per-group layout (a thread's
-    /// 4 chunks in one group, the row read back from shared memory) on
-    /// sm_90, where the fp8 conversion is one instruction: bf16. f16 (its
-    /// software conversion to f32) and f32 (chunks of 8 registers) spilled
-    /// there at the kernel's 64 registers, as every type did on sm_80; they
-    /// keep the leaf layout.
-    const GROUPED_QUANT: bool;
+    /// Slots whose weight chunks the RMS kernel loads together after the
+    /// reduction (4 or 1), each wave's values `h` computed before the next
+    /// wave is loaded: f16's 4 (each converted in software) spilled on
+    /// sm_90 with the 32 values `h` live.
+    const WEIGHT_WAVE: usize;
+
+    /// Whether the RMS kernel computes every slot of a thread (its y, leaf
+    /// and `h`; zeros past the row's end) whatever the row's `slots`, with
+    /// no branch per slot: bf16, whose conversions are one instruction an
+    /// element. The others keep a branch per slot, which bounds how far
+    /// ptxas interleaves the slots' conversions: without it f16 spilled
+    /// hundreds of bytes.
+    const ALL_SLOTS: bool;
+
+    /// What the RMS kernel keeps of a chunk of y from its leaf sum to its
+    /// values `h`, across the reduction.
+    type Held: Copy;
+
+    /// A held chunk of zeros.
+    const HELD_ZERO: Self::Held;
+
+    /// The held form of a chunk of y whose bits are `raw` and values `v`:
+    /// the values for bf16 (32 registers for 4 chunks, and no second
+    /// conversion), the bits for f16 (its values spilled) and f32 (the
+    /// same registers either way).
+    fn hold(raw: &Self::Raw, v: &[f32; 8]) -> Self::Held;
+
+    /// The values of a held chunk.
+    fn held_values(held: &Self::Held) -> [f32; 8];
 
     /// The chunk of `v` rounded to this type (`fused::f32_to_*_bits`).
     fn round(v: &[f32; 8]) -> Self::Raw;
@@ -439,7 +473,18 @@ unsafe fn store_halves(dst: *mut u16, w: &[u32; 4], valid: u64) {
 
 impl Store8 for Bf16 {
     const LOAD_WAVE: usize = 4;
-    const GROUPED_QUANT: bool = true;
+    const WEIGHT_WAVE: usize = 4;
+    const ALL_SLOTS: bool = true;
+    type Held = [f32; 8];
+    const HELD_ZERO: [f32; 8] = [0.0; 8];
+    #[inline(always)]
+    fn hold(_raw: &[u32; 4], v: &[f32; 8]) -> [f32; 8] {
+        *v
+    }
+    #[inline(always)]
+    fn held_values(held: &[f32; 8]) -> [f32; 8] {
+        *held
+    }
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 4] {
         pack_halves(|i| f32_to_bf16_bits(v[i]))
@@ -452,7 +497,18 @@ impl Store8 for Bf16 {
 
 impl Store8 for F16 {
     const LOAD_WAVE: usize = 4;
-    const GROUPED_QUANT: bool = false;
+    const WEIGHT_WAVE: usize = 1;
+    const ALL_SLOTS: bool = false;
+    type Held = [u32; 4];
+    const HELD_ZERO: [u32; 4] = [0; 4];
+    #[inline(always)]
+    fn hold(raw: &[u32; 4], _v: &[f32; 8]) -> [u32; 4] {
+        *raw
+    }
+    #[inline(always)]
+    fn held_values(held: &[u32; 4]) -> [f32; 8] {
+        Self::unpack(held)
+    }
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 4] {
         pack_halves(|i| f32_to_f16_bits(v[i]))
@@ -465,7 +521,18 @@ impl Store8 for F16 {
 
 impl Store8 for f32 {
     const LOAD_WAVE: usize = 1;
-    const GROUPED_QUANT: bool = false;
+    const WEIGHT_WAVE: usize = 1;
+    const ALL_SLOTS: bool = false;
+    type Held = [u32; 8];
+    const HELD_ZERO: [u32; 8] = [0; 8];
+    #[inline(always)]
+    fn hold(raw: &[u32; 8], _v: &[f32; 8]) -> [u32; 8] {
+        *raw
+    }
+    #[inline(always)]
+    fn held_values(held: &[u32; 8]) -> [f32; 8] {
+        Self::unpack(held)
+    }
     #[inline(always)]
     fn round(v: &[f32; 8]) -> [u32; 8] {
         v.map(crate::fused::f32_canonical_bits)
@@ -490,8 +557,8 @@ impl Store8 for f32 {
 /// # Safety
 /// The host has checked every buffer against `p`, launched one CTA per row
 /// with `fused::rms_geometry(cols)`'s threads and slots, and given the CTA
-/// `fused::rms_shared_bytes` of dynamic shared memory (the tree's partials,
-/// then the row's `threads * slots` chunks).
+/// `fused::rms_shared_bytes` of dynamic shared memory (the tree's
+/// partials).
 #[inline(always)]
 unsafe fn rms_norm_groups<T: Store8>(
     format: Fp8Format,
@@ -527,27 +594,32 @@ unsafe fn rms_norm_groups<T: Store8>(
     // The checked path takes `cols` through `opaque_u32` (see
     // `quantize_groups`).
     let valid = |cols: u32, s: u32| cols.saturating_sub(col(s)).min(ELEMS_PER_THREAD as u32) as u64;
+    // The slots the thread computes: those of the row's geometry, or all 4
+    // (`Store8::ALL_SLOTS`; a slot past `slots` is wholly past the row's
+    // end, so it loads and stores nothing and its values are zeros).
+    let live = |s: usize| T::ALL_SLOTS || (s as u32) < slots;
 
     let src = x.wrapping_add((row as u64 * row_stride) as usize);
     let res = residual.wrapping_add((row as u64 * cols) as usize);
-    let dst = q.wrapping_add((row as u64 * cols) as usize);
     // Uniform over the CTA: with K a multiple of 8 and aligned rows (every
     // row of a dense bf16/f16/f32 tensor with K % 8 == 0), each chunk is
     // whole or wholly past the row's end (padding leaves), and is loaded
-    // without the element-wise checks.
+    // and stored without the element-wise checks. (With K a multiple of 8,
+    // the row's codes are as aligned as `q`.)
     let whole = cols32 % ELEMS_PER_THREAD as u32 == 0
         && (src as usize) % 16 == 0
         && (add == 0 || (res as usize) % 16 == 0)
-        && (dst as usize) % 8 == 0;
-    // 1. The x (and residual) loads of `T::LOAD_WAVE` slots at
-    // a time (all 4 for the 16-bit types), back to back on the whole path, then y =
-    // x (+ r, rounded to T and written back) and each leaf's sum of
-    // squares (zero leaves past the row's end).
-    let mut ys = [T::ZERO; 4];
+        && (q as usize) % 8 == 0;
+    // 1. The x (and residual) loads of `T::LOAD_WAVE` slots at a time (all
+    // 4 for the 16-bit types), back to back on the whole path, then y = x
+    // (+ r, rounded to T and written back) and each leaf's sum of squares
+    // (zero leaves past the row's end). y is held to step 3
+    // (`Store8::Held`).
+    let mut ys = [T::HELD_ZERO; 4];
     let mut leaf = [0f32; 4];
     unroll4!(w => {
         if w * T::LOAD_WAVE < 4 {
-            let in_wave = |s: usize| s / T::LOAD_WAVE == w && (s as u32) < slots;
+            let in_wave = |s: usize| s / T::LOAD_WAVE == w && live(s);
             let mut xs = [T::ZERO; 4];
             let mut rs = [T::ZERO; 4];
             if whole {
@@ -573,7 +645,7 @@ unsafe fn rms_norm_groups<T: Store8>(
             }
             unroll4!(s => {
                 if in_wave(s) {
-                    ys[s] = if add != 0 {
+                    let y = if add != 0 {
                         let (xv, rv) = (T::unpack(&xs[s]), T::unpack(&rs[s]));
                         let mut sum = [0f32; 8];
                         unroll8!(i => {
@@ -585,44 +657,30 @@ unsafe fn rms_norm_groups<T: Store8>(
                     } else {
                         xs[s]
                     };
-                    leaf[s] = leaf_square_sum::<GpuOps>(&T::unpack(&ys[s]));
+                    let v = T::unpack(&y);
+                    leaf[s] = leaf_square_sum::<GpuOps>(&v);
+                    ys[s] = T::hold(&y, &v);
                 }
             });
         }
     });
 
     // 2. The halving tree: slots (stride `slots / 2 * threads` first), then
-    // threads at strides `threads / 2` .. 32, then lanes. What every later
-    // step needs from the other threads (the thread's partial and, in the
-    // per-group layout, its chunks of y) is written to shared memory before
-    // one barrier, the CTA's only one: each thread then computes the
-    // strides `threads / 2` .. 32 of the tree for its lane itself
-    // ([`tree_above_warp`]), the same additions in the same order as the
-    // halving in shared memory they replace (a barrier per stride).
+    // threads at strides `threads / 2` .. 32, then lanes. Each thread's
+    // partial is written to shared memory before one barrier, the CTA's
+    // only one: each thread then computes the strides `threads / 2` .. 32
+    // of the tree for its lane itself ([`tree_above_warp`]), the same
+    // additions in the same order as the halving in shared memory they
+    // replace (a barrier per stride).
     if slots == 4 {
         leaf[0] = leaf[0] + leaf[2];
         leaf[1] = leaf[1] + leaf[3];
     }
     let mut v = if slots >= 2 { leaf[0] + leaf[1] } else { leaf[0] };
-    let grouped = T::GROUPED_QUANT && cfg!(target_feature = "sm_90");
-    let partials = dynamic_shared::<f32>();
-    let row_buf = shared_addr(partials.add(threads as usize));
-    let bytes = core::mem::size_of::<T>() as u32 * ELEMS_PER_THREAD as u32;
     if threads > 32 {
+        let partials = dynamic_shared::<f32>();
         partials.add(tid as usize).write(v);
-    }
-    if grouped {
-        // The row's y, for the per-group layout (step 3).
-        unroll4!(s => {
-            if (s as u32) < slots {
-                T::write_staged(row_buf + (s as u32 * threads + tid) * bytes, 16, &ys[s]);
-            }
-        });
-    }
-    if threads > 32 || grouped {
         sync_threads();
-    }
-    if threads > 32 {
         v = tree_above_warp(shared_addr(partials), tid % 32, threads);
     }
     let mut offset = 16;
@@ -631,121 +689,105 @@ unsafe fn rms_norm_groups<T: Store8>(
         offset /= 2;
     }
     let inv = rms_inverse::<GpuOps>(v, cols, norm_eps);
-    let (row, rows) = (row as u64, rows);
 
-    if !grouped {
-        // The quantization in the leaf layout (see `Store8::GROUPED_QUANT`).
-        // 3. h = (y * inv) * w per slot; each group's lanes are adjacent
-        // threads of one slot.
-        // (Shifts and masks: the group size is a power of two.)
-        let gs = group_size;
-        let tpg = gs / ELEMS_PER_THREAD as u32;
-        let groups = (cols32 >> gs.trailing_zeros()) + (cols32 & (gs - 1) != 0) as u32;
-        let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
-        unroll4!(s => {
-            if (s as u32) < slots {
-                let (c, n) = (col(s as u32), valid(cols32, s as u32));
-                let y = T::unpack(&ys[s]);
-                // The weight after the reduction: the same `cols` elements for
-                // every row, an L1 or L2 hit. Loaded with x's (before the
-                // reduction), its 4 slots held across the reduction made the
-                // bf16 kernel spill at the 64 registers of 1024 threads.
-                let w = T::unpack(&T::load(weight.wrapping_add(c as usize), n));
-                let mut h = [0f32; 8];
-                let mut amax = 0f32;
-                unroll8!(i => {
-                    h[i] = rms_apply(y[i], inv, w[i]);
-                    amax = nan_max_abs(amax, h[i]);
-                });
-                let scale = group_scale(group_amax(amax, tpg), eps, fp8_max, mode);
-                let codes = GroupQuantizer::new(format, scale, fp8_max).quantize8(&h);
-                if whole {
-                    if n > 0 {
-                        store_whole(dst.wrapping_add(c as usize), codes);
-                    }
-                } else {
-                    store_chunk(dst.wrapping_add(c as usize), codes, valid(opaque_u32(cols32), s as u32));
-                }
-                let g = c >> gs.trailing_zeros();
-                if (s as u32 * threads + tid) & (tpg - 1) == 0 && g < groups {
-                    write_scale(scales, layout, 0, row, g as u64, rows, groups as u64, scale, row + 1 == rows);
-                }
-            }
-        });
-        return;
-    }
-    // 3. The row's y, read back from shared memory (written before the
-    // barrier) in the per-group layout of
-    // the token-group kernel: thread `u` takes 4 chunks of group `u / tpg`
-    // (`tpg = GS / 32` adjacent threads a group), chunks `l + tpg c` of it
-    // (`l = u % tpg`), so the group's amax is a butterfly over `tpg`
-    // threads and its scale, divider and scale store are computed once per
-    // 32 elements of a thread. In the leaf layout above (a thread's chunks
-    // 256 columns apart, 16 threads a group of 128) they were computed once
-    // per 8 elements: with the tree and the weight loads, about 40
-    // instructions per element (ncu, H200, session 12).
-    let gs = group_size;
-    // (GS is 32, 64 or 128: 1, 2 or 4 threads of 4 chunks a group; shifts
-    // and masks, not divisions.)
-    let tpg = gs / (4 * ELEMS_PER_THREAD as u32);
-    let groups = (cols32 >> gs.trailing_zeros()) + (cols32 & (gs - 1) != 0) as u32;
-    let (g, l) = (tid >> tpg.trailing_zeros(), tid & (tpg - 1));
-    let active = g < groups;
-    let chunk = |c: usize| g * (gs / ELEMS_PER_THREAD as u32) + l + tpg * c as u32;
-    let col = |c: usize| chunk(c) * ELEMS_PER_THREAD as u32;
-    let valid =
-        |cols: u32, c: usize| if active { cols.saturating_sub(col(c)).min(ELEMS_PER_THREAD as u32) as u64 } else { 0 };
-    // The weight, like the row, is whole chunks (or none) on the whole
-    // path when its base is aligned: loaded without the per-chunk count
-    // and element checks of `Load8::load`.
+    // 3. h = (y * inv) * w, in the leaf layout, and each chunk's amax: as f32
+    // (`nan_max_abs`: +0 or more, or the canonical NaN), then its bits (for
+    // step 4). The weight is loaded here, after the reduction: the same
+    // `cols` elements for every row, an L1 or L2 hit. Loaded with x's, its
+    // 4 slots held across the reduction made the bf16 kernel spill at the
+    // 64 registers of 1024 threads. With an aligned weight on the whole
+    // path, each of its chunks is whole or wholly past the row's end, as
+    // x's. Each product is its own `crate::fused` step (`rms_apply` is
+    // `rms_weigh(rms_normalize(y, inv), w)`): a chunk's `y * inv` are taken
+    // before its weight is converted, which kept f16 from spilling.
     let whole_w = whole && (weight as usize) % 16 == 0;
-    let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
     let mut h = [[0f32; 8]; 4];
-    let mut amax = 0f32;
-    unroll4!(c => {
-        // Chunks past the row (and the idle threads' reads, inside the
-        // buffer of `threads * slots` chunks) hold zero y, and the weight
-        // loads nothing there: h is 0.
-        if active {
-            let y = T::unpack(&T::read_staged(row_buf + chunk(c) * bytes, 16));
-            let at = weight.wrapping_add(col(c) as usize);
-            let w = if whole_w {
-                if col(c) < cols32 {
-                    T::load_whole(at)
-                } else {
-                    T::ZERO
+    let mut bits = [0u32; 4];
+    unroll4!(w => {
+        if w * T::WEIGHT_WAVE < 4 {
+            let in_wave = |s: usize| s / T::WEIGHT_WAVE == w && live(s);
+            let mut ws = [T::ZERO; 4];
+            unroll4!(s => {
+                if in_wave(s) {
+                    let (c, at) = (col(s as u32), weight.wrapping_add(col(s as u32) as usize));
+                    ws[s] = if whole_w {
+                        if c < cols32 {
+                            T::load_whole(at)
+                        } else {
+                            T::ZERO
+                        }
+                    } else {
+                        T::load(at, valid(opaque_u32(cols32), s as u32))
+                    };
                 }
-            } else {
-                T::load(at, valid(cols32, c))
-            };
-            let w = T::unpack(&w);
-            unroll8!(i => {
-                h[c][i] = rms_apply(y[i], inv, w[i]);
-                amax = nan_max_abs(amax, h[c][i]);
+            });
+            unroll4!(s => {
+                if in_wave(s) {
+                    let (y, mut normalized) = (T::held_values(&ys[s]), [0f32; 8]);
+                    unroll8!(i => {
+                        normalized[i] = rms_normalize(y[i], inv);
+                    });
+                    let wv = T::unpack(&ws[s]);
+                    let mut amax = 0f32;
+                    unroll8!(i => {
+                        h[s][i] = rms_weigh(normalized[i], wv[i]);
+                        amax = nan_max_abs(amax, h[s][i]);
+                    });
+                    bits[s] = amax.to_bits();
+                }
             });
         }
     });
-    let amax = group_amax(amax, tpg);
-    if !active {
-        return;
+
+    // 4. The groups' amaxes, scales and reciprocals, as in the token-group
+    // row kernel (`token_group.rs`): a group's `lanes = GS / 8` chunks are
+    // adjacent lanes of one slot (`threads` is a multiple of 32, GS a power
+    // of two from 32 to 128), so each block of `lanes` lanes holds one chunk
+    // of each of 4 groups, one per slot. `group_amax_bits4_scatter` leaves
+    // lane `lane` the whole amax of its block's group in slot `(lane %
+    // lanes) / (lanes / 4)` (integer maxima of the bits, then one `max.NaN`
+    // against +0: bit for bit the butterfly of `nan_max_abs`), and the lane
+    // computes that group's scale and reciprocal: once per thread, where
+    // quantizing each chunk in its own slot took a butterfly, a scale and a
+    // division per chunk. Every lane takes part, those of slots past
+    // `slots` too (their groups, all zeros, are computed and never
+    // stored). (Shifts and masks: the group size is a power of two.)
+    let log_gs = group_size.trailing_zeros();
+    let (lanes, log_quarter) = (group_size / ELEMS_PER_THREAD as u32, log_gs - 5);
+    let groups = (cols32 >> log_gs) + (cols32 & (group_size - 1) != 0) as u32;
+    let lane = tid % 32;
+    let amax = amax_from_bits(f32::from_bits(group_amax_bits4_scatter(bits, lane, lanes)));
+    let scale = group_scale(amax, eps, fp8_max, ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float));
+    let recip = Divider::recip_of(scale);
+    // The scale, stored before the codes (as the row kernel does) by the
+    // first of the `lanes / 4` lanes holding it. The group starts at chunk
+    // `first` of the row; one past the row's end (`g >= groups`, every
+    // group of a slot past `slots` among them) stores nothing.
+    let first = ((lane & (lanes - 1)) >> log_quarter) * threads + (tid & !(lanes - 1));
+    let g = first >> (log_gs - 3);
+    if lane & ((1 << log_quarter) - 1) == 0 && g < groups {
+        let (row, g) = (row as u64, g as u64);
+        write_scale(scales, layout, 0, row, g, rows, groups as u64, scale, row + 1 == rows);
     }
-    let scale = group_scale(amax, eps, fp8_max, mode);
-    let quantizer = GroupQuantizer::new(format, scale, fp8_max);
-    let store = |c: usize, codes: u64| {
-        let at = dst.wrapping_add(col(c) as usize);
+
+    // 5. The codes of each chunk inside the row (8-byte stores on the whole
+    // path), with its group's quantizer rebuilt from the scale and
+    // reciprocal of the lane that computed them (`quantize4_scattered`).
+    // The row's codes are addressed here, not at the kernel's start: that
+    // 64-bit address, live across the kernel, spilled (f32, sm_80).
+    let dst = q.wrapping_add((row as u64 * opaque_u64(cols)) as usize);
+    let store = |s: usize, codes: u64| {
+        let c = col(s as u32);
+        let at = dst.wrapping_add(c as usize);
         if whole {
-            if col(c) < cols32 {
+            if c < cols32 {
                 store_whole(at, codes);
             }
         } else {
-            store_chunk(at, codes, valid(opaque_u32(cols32), c));
+            store_chunk(at, codes, valid(opaque_u32(cols32), s as u32));
         }
     };
-    // The division path chosen once for the thread's chunks.
-    quantizer.quantize_chunks::<4>(|c| h[c], store);
-    if l == 0 {
-        write_scale(scales, layout, 0, row, g as u64, rows, groups as u64, scale, row + 1 == rows);
-    }
+    quantize4_scattered(format, fp8_max, scale, recip, lane, lanes, |s| h[s], store);
 }
 
 /// The strides `threads / 2` .. 32 of the RMS tree for lane `lane`: the

@@ -91,7 +91,7 @@ pub mod gemm_wgmma;
 pub mod token_group;
 
 use crate::element::{bf16_to_f32, f16_to_f32};
-use crate::instr::{clamp, fma, nan_max_abs, shfl_xor};
+use crate::instr::{clamp, fma, nan_max_abs, shfl_idx, shfl_xor, warp_all};
 use crate::scale::Divider;
 use crate::Fp8Format;
 
@@ -192,6 +192,58 @@ pub(crate) fn group_amax_bits4_scatter(bits: [u32; 4], lane: u32, lanes: u32) ->
 #[inline(always)]
 pub(crate) fn amax_from_bits(amax: f32) -> f32 {
     nan_max_abs(0.0, amax)
+}
+
+/// The codes of a lane's 4 chunks, chunk `c` of the group whose amax
+/// [`group_amax_bits4_scatter`] left in lanes `block + c * (lanes / 4)`
+/// (`lanes` a power of two from 4 to 32, `block` = `lane` rounded down to
+/// a multiple of `lanes`): `(scale,
+/// recip)` is this lane's group's scale and its [`Divider::recip_of`], each
+/// chunk takes its group's pair from the first lane holding it (two
+/// `shfl.idx` a chunk) and rebuilds the quantizer from them
+/// ([`GroupQuantizer::with_recip`]: a few compares, no division). Chunk
+/// `c`'s values are `values(c)`, its codes go to `store(c, codes)`.
+///
+/// The division path is chosen for the whole warp, by vote (every group's
+/// scale is in some lane): the Markstein path without clamp when every
+/// group of the warp takes it, the power-of-two path when every group does
+/// (UE8M0), else the IEEE division, which gives every path's quotients
+/// (`Divider::divide_ieee`). Each chunk branches on those two warp-uniform
+/// flags. Tried and spilling in the token-group row kernel (f16 worst,
+/// sm_80 and sm_90, 64 registers): a dispatch on each group's own path per
+/// chunk, and one copy of the 4-chunk loop per path. Every lane of the warp
+/// must call it.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn quantize4_scattered(
+    format: Fp8Format,
+    fp8_max: f32,
+    scale: f32,
+    recip: f32,
+    lane: u32,
+    lanes: u32,
+    values: impl Fn(usize) -> [f32; 8],
+    mut store: impl FnMut(usize, u64),
+) {
+    let (block, quarter) = (lane & !(lanes - 1), lanes / 4);
+    let quantizer = |c: usize| {
+        let from = block + c as u32 * quarter;
+        GroupQuantizer::with_recip(format, shfl_idx(scale, from), shfl_idx(recip, from), fp8_max)
+    };
+    let own = GroupQuantizer::with_recip(format, scale, recip, fp8_max);
+    let plain = warp_all(own.is_plain());
+    let power2 = warp_all(own.is_power2());
+    unroll4!(c => {
+        let (quantizer, values) = (quantizer(c), values(c));
+        let codes = if plain {
+            quantizer.quantize8_plain(&values)
+        } else if power2 {
+            quantizer.quantize8_power2(&values)
+        } else {
+            quantizer.quantize8_divide(&values)
+        };
+        store(c, codes);
+    });
 }
 
 /// The per-element work of every quantizer for one group (or block):

@@ -33,12 +33,14 @@
 //! whose rows are not 128-byte aligned (K = 7000); see their section.
 
 use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
-use super::{amax_from_bits, group_amax, group_amax_bits4_scatter, Bf16, GroupQuantizer, F16, F32};
+use super::{
+    amax_from_bits, group_amax, group_amax_bits4_scatter, quantize4_scattered, Bf16, GroupQuantizer, F16, F32,
+};
 use crate::abi::TokenGroupParams;
 use crate::geometry::{
     token_group_banded, token_group_row_warps, token_group_threads, TOKEN_GROUP_BAND, TOKEN_GROUP_ROW_WARP_ELEMS,
 };
-use crate::instr::{global_thread_index, opaque_u64, shfl_idx, warp_all};
+use crate::instr::{global_thread_index, opaque_u64};
 use crate::scale::{group_scale, Divider};
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
 
@@ -306,20 +308,9 @@ unsafe fn quantize_row_groups<T: Load8, const GS: u64>(
     }
 
     // 4. Each chunk's codes, stored, with its group's quantizer rebuilt from
-    // the scale and reciprocal of the first lane holding the group. The
-    // division path is chosen for the whole warp, by vote (every group's
-    // amax is in some lane): the usual Markstein path without clamp when
-    // every group of the warp takes it, the power-of-two path when every
-    // group does (UE8M0), else the IEEE division, which gives every path's
-    // quotients (`Divider::divide_ieee`). Each chunk branches on those two
-    // warp-uniform flags. Tried and spilling (f16 worst, sm_80 and sm_90,
-    // 64 registers): a dispatch on each group's own path per chunk, and one
-    // copy of the 4-chunk loop per path.
-    let block = lane & !(lanes - 1);
-    let quantizer = |c: usize| {
-        let from = block + c as u32 * quarter;
-        GroupQuantizer::with_recip(format, shfl_idx(scale, from), shfl_idx(recip, from), fp8_max)
-    };
+    // the scale and reciprocal of the first lane holding the group, the
+    // division path chosen for the whole warp by vote
+    // (`quantize4_scattered`).
     let store = |c: usize, codes: u64| {
         let at = dst.add(col(c as u64) as usize);
         if whole {
@@ -328,20 +319,7 @@ unsafe fn quantize_row_groups<T: Load8, const GS: u64>(
             store_chunk(at, codes, valid(opaque_u64(cols), c as u64));
         }
     };
-    let own = GroupQuantizer::with_recip(format, scale, recip, fp8_max);
-    let plain = warp_all(own.is_plain());
-    let power2 = warp_all(own.is_power2());
-    unroll4!(c => {
-        let (quantizer, values) = (quantizer(c), T::unpack(&raw[c]));
-        let codes = if plain {
-            quantizer.quantize8_plain(&values)
-        } else if power2 {
-            quantizer.quantize8_power2(&values)
-        } else {
-            quantizer.quantize8_divide(&values)
-        };
-        store(c, codes);
-    });
+    quantize4_scattered(format, fp8_max, scale, recip, lane, lanes, |c| T::unpack(&raw[c]), store);
 }
 
 macro_rules! row_entry {
