@@ -522,18 +522,20 @@ impl DependentLaunch {
 }
 
 /// The narrowest slab at which the streaming kernel measured faster.
-const STREAM_MIN_SLAB: u32 = 32;
+const STREAM_MIN_SLAB: u32 = 24;
 
 /// Where the streaming kernel beat both other decode kernels on an H200
 /// (bench/NOTES-gemm.md, session 15, call 3: per launch in a graph, against
 /// the split-K `wgmma` kernel that `Fast` took and the `mma.sync` decode
-/// kernel that `Precise` took): wherever its slabs are 32 rows or more (N
-/// of 4096 and up on 132 SMs), in both modes and at every K measured: 1 x
+/// kernel that `Precise` took): wherever its slabs are 24 rows or more (N
+/// above 2112 on 132 SMs), in both modes and at every K measured: 1 x
 /// 4096 x 8192 12.5 us against 14.1 (`Fast`) and 21.1 (`Precise`); 1 x 7168
 /// x 2048 6.8 against 8.6 and 7.4; 8 x 24576 x 1536 12.4 against 14.3 and
-/// 16.8; 1 x 7168 x 16384 31.7 against 38.0 and 42.2. Narrower slabs lose:
-/// 1 x 2112 x 7168 (16 rows) 11.1 against 9.2 and 11.1; 1 x 512 x 7168 (8
-/// rows) 11.1 against 6.7 and 6.4.
+/// 16.8; 1 x 7168 x 16384 31.7 against 38.0 and 42.2; and (session 22, call
+/// 4, slabs of 24 rows) 1 x 3072 x 7168 10.5 against 12.2, 8 x 3072 x 7168
+/// 10.5 against 12.5 (`Fast`, split 64 x 64 tiles). Narrower slabs lose:
+/// 1 x 2112 x 7168 (16 rows) 11.1 against 9.2 and 11.1 (session 22: 10.7
+/// against 9.0); 1 x 512 x 7168 (8 rows) 11.1 against 6.7 and 6.4.
 pub(crate) fn stream_pays(n: u64, multiprocessors: u64) -> bool {
     gemm_stream(n, multiprocessors).is_ok_and(|(l, _)| l.slab >= STREAM_MIN_SLAB)
 }
@@ -684,8 +686,8 @@ mod tests {
         use std::ffi::OsStr;
         let measured = StreamUse::parse(None).unwrap();
         assert_eq!(measured, StreamUse::Measured);
-        // Measured faster, in both modes: slabs of 32 rows or more.
-        for (m, n) in [(1, 4096), (16, 7168), (8, 24576), (1, 32768), (1, 65536)] {
+        // Measured faster, in both modes: slabs of 24 rows or more.
+        for (m, n) in [(1, 3072), (8, 3072), (1, 4096), (16, 7168), (8, 24576), (1, 32768), (1, 65536)] {
             assert!(measured.takes(m, n, 132), "{m}x{n}");
         }
         // Measured slower (narrow slabs), or not decode-sized.
