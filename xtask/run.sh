@@ -107,9 +107,10 @@ run_ab() {
                 tail -5 "$dir/log"
                 status=1
             fi
-            { echo "# $label, round $round"; cat "$dir/bench.md" 2>/dev/null; echo; } >>"$out/ab.md"
+            # (`--fused` writes its table to bench-fused.md.)
+            { echo "# $label, round $round"; cat "$dir/bench.md" "$dir/bench-fused.md" 2>/dev/null; echo; } >>"$out/ab.md"
             echo "=== $label, round $round"
-            grep -E '^\| ' "$dir/bench.md" 2>/dev/null | grep -vE '^\|[-:| ]+\|$' | head -80
+            cat "$dir/bench.md" "$dir/bench-fused.md" 2>/dev/null | grep -E '^\| ' | grep -vE '^\|[-:| ]+\|$' | head -80
             rm -rf "$dir"
         done
     done
