@@ -533,7 +533,10 @@ const STREAM_MIN_SLAB: u32 = 24;
 /// x 2048 6.8 against 8.6 and 7.4; 8 x 24576 x 1536 12.4 against 14.3 and
 /// 16.8; 1 x 7168 x 16384 31.7 against 38.0 and 42.2; and (session 22, call
 /// 4, slabs of 24 rows) 1 x 3072 x 7168 10.5 against 12.2, 8 x 3072 x 7168
-/// 10.5 against 12.5 (`Fast`, split 64 x 64 tiles). Narrower slabs lose:
+/// 10.5 against 12.5 (`Fast`, split 64 x 64 tiles; `Precise` was not
+/// timed at 24-row slabs, where its alternative is the `mma.sync` decode
+/// kernel, 1.1-1.7x slower than streaming wherever both were measured).
+/// Narrower slabs lose:
 /// 1 x 2112 x 7168 (16 rows) 11.1 against 9.2 and 11.1 (session 22: 10.7
 /// against 9.0); 1 x 512 x 7168 (8 rows) 11.1 against 6.7 and 6.4.
 pub(crate) fn stream_pays(n: u64, multiprocessors: u64) -> bool {
