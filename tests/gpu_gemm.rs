@@ -577,6 +577,57 @@ fn stream_reads_the_a_the_kernel_before_wrote() {
     }
 }
 
+/// The `wgmma` GEMMs launched (with PDL, the default) right after the GPU
+/// quantizer that writes their A, with no copy between them, round after
+/// round into one A buffer, on every tile family: the planned tiles (2-CTA
+/// clusters at 2100 x 4000, split-K at 64 x 512 x 4096, `Precise`) and
+/// every forced tile. The quantizer lets its dependents launch as soon as
+/// all its CTAs run, so each GEMM's CTAs start while the quantizer may
+/// still write: each must read its own round's A (it waits on the grid
+/// dependency before any read), and its C must survive the launches after
+/// it. C is checked on 256 sampled elements (corners included), against the
+/// CPU quantizer's A.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn wgmma_reads_the_a_the_quantizer_before_wrote() {
+    let dev = gpu();
+    let mut rng = Rng::new(seed());
+    let f = Fp8Format::E4M3Fn;
+    let layout = ScaleLayout::ColMajorTmaAligned;
+    let qcfg = TokenGroupConfig { format: f, layout, ..Default::default() };
+    let planned = [
+        (2100, 4000, 1024, GemmPrecision::Fast, None),
+        (64, 512, 4096, GemmPrecision::Fast, None),
+        (2100, 4000, 1024, GemmPrecision::Precise, None),
+    ];
+    let forced = GemmTile::ALL.iter().map(|&t| (1000, 1288, 640, GemmPrecision::Fast, Some(t)));
+    for (m, n, k, precision, tile) in planned.into_iter().chain(forced) {
+        let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
+        let (b_dev, sb_dev) = b.upload(&dev, n, k);
+        let xs: Vec<Vec<bf16>> = (0..6).map(|_| random_bf16(m, k, rng.next_u64())).collect();
+        let shape_a = MatrixShape::new(m, k).unwrap();
+        let xs_dev: Vec<_> = xs.iter().map(|x| dev.upload(x, shape_a).unwrap()).collect();
+        let scale_len = layout.len(m as u64, k.div_ceil(128) as u64) as usize;
+        let mut a_dev = dev.zeros::<u8>(shape_a).unwrap();
+        let mut sa_dev = dev.zeros::<f32>(MatrixShape::new(1, scale_len).unwrap()).unwrap();
+        let cfg = GemmConfig { format: f, a_scale_layout: layout, output: OutputType::F32, precision, tile };
+        let shape_c = MatrixShape::new(m, n).unwrap();
+        let mut cs: Vec<GemmTensor> =
+            xs.iter().map(|_| GemmTensor::F32(dev.upload(&vec![f32::NAN; m * n], shape_c).unwrap())).collect();
+        // Only kernels from here to the reads: quantize, GEMM, quantize, ...
+        for (x, c) in xs_dev.iter().zip(cs.iter_mut()) {
+            dev.per_token_group_quant_fp8_into(x, &qcfg, &mut a_dev, &mut sa_dev).unwrap();
+            dev.mm_fp8_blockscale_into(&a_dev, &sa_dev, &b_dev, &sb_dev, &cfg, c).unwrap();
+        }
+        for (round, (x, c)) in xs.iter().zip(&cs).enumerate() {
+            let a = quant_a(x, m, k, f, layout);
+            let c = c.to_f32_vec().unwrap();
+            let label = format!("round {round} M={m} N={n} K={k} {} {tile:?}", precision.name());
+            check(&label, &c, &a, &b, m, n, k, &cfg, Some(256), &mut rng);
+        }
+    }
+}
+
 /// The 2-CTA cluster kernels (A multicast), where the planner or a forced
 /// 256 x 128 / 128 x 128 / 128 x 192 tile takes them, against the single-CTA kernels on
 /// the same operands (a second device with `QUANT_GEMM_NO_CLUSTERS` set),

@@ -300,6 +300,22 @@ pub fn lop3<const LUT: u32>(a: u32, b: u32, c: u32) -> u32 {
     d
 }
 
+/// `griddepcontrol.launch_dependents`: lets a grid launched after this one
+/// with PDL (programmatic stream serialization) be scheduled before this one
+/// completes, once every CTA of this grid has executed it or exited; the
+/// dependent's CTAs then wait in `griddepcontrol.wait` before touching
+/// memory, so this changes when they start, never what they read. Without
+/// such a dependent it has no effect; before sm_90 (no PDL) it is nothing.
+#[inline(always)]
+pub fn grid_launch_dependents() {
+    // SAFETY: a scheduling hint with no operands and no memory effect on
+    // this grid; a dependent orders its own reads (`griddepcontrol.wait`).
+    #[cfg(target_feature = "sm_90")]
+    unsafe {
+        core::arch::asm!("griddepcontrol.launch_dependents;", options(nostack))
+    };
+}
+
 /// Per half-word unsigned maximum.
 #[cfg(target_feature = "sm_90")]
 #[inline(always)]

@@ -68,9 +68,9 @@ struct WgmmaFunctions {
     stream: [[CudaFunction; 2]; 2],
     /// Where it runs (`QUANT_GEMM_STREAM`, read once per `Gpu`).
     stream_use: launch::StreamUse,
-    /// Whether it is launched with PDL (`QUANT_GEMM_PDL`, read once per
-    /// `Gpu`).
-    stream_pdl: launch::DependentLaunch,
+    /// Whether the `wgmma` and streaming kernels are launched with PDL
+    /// (`QUANT_GEMM_PDL`, read once per `Gpu`).
+    pdl: launch::DependentLaunch,
 }
 
 impl WgmmaFunctions {
@@ -110,7 +110,7 @@ impl GemmFunctions {
         // Read on every GPU, so that a wrong value is an error everywhere,
         // not only where the streaming kernel exists.
         let stream_use = launch::StreamUse::parse(std::env::var_os(launch::StreamUse::VAR).as_deref())?;
-        let stream_pdl = launch::DependentLaunch::parse(std::env::var_os(launch::DependentLaunch::VAR).as_deref())?;
+        let pdl = launch::DependentLaunch::parse(std::env::var_os(launch::DependentLaunch::VAR).as_deref())?;
         let mma = MmaFunctions::load(gpu)?;
         let wgmma = if gpu.ptx_arch().has_wgmma() {
             let mut kernels = Vec::new();
@@ -159,7 +159,7 @@ impl GemmFunctions {
                 // Every slab's ring fits this (`StreamLayout::smem_bytes`).
                 f.set_attribute(MAX_SMEM, GEMM_SMEM_LIMIT as i32)?;
             }
-            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use, stream_pdl })
+            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use, pdl })
         } else {
             None
         };
@@ -492,18 +492,18 @@ fn launch_wgmma(
         splits: plan.splits,
         tma_store_c: tma_store_c as u32,
     });
-    if let Some((function, grid)) = multicast {
-        // SAFETY: as below for the same parameters; the multicast kernel
-        // runs in clusters of GEMM_CLUSTER consecutive CTAs, `grid` (a
-        // multiple of it, every cluster resident at once) from
-        // `launch::gemm_wgmma_clusters`, which also keeps the tile columns
-        // even; no split.
-        unsafe { launch_cluster(stream, function, &params, grid, plan.config.shared_mem_bytes) }?;
-        drop((c_guard, a_guard, b_guard, sa_guard, sb_guard));
-        return Ok(true);
-    }
-    let mut builder = stream.launch_builder(kernel);
-    builder.arg(&params);
+    let (function, config, clustered) = match multicast {
+        Some((function, grid)) => (
+            function,
+            cudarc::driver::LaunchConfig {
+                grid_dim: (grid, 1, 1),
+                block_dim: (quant_kernels::wgmma_contract::GEMM_THREADS, 1, 1),
+                shared_mem_bytes: plan.config.shared_mem_bytes,
+            },
+            true,
+        ),
+        None => (kernel, plan.config, false),
+    };
     // SAFETY: the kernel takes one `GemmWgmmaParams`, passed by value: the
     // C map, when `tma_store_c` is set, describes exactly the bf16 C (m x
     // n, 16-byte-aligned base and row pitch, no split); the maps of A and B
@@ -514,8 +514,14 @@ fn launch_wgmma(
     // buffer length the caller checked; C holds m * n elements of the
     // kernel's output type, or the workspace splits * stride f32;
     // `launch::gemm_wgmma` keeps 1 <= splits <= k-blocks (at most 32) and
-    // gives the tile's threads, shared memory and grid.
-    unsafe { builder.launch(plan.config) }?;
+    // gives the tile's threads, shared memory and grid. The multicast
+    // kernel runs in clusters of GEMM_CLUSTER consecutive CTAs, `grid` (a
+    // multiple of it, every cluster resident at once) from
+    // `launch::gemm_wgmma_clusters`, which also keeps the tile columns even;
+    // no split. Every `wgmma` kernel executes `griddepcontrol.wait` after
+    // its barrier set-up, before any access to memory, so it may be a
+    // programmatic dependent launch (`QUANT_GEMM_PDL`).
+    unsafe { launch_wgmma_kernel(stream, function, &params, config, clustered, wgmma.pdl) }?;
     drop((c_guard, a_guard, b_guard, sa_guard, sb_guard));
     if let Some(ws) = split {
         let len = m * n;
@@ -595,15 +601,8 @@ fn launch_stream(
     // while the kernel before it still runs (once that kernel's CTAs have
     // executed `griddepcontrol.launch_dependents` or exited), which hides
     // the launch and the prologue behind that kernel's tail.
-    // SAFETY: an all-zero launch attribute is a valid value of the C union.
-    let mut pdl: cudarc::driver::sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
-    pdl.id = cudarc::driver::sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-    pdl.value.programmaticStreamSerializationAllowed = 1;
-    let attrs = match wgmma.stream_pdl {
-        launch::DependentLaunch::On => std::slice::from_mut(&mut pdl),
-        launch::DependentLaunch::Off => &mut [],
-    };
-    let config = launch_config_ex(stream, config, attrs);
+    let mut attrs = with_pdl(None, wgmma.pdl);
+    let config = launch_config_ex(stream, config, &mut attrs);
     let arg = &params as *const StreamLaunchParams as *mut std::ffi::c_void;
     // SAFETY: the kernel takes one `GemmStreamParams`, passed by value (one
     // pointer to it): its maps describe exactly A (box 16 rows) and B (box
@@ -702,25 +701,57 @@ struct LaunchParams(GemmWgmmaParams);
 // parameter buffer byte for byte as the kernel declares it.
 unsafe impl DeviceRepr for LaunchParams {}
 
+/// The launch attribute that runs a kernel in clusters of [`GEMM_CLUSTER`]
+/// CTAs along x (cudarc's launch builder sets no cluster dimension, so the
+/// multicast kernels go through `cuLaunchKernelEx`).
+fn cluster_attribute() -> cudarc::driver::sys::CUlaunchAttribute {
+    use cudarc::driver::sys;
+    // SAFETY: an all-zero launch attribute is a valid value of the C union.
+    let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+    attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attr.value.clusterDim = sys::CUlaunchAttributeValue_union__bindgen_ty_1 { x: GEMM_CLUSTER, y: 1, z: 1 };
+    attr
+}
+
+/// The launch attribute of a programmatic dependent launch (PDL): the
+/// kernel's CTAs may be scheduled before the kernel queued ahead of it on
+/// the stream completes (once that kernel's CTAs have executed
+/// `griddepcontrol.launch_dependents` or exited). Only for kernels that
+/// execute `griddepcontrol.wait` before they touch memory.
+fn pdl_attribute() -> cudarc::driver::sys::CUlaunchAttribute {
+    use cudarc::driver::sys;
+    // SAFETY: an all-zero launch attribute is a valid value of the C union.
+    let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+    attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attr.value.programmaticStreamSerializationAllowed = 1;
+    attr
+}
+
+/// The launch attributes of a kernel that waits on its grid dependency:
+/// `base`, plus PDL where `pdl` says so.
+fn with_pdl(
+    base: Option<cudarc::driver::sys::CUlaunchAttribute>,
+    pdl: launch::DependentLaunch,
+) -> Vec<cudarc::driver::sys::CUlaunchAttribute> {
+    let pdl = (pdl == launch::DependentLaunch::On).then(pdl_attribute);
+    base.into_iter().chain(pdl).collect()
+}
+
 /// The launch configuration of a multicast kernel: `grid` CTAs of
-/// [`quant_kernels::wgmma_contract::GEMM_THREADS`] in clusters of
-/// [`GEMM_CLUSTER`] along x (cudarc's launch builder sets no cluster
-/// dimension, so the multicast kernels go through `cuLaunchKernelEx`).
+/// [`quant_kernels::wgmma_contract::GEMM_THREADS`], with `attrs` (the
+/// cluster dimension first; they must outlive every use of the result).
 fn cluster_config(
     stream: &cudarc::driver::CudaStream,
     grid: u32,
     smem: u32,
-    attr: &mut cudarc::driver::sys::CUlaunchAttribute,
+    attrs: &mut [cudarc::driver::sys::CUlaunchAttribute],
 ) -> cudarc::driver::sys::CUlaunchConfig {
-    use cudarc::driver::sys;
-    attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-    attr.value.clusterDim = sys::CUlaunchAttributeValue_union__bindgen_ty_1 { x: GEMM_CLUSTER, y: 1, z: 1 };
     let config = cudarc::driver::LaunchConfig {
         grid_dim: (grid, 1, 1),
         block_dim: (quant_kernels::wgmma_contract::GEMM_THREADS, 1, 1),
         shared_mem_bytes: smem,
     };
-    launch_config_ex(stream, config, std::slice::from_mut(attr))
+    launch_config_ex(stream, config, attrs)
 }
 
 /// `config` on `stream` as `cuLaunchKernelEx` takes it, with `attrs`
@@ -748,9 +779,8 @@ fn launch_config_ex(
 /// shared memory per CTA) the GPU holds at once.
 fn max_active_clusters(gpu: &Gpu, function: &CudaFunction, smem: u32) -> Result<u32> {
     let stream = gpu.stream();
-    // SAFETY: an all-zero launch attribute is a valid value of the C union.
-    let mut attr = unsafe { std::mem::zeroed() };
-    let config = cluster_config(stream, GEMM_CLUSTER, smem, &mut attr);
+    let mut attr = cluster_attribute();
+    let config = cluster_config(stream, GEMM_CLUSTER, smem, std::slice::from_mut(&mut attr));
     let mut clusters: std::ffi::c_int = 0;
     stream.context().bind_to_thread()?;
     // SAFETY: `config` points at one valid attribute for the call's
@@ -760,23 +790,27 @@ fn max_active_clusters(gpu: &Gpu, function: &CudaFunction, smem: u32) -> Result<
     Ok(clusters.max(0) as u32)
 }
 
-/// Launches `function(params)` on `stream` in clusters of [`GEMM_CLUSTER`]
-/// CTAs along x.
+/// Launches the `wgmma` kernel `function(params)` on `stream`: `grid`
+/// CTAs, in clusters of [`GEMM_CLUSTER`] along x where `clustered`, as a
+/// programmatic dependent launch where `pdl` says so.
 ///
 /// # Safety
-/// `function` is a multicast kernel taking one `GemmWgmmaParams` by value,
-/// `params` is valid for it, `grid` is a multiple of the cluster size with
-/// every cluster resident at once, and the buffers it names stay alive
-/// (their guards held) until the launch is queued.
-unsafe fn launch_cluster(
+/// `function` takes one `GemmWgmmaParams` by value and executes
+/// `griddepcontrol.wait` before it touches memory, `params` is valid for
+/// it, `config` suits it, and the buffers it names stay alive (their guards
+/// held) until the launch is queued; where `clustered`, `function` is a
+/// multicast kernel and the grid a multiple of the cluster size with every
+/// cluster resident at once.
+unsafe fn launch_wgmma_kernel(
     stream: &std::sync::Arc<cudarc::driver::CudaStream>,
     function: &CudaFunction,
     params: &LaunchParams,
-    grid: u32,
-    smem: u32,
+    config: cudarc::driver::LaunchConfig,
+    clustered: bool,
+    pdl: launch::DependentLaunch,
 ) -> Result<()> {
-    let mut attr = std::mem::zeroed();
-    let config = cluster_config(stream, grid, smem, &mut attr);
+    let mut attrs = with_pdl(clustered.then(cluster_attribute), pdl);
+    let config = launch_config_ex(stream, config, &mut attrs);
     launch_ex(stream, function, &config, &mut [params as *const LaunchParams as *mut std::ffi::c_void])
 }
 

@@ -173,7 +173,8 @@ pub(crate) fn block(
 /// `MAX_STAGES`; one stage still copies asynchronously, without looking
 /// ahead), or 0 (the kernel's two-pass path over global memory) when none
 /// fits or some chunk could not be copied in 16-byte pieces. `tile_blocks`:
-/// every block is one tile and its columns start at multiples of 8;
+/// every block is one tile, its columns start at multiples of 8, and
+/// there are at most `i32::MAX` blocks (the staged path's cursor is 32-bit);
 /// `rows_aligned`: the base and the row pitch are multiples of 16 bytes.
 pub(crate) fn block_stages(elem_bytes: u64, tile_blocks: bool, rows_aligned: bool, max_shared: u64) -> u64 {
     if !tile_blocks || !rows_aligned {
@@ -493,16 +494,20 @@ impl StreamUse {
     }
 }
 
-/// Whether the streaming decode GEMM is launched as a programmatic
-/// dependent launch (PDL), from the environment variable
-/// [`DependentLaunch::VAR`]: `on` (the default) or `off`.
+/// Whether the Hopper GEMMs (the `wgmma` tiles and the streaming decode
+/// kernel) are launched as programmatic dependent launches (PDL), from the
+/// environment variable [`DependentLaunch::VAR`]: `on` (the default) or `off`.
 ///
-/// With PDL the kernel's CTAs may start while the kernel queued before it
-/// on the stream finishes (as SMs free up): they set up their barriers and
-/// prefetch the tensor maps, then wait (`griddepcontrol.wait`) until that
-/// kernel has completed and its writes are visible, before they read A, B
-/// or the scales or write C. Results are the same either way; `off` is for
-/// comparisons and for drivers that refuse the launch attribute.
+/// With PDL a GEMM's CTAs may start while the kernel queued before it on
+/// the stream finishes: the activation quantizers (token group, SiLU·mul,
+/// RMSNorm) let their dependents launch as soon as all their CTAs run, so
+/// the GEMM sets up its barriers and prefetches its tensor maps on the SMs
+/// the quantizer's last CTAs leave, then waits (`griddepcontrol.wait`) until
+/// the quantizer has completed and its writes are visible, before it reads
+/// A, B or the scales or writes C. The GEMMs themselves do not let their
+/// dependents start early (the streaming kernel does). Results are the same
+/// either way; `off` is for comparisons and for drivers that refuse the
+/// launch attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DependentLaunch {
     /// PDL (the default).

@@ -299,15 +299,6 @@ pub unsafe fn grid_dependency_wait() {
     asm!("griddepcontrol.wait;", options(nostack));
 }
 
-/// `griddepcontrol.launch_dependents`: lets a grid launched after this one
-/// with PDL be scheduled before this one completes (its CTAs then wait in
-/// [`grid_dependency_wait`] before touching memory); one thread per CTA
-/// suffices, and without such a dependent it has no effect.
-#[inline(always)]
-pub unsafe fn grid_launch_dependents() {
-    asm!("griddepcontrol.launch_dependents;", options(nostack));
-}
-
 /// [`tma_load_2d`] multicast: the box lands at shared address `dst` and
 /// completes `bar` (the same offsets) in every CTA of the cluster whose bit
 /// is set in `mask`.

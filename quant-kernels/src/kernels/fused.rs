@@ -835,6 +835,7 @@ macro_rules! entry {
             masked_m: *const u32,
             p: FusedGroupParams,
         ) {
+            crate::instr::grid_launch_dependents();
             quantize_groups::<$t, Identity, { FusedOp::Quant.group_chunks(DType::$t) as usize }>(Fp8Format::$format, x, q, scales, masked_m, p)
         }
     };
@@ -851,6 +852,7 @@ macro_rules! entry {
             masked_m: *const u32,
             p: FusedGroupParams,
         ) {
+            crate::instr::grid_launch_dependents();
             quantize_groups::<$t, SiluMul, { FusedOp::SiluMul.group_chunks(DType::$t) as usize }>(Fp8Format::$format, x, q, scales, masked_m, p)
         }
     };
@@ -869,6 +871,7 @@ macro_rules! entry {
             scales: *mut f32,
             p: RmsNormParams,
         ) {
+            crate::instr::grid_launch_dependents();
             rms_norm_groups::<$t>(Fp8Format::$format, x, residual, weight, q, scales, p)
         }
     };

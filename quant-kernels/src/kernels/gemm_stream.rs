@@ -75,11 +75,11 @@ use core::mem::offset_of;
 use super::common::{Align16, Bf16Out, PredStore};
 use crate::instr::mma::{cp_async4, cp_async_wait_n, warp_sync};
 use crate::instr::wgmma::{
-    fence16, grid_dependency_wait, grid_launch_dependents, mbar_arrive_expect_tx, mbar_arrive_if,
-    mbar_arrive_on_cp_async, mbar_init, mbar_init_fence, mbar_wait, named_barrier_unaligned, param_block_address,
-    smem_desc, tensormap_prefetch, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_m64n16k32, wgmma_wait0, Frag16,
+    fence16, grid_dependency_wait, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_init,
+    mbar_init_fence, mbar_wait, named_barrier_unaligned, param_block_address, smem_desc, tensormap_prefetch,
+    tma_load_2d, wgmma_commit, wgmma_fence, wgmma_m64n16k32, wgmma_wait0, Frag16,
 };
-use crate::instr::{fma, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
+use crate::instr::{fma, grid_launch_dependents, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::stream_contract::{
     GemmStreamParams, StreamLayout, GEMM_STREAM_MAX_M, GEMM_STREAM_MAX_PIECES, GEMM_STREAM_PIECE_PARTIAL_BYTES,
     GEMM_STREAM_PIECE_ROWS, GEMM_STREAM_SCALE_SLOT_B, GEMM_STREAM_SCALE_SLOT_BYTES,

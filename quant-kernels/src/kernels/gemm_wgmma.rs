@@ -140,10 +140,10 @@ use crate::instr::mma::{cp_async4, cp_async_wait_n, warp_sync};
 use crate::instr::store::st_global16;
 use crate::instr::wgmma::{
     bulk_wait_all_if, bulk_wait_read_if, cluster_rank, cluster_sync, fence, fence_proxy_async_shared,
-    mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_arrive_pair, mbar_init, mbar_init_fence,
-    mbar_test, mbar_wait, named_arrive_if, named_barrier, named_barrier_if, param_block_address, setmaxnreg_dec,
-    setmaxnreg_inc, smem_desc, stmatrix_x4, tensormap_prefetch, tma_load_2d, tma_load_2d_multicast, tma_store_2d_if,
-    wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
+    grid_dependency_wait, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_arrive_pair, mbar_init,
+    mbar_init_fence, mbar_test, mbar_wait, named_arrive_if, named_barrier, named_barrier_if, param_block_address,
+    setmaxnreg_dec, setmaxnreg_inc, smem_desc, stmatrix_x4, tensormap_prefetch, tma_load_2d, tma_load_2d_multicast,
+    tma_store_2d_if, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
 };
 use crate::instr::{fma, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::wgmma_contract::{
@@ -399,6 +399,14 @@ unsafe fn gemm<
     } else {
         nvptx::_syncthreads();
     }
+    // Launched with PDL after a quantizer (which lets its dependents start
+    // early), the CTA got here while that kernel may still be writing A and
+    // its scales: nothing below reads global memory or writes C before the
+    // kernels queued before this one have completed and their writes are
+    // visible. (This kernel does not let its own dependents start early:
+    // a GEMM queued after a GEMM then starts as the first one's CTAs exit,
+    // not on whichever SMs free first.)
+    grid_dependency_wait();
 
     if tid >= consumers {
         setmaxnreg_dec::<GEMM_PRODUCER_REGISTERS>();

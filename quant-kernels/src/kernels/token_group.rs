@@ -34,7 +34,7 @@
 
 use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
 use super::{
-    amax_from_bits, group_amax, group_amax_bits4_scatter, quantize4_scattered, Bf16, GroupQuantizer, F16, F32,
+    amax_from_bits, divmod, group_amax, group_amax_bits4_scatter, quantize4_scattered, Bf16, GroupQuantizer, F16, F32,
 };
 use crate::abi::TokenGroupParams;
 use crate::geometry::{
@@ -43,18 +43,6 @@ use crate::geometry::{
 use crate::instr::{global_thread_index, opaque_u64};
 use crate::scale::{group_scale, Divider};
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
-
-/// `(a / b, a % b)`, in 32-bit arithmetic when both fit (64-bit division is
-/// a long software sequence on the GPU).
-#[inline(always)]
-fn divmod(a: u64, b: u64) -> (u64, u64) {
-    if a <= u32::MAX as u64 && b <= u32::MAX as u64 {
-        let (a, b) = (a as u32, b as u32);
-        ((a / b) as u64, (a % b) as u64)
-    } else {
-        (a / b, a % b)
-    }
-}
 
 /// The per-thread work of the kernel, top to bottom, with `C` (2 or 4)
 /// chunks per thread.
@@ -174,6 +162,7 @@ macro_rules! entry {
         /// Launched by `quant-host` with checked parameters.
         #[no_mangle]
         pub unsafe extern "ptx-kernel" fn $name(x: *const $t, q: *mut u8, scales: *mut f32, p: TokenGroupParams) {
+            crate::instr::grid_launch_dependents();
             quantize_groups::<$t, $gs, 2>(Fp8Format::$format, x, q, scales, p)
         }
 
@@ -184,6 +173,7 @@ macro_rules! entry {
         /// Launched by `quant-host` with checked parameters.
         #[no_mangle]
         pub unsafe extern "ptx-kernel" fn $wide(x: *const $t, q: *mut u8, scales: *mut f32, p: TokenGroupParams) {
+            crate::instr::grid_launch_dependents();
             quantize_groups::<$t, $gs, 4>(Fp8Format::$format, x, q, scales, p)
         }
     )*};
@@ -331,6 +321,7 @@ macro_rules! row_entry {
         /// Launched by `quant-host` with checked parameters.
         #[no_mangle]
         pub unsafe extern "ptx-kernel" fn $name(x: *const $t, q: *mut u8, scales: *mut f32, p: TokenGroupParams) {
+            crate::instr::grid_launch_dependents();
             quantize_row_groups::<$t, $gs>(Fp8Format::$format, x, q, scales, p)
         }
     )*};
