@@ -107,6 +107,13 @@ pub struct BlockParams {
     pub bn: u64,
     /// Block width (`> 0`).
     pub bk: u64,
+    /// Blocks per row of the block grid, `ceil(cols / bk)`.
+    pub blocks_per_row: u64,
+    /// Blocks in all, `ceil(rows / bn) * blocks_per_row`. Both computed
+    /// once on the host: 64-bit divisions are long software sequences on
+    /// the GPU, and small weights (one block per CTA) paid them before
+    /// their first load.
+    pub blocks: u64,
     /// Floor of a block's amax.
     pub eps: f32,
     /// Clamp bound and scale divisor.
@@ -523,7 +530,7 @@ mod tests {
     fn parameter_blocks_have_no_padding() {
         // The sizes the PTX entry points declare (`.param .align 8 .b8 p[N]`).
         assert_eq!(core::mem::size_of::<TokenGroupParams>(), 3 * 8 + 4 * 4);
-        assert_eq!(core::mem::size_of::<BlockParams>(), 5 * 8 + 4 * 4);
+        assert_eq!(core::mem::size_of::<BlockParams>(), 7 * 8 + 4 * 4);
         assert_eq!(core::mem::size_of::<CodecParams>(), 8);
     }
 

@@ -200,32 +200,35 @@ unsafe fn encode_staged_whole<T: Load8>(stage: u32, q: *mut u8, cols: u64, tile:
 /// The scale blocks a CTA visits, `first, first + grid, ...` in row-major
 /// order, as block coordinates advanced without a division per step
 /// (64-bit divisions per block and thread were a large part of the
-/// kernel's instructions).
+/// kernel's instructions). 32-bit: the host takes the staged path, the
+/// only one that uses a cursor, only where the blocks number at most
+/// `i32::MAX` (so `index + grid` cannot wrap either), and the two
+/// divisions that set a cursor up are then 32-bit too.
 #[derive(Clone, Copy)]
 struct BlockCursor {
-    index: u64,
-    brow: u64,
-    bcol: u64,
+    index: u32,
+    brow: u32,
+    bcol: u32,
 }
 
 /// How far a [`BlockCursor`] moves per step: `grid` blocks, as rows and
 /// columns of the block grid (`per_row` blocks per row).
 #[derive(Clone, Copy)]
 struct CursorStep {
-    grid: u64,
-    rows: u64,
-    cols: u64,
-    per_row: u64,
+    grid: u32,
+    rows: u32,
+    cols: u32,
+    per_row: u32,
 }
 
 impl CursorStep {
     #[inline(always)]
-    fn new(grid: u64, per_row: u64) -> Self {
+    fn new(grid: u32, per_row: u32) -> Self {
         Self { grid, rows: grid / per_row, cols: grid % per_row, per_row }
     }
 
     #[inline(always)]
-    fn start(&self, index: u64) -> BlockCursor {
+    fn start(&self, index: u32) -> BlockCursor {
         BlockCursor { index, brow: index / self.per_row, bcol: index % self.per_row }
     }
 
@@ -314,8 +317,7 @@ struct Block {
 
 impl Block {
     #[inline(always)]
-    fn new(index: u64, rows: u64, cols: u64, bn: u64, bk: u64) -> Self {
-        let per_row = cols.div_ceil(bk);
+    fn new(index: u64, per_row: u64, rows: u64, cols: u64, bn: u64, bk: u64) -> Self {
         let (row_begin, col_begin) = ((index / per_row) * bn, (index % per_row) * bk);
         Self { index, row_begin, row_end: (row_begin + bn).min(rows), col_begin, col_end: (col_begin + bk).min(cols) }
     }
@@ -331,19 +333,20 @@ impl Block {
 ///
 /// # Safety
 /// The host has checked (see [`BlockParams`]): `w` holds `rows` rows of `row_stride >= cols`
-/// elements, `q` holds `rows * cols` bytes, `scales` holds one f32 per block,
+/// elements, `q` holds `rows * cols` bytes, `scales` holds one f32 per block, `blocks_per_row` and `blocks` are
+/// the block grid's (`ceil(cols / bk)` and `ceil(rows / bn)` times that),
 /// the grid is 1-D with 512 threads per CTA. Dynamic shared memory:
 /// `BLOCK_QUANT_SMEM_HEADER` bytes, plus `stages` stages of
 /// `block_quant_stage_bytes(size_of::<T>())` when `stages > 0`, which the
 /// host allows only for one-tile blocks whose width is a multiple of 8 and
 /// 16-byte aligned rows (`w` and `row_stride * size_of::<T>()`), so every
-/// chunk starts 16-byte aligned; at most `MAX_STAGES`.
+/// chunk starts 16-byte aligned, and at most `i32::MAX` blocks; at most
+/// `MAX_STAGES`.
 #[inline(always)]
 unsafe fn quantize_block<T: Load8>(format: Fp8Format, w: *const T, q: *mut u8, scales: *mut f32, p: BlockParams) {
-    let BlockParams { rows, cols, row_stride, bn, bk, eps, fp8_max, mode, stages } = p;
+    let BlockParams { rows, cols, row_stride, bn, bk, blocks_per_row, blocks, eps, fp8_max, mode, stages } = p;
     let (first, grid) = block_index_and_grid();
     let (first, grid) = (first as u64, grid as u64);
-    let blocks = rows.div_ceil(bn) * cols.div_ceil(bk);
     let mode = ScaleMode::from_u32(mode).unwrap_or(ScaleMode::Float);
     if first >= blocks {
         return;
@@ -359,17 +362,24 @@ unsafe fn quantize_block<T: Load8>(format: Fp8Format, w: *const T, q: *mut u8, s
         // a bounds test; `whole_tiles` is uniform over the launch.
         let base = shared_addr(dynamic_shared::<u8>()) + BLOCK_QUANT_SMEM_HEADER as u32;
         let stage_bytes = block_quant_stage_bytes(core::mem::size_of::<T>() as u64) as u32;
-        let step = CursorStep::new(grid, cols.div_ceil(bk));
+        // (`blocks <= i32::MAX` on this path, so both fit in 32 bits.)
+        let (blocks, step) = (blocks as u32, CursorStep::new(grid as u32, blocks_per_row as u32));
         let whole_tiles = bn == TILE && bk == TILE && cols % 8 == 0 && (q as usize) % 8 == 0;
-        let interior = |c: BlockCursor| whole_tiles && (c.brow + 1) * TILE <= rows && (c.bcol + 1) * TILE <= cols;
+        let interior =
+            |c: BlockCursor| whole_tiles && (c.brow as u64 + 1) * TILE <= rows && (c.bcol as u64 + 1) * TILE <= cols;
         let stage_block = |c: BlockCursor, stage: u32| {
             if interior(c) {
-                stage_whole(w, row_stride, WholeTile::new(c.brow, c.bcol, row_stride, cols), stage);
+                stage_whole(w, row_stride, WholeTile::new(c.brow as u64, c.bcol as u64, row_stride, cols), stage);
             } else {
-                stage_tile(w, row_stride, Block::new(c.index, rows, cols, bn, bk).first_tile(), stage);
+                stage_tile(
+                    w,
+                    row_stride,
+                    Block::new(c.index as u64, blocks_per_row, rows, cols, bn, bk).first_tile(),
+                    stage,
+                );
             }
         };
-        let mut ahead = step.start(first);
+        let mut ahead = step.start(first as u32);
         let mut s = 0;
         while s + 1 < stages {
             if ahead.index < blocks {
@@ -379,7 +389,7 @@ unsafe fn quantize_block<T: Load8>(format: Fp8Format, w: *const T, q: *mut u8, s
             ahead = step.advance(ahead);
             s += 1;
         }
-        let (mut cur_block, mut cur) = (step.start(first), 0);
+        let (mut cur_block, mut cur) = (step.start(first as u32), 0);
         while cur_block.index < blocks {
             // Refill the stage read in the previous iteration (by this thread
             // only), then wait for the current block's group. Every thread
@@ -402,11 +412,11 @@ unsafe fn quantize_block<T: Load8>(format: Fp8Format, w: *const T, q: *mut u8, s
                     stage,
                     q,
                     cols,
-                    WholeTile::new(cur_block.brow, cur_block.bcol, row_stride, cols),
+                    WholeTile::new(cur_block.brow as u64, cur_block.bcol as u64, row_stride, cols),
                     g,
                 );
             } else {
-                let block = Block::new(cur_block.index, rows, cols, bn, bk);
+                let block = Block::new(cur_block.index as u64, blocks_per_row, rows, cols, bn, bk);
                 encode_staged::<T>(stage, q, cols, block.first_tile(), g);
             }
             if thread_index() == 0 {
@@ -423,7 +433,7 @@ unsafe fn quantize_block<T: Load8>(format: Fp8Format, w: *const T, q: *mut u8, s
     // to encode (its reads served mostly from L2).
     let mut index = first;
     while index < blocks {
-        let b = Block::new(index, rows, cols, bn, bk);
+        let b = Block::new(index, blocks_per_row, rows, cols, bn, bk);
         let mut bits = 0u32;
         let mut tr = b.row_begin;
         while tr < b.row_end {
