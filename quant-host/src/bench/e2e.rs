@@ -64,7 +64,7 @@ const GRAPH_LAUNCHES: usize = 100;
 /// One end-to-end measurement.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct E2eRecord {
-    /// `e2e-set` or `v4`.
+    /// `e2e-set`, `v4` or `chosen` (`--e2e-shapes`).
     pub set: &'static str,
     /// Tokens.
     pub m: usize,
@@ -119,13 +119,27 @@ fn cublas(stream: &Arc<CudaStream>) -> Option<CudaBlas> {
     }
 }
 
-/// Runs the section: the e2e set, then the V4 weights at every token count.
-/// `input` holds random bf16 values, at least max(M K, N K) of them.
-pub(crate) fn run(gpu: &Gpu, input: &CudaSlice<bf16>, copy_gbps: f64, quick: bool) -> Result<Vec<E2eRecord>> {
+/// Runs the section: `shapes` where given (set `chosen`), otherwise the e2e
+/// set, then the V4 weights at every token count. `input` holds random bf16
+/// values, at least max(M K, N K) of them.
+pub(crate) fn run(
+    gpu: &Gpu,
+    input: &CudaSlice<bf16>,
+    copy_gbps: f64,
+    quick: bool,
+    shapes: &[(usize, usize, usize)],
+) -> Result<Vec<E2eRecord>> {
     let blas = cublas(gpu.stream());
-    let mut problems: Vec<(&'static str, usize, usize, usize)> =
-        E2E_SET.iter().map(|&(m, n, k)| ("e2e-set", m, n, k)).collect();
-    let weights: &[(usize, usize)] = if quick { &[(512, 7168), (7168, 2048)] } else { V4_WEIGHTS };
+    let mut problems: Vec<(&'static str, usize, usize, usize)> = if shapes.is_empty() {
+        E2E_SET.iter().map(|&(m, n, k)| ("e2e-set", m, n, k)).collect()
+    } else {
+        shapes.iter().map(|&(m, n, k)| ("chosen", m, n, k)).collect()
+    };
+    let weights: &[(usize, usize)] = match (shapes.is_empty(), quick) {
+        (false, _) => &[],
+        (true, true) => &[(512, 7168), (7168, 2048)],
+        (true, false) => V4_WEIGHTS,
+    };
     for &(n, k) in weights {
         for &m in V4_TOKENS {
             problems.push(("v4", m, n, k));

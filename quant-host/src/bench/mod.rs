@@ -73,6 +73,10 @@ pub struct BenchArgs {
     /// With --gemm: these shapes (`M,N,K`) instead of the peer set
     #[arg(long, num_args = 1.., value_parser = parse_shape)]
     pub gemm_shapes: Vec<(usize, usize, usize)>,
+    /// With --e2e: these problems (`M,N,K`) instead of the e2e set and the
+    /// V4 sweep
+    #[arg(long, num_args = 1.., value_parser = parse_shape)]
+    pub e2e_shapes: Vec<(usize, usize, usize)>,
     /// Quantizer section on these token-group shapes only (`M,K`; both
     /// formats; no weights), for profiling one shape
     #[arg(long, num_args = 1.., value_parser = parse_pair)]
@@ -183,7 +187,8 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     let max_elems = max_elems.max(args.token_shapes.iter().map(|(m, k)| m * k).max().unwrap_or(1));
     let max_elems = max_elems.max(weights.iter().map(|(n, k)| n * k).max().unwrap_or(1));
     // The end-to-end section's largest A (4096 x 16384) and W (7168 x 16384).
-    let gemm_elems = args.gemm_shapes.iter().map(|&(m, n, k)| m.max(n).saturating_mul(k)).max().unwrap_or(0);
+    let gemm_elems =
+        args.gemm_shapes.iter().chain(&args.e2e_shapes).map(|&(m, n, k)| m.max(n).saturating_mul(k)).max().unwrap_or(0);
     let max_elems = if args.e2e || args.gemm || args.gemm_variants { max_elems.max(7168 * 16384) } else { max_elems };
     let max_elems = max_elems.max(gemm_elems);
     let input = random_bf16(&stream, max_elems)?;
@@ -246,7 +251,8 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     if args.fused {
         fused::run(&gpu, copy_gbps, args.quick, args.out.as_deref())?;
     }
-    let e2e_records = if args.e2e { e2e::run(&gpu, &input, copy_gbps, args.quick)? } else { Vec::new() };
+    let e2e_records =
+        if args.e2e { e2e::run(&gpu, &input, copy_gbps, args.quick, &args.e2e_shapes)? } else { Vec::new() };
     let quant = report::QuantReport { records: &records, ceilings, host_costs: &host_costs, peers: peers.as_ref() };
     let gemm = report::GemmReport { records: &gemm_records, deepgemm: deepgemm.as_ref() };
     report::write(&quant, &e2e_records, &gemm, &device, args.out.as_deref())?;
