@@ -577,13 +577,14 @@ fn stream_reads_the_a_the_kernel_before_wrote() {
     }
 }
 
-/// The `wgmma` GEMMs launched (with PDL, the default) right after the GPU
-/// quantizer that writes their A, with no copy between them, round after
-/// round into one A buffer, on every tile family: the planned tiles (2-CTA
-/// clusters at 2100 x 4000, split-K at 64 x 512 x 4096, `Precise`) and
-/// every forced tile. The quantizer lets its dependents launch as soon as
-/// all its CTAs run, so each GEMM's CTAs start while the quantizer may
-/// still write: each must read its own round's A (it waits on the grid
+/// The `wgmma` GEMMs launched right after the GPU quantizer that writes
+/// their A, with no copy between them, round after round into one A
+/// buffer, on every tile family: planned tiles (split-K at 64 x 512 x 4096,
+/// 200 x 4000, `Precise`; 2-CTA clusters at 2100 x 4000) and every forced
+/// tile at M = 256. Up to M = 256 they are programmatic dependent launches
+/// (the default policy), and the quantizer lets its dependents launch as
+/// soon as all its CTAs run, so each GEMM's CTAs start while the quantizer
+/// may still write: each must read its own round's A (it waits on the grid
 /// dependency before any read), and its C must survive the launches after
 /// it. C is checked on 256 sampled elements (corners included), against the
 /// CPU quantizer's A.
@@ -596,11 +597,12 @@ fn wgmma_reads_the_a_the_quantizer_before_wrote() {
     let layout = ScaleLayout::ColMajorTmaAligned;
     let qcfg = TokenGroupConfig { format: f, layout, ..Default::default() };
     let planned = [
-        (2100, 4000, 1024, GemmPrecision::Fast, None),
         (64, 512, 4096, GemmPrecision::Fast, None),
-        (2100, 4000, 1024, GemmPrecision::Precise, None),
+        (200, 4000, 1024, GemmPrecision::Fast, None),
+        (256, 4000, 1024, GemmPrecision::Precise, None),
+        (2100, 4000, 1024, GemmPrecision::Fast, None),
     ];
-    let forced = GemmTile::ALL.iter().map(|&t| (1000, 1288, 640, GemmPrecision::Fast, Some(t)));
+    let forced = GemmTile::ALL.iter().map(|&t| (256, 1288, 640, GemmPrecision::Fast, Some(t)));
     for (m, n, k, precision, tile) in planned.into_iter().chain(forced) {
         let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
         let (b_dev, sb_dev) = b.upload(&dev, n, k);

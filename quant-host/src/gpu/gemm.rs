@@ -520,8 +520,9 @@ fn launch_wgmma(
     // `launch::gemm_wgmma_clusters`, which also keeps the tile columns even;
     // no split. Every `wgmma` kernel executes `griddepcontrol.wait` after
     // its barrier set-up, before any access to memory, so it may be a
-    // programmatic dependent launch (`QUANT_GEMM_PDL`).
-    unsafe { launch_wgmma_kernel(stream, function, &params, config, clustered, wgmma.pdl) }?;
+    // programmatic dependent launch (`QUANT_GEMM_PDL`, at small M).
+    let pdl = launch::wgmma_dependent(m, wgmma.pdl);
+    unsafe { launch_wgmma_kernel(stream, function, &params, config, clustered, pdl) }?;
     drop((c_guard, a_guard, b_guard, sa_guard, sb_guard));
     if let Some(ws) = split {
         let len = m * n;

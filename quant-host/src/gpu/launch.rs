@@ -496,7 +496,8 @@ impl StreamUse {
 
 /// Whether the Hopper GEMMs (the `wgmma` tiles and the streaming decode
 /// kernel) are launched as programmatic dependent launches (PDL), from the
-/// environment variable [`DependentLaunch::VAR`]: `on` (the default) or `off`.
+/// environment variable [`DependentLaunch::VAR`]: `on` (the default) or `off`;
+/// the `wgmma` tiles only at small M ([`wgmma_dependent`]).
 ///
 /// With PDL a GEMM's CTAs may start while the kernel queued before it on
 /// the stream finishes: the activation quantizers (token group, SiLU·mul,
@@ -523,6 +524,27 @@ impl DependentLaunch {
     /// The policy `value` of [`DependentLaunch::VAR`] names (unset: `On`).
     pub(crate) fn parse(value: Option<&std::ffi::OsStr>) -> Result<Self> {
         parse_choice(Self::VAR, value, Self::On, &[("on", Self::On), ("off", Self::Off)], "`on` or `off` (or unset)")
+    }
+}
+
+/// The largest M at which the `wgmma` tiles are launched with PDL.
+const WGMMA_PDL_MAX_M: u64 = 256;
+
+/// Whether an `m`-row `wgmma` GEMM is a programmatic dependent launch
+/// under `policy`: only for small M, where the launch and the prologue are
+/// a visible part of the kernel. Measured on an H200 (bench/NOTES-gemm.md,
+/// session 23, quantize + GEMM in one graph, PDL on against off, same
+/// binary): 64 x 7168 x 2048 8.9-9.4 us against 10.1, 128 x 4096 x 7168
+/// 15.4-15.9 against 15.6-16.1, GEMM after GEMM 0.2-0.5 us faster at M =
+/// 64-128; but 2048 x 7168 x 16384 564-566 against 517-523 (a 64 x 256
+/// tile after the quantizer; not understood) and 2048 x 4096 x 8192 145
+/// against 143, and no gain elsewhere at M >= 512. The streaming decode
+/// kernel (M <= 16) keeps PDL wherever the policy allows it.
+pub(crate) fn wgmma_dependent(m: u64, policy: DependentLaunch) -> DependentLaunch {
+    if m <= WGMMA_PDL_MAX_M {
+        policy
+    } else {
+        DependentLaunch::Off
     }
 }
 
@@ -721,6 +743,18 @@ mod tests {
         for bad in ["", "On", "1", "true", "always"] {
             let err = DependentLaunch::parse(Some(OsStr::new(bad))).unwrap_err();
             assert!(err.to_string().contains("QUANT_GEMM_PDL"), "{err}");
+        }
+    }
+
+    #[test]
+    fn wgmma_tiles_are_dependent_launches_only_at_small_m() {
+        use DependentLaunch::{Off, On};
+        for m in [1, 64, 128, 256] {
+            assert_eq!(wgmma_dependent(m, On), On, "m = {m}");
+            assert_eq!(wgmma_dependent(m, Off), Off, "m = {m}");
+        }
+        for m in [257, 512, 2048, 1 << 20] {
+            assert_eq!(wgmma_dependent(m, On), Off, "m = {m}");
         }
     }
 
