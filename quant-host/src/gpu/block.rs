@@ -47,12 +47,8 @@ pub(crate) fn per_block_quant_planned<T: Element>(
     drop(w_guard);
     let stages = launch::block_stages(
         elem_bytes,
-        // Whole-tile blocks whose chunks start 16-byte aligned, few enough
-        // for the kernel's 32-bit block cursor.
-        bn <= launch::BLOCK_QUANT_TILE
-            && bk <= launch::BLOCK_QUANT_TILE
-            && bk.is_multiple_of(8)
-            && (grid.rows() as u64).saturating_mul(grid.cols() as u64) <= i32::MAX as u64,
+        // Whole-tile blocks whose chunks start 16-byte aligned.
+        bn <= launch::BLOCK_QUANT_TILE && bk <= launch::BLOCK_QUANT_TILE && bk.is_multiple_of(8),
         w_ptr.is_multiple_of(16) && (row_stride * elem_bytes).is_multiple_of(16),
         gpu.shared_per_cta(launch::BLOCK_QUANT_CTAS_PER_SM) as u64,
     );

@@ -173,8 +173,7 @@ pub(crate) fn block(
 /// `MAX_STAGES`; one stage still copies asynchronously, without looking
 /// ahead), or 0 (the kernel's two-pass path over global memory) when none
 /// fits or some chunk could not be copied in 16-byte pieces. `tile_blocks`:
-/// every block is one tile, its columns start at multiples of 8, and
-/// there are at most `i32::MAX` blocks (the staged path's cursor is 32-bit);
+/// every block is one tile and its columns start at multiples of 8;
 /// `rows_aligned`: the base and the row pitch are multiples of 16 bytes.
 pub(crate) fn block_stages(elem_bytes: u64, tile_blocks: bool, rows_aligned: bool, max_shared: u64) -> u64 {
     if !tile_blocks || !rows_aligned {

@@ -200,35 +200,32 @@ unsafe fn encode_staged_whole<T: Load8>(stage: u32, q: *mut u8, cols: u64, tile:
 /// The scale blocks a CTA visits, `first, first + grid, ...` in row-major
 /// order, as block coordinates advanced without a division per step
 /// (64-bit divisions per block and thread were a large part of the
-/// kernel's instructions). 32-bit: the host takes the staged path, the
-/// only one that uses a cursor, only where the blocks number at most
-/// `i32::MAX` (so `index + grid` cannot wrap either), and the two
-/// divisions that set a cursor up are then 32-bit too.
+/// kernel's instructions).
 #[derive(Clone, Copy)]
 struct BlockCursor {
-    index: u32,
-    brow: u32,
-    bcol: u32,
+    index: u64,
+    brow: u64,
+    bcol: u64,
 }
 
 /// How far a [`BlockCursor`] moves per step: `grid` blocks, as rows and
 /// columns of the block grid (`per_row` blocks per row).
 #[derive(Clone, Copy)]
 struct CursorStep {
-    grid: u32,
-    rows: u32,
-    cols: u32,
-    per_row: u32,
+    grid: u64,
+    rows: u64,
+    cols: u64,
+    per_row: u64,
 }
 
 impl CursorStep {
     #[inline(always)]
-    fn new(grid: u32, per_row: u32) -> Self {
+    fn new(grid: u64, per_row: u64) -> Self {
         Self { grid, rows: grid / per_row, cols: grid % per_row, per_row }
     }
 
     #[inline(always)]
-    fn start(&self, index: u32) -> BlockCursor {
+    fn start(&self, index: u64) -> BlockCursor {
         BlockCursor { index, brow: index / self.per_row, bcol: index % self.per_row }
     }
 
@@ -340,8 +337,7 @@ impl Block {
 /// `block_quant_stage_bytes(size_of::<T>())` when `stages > 0`, which the
 /// host allows only for one-tile blocks whose width is a multiple of 8 and
 /// 16-byte aligned rows (`w` and `row_stride * size_of::<T>()`), so every
-/// chunk starts 16-byte aligned, and at most `i32::MAX` blocks; at most
-/// `MAX_STAGES`.
+/// chunk starts 16-byte aligned; at most `MAX_STAGES`.
 #[inline(always)]
 unsafe fn quantize_block<T: Load8>(format: Fp8Format, w: *const T, q: *mut u8, scales: *mut f32, p: BlockParams) {
     let BlockParams { rows, cols, row_stride, bn, bk, blocks_per_row, blocks, eps, fp8_max, mode, stages } = p;
@@ -362,24 +358,17 @@ unsafe fn quantize_block<T: Load8>(format: Fp8Format, w: *const T, q: *mut u8, s
         // a bounds test; `whole_tiles` is uniform over the launch.
         let base = shared_addr(dynamic_shared::<u8>()) + BLOCK_QUANT_SMEM_HEADER as u32;
         let stage_bytes = block_quant_stage_bytes(core::mem::size_of::<T>() as u64) as u32;
-        // (`blocks <= i32::MAX` on this path, so both fit in 32 bits.)
-        let (blocks, step) = (blocks as u32, CursorStep::new(grid as u32, blocks_per_row as u32));
+        let step = CursorStep::new(grid, blocks_per_row);
         let whole_tiles = bn == TILE && bk == TILE && cols % 8 == 0 && (q as usize) % 8 == 0;
-        let interior =
-            |c: BlockCursor| whole_tiles && (c.brow as u64 + 1) * TILE <= rows && (c.bcol as u64 + 1) * TILE <= cols;
+        let interior = |c: BlockCursor| whole_tiles && (c.brow + 1) * TILE <= rows && (c.bcol + 1) * TILE <= cols;
         let stage_block = |c: BlockCursor, stage: u32| {
             if interior(c) {
-                stage_whole(w, row_stride, WholeTile::new(c.brow as u64, c.bcol as u64, row_stride, cols), stage);
+                stage_whole(w, row_stride, WholeTile::new(c.brow, c.bcol, row_stride, cols), stage);
             } else {
-                stage_tile(
-                    w,
-                    row_stride,
-                    Block::new(c.index as u64, blocks_per_row, rows, cols, bn, bk).first_tile(),
-                    stage,
-                );
+                stage_tile(w, row_stride, Block::new(c.index, blocks_per_row, rows, cols, bn, bk).first_tile(), stage);
             }
         };
-        let mut ahead = step.start(first as u32);
+        let mut ahead = step.start(first);
         let mut s = 0;
         while s + 1 < stages {
             if ahead.index < blocks {
@@ -389,7 +378,7 @@ unsafe fn quantize_block<T: Load8>(format: Fp8Format, w: *const T, q: *mut u8, s
             ahead = step.advance(ahead);
             s += 1;
         }
-        let (mut cur_block, mut cur) = (step.start(first as u32), 0);
+        let (mut cur_block, mut cur) = (step.start(first), 0);
         while cur_block.index < blocks {
             // Refill the stage read in the previous iteration (by this thread
             // only), then wait for the current block's group. Every thread
@@ -412,11 +401,11 @@ unsafe fn quantize_block<T: Load8>(format: Fp8Format, w: *const T, q: *mut u8, s
                     stage,
                     q,
                     cols,
-                    WholeTile::new(cur_block.brow as u64, cur_block.bcol as u64, row_stride, cols),
+                    WholeTile::new(cur_block.brow, cur_block.bcol, row_stride, cols),
                     g,
                 );
             } else {
-                let block = Block::new(cur_block.index as u64, blocks_per_row, rows, cols, bn, bk);
+                let block = Block::new(cur_block.index, blocks_per_row, rows, cols, bn, bk);
                 encode_staged::<T>(stage, q, cols, block.first_tile(), g);
             }
             if thread_index() == 0 {
