@@ -1,5 +1,7 @@
 //! The fused quantizers: the activation is computed where it is quantized,
-//! never written in the input type and read back.
+//! never written in the input type and read back. Like the token-group
+//! kernels, every entry point first lets a dependent launch (the GEMM, with
+//! PDL) start early; the GEMM waits for this grid before it reads.
 //!
 //! - `fused_quant_*` (the plain per-token-group quantizer in its masked MoE
 //!   form) and `silu_mul_quant_*` share one per-group kernel: a thread owns

@@ -87,6 +87,11 @@
 //!   split); each stores its f32 partial tile to a workspace and a second
 //!   kernel ([`super::gemm_reduce`]) adds the partials in split order:
 //!   deterministic, no atomics, no CTA waiting for another.
+//! - Programmatic dependent launch: every thread executes
+//!   `griddepcontrol.wait` after the barrier set-up, before any global
+//!   access, so the host may launch the kernel with PDL (it does up to M =
+//!   256, after the quantizers that trigger it early); the kernel itself
+//!   does not trigger its dependents early.
 //! - Shared-memory layout per stage is the TMA's 128B swizzle: row `r` of a
 //!   box at byte `128 r`, 16-byte chunk `c` stored at chunk `c ^ (r % 8)`:
 //!   the canonical K-major SWIZZLE_128B layout of `wgmma` (descriptor stride

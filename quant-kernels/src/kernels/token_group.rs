@@ -27,6 +27,11 @@
 //! valid codes. Unaligned rows (a row stride that is not a multiple of 8
 //! elements, or an odd base pointer) fall back to scalar loads and stores.
 //!
+//! Every entry point first lets a dependent launch start
+//! (`griddepcontrol.launch_dependents`): a GEMM queued after it with PDL
+//! sets up on the SMs this grid's last CTAs leave, and waits for this grid
+//! to complete before it reads the codes or scales.
+//!
 //! The row kernels (`token_group_row_quant_*`, the second section of this
 //! file) tile differently: a warp along 1024 contiguous elements of one row,
 //! each thread holding one chunk of each of 4 groups, for large problems
