@@ -546,34 +546,8 @@ fn stream_decode_shapes() {
 fn stream_reads_the_a_the_kernel_before_wrote() {
     let dev = gpu_with_env("QUANT_GEMM_STREAM", "always");
     let mut rng = Rng::new(seed());
-    let f = Fp8Format::E4M3Fn;
-    let (m, n, k) = (4, 4096, 1024);
-    let layout = ScaleLayout::ColMajorTmaAligned;
-    let qcfg = TokenGroupConfig { format: f, layout, ..Default::default() };
-    let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
-    let xs: Vec<Vec<bf16>> = (0..6).map(|_| random_bf16(m, k, rng.next_u64())).collect();
-    let shape_a = MatrixShape::new(m, k).unwrap();
-    let (b_dev, sb_dev) = b.upload(&dev, n, k);
-    let xs_dev: Vec<_> = xs.iter().map(|x| dev.upload(x, shape_a).unwrap()).collect();
-    let scale_len = layout.len(m as u64, k.div_ceil(128) as u64) as usize;
-    let mut a_dev = dev.zeros::<u8>(shape_a).unwrap();
-    let mut sa_dev = dev.zeros::<f32>(MatrixShape::new(1, scale_len).unwrap()).unwrap();
     for precision in GemmPrecision::ALL {
-        let cfg =
-            GemmConfig { format: f, a_scale_layout: layout, output: OutputType::F32, precision, ..Default::default() };
-        let shape_c = MatrixShape::new(m, n).unwrap();
-        let mut cs: Vec<GemmTensor> =
-            xs.iter().map(|_| GemmTensor::F32(dev.upload(&vec![f32::NAN; m * n], shape_c).unwrap())).collect();
-        // Only kernels from here to the reads: quantize, GEMM, quantize, ...
-        for (x, c) in xs_dev.iter().zip(cs.iter_mut()) {
-            dev.per_token_group_quant_fp8_into(x, &qcfg, &mut a_dev, &mut sa_dev).unwrap();
-            dev.mm_fp8_blockscale_into(&a_dev, &sa_dev, &b_dev, &sb_dev, &cfg, c).unwrap();
-        }
-        for (round, (x, c)) in xs.iter().zip(&cs).enumerate() {
-            let a = quant_a(x, m, k, f, layout);
-            let c = c.to_f32_vec().unwrap();
-            check(&format!("round {round} {}", precision.name()), &c, &a, &b, m, n, k, &cfg, None, &mut rng);
-        }
+        quantize_then_gemm_rounds(&dev, (4, 4096, 1024), precision, None, None, &mut rng);
     }
 }
 
@@ -593,9 +567,6 @@ fn stream_reads_the_a_the_kernel_before_wrote() {
 fn wgmma_reads_the_a_the_quantizer_before_wrote() {
     let dev = gpu();
     let mut rng = Rng::new(seed());
-    let f = Fp8Format::E4M3Fn;
-    let layout = ScaleLayout::ColMajorTmaAligned;
-    let qcfg = TokenGroupConfig { format: f, layout, ..Default::default() };
     let planned = [
         (64, 512, 4096, GemmPrecision::Fast, None),
         (200, 4000, 1024, GemmPrecision::Fast, None),
@@ -604,29 +575,48 @@ fn wgmma_reads_the_a_the_quantizer_before_wrote() {
     ];
     let forced = GemmTile::ALL.iter().map(|&t| (256, 1288, 640, GemmPrecision::Fast, Some(t)));
     for (m, n, k, precision, tile) in planned.into_iter().chain(forced) {
-        let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
-        let (b_dev, sb_dev) = b.upload(&dev, n, k);
-        let xs: Vec<Vec<bf16>> = (0..6).map(|_| random_bf16(m, k, rng.next_u64())).collect();
-        let shape_a = MatrixShape::new(m, k).unwrap();
-        let xs_dev: Vec<_> = xs.iter().map(|x| dev.upload(x, shape_a).unwrap()).collect();
-        let scale_len = layout.len(m as u64, k.div_ceil(128) as u64) as usize;
-        let mut a_dev = dev.zeros::<u8>(shape_a).unwrap();
-        let mut sa_dev = dev.zeros::<f32>(MatrixShape::new(1, scale_len).unwrap()).unwrap();
-        let cfg = GemmConfig { format: f, a_scale_layout: layout, output: OutputType::F32, precision, tile };
-        let shape_c = MatrixShape::new(m, n).unwrap();
-        let mut cs: Vec<GemmTensor> =
-            xs.iter().map(|_| GemmTensor::F32(dev.upload(&vec![f32::NAN; m * n], shape_c).unwrap())).collect();
-        // Only kernels from here to the reads: quantize, GEMM, quantize, ...
-        for (x, c) in xs_dev.iter().zip(cs.iter_mut()) {
-            dev.per_token_group_quant_fp8_into(x, &qcfg, &mut a_dev, &mut sa_dev).unwrap();
-            dev.mm_fp8_blockscale_into(&a_dev, &sa_dev, &b_dev, &sb_dev, &cfg, c).unwrap();
-        }
-        for (round, (x, c)) in xs.iter().zip(&cs).enumerate() {
-            let a = quant_a(x, m, k, f, layout);
-            let c = c.to_f32_vec().unwrap();
-            let label = format!("round {round} M={m} N={n} K={k} {} {tile:?}", precision.name());
-            check(&label, &c, &a, &b, m, n, k, &cfg, Some(256), &mut rng);
-        }
+        quantize_then_gemm_rounds(&dev, (m, n, k), precision, tile, Some(256), &mut rng);
+    }
+}
+
+/// Six rounds of the GPU token-group quantizer writing one A buffer (and
+/// its column-major TMA-aligned scales), each followed at once by the GEMM
+/// reading it into a C of its own, with nothing but kernels queued between
+/// them; then every C against the CPU quantizer's A of its round (every
+/// element, or `samples` of them).
+fn quantize_then_gemm_rounds(
+    dev: &Device,
+    (m, n, k): (usize, usize, usize),
+    precision: GemmPrecision,
+    tile: Option<GemmTile>,
+    samples: Option<usize>,
+    rng: &mut Rng,
+) {
+    let f = Fp8Format::E4M3Fn;
+    let layout = ScaleLayout::ColMajorTmaAligned;
+    let qcfg = TokenGroupConfig { format: f, layout, ..Default::default() };
+    let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
+    let (b_dev, sb_dev) = b.upload(dev, n, k);
+    let xs: Vec<Vec<bf16>> = (0..6).map(|_| random_bf16(m, k, rng.next_u64())).collect();
+    let shape_a = MatrixShape::new(m, k).unwrap();
+    let xs_dev: Vec<_> = xs.iter().map(|x| dev.upload(x, shape_a).unwrap()).collect();
+    let scale_len = layout.len(m as u64, k.div_ceil(128) as u64) as usize;
+    let mut a_dev = dev.zeros::<u8>(shape_a).unwrap();
+    let mut sa_dev = dev.zeros::<f32>(MatrixShape::new(1, scale_len).unwrap()).unwrap();
+    let cfg = GemmConfig { format: f, a_scale_layout: layout, output: OutputType::F32, precision, tile };
+    let shape_c = MatrixShape::new(m, n).unwrap();
+    let mut cs: Vec<GemmTensor> =
+        xs.iter().map(|_| GemmTensor::F32(dev.upload(&vec![f32::NAN; m * n], shape_c).unwrap())).collect();
+    // Only kernels from here to the reads: quantize, GEMM, quantize, ...
+    for (x, c) in xs_dev.iter().zip(cs.iter_mut()) {
+        dev.per_token_group_quant_fp8_into(x, &qcfg, &mut a_dev, &mut sa_dev).unwrap();
+        dev.mm_fp8_blockscale_into(&a_dev, &sa_dev, &b_dev, &sb_dev, &cfg, c).unwrap();
+    }
+    for (round, (x, c)) in xs.iter().zip(&cs).enumerate() {
+        let a = quant_a(x, m, k, f, layout);
+        let c = c.to_f32_vec().unwrap();
+        let label = format!("round {round} M={m} N={n} K={k} {} {tile:?}", precision.name());
+        check(&label, &c, &a, &b, m, n, k, &cfg, samples, rng);
     }
 }
 
