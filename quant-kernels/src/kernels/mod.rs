@@ -135,18 +135,6 @@ impl Input for f32 {
     }
 }
 
-/// `(a / b, a % b)`, in 32-bit arithmetic when both fit (64-bit division is
-/// a long software sequence on the GPU).
-#[inline(always)]
-pub(crate) fn divmod(a: u64, b: u64) -> (u64, u64) {
-    if a <= u32::MAX as u64 && b <= u32::MAX as u64 {
-        let (a, b) = (a as u32, b as u32);
-        ((a / b) as u64, (a % b) as u64)
-    } else {
-        (a / b, a % b)
-    }
-}
-
 /// The amax of a group held by `lanes` adjacent lanes of the warp (a power
 /// of two up to 32, aligned), from each lane's `amax` over its own values:
 /// a butterfly of `nan_max_abs`. The amaxes are +0 or more, or NaN, so one

@@ -39,7 +39,7 @@
 
 use super::chunk::{store_chunk, store_whole, Load8, ELEMS_PER_THREAD};
 use super::{
-    amax_from_bits, divmod, group_amax, group_amax_bits4_scatter, quantize4_scattered, Bf16, GroupQuantizer, F16, F32,
+    amax_from_bits, group_amax, group_amax_bits4_scatter, quantize4_scattered, Bf16, GroupQuantizer, F16, F32,
 };
 use crate::abi::TokenGroupParams;
 use crate::geometry::{
@@ -48,6 +48,18 @@ use crate::geometry::{
 use crate::instr::{global_thread_index, opaque_u64};
 use crate::scale::{group_scale, Divider};
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
+
+/// `(a / b, a % b)`, in 32-bit arithmetic when both fit (64-bit division is
+/// a long software sequence on the GPU).
+#[inline(always)]
+fn divmod(a: u64, b: u64) -> (u64, u64) {
+    if a <= u32::MAX as u64 && b <= u32::MAX as u64 {
+        let (a, b) = (a as u32, b as u32);
+        ((a / b) as u64, (a % b) as u64)
+    } else {
+        (a / b, a % b)
+    }
+}
 
 /// The per-thread work of the kernel, top to bottom, with `C` (2 or 4)
 /// chunks per thread.
