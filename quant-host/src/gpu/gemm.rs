@@ -493,15 +493,7 @@ fn launch_wgmma(
         tma_store_c: tma_store_c as u32,
     });
     let (function, config, clustered) = match multicast {
-        Some((function, grid)) => (
-            function,
-            cudarc::driver::LaunchConfig {
-                grid_dim: (grid, 1, 1),
-                block_dim: (quant_kernels::wgmma_contract::GEMM_THREADS, 1, 1),
-                shared_mem_bytes: plan.config.shared_mem_bytes,
-            },
-            true,
-        ),
+        Some((function, grid)) => (function, cluster_config(grid, plan.config.shared_mem_bytes), true),
         None => (kernel, plan.config, false),
     };
     // SAFETY: the kernel takes one `GemmWgmmaParams`, passed by value: the
@@ -602,8 +594,8 @@ fn launch_stream(
     // while the kernel before it still runs (once that kernel's CTAs have
     // executed `griddepcontrol.launch_dependents` or exited), which hides
     // the launch and the prologue behind that kernel's tail.
-    let mut attrs = with_pdl(None, wgmma.pdl);
-    let config = launch_config_ex(stream, config, &mut attrs);
+    let mut attrs = LaunchAttrs::new(false, wgmma.pdl);
+    let config = launch_config_ex(stream, config, attrs.as_mut_slice());
     let arg = &params as *const StreamLaunchParams as *mut std::ffi::c_void;
     // SAFETY: the kernel takes one `GemmStreamParams`, passed by value (one
     // pointer to it): its maps describe exactly A (box 16 rows) and B (box
@@ -728,31 +720,40 @@ fn pdl_attribute() -> cudarc::driver::sys::CUlaunchAttribute {
     attr
 }
 
-/// The launch attributes of a kernel that waits on its grid dependency:
-/// `base`, plus PDL where `pdl` says so.
-fn with_pdl(
-    base: Option<cudarc::driver::sys::CUlaunchAttribute>,
-    pdl: launch::DependentLaunch,
-) -> Vec<cudarc::driver::sys::CUlaunchAttribute> {
-    let pdl = (pdl == launch::DependentLaunch::On).then(pdl_attribute);
-    base.into_iter().chain(pdl).collect()
+/// The launch attributes of a GEMM kernel that waits on its grid
+/// dependency: the cluster dimension where `clustered`, then PDL where
+/// `pdl` says so; held in place (no allocation per launch).
+struct LaunchAttrs {
+    attrs: [cudarc::driver::sys::CUlaunchAttribute; 2],
+    /// `attrs[first..end]` are the ones that apply.
+    first: usize,
+    end: usize,
+}
+
+impl LaunchAttrs {
+    fn new(clustered: bool, pdl: launch::DependentLaunch) -> Self {
+        Self {
+            attrs: [cluster_attribute(), pdl_attribute()],
+            first: if clustered { 0 } else { 1 },
+            end: if pdl == launch::DependentLaunch::On { 2 } else { 1 },
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [cudarc::driver::sys::CUlaunchAttribute] {
+        &mut self.attrs[self.first..self.end]
+    }
 }
 
 /// The launch configuration of a multicast kernel: `grid` CTAs of
-/// [`quant_kernels::wgmma_contract::GEMM_THREADS`], with `attrs` (the
-/// cluster dimension first; they must outlive every use of the result).
-fn cluster_config(
-    stream: &cudarc::driver::CudaStream,
-    grid: u32,
-    smem: u32,
-    attrs: &mut [cudarc::driver::sys::CUlaunchAttribute],
-) -> cudarc::driver::sys::CUlaunchConfig {
-    let config = cudarc::driver::LaunchConfig {
+/// [`quant_kernels::wgmma_contract::GEMM_THREADS`] with `smem` bytes of
+/// dynamic shared memory (the cluster dimension is a launch attribute,
+/// [`cluster_attribute`]).
+fn cluster_config(grid: u32, smem: u32) -> cudarc::driver::LaunchConfig {
+    cudarc::driver::LaunchConfig {
         grid_dim: (grid, 1, 1),
         block_dim: (quant_kernels::wgmma_contract::GEMM_THREADS, 1, 1),
         shared_mem_bytes: smem,
-    };
-    launch_config_ex(stream, config, attrs)
+    }
 }
 
 /// `config` on `stream` as `cuLaunchKernelEx` takes it, with `attrs`
@@ -781,7 +782,7 @@ fn launch_config_ex(
 fn max_active_clusters(gpu: &Gpu, function: &CudaFunction, smem: u32) -> Result<u32> {
     let stream = gpu.stream();
     let mut attr = cluster_attribute();
-    let config = cluster_config(stream, GEMM_CLUSTER, smem, std::slice::from_mut(&mut attr));
+    let config = launch_config_ex(stream, cluster_config(GEMM_CLUSTER, smem), std::slice::from_mut(&mut attr));
     let mut clusters: std::ffi::c_int = 0;
     stream.context().bind_to_thread()?;
     // SAFETY: `config` points at one valid attribute for the call's
@@ -810,8 +811,8 @@ unsafe fn launch_wgmma_kernel(
     clustered: bool,
     pdl: launch::DependentLaunch,
 ) -> Result<()> {
-    let mut attrs = with_pdl(clustered.then(cluster_attribute), pdl);
-    let config = launch_config_ex(stream, config, &mut attrs);
+    let mut attrs = LaunchAttrs::new(clustered, pdl);
+    let config = launch_config_ex(stream, config, attrs.as_mut_slice());
     launch_ex(stream, function, &config, &mut [params as *const LaunchParams as *mut std::ffi::c_void])
 }
 
@@ -847,4 +848,24 @@ fn check_len(what: &'static str, expected: u64, actual: usize) -> Result<()> {
         return Err(QuantError::BufferLength { what, expected, actual: actual as u64 });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cudarc::driver::sys::CUlaunchAttributeID::{
+        CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION as CLUSTER, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION as PDL,
+    };
+    use launch::DependentLaunch::{Off, On};
+
+    #[test]
+    fn launch_attrs_hold_the_cluster_dimension_then_pdl() {
+        for (clustered, pdl, expected) in
+            [(false, Off, vec![]), (false, On, vec![PDL]), (true, Off, vec![CLUSTER]), (true, On, vec![CLUSTER, PDL])]
+        {
+            let mut attrs = LaunchAttrs::new(clustered, pdl);
+            let ids: Vec<_> = attrs.as_mut_slice().iter().map(|a| a.id).collect();
+            assert_eq!(ids, expected, "clustered {clustered}, {pdl:?}");
+        }
+    }
 }
