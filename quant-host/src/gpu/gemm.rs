@@ -792,8 +792,8 @@ fn max_active_clusters(gpu: &Gpu, function: &CudaFunction, smem: u32) -> Result<
     Ok(clusters.max(0) as u32)
 }
 
-/// Launches the `wgmma` kernel `function(params)` on `stream`: `grid`
-/// CTAs, in clusters of [`GEMM_CLUSTER`] along x where `clustered`, as a
+/// Launches the `wgmma` kernel `function(params)` on `stream` with `config`,
+/// in clusters of [`GEMM_CLUSTER`] along x where `clustered`, as a
 /// programmatic dependent launch where `pdl` says so.
 ///
 /// # Safety
