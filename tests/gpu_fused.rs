@@ -14,8 +14,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use quant_host::{Device, Element, Fp8Format, Gpu, GroupSize, RmsNormConfig, ScaleLayout, ScaleMode, TokenGroupConfig};
 use quant_tests::fused::{
-    masked_case, rms_case, run_group, run_group_packed, run_rms, run_rms_packed, silu_case, GroupCase, RmsCase,
-    RmsInputs,
+    many_experts_case, masked_case, rms_case, run_group, run_group_packed, run_rms, run_rms_packed, silu_case,
+    GroupCase, RmsCase, RmsInputs,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -99,6 +99,20 @@ fn silu_mul_matches_cpu_bit_for_bit() {
 #[ignore = "needs a CUDA GPU"]
 fn masked_layout_matches_cpu_bit_for_bit() {
     run("masked (quant and silu_mul)", 300, (masked_case(), any::<bool>()), |(case, silu), dtype| match dtype {
+        0 => check_group::<bf16>(case, *silu),
+        1 => check_group::<f16>(case, *silu),
+        _ => check_group::<f32>(case, *silu),
+    });
+}
+
+/// The masked layouts of many experts: the running sums of the valid rows
+/// the kernel scans in shared memory over several warp-wide steps, its
+/// search over them past experts with no valid rows, and the per-row reads
+/// of `masked_m` it falls back to beyond 1024 experts.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn masked_layout_of_many_experts_matches_cpu_bit_for_bit() {
+    run("masked, many experts", 60, (many_experts_case(), any::<bool>()), |(case, silu), dtype| match dtype {
         0 => check_group::<bf16>(case, *silu),
         1 => check_group::<f16>(case, *silu),
         _ => check_group::<f32>(case, *silu),

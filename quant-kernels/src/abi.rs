@@ -19,6 +19,7 @@
 //! host checks every buffer's length before it fills a parameter block.
 
 use crate::element::DType;
+use crate::fused_abi::FusedMask;
 use crate::geometry::{
     BLOCK_QUANT_CTAS_PER_SM, BLOCK_QUANT_THREADS, BLOCK_THREADS, TOKEN_GROUP_CHUNKS, TOKEN_GROUP_WIDE_BLOCK_THREADS,
     TOKEN_GROUP_WIDE_CHUNKS,
@@ -54,6 +55,7 @@ macro_rules! wire_enum {
 wire_enum! {
     ScaleMode { 0 => Float, 1 => Ue8m0 }
     ScaleLayout { 0 => RowMajor, 1 => ColMajor, 2 => ColMajorTmaAligned }
+    FusedMask { 0 => None, 1 => PerTurn, 2 => Compact }
 }
 
 /// A parameter block that a kernel takes by value.

@@ -24,6 +24,51 @@ pub const RMS_MAX_THREADS: u32 = 1024;
 /// (padding groups and rows, and a masked layout's invalid rows, are 0).
 pub const PACKED_UE8M0_LAYOUT: u32 = 3;
 
+/// How a per-group kernel finds the rows it works on
+/// ([`FusedGroupParams::masked`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FusedMask {
+    /// Every row is valid; `masked_m` is not read.
+    None,
+    /// The lanes walk every row of every expert and each reads its expert's
+    /// count from `masked_m` before it loads: for more experts than
+    /// [`MASK_COMPACT_MAX_EXPERTS`].
+    PerTurn,
+    /// Each CTA first turns `masked_m` into running sums of the valid rows
+    /// in its shared memory ([`FusedMask::shared_bytes`]), and the lanes walk
+    /// the valid rows only, each finding its expert by a binary search of
+    /// those sums. Walking every row left the grid-stride loop's threads
+    /// with unequal shares of the valid rows (a thread's turns fall on valid
+    /// or left-out rows depending on where its stride lands), and put a
+    /// dependent read of `masked_m` before every turn's loads.
+    Compact,
+}
+
+/// Most experts whose running sums [`FusedMask::Compact`] keeps in shared
+/// memory (4 KB per CTA).
+pub const MASK_COMPACT_MAX_EXPERTS: u64 = 1024;
+
+impl FusedMask {
+    /// The mask a launch of `experts` experts uses: the one place the host
+    /// and the kernel's shared-memory budget agree on it.
+    pub const fn for_launch(masked: bool, experts: u64) -> Self {
+        match (masked, experts <= MASK_COMPACT_MAX_EXPERTS) {
+            (false, _) => FusedMask::None,
+            (true, true) => FusedMask::Compact,
+            (true, false) => FusedMask::PerTurn,
+        }
+    }
+
+    /// Dynamic shared memory the launch needs: `experts + 1` running sums
+    /// for [`FusedMask::Compact`], none otherwise.
+    pub const fn shared_bytes(self, experts: u64) -> u32 {
+        match self {
+            FusedMask::Compact => ((experts + 1) * 4) as u32,
+            FusedMask::None | FusedMask::PerTurn => 0,
+        }
+    }
+}
+
 /// Parameters of the per-group fused kernels (`fused_quant_*`,
 /// `silu_mul_quant_*`), after their buffers `(x, q, scales, masked_m)`.
 ///
@@ -35,11 +80,13 @@ pub const PACKED_UE8M0_LAYOUT: u32 = 3;
 /// The rows form `rows / expert_rows` experts of `expert_rows` rows each
 /// (one expert of all rows when dense). Expert `e`'s scales start at
 /// `e * layout.len(expert_rows, groups)` and its row `m`, group `g` is at
-/// `layout.index(m, g, expert_rows, groups)` from there. With `masked == 1`,
-/// `masked_m` holds one `u32` per expert and only rows
-/// `m < min(masked_m[e], expert_rows)` are read and written (nothing else,
-/// padding rows included); with `masked == 0` it is not read, every row is
-/// valid, and the TMA-aligned layout's padding rows are written as 0.
+/// `layout.index(m, g, expert_rows, groups)` from there. With a mask
+/// ([`FusedMask::PerTurn`] or [`FusedMask::Compact`], the latter with
+/// [`FusedMask::shared_bytes`] of dynamic shared memory), `masked_m` holds
+/// one `u32` per expert and only rows `m < min(masked_m[e], expert_rows)`
+/// are read and written (nothing else, padding rows included); with
+/// [`FusedMask::None`] it is not read, every row is valid, and the
+/// TMA-aligned layout's padding rows are written as 0.
 ///
 /// The kernels index lanes, groups, rows and columns in 32 bits: the host
 /// launches at most `2^31 - 1` lanes (`rows * groups * group_size / (8 *
@@ -58,7 +105,8 @@ pub struct FusedGroupParams {
     pub expert_rows: u64,
     /// 32, 64 or 128.
     pub group_size: u32,
-    /// 1 when `masked_m` limits the rows of each expert.
+    /// [`FusedMask::as_u32`]: whether and how `masked_m` limits the rows of
+    /// each expert.
     pub masked: u32,
     /// Floor of a group's amax.
     pub eps: f32,
@@ -305,6 +353,22 @@ mod tests {
             }
         }
         assert_eq!(fused_entries().count(), 18);
+    }
+
+    #[test]
+    fn masks_round_trip_and_compact_only_what_shared_memory_holds() {
+        for m in [FusedMask::None, FusedMask::PerTurn, FusedMask::Compact] {
+            assert_eq!(FusedMask::from_u32(m.as_u32()), Some(m));
+        }
+        assert_eq!(FusedMask::from_u32(3), None);
+        assert_eq!(FusedMask::for_launch(false, 1), FusedMask::None);
+        assert_eq!(FusedMask::for_launch(false, 5000), FusedMask::None);
+        assert_eq!(FusedMask::for_launch(true, 1), FusedMask::Compact);
+        assert_eq!(FusedMask::for_launch(true, MASK_COMPACT_MAX_EXPERTS), FusedMask::Compact);
+        assert_eq!(FusedMask::for_launch(true, MASK_COMPACT_MAX_EXPERTS + 1), FusedMask::PerTurn);
+        assert_eq!(FusedMask::Compact.shared_bytes(16), 68);
+        assert_eq!(FusedMask::PerTurn.shared_bytes(5000), 0);
+        assert_eq!(FusedMask::None.shared_bytes(1), 0);
     }
 
     #[test]

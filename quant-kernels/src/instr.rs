@@ -66,6 +66,13 @@ pub fn shfl_idx(value: f32, lane: u32) -> f32 {
     f32::from_bits(unsafe { shfl_idx_i32(0xFFFF_FFFF, value.to_bits() as i32, lane, 0x1F) } as u32)
 }
 
+/// Lane `lane`'s `value` as [`shfl_idx`], for integers.
+#[inline(always)]
+pub fn shfl_idx_u32(value: u32, lane: u32) -> u32 {
+    // SAFETY: all 32 lanes execute this (as for `shfl_xor`).
+    unsafe { shfl_idx_i32(0xFFFF_FFFF, value as i32, lane, 0x1F) as u32 }
+}
+
 /// Whether `pred` holds in every lane of the warp (the same answer in
 /// each: a branch on it is warp-uniform). Every lane of the warp must call
 /// it.

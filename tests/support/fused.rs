@@ -120,6 +120,29 @@ pub fn masked_case() -> impl Strategy<Value = GroupCase> {
         })
 }
 
+/// Masked cases with many experts: counts that span several of the
+/// kernel's 32-expert scan steps (31 to 95), the most experts whose running
+/// sums a CTA keeps in shared memory and one past it (1024, 1025: the kernel
+/// then reads `masked_m` per row instead), and runs of experts with no valid
+/// rows between valid ones.
+pub fn many_experts_case() -> impl Strategy<Value = GroupCase> {
+    (prop::sample::select(vec![31usize, 32, 33, 95, 1024, 1025, 1300]), 1usize..5, 1usize..160, 0usize..3)
+        .prop_flat_map(|(experts, rows, cols, pad)| {
+            let count = prop_oneof![3 => Just(0u32), 1 => Just(rows as u32), 2 => 0..=rows as u32];
+            (Just((experts, rows, cols, pad)), prop::collection::vec(count, experts), quant_config(), any::<u64>())
+        })
+        .prop_map(|((experts, rows, cols, pad), masked, cfg, seed)| GroupCase {
+            rows,
+            cols,
+            pad,
+            experts,
+            masked: Some(masked),
+            specials: false,
+            cfg,
+            seed,
+        })
+}
+
 impl GroupCase {
     /// The input shape for `silu` (2 * cols columns) or the plain quantizer.
     pub fn input_shape(&self, silu: bool) -> MatrixShape {

@@ -13,7 +13,9 @@ use crate::fused::{FusedGroupPlan, RmsNormPlan, ScaleElem};
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 use quant_kernels::abi::{Kernel, KernelParams};
 use quant_kernels::fused::{rms_geometry, rms_shared_bytes, RMS_MAX_COLS};
-use quant_kernels::fused_abi::{FusedGroupKernel, FusedGroupParams, RmsNormKernel, RmsNormParams};
+use quant_kernels::fused_abi::{
+    FusedGroupKernel, FusedGroupParams, FusedMask, RmsNormKernel, RmsNormParams, MASK_COMPACT_MAX_EXPERTS,
+};
 use quant_kernels::geometry::ELEMS_PER_CHUNK;
 
 /// Dynamic shared memory a launch may use without raising the function's limit.
@@ -22,6 +24,8 @@ const DEFAULT_MAX_SMEM: u32 = 48 * 1024;
 // The RMS kernel's largest CTA (`fused::RMS_MAX_COLS`) fits the default
 // limit, so its launches never raise it.
 const _: () = assert!(rms_shared_bytes(rms_geometry(RMS_MAX_COLS).unwrap().0) <= DEFAULT_MAX_SMEM);
+// Nor do the masked per-group launches' running sums.
+const _: () = assert!(FusedMask::Compact.shared_bytes(MASK_COMPACT_MAX_EXPERTS) <= DEFAULT_MAX_SMEM);
 
 /// A parameter block as a kernel argument (cudarc copies its bytes).
 #[repr(transparent)]
@@ -77,13 +81,14 @@ pub(crate) fn fused_group<T: Element, S: ScaleElem>(
     let params = plan.params();
     let gs = cfg.group_size.get() as u64;
     let (rows, cols) = (plan.codes_shape().rows() as u64, plan.codes_shape().cols() as u64);
+    let mask = FusedMask::for_launch(plan.masked(), plan.experts() as u64);
     let p = FusedGroupParams {
         rows,
         cols,
         row_stride: plan.input().row_stride() as u64,
         expert_rows: plan.expert_rows() as u64,
         group_size: gs as u32,
-        masked: plan.masked() as u32,
+        masked: mask.as_u32(),
         eps: params.eps(),
         fp8_max: params.fp8_max(),
         mode: params.mode().as_u32(),
@@ -97,7 +102,8 @@ pub(crate) fn fused_group<T: Element, S: ScaleElem>(
         .filter(|&t| t <= i32::MAX as u64 && cols <= i32::MAX as u64)
         .ok_or(QuantError::TooLarge("thread count"))?;
     // The kernel loops over its share of the lanes (a grid-stride loop).
-    let config = persistent(threads, kernel.block_threads(), gpu.multiprocessor_count() as u64)?;
+    let mut config = persistent(threads, kernel.block_threads(), gpu.multiprocessor_count() as u64)?;
+    config.shared_mem_bytes = mask.shared_bytes(plan.experts() as u64);
     let function = gpu.function(kernel.name())?;
     let p = ByValue(p);
     let mut builder = gpu.stream().launch_builder(&function);

@@ -20,8 +20,10 @@
 //!   division path chosen once per thread, not per chunk). Lane, group,
 //!   row and column indices are 32-bit (the host bounds the problem). The
 //!   rows may form experts of `expert_rows` rows whose valid count is read
-//!   from `masked_m` (see `FusedGroupParams`); rows it leaves out load
-//!   nothing and skip the math.
+//!   from `masked_m` (see `FusedGroupParams`): the lanes walk only the
+//!   valid rows, through running sums of the counts in shared memory
+//!   (`FusedMask::Compact`), or beyond 1024 experts every row, where rows
+//!   the mask leaves out load nothing and skip the math.
 //! - `rms_norm_quant_*`: one CTA per row, the row held in registers (at most
 //!   4 chunks per thread, `fused::rms_geometry`). The sum of squares follows
 //!   the contract's fixed tree: per-chunk sums (`fused::leaf_square_sum`),
@@ -69,10 +71,10 @@ use crate::fused::{
     f32_to_bf16_bits, f32_to_f16_bits, halving_tree_depth_first, leaf_square_sum, packed_ue8m0_byte_index, rms_inverse,
     rms_normalize, rms_weigh, silu_mul, ue8m0_byte, ExactOps,
 };
-use crate::fused_abi::{FusedGroupParams, FusedOp, RmsNormParams, PACKED_UE8M0_LAYOUT};
+use crate::fused_abi::{FusedGroupParams, FusedMask, FusedOp, RmsNormParams, PACKED_UE8M0_LAYOUT};
 use crate::instr::{
     block_dim, block_index_and_grid, dynamic_shared, global_thread_index, grid_threads, ld_shared_f32, nan_max_abs,
-    opaque_u32, opaque_u64, shared_addr, shfl_xor, sqrt_rn, sync_threads, thread_index,
+    opaque_u32, opaque_u64, shared_addr, shfl_idx_u32, shfl_xor, sqrt_rn, sync_threads, thread_index,
 };
 use crate::scale::{group_scale, Divider};
 use crate::{Fp8Format, ScaleLayout, ScaleMode};
@@ -196,7 +198,11 @@ impl Producer for SiluMul {
 /// lanes` there are. With a mask, half the rows of a MoE layout may be
 /// empty; launched one CTA per piece of work, each empty CTA still cost a
 /// launch and a dependent read of `masked_m` (the masked quantizer ran at
-/// 0.65 of the dense call on the valid rows, H200, session 9). A warp's
+/// 0.65 of the dense call on the valid rows, H200, session 9). With up to
+/// `MASK_COMPACT_MAX_EXPERTS` experts ([`FusedMask::Compact`]) the lanes
+/// walk the valid rows only, numbered expert after expert from the running
+/// sums each CTA first builds in shared memory, so every thread gets the
+/// same share of the real work and no turn waits on `masked_m`. A warp's
 /// lanes take the same turns (the loop test is on the warp's first
 /// thread), so the group's shuffles always have every lane.
 ///
@@ -221,14 +227,113 @@ unsafe fn quantize_groups<T: Load8, P: Producer, const C: usize>(
     p: FusedGroupParams,
 ) {
     const { assert!(C == 2 || C == 4) };
-    let lanes = Lanes::new::<C>(&p);
-    let total = lanes.groups * p.rows as u32 * lanes.per_group;
+    // Two loops, one per row mapping, each with only its own values live:
+    // both mappings in one loop took registers the 4-chunk bf16 `silu_mul`
+    // does not have (8 bytes spilled on sm_80), and a third copy for
+    // `PerTurn` alone made the f16 quantizer spill 2 KB there.
+    let mut lanes = Lanes::new::<C>(&p);
+    match FusedMask::from_u32(p.masked).unwrap_or(FusedMask::None) {
+        FusedMask::None | FusedMask::PerTurn => walk::<T, P, C, false>(format, x, q, scales, masked_m, p, lanes),
+        FusedMask::Compact => {
+            lanes.experts = p.rows as u32 / p.expert_rows as u32;
+            lanes.rows = valid_row_sums(masked_m, lanes.experts, p.expert_rows as u32);
+            walk::<T, P, C, true>(format, x, q, scales, masked_m, p, lanes)
+        }
+    }
+}
+
+/// The grid-stride loop of [`quantize_groups`], over the valid rows only
+/// when `COMPACT`.
+///
+/// # Safety
+/// As [`quantize_groups`]; with [`FusedMask::Compact`], the running sums
+/// of [`valid_row_sums`] are in place and `lanes.rows` is their total.
+#[inline(always)]
+unsafe fn walk<T: Load8, P: Producer, const C: usize, const COMPACT: bool>(
+    format: Fp8Format,
+    x: *const T,
+    q: *mut u8,
+    scales: *mut f32,
+    masked_m: *const u32,
+    p: FusedGroupParams,
+    lanes: Lanes,
+) {
+    let total = lanes.groups * lanes.rows * lanes.per_group;
     let stride = grid_threads() as u32;
     let mut t = global_thread_index() as u32;
     while t & !31 < total {
-        quantize_group_at::<T, P, C>(format, x, q, scales, masked_m, p, lanes, t);
+        quantize_group_at::<T, P, C, COMPACT>(format, x, q, scales, masked_m, p, lanes, t);
         t += stride;
     }
+}
+
+/// Writes the running sums of the experts' valid rows, `sums[e] = sum over
+/// i < e of min(masked_m[i], expert_rows)` for `e` in `0..=experts`, into
+/// the CTA's dynamic shared memory, and returns the total. Every thread of
+/// the CTA calls it (two barriers): each copies its share of the clamped
+/// counts, then warp 0 scans them 32 at a time (Hillis-Steele over the
+/// warp's shuffles, the carry from the last lane).
+///
+/// # Safety
+/// `masked_m` holds `experts` counts and the CTA has `4 * (experts + 1)`
+/// bytes of dynamic shared memory ([`FusedMask::shared_bytes`]).
+#[inline(always)]
+unsafe fn valid_row_sums(masked_m: *const u32, experts: u32, expert_rows: u32) -> u32 {
+    let sums = dynamic_shared::<u32>();
+    let (t, n) = (thread_index(), block_dim());
+    let mut e = t;
+    while e < experts {
+        sums.add(e as usize + 1).write(masked_m.add(e as usize).read().min(expert_rows));
+        e += n;
+    }
+    if t == 0 {
+        sums.write(0);
+    }
+    sync_threads();
+    if t < 32 {
+        let mut carry = 0u32;
+        let mut base = 0u32;
+        while base < experts {
+            let at = sums.add((base + t) as usize + 1);
+            let mut sum = if base + t < experts { at.read() } else { 0 };
+            let mut d = 1;
+            while d < 32 {
+                let below = shfl_idx_u32(sum, t.wrapping_sub(d) & 31);
+                if t >= d {
+                    sum += below;
+                }
+                d *= 2;
+            }
+            if base + t < experts {
+                at.write(carry + sum);
+            }
+            carry += shfl_idx_u32(sum, 31);
+            base += 32;
+        }
+    }
+    sync_threads();
+    sums.add(experts as usize).read()
+}
+
+/// The expert of the `r`-th valid row (`r` below the total of
+/// [`valid_row_sums`]): the last `e` with `sums[e] <= r`, by a binary search
+/// of a fixed number of steps (the same for every lane). Experts with no
+/// valid rows are never returned: the search passes over equal sums.
+///
+/// # Safety
+/// The CTA's dynamic shared memory holds the sums of [`valid_row_sums`].
+#[inline(always)]
+unsafe fn expert_of_valid_row(experts: u32, r: u32) -> (u32, u32) {
+    let sums = dynamic_shared::<u32>();
+    let mut e = 0u32;
+    let mut step = if experts > 1 { 1u32 << (31 - (experts - 1).leading_zeros()) } else { 0 };
+    while step > 0 {
+        if e + step < experts && sums.add((e + step) as usize).read() <= r {
+            e += step;
+        }
+        step /= 2;
+    }
+    (e, r - sums.add(e as usize).read())
 }
 
 /// The 32-bit lane geometry of one launch of [`quantize_groups`].
@@ -238,6 +343,11 @@ struct Lanes {
     per_group: u32,
     /// Groups per row, `ceil(cols / group_size)`.
     groups: u32,
+    /// The rows the lanes walk: every row, or with [`FusedMask::Compact`]
+    /// the valid ones (numbered expert after expert).
+    rows: u32,
+    /// `rows / expert_rows` with [`FusedMask::Compact`] (else unused).
+    experts: u32,
 }
 
 impl Lanes {
@@ -248,7 +358,7 @@ impl Lanes {
         let gs = p.group_size;
         let cols = p.cols as u32;
         let groups = (cols >> gs.trailing_zeros()) + (cols & (gs - 1) != 0) as u32;
-        Self { per_group: gs / (C as u32 * ELEMS_PER_THREAD as u32), groups }
+        Self { per_group: gs / (C as u32 * ELEMS_PER_THREAD as u32), groups, rows: p.rows as u32, experts: 1 }
     }
 }
 
@@ -258,7 +368,7 @@ impl Lanes {
 /// As [`quantize_groups`]; every lane of the warp calls it.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize>(
+unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize, const COMPACT: bool>(
     format: Fp8Format,
     x: *const T,
     q: *mut u8,
@@ -269,17 +379,24 @@ unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize>(
     t: u32,
 ) {
     let FusedGroupParams { rows, cols, row_stride, expert_rows, group_size, masked, eps, fp8_max, mode, layout } = p;
-    let Lanes { per_group: tpg, groups } = lanes;
+    let Lanes { per_group: tpg, groups, rows: walked, experts } = lanes;
     let (rows, cols32, expert_rows) = (rows as u32, cols as u32, expert_rows as u32);
     let (group, lane) = (t >> tpg.trailing_zeros(), t & (tpg - 1));
-    let mut active = group < rows * groups;
-    let (row, g) = if active { (group / groups, group % groups) } else { (0, 0) };
-    let (expert, m) = if expert_rows == rows { (0, row) } else { (row / expert_rows, row % expert_rows) };
-    if active && masked != 0 {
+    let mut active = group < walked * groups;
+    let (r, g) = if active { (group / groups, group % groups) } else { (0, 0) };
+    let (expert, m) = if COMPACT {
+        expert_of_valid_row(experts, r)
+    } else if expert_rows == rows {
+        (0, r)
+    } else {
+        (r / expert_rows, r % expert_rows)
+    };
+    if !COMPACT && active && masked == FusedMask::PerTurn.as_u32() {
         // A count above the expert's rows is clamped (the CPU path rejects it).
         let valid_rows = masked_m.add(expert as usize).read().min(expert_rows);
         active = m < valid_rows;
     }
+    let row = if COMPACT { expert * expert_rows + m } else { r };
     let col = |c: u32| g * group_size + (lane + c * tpg) * ELEMS_PER_THREAD as u32;
     // The checked paths take `cols` through `opaque_u32`, as in the
     // token-group kernel: otherwise LLVM merges their whole-chunk case with
@@ -358,7 +475,7 @@ unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize>(
     };
     quantizer.quantize_chunks::<C>(|c| P::values::<T>(&held[c]), store);
     if lane == 0 {
-        let last_row = masked == 0 && m + 1 == expert_rows;
+        let last_row = masked == FusedMask::None.as_u32() && m + 1 == expert_rows;
         let (expert, m, g) = (expert as u64, m as u64, g as u64);
         write_scale(scales, layout, expert, m, g, expert_rows as u64, groups as u64, scale, last_row);
     }
