@@ -735,7 +735,7 @@ impl LaunchAttrs {
         Self {
             attrs: [cluster_attribute(), pdl_attribute()],
             first: if clustered { 0 } else { 1 },
-            end: if pdl == launch::DependentLaunch::On { 2 } else { 1 },
+            end: if pdl == launch::DependentLaunch::Off { 1 } else { 2 },
         }
     }
 

@@ -514,6 +514,9 @@ pub(crate) enum DependentLaunch {
     On,
     /// Plain stream order.
     Off,
+    /// PDL for the `wgmma` tiles at every M too (`all`): for measuring
+    /// [`wgmma_dependent`]'s rule, which `On` applies.
+    Everywhere,
 }
 
 impl DependentLaunch {
@@ -522,7 +525,13 @@ impl DependentLaunch {
 
     /// The policy `value` of [`DependentLaunch::VAR`] names (unset: `On`).
     pub(crate) fn parse(value: Option<&std::ffi::OsStr>) -> Result<Self> {
-        parse_choice(Self::VAR, value, Self::On, &[("on", Self::On), ("off", Self::Off)], "`on` or `off` (or unset)")
+        parse_choice(
+            Self::VAR,
+            value,
+            Self::On,
+            &[("on", Self::On), ("off", Self::Off), ("all", Self::Everywhere)],
+            "`on`, `off` or `all` (or unset)",
+        )
     }
 }
 
@@ -540,10 +549,10 @@ const WGMMA_PDL_MAX_M: u64 = 256;
 /// against 143, and no gain elsewhere at M >= 512. The streaming decode
 /// kernel (M <= 16) keeps PDL wherever the policy allows it.
 pub(crate) fn wgmma_dependent(m: u64, policy: DependentLaunch) -> DependentLaunch {
-    if m <= WGMMA_PDL_MAX_M {
-        policy
-    } else {
-        DependentLaunch::Off
+    match policy {
+        DependentLaunch::Everywhere => DependentLaunch::On,
+        DependentLaunch::On if m <= WGMMA_PDL_MAX_M => DependentLaunch::On,
+        DependentLaunch::On | DependentLaunch::Off => DependentLaunch::Off,
     }
 }
 
@@ -739,6 +748,7 @@ mod tests {
         assert_eq!(DependentLaunch::parse(None).unwrap(), DependentLaunch::On);
         assert_eq!(DependentLaunch::parse(Some(OsStr::new("on"))).unwrap(), DependentLaunch::On);
         assert_eq!(DependentLaunch::parse(Some(OsStr::new("off"))).unwrap(), DependentLaunch::Off);
+        assert_eq!(DependentLaunch::parse(Some(OsStr::new("all"))).unwrap(), DependentLaunch::Everywhere);
         for bad in ["", "On", "1", "true", "always"] {
             let err = DependentLaunch::parse(Some(OsStr::new(bad))).unwrap_err();
             assert!(err.to_string().contains("QUANT_GEMM_PDL"), "{err}");
@@ -747,13 +757,16 @@ mod tests {
 
     #[test]
     fn wgmma_tiles_are_dependent_launches_only_at_small_m() {
-        use DependentLaunch::{Off, On};
+        use DependentLaunch::{Everywhere, Off, On};
         for m in [1, 64, 128, 256] {
             assert_eq!(wgmma_dependent(m, On), On, "m = {m}");
             assert_eq!(wgmma_dependent(m, Off), Off, "m = {m}");
+            assert_eq!(wgmma_dependent(m, Everywhere), On, "m = {m}");
         }
         for m in [257, 512, 2048, 1 << 20] {
             assert_eq!(wgmma_dependent(m, On), Off, "m = {m}");
+            assert_eq!(wgmma_dependent(m, Off), Off, "m = {m}");
+            assert_eq!(wgmma_dependent(m, Everywhere), On, "m = {m}");
         }
     }
 
