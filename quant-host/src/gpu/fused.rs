@@ -102,13 +102,7 @@ pub(crate) fn fused_group<T: Element, S: ScaleElem>(
         .filter(|&t| t <= i32::MAX as u64 && cols <= i32::MAX as u64)
         .ok_or(QuantError::TooLarge("thread count"))?;
     // The kernel loops over its share of the lanes (a grid-stride loop).
-    // EXPERIMENT (session 24): `QUANT_FUSED_GRID=full` launches one thread per lane.
-    let full = mask == FusedMask::None && std::env::var("QUANT_FUSED_GRID").is_ok_and(|v| v == "full");
-    let mut config = if full {
-        super::launch::linear_in(threads, kernel.block_threads())?
-    } else {
-        persistent(threads, kernel.block_threads(), gpu.multiprocessor_count() as u64)?
-    };
+    let mut config = persistent(threads, kernel.block_threads(), gpu.multiprocessor_count() as u64)?;
     config.shared_mem_bytes = mask.shared_bytes(plan.experts() as u64);
     let function = gpu.function(kernel.name())?;
     let p = ByValue(p);

@@ -25,7 +25,7 @@ pub(crate) fn linear(threads: u64) -> Result<LaunchConfig> {
 }
 
 /// A 1-D grid of `threads` threads in blocks of `block` threads.
-pub(crate) fn linear_in(threads: u64, block: u32) -> Result<LaunchConfig> {
+fn linear_in(threads: u64, block: u32) -> Result<LaunchConfig> {
     let blocks = threads.div_ceil(block as u64);
     let blocks =
         u32::try_from(blocks).ok().filter(|&b| b <= i32::MAX as u32).ok_or(QuantError::TooLarge("grid size"))?;
