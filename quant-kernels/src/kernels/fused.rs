@@ -294,7 +294,8 @@ unsafe fn valid_row_sums(masked_m: *const u32, experts: u32, expert_rows: u32) -
         let mut carry = 0u32;
         let mut base = 0u32;
         while base < experts {
-            let at = sums.add((base + t) as usize + 1);
+            // (Past the last expert in the last step: formed, never dereferenced.)
+            let at = sums.wrapping_add((base + t) as usize + 1);
             let mut sum = if base + t < experts { at.read() } else { 0 };
             let mut d = 1;
             while d < 32 {
