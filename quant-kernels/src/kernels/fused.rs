@@ -231,15 +231,27 @@ unsafe fn quantize_groups<T: Load8, P: Producer, const C: usize>(
     // both mappings in one loop took registers the 4-chunk bf16 `silu_mul`
     // does not have (8 bytes spilled on sm_80), and a third copy for
     // `PerTurn` alone made the f16 quantizer spill 2 KB there.
+    let io = GroupIo { format, x, q, scales, masked_m };
     let mut lanes = Lanes::new::<C>(&p);
     match FusedMask::from_u32(p.masked).unwrap_or(FusedMask::None) {
-        FusedMask::None | FusedMask::PerTurn => walk::<T, P, C, false>(format, x, q, scales, masked_m, p, lanes),
+        FusedMask::None | FusedMask::PerTurn => walk::<T, P, C, false>(io, p, lanes),
         FusedMask::Compact => {
             lanes.experts = p.rows as u32 / p.expert_rows as u32;
             lanes.rows = valid_row_sums(masked_m, lanes.experts, p.expert_rows as u32);
-            walk::<T, P, C, true>(format, x, q, scales, masked_m, p, lanes)
+            walk::<T, P, C, true>(io, p, lanes)
         }
     }
+}
+
+/// A launch's code format and buffers, as the per-group kernel's entry
+/// points receive them.
+#[derive(Clone, Copy)]
+struct GroupIo<T> {
+    format: Fp8Format,
+    x: *const T,
+    q: *mut u8,
+    scales: *mut f32,
+    masked_m: *const u32,
 }
 
 /// The grid-stride loop of [`quantize_groups`], over the valid rows only
@@ -250,11 +262,7 @@ unsafe fn quantize_groups<T: Load8, P: Producer, const C: usize>(
 /// of [`valid_row_sums`] are in place and `lanes.rows` is their total.
 #[inline(always)]
 unsafe fn walk<T: Load8, P: Producer, const C: usize, const COMPACT: bool>(
-    format: Fp8Format,
-    x: *const T,
-    q: *mut u8,
-    scales: *mut f32,
-    masked_m: *const u32,
+    io: GroupIo<T>,
     p: FusedGroupParams,
     lanes: Lanes,
 ) {
@@ -262,7 +270,7 @@ unsafe fn walk<T: Load8, P: Producer, const C: usize, const COMPACT: bool>(
     let stride = grid_threads() as u32;
     let mut t = global_thread_index() as u32;
     while t & !31 < total {
-        quantize_group_at::<T, P, C, COMPACT>(format, x, q, scales, masked_m, p, lanes, t);
+        quantize_group_at::<T, P, C, COMPACT>(io, p, lanes, t);
         t += stride;
     }
 }
@@ -367,18 +375,14 @@ impl Lanes {
 ///
 /// # Safety
 /// As [`quantize_groups`]; every lane of the warp calls it.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize, const COMPACT: bool>(
-    format: Fp8Format,
-    x: *const T,
-    q: *mut u8,
-    scales: *mut f32,
-    masked_m: *const u32,
+    io: GroupIo<T>,
     p: FusedGroupParams,
     lanes: Lanes,
     t: u32,
 ) {
+    let GroupIo { format, x, q, scales, masked_m } = io;
     let FusedGroupParams { rows, cols, row_stride, expert_rows, group_size, masked, eps, fp8_max, mode, layout } = p;
     let Lanes { per_group: tpg, groups, rows: walked, experts } = lanes;
     let (rows, cols32, expert_rows) = (rows as u32, cols as u32, expert_rows as u32);
