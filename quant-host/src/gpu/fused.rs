@@ -118,7 +118,9 @@ pub(crate) fn fused_group<T: Element, S: ScaleElem>(
     // SAFETY: the entry point takes `(x: *const T, q: *mut u8, scales: *mut
     // f32 (bytes when packed), masked_m: *const u32, FusedGroupParams)` (generated with its name
     // from `fused_kernels!`); the buffers hold what `p` says (checked
-    // above), masked_m one u32 per expert when `p.masked == 1`.
+    // above), masked_m one u32 per expert when `p.masked` is a mask, and
+    // the dynamic shared memory is `FusedMask::shared_bytes` of that mask
+    // (the running sums `FusedMask::Compact` builds).
     unsafe { builder.launch(config) }?;
     Ok(())
 }
