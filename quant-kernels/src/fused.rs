@@ -346,10 +346,60 @@ pub fn f32_to_f16_bits(x: f32) -> u16 {
     sign | (kept + (rest > half || (rest == half && kept & 1 == 1)) as u32) as u16
 }
 
+/// The expert of the `r`-th valid row of a masked layout, and the row's
+/// index in that expert: the last `e < experts` with `sums(e) <= r`, and
+/// `r - sums(e)`, where `sums(e)` is the number of valid rows of the experts
+/// before `e` (non-decreasing, `sums(0) = 0`, and `r` below the total). A
+/// binary search of a fixed number of steps, the same for every lane of a
+/// warp; experts with no valid rows are never returned (the search passes
+/// over equal sums). The masked GPU kernels search the running sums each
+/// CTA keeps in shared memory with it.
+#[inline(always)]
+pub fn expert_of_valid_row(experts: u32, r: u32, mut sums: impl FnMut(u32) -> u32) -> (u32, u32) {
+    let mut e = 0u32;
+    let mut step = if experts > 1 { 1u32 << (31 - (experts - 1).leading_zeros()) } else { 0 };
+    while step > 0 {
+        if e + step < experts && sums(e + step) <= r {
+            e += step;
+        }
+        step /= 2;
+    }
+    (e, r - sums(e))
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
     use super::*;
+
+    #[test]
+    fn the_expert_of_a_valid_row_matches_a_linear_scan() {
+        // Counts with runs of empty experts, over 1 to 70 experts.
+        let mut seed = 0x9e37_79b9u32;
+        for experts in 1..=70u32 {
+            for _ in 0..20 {
+                let counts: std::vec::Vec<u32> = (0..experts)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        if seed >> 30 == 0 {
+                            0
+                        } else {
+                            (seed >> 8) % 6
+                        }
+                    })
+                    .collect();
+                let mut sums = std::vec![0u32];
+                for c in &counts {
+                    sums.push(sums.last().unwrap() + c);
+                }
+                for r in 0..*sums.last().unwrap() {
+                    let want = (0..experts).find(|&e| sums[e as usize] <= r && r < sums[e as usize + 1]);
+                    let want = want.map(|e| (e, r - sums[e as usize]));
+                    assert_eq!(Some(expert_of_valid_row(experts, r, |e| sums[e as usize])), want, "{counts:?} r {r}");
+                }
+            }
+        }
+    }
 
     #[derive(Clone, Copy)]
     struct Soft;

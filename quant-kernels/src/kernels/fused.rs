@@ -68,8 +68,8 @@ use super::{
 };
 use crate::element::DType;
 use crate::fused::{
-    f32_to_bf16_bits, f32_to_f16_bits, halving_tree_depth_first, leaf_square_sum, packed_ue8m0_byte_index, rms_inverse,
-    rms_normalize, rms_weigh, silu_mul, ue8m0_byte, ExactOps,
+    expert_of_valid_row, f32_to_bf16_bits, f32_to_f16_bits, halving_tree_depth_first, leaf_square_sum,
+    packed_ue8m0_byte_index, rms_inverse, rms_normalize, rms_weigh, silu_mul, ue8m0_byte, ExactOps,
 };
 use crate::fused_abi::{FusedGroupParams, FusedMask, FusedOp, RmsNormParams, PACKED_UE8M0_LAYOUT};
 use crate::instr::{
@@ -325,24 +325,15 @@ unsafe fn valid_row_sums(masked_m: *const u32, experts: u32, expert_rows: u32) -
 }
 
 /// The expert of the `r`-th valid row (`r` below the total of
-/// [`valid_row_sums`]): the last `e` with `sums[e] <= r`, by a binary search
-/// of a fixed number of steps (the same for every lane). Experts with no
-/// valid rows are never returned: the search passes over equal sums.
+/// [`valid_row_sums`]) and the row's index in it
+/// (`fused::expert_of_valid_row`, over the CTA's running sums).
 ///
 /// # Safety
 /// The CTA's dynamic shared memory holds the sums of [`valid_row_sums`].
 #[inline(always)]
-unsafe fn expert_of_valid_row(experts: u32, r: u32) -> (u32, u32) {
+unsafe fn valid_row_at(experts: u32, r: u32) -> (u32, u32) {
     let sums = dynamic_shared::<u32>();
-    let mut e = 0u32;
-    let mut step = if experts > 1 { 1u32 << (31 - (experts - 1).leading_zeros()) } else { 0 };
-    while step > 0 {
-        if e + step < experts && sums.add((e + step) as usize).read() <= r {
-            e += step;
-        }
-        step /= 2;
-    }
-    (e, r - sums.add(e as usize).read())
+    expert_of_valid_row(experts, r, |e| sums.add(e as usize).read())
 }
 
 /// The 32-bit lane geometry of one launch of [`quantize_groups`].
@@ -390,7 +381,7 @@ unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize, const COMPACT
     let mut active = group < walked * groups;
     let (r, g) = if active { (group / groups, group % groups) } else { (0, 0) };
     let (expert, m) = if COMPACT {
-        expert_of_valid_row(experts, r)
+        valid_row_at(experts, r)
     } else if expert_rows == rows {
         (0, r)
     } else {
