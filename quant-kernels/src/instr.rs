@@ -61,16 +61,15 @@ pub fn shfl_xor(value: f32, lane_mask: u32) -> f32 {
 /// Lane `lane`'s `value` (lanes `0..32` of the warp). Every lane of the
 /// warp must call it.
 #[inline(always)]
-pub fn shfl_idx(value: f32, lane: u32) -> f32 {
-    // SAFETY: all 32 lanes execute this (as for `shfl_xor`).
-    f32::from_bits(unsafe { shfl_idx_i32(0xFFFF_FFFF, value.to_bits() as i32, lane, 0x1F) } as u32)
-}
-
-/// Lane `lane`'s `value` as [`shfl_idx`], for integers.
-#[inline(always)]
 pub fn shfl_idx_u32(value: u32, lane: u32) -> u32 {
     // SAFETY: all 32 lanes execute this (as for `shfl_xor`).
     unsafe { shfl_idx_i32(0xFFFF_FFFF, value as i32, lane, 0x1F) as u32 }
+}
+
+/// [`shfl_idx_u32`] for an f32 (its bits).
+#[inline(always)]
+pub fn shfl_idx(value: f32, lane: u32) -> f32 {
+    f32::from_bits(shfl_idx_u32(value.to_bits(), lane))
 }
 
 /// Whether `pred` holds in every lane of the warp (the same answer in
@@ -89,8 +88,7 @@ pub fn warp_all(pred: bool) -> bool {
 /// `wgmma`). Every lane of the warp must call it.
 #[inline(always)]
 pub fn warp_uniform(value: u32) -> u32 {
-    // SAFETY: all 32 lanes execute this (called where the whole warp runs).
-    unsafe { shfl_idx_i32(0xFFFF_FFFF, value as i32, 0, 0x1F) as u32 }
+    shfl_idx_u32(value, 0)
 }
 
 /// Encodes two values to E4M3FN with the hardware converter (round to
