@@ -594,7 +594,7 @@ fn launch_stream(
     // while the kernel before it still runs (once that kernel's CTAs have
     // executed `griddepcontrol.launch_dependents` or exited), which hides
     // the launch and the prologue behind that kernel's tail.
-    let mut attrs = LaunchAttrs::new(false, wgmma.pdl);
+    let mut attrs = LaunchAttrs::new(false, wgmma.pdl.stream_dependent());
     let config = launch_config_ex(stream, config, attrs.as_mut_slice());
     let arg = &params as *const StreamLaunchParams as *mut std::ffi::c_void;
     // SAFETY: the kernel takes one `GemmStreamParams`, passed by value (one
@@ -722,7 +722,7 @@ fn pdl_attribute() -> cudarc::driver::sys::CUlaunchAttribute {
 
 /// The launch attributes of a GEMM kernel that waits on its grid
 /// dependency: the cluster dimension where `clustered`, then PDL where
-/// `pdl` says so; held in place (no allocation per launch).
+/// `pdl`; held in place (no allocation per launch).
 struct LaunchAttrs {
     attrs: [cudarc::driver::sys::CUlaunchAttribute; 2],
     /// `attrs[first..end]` are the ones that apply.
@@ -731,11 +731,11 @@ struct LaunchAttrs {
 }
 
 impl LaunchAttrs {
-    fn new(clustered: bool, pdl: launch::DependentLaunch) -> Self {
+    fn new(clustered: bool, pdl: bool) -> Self {
         Self {
             attrs: [cluster_attribute(), pdl_attribute()],
             first: if clustered { 0 } else { 1 },
-            end: if pdl == launch::DependentLaunch::Off { 1 } else { 2 },
+            end: if pdl { 2 } else { 1 },
         }
     }
 
@@ -794,7 +794,7 @@ fn max_active_clusters(gpu: &Gpu, function: &CudaFunction, smem: u32) -> Result<
 
 /// Launches the `wgmma` kernel `function(params)` on `stream` with `config`,
 /// in clusters of [`GEMM_CLUSTER`] along x where `clustered`, as a
-/// programmatic dependent launch where `pdl` says so.
+/// programmatic dependent launch where `pdl`.
 ///
 /// # Safety
 /// `function` takes one `GemmWgmmaParams` by value and executes
@@ -809,7 +809,7 @@ unsafe fn launch_wgmma_kernel(
     params: &LaunchParams,
     config: cudarc::driver::LaunchConfig,
     clustered: bool,
-    pdl: launch::DependentLaunch,
+    pdl: bool,
 ) -> Result<()> {
     let mut attrs = LaunchAttrs::new(clustered, pdl);
     let config = launch_config_ex(stream, config, attrs.as_mut_slice());
@@ -856,16 +856,18 @@ mod tests {
     use cudarc::driver::sys::CUlaunchAttributeID::{
         CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION as CLUSTER, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION as PDL,
     };
-    use launch::DependentLaunch::{Off, On};
 
     #[test]
     fn launch_attrs_hold_the_cluster_dimension_then_pdl() {
-        for (clustered, pdl, expected) in
-            [(false, Off, vec![]), (false, On, vec![PDL]), (true, Off, vec![CLUSTER]), (true, On, vec![CLUSTER, PDL])]
-        {
+        for (clustered, pdl, expected) in [
+            (false, false, vec![]),
+            (false, true, vec![PDL]),
+            (true, false, vec![CLUSTER]),
+            (true, true, vec![CLUSTER, PDL]),
+        ] {
             let mut attrs = LaunchAttrs::new(clustered, pdl);
             let ids: Vec<_> = attrs.as_mut_slice().iter().map(|a| a.id).collect();
-            assert_eq!(ids, expected, "clustered {clustered}, {pdl:?}");
+            assert_eq!(ids, expected, "clustered {clustered}, pdl {pdl}");
         }
     }
 }

@@ -495,8 +495,9 @@ impl StreamUse {
 
 /// Whether the Hopper GEMMs (the `wgmma` tiles and the streaming decode
 /// kernel) are launched as programmatic dependent launches (PDL), from the
-/// environment variable [`DependentLaunch::VAR`]: `on` (the default) or `off`;
-/// the `wgmma` tiles only at small M ([`wgmma_dependent`]).
+/// environment variable [`DependentLaunch::VAR`]: `on` (the default), `off`,
+/// or `all`; the `wgmma` tiles only at small M unless `all`
+/// ([`wgmma_dependent`]).
 ///
 /// With PDL a GEMM's CTAs may start while the kernel queued before it on
 /// the stream finishes: the activation quantizers (token group, SiLU·mul,
@@ -523,6 +524,12 @@ impl DependentLaunch {
     /// The environment variable.
     pub(crate) const VAR: &'static str = "QUANT_GEMM_PDL";
 
+    /// Whether the streaming decode kernel is a programmatic dependent
+    /// launch under this policy (every value but `Off`).
+    pub(crate) fn stream_dependent(self) -> bool {
+        self != Self::Off
+    }
+
     /// The policy `value` of [`DependentLaunch::VAR`] names (unset: `On`).
     pub(crate) fn parse(value: Option<&std::ffi::OsStr>) -> Result<Self> {
         parse_choice(
@@ -548,11 +555,11 @@ const WGMMA_PDL_MAX_M: u64 = 256;
 /// tile after the quantizer; not understood) and 2048 x 4096 x 8192 145
 /// against 143, and no gain elsewhere at M >= 512. The streaming decode
 /// kernel (M <= 16) keeps PDL wherever the policy allows it.
-pub(crate) fn wgmma_dependent(m: u64, policy: DependentLaunch) -> DependentLaunch {
+pub(crate) fn wgmma_dependent(m: u64, policy: DependentLaunch) -> bool {
     match policy {
-        DependentLaunch::Everywhere => DependentLaunch::On,
-        DependentLaunch::On if m <= WGMMA_PDL_MAX_M => DependentLaunch::On,
-        DependentLaunch::On | DependentLaunch::Off => DependentLaunch::Off,
+        DependentLaunch::Everywhere => true,
+        DependentLaunch::On => m <= WGMMA_PDL_MAX_M,
+        DependentLaunch::Off => false,
     }
 }
 
@@ -759,15 +766,17 @@ mod tests {
     fn wgmma_tiles_are_dependent_launches_only_at_small_m() {
         use DependentLaunch::{Everywhere, Off, On};
         for m in [1, 64, 128, 256] {
-            assert_eq!(wgmma_dependent(m, On), On, "m = {m}");
-            assert_eq!(wgmma_dependent(m, Off), Off, "m = {m}");
-            assert_eq!(wgmma_dependent(m, Everywhere), On, "m = {m}");
+            assert!(wgmma_dependent(m, On), "m = {m}");
+            assert!(!wgmma_dependent(m, Off), "m = {m}");
+            assert!(wgmma_dependent(m, Everywhere), "m = {m}");
         }
         for m in [257, 512, 2048, 1 << 20] {
-            assert_eq!(wgmma_dependent(m, On), Off, "m = {m}");
-            assert_eq!(wgmma_dependent(m, Off), Off, "m = {m}");
-            assert_eq!(wgmma_dependent(m, Everywhere), On, "m = {m}");
+            assert!(!wgmma_dependent(m, On), "m = {m}");
+            assert!(!wgmma_dependent(m, Off), "m = {m}");
+            assert!(wgmma_dependent(m, Everywhere), "m = {m}");
         }
+        // The streaming kernel: every policy but `off`.
+        assert!(On.stream_dependent() && Everywhere.stream_dependent() && !Off.stream_dependent());
     }
 
     #[test]
