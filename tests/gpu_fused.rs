@@ -57,6 +57,15 @@ fn check_group<T: Element>(case: &GroupCase, silu: bool) {
     assert_same(&gpu, &cpu, &format!("{} silu={silu} {case:?}", T::DTYPE.name()));
 }
 
+/// [`check_group`] with the input type `run` drew (0 bf16, 1 f16, else f32).
+fn check_group_as(dtype: u8, case: &GroupCase, silu: bool) {
+    match dtype {
+        0 => check_group::<bf16>(case, silu),
+        1 => check_group::<f16>(case, silu),
+        _ => check_group::<f32>(case, silu),
+    }
+}
+
 fn check_rms<T: Element>(case: &RmsCase) {
     check_rms_inputs::<T>(case, &case.inputs::<T>());
 }
@@ -88,20 +97,14 @@ fn run<S: Strategy>(name: &str, default: u32, strategy: S, check: impl Fn(&S::Va
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn silu_mul_matches_cpu_bit_for_bit() {
-    run("silu_mul", 300, silu_case(), |case, dtype| match dtype {
-        0 => check_group::<bf16>(case, true),
-        1 => check_group::<f16>(case, true),
-        _ => check_group::<f32>(case, true),
-    });
+    run("silu_mul", 300, silu_case(), |case, dtype| check_group_as(dtype, case, true));
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn masked_layout_matches_cpu_bit_for_bit() {
-    run("masked (quant and silu_mul)", 300, (masked_case(), any::<bool>()), |(case, silu), dtype| match dtype {
-        0 => check_group::<bf16>(case, *silu),
-        1 => check_group::<f16>(case, *silu),
-        _ => check_group::<f32>(case, *silu),
+    run("masked (quant and silu_mul)", 300, (masked_case(), any::<bool>()), |(case, silu), dtype| {
+        check_group_as(dtype, case, *silu)
     });
 }
 
@@ -112,10 +115,8 @@ fn masked_layout_matches_cpu_bit_for_bit() {
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn masked_layout_of_many_experts_matches_cpu_bit_for_bit() {
-    run("masked, many experts", 60, (many_experts_case(), any::<bool>()), |(case, silu), dtype| match dtype {
-        0 => check_group::<bf16>(case, *silu),
-        1 => check_group::<f16>(case, *silu),
-        _ => check_group::<f32>(case, *silu),
+    run("masked, many experts", 60, (many_experts_case(), any::<bool>()), |(case, silu), dtype| {
+        check_group_as(dtype, case, *silu)
     });
 }
 
