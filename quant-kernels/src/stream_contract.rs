@@ -9,8 +9,101 @@
 use crate::tensor_map::TensorMap;
 use crate::wgmma_contract::{GemmOut, GemmPrecision, GEMM_KBLOCK, GEMM_SMEM_LIMIT};
 
-/// Rows of A (and C) the kernel takes at most: the `n16` of its `wgmma`s.
-pub const GEMM_STREAM_MAX_M: u32 = 16;
+/// Rows of A (and C) the kernels take at most: the widest [`StreamRows`].
+pub const GEMM_STREAM_MAX_M: u32 = 64;
+
+/// The rows of A (and C) a streaming kernel holds: the `N` of its
+/// `m64nNk32` `wgmma`s, on whose `N` side A's rows sit (rows past M read as
+/// zero). One kernel per value; the host takes the narrowest that holds M.
+///
+/// A thread holds `N / 2` accumulators per 64-row piece of the slab, and as
+/// many partials, so the wider kernels take fewer pieces: `pieces * N <= 64`
+/// keeps every kernel at the registers of the 16-row one with 4 pieces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamRows {
+    /// M <= 16: `m64n16k32`, slabs of up to 256 rows of B.
+    R16,
+    /// M <= 32: `m64n32k32`, slabs of up to 128 rows.
+    R32,
+    /// M <= 64: `m64n64k32`, slabs of up to 64 rows.
+    R64,
+}
+
+impl StreamRows {
+    /// Every kernel width, narrowest first.
+    pub const ALL: [StreamRows; 3] = [StreamRows::R16, StreamRows::R32, StreamRows::R64];
+
+    /// The narrowest width that holds `m` rows, `None` for `m` of 0 or over
+    /// [`GEMM_STREAM_MAX_M`].
+    #[inline]
+    pub const fn for_m(m: u32) -> Option<Self> {
+        match m {
+            1..=16 => Some(Self::R16),
+            17..=32 => Some(Self::R32),
+            33..=64 => Some(Self::R64),
+            _ => None,
+        }
+    }
+
+    /// Rows of A the kernel holds (16, 32 or 64).
+    #[inline]
+    pub const fn rows(self) -> u32 {
+        match self {
+            Self::R16 => 16,
+            Self::R32 => 32,
+            Self::R64 => 64,
+        }
+    }
+
+    /// The position of this width in [`StreamRows::ALL`].
+    #[inline]
+    pub const fn index(self) -> usize {
+        match self {
+            Self::R16 => 0,
+            Self::R32 => 1,
+            Self::R64 => 2,
+        }
+    }
+
+    /// Pieces of 64 rows a slab has at most: `64 / rows`.
+    #[inline]
+    pub const fn max_pieces(self) -> u32 {
+        64 / self.rows()
+    }
+
+    /// Rows of B in a slab, at most.
+    #[inline]
+    pub const fn max_slab(self) -> u32 {
+        GEMM_STREAM_PIECE_ROWS * self.max_pieces()
+    }
+
+    /// Bytes of A's box in a stage: `rows` rows of one k-block.
+    #[inline]
+    pub const fn a_bytes(self) -> u32 {
+        self.rows() * GEMM_KBLOCK
+    }
+
+    /// Bytes one consumer thread leaves per piece for the phases' sum: its
+    /// `rows / 2` accumulators.
+    #[inline]
+    pub const fn piece_partial_bytes(self) -> u32 {
+        self.rows() / 2 * 4
+    }
+
+    /// Offset of B's scales in a stage's scale slot: after A's `rows`.
+    #[inline]
+    pub const fn scale_slot_b(self) -> u32 {
+        4 * self.rows()
+    }
+
+    /// Bytes of a stage's scale slot: A's row scales of the k-block, then
+    /// B's scales of the (at most 3) 128-row blocks the slab's pieces touch,
+    /// 4 slots, in whole 128-byte lines so the slots stay apart.
+    #[inline]
+    pub const fn scale_slot_bytes(self) -> u32 {
+        (self.scale_slot_b() + 16).next_multiple_of(128)
+    }
+}
 
 /// Consumer warpgroups of a CTA (the producer is one more warp): they take
 /// the CTA's k-blocks in turn.
@@ -22,46 +115,33 @@ pub const GEMM_STREAM_CONSUMER_WARPS: u32 = 4 * GEMM_STREAM_PHASES;
 /// Producer warps of a CTA: one issues the TMA copies, one the scales'.
 pub const GEMM_STREAM_PRODUCER_WARPS: u32 = 2;
 
-/// Bytes of a stage's scale slot: A's 16 row scales of the k-block, then B's
-/// scales of the (at most 3) 128-row blocks the slab's pieces touch, 4
-/// slots; 128 bytes keep the slots apart by whole lines of shared memory.
-pub const GEMM_STREAM_SCALE_SLOT_BYTES: u32 = 128;
-
-/// Offset of B's scales in a scale slot.
-pub const GEMM_STREAM_SCALE_SLOT_B: u32 = 4 * GEMM_STREAM_MAX_M;
-
-/// Rows of B in a slab, at most: a TMA box has at most 256 rows.
+/// Rows of B in a slab, at most (the 16-row kernel's): a TMA box has at
+/// most 256 rows.
 pub const GEMM_STREAM_MAX_SLAB: u32 = 256;
 
 /// Rows of B one `wgmma` piece covers (its `m64`).
 pub const GEMM_STREAM_PIECE_ROWS: u32 = 64;
 
-/// Pieces of 64 rows a slab has at most.
+/// Pieces of 64 rows a slab has at most (the 16-row kernel's).
 pub const GEMM_STREAM_MAX_PIECES: u32 = GEMM_STREAM_MAX_SLAB / GEMM_STREAM_PIECE_ROWS;
 
-/// Bytes of A's box in a stage: 16 rows (rows past M read as zero) of one
-/// k-block.
-pub const GEMM_STREAM_A_BYTES: u32 = GEMM_STREAM_MAX_M * GEMM_KBLOCK;
-
-/// Bytes one thread leaves per piece for the phases' sum: its 8
-/// accumulators of an `m64n16` fragment.
-pub const GEMM_STREAM_PIECE_PARTIAL_BYTES: u32 = 8 * 4;
+/// Bytes a consumer thread of a phase leaves for the phases' sum, at most:
+/// `pieces * rows / 2` accumulators, 32 at every width.
+pub const GEMM_STREAM_THREAD_PARTIAL_BYTES: u32 = 32 * 4;
 
 /// Bytes of the buffer in which the phases of a slab meet: every phase but
-/// the first leaves its accumulators there, per thread of its warpgroup and
-/// piece.
-pub const GEMM_STREAM_REDUCE_BYTES: u32 =
-    (GEMM_STREAM_PHASES - 1) * 128 * GEMM_STREAM_MAX_PIECES * GEMM_STREAM_PIECE_PARTIAL_BYTES;
+/// the first leaves its accumulators there, per thread of its warpgroup.
+pub const GEMM_STREAM_REDUCE_BYTES: u32 = (GEMM_STREAM_PHASES - 1) * 128 * GEMM_STREAM_THREAD_PARTIAL_BYTES;
 
 /// Most stages of the ring (a power of two).
 pub const GEMM_STREAM_MAX_STAGES: u32 = 64;
 
-/// How a CTA of the streaming kernel is laid out for a slab of `slab` rows
-/// of B (a multiple of 8, at most [`GEMM_STREAM_MAX_SLAB`]).
+/// How a CTA of the streaming kernel of `rows` is laid out for a slab of
+/// `slab` rows of B (a multiple of 8, at most `rows.max_slab()`).
 ///
 /// The slab is `pieces = ceil(slab / 64)` pieces of 64 rows, each the `M`
-/// side of an `m64n16k32` `wgmma` (B's rows as the `A` operand, A's 16 rows
-/// as the `B` operand: C transposed). A stage holds the slab's box of B at
+/// side of an `m64nNk32` `wgmma` (B's rows as the `A` operand, A's `N =
+/// rows` rows as the `B` operand: C transposed). A stage holds the slab's box of B at
 /// its start and A's box after it, and is at least `64 * pieces` rows of
 /// 128 bytes long, so the last piece's rows past the slab read bytes of the
 /// same stage (A's box or padding): their results are never stored. The
@@ -69,9 +149,11 @@ pub const GEMM_STREAM_MAX_STAGES: u32 = 64;
 /// turn (k-block `i` of the CTA's stream to phase `i % phases`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamLayout {
+    /// Rows of A the kernel holds.
+    pub rows: StreamRows,
     /// Rows of B per slab.
     pub slab: u32,
-    /// Pieces of 64 rows per slab (1 to 4).
+    /// Pieces of 64 rows per slab (1 to `rows.max_pieces()`).
     pub pieces: u32,
     /// Warpgroups taking the k-blocks in turn ([`GEMM_STREAM_PHASES`]).
     pub phases: u32,
@@ -80,16 +162,21 @@ pub struct StreamLayout {
 }
 
 impl StreamLayout {
-    /// The layout for `slab` rows, `None` unless `slab` is a multiple of 8
-    /// in `8..=256`.
+    /// The layout for `slab` rows of B and `rows` of A, `None` unless `slab`
+    /// is a multiple of 8 in `8..=rows.max_slab()`.
     #[inline]
-    pub const fn new(slab: u32) -> Option<Self> {
-        if slab == 0 || !slab.is_multiple_of(8) || slab > GEMM_STREAM_MAX_SLAB {
+    pub const fn new(slab: u32, rows: StreamRows) -> Option<Self> {
+        if slab == 0 || !slab.is_multiple_of(8) || slab > rows.max_slab() {
             return None;
         }
         let pieces = slab.div_ceil(GEMM_STREAM_PIECE_ROWS);
-        let mut l =
-            Self { slab, pieces, phases: GEMM_STREAM_PHASES, stages_log2: GEMM_STREAM_MAX_STAGES.trailing_zeros() };
+        let mut l = Self {
+            rows,
+            slab,
+            pieces,
+            phases: GEMM_STREAM_PHASES,
+            stages_log2: GEMM_STREAM_MAX_STAGES.trailing_zeros(),
+        };
         while l.stages_log2 > 1 && l.smem_bytes() > GEMM_SMEM_LIMIT {
             l.stages_log2 -= 1;
         }
@@ -130,7 +217,7 @@ impl StreamLayout {
     /// A's box.
     #[inline]
     pub const fn stage_load_bytes(&self) -> u32 {
-        self.a_offset() + GEMM_STREAM_A_BYTES
+        self.a_offset() + self.rows.a_bytes()
     }
 
     /// Bytes of one stage: the loaded bytes, and at least the `64 *
@@ -163,7 +250,7 @@ impl StreamLayout {
     /// stage.
     #[inline]
     pub const fn smem_bytes(&self) -> u32 {
-        1024 + self.stages() * (self.stage_bytes() + GEMM_STREAM_SCALE_SLOT_BYTES + 16) + GEMM_STREAM_REDUCE_BYTES
+        1024 + self.stages() * (self.stage_bytes() + self.rows.scale_slot_bytes() + 16) + GEMM_STREAM_REDUCE_BYTES
     }
 }
 
@@ -175,7 +262,8 @@ impl StreamLayout {
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub struct GemmStreamParams {
-    /// Map of A `[m, k]` u8, box 16 x 128, 128-byte swizzle.
+    /// Map of A `[m, k]` u8, box `rows` x 128 (the kernel's
+    /// [`StreamRows`]), 128-byte swizzle.
     pub map_a: TensorMap,
     /// Map of B `[n, k]` u8, box `slab` x 128, likewise.
     pub map_b: TensorMap,
@@ -190,25 +278,46 @@ pub struct GemmStreamParams {
     pub a_scale_row_stride: u64,
     /// Elements between A scales of consecutive k-blocks.
     pub a_scale_kb_stride: u64,
-    /// Rows of A and C, `1..=16`.
+    /// Rows of A and C, `1..=rows` (the kernel's [`StreamRows`]).
     pub m: u32,
     /// Rows of B, columns of C.
     pub n: u32,
     /// `ceil(k / 128)`, at least 1.
     pub k_blocks: u32,
-    /// Rows of B per slab ([`StreamLayout::new`] accepts it).
+    /// Rows of B per slab ([`StreamLayout::new`] accepts it with the
+    /// kernel's [`StreamRows`]).
     pub slab: u32,
 }
 
-/// The streaming kernel for `precision` and `out`.
+/// The streaming kernel for `precision`, `out` and `rows` of A.
 #[inline]
-pub const fn gemm_stream_kernel(precision: GemmPrecision, out: GemmOut) -> &'static str {
-    match (precision, out) {
-        (GemmPrecision::Fast, GemmOut::Bf16) => "gemm_stream_fast_bf16",
-        (GemmPrecision::Fast, GemmOut::F32) => "gemm_stream_fast_f32",
-        (GemmPrecision::Precise, GemmOut::Bf16) => "gemm_stream_precise_bf16",
-        (GemmPrecision::Precise, GemmOut::F32) => "gemm_stream_precise_f32",
+pub const fn gemm_stream_kernel(precision: GemmPrecision, out: GemmOut, rows: StreamRows) -> &'static str {
+    use GemmOut::{Bf16, F32};
+    use GemmPrecision::{Fast, Precise};
+    use StreamRows::{R16, R32, R64};
+    match (precision, out, rows) {
+        (Fast, Bf16, R16) => "gemm_stream_fast_bf16_a16",
+        (Fast, Bf16, R32) => "gemm_stream_fast_bf16_a32",
+        (Fast, Bf16, R64) => "gemm_stream_fast_bf16_a64",
+        (Fast, F32, R16) => "gemm_stream_fast_f32_a16",
+        (Fast, F32, R32) => "gemm_stream_fast_f32_a32",
+        (Fast, F32, R64) => "gemm_stream_fast_f32_a64",
+        (Precise, Bf16, R16) => "gemm_stream_precise_bf16_a16",
+        (Precise, Bf16, R32) => "gemm_stream_precise_bf16_a32",
+        (Precise, Bf16, R64) => "gemm_stream_precise_bf16_a64",
+        (Precise, F32, R16) => "gemm_stream_precise_f32_a16",
+        (Precise, F32, R32) => "gemm_stream_precise_f32_a32",
+        (Precise, F32, R64) => "gemm_stream_precise_f32_a64",
     }
+}
+
+/// Every streaming kernel's name.
+pub fn gemm_stream_kernels() -> impl Iterator<Item = &'static str> {
+    GemmPrecision::ALL.into_iter().flat_map(|p| {
+        [GemmOut::Bf16, GemmOut::F32]
+            .into_iter()
+            .flat_map(move |o| StreamRows::ALL.into_iter().map(move |r| gemm_stream_kernel(p, o, r)))
+    })
 }
 
 #[cfg(test)]
@@ -216,33 +325,63 @@ mod tests {
     extern crate std;
     use super::*;
 
+    fn layouts() -> impl Iterator<Item = StreamLayout> {
+        StreamRows::ALL
+            .into_iter()
+            .flat_map(|r| (8..=r.max_slab()).step_by(8).map(move |s| StreamLayout::new(s, r).unwrap()))
+    }
+
     #[test]
     fn every_slab_fits_and_its_pieces_stay_in_their_stage() {
-        let mut slab = 8;
-        while slab <= GEMM_STREAM_MAX_SLAB {
-            let l = StreamLayout::new(slab).unwrap();
-            assert!(l.smem_bytes() <= GEMM_SMEM_LIMIT, "{slab}");
-            assert!(l.stages() >= 4, "{slab}: {} stages", l.stages());
+        for l in layouts() {
+            let (slab, r) = (l.slab, l.rows);
+            assert!(l.smem_bytes() <= GEMM_SMEM_LIMIT, "{slab} {r:?}");
+            assert!(l.stages() >= 4, "{slab} {r:?}: {} stages", l.stages());
             assert_eq!(l.pieces, slab.div_ceil(64), "{slab}");
-            assert!((1..=GEMM_STREAM_MAX_PIECES).contains(&l.pieces));
+            assert!((1..=r.max_pieces()).contains(&l.pieces));
+            // A thread's accumulators: at most the 16-row kernel's 4 pieces of 8.
+            assert!(l.pieces * r.rows() / 2 <= 32, "{slab} {r:?}");
             // The wgmma window of every piece, and both boxes, lie inside the stage.
             assert!(l.pieces * 64 * 128 <= l.stage_bytes(), "{slab}");
-            assert!(l.a_offset() + GEMM_STREAM_A_BYTES <= l.stage_bytes(), "{slab}");
+            assert!(l.a_offset() + r.a_bytes() <= l.stage_bytes(), "{slab}");
             assert!(l.a_offset() >= slab * 128, "{slab}: A overlaps B");
             // Boxes and pieces stay 1024-byte aligned (the swizzle's period).
             assert_eq!(l.stage_bytes() % 1024, 0);
             assert_eq!(l.a_offset() % 1024, 0);
             // The phases' sums fit their buffer.
-            assert!((l.phases - 1) * 128 * l.pieces * GEMM_STREAM_PIECE_PARTIAL_BYTES <= GEMM_STREAM_REDUCE_BYTES);
+            assert!((l.phases - 1) * 128 * l.pieces * r.piece_partial_bytes() <= GEMM_STREAM_REDUCE_BYTES);
             assert!(l.phases.is_power_of_two());
-            slab += 8;
+            // A's scales and B's 3 blocks (4 slots) fit the scale slot.
+            assert!(r.scale_slot_b() + 16 <= r.scale_slot_bytes());
+            assert_eq!(r.scale_slot_bytes() % 128, 0);
         }
-        let l = StreamLayout::new(32).unwrap();
+        let l = StreamLayout::new(32, StreamRows::R16).unwrap();
         assert_eq!((l.pieces, l.stage_bytes(), l.stages()), (1, 8192, 16));
-        let l = StreamLayout::new(256).unwrap();
+        let l = StreamLayout::new(256, StreamRows::R16).unwrap();
         assert_eq!((l.pieces, l.stage_bytes(), l.stages()), (4, 34816, 4));
-        for bad in [0, 4, 12, 264] {
-            assert!(StreamLayout::new(bad).is_none(), "{bad}");
+        let l = StreamLayout::new(32, StreamRows::R64).unwrap();
+        assert_eq!((l.pieces, l.stage_bytes(), l.stages()), (1, 12288, 16));
+        let l = StreamLayout::new(56, StreamRows::R64).unwrap();
+        assert_eq!((l.pieces, l.stage_bytes(), l.stages()), (1, 15360, 8));
+        for (bad, r) in [(0, StreamRows::R16), (4, StreamRows::R16), (12, StreamRows::R16), (264, StreamRows::R16)] {
+            assert!(StreamLayout::new(bad, r).is_none(), "{bad}");
+        }
+        assert!(StreamLayout::new(136, StreamRows::R32).is_none());
+        assert!(StreamLayout::new(72, StreamRows::R64).is_none());
+    }
+
+    #[test]
+    fn each_m_takes_the_narrowest_kernel_that_holds_it() {
+        assert_eq!(StreamRows::for_m(0), None);
+        assert_eq!(StreamRows::for_m(GEMM_STREAM_MAX_M + 1), None);
+        for m in 1..=GEMM_STREAM_MAX_M {
+            let r = StreamRows::for_m(m).unwrap();
+            assert!(m <= r.rows(), "{m}");
+            assert!(StreamRows::ALL.iter().all(|w| w.rows() >= r.rows() || w.rows() < m), "{m}");
+        }
+        assert_eq!(StreamRows::ALL.map(StreamRows::scale_slot_bytes), [128, 256, 384]);
+        for (i, r) in StreamRows::ALL.into_iter().enumerate() {
+            assert_eq!(r.index(), i);
         }
     }
 
@@ -251,8 +390,7 @@ mod tests {
     /// k-block number `c` (the producer's order).
     #[test]
     fn phases_take_every_kblock_once_in_the_producers_order() {
-        for slab in (8..=GEMM_STREAM_MAX_SLAB).step_by(8) {
-            let l = StreamLayout::new(slab).unwrap();
+        for l in layouts() {
             for k_blocks in [1u32, 2, 3, 7, 8, 9, 64, 129] {
                 for slabs in [1u32, 2, 3] {
                     let mut seen = std::vec![0u32; (slabs * k_blocks) as usize];
@@ -270,12 +408,12 @@ mod tests {
                             c0 += k_blocks;
                         }
                     }
-                    assert!(seen.iter().all(|&s| s == 1), "slab {slab}, {k_blocks} k-blocks, {slabs} slabs");
+                    assert!(seen.iter().all(|&s| s == 1), "slab {}, {k_blocks} k-blocks, {slabs} slabs", l.slab);
                 }
             }
         }
         // The counter may wrap.
-        let l = StreamLayout::new(32).unwrap();
+        let l = StreamLayout::new(32, StreamRows::R16).unwrap();
         assert_eq!(l.slot(u32::MAX).0, l.stages() - 1);
         assert_eq!(l.slot(u32::MAX.wrapping_add(1)), (0, 0));
     }
@@ -283,14 +421,10 @@ mod tests {
     #[test]
     fn parameter_block_is_what_the_kernel_declares() {
         assert_eq!(core::mem::size_of::<GemmStreamParams>(), 2 * 128 + 56);
-        let mut names = std::vec::Vec::new();
-        for p in GemmPrecision::ALL {
-            for o in [GemmOut::Bf16, GemmOut::F32] {
-                names.push(gemm_stream_kernel(p, o));
-            }
-        }
+        let mut names: std::vec::Vec<_> = gemm_stream_kernels().collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 4);
+        assert_eq!(names.len(), 12);
+        assert!(names.iter().all(|n| n.starts_with("gemm_stream_")));
     }
 }

@@ -20,7 +20,7 @@
 //! The kernel reads the maps only through the generic address of its
 //! parameter (`cvta.param`), never field by field.
 
-use crate::stream_contract::gemm_stream_kernel;
+use crate::stream_contract::gemm_stream_kernels;
 use crate::wgmma_contract::{gemm_wgmma_kernel, gemm_wgmma_multicast_kernel, GemmOut, GemmPrecision, GemmTile};
 
 /// The 128 opaque bytes of a `CUtensorMap`, as `cuTensorMapEncodeTiled`
@@ -58,9 +58,7 @@ pub fn tensor_map_entries() -> impl Iterator<Item = &'static str> {
     let multicast = GemmTile::ALL
         .into_iter()
         .flat_map(move |t| outs.into_iter().filter_map(move |o| gemm_wgmma_multicast_kernel(t, o)));
-    let stream =
-        GemmPrecision::ALL.into_iter().flat_map(move |p| outs.into_iter().map(move |o| gemm_stream_kernel(p, o)));
-    wgmma.chain(multicast).chain(stream)
+    wgmma.chain(multicast).chain(gemm_stream_kernels())
 }
 
 #[cfg(test)]
@@ -94,8 +92,8 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), count);
-        // 14 Fast + 2 Precise single-CTA kernels, 6 multicast, 4 streaming.
-        assert_eq!(count, 26);
+        // 14 Fast + 2 Precise single-CTA kernels, 6 multicast, 12 streaming.
+        assert_eq!(count, 34);
         assert!(names.iter().all(|n| n.starts_with("gemm_wgmma_") || n.starts_with("gemm_stream_")));
     }
 }

@@ -332,8 +332,8 @@ mod tests {
 
     #[test]
     fn tensor_map_params_are_declared_64_byte_aligned() {
-        let ptx = ".visible .entry gemm_stream_fast_bf16(
-\t.param .align 8 .b8 gemm_stream_fast_bf16_param_0[312]
+        let ptx = ".visible .entry gemm_stream_fast_bf16_a16(
+\t.param .align 8 .b8 gemm_stream_fast_bf16_a16_param_0[312]
 )
 {
 \tret;
@@ -343,13 +343,13 @@ mod tests {
 )
 ";
         let out = align_tensor_map_params(ptx, false).unwrap();
-        assert!(out.contains("\t.param .align 64 .b8 gemm_stream_fast_bf16_param_0[312]\n"), "{out}");
+        assert!(out.contains("\t.param .align 64 .b8 gemm_stream_fast_bf16_a16_param_0[312]\n"), "{out}");
         assert!(out.contains("\t.param .align 8 .b8 other_param_0[312]\n"), "{out}");
         assert_eq!(out.lines().count(), ptx.lines().count());
         // The sm_90a module must hold every such entry.
         assert!(align_tensor_map_params(ptx, true).is_err());
         // A parameter 0 that is not one byte array cannot be aligned.
-        let scalar = ".visible .entry gemm_stream_fast_bf16(\n\t.param .u64 gemm_stream_fast_bf16_param_0,\n";
+        let scalar = ".visible .entry gemm_stream_fast_bf16_a16(\n\t.param .u64 gemm_stream_fast_bf16_a16_param_0,\n";
         assert!(align_tensor_map_params(scalar, false).is_err());
     }
 

@@ -1,10 +1,11 @@
 //! Host side of `mm_fp8_blockscale` on the GPU: checks, kernel choice, launch.
 //!
 //! Four kernels:
-//! - on Hopper (the sm_90a module), E4M3FN with 16-byte-aligned rows, M <=
-//!   16 and N wide enough for slabs of 32 rows per SM (`launch::StreamUse`):
-//!   the streaming decode kernel (`quant_kernels::kernels::gemm_stream`), B
-//!   through a deep TMA ring, `wgmma` on C transposed, no split;
+//! - on Hopper (the sm_90a module), E4M3FN with 16-byte-aligned rows, small M
+//!   and N wide enough for slabs of 24 rows or more per SM
+//!   (`launch::StreamUse`): the streaming kernel
+//!   (`quant_kernels::kernels::gemm_stream`), B through a deep TMA ring,
+//!   `wgmma` on C transposed, no split;
 //! - on Hopper otherwise, at every M: the
 //!   warp-specialised `wgmma` + TMA kernels
 //!   (`quant_kernels::kernels::gemm_wgmma`) in the configured precision
@@ -39,7 +40,7 @@ use cudarc::driver::sys::{
 };
 use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DeviceRepr, PushKernelArg};
 use quant_kernels::gemm_contract::GemmMmaParams;
-use quant_kernels::stream_contract::{gemm_stream_kernel, GemmStreamParams, GEMM_STREAM_MAX_M};
+use quant_kernels::stream_contract::{gemm_stream_kernel, GemmStreamParams, StreamRows};
 use quant_kernels::tensor_map::TensorMap;
 use quant_kernels::wgmma_contract::{
     gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel, gemm_wgmma_multicast_kernel, GemmOut,
@@ -64,8 +65,9 @@ struct WgmmaFunctions {
     multicast: Vec<((GemmTile, GemmOut), CudaFunction, u32)>,
     /// The split-K reduction, `[output]`.
     reduce: [CudaFunction; 2],
-    /// The streaming decode GEMM (M <= 16), `[precision][output]`.
-    stream: [[CudaFunction; 2]; 2],
+    /// The streaming GEMM (M <= 64), `[rows][precision][output]` (rows by
+    /// `StreamRows::index`).
+    stream: [[[CudaFunction; 2]; 2]; 3],
     /// Where it runs (`QUANT_GEMM_STREAM`, read once per `Gpu`).
     stream_use: launch::StreamUse,
     /// Whether the `wgmma` and streaming kernels are launched with PDL
@@ -148,14 +150,17 @@ impl GemmFunctions {
             }
             let reduce =
                 [get(gemm_splitk_reduce_kernel(GemmOut::Bf16))?, get(gemm_splitk_reduce_kernel(GemmOut::F32))?];
-            let stream_of = |precision| -> Result<[CudaFunction; 2]> {
+            let stream_of = |precision, rows| -> Result<[CudaFunction; 2]> {
                 Ok([
-                    get(gemm_stream_kernel(precision, GemmOut::Bf16))?,
-                    get(gemm_stream_kernel(precision, GemmOut::F32))?,
+                    get(gemm_stream_kernel(precision, GemmOut::Bf16, rows))?,
+                    get(gemm_stream_kernel(precision, GemmOut::F32, rows))?,
                 ])
             };
-            let stream = [stream_of(GemmPrecision::Fast)?, stream_of(GemmPrecision::Precise)?];
-            for f in stream.iter().flatten() {
+            let width = |rows| -> Result<[[CudaFunction; 2]; 2]> {
+                Ok([stream_of(GemmPrecision::Fast, rows)?, stream_of(GemmPrecision::Precise, rows)?])
+            };
+            let stream = [width(StreamRows::R16)?, width(StreamRows::R32)?, width(StreamRows::R64)?];
+            for f in stream.iter().flatten().flatten() {
                 // Every slab's ring fits this (`StreamLayout::smem_bytes`).
                 f.set_attribute(MAX_SMEM, GEMM_SMEM_LIMIT as i32)?;
             }
@@ -551,8 +556,8 @@ fn a_scale_strides(layout: ScaleLayout, m: u64, k_blocks: u64) -> (u64, u64) {
     }
 }
 
-/// The streaming decode GEMM (M <= 16): returns `false` (nothing queued)
-/// where TMA cannot read the operands.
+/// The streaming GEMM (M <= 64): returns `false` (nothing queued) where TMA
+/// cannot read the operands.
 fn launch_stream(
     gpu: &Gpu,
     wgmma: &WgmmaFunctions,
@@ -569,13 +574,14 @@ fn launch_stream(
     if !tma_reads(a_ptr, b_ptr, m, n, k) {
         return Ok(false);
     }
-    let (layout, config) = launch::gemm_stream(n, gpu.multiprocessor_count() as u64)?;
-    let map_a = encode_map(a_ptr, m, k, GEMM_STREAM_MAX_M)?;
+    let rows = StreamRows::for_m(m as u32).ok_or(QuantError::TooLarge("M of the streaming GEMM"))?;
+    let (layout, config) = launch::gemm_stream(n, rows, gpu.multiprocessor_count() as u64)?;
+    let map_a = encode_map(a_ptr, m, k, rows.rows())?;
     let map_b = encode_map(b_ptr, n, k, layout.slab)?;
     let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
     let (sa_ptr, sa_guard) = ops.a_scales.device_ptr(stream);
     let (sb_ptr, sb_guard) = ops.b_scales.device_ptr(stream);
-    let function = &wgmma.stream[cfg.precision as usize][c.out() as usize];
+    let function = &wgmma.stream[rows.index()][cfg.precision as usize][c.out() as usize];
     let (c_ptr, c_guard) = c.device_ptr(stream);
     let params = StreamLaunchParams(GemmStreamParams {
         map_a,
@@ -598,13 +604,14 @@ fn launch_stream(
     let config = launch_config_ex(stream, config, attrs.as_mut_slice());
     let arg = &params as *const StreamLaunchParams as *mut std::ffi::c_void;
     // SAFETY: the kernel takes one `GemmStreamParams`, passed by value (one
-    // pointer to it): its maps describe exactly A (box 16 rows) and B (box
-    // `slab` rows), with k > 0 and 16-byte-aligned rows (`tma_reads`), and
-    // sit 64-byte aligned in the parameter (declared so by the build);
-    // 1 <= m <= 16 (the caller) and the lengths of A, B, the scales
+    // pointer to it): its maps describe exactly A (box `rows` rows, the
+    // kernel's width) and B (box `slab` rows), with k > 0 and 16-byte-aligned
+    // rows (`tma_reads`), and sit 64-byte aligned in the parameter (declared
+    // so by the build); 1 <= m <= rows (`StreamRows::for_m`; the caller
+    // checked m > 0) and the lengths of A, B, the scales
     // (in the layout whose strides these are) and C checked by the caller;
     // the threads, shared memory and grid (at most one CTA per slab) are the
-    // slab's `StreamLayout`'s, from `launch::gemm_stream`; the guards keep
+    // slab's `StreamLayout`'s for `rows`, from `launch::gemm_stream`; the guards keep
     // the buffers alive until the launch is queued; `config`'s attribute
     // outlives the call. Under PDL the kernel waits on the grid dependency
     // (`griddepcontrol.wait`) before it reads anything but its parameters

@@ -6,7 +6,7 @@ use cudarc::driver::LaunchConfig;
 use quant_kernels::abi::{TokenGroupKernel, TokenGroupVariant};
 use quant_kernels::element::DType;
 use quant_kernels::geometry::{block_quant_stage_bytes, BLOCK_QUANT_SMEM_HEADER, MAX_STAGES, TOKEN_GROUP_WIDE_CHUNKS};
-use quant_kernels::stream_contract::{StreamLayout, GEMM_STREAM_MAX_SLAB};
+use quant_kernels::stream_contract::{StreamLayout, StreamRows};
 use quant_kernels::wgmma_contract::{GemmPrecision, GemmTile};
 use quant_kernels::{Fp8Format, ScaleLayout};
 
@@ -400,27 +400,28 @@ pub(crate) fn gemm_wgmma_clusters(m: u64, n: u64, tile: GemmTile, multiprocessor
     u32::try_from(clusters * cluster).ok().filter(|&g| g < 1 << 31)
 }
 
-/// How the streaming decode GEMM (`gemm_stream_*`, M <= 16) runs a
+/// How the streaming GEMM of `rows` (`gemm_stream_*`, M <= 64) runs a
 /// problem with `n` rows of B on `multiprocessors` SMs: the slab (rows of B
 /// per unit of work) and the grid.
 ///
 /// Each SM streams its slabs at about the same rate, so the time goes with
 /// the rows of B the busiest CTA reads: `ceil(units / grid) * slab`. The
-/// slab is the multiple of 8 (up to 256, a TMA box) that makes that least,
-/// ties to the larger slab (fewer slab epilogues). 1 x 4096: 128 slabs of
-/// 32 rows; 1 x 7168: 128 of 56; 1 x 32768: 128 of 256.
-pub(crate) fn gemm_stream(n: u64, multiprocessors: u64) -> Result<(StreamLayout, LaunchConfig)> {
+/// slab is the multiple of 8 (up to `rows.max_slab()`: 256, a TMA box, for
+/// M <= 16) that makes that least, ties to the larger slab (fewer slab
+/// epilogues). 1 x 4096: 128 slabs of 32 rows; 1 x 7168: 128 of 56; 1 x
+/// 32768: 128 of 256; 64 x 32768: 512 of 64 (4 per CTA).
+pub(crate) fn gemm_stream(n: u64, rows: StreamRows, multiprocessors: u64) -> Result<(StreamLayout, LaunchConfig)> {
     let sms = multiprocessors.max(1);
     let mut best: Option<(u64, u32)> = None;
-    for slab in (8..=GEMM_STREAM_MAX_SLAB).step_by(8) {
+    for slab in (8..=rows.max_slab()).step_by(8) {
         let units = n.div_ceil(slab as u64);
         let rows = units.div_ceil(sms).saturating_mul(slab as u64);
         if best.is_none_or(|(r, _)| rows <= r) {
             best = Some((rows, slab));
         }
     }
-    let slab = best.map_or(GEMM_STREAM_MAX_SLAB, |(_, s)| s);
-    let layout = StreamLayout::new(slab).ok_or(QuantError::TooLarge("GEMM slab"))?;
+    let slab = best.map_or(rows.max_slab(), |(_, s)| s);
+    let layout = StreamLayout::new(slab, rows).ok_or(QuantError::TooLarge("GEMM slab"))?;
     let grid = n.div_ceil(slab as u64).min(sms);
     let grid = u32::try_from(grid).map_err(|_| QuantError::TooLarge("GEMM grid"))?;
     Ok((
@@ -452,7 +453,7 @@ fn parse_choice<T: Copy>(
         .ok_or_else(|| QuantError::InvalidEnvironment { name, value: value.to_string_lossy().into_owned(), expected })
 }
 
-/// When `mm_fp8_blockscale` takes the streaming decode kernel (M <= 16, on
+/// When `mm_fp8_blockscale` takes the streaming kernel (M <= 64, on
 /// Hopper, where TMA can read the operands); set per `Gpu` by the
 /// environment variable [`StreamUse::VAR`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -460,7 +461,7 @@ pub(crate) enum StreamUse {
     /// Where it measured faster than the other kernels (the default):
     /// [`stream_pays`].
     Measured,
-    /// At every M <= 16, in both modes (`always`): for tests and comparisons.
+    /// At every M <= 64, in both modes (`always`): for tests and comparisons.
     Always,
     /// Never (`never`).
     Never,
@@ -484,11 +485,11 @@ impl StreamUse {
     /// Whether an `m x n` problem (either precision mode, any K) takes the
     /// kernel on a GPU of `multiprocessors` SMs.
     pub(crate) fn takes(self, m: u64, n: u64, multiprocessors: u64) -> bool {
-        let decode = m <= quant_kernels::stream_contract::GEMM_STREAM_MAX_M as u64;
-        match self {
-            Self::Never => false,
-            Self::Always => decode,
-            Self::Measured => decode && stream_pays(n, multiprocessors),
+        let rows = u32::try_from(m).ok().and_then(StreamRows::for_m);
+        match (self, rows) {
+            (Self::Never, _) | (_, None) => false,
+            (Self::Always, Some(_)) => true,
+            (Self::Measured, Some(rows)) => m <= STREAM_MEASURED_MAX_M && stream_pays(n, rows, multiprocessors),
         }
     }
 }
@@ -566,6 +567,9 @@ pub(crate) fn wgmma_dependent(m: u64, policy: DependentLaunch) -> bool {
 /// The narrowest slab at which the streaming kernel measured faster.
 const STREAM_MIN_SLAB: u32 = 24;
 
+/// The largest M at which the planner takes the streaming kernel.
+const STREAM_MEASURED_MAX_M: u64 = 16;
+
 /// Where the streaming kernel beat both other decode kernels on an H200
 /// (bench/NOTES-gemm.md, session 15, call 3: per launch in a graph, against
 /// the split-K `wgmma` kernel that `Fast` took and the `mma.sync` decode
@@ -581,8 +585,8 @@ const STREAM_MIN_SLAB: u32 = 24;
 /// Narrower slabs lose:
 /// 1 x 2112 x 7168 (16 rows) 11.1 against 9.2 and 11.1 (session 22: 10.7
 /// against 9.0); 1 x 512 x 7168 (8 rows) 11.1 against 6.7 and 6.4.
-pub(crate) fn stream_pays(n: u64, multiprocessors: u64) -> bool {
-    gemm_stream(n, multiprocessors).is_ok_and(|(l, _)| l.slab >= STREAM_MIN_SLAB)
+pub(crate) fn stream_pays(n: u64, rows: StreamRows, multiprocessors: u64) -> bool {
+    gemm_stream(n, rows, multiprocessors).is_ok_and(|(l, _)| l.slab >= STREAM_MIN_SLAB)
 }
 
 /// The split-K reduction's grid: one thread per 4 elements of C.
@@ -708,7 +712,7 @@ mod tests {
     #[test]
     fn stream_slabs_share_out_evenly() {
         let plan = |n| {
-            let (l, c) = gemm_stream(n, 132).unwrap();
+            let (l, c) = gemm_stream(n, StreamRows::R16, 132).unwrap();
             (l.slab, c.grid_dim.0)
         };
         assert_eq!(plan(4096), (32, 128));
@@ -719,10 +723,20 @@ mod tests {
         // CTA at most: 504 rows, where 256-row slabs would take 512).
         assert_eq!(plan(65536), (168, 132));
         assert_eq!(plan(1), (8, 1));
-        for n in [1u64, 7, 8, 100, 512, 2112, 18432, 1 << 24] {
-            let (l, c) = gemm_stream(n, 132).unwrap();
-            assert!(c.grid_dim.0 as u64 <= 132 && c.grid_dim.0 as u64 <= n.div_ceil(l.slab as u64));
-            assert_eq!(c.block_dim.0, l.threads());
+        // The wider kernels take narrower slabs at most.
+        let wide = |n, rows| gemm_stream(n, rows, 132).map(|(l, c)| (l.slab, c.grid_dim.0)).unwrap();
+        assert_eq!(wide(4096, StreamRows::R64), (32, 128));
+        assert_eq!(wide(7168, StreamRows::R64), (56, 128));
+        assert_eq!(wide(7168, StreamRows::R32), (56, 128));
+        assert_eq!(wide(24576, StreamRows::R32), (96, 132));
+        assert_eq!(wide(32768, StreamRows::R64), (64, 132));
+        for rows in StreamRows::ALL {
+            for n in [1u64, 7, 8, 100, 512, 2112, 18432, 1 << 24] {
+                let (l, c) = gemm_stream(n, rows, 132).unwrap();
+                assert!(c.grid_dim.0 as u64 <= 132 && c.grid_dim.0 as u64 <= n.div_ceil(l.slab as u64));
+                assert_eq!(c.block_dim.0, l.threads());
+                assert!(l.slab <= rows.max_slab() && l.rows == rows);
+            }
         }
     }
 
@@ -740,7 +754,8 @@ mod tests {
             assert!(!measured.takes(m, n, 132), "{m}x{n}");
         }
         let always = StreamUse::parse(Some(OsStr::new("always"))).unwrap();
-        assert!(always.takes(1, 1, 132) && always.takes(16, 7, 132) && !always.takes(17, 7, 132));
+        assert!(always.takes(1, 1, 132) && always.takes(16, 7, 132) && always.takes(64, 7, 132));
+        assert!(!always.takes(65, 7, 132) && !always.takes(0, 7, 132) && !always.takes(1 << 32, 7, 132));
         let never = StreamUse::parse(Some(OsStr::new("never"))).unwrap();
         assert!(!never.takes(1, 4096, 132));
         for bad in ["", "Always", "1", "on"] {

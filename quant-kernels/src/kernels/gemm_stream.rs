@@ -1,6 +1,6 @@
-//! `mm_fp8_blockscale` at decode sizes (M <= 16) on Hopper: B streamed once
-//! through a deep TMA ring, multiplied with `wgmma` on C transposed (sm_90a
-//! only).
+//! `mm_fp8_blockscale` at decode and small sizes (M <= 64) on Hopper: B
+//! streamed once through a deep TMA ring, multiplied with `wgmma` on C
+//! transposed (sm_90a only).
 //!
 //! At M <= 16 the GEMM is a read of B: 1 x 4096 x 8192 moves 33.5 MB for
 //! 67 MFLOP. What decides its time is how many of B's bytes are in flight
@@ -9,9 +9,17 @@
 //! the instruction (64 rows, 48 or more of them zero) and need split-K and
 //! a second kernel to fill the GPU. This kernel gives each SM one deep ring
 //! of narrow stages, needs no split, and swaps the operands: B's rows are
-//! the `M` side of `m64n16k32` and A's 16 rows (zero past M) the `N` side,
+//! the `M` side of `m64nNk32` and A's `N` rows (zero past M) the `N` side,
 //! so each `wgmma` does useful work on 64 of B's rows and the tensor cores
-//! are never the limit.
+//! are never the limit. Up to M = 64 the same holds while a slab of B is
+//! narrow (64 x 4096 x 7168: 32 rows per SM), where the `wgmma` tiles split
+//! K in two and pay a reduction.
+//!
+//! # Widths
+//! One kernel per [`StreamRows`]: `N` = 16, 32 or 64 rows of A (the host
+//! takes the narrowest that holds M). A thread holds `N / 2` accumulators
+//! per 64-row piece, so the slab has at most `64 / N` pieces (256, 128 or
+//! 64 rows of B) and every width needs the registers of the 16-row one.
 //!
 //! # Tiling
 //! - The unit of work is a slab: `slab` consecutive rows of B (a multiple of
@@ -19,7 +27,7 @@
 //!   out evenly over the SMs: `crate::stream_contract::StreamLayout`) times
 //!   all of K. CTA `b` takes slabs `b, b + grid, ...`; one CTA per SM.
 //! - A stage is one k-block (128 bytes of K): the slab's box of B at the
-//!   stage's start, then A's 16-row box (rows past M and bytes past K
+//!   stage's start, then A's `N`-row box (rows past M and bytes past K
 //!   zero-filled by TMA, so tails need no masking), both with the 128-byte
 //!   swizzle. The slab is `pieces = ceil(slab / 64)` pieces of 64 rows; a
 //!   stage is at least `64 * pieces` rows long, so a piece's rows past the
@@ -42,12 +50,14 @@
 //! - Accumulation, per the contract's modes: `Fast` chains the four k32
 //!   steps of a piece into one partial and promotes once per k-block,
 //!   `acc = fma(part, sa * sb, acc)`; `Precise` gives each k32 step its own
-//!   partial (from zero) and promotes each, two pieces at a time (four
-//!   partials per piece: the 3- and 4-piece slabs spilled with all at
-//!   once). Thread `(warp w, lane (r, q))` holds rows `16 w + r` and `+ 8`
-//!   of each piece and columns (A's rows) `2 q, 2 q + 1, 2 q + 8, 2 q + 9`.
+//!   partial (from zero) and promotes each, 64 registers of partials at a
+//!   time (two groups of `wgmma`s per k-block: 2 pieces of 4 steps at `N` =
+//!   16, 1 piece at 32, half a piece at 64; the 3- and 4-piece slabs spilled
+//!   with all at once). Thread `(warp w, lane (r, q))` holds rows `16 w + r`
+//!   and `+ 8` of each piece and columns (A's rows) `8 j + 2 q` and
+//!   `8 j + 2 q + 1` for `j < N / 8`.
 //! - Scales ride with the stages: a second producer warp copies each
-//!   k-block's scales (A's 16, B's of the slab's 128-row blocks) into the
+//!   k-block's scales (A's `N`, B's of the slab's 128-row blocks) into the
 //!   stage's scale slot with `cp.async` when the stage is free, and they
 //!   count towards its `full` barrier ([`stage_scales`]); the consumers
 //!   read them from shared memory while the k-block's `wgmma`s run.
@@ -75,18 +85,41 @@ use core::mem::offset_of;
 use super::common::{Align16, Bf16Out, PredStore};
 use crate::instr::mma::{cp_async4, cp_async_wait_n, warp_sync};
 use crate::instr::wgmma::{
-    fence16, grid_dependency_wait, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_init,
-    mbar_init_fence, mbar_wait, named_barrier_unaligned, param_block_address, smem_desc, tensormap_prefetch,
-    tma_load_2d, wgmma_commit, wgmma_fence, wgmma_m64n16k32, wgmma_wait0, Frag16,
+    grid_dependency_wait, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_init, mbar_init_fence,
+    mbar_wait, named_barrier_unaligned, param_block_address, smem_desc, stream_fence, stream_wgmma_k32,
+    tensormap_prefetch, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_wait0, StreamFrag,
 };
 use crate::instr::{fma, grid_launch_dependents, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::stream_contract::{
-    GemmStreamParams, StreamLayout, GEMM_STREAM_MAX_M, GEMM_STREAM_MAX_PIECES, GEMM_STREAM_PIECE_PARTIAL_BYTES,
-    GEMM_STREAM_PIECE_ROWS, GEMM_STREAM_SCALE_SLOT_B, GEMM_STREAM_SCALE_SLOT_BYTES,
+    GemmStreamParams, StreamLayout, StreamRows, GEMM_STREAM_MAX_PIECES, GEMM_STREAM_PIECE_ROWS,
+    GEMM_STREAM_THREAD_PARTIAL_BYTES,
 };
 use crate::wgmma_contract::GEMM_KBLOCK;
 
 const _: () = assert!(GEMM_STREAM_MAX_PIECES == 4);
+
+/// Repeats `$body` for `$j` in `0..32` (`@16`: `0..16`) as straight-line
+/// code guarded by `$j < $limit` (a constant), so fragments are indexed by
+/// constants only and stay in registers.
+macro_rules! unroll32 {
+    ($j:ident < $limit:expr => $body:block) => {{
+        unroll32!(@each $j, $limit, $body,
+            0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
+    }};
+    (@16 $j:ident < $limit:expr => $body:block) => {{
+        unroll32!(@each $j, $limit, $body, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    }};
+    (@each $j:ident, $limit:expr, $body:block, $($n:literal)+) => {{
+        $(
+            {
+                let $j: usize = $n;
+                if $j < $limit {
+                    $body
+                }
+            }
+        )+
+    }};
+}
 
 /// Bytes of a piece's 64 rows in a stage.
 const PIECE_BYTES: u32 = GEMM_STREAM_PIECE_ROWS * GEMM_KBLOCK;
@@ -107,8 +140,9 @@ struct Ring {
     stage_bytes: u32,
     /// The phases' accumulators (see `GEMM_STREAM_REDUCE_BYTES`).
     reduce: u32,
-    /// Stage `s`'s scale slot at `scales + s * GEMM_STREAM_SCALE_SLOT_BYTES`.
+    /// Stage `s`'s scale slot at `scales + s * slot_bytes`.
     scales: u32,
+    slot_bytes: u32,
     /// `full[s]` at `full + 8 s`, `empty[s]` at `empty + 8 s`.
     full: u32,
     empty: u32,
@@ -122,7 +156,7 @@ impl Ring {
         let (s, parity) = l.slot(c);
         (
             self.stages + s * self.stage_bytes,
-            self.scales + s * GEMM_STREAM_SCALE_SLOT_BYTES,
+            self.scales + s * self.slot_bytes,
             self.full + 8 * s,
             self.empty + 8 * s,
             parity,
@@ -130,25 +164,36 @@ impl Ring {
     }
 }
 
-/// The kernel (see the module documentation).
+/// The kernel holding `ROWS` rows of A (see the module documentation).
 ///
 /// # Safety
-/// Launched by `quant-host` with `StreamLayout::new(p.slab)`'s threads and
-/// shared memory, a 1-D grid of at most `ceil(n / slab)` CTAs, and `p` as
-/// [`GemmStreamParams`] documents: maps of A (box 16 x 128) and B (box
-/// `slab` x 128) in global memory, `1 <= m <= 16`, `k_blocks >= 1`, scales
-/// and C holding what the strides and shapes index.
+/// Launched by `quant-host` with `StreamLayout::new(p.slab, rows)`'s threads
+/// and shared memory, a 1-D grid of at most `ceil(n / slab)` CTAs, and `p`
+/// as [`GemmStreamParams`] documents: maps of A (box `ROWS` x 128) and B
+/// (box `slab` x 128) in global memory, `1 <= m <= ROWS`, `k_blocks >= 1`,
+/// scales and C holding what the strides and shapes index.
 #[inline(always)]
-unsafe fn gemm_stream<O: PredStore, const PRECISE: bool>(p: GemmStreamParams, block: u64) {
-    let Some(l) = StreamLayout::new(p.slab) else {
+unsafe fn gemm_stream<O: PredStore, const PRECISE: bool, const ROWS: u32>(p: GemmStreamParams, block: u64) {
+    let Some(rows) = StreamRows::for_m(ROWS) else {
+        return; // not a width (no entry has one)
+    };
+    let Some(l) = StreamLayout::new(p.slab, rows) else {
         return; // the host never launches one
     };
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (shared_addr(smem) + 1023) & !1023;
     let reduce = stages + l.stages() * l.stage_bytes();
     let scales = reduce + crate::stream_contract::GEMM_STREAM_REDUCE_BYTES;
-    let full = scales + l.stages() * GEMM_STREAM_SCALE_SLOT_BYTES;
-    let ring = Ring { stages, stage_bytes: l.stage_bytes(), reduce, scales, full, empty: full + 8 * l.stages() };
+    let full = scales + l.stages() * rows.scale_slot_bytes();
+    let ring = Ring {
+        stages,
+        stage_bytes: l.stage_bytes(),
+        reduce,
+        scales,
+        slot_bytes: rows.scale_slot_bytes(),
+        full,
+        empty: full + 8 * l.stages(),
+    };
     let maps = Maps {
         a: block + offset_of!(GemmStreamParams, map_a) as u64,
         b: block + offset_of!(GemmStreamParams, map_b) as u64,
@@ -183,13 +228,16 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool>(p: GemmStreamParams, bl
             produce(&p, maps, l, ring, slabs);
         }
     } else if warp == l.consumers() + 1 {
-        stage_scales(&p, l, ring, slabs, lane);
+        stage_scales::<ROWS>(&p, l, ring, slabs, lane);
     } else if warp < l.consumers() {
+        // Only the piece counts of this width (`StreamRows::max_pieces`):
+        // the others would need more registers than a thread has.
         match l.pieces {
-            1 => consume::<O, PRECISE, 1>(&p, l, ring, slabs, warp, lane),
-            2 => consume::<O, PRECISE, 2>(&p, l, ring, slabs, warp, lane),
-            3 => consume::<O, PRECISE, 3>(&p, l, ring, slabs, warp, lane),
-            _ => consume::<O, PRECISE, 4>(&p, l, ring, slabs, warp, lane),
+            1 => consume::<O, PRECISE, ROWS, 1>(&p, l, ring, slabs, warp, lane),
+            2 if ROWS <= 32 => consume::<O, PRECISE, ROWS, 2>(&p, l, ring, slabs, warp, lane),
+            3 if ROWS <= 16 => consume::<O, PRECISE, ROWS, 3>(&p, l, ring, slabs, warp, lane),
+            4 if ROWS <= 16 => consume::<O, PRECISE, ROWS, 4>(&p, l, ring, slabs, warp, lane),
+            _ => {} // `StreamLayout::new` allows no other
         }
     }
 }
@@ -217,9 +265,10 @@ unsafe fn produce(p: &GemmStreamParams, maps: Maps, l: StreamLayout, ring: Ring,
 
 /// The scale warp: for every k-block of the CTA, as soon as its stage is
 /// free, copies the k-block's scales into the stage's scale slot with
-/// `cp.async` (lane `t < 16`: A's row `t`, zero past M; lanes 16-19: B's
-/// 128-row blocks from the slab's first on, clamped to B's last), and each
-/// lane's copies arrive on the stage's `full` barrier when they land.
+/// `cp.async`: index `i = lane + 32 j` (`j` up to 2) copies A's row `i`
+/// for `i < ROWS` (zero past M), B's 128-row block `i - ROWS` from the
+/// slab's first (clamped to B's last) for the next 4; each lane's copies
+/// arrive on the stage's `full` barrier when they land.
 ///
 /// Why not in the consumers: a global load issued by a consumer waits
 /// behind the TMA bytes already in flight to its SM (64 KB or more, about 2
@@ -228,7 +277,7 @@ unsafe fn produce(p: &GemmStreamParams, maps: Maps, l: StreamLayout, ring: Ring,
 /// for 1 x 4096 x 8192 (ncu: 80% of the stalls on those loads). Issued
 /// here, with the stage's TMA copies, they arrive with the stage.
 #[inline(always)]
-unsafe fn stage_scales(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs: u32, lane: u32) {
+unsafe fn stage_scales<const ROWS: u32>(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs: u32, lane: u32) {
     let last = (p.n - 1) / GEMM_KBLOCK;
     let mut c = 0u32;
     let mut u = nvptx::_block_idx_x() as u32;
@@ -238,17 +287,22 @@ unsafe fn stage_scales(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs:
         while kb < p.k_blocks {
             let (_, slot, full, empty, parity) = ring.at(&l, c);
             mbar_wait(empty, parity ^ 1);
-            if lane < GEMM_STREAM_MAX_M {
-                let t = lane.min(p.m - 1) as u64;
-                let at = t * p.a_scale_row_stride + kb as u64 * p.a_scale_kb_stride;
-                let bytes = if lane < p.m { 4 } else { 0 };
-                cp_async4(slot + 4 * lane, (p.a_scales as *const f32).add(at as usize), bytes);
-            } else if lane < GEMM_STREAM_MAX_M + 4 {
-                let j = lane - GEMM_STREAM_MAX_M;
-                let nb = (first_block + j).min(last) as u64;
-                let at = nb * p.k_blocks as u64 + kb as u64;
-                cp_async4(slot + GEMM_STREAM_SCALE_SLOT_B + 4 * j, (p.b_scales as *const f32).add(at as usize), 4);
-            }
+            unroll4!(j => {
+                let i = lane + 32 * j as u32;
+                if 32 * (j as u32) < ROWS + 4 {
+                    if i < ROWS {
+                        let t = i.min(p.m - 1) as u64;
+                        let at = t * p.a_scale_row_stride + kb as u64 * p.a_scale_kb_stride;
+                        let bytes = if i < p.m { 4 } else { 0 };
+                        cp_async4(slot + 4 * i, (p.a_scales as *const f32).add(at as usize), bytes);
+                    } else if i < ROWS + 4 {
+                        let b = i - ROWS;
+                        let nb = (first_block + b).min(last) as u64;
+                        let at = nb * p.k_blocks as u64 + kb as u64;
+                        cp_async4(slot + 4 * ROWS + 4 * b, (p.b_scales as *const f32).add(at as usize), 4);
+                    }
+                }
+            });
             mbar_arrive_on_cp_async(full);
             c = c.wrapping_add(1);
             kb += 1;
@@ -260,18 +314,29 @@ unsafe fn stage_scales(p: &GemmStreamParams, l: StreamLayout, ring: Ring, slabs:
     cp_async_wait_n::<0>();
 }
 
+/// A thread's A scales: those of its columns `8 j + 2 q + (i % 2)` for
+/// `i = 2 j, 2 j + 1` (the first `ROWS / 4`).
+type AScales = [f32; 16];
+
 /// A consumer thread's scales of one k-block from the stage's scale slot:
-/// A's of its columns `2 q, 2 q + 1, 2 q + 8, 2 q + 9` and B's of its two
-/// rows of each piece (`blocks[pc][h]`: the row's 128-row block counted from
-/// the slab's first).
+/// A's of its columns and B's of its two rows of each piece
+/// (`blocks[pc][h]`: the row's 128-row block counted from the slab's first).
 #[inline(always)]
-unsafe fn read_scales<const P: usize>(slot: u32, q: u32, blocks: &[[u32; 2]; P]) -> ([f32; 4], [[f32; 2]; P]) {
-    let a = [2 * q, 2 * q + 1, 2 * q + 8, 2 * q + 9].map(|t| ld_shared_f32(slot + 4 * t));
+unsafe fn read_scales<const ROWS: u32, const P: usize>(
+    slot: u32,
+    q: u32,
+    blocks: &[[u32; 2]; P],
+) -> (AScales, [[f32; 2]; P]) {
+    let mut a: AScales = [0.0; 16];
+    unroll32!(@16 i < ROWS as usize / 4 => {
+        let t = 8 * (i as u32 / 2) + 2 * q + i as u32 % 2;
+        a[i] = ld_shared_f32(slot + 4 * t);
+    });
     let mut b = [[0f32; 2]; P];
     unroll4!(pc => {
         if pc < P {
             unroll2!(h => {
-                b[pc][h] = ld_shared_f32(slot + GEMM_STREAM_SCALE_SLOT_B + 4 * blocks[pc][h]);
+                b[pc][h] = ld_shared_f32(slot + 4 * ROWS + 4 * blocks[pc][h]);
             });
         }
     });
@@ -281,47 +346,67 @@ unsafe fn read_scales<const P: usize>(slot: u32, q: u32, blocks: &[[u32; 2]; P])
 /// The scale of fragment register `e` (row half `(e % 4) / 2`, column
 /// `8 (e / 4) + 2 q + e % 2`).
 #[inline(always)]
-fn scale_of(sa: &[f32; 4], sb: &[f32; 2], e: usize) -> f32 {
+fn scale_of(sa: &AScales, sb: &[f32; 2], e: usize) -> f32 {
     sa[2 * (e / 4) + e % 2] * sb[(e % 4) / 2]
 }
 
-/// Groups of pieces whose `wgmma`s a k-block issues together: all of them
-/// in `Fast` (one partial per piece), two at a time in `Precise` (four
-/// partials per piece: more at once would spill).
+/// Partials a group of `Precise` k32 steps fills: 64 registers' worth of
+/// `m64n{ROWS}` fragments at 16 and 32 rows (8 or 4), one at 64 (two
+/// spilled: 12 bytes).
 #[inline(always)]
-const fn groups<const PRECISE: bool, const P: usize>() -> usize {
-    if PRECISE {
-        P.div_ceil(2)
-    } else {
+const fn precise_partials(rows: u32) -> usize {
+    if rows >= 64 {
         1
-    }
-}
-
-/// The group of piece `pc` (see [`groups`]).
-#[inline(always)]
-const fn group_of<const PRECISE: bool>(pc: usize) -> usize {
-    if PRECISE {
-        pc / 2
     } else {
-        0
+        (128 / rows) as usize
     }
 }
 
-/// The partials piece `pc` uses: its own in `Fast`, its group's slot in
-/// `Precise`.
+/// The partial that step `s` of piece `pc` writes: the piece's own in
+/// `Fast` (its four steps chained), in `Precise` slot `(4 pc + s) % n` of
+/// its group's `n` ([`precise_partials`]).
 #[inline(always)]
-const fn partial<const PRECISE: bool>(pc: usize) -> usize {
+const fn partial_of<const PRECISE: bool, const ROWS: u32>(pc: usize, s: usize) -> usize {
     if PRECISE {
-        pc % 2
+        (4 * pc + s) % precise_partials(ROWS)
     } else {
         pc
     }
 }
 
-/// A consumer warpgroup's thread: the k-blocks of its phase of every slab
-/// of the CTA, for a slab of `P` pieces.
+/// The group of `wgmma`s that step `s` of piece `pc` is issued in: all in
+/// one in `Fast`; in `Precise`, as many steps as have partials, in order.
 #[inline(always)]
-unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
+const fn group_of<const PRECISE: bool, const ROWS: u32>(pc: usize, s: usize) -> usize {
+    if PRECISE {
+        (4 * pc + s) / precise_partials(ROWS)
+    } else {
+        0
+    }
+}
+
+/// Groups of `wgmma`s per k-block (`4 P` steps, [`precise_partials`] at a
+/// time: 2 at 16 and 32 rows, where `P * ROWS <= 64`; 4 at 64 rows).
+#[inline(always)]
+const fn groups<const PRECISE: bool, const ROWS: u32, const P: usize>() -> usize {
+    if PRECISE {
+        (4 * P).div_ceil(precise_partials(ROWS))
+    } else {
+        1
+    }
+}
+
+/// Whether step `s` of piece `pc` starts a partial in group `g` (in `Fast`
+/// only step 0 does: the others add to it).
+#[inline(always)]
+const fn starts_partial<const PRECISE: bool, const ROWS: u32>(pc: usize, s: usize, g: usize) -> bool {
+    group_of::<PRECISE, ROWS>(pc, s) == g && (PRECISE || s == 0)
+}
+
+/// A consumer warpgroup's thread: the k-blocks of its phase of every slab
+/// of the CTA, for a slab of `P` pieces and `ROWS` rows of A.
+#[inline(always)]
+unsafe fn consume<O: PredStore, const PRECISE: bool, const ROWS: u32, const P: usize>(
     p: &GemmStreamParams,
     l: StreamLayout,
     ring: Ring,
@@ -329,18 +414,23 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
     warp: u32,
     lane: u32,
 ) {
+    // Accumulators per piece, and chunks of 4 of them.
+    let half = ROWS as usize / 2;
+    let chunks = half / 4;
     let (phase, w) = (warp / 4, warp % 4);
     let (r, q) = (lane / 4, lane % 4);
     // The thread's first row in each piece (the second is 8 below).
     let row = 16 * w + r;
     let leader = (lane == 0) as u32;
     let c = p.c as *mut O;
-    // The thread's slot in the phases' buffer for piece `pc` of phase `ph > 0`.
-    let partial_at = |ph: u32, pc: u32| {
-        ring.reduce + (((ph - 1) * GEMM_STREAM_MAX_PIECES + pc) * 128 + 32 * w + lane) * GEMM_STREAM_PIECE_PARTIAL_BYTES
+    // Chunk `i` (of 4 accumulators) of this thread in the phases' buffer,
+    // for phase `ph > 0`: chunks of a warp's lanes side by side (16 bytes
+    // apart, so its stores meet no bank twice).
+    let chunk_at = |ph: u32, i: u32| {
+        ring.reduce + (((ph - 1) * (GEMM_STREAM_THREAD_PARTIAL_BYTES / 16) + i) * 128 + 32 * w + lane) * 16
     };
     // SAFETY (of the zeroed arrays): all-zero bits are 0.0 in every f32.
-    let mut part: [[Frag16; 4]; P] = core::mem::zeroed();
+    let mut part: [StreamFrag; 8] = core::mem::zeroed();
     let mut c0 = 0u32; // the CTA's k-block number at the slab's start
     let mut u = nvptx::_block_idx_x() as u32;
     while u < slabs {
@@ -356,7 +446,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
                 });
             }
         });
-        let mut acc: [Frag16; P] = core::mem::zeroed();
+        let mut acc: [StreamFrag; P] = core::mem::zeroed();
         let mut kb = l.first_kblock(phase, c0);
         while kb < p.k_blocks {
             let next = kb + l.phases;
@@ -365,64 +455,59 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
             mbar_wait(full, parity);
             // The scales, read while the first group's `wgmma`s run.
             let mut scales = None;
-            unroll2!(g => {
-                if g < groups::<PRECISE, P>() {
+            unroll4!(g => {
+                if g < groups::<PRECISE, ROWS, P>() {
                     unroll4!(pc => {
-                        if pc < P && group_of::<PRECISE>(pc) == g {
-                            unroll4!(s => {
-                                fence16(&mut part[partial::<PRECISE>(pc)][s]);
-                            });
-                        }
+                        unroll4!(s => {
+                            if pc < P && starts_partial::<PRECISE, ROWS>(pc, s, g) {
+                                stream_fence::<ROWS>(&mut part[partial_of::<PRECISE, ROWS>(pc, s)]);
+                            }
+                        });
                     });
                     wgmma_fence();
                     unroll4!(s => {
                         unroll4!(pc => {
-                            if pc < P && group_of::<PRECISE>(pc) == g {
+                            if pc < P && group_of::<PRECISE, ROWS>(pc, s) == g {
                                 let b_desc = smem_desc(stage + PIECE_BYTES * pc as u32 + 32 * s as u32);
                                 let a_desc = smem_desc(a_box + 32 * s as u32);
-                                let d = &mut part[partial::<PRECISE>(pc)];
-                                if PRECISE {
-                                    // Each k32 step from zero into its own partial.
-                                    wgmma_m64n16k32(&mut d[s], b_desc, a_desc, 0);
-                                } else {
-                                    // The four steps chained into partial 0.
-                                    wgmma_m64n16k32(&mut d[0], b_desc, a_desc, (s > 0) as u32);
-                                }
+                                let d = &mut part[partial_of::<PRECISE, ROWS>(pc, s)];
+                                // `Precise`: each k32 step from zero into its
+                                // own partial; `Fast`: the four chained.
+                                let accumulate = (!PRECISE && s > 0) as u32;
+                                stream_wgmma_k32::<ROWS>(d, b_desc, a_desc, accumulate);
                             }
                         });
                     });
                     wgmma_commit();
                     let (sa, sb) = match scales {
                         Some(x) => x,
-                        None => read_scales::<P>(slot, q, &blocks),
+                        None => read_scales::<ROWS, P>(slot, q, &blocks),
                     };
                     scales = Some((sa, sb));
                     unroll4!(pc => {
-                        if pc < P && group_of::<PRECISE>(pc) == g {
-                            unroll4!(s => {
-                                fence16(&mut part[partial::<PRECISE>(pc)][s]);
-                            });
-                        }
+                        unroll4!(s => {
+                            if pc < P && starts_partial::<PRECISE, ROWS>(pc, s, g) {
+                                stream_fence::<ROWS>(&mut part[partial_of::<PRECISE, ROWS>(pc, s)]);
+                            }
+                        });
                     });
                     wgmma_wait0();
-                    if g + 1 == groups::<PRECISE, P>() {
+                    if g + 1 == groups::<PRECISE, ROWS, P>() {
                         // The `wgmma`s' reads of the stage are done; lane 0
                         // releases it for the warp.
                         warp_sync();
                         mbar_arrive_if(empty, leader);
                     }
                     unroll4!(pc => {
-                        if pc < P && group_of::<PRECISE>(pc) == g {
-                            let d = &part[partial::<PRECISE>(pc)];
-                            unroll8!(e => {
+                        if pc < P {
+                            unroll32!(e < half => {
                                 let x = scale_of(&sa, &sb[pc], e);
-                                if PRECISE {
-                                    unroll4!(s => {
-                                        acc[pc][e] = fma(d[s][e], x, acc[pc][e]);
-                                    });
-                                } else {
-                                    acc[pc][e] = fma(d[0][e], x, acc[pc][e]);
-                                }
+                                unroll4!(s => {
+                                    if starts_partial::<PRECISE, ROWS>(pc, s, g) {
+                                        let d = &part[partial_of::<PRECISE, ROWS>(pc, s)];
+                                        acc[pc][e] = fma(d[e], x, acc[pc][e]);
+                                    }
+                                });
                             });
                         }
                     });
@@ -437,10 +522,13 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
         if phase > 0 {
             unroll4!(pc => {
                 if pc < P {
-                    let at = partial_at(phase, pc as u32);
-                    let a = &acc[pc];
-                    st_shared16(at, [a[0], a[1], a[2], a[3]].map(f32::to_bits));
-                    st_shared16(at + 16, [a[4], a[5], a[6], a[7]].map(f32::to_bits));
+                    unroll8!(i => {
+                        if i < chunks {
+                            let at = chunk_at(phase, (pc * chunks + i) as u32);
+                            let a = &acc[pc];
+                            st_shared16(at, [a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]].map(f32::to_bits));
+                        }
+                    });
                 }
             });
         }
@@ -451,11 +539,13 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
             while ph < l.phases {
                 unroll4!(pc => {
                     if pc < P {
-                        let at = partial_at(ph, pc as u32);
-                        let (lo, hi) = (ld_shared16(at), ld_shared16(at + 16));
-                        unroll4!(e => {
-                            acc[pc][e] += f32::from_bits(lo[e]);
-                            acc[pc][4 + e] += f32::from_bits(hi[e]);
+                        unroll8!(i => {
+                            if i < chunks {
+                                let v = ld_shared16(chunk_at(ph, (pc * chunks + i) as u32));
+                                unroll4!(e => {
+                                    acc[pc][4 * i + e] += f32::from_bits(v[e]);
+                                });
+                            }
                         });
                     }
                 });
@@ -463,7 +553,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
             }
             unroll4!(pc => {
                 if pc < P {
-                    unroll8!(e => {
+                    unroll32!(e < half => {
                         // C[t][n0 + i]: column t of the fragment is A's row.
                         let t = 8 * (e as u32 / 4) + 2 * q + e as u32 % 2;
                         let i = GEMM_STREAM_PIECE_ROWS * pc as u32 + row + 8 * ((e as u32 % 4) / 2);
@@ -483,7 +573,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const P: usize>(
 
 /// The kernels, named as `stream_contract::gemm_stream_kernel` lists them.
 macro_rules! entries {
-    ($($name:ident: $out:ty, $precise:literal, $what:literal;)*) => {$(
+    ($($name:ident: $out:ty, $precise:literal, $rows:literal, $what:literal;)*) => {$(
         #[doc = concat!("The streaming GEMM, ", $what, "; see the module documentation.")]
         ///
         /// # Safety
@@ -491,14 +581,22 @@ macro_rules! entries {
         /// parameter 0 declared 64-byte aligned by the build.
         #[no_mangle]
         pub unsafe extern "ptx-kernel" fn $name(p: GemmStreamParams) {
-            gemm_stream::<$out, $precise>(p, param_block_address!($name))
+            gemm_stream::<$out, $precise, $rows>(p, param_block_address!($name))
         }
     )*};
 }
 
 entries! {
-    gemm_stream_fast_bf16: Bf16Out, false, "`Fast`, bf16 C";
-    gemm_stream_fast_f32: f32, false, "`Fast`, f32 C";
-    gemm_stream_precise_bf16: Bf16Out, true, "`Precise`, bf16 C";
-    gemm_stream_precise_f32: f32, true, "`Precise`, f32 C";
+    gemm_stream_fast_bf16_a16: Bf16Out, false, 16, "`Fast`, bf16 C, M <= 16";
+    gemm_stream_fast_f32_a16: f32, false, 16, "`Fast`, f32 C, M <= 16";
+    gemm_stream_precise_bf16_a16: Bf16Out, true, 16, "`Precise`, bf16 C, M <= 16";
+    gemm_stream_precise_f32_a16: f32, true, 16, "`Precise`, f32 C, M <= 16";
+    gemm_stream_fast_bf16_a32: Bf16Out, false, 32, "`Fast`, bf16 C, M <= 32";
+    gemm_stream_fast_f32_a32: f32, false, 32, "`Fast`, f32 C, M <= 32";
+    gemm_stream_precise_bf16_a32: Bf16Out, true, 32, "`Precise`, bf16 C, M <= 32";
+    gemm_stream_precise_f32_a32: f32, true, 32, "`Precise`, f32 C, M <= 32";
+    gemm_stream_fast_bf16_a64: Bf16Out, false, 64, "`Fast`, bf16 C, M <= 64";
+    gemm_stream_fast_f32_a64: f32, false, 64, "`Fast`, f32 C, M <= 64";
+    gemm_stream_precise_bf16_a64: Bf16Out, true, 64, "`Precise`, bf16 C, M <= 64";
+    gemm_stream_precise_f32_a64: f32, true, 64, "`Precise`, f32 C, M <= 64";
 }
