@@ -40,7 +40,7 @@ use cudarc::driver::sys::{
 };
 use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DeviceRepr, PushKernelArg};
 use quant_kernels::gemm_contract::GemmMmaParams;
-use quant_kernels::stream_contract::{gemm_stream_kernel, GemmStreamParams, StreamLayout, StreamRows};
+use quant_kernels::stream_contract::{gemm_stream_kernel, GemmStreamParams, StreamRows};
 use quant_kernels::tensor_map::TensorMap;
 use quant_kernels::wgmma_contract::{
     gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel, gemm_wgmma_multicast_kernel, GemmOut,
@@ -70,9 +70,6 @@ struct WgmmaFunctions {
     stream: [[[CudaFunction; 2]; 2]; 3],
     /// Where it runs (`QUANT_GEMM_STREAM`, read once per `Gpu`).
     stream_use: launch::StreamUse,
-    /// 2-CTA clusters of the streaming kernel that can be resident at once
-    /// (0 with `QUANT_GEMM_NO_CLUSTERS`, or where the driver cannot say).
-    stream_pairs: u32,
     /// Whether the `wgmma` and streaming kernels are launched with PDL
     /// (`QUANT_GEMM_PDL`, read once per `Gpu`).
     pdl: launch::DependentLaunch,
@@ -144,13 +141,7 @@ impl GemmFunctions {
                         // clusters need their two SMs in one GPC, so fewer
                         // than SMs / 2 may fit.
                         // (A driver that cannot say runs without clusters.)
-                        let resident = max_active_clusters(
-                            gpu,
-                            &f,
-                            quant_kernels::wgmma_contract::GEMM_THREADS,
-                            tile.smem_bytes(),
-                        )
-                        .unwrap_or(0);
+                        let resident = max_active_clusters(gpu, &f, tile.smem_bytes()).unwrap_or(0);
                         if resident > 0 {
                             multicast.push(((tile, out), f, resident));
                         }
@@ -173,15 +164,7 @@ impl GemmFunctions {
                 // Every slab's ring fits this (`StreamLayout::smem_bytes`).
                 f.set_attribute(MAX_SMEM, GEMM_SMEM_LIMIT as i32)?;
             }
-            // One CTA per SM whatever the slab (its ring takes the shared
-            // memory), so one count serves every streaming kernel.
-            let stream_pairs = if clusters {
-                let threads = StreamLayout::new(8, StreamRows::R16).map_or(0, |l| l.threads());
-                max_active_clusters(gpu, &stream[0][0][0], threads, GEMM_SMEM_LIMIT).unwrap_or(0)
-            } else {
-                0
-            };
-            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use, stream_pairs, pdl })
+            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use, pdl })
         } else {
             None
         };
@@ -418,7 +401,7 @@ pub(crate) fn mm_fp8_blockscale_on(
     // The Hopper kernels first; each declines (nothing queued) where TMA
     // cannot read the operands, and the `mma.sync` kernels take the problem.
     let launched = match family(gpu, functions, shape, cfg, path) {
-        Family::Stream(wgmma) => launch_stream(gpu, wgmma, ops, shape, cfg, &mut c, path == Path::Best)?,
+        Family::Stream(wgmma) => launch_stream(gpu, wgmma, ops, shape, cfg, &mut c)?,
         Family::Wgmma(wgmma) => launch_wgmma(gpu, wgmma, ops, shape, cfg, &mut c, path == Path::Best)?,
         Family::MmaSync => false,
     };
@@ -573,8 +556,7 @@ fn a_scale_strides(layout: ScaleLayout, m: u64, k_blocks: u64) -> (u64, u64) {
     }
 }
 
-/// The streaming GEMM (M <= 64), in 2-CTA clusters where the plan pairs its
-/// CTAs and `clusters` allows: returns `false` (nothing queued) where TMA
+/// The streaming GEMM (M <= 64): returns `false` (nothing queued) where TMA
 /// cannot read the operands.
 fn launch_stream(
     gpu: &Gpu,
@@ -583,7 +565,6 @@ fn launch_stream(
     shape: GemmShape,
     cfg: &GemmConfig,
     c: &mut GpuGemmOut<'_>,
-    clusters: bool,
 ) -> Result<bool> {
     let stream = gpu.stream();
     let (m, n, k) = (shape.m() as u64, shape.n() as u64, shape.k() as u64);
@@ -594,9 +575,7 @@ fn launch_stream(
         return Ok(false);
     }
     let rows = StreamRows::for_m(m as u32).ok_or(QuantError::TooLarge("M of the streaming GEMM"))?;
-    let sms = gpu.multiprocessor_count() as u64;
-    let pairs = if clusters { wgmma.stream_pairs as u64 } else { 0 };
-    let launch::StreamPlan { layout, config, paired } = launch::gemm_stream(n, rows, sms, pairs)?;
+    let (layout, config) = launch::gemm_stream(n, rows, gpu.multiprocessor_count() as u64)?;
     let map_a = encode_map(a_ptr, m, k, rows.rows())?;
     let map_b = encode_map(b_ptr, n, k, layout.slab)?;
     let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
@@ -621,8 +600,7 @@ fn launch_stream(
     // while the kernel before it still runs (once that kernel's CTAs have
     // executed `griddepcontrol.launch_dependents` or exited), which hides
     // the launch and the prologue behind that kernel's tail.
-    // Paired, in 2-CTA clusters (the kernel reads its cluster's size).
-    let mut attrs = LaunchAttrs::new(paired, wgmma.pdl.stream_dependent());
+    let mut attrs = LaunchAttrs::new(false, wgmma.pdl.stream_dependent());
     let config = launch_config_ex(stream, config, attrs.as_mut_slice());
     let arg = &params as *const StreamLaunchParams as *mut std::ffi::c_void;
     // SAFETY: the kernel takes one `GemmStreamParams`, passed by value (one
@@ -632,9 +610,8 @@ fn launch_stream(
     // so by the build); 1 <= m <= rows (`StreamRows::for_m`; the caller
     // checked m > 0) and the lengths of A, B, the scales
     // (in the layout whose strides these are) and C checked by the caller;
-    // the threads, shared memory and grid (at most one CTA per slab, or an
-    // even grid of at most `stream_pairs` resident clusters where paired)
-    // are the slab's `StreamLayout`'s for `rows`, from `launch::gemm_stream`; the guards keep
+    // the threads, shared memory and grid (at most one CTA per slab) are the
+    // slab's `StreamLayout`'s for `rows`, from `launch::gemm_stream`; the guards keep
     // the buffers alive until the launch is queued; `config`'s attribute
     // outlives the call. Under PDL the kernel waits on the grid dependency
     // (`griddepcontrol.wait`) before it reads anything but its parameters
@@ -666,13 +643,7 @@ pub(crate) fn wgmma_plan(
     path: Path,
 ) -> Result<(&'static str, u32, bool)> {
     match family(gpu, gpu.gemm_functions()?, shape, cfg, path) {
-        Family::Stream(wgmma) => {
-            let rows = StreamRows::for_m(shape.m() as u32).ok_or(QuantError::TooLarge("M of the streaming GEMM"))?;
-            let sms = gpu.multiprocessor_count() as u64;
-            let pairs = if path == Path::Best { wgmma.stream_pairs as u64 } else { 0 };
-            let plan = launch::gemm_stream(shape.n() as u64, rows, sms, pairs)?;
-            Ok(("stream", 1, plan.paired))
-        }
+        Family::Stream(_) => Ok(("stream", 1, false)),
         Family::Wgmma(wgmma) => {
             let plan = wgmma_launch_plan(gpu, Some(wgmma), shape, cfg, GemmOut::Bf16, path == Path::Best)?;
             Ok((plan.tile.name(), plan.splits, plan.clustered))
@@ -815,15 +786,10 @@ fn launch_config_ex(
 
 /// How many 2-CTA clusters of `function` (with `smem` bytes of dynamic
 /// shared memory per CTA) the GPU holds at once.
-fn max_active_clusters(gpu: &Gpu, function: &CudaFunction, threads: u32, smem: u32) -> Result<u32> {
+fn max_active_clusters(gpu: &Gpu, function: &CudaFunction, smem: u32) -> Result<u32> {
     let stream = gpu.stream();
     let mut attr = cluster_attribute();
-    let config = cudarc::driver::LaunchConfig {
-        grid_dim: (GEMM_CLUSTER, 1, 1),
-        block_dim: (threads, 1, 1),
-        shared_mem_bytes: smem,
-    };
-    let config = launch_config_ex(stream, config, std::slice::from_mut(&mut attr));
+    let config = launch_config_ex(stream, cluster_config(GEMM_CLUSTER, smem), std::slice::from_mut(&mut attr));
     let mut clusters: std::ffi::c_int = 0;
     stream.context().bind_to_thread()?;
     // SAFETY: `config` points at one valid attribute for the call's

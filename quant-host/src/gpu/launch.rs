@@ -400,19 +400,9 @@ pub(crate) fn gemm_wgmma_clusters(m: u64, n: u64, tile: GemmTile, multiprocessor
     u32::try_from(clusters * cluster).ok().filter(|&g| g < 1 << 31)
 }
 
-/// How the streaming GEMM runs a problem: the slab's layout, the launch,
-/// and whether its CTAs run in pairs (2-CTA clusters, A multicast).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct StreamPlan {
-    pub(crate) layout: StreamLayout,
-    pub(crate) config: LaunchConfig,
-    pub(crate) paired: bool,
-}
-
 /// How the streaming GEMM of `rows` (`gemm_stream_*`, M <= 64) runs a
-/// problem with `n` rows of B on `multiprocessors` SMs, where `pairs`
-/// 2-CTA clusters of it can be resident at once (0: no clusters): the slab
-/// (rows of B per unit of work), the grid, and whether the CTAs pair up.
+/// problem with `n` rows of B on `multiprocessors` SMs: the slab (rows of B
+/// per unit of work) and the grid.
 ///
 /// Each SM streams its slabs at about the same rate, so the time goes with
 /// the rows of B the busiest CTA reads: `ceil(units / grid) * slab`. The
@@ -420,40 +410,28 @@ pub(crate) struct StreamPlan {
 /// M <= 16) that makes that least, ties to the larger slab (fewer slab
 /// epilogues). 1 x 4096: 128 slabs of 32 rows; 1 x 7168: 128 of 56; 1 x
 /// 32768: 128 of 256; 64 x 32768: 512 of 64 (4 per CTA).
-///
-/// Paired ([`stream_pairs_pay`]), the grid is even and at most twice
-/// `pairs`, so every cluster is resident at once (a pair's CTAs wait for
-/// each other every k-block): rank 0 multicasts A's box to both CTAs,
-/// which halves the L2 traffic of A, every CTA's copy of the same rows.
-pub(crate) fn gemm_stream(n: u64, rows: StreamRows, multiprocessors: u64, pairs: u64) -> Result<StreamPlan> {
+pub(crate) fn gemm_stream(n: u64, rows: StreamRows, multiprocessors: u64) -> Result<(StreamLayout, LaunchConfig)> {
     let sms = multiprocessors.max(1);
-    let paired = stream_pairs_pay(rows) && pairs > 0 && sms >= 2;
-    let ctas = if paired { sms.min(pairs.saturating_mul(2)) & !1 } else { sms };
     let mut best: Option<(u64, u32)> = None;
     for slab in (8..=rows.max_slab()).step_by(8) {
         let units = n.div_ceil(slab as u64);
-        let rows = units.div_ceil(ctas).saturating_mul(slab as u64);
+        let rows = units.div_ceil(sms).saturating_mul(slab as u64);
         if best.is_none_or(|(r, _)| rows <= r) {
             best = Some((rows, slab));
         }
     }
     let slab = best.map_or(rows.max_slab(), |(_, s)| s);
     let layout = StreamLayout::new(slab, rows).ok_or(QuantError::TooLarge("GEMM slab"))?;
-    let grid = n.div_ceil(slab as u64).min(ctas).max(1);
-    let grid = if paired { grid.next_multiple_of(2) } else { grid };
+    let grid = n.div_ceil(slab as u64).min(sms);
     let grid = u32::try_from(grid).map_err(|_| QuantError::TooLarge("GEMM grid"))?;
-    let config = LaunchConfig {
-        grid_dim: (grid, 1, 1),
-        block_dim: (layout.threads(), 1, 1),
-        shared_mem_bytes: layout.smem_bytes(),
-    };
-    Ok(StreamPlan { layout, config, paired })
-}
-
-/// Whether the streaming kernel of `rows` runs in pairs where clusters can.
-pub(crate) fn stream_pairs_pay(rows: StreamRows) -> bool {
-    let _ = rows;
-    true
+    Ok((
+        layout,
+        LaunchConfig {
+            grid_dim: (grid.max(1), 1, 1),
+            block_dim: (layout.threads(), 1, 1),
+            shared_mem_bytes: layout.smem_bytes(),
+        },
+    ))
 }
 
 /// The value of the environment variable `name` among `choices` (`unset`
@@ -608,7 +586,7 @@ const STREAM_MEASURED_MAX_M: u64 = 16;
 /// 1 x 2112 x 7168 (16 rows) 11.1 against 9.2 and 11.1 (session 22: 10.7
 /// against 9.0); 1 x 512 x 7168 (8 rows) 11.1 against 6.7 and 6.4.
 pub(crate) fn stream_pays(n: u64, rows: StreamRows, multiprocessors: u64) -> bool {
-    gemm_stream(n, rows, multiprocessors, 0).is_ok_and(|plan| plan.layout.slab >= STREAM_MIN_SLAB)
+    gemm_stream(n, rows, multiprocessors).is_ok_and(|(l, _)| l.slab >= STREAM_MIN_SLAB)
 }
 
 /// The split-K reduction's grid: one thread per 4 elements of C.
@@ -734,9 +712,8 @@ mod tests {
     #[test]
     fn stream_slabs_share_out_evenly() {
         let plan = |n| {
-            let p = gemm_stream(n, StreamRows::R16, 132, 0).unwrap();
-            assert!(!p.paired);
-            (p.layout.slab, p.config.grid_dim.0)
+            let (l, c) = gemm_stream(n, StreamRows::R16, 132).unwrap();
+            (l.slab, c.grid_dim.0)
         };
         assert_eq!(plan(4096), (32, 128));
         assert_eq!(plan(7168), (56, 128));
@@ -747,7 +724,7 @@ mod tests {
         assert_eq!(plan(65536), (168, 132));
         assert_eq!(plan(1), (8, 1));
         // The wider kernels take narrower slabs at most.
-        let wide = |n, rows| gemm_stream(n, rows, 132, 0).map(|p| (p.layout.slab, p.config.grid_dim.0)).unwrap();
+        let wide = |n, rows| gemm_stream(n, rows, 132).map(|(l, c)| (l.slab, c.grid_dim.0)).unwrap();
         assert_eq!(wide(4096, StreamRows::R64), (32, 128));
         assert_eq!(wide(7168, StreamRows::R64), (56, 128));
         assert_eq!(wide(7168, StreamRows::R32), (56, 128));
@@ -755,21 +732,10 @@ mod tests {
         assert_eq!(wide(32768, StreamRows::R64), (64, 132));
         for rows in StreamRows::ALL {
             for n in [1u64, 7, 8, 100, 512, 2112, 18432, 1 << 24] {
-                let StreamPlan { layout: l, config: c, paired } = gemm_stream(n, rows, 132, 0).unwrap();
+                let (l, c) = gemm_stream(n, rows, 132).unwrap();
                 assert!(c.grid_dim.0 as u64 <= 132 && c.grid_dim.0 as u64 <= n.div_ceil(l.slab as u64));
                 assert_eq!(c.block_dim.0, l.threads());
-                assert!(l.slab <= rows.max_slab() && l.rows == rows && !paired);
-                // In pairs: an even grid of resident clusters, one more CTA
-                // than slabs at most (a pair's slab past B).
-                for pairs in [1u64, 7, 60, 66, 200] {
-                    let p = gemm_stream(n, rows, 132, pairs).unwrap();
-                    let g = p.config.grid_dim.0 as u64;
-                    assert_eq!(p.paired, stream_pairs_pay(rows));
-                    if p.paired {
-                        assert!(g.is_multiple_of(2) && g <= 2 * pairs && g <= 132, "{n} {pairs}: {g}");
-                        assert!(g <= n.div_ceil(p.layout.slab as u64) + 1, "{n} {pairs}: {g}");
-                    }
-                }
+                assert!(l.slab <= rows.max_slab() && l.rows == rows);
             }
         }
     }

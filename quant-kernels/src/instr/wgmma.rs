@@ -346,15 +346,6 @@ pub fn cluster_rank() -> u32 {
     r
 }
 
-/// CTAs in this CTA's cluster (1 in a launch without clusters).
-#[inline(always)]
-pub fn cluster_ctas() -> u32 {
-    let r: u32;
-    // SAFETY: reads a special register.
-    unsafe { asm!("mov.u32 {r}, %cluster_nctarank;", r = out(reg32) r, options(pure, nomem, nostack)) };
-    r
-}
-
 /// Every thread of the cluster meets here (release, then acquire): after
 /// it, the barrier initialisations of every CTA are visible cluster-wide.
 ///

@@ -62,22 +62,6 @@
 //!   count towards its `full` barrier ([`stage_scales`]); the consumers
 //!   read them from shared memory while the k-block's `wgmma`s run.
 //!
-//! # Pairs
-//! Every CTA reads all of A's rows for each k-block from L2 while it
-//! streams its own rows of B: at M = 64 and 32-row slabs that is twice B's
-//! bytes, and the L2 traffic, not HBM, set the time. Launched in 2-CTA
-//! clusters (the host decides: `quant-host`'s `launch::gemm_stream`), CTAs
-//! `2 i` and `2 i + 1` stream neighbouring slabs in step and rank 0's
-//! producer multicasts A's box into both CTAs' stages (it completes both
-//! CTAs' `full` barriers); each consumer warp releases a stage to both
-//! CTAs' `empty` barriers (count 8), so neither producer refills a stage
-//! the other CTA still reads. An odd slab count leaves the last pair's
-//! second CTA a slab past B: it streams B's first rows and stores nothing.
-//! Before it exits each producer waits until both CTAs' consumers have
-//! released its every stage, so no arrival from the peer lands on a CTA
-//! that has exited. The kernel reads its cluster's size
-//! (`%cluster_nctarank`), so a launch without clusters runs unpaired.
-//!
 //! # Programmatic dependent launch
 //! The host launches the kernel with PDL (`QUANT_GEMM_PDL=off` turns it
 //! off), so its CTAs may start while the kernel before it on the stream
@@ -101,10 +85,9 @@ use core::mem::offset_of;
 use super::common::{Align16, Bf16Out, PredStore};
 use crate::instr::mma::{cp_async4, cp_async_wait_n, warp_sync};
 use crate::instr::wgmma::{
-    cluster_ctas, cluster_rank, cluster_sync, grid_dependency_wait, mbar_arrive_expect_tx, mbar_arrive_if,
-    mbar_arrive_on_cp_async, mbar_arrive_pair, mbar_init, mbar_init_fence, mbar_wait, named_barrier_unaligned,
-    param_block_address, smem_desc, stream_fence, stream_wgmma_k32, tensormap_prefetch, tma_load_2d,
-    tma_load_2d_multicast, wgmma_commit, wgmma_fence, wgmma_wait0, StreamFrag,
+    grid_dependency_wait, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_init, mbar_init_fence,
+    mbar_wait, named_barrier_unaligned, param_block_address, smem_desc, stream_fence, stream_wgmma_k32,
+    tensormap_prefetch, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_wait0, StreamFrag,
 };
 use crate::instr::{fma, grid_launch_dependents, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::stream_contract::{
@@ -163,9 +146,6 @@ struct Ring {
     /// `full[s]` at `full + 8 s`, `empty[s]` at `empty + 8 s`.
     full: u32,
     empty: u32,
-    /// Whether the CTA runs in a 2-CTA cluster (A multicast, see
-    /// [`gemm_stream`]).
-    pair: bool,
 }
 
 impl Ring {
@@ -205,10 +185,6 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool, const ROWS: u32>(p: Gem
     let reduce = stages + l.stages() * l.stage_bytes();
     let scales = reduce + crate::stream_contract::GEMM_STREAM_REDUCE_BYTES;
     let full = scales + l.stages() * rows.scale_slot_bytes();
-    // Launched in clusters of two (the host does for the wider kernels),
-    // the pair streams neighbouring slabs in step: rank 0 multicasts A's box
-    // into both CTAs' stages, so each stage waits for both CTAs' consumers.
-    let pair = cluster_ctas() == 2;
     let ring = Ring {
         stages,
         stage_bytes: l.stage_bytes(),
@@ -217,7 +193,6 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool, const ROWS: u32>(p: Gem
         slot_bytes: rows.scale_slot_bytes(),
         full,
         empty: full + 8 * l.stages(),
-        pair,
     };
     let maps = Maps {
         a: block + offset_of!(GemmStreamParams, map_a) as u64,
@@ -236,27 +211,18 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool, const ROWS: u32>(p: Gem
         while s < l.stages() {
             // The TMA producer's arrival and one per lane of the scale warp.
             mbar_init(ring.full + 8 * s, 33);
-            // Lane 0 of each warp of the k-block's warpgroup, in each CTA
-            // of the pair.
-            mbar_init(ring.empty + 8 * s, if pair { 8 } else { 4 });
+            // Lane 0 of each warp of the k-block's warpgroup.
+            mbar_init(ring.empty + 8 * s, 4);
             s += 1;
         }
         mbar_init_fence();
     }
-    if pair {
-        cluster_sync(); // the peer's barriers exist before anything reaches them
-    } else {
-        nvptx::_syncthreads();
-    }
+    nvptx::_syncthreads();
     // Launched with PDL, the kernel before this one may still be running:
     // nothing below reads global memory or writes C before it has
     // completed and its writes are visible.
     grid_dependency_wait();
-    // The slabs the CTAs walk: a pair walks slabs `2 i` and `2 i + 1`
-    // together (CTA `b` takes `b, b + grid, ..`, the grid even), so when the
-    // count is odd the last pair's second slab is one past B: that CTA
-    // streams rows it never stores, to keep the multicast in step.
-    let slabs = if pair { p.n.div_ceil(l.slab).next_multiple_of(2) } else { p.n.div_ceil(l.slab) };
+    let slabs = p.n.div_ceil(l.slab);
     if warp == l.consumers() {
         if lane == 0 {
             produce(&p, maps, l, ring, slabs);
@@ -277,43 +243,23 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool, const ROWS: u32>(p: Gem
 }
 
 /// The producer: every k-block of every slab of the CTA, in order, into
-/// the ring (a fresh `empty` barrier passes the first round at once). In a
-/// pair, rank 0 multicasts A's box to both CTAs, and each CTA waits before
-/// it exits until both CTAs' consumers have released its every stage (the
-/// peer's last arrivals land on this CTA's barriers).
+/// the ring (a fresh `empty` barrier passes the first round at once).
 #[inline(always)]
 unsafe fn produce(p: &GemmStreamParams, maps: Maps, l: StreamLayout, ring: Ring, slabs: u32) {
-    let b_slabs = p.n.div_ceil(l.slab);
-    let rank = if ring.pair { cluster_rank() } else { 0 };
     let mut c = 0u32;
     let mut u = nvptx::_block_idx_x() as u32;
     while u < slabs {
-        // A slab past B (a pair's, see `gemm_stream`) reads B's first rows.
-        let y = if u < b_slabs { u * l.slab } else { 0 };
         let mut kb = 0;
         while kb < p.k_blocks {
             let (stage, _, full, empty, parity) = ring.at(&l, c);
             mbar_wait(empty, parity ^ 1);
             mbar_arrive_expect_tx(full, l.stage_load_bytes());
-            tma_load_2d(stage, maps.b, kb * GEMM_KBLOCK, y, full);
-            if !ring.pair {
-                tma_load_2d(stage + l.a_offset(), maps.a, kb * GEMM_KBLOCK, 0, full);
-            } else if rank == 0 {
-                tma_load_2d_multicast(stage + l.a_offset(), maps.a, kb * GEMM_KBLOCK, 0, full, 0b11);
-            }
+            tma_load_2d(stage, maps.b, kb * GEMM_KBLOCK, u * l.slab, full);
+            tma_load_2d(stage + l.a_offset(), maps.a, kb * GEMM_KBLOCK, 0, full);
             c = c.wrapping_add(1);
             kb += 1;
         }
         u += nvptx::_grid_dim_x() as u32;
-    }
-    if ring.pair {
-        let mut s = 0;
-        while s < l.stages() {
-            let (_, _, _, empty, parity) = ring.at(&l, c);
-            mbar_wait(empty, parity ^ 1);
-            c = c.wrapping_add(1);
-            s += 1;
-        }
     }
 }
 
@@ -548,14 +494,9 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const ROWS: u32, const P: u
                     wgmma_wait0();
                     if g + 1 == groups::<PRECISE, ROWS, P>() {
                         // The `wgmma`s' reads of the stage are done; lane 0
-                        // releases it for the warp (lanes 0 and 1 to both
-                        // CTAs of a pair).
+                        // releases it for the warp.
                         warp_sync();
-                        if ring.pair {
-                            mbar_arrive_pair(empty, lane);
-                        } else {
-                            mbar_arrive_if(empty, leader);
-                        }
+                        mbar_arrive_if(empty, leader);
                     }
                     unroll4!(pc => {
                         if pc < P {
