@@ -10,28 +10,29 @@ use crate::tensor_map::TensorMap;
 use crate::wgmma_contract::{GemmOut, GemmPrecision, GEMM_KBLOCK, GEMM_SMEM_LIMIT};
 
 /// Rows of A (and C) the kernels take at most: the widest [`StreamRows`].
-pub const GEMM_STREAM_MAX_M: u32 = 64;
+pub const GEMM_STREAM_MAX_M: u32 = 32;
 
 /// The rows of A (and C) a streaming kernel holds: the `N` of its
 /// `m64nNk32` `wgmma`s, on whose `N` side A's rows sit (rows past M read as
 /// zero). One kernel per value; the host takes the narrowest that holds M.
 ///
 /// A thread holds `N / 2` accumulators per 64-row piece of the slab, and as
-/// many partials, so the wider kernels take fewer pieces: `pieces * N <= 64`
-/// keeps every kernel at the registers of the 16-row one with 4 pieces.
+/// many partials, so the wider kernel takes fewer pieces: `pieces * N <= 64`
+/// keeps it at the registers of the 16-row one with 4 pieces. (A 64-row
+/// width measured slower than the `wgmma` tiles at M = 64: its 64-row
+/// pieces of 32-row slabs do twice the tensor work of a 64 x 32 tile;
+/// bench/NOTES-gemm.md, session 25.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamRows {
     /// M <= 16: `m64n16k32`, slabs of up to 256 rows of B.
     R16,
     /// M <= 32: `m64n32k32`, slabs of up to 128 rows.
     R32,
-    /// M <= 64: `m64n64k32`, slabs of up to 64 rows.
-    R64,
 }
 
 impl StreamRows {
     /// Every kernel width, narrowest first.
-    pub const ALL: [StreamRows; 3] = [StreamRows::R16, StreamRows::R32, StreamRows::R64];
+    pub const ALL: [StreamRows; 2] = [StreamRows::R16, StreamRows::R32];
 
     /// The narrowest width that holds `m` rows, `None` for `m` of 0 or over
     /// [`GEMM_STREAM_MAX_M`].
@@ -40,7 +41,6 @@ impl StreamRows {
         match m {
             1..=16 => Some(Self::R16),
             17..=32 => Some(Self::R32),
-            33..=64 => Some(Self::R64),
             _ => None,
         }
     }
@@ -51,7 +51,6 @@ impl StreamRows {
         match self {
             Self::R16 => 16,
             Self::R32 => 32,
-            Self::R64 => 64,
         }
     }
 
@@ -61,7 +60,6 @@ impl StreamRows {
         match self {
             Self::R16 => 0,
             Self::R32 => 1,
-            Self::R64 => 2,
         }
     }
 
@@ -126,7 +124,7 @@ pub const GEMM_STREAM_PIECE_ROWS: u32 = 64;
 pub const GEMM_STREAM_MAX_PIECES: u32 = GEMM_STREAM_MAX_SLAB / GEMM_STREAM_PIECE_ROWS;
 
 /// Bytes a consumer thread of a phase leaves for the phases' sum, at most:
-/// `pieces * rows / 2` accumulators, 32 at every width.
+/// `pieces * rows / 2` accumulators, 32 at either width.
 pub const GEMM_STREAM_THREAD_PARTIAL_BYTES: u32 = 32 * 4;
 
 /// Bytes of the buffer in which the phases of a slab meet: every phase but
@@ -294,20 +292,16 @@ pub struct GemmStreamParams {
 pub const fn gemm_stream_kernel(precision: GemmPrecision, out: GemmOut, rows: StreamRows) -> &'static str {
     use GemmOut::{Bf16, F32};
     use GemmPrecision::{Fast, Precise};
-    use StreamRows::{R16, R32, R64};
+    use StreamRows::{R16, R32};
     match (precision, out, rows) {
         (Fast, Bf16, R16) => "gemm_stream_fast_bf16_a16",
         (Fast, Bf16, R32) => "gemm_stream_fast_bf16_a32",
-        (Fast, Bf16, R64) => "gemm_stream_fast_bf16_a64",
         (Fast, F32, R16) => "gemm_stream_fast_f32_a16",
         (Fast, F32, R32) => "gemm_stream_fast_f32_a32",
-        (Fast, F32, R64) => "gemm_stream_fast_f32_a64",
         (Precise, Bf16, R16) => "gemm_stream_precise_bf16_a16",
         (Precise, Bf16, R32) => "gemm_stream_precise_bf16_a32",
-        (Precise, Bf16, R64) => "gemm_stream_precise_bf16_a64",
         (Precise, F32, R16) => "gemm_stream_precise_f32_a16",
         (Precise, F32, R32) => "gemm_stream_precise_f32_a32",
-        (Precise, F32, R64) => "gemm_stream_precise_f32_a64",
     }
 }
 
@@ -359,15 +353,14 @@ mod tests {
         assert_eq!((l.pieces, l.stage_bytes(), l.stages()), (1, 8192, 16));
         let l = StreamLayout::new(256, StreamRows::R16).unwrap();
         assert_eq!((l.pieces, l.stage_bytes(), l.stages()), (4, 34816, 4));
-        let l = StreamLayout::new(32, StreamRows::R64).unwrap();
-        assert_eq!((l.pieces, l.stage_bytes(), l.stages()), (1, 12288, 16));
-        let l = StreamLayout::new(56, StreamRows::R64).unwrap();
-        assert_eq!((l.pieces, l.stage_bytes(), l.stages()), (1, 15360, 8));
+        let l = StreamLayout::new(32, StreamRows::R32).unwrap();
+        assert_eq!((l.pieces, l.stage_bytes(), l.stages()), (1, 8192, 16));
+        let l = StreamLayout::new(128, StreamRows::R32).unwrap();
+        assert_eq!((l.pieces, l.stage_bytes(), l.stages()), (2, 20480, 8));
         for (bad, r) in [(0, StreamRows::R16), (4, StreamRows::R16), (12, StreamRows::R16), (264, StreamRows::R16)] {
             assert!(StreamLayout::new(bad, r).is_none(), "{bad}");
         }
         assert!(StreamLayout::new(136, StreamRows::R32).is_none());
-        assert!(StreamLayout::new(72, StreamRows::R64).is_none());
     }
 
     #[test]
@@ -379,7 +372,7 @@ mod tests {
             assert!(m <= r.rows(), "{m}");
             assert!(StreamRows::ALL.iter().all(|w| w.rows() >= r.rows() || w.rows() < m), "{m}");
         }
-        assert_eq!(StreamRows::ALL.map(StreamRows::scale_slot_bytes), [128, 256, 384]);
+        assert_eq!(StreamRows::ALL.map(StreamRows::scale_slot_bytes), [128, 256]);
         for (i, r) in StreamRows::ALL.into_iter().enumerate() {
             assert_eq!(r.index(), i);
         }
@@ -424,7 +417,7 @@ mod tests {
         let mut names: std::vec::Vec<_> = gemm_stream_kernels().collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), 8);
         assert!(names.iter().all(|n| n.starts_with("gemm_stream_")));
     }
 }

@@ -65,9 +65,9 @@ struct WgmmaFunctions {
     multicast: Vec<((GemmTile, GemmOut), CudaFunction, u32)>,
     /// The split-K reduction, `[output]`.
     reduce: [CudaFunction; 2],
-    /// The streaming GEMM (M <= 64), `[rows][precision][output]` (rows by
+    /// The streaming GEMM (M <= 32), `[rows][precision][output]` (rows by
     /// `StreamRows::index`).
-    stream: [[[CudaFunction; 2]; 2]; 3],
+    stream: [[[CudaFunction; 2]; 2]; 2],
     /// Where it runs (`QUANT_GEMM_STREAM`, read once per `Gpu`).
     stream_use: launch::StreamUse,
     /// Whether the `wgmma` and streaming kernels are launched with PDL
@@ -159,7 +159,7 @@ impl GemmFunctions {
             let width = |rows| -> Result<[[CudaFunction; 2]; 2]> {
                 Ok([stream_of(GemmPrecision::Fast, rows)?, stream_of(GemmPrecision::Precise, rows)?])
             };
-            let stream = [width(StreamRows::R16)?, width(StreamRows::R32)?, width(StreamRows::R64)?];
+            let stream = [width(StreamRows::R16)?, width(StreamRows::R32)?];
             for f in stream.iter().flatten().flatten() {
                 // Every slab's ring fits this (`StreamLayout::smem_bytes`).
                 f.set_attribute(MAX_SMEM, GEMM_SMEM_LIMIT as i32)?;
@@ -556,7 +556,7 @@ fn a_scale_strides(layout: ScaleLayout, m: u64, k_blocks: u64) -> (u64, u64) {
     }
 }
 
-/// The streaming GEMM (M <= 64): returns `false` (nothing queued) where TMA
+/// The streaming GEMM (M <= 32): returns `false` (nothing queued) where TMA
 /// cannot read the operands.
 fn launch_stream(
     gpu: &Gpu,

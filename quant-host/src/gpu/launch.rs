@@ -400,7 +400,7 @@ pub(crate) fn gemm_wgmma_clusters(m: u64, n: u64, tile: GemmTile, multiprocessor
     u32::try_from(clusters * cluster).ok().filter(|&g| g < 1 << 31)
 }
 
-/// How the streaming GEMM of `rows` (`gemm_stream_*`, M <= 64) runs a
+/// How the streaming GEMM of `rows` (`gemm_stream_*`, M <= 32) runs a
 /// problem with `n` rows of B on `multiprocessors` SMs: the slab (rows of B
 /// per unit of work) and the grid.
 ///
@@ -453,7 +453,7 @@ fn parse_choice<T: Copy>(
         .ok_or_else(|| QuantError::InvalidEnvironment { name, value: value.to_string_lossy().into_owned(), expected })
 }
 
-/// When `mm_fp8_blockscale` takes the streaming kernel (M <= 64, on
+/// When `mm_fp8_blockscale` takes the streaming kernel (M <= 32, on
 /// Hopper, where TMA can read the operands); set per `Gpu` by the
 /// environment variable [`StreamUse::VAR`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -461,7 +461,7 @@ pub(crate) enum StreamUse {
     /// Where it measured faster than the other kernels (the default):
     /// [`stream_pays`].
     Measured,
-    /// At every M <= 64, in both modes (`always`): for tests and comparisons.
+    /// At every M <= 32, in both modes (`always`): for tests and comparisons.
     Always,
     /// Never (`never`).
     Never,
@@ -489,7 +489,7 @@ impl StreamUse {
         match (self, rows) {
             (Self::Never, _) | (_, None) => false,
             (Self::Always, Some(_)) => true,
-            (Self::Measured, Some(rows)) => m <= STREAM_MEASURED_MAX_M && stream_pays(n, rows, multiprocessors),
+            (Self::Measured, Some(rows)) => stream_pays(n, rows, multiprocessors),
         }
     }
 }
@@ -566,9 +566,6 @@ pub(crate) fn wgmma_dependent(m: u64, policy: DependentLaunch) -> bool {
 
 /// The narrowest slab at which the streaming kernel measured faster.
 const STREAM_MIN_SLAB: u32 = 24;
-
-/// The largest M at which the planner takes the streaming kernel.
-const STREAM_MEASURED_MAX_M: u64 = 16;
 
 /// Where the streaming kernel beat both other decode kernels on an H200
 /// (bench/NOTES-gemm.md, session 15, call 3: per launch in a graph, against
@@ -725,11 +722,10 @@ mod tests {
         assert_eq!(plan(1), (8, 1));
         // The wider kernels take narrower slabs at most.
         let wide = |n, rows| gemm_stream(n, rows, 132).map(|(l, c)| (l.slab, c.grid_dim.0)).unwrap();
-        assert_eq!(wide(4096, StreamRows::R64), (32, 128));
-        assert_eq!(wide(7168, StreamRows::R64), (56, 128));
+        assert_eq!(wide(4096, StreamRows::R32), (32, 128));
         assert_eq!(wide(7168, StreamRows::R32), (56, 128));
         assert_eq!(wide(24576, StreamRows::R32), (96, 132));
-        assert_eq!(wide(32768, StreamRows::R64), (64, 132));
+        assert_eq!(wide(32768, StreamRows::R32), (128, 132));
         for rows in StreamRows::ALL {
             for n in [1u64, 7, 8, 100, 512, 2112, 18432, 1 << 24] {
                 let (l, c) = gemm_stream(n, rows, 132).unwrap();
@@ -745,17 +741,17 @@ mod tests {
         use std::ffi::OsStr;
         let measured = StreamUse::parse(None).unwrap();
         assert_eq!(measured, StreamUse::Measured);
-        // Measured faster, in both modes: slabs of 24 rows or more.
-        for (m, n) in [(1, 3072), (8, 3072), (1, 4096), (16, 7168), (8, 24576), (1, 32768), (1, 65536)] {
+        // Measured faster, in both modes: slabs of 24 rows or more, up to M = 32.
+        for (m, n) in [(1, 3072), (8, 3072), (1, 4096), (16, 7168), (8, 24576), (1, 32768), (1, 65536), (32, 4096)] {
             assert!(measured.takes(m, n, 132), "{m}x{n}");
         }
-        // Measured slower (narrow slabs), or not decode-sized.
-        for (m, n) in [(1, 512), (1, 2112), (17, 4096)] {
+        // Measured slower (narrow slabs), or M over 32.
+        for (m, n) in [(1, 512), (1, 2112), (32, 2112), (33, 4096), (64, 4096)] {
             assert!(!measured.takes(m, n, 132), "{m}x{n}");
         }
         let always = StreamUse::parse(Some(OsStr::new("always"))).unwrap();
-        assert!(always.takes(1, 1, 132) && always.takes(16, 7, 132) && always.takes(64, 7, 132));
-        assert!(!always.takes(65, 7, 132) && !always.takes(0, 7, 132) && !always.takes(1 << 32, 7, 132));
+        assert!(always.takes(1, 1, 132) && always.takes(16, 7, 132) && always.takes(32, 7, 132));
+        assert!(!always.takes(33, 7, 132) && !always.takes(0, 7, 132) && !always.takes(1 << 32, 7, 132));
         let never = StreamUse::parse(Some(OsStr::new("never"))).unwrap();
         assert!(!never.takes(1, 4096, 132));
         for bad in ["", "Always", "1", "on"] {

@@ -93,22 +93,20 @@ wgmma_e4m3!(wgmma_m64n64k32, "m64n64k32", 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 1
 wgmma_e4m3!(wgmma_m64n128k32, "m64n128k32", 64, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63]);
 wgmma_e4m3!(wgmma_m64n160k32, "m64n160k32", 80, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79]);
 wgmma_e4m3!(wgmma_m64n192k32, "m64n192k32", 96, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83 84 85 86 87 88 89 90 91 92 93 94 95]);
-/// The fragment of the streaming decode GEMM's `m64n16`, `m64n32` and
-/// `m64n64` `wgmma`s (the columns are A's rows): an `m64n{N}` one uses the
-/// first `N / 2` registers, laid out as [`Frag`]'s (register `4 j + e` of a
-/// thread holds row `16 warp + lane / 4 + 8 (e / 2)`, column
-/// `8 j + 2 (lane % 4) + e % 2`).
-pub type StreamFrag = [f32; 32];
+/// The fragment of the streaming GEMM's `m64n16` and `m64n32` `wgmma`s (the
+/// columns are A's rows): an `m64n{N}` one uses the first `N / 2`
+/// registers, laid out as [`Frag`]'s (register `4 j + e` of a thread holds
+/// row `16 warp + lane / 4 + 8 (e / 2)`, column `8 j + 2 (lane % 4) + e %
+/// 2`).
+pub type StreamFrag = [f32; 16];
 
 wgmma_e4m3!(stream_m64n16k32, StreamFrag, "m64n16k32", 8, [0 1 2 3 4 5 6 7]);
 wgmma_e4m3!(stream_m64n32k32, StreamFrag, "m64n32k32", 16, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15]);
-wgmma_e4m3!(stream_m64n64k32, StreamFrag, "m64n64k32", 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]);
 fence_operands!(stream_fence16, StreamFrag, 8, [0 1 2 3 4 5 6 7]);
 fence_operands!(stream_fence32, StreamFrag, 16, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15]);
-fence_operands!(stream_fence64, StreamFrag, 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]);
 
 /// One k32 step of the streaming GEMM for a warpgroup: `d (+)= A B^T` with
-/// a fragment of `COLS` columns (16, 32 or 64).
+/// a fragment of `COLS` columns (16 or 32).
 ///
 /// # Safety
 /// As for the `wgmma_m64n*k32` wrappers.
@@ -116,8 +114,7 @@ fence_operands!(stream_fence64, StreamFrag, 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13
 pub unsafe fn stream_wgmma_k32<const COLS: u32>(d: &mut StreamFrag, desc_a: u64, desc_b: u64, accumulate: u32) {
     match COLS {
         16 => stream_m64n16k32(d, desc_a, desc_b, accumulate),
-        32 => stream_m64n32k32(d, desc_a, desc_b, accumulate),
-        _ => stream_m64n64k32(d, desc_a, desc_b, accumulate),
+        _ => stream_m64n32k32(d, desc_a, desc_b, accumulate),
     }
 }
 
@@ -127,8 +124,7 @@ pub unsafe fn stream_wgmma_k32<const COLS: u32>(d: &mut StreamFrag, desc_a: u64,
 pub fn stream_fence<const COLS: u32>(d: &mut StreamFrag) {
     match COLS {
         16 => stream_fence16(d),
-        32 => stream_fence32(d),
-        _ => stream_fence64(d),
+        _ => stream_fence32(d),
     }
 }
 

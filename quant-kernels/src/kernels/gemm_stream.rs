@@ -1,4 +1,4 @@
-//! `mm_fp8_blockscale` at decode and small sizes (M <= 64) on Hopper: B
+//! `mm_fp8_blockscale` at decode and small sizes (M <= 32) on Hopper: B
 //! streamed once through a deep TMA ring, multiplied with `wgmma` on C
 //! transposed (sm_90a only).
 //!
@@ -11,15 +11,17 @@
 //! of narrow stages, needs no split, and swaps the operands: B's rows are
 //! the `M` side of `m64nNk32` and A's `N` rows (zero past M) the `N` side,
 //! so each `wgmma` does useful work on 64 of B's rows and the tensor cores
-//! are never the limit. Up to M = 64 the same holds while a slab of B is
-//! narrow (64 x 4096 x 7168: 32 rows per SM), where the `wgmma` tiles split
+//! are never the limit. Up to M = 32 the same holds while a slab of B is
+//! narrow (32 x 4096 x 7168: 32 rows per SM), where the `wgmma` tiles split
 //! K in two and pay a reduction.
 //!
 //! # Widths
-//! One kernel per [`StreamRows`]: `N` = 16, 32 or 64 rows of A (the host
-//! takes the narrowest that holds M). A thread holds `N / 2` accumulators
-//! per 64-row piece, so the slab has at most `64 / N` pieces (256, 128 or
-//! 64 rows of B) and every width needs the registers of the 16-row one.
+//! One kernel per [`StreamRows`]: `N` = 16 or 32 rows of A (the host takes
+//! the narrower that holds M). A thread holds `N / 2` accumulators per
+//! 64-row piece, so the slab has at most `64 / N` pieces (256 or 128 rows of
+//! B) and both widths need the same registers. (At 64 rows a slab of 32
+//! rows would fill half of each 64-row piece: twice the tensor work of a 64
+//! x 32 tile, and slower than the `wgmma` tiles, bench/NOTES-gemm.md.)
 //!
 //! # Tiling
 //! - The unit of work is a slab: `slab` consecutive rows of B (a multiple of
@@ -52,8 +54,7 @@
 //!   `acc = fma(part, sa * sb, acc)`; `Precise` gives each k32 step its own
 //!   partial (from zero) and promotes each, 64 registers of partials at a
 //!   time (two groups of `wgmma`s per k-block: 2 pieces of 4 steps at `N` =
-//!   16, 1 piece at 32, half a piece at 64; the 3- and 4-piece slabs spilled
-//!   with all at once). Thread `(warp w, lane (r, q))` holds rows `16 w + r`
+//!   16, 1 piece at 32; the 3- and 4-piece slabs spilled with all at once). Thread `(warp w, lane (r, q))` holds rows `16 w + r`
 //!   and `+ 8` of each piece and columns (A's rows) `8 j + 2 q` and
 //!   `8 j + 2 q + 1` for `j < N / 8`.
 //! - Scales ride with the stages: a second producer warp copies each
@@ -98,16 +99,12 @@ use crate::wgmma_contract::GEMM_KBLOCK;
 
 const _: () = assert!(GEMM_STREAM_MAX_PIECES == 4);
 
-/// Repeats `$body` for `$j` in `0..32` (`@16`: `0..16`) as straight-line
-/// code guarded by `$j < $limit` (a constant), so fragments are indexed by
-/// constants only and stay in registers.
-macro_rules! unroll32 {
+/// Repeats `$body` for `$j` in `0..16` as straight-line code guarded by
+/// `$j < $limit` (a constant), so fragments are indexed by constants only
+/// and stay in registers.
+macro_rules! unroll16 {
     ($j:ident < $limit:expr => $body:block) => {{
-        unroll32!(@each $j, $limit, $body,
-            0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
-    }};
-    (@16 $j:ident < $limit:expr => $body:block) => {{
-        unroll32!(@each $j, $limit, $body, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+        unroll16!(@each $j, $limit, $body, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
     }};
     (@each $j:ident, $limit:expr, $body:block, $($n:literal)+) => {{
         $(
@@ -234,7 +231,7 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool, const ROWS: u32>(p: Gem
         // the others would need more registers than a thread has.
         match l.pieces {
             1 => consume::<O, PRECISE, ROWS, 1>(&p, l, ring, slabs, warp, lane),
-            2 if ROWS <= 32 => consume::<O, PRECISE, ROWS, 2>(&p, l, ring, slabs, warp, lane),
+            2 => consume::<O, PRECISE, ROWS, 2>(&p, l, ring, slabs, warp, lane),
             3 if ROWS <= 16 => consume::<O, PRECISE, ROWS, 3>(&p, l, ring, slabs, warp, lane),
             4 if ROWS <= 16 => consume::<O, PRECISE, ROWS, 4>(&p, l, ring, slabs, warp, lane),
             _ => {} // `StreamLayout::new` allows no other
@@ -265,7 +262,7 @@ unsafe fn produce(p: &GemmStreamParams, maps: Maps, l: StreamLayout, ring: Ring,
 
 /// The scale warp: for every k-block of the CTA, as soon as its stage is
 /// free, copies the k-block's scales into the stage's scale slot with
-/// `cp.async`: index `i = lane + 32 j` (`j` up to 2) copies A's row `i`
+/// `cp.async`: index `i = lane + 32 j` (`j` up to 1) copies A's row `i`
 /// for `i < ROWS` (zero past M), B's 128-row block `i - ROWS` from the
 /// slab's first (clamped to B's last) for the next 4; each lane's copies
 /// arrive on the stage's `full` barrier when they land.
@@ -287,7 +284,7 @@ unsafe fn stage_scales<const ROWS: u32>(p: &GemmStreamParams, l: StreamLayout, r
         while kb < p.k_blocks {
             let (_, slot, full, empty, parity) = ring.at(&l, c);
             mbar_wait(empty, parity ^ 1);
-            unroll4!(j => {
+            unroll2!(j => {
                 let i = lane + 32 * j as u32;
                 if 32 * (j as u32) < ROWS + 4 {
                     if i < ROWS {
@@ -316,7 +313,7 @@ unsafe fn stage_scales<const ROWS: u32>(p: &GemmStreamParams, l: StreamLayout, r
 
 /// A thread's A scales: those of its columns `8 j + 2 q + (i % 2)` for
 /// `i = 2 j, 2 j + 1` (the first `ROWS / 4`).
-type AScales = [f32; 16];
+type AScales = [f32; 8];
 
 /// A consumer thread's scales of one k-block from the stage's scale slot:
 /// A's of its columns and B's of its two rows of each piece
@@ -327,10 +324,12 @@ unsafe fn read_scales<const ROWS: u32, const P: usize>(
     q: u32,
     blocks: &[[u32; 2]; P],
 ) -> (AScales, [[f32; 2]; P]) {
-    let mut a: AScales = [0.0; 16];
-    unroll32!(@16 i < ROWS as usize / 4 => {
-        let t = 8 * (i as u32 / 2) + 2 * q + i as u32 % 2;
-        a[i] = ld_shared_f32(slot + 4 * t);
+    let mut a: AScales = [0.0; 8];
+    unroll8!(i => {
+        if i < ROWS as usize / 4 {
+            let t = 8 * (i as u32 / 2) + 2 * q + i as u32 % 2;
+            a[i] = ld_shared_f32(slot + 4 * t);
+        }
     });
     let mut b = [[0f32; 2]; P];
     unroll4!(pc => {
@@ -351,15 +350,10 @@ fn scale_of(sa: &AScales, sb: &[f32; 2], e: usize) -> f32 {
 }
 
 /// Partials a group of `Precise` k32 steps fills: 64 registers' worth of
-/// `m64n{ROWS}` fragments at 16 and 32 rows (8 or 4), one at 64 (two
-/// spilled: 12 bytes).
+/// `m64n{ROWS}` fragments (8 or 4).
 #[inline(always)]
 const fn precise_partials(rows: u32) -> usize {
-    if rows >= 64 {
-        1
-    } else {
-        (128 / rows) as usize
-    }
+    (128 / rows) as usize
 }
 
 /// The partial that step `s` of piece `pc` writes: the piece's own in
@@ -386,7 +380,7 @@ const fn group_of<const PRECISE: bool, const ROWS: u32>(pc: usize, s: usize) -> 
 }
 
 /// Groups of `wgmma`s per k-block (`4 P` steps, [`precise_partials`] at a
-/// time: 2 at 16 and 32 rows, where `P * ROWS <= 64`; 4 at 64 rows).
+/// time: at most 2, since `P * ROWS <= 64`).
 #[inline(always)]
 const fn groups<const PRECISE: bool, const ROWS: u32, const P: usize>() -> usize {
     if PRECISE {
@@ -455,7 +449,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const ROWS: u32, const P: u
             mbar_wait(full, parity);
             // The scales, read while the first group's `wgmma`s run.
             let mut scales = None;
-            unroll4!(g => {
+            unroll2!(g => {
                 if g < groups::<PRECISE, ROWS, P>() {
                     unroll4!(pc => {
                         unroll4!(s => {
@@ -500,7 +494,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const ROWS: u32, const P: u
                     }
                     unroll4!(pc => {
                         if pc < P {
-                            unroll32!(e < half => {
+                            unroll16!(e < half => {
                                 let x = scale_of(&sa, &sb[pc], e);
                                 unroll4!(s => {
                                     if starts_partial::<PRECISE, ROWS>(pc, s, g) {
@@ -522,7 +516,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const ROWS: u32, const P: u
         if phase > 0 {
             unroll4!(pc => {
                 if pc < P {
-                    unroll8!(i => {
+                    unroll4!(i => {
                         if i < chunks {
                             let at = chunk_at(phase, (pc * chunks + i) as u32);
                             let a = &acc[pc];
@@ -539,7 +533,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const ROWS: u32, const P: u
             while ph < l.phases {
                 unroll4!(pc => {
                     if pc < P {
-                        unroll8!(i => {
+                        unroll4!(i => {
                             if i < chunks {
                                 let v = ld_shared16(chunk_at(ph, (pc * chunks + i) as u32));
                                 unroll4!(e => {
@@ -553,7 +547,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const ROWS: u32, const P: u
             }
             unroll4!(pc => {
                 if pc < P {
-                    unroll32!(e < half => {
+                    unroll16!(e < half => {
                         // C[t][n0 + i]: column t of the fragment is A's row.
                         let t = 8 * (e as u32 / 4) + 2 * q + e as u32 % 2;
                         let i = GEMM_STREAM_PIECE_ROWS * pc as u32 + row + 8 * ((e as u32 % 4) / 2);
@@ -595,8 +589,4 @@ entries! {
     gemm_stream_fast_f32_a32: f32, false, 32, "`Fast`, f32 C, M <= 32";
     gemm_stream_precise_bf16_a32: Bf16Out, true, 32, "`Precise`, bf16 C, M <= 32";
     gemm_stream_precise_f32_a32: f32, true, 32, "`Precise`, f32 C, M <= 32";
-    gemm_stream_fast_bf16_a64: Bf16Out, false, 64, "`Fast`, bf16 C, M <= 64";
-    gemm_stream_fast_f32_a64: f32, false, 64, "`Fast`, f32 C, M <= 64";
-    gemm_stream_precise_bf16_a64: Bf16Out, true, 64, "`Precise`, bf16 C, M <= 64";
-    gemm_stream_precise_f32_a64: f32, true, 64, "`Precise`, f32 C, M <= 64";
 }
