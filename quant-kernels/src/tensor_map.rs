@@ -92,8 +92,8 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), count);
-        // 14 Fast + 2 Precise single-CTA kernels, 6 multicast, 8 streaming.
-        assert_eq!(count, 30);
+        // 16 Fast + 2 Precise single-CTA kernels, 6 multicast, 8 streaming.
+        assert_eq!(count, 32);
         assert!(names.iter().all(|n| n.starts_with("gemm_wgmma_") || n.starts_with("gemm_stream_")));
     }
 }

@@ -77,11 +77,15 @@ pub enum GemmTile {
     /// warpgroups compute the whole 64 x 64 fragment, each over alternate
     /// k-blocks ([`GemmTile::alternates`]).
     M64N64 = 6,
+    /// 64 x 32: M = 64 problems whose 64 x 64 tiles would split K (64 x
+    /// 4096: 128 tiles over all of K instead of 64 split in two), as
+    /// DeepGEMM runs them; alternating warpgroups like 64 x 64's.
+    M64N32 = 7,
 }
 
 impl GemmTile {
     /// Every tile, in the order the host's planner considers them.
-    pub const ALL: [GemmTile; 7] = [
+    pub const ALL: [GemmTile; 8] = [
         GemmTile::M256N128,
         GemmTile::M128N128,
         GemmTile::M128N160,
@@ -89,6 +93,7 @@ impl GemmTile {
         GemmTile::M64N256,
         GemmTile::M64N128,
         GemmTile::M64N64,
+        GemmTile::M64N32,
     ];
 
     /// Rows of C per tile (64 per consumer warpgroup, or 64 shared).
@@ -97,7 +102,7 @@ impl GemmTile {
         match self {
             GemmTile::M256N128 => 256,
             GemmTile::M128N128 | GemmTile::M128N160 | GemmTile::M128N192 => 128,
-            GemmTile::M64N256 | GemmTile::M64N128 | GemmTile::M64N64 => 64,
+            GemmTile::M64N256 | GemmTile::M64N128 | GemmTile::M64N64 | GemmTile::M64N32 => 64,
         }
     }
 
@@ -110,6 +115,7 @@ impl GemmTile {
             GemmTile::M128N192 => 192,
             GemmTile::M64N256 => 256,
             GemmTile::M64N64 => 64,
+            GemmTile::M64N32 => 32,
         }
     }
 
@@ -139,6 +145,7 @@ impl GemmTile {
             / (self.stage_bytes() + self.scale_slot_bytes() + 16);
         let most = match self {
             GemmTile::M64N64 => 12,
+            GemmTile::M64N32 => 16,
             GemmTile::M64N128 => 8,
             _ => 5,
         };
@@ -216,6 +223,7 @@ impl GemmTile {
             GemmTile::M64N128 => "64x128",
             GemmTile::M256N128 => "256x128",
             GemmTile::M64N64 => "64x64",
+            GemmTile::M64N32 => "64x32",
         }
     }
 }
@@ -351,6 +359,8 @@ pub const fn gemm_wgmma_kernel(precision: GemmPrecision, tile: GemmTile, out: Ge
         (Fast, M256N128, F32) => "gemm_wgmma_fast_256x128_f32",
         (Fast, M64N64, Bf16) => "gemm_wgmma_fast_64x64_bf16",
         (Fast, M64N64, F32) => "gemm_wgmma_fast_64x64_f32",
+        (Fast, M64N32, Bf16) => "gemm_wgmma_fast_64x32_bf16",
+        (Fast, M64N32, F32) => "gemm_wgmma_fast_64x32_f32",
         (Precise, M128N128, Bf16) => "gemm_wgmma_precise_128x128_bf16",
         (Precise, M128N128, F32) => "gemm_wgmma_precise_128x128_f32",
         (Precise, _, _) => return None,
@@ -476,6 +486,7 @@ mod tests {
             let want = match t {
                 GemmTile::M256N128 => 3,
                 GemmTile::M64N64 => 12,
+                GemmTile::M64N32 => 16,
                 GemmTile::M64N128 => 7,
                 _ => 5,
             };

@@ -272,8 +272,16 @@ fn tile_cost(tile: GemmTile, clustered: bool) -> u64 {
 /// five M = 64-128 shapes tried (64 x 7168 x 16384 33.1 us unsplit against
 /// 35.6 on 64 x 128 split 2; 128 x 2112 x 7168 10.6 split 2 against 11.1
 /// split 3); 64 x 32 (unsplit on 64 x 4096, 128 x 2112) was slower than
-/// either, its A box read once per 32 columns.
+/// either, its A box read once per 32 columns. (That 64 x 32 split its
+/// columns between the warpgroups; today's alternates k-blocks, as 64 x 64
+/// does: [`NARROW_PROBLEM_TILE`].)
 const SMALL_PROBLEM_TILE: GemmTile = GemmTile::M64N64;
+
+/// The tile of small problems that even [`SMALL_PROBLEM_TILE`] would split
+/// and that it runs unsplit: 64 x 4096 as 128 tiles of 64 x 32 over all of K
+/// (DeepGEMM's choice there) instead of 64 tiles of 64 x 64 split in two
+/// and a reduction.
+const NARROW_PROBLEM_TILE: GemmTile = GemmTile::M64N32;
 
 /// How the `wgmma` GEMM runs one problem: the tile, the K split, whether in
 /// 2-CTA clusters, and the grid.
@@ -335,7 +343,7 @@ pub(crate) fn gemm_wgmma(
         (GemmPrecision::Fast, Some(t)) => t,
         (GemmPrecision::Fast, None) => {
             let mut best: Option<(u64, GemmTile)> = None;
-            for t in GemmTile::ALL.into_iter().filter(|&t| t != SMALL_PROBLEM_TILE) {
+            for t in GemmTile::ALL.into_iter().filter(|&t| t != SMALL_PROBLEM_TILE && t != NARROW_PROBLEM_TILE) {
                 let Some(count) = tiles_of(t) else { continue };
                 let grid = cluster_grid(t);
                 let waves = count.div_ceil(grid.map_or(sms, u64::from));
@@ -345,11 +353,15 @@ pub(crate) fn gemm_wgmma(
                 }
             }
             let best = best.map_or(GemmTile::M128N128, |(_, t)| t);
-            // Where that tile would split K: `SMALL_PROBLEM_TILE`.
-            if tiles_of(best).is_some_and(|c| splits_of(c) > 1) {
-                SMALL_PROBLEM_TILE
-            } else {
+            // Where that tile would split K: `SMALL_PROBLEM_TILE`, or
+            // `NARROW_PROBLEM_TILE` where it alone needs no split.
+            let splits = |t| tiles_of(t).is_some_and(|c| splits_of(c) > 1);
+            if !splits(best) {
                 best
+            } else if splits(SMALL_PROBLEM_TILE) && !splits(NARROW_PROBLEM_TILE) {
+                NARROW_PROBLEM_TILE
+            } else {
+                SMALL_PROBLEM_TILE
             }
         }
     };
@@ -822,11 +834,13 @@ mod tests {
         assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N64, 112, 14));
         // Where 64 x 128 would split K, 64 x 64 runs, split only as far as
         // its own tiles need: 64 x 7168 in 112 tiles, 128 x 4096 in 128,
-        // 64 x 4096 in 64 x 2 splits, 64 x 2112 in 33 x 4.
+        // 64 x 2112 in 33 x 4; and 64 x 32 where 64 x 64 would split and it
+        // would not: 64 x 4096 in 128 tiles, 128 x 2112 in 132.
         let p = plan(64, 7168, 16, Fast);
         assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N64, 112, 1));
         assert_eq!((plan(128, 4096, 56, Fast).tile, plan(128, 4096, 56, Fast).splits), (GemmTile::M64N64, 1));
-        assert_eq!((plan(64, 4096, 56, Fast).tile, plan(64, 4096, 56, Fast).splits), (GemmTile::M64N64, 2));
+        assert_eq!((plan(64, 4096, 56, Fast).tile, plan(64, 4096, 56, Fast).splits), (GemmTile::M64N32, 1));
+        assert_eq!((plan(128, 2112, 56, Fast).tile, plan(128, 2112, 56, Fast).splits), (GemmTile::M64N32, 1));
         assert_eq!((plan(64, 2112, 56, Fast).tile, plan(64, 2112, 56, Fast).splits), (GemmTile::M64N64, 4));
         // Not where the planner's tile fills the GPU unsplit.
         assert_eq!(plan(64, 32768, 4, Fast).tile, GemmTile::M64N256);

@@ -89,6 +89,7 @@ macro_rules! fence_operands {
     };
 }
 
+wgmma_e4m3!(wgmma_m64n32k32, "m64n32k32", 16, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15]);
 wgmma_e4m3!(wgmma_m64n64k32, "m64n64k32", 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]);
 wgmma_e4m3!(wgmma_m64n128k32, "m64n128k32", 64, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63]);
 wgmma_e4m3!(wgmma_m64n160k32, "m64n160k32", 80, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79]);
@@ -128,19 +129,21 @@ pub fn stream_fence<const COLS: u32>(d: &mut StreamFrag) {
     }
 }
 
+fence_operands!(fence16, 16, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15]);
 fence_operands!(fence32, 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]);
 fence_operands!(fence64, 64, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63]);
 fence_operands!(fence80, 80, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79]);
 fence_operands!(fence96, 96, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83 84 85 86 87 88 89 90 91 92 93 94 95]);
 
 /// One k32 step for a warpgroup: `d (+)= A B^T` with a fragment of `COLS`
-/// columns (64, 128, 160 or 192).
+/// columns (32, 64, 128, 160 or 192).
 ///
 /// # Safety
 /// As for the `wgmma_m64n*k32` wrappers.
 #[inline(always)]
 pub unsafe fn wgmma_k32<const COLS: u32>(d: &mut Frag, desc_a: u64, desc_b: u64, accumulate: u32) {
     match COLS {
+        32 => wgmma_m64n32k32(d, desc_a, desc_b, accumulate),
         64 => wgmma_m64n64k32(d, desc_a, desc_b, accumulate),
         128 => wgmma_m64n128k32(d, desc_a, desc_b, accumulate),
         160 => wgmma_m64n160k32(d, desc_a, desc_b, accumulate),
@@ -152,6 +155,7 @@ pub unsafe fn wgmma_k32<const COLS: u32>(d: &mut Frag, desc_a: u64, desc_b: u64,
 #[inline(always)]
 pub fn fence<const COLS: u32>(d: &mut Frag) {
     match COLS {
+        32 => fence16(d),
         64 => fence32(d),
         128 => fence64(d),
         160 => fence80(d),

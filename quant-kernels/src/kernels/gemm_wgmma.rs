@@ -4,8 +4,9 @@
 //!
 //! # Tiling
 //! - CTA tile `TM x BN` of C ([`GemmTile`]: 256 x 128, 128 x 128, 128 x 160,
-//!   128 x 192, 64 x 256, 64 x 128, 64 x 64; the host picks the one whose last
-//!   wave of tiles is least idle, and 64 x 64 where another would split K). A
+//!   128 x 192, 64 x 256, 64 x 128, 64 x 64, 64 x 32; the host picks the one
+//!   whose last wave of tiles is least idle, and 64 x 64 or 64 x 32 where
+//!   another would split K). A
 //!   pipeline stage holds one k-block: 128 bytes of K of A's `TM` rows and
 //!   B's `BN` rows, exactly one scale block along K.
 //! - 384 threads: one producer warpgroup and two consumer warpgroups. The
@@ -1059,6 +1060,8 @@ entries! {
     gemm_wgmma_fast_256x128_f32: f32, M256N128, 256 x 128 / 128, false, cluster 1;
     gemm_wgmma_fast_64x64_bf16: Bf16Out, M64N64, 64 x 64 / 64, false, cluster 1;
     gemm_wgmma_fast_64x64_f32: f32, M64N64, 64 x 64 / 64, false, cluster 1;
+    gemm_wgmma_fast_64x32_bf16: Bf16Out, M64N32, 64 x 32 / 32, false, cluster 1;
+    gemm_wgmma_fast_64x32_f32: f32, M64N32, 64 x 32 / 32, false, cluster 1;
     gemm_wgmma_precise_128x128_bf16: Bf16Out, M128N128, 128 x 128 / 128, true, cluster 1;
     gemm_wgmma_precise_128x128_f32: f32, M128N128, 128 x 128 / 128, true, cluster 1;
     gemm_wgmma_fast_256x128_mc2_bf16: Bf16Out, M256N128, 256 x 128 / 128, false, cluster 2;
