@@ -277,10 +277,15 @@ fn tile_cost(tile: GemmTile, clustered: bool) -> u64 {
 /// does: [`NARROW_PROBLEM_TILE`].)
 const SMALL_PROBLEM_TILE: GemmTile = GemmTile::M64N64;
 
-/// The tile of small problems that even [`SMALL_PROBLEM_TILE`] would split
-/// and that it runs unsplit: 64 x 4096 as 128 tiles of 64 x 32 over all of K
-/// (DeepGEMM's choice there) instead of 64 tiles of 64 x 64 split in two
-/// and a reduction.
+/// The tile of problems of one 64-row tile that [`SMALL_PROBLEM_TILE`] would
+/// split: twice its tiles, so half its split or none (64 x 4096 as 128
+/// tiles of 64 x 32 over all of K, DeepGEMM's grid, instead of 64 tiles of
+/// 64 x 64 split in two and a reduction). H200, session 25, every tile
+/// forced in one call: 64 x 4096 x 7168 11.3 us against 12.1 (64 x 64, 2
+/// splits), 64 x 4096 x 8192 12.5 against 13.8, 64 x 2112 x 7168 8.5 (2
+/// splits) against 9.0 (4). Not at M = 128, where its A box is read per 32
+/// columns twice over: 128 x 2112 x 7168 11.1 unsplit against 9.6 on 64 x
+/// 64 split in two.
 const NARROW_PROBLEM_TILE: GemmTile = GemmTile::M64N32;
 
 /// How the `wgmma` GEMM runs one problem: the tile, the K split, whether in
@@ -353,12 +358,12 @@ pub(crate) fn gemm_wgmma(
                 }
             }
             let best = best.map_or(GemmTile::M128N128, |(_, t)| t);
-            // Where that tile would split K: `SMALL_PROBLEM_TILE`, or
-            // `NARROW_PROBLEM_TILE` where it alone needs no split.
+            // Where that tile would split K: `SMALL_PROBLEM_TILE`, or at
+            // M <= 64 `NARROW_PROBLEM_TILE` where that would split too.
             let splits = |t| tiles_of(t).is_some_and(|c| splits_of(c) > 1);
             if !splits(best) {
                 best
-            } else if splits(SMALL_PROBLEM_TILE) && !splits(NARROW_PROBLEM_TILE) {
+            } else if m <= NARROW_PROBLEM_TILE.rows() as u64 && splits(SMALL_PROBLEM_TILE) {
                 NARROW_PROBLEM_TILE
             } else {
                 SMALL_PROBLEM_TILE
@@ -829,19 +834,19 @@ mod tests {
         // 64 x 512 x 7168 (Precise: 4 tiles, 56 k-blocks -> 14 splits of 4).
         let p = plan(64, 512, 56, Precise);
         assert_eq!((p.config.grid_dim.0, p.splits), (56, 14));
-        // Fast: 64 x 64 tiles, 8 of them, 14 splits.
+        // Fast: 64 x 32 tiles, 16 of them, 8 splits.
         let p = plan(64, 512, 56, Fast);
-        assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N64, 112, 14));
+        assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N32, 128, 8));
         // Where 64 x 128 would split K, 64 x 64 runs, split only as far as
         // its own tiles need: 64 x 7168 in 112 tiles, 128 x 4096 in 128,
-        // 64 x 2112 in 33 x 4; and 64 x 32 where 64 x 64 would split and it
-        // would not: 64 x 4096 in 128 tiles, 128 x 2112 in 132.
+        // 128 x 2112 in 66 x 2; and at M <= 64 64 x 32 where 64 x 64 would
+        // split: 64 x 4096 in 128 tiles, 64 x 2112 in 66 x 2.
         let p = plan(64, 7168, 16, Fast);
         assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N64, 112, 1));
         assert_eq!((plan(128, 4096, 56, Fast).tile, plan(128, 4096, 56, Fast).splits), (GemmTile::M64N64, 1));
         assert_eq!((plan(64, 4096, 56, Fast).tile, plan(64, 4096, 56, Fast).splits), (GemmTile::M64N32, 1));
-        assert_eq!((plan(128, 2112, 56, Fast).tile, plan(128, 2112, 56, Fast).splits), (GemmTile::M64N32, 1));
-        assert_eq!((plan(64, 2112, 56, Fast).tile, plan(64, 2112, 56, Fast).splits), (GemmTile::M64N64, 4));
+        assert_eq!((plan(128, 2112, 56, Fast).tile, plan(128, 2112, 56, Fast).splits), (GemmTile::M64N64, 2));
+        assert_eq!((plan(64, 2112, 56, Fast).tile, plan(64, 2112, 56, Fast).splits), (GemmTile::M64N32, 2));
         // Not where the planner's tile fills the GPU unsplit.
         assert_eq!(plan(64, 32768, 4, Fast).tile, GemmTile::M64N256);
         assert_eq!(plan(128, 7168, 16, Fast).tile, GemmTile::M64N128);
