@@ -277,16 +277,25 @@ fn tile_cost(tile: GemmTile, clustered: bool) -> u64 {
 /// does: [`NARROW_PROBLEM_TILE`].)
 const SMALL_PROBLEM_TILE: GemmTile = GemmTile::M64N64;
 
-/// The tile of problems of one 64-row tile that [`SMALL_PROBLEM_TILE`] would
-/// split: twice its tiles, so half its split or none (64 x 4096 as 128
-/// tiles of 64 x 32 over all of K, DeepGEMM's grid, instead of 64 tiles of
-/// 64 x 64 split in two and a reduction). H200, session 25, every tile
-/// forced in one call: 64 x 4096 x 7168 11.3 us against 12.1 (64 x 64, 2
-/// splits), 64 x 4096 x 8192 12.5 against 13.8, 64 x 2112 x 7168 8.5 (2
-/// splits) against 9.0 (4). Not at M = 128, where its A box is read per 32
-/// columns twice over: 128 x 2112 x 7168 11.1 unsplit against 9.6 on 64 x
-/// 64 split in two.
+/// The tile of problems of M = 33-64 ([`NARROW_PROBLEM_M`]) that
+/// [`SMALL_PROBLEM_TILE`] would split: twice its tiles, so half its split or
+/// none (64 x 4096 as 128 tiles of 64 x 32 over all of K, DeepGEMM's grid,
+/// instead of 64 tiles of 64 x 64 split in two and a reduction). H200,
+/// session 25, every tile forced in one call: 64 x 4096 x 7168 11.3 us
+/// against 12.1 (64 x 64, 2 splits), 64 x 4096 x 8192 12.5 against 13.8, 64 x
+/// 2112 x 7168 8.5 (2 splits) against 9.0 (4), 64 x 1024 x 4096 6.0 (4)
+/// against 6.7 (8), 64 x 512 x 4096 5.7 (8) against 5.9 (14). Not at M = 128,
+/// where B's box is read per 32 columns for two rows of tiles: 128 x 2112 x
+/// 7168 11.1 unsplit against 9.6 on 64 x 64 split in two; nor at M = 1,
+/// where 63 of A's 64 rows are zero-filled per 32 columns instead of per
+/// 64: 1 x 2112 x 7168 11.7 (2 splits) against 9.8 (4).
 const NARROW_PROBLEM_TILE: GemmTile = GemmTile::M64N32;
+
+/// The M for which [`NARROW_PROBLEM_TILE`] replaces a split
+/// [`SMALL_PROBLEM_TILE`]: where it measured faster (M = 17-32 takes the
+/// streaming kernel wherever its slabs are wide enough, and was not timed on
+/// 64 x 32).
+const NARROW_PROBLEM_M: std::ops::RangeInclusive<u64> = 33..=64;
 
 /// How the `wgmma` GEMM runs one problem: the tile, the K split, whether in
 /// 2-CTA clusters, and the grid.
@@ -359,11 +368,11 @@ pub(crate) fn gemm_wgmma(
             }
             let best = best.map_or(GemmTile::M128N128, |(_, t)| t);
             // Where that tile would split K: `SMALL_PROBLEM_TILE`, or at
-            // M <= 64 `NARROW_PROBLEM_TILE` where that would split too.
+            // M = 33-64 `NARROW_PROBLEM_TILE` where that would split too.
             let splits = |t| tiles_of(t).is_some_and(|c| splits_of(c) > 1);
             if !splits(best) {
                 best
-            } else if m <= NARROW_PROBLEM_TILE.rows() as u64 && splits(SMALL_PROBLEM_TILE) {
+            } else if NARROW_PROBLEM_M.contains(&m) && splits(SMALL_PROBLEM_TILE) {
                 NARROW_PROBLEM_TILE
             } else {
                 SMALL_PROBLEM_TILE
@@ -839,14 +848,18 @@ mod tests {
         assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N32, 128, 8));
         // Where 64 x 128 would split K, 64 x 64 runs, split only as far as
         // its own tiles need: 64 x 7168 in 112 tiles, 128 x 4096 in 128,
-        // 128 x 2112 in 66 x 2; and at M <= 64 64 x 32 where 64 x 64 would
-        // split: 64 x 4096 in 128 tiles, 64 x 2112 in 66 x 2.
+        // 128 x 2112 in 66 x 2; and at M = 33-64 64 x 32 where 64 x 64 would
+        // split: 64 x 4096 in 128 tiles, 64 x 2112 in 66 x 2 (not at M = 1:
+        // 1 x 2112 in 33 x 4).
         let p = plan(64, 7168, 16, Fast);
         assert_eq!((p.tile, p.config.grid_dim.0, p.splits), (GemmTile::M64N64, 112, 1));
         assert_eq!((plan(128, 4096, 56, Fast).tile, plan(128, 4096, 56, Fast).splits), (GemmTile::M64N64, 1));
         assert_eq!((plan(64, 4096, 56, Fast).tile, plan(64, 4096, 56, Fast).splits), (GemmTile::M64N32, 1));
         assert_eq!((plan(128, 2112, 56, Fast).tile, plan(128, 2112, 56, Fast).splits), (GemmTile::M64N64, 2));
         assert_eq!((plan(64, 2112, 56, Fast).tile, plan(64, 2112, 56, Fast).splits), (GemmTile::M64N32, 2));
+        assert_eq!((plan(33, 2112, 56, Fast).tile, plan(33, 2112, 56, Fast).splits), (GemmTile::M64N32, 2));
+        assert_eq!((plan(1, 2112, 56, Fast).tile, plan(1, 2112, 56, Fast).splits), (GemmTile::M64N64, 4));
+        assert_eq!((plan(32, 2112, 56, Fast).tile, plan(32, 2112, 56, Fast).splits), (GemmTile::M64N64, 4));
         // Not where the planner's tile fills the GPU unsplit.
         assert_eq!(plan(64, 32768, 4, Fast).tile, GemmTile::M64N256);
         assert_eq!(plan(128, 7168, 16, Fast).tile, GemmTile::M64N128);
