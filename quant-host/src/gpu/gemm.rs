@@ -661,7 +661,7 @@ pub(crate) fn wgmma_plan(
 /// looks at the operands' addresses (a Hopper kernel that cannot read them
 /// through TMA declines, and `mma.sync` takes the problem).
 enum Family<'a> {
-    /// The streaming decode kernel.
+    /// The streaming kernel (M <= 32).
     Stream(&'a WgmmaFunctions),
     /// A `wgmma` tile.
     Wgmma(&'a WgmmaFunctions),
@@ -671,7 +671,7 @@ enum Family<'a> {
 
 /// The planner's choice of [`Family`], one function for the launch and
 /// the benchmark's report: on Hopper (E4M3FN, not forced to `mma.sync`),
-/// at M <= 16 (no forced tile) the streaming kernel where it pays
+/// at M <= 32 (no forced tile) the streaming kernel where it pays
 /// (`launch::StreamUse`, both modes), else `wgmma`, except `Precise` at M
 /// <= 16, which takes the decode-sized `mma.sync` kernel (`Precise` has
 /// only the 128-row tile).

@@ -2,7 +2,7 @@
 //! streamed once through a deep TMA ring, multiplied with `wgmma` on C
 //! transposed (sm_90a only).
 //!
-//! At M <= 16 the GEMM is a read of B: 1 x 4096 x 8192 moves 33.5 MB for
+//! At small M the GEMM is a read of B: 1 x 4096 x 8192 moves 33.5 MB for
 //! 67 MFLOP. What decides its time is how many of B's bytes are in flight
 //! per SM and how much fixed cost surrounds the stream, not the tensor
 //! cores. The `wgmma` kernels' tiles put A's few rows on the `M` side of
