@@ -45,7 +45,7 @@ impl StreamRows {
         }
     }
 
-    /// Rows of A the kernel holds (16, 32 or 64).
+    /// Rows of A the kernel holds (16 or 32).
     #[inline]
     pub const fn rows(self) -> u32 {
         match self {
@@ -139,8 +139,9 @@ pub const GEMM_STREAM_MAX_STAGES: u32 = 64;
 ///
 /// The slab is `pieces = ceil(slab / 64)` pieces of 64 rows, each the `M`
 /// side of an `m64nNk32` `wgmma` (B's rows as the `A` operand, A's `N =
-/// rows` rows as the `B` operand: C transposed). A stage holds the slab's box of B at
-/// its start and A's box after it, and is at least `64 * pieces` rows of
+/// rows` rows as the `B` operand: C transposed). A stage holds the slab's
+/// box of B at its start and A's box after it, and is at least `64 *
+/// pieces` rows of
 /// 128 bytes long, so the last piece's rows past the slab read bytes of the
 /// same stage (A's box or padding): their results are never stored. The
 /// [`GEMM_STREAM_PHASES`] consumer warpgroups take the CTA's k-blocks in

@@ -54,9 +54,10 @@
 //!   `acc = fma(part, sa * sb, acc)`; `Precise` gives each k32 step its own
 //!   partial (from zero) and promotes each, 64 registers of partials at a
 //!   time (two groups of `wgmma`s per k-block: 2 pieces of 4 steps at `N` =
-//!   16, 1 piece at 32; the 3- and 4-piece slabs spilled with all at once). Thread `(warp w, lane (r, q))` holds rows `16 w + r`
-//!   and `+ 8` of each piece and columns (A's rows) `8 j + 2 q` and
-//!   `8 j + 2 q + 1` for `j < N / 8`.
+//!   16, 1 piece at 32; the 3- and 4-piece slabs spilled with all at
+//!   once). Thread `(warp w, lane (r, q))` holds rows `16 w + r` and `+ 8`
+//!   of each piece and columns (A's rows) `8 j + 2 q` and `8 j + 2 q + 1`
+//!   for `j < N / 8`.
 //! - Scales ride with the stages: a second producer warp copies each
 //!   k-block's scales (A's `N`, B's of the slab's 128-row blocks) into the
 //!   stage's scale slot with `cp.async` when the stage is free, and they
@@ -99,22 +100,10 @@ use crate::wgmma_contract::GEMM_KBLOCK;
 
 const _: () = assert!(GEMM_STREAM_MAX_PIECES == 4);
 
-/// Repeats `$body` for `$j` in `0..16` as straight-line code guarded by
-/// `$j < $limit` (a constant), so fragments are indexed by constants only
-/// and stay in registers.
+/// [`unroll24!`] for `0..16` (a 32-column fragment's registers).
 macro_rules! unroll16 {
     ($j:ident < $limit:expr => $body:block) => {{
-        unroll16!(@each $j, $limit, $body, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
-    }};
-    (@each $j:ident, $limit:expr, $body:block, $($n:literal)+) => {{
-        $(
-            {
-                let $j: usize = $n;
-                if $j < $limit {
-                    $body
-                }
-            }
-        )+
+        unroll24!(@each $j, $limit, $body, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
     }};
 }
 
@@ -296,7 +285,8 @@ unsafe fn stage_scales<const ROWS: u32>(p: &GemmStreamParams, l: StreamLayout, r
                         let b = i - ROWS;
                         let nb = (first_block + b).min(last) as u64;
                         let at = nb * p.k_blocks as u64 + kb as u64;
-                        cp_async4(slot + 4 * ROWS + 4 * b, (p.b_scales as *const f32).add(at as usize), 4);
+                        let to = slot + scale_slot_b::<ROWS>() + 4 * b;
+                        cp_async4(to, (p.b_scales as *const f32).add(at as usize), 4);
                     }
                 }
             });
@@ -309,6 +299,16 @@ unsafe fn stage_scales<const ROWS: u32>(p: &GemmStreamParams, l: StreamLayout, r
     // Nothing of this thread's in flight when it exits (the consumers wait
     // for the copies anyway, through the barriers).
     cp_async_wait_n::<0>();
+}
+
+/// Offset of B's scales in a scale slot of the `ROWS`-row kernel
+/// (`StreamRows::scale_slot_b`), a constant of the kernel.
+#[inline(always)]
+const fn scale_slot_b<const ROWS: u32>() -> u32 {
+    match StreamRows::for_m(ROWS) {
+        Some(rows) => rows.scale_slot_b(),
+        None => 0, // not a width (no entry has one)
+    }
 }
 
 /// A thread's A scales: those of its columns `8 j + 2 q + (i % 2)` for
@@ -335,7 +335,7 @@ unsafe fn read_scales<const ROWS: u32, const P: usize>(
     unroll4!(pc => {
         if pc < P {
             unroll2!(h => {
-                b[pc][h] = ld_shared_f32(slot + 4 * ROWS + 4 * blocks[pc][h]);
+                b[pc][h] = ld_shared_f32(slot + scale_slot_b::<ROWS>() + 4 * blocks[pc][h]);
             });
         }
     });

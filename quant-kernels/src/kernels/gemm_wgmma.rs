@@ -158,25 +158,6 @@ use crate::wgmma_contract::{
     GEMM_PRODUCER_REGISTERS, GEMM_SCALE_SLOT_A,
 };
 
-/// Repeats `$body` for `$j` in `0..24` as straight-line code guarded by
-/// `$j < $limit` (a constant), so fragments are indexed by constants only
-/// and stay in registers.
-macro_rules! unroll24 {
-    ($j:ident < $limit:expr => $body:block) => {{
-        unroll24!(@each $j, $limit, $body, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23);
-    }};
-    (@each $j:ident, $limit:expr, $body:block, $($n:literal)+) => {{
-        $(
-            {
-                let $j: usize = $n;
-                if $j < $limit {
-                    $body
-                }
-            }
-        )+
-    }};
-}
-
 /// [`unroll24!`] for `0..6` (groups of four 8-column groups: 192 columns).
 macro_rules! unroll6 {
     ($j:ident < $limit:expr => $body:block) => {{
