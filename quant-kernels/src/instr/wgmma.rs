@@ -1,5 +1,6 @@
 //! The Hopper instructions of the `wgmma` GEMM, each in one `asm!`
-//! wrapper: `wgmma` for every fragment width the tiles use, its fences and
+//! wrapper: `wgmma` for every fragment width the tiles and the streaming
+//! kernel use (16 to 192 columns), its fences and
 //! waits, the `mbarrier` operations and the TMA load. (The predicated stores of its
 //! epilogue are in [`super::store`].)
 //!
@@ -94,41 +95,8 @@ wgmma_e4m3!(wgmma_m64n64k32, "m64n64k32", 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 1
 wgmma_e4m3!(wgmma_m64n128k32, "m64n128k32", 64, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63]);
 wgmma_e4m3!(wgmma_m64n160k32, "m64n160k32", 80, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79]);
 wgmma_e4m3!(wgmma_m64n192k32, "m64n192k32", 96, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83 84 85 86 87 88 89 90 91 92 93 94 95]);
-/// The fragment of the streaming GEMM's `m64n16` and `m64n32` `wgmma`s (the
-/// columns are A's rows): an `m64n{N}` one uses the first `N / 2`
-/// registers, laid out as [`Frag`]'s (register `4 j + e` of a thread holds
-/// row `16 warp + lane / 4 + 8 (e / 2)`, column `8 j + 2 (lane % 4) + e %
-/// 2`).
-pub type StreamFrag = [f32; 16];
-
-wgmma_e4m3!(stream_m64n16k32, StreamFrag, "m64n16k32", 8, [0 1 2 3 4 5 6 7]);
-wgmma_e4m3!(stream_m64n32k32, StreamFrag, "m64n32k32", 16, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15]);
-fence_operands!(stream_fence16, StreamFrag, 8, [0 1 2 3 4 5 6 7]);
-fence_operands!(stream_fence32, StreamFrag, 16, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15]);
-
-/// One k32 step of the streaming GEMM for a warpgroup: `d (+)= A B^T` with
-/// a fragment of `COLS` columns (16 or 32).
-///
-/// # Safety
-/// As for the `wgmma_m64n*k32` wrappers.
-#[inline(always)]
-pub unsafe fn stream_wgmma_k32<const COLS: u32>(d: &mut StreamFrag, desc_a: u64, desc_b: u64, accumulate: u32) {
-    match COLS {
-        16 => stream_m64n16k32(d, desc_a, desc_b, accumulate),
-        _ => stream_m64n32k32(d, desc_a, desc_b, accumulate),
-    }
-}
-
-/// Fences the `COLS / 2` accumulators of a streaming fragment (see
-/// `fence_operands!`).
-#[inline(always)]
-pub fn stream_fence<const COLS: u32>(d: &mut StreamFrag) {
-    match COLS {
-        16 => stream_fence16(d),
-        _ => stream_fence32(d),
-    }
-}
-
+wgmma_e4m3!(wgmma_m64n16k32, "m64n16k32", 8, [0 1 2 3 4 5 6 7]);
+fence_operands!(fence8, 8, [0 1 2 3 4 5 6 7]);
 fence_operands!(fence16, 16, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15]);
 fence_operands!(fence32, 32, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]);
 fence_operands!(fence64, 64, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63]);
@@ -136,13 +104,14 @@ fence_operands!(fence80, 80, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 
 fence_operands!(fence96, 96, [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83 84 85 86 87 88 89 90 91 92 93 94 95]);
 
 /// One k32 step for a warpgroup: `d (+)= A B^T` with a fragment of `COLS`
-/// columns (32, 64, 128, 160 or 192).
+/// columns (16, 32, 64, 128, 160 or 192).
 ///
 /// # Safety
 /// As for the `wgmma_m64n*k32` wrappers.
 #[inline(always)]
 pub unsafe fn wgmma_k32<const COLS: u32>(d: &mut Frag, desc_a: u64, desc_b: u64, accumulate: u32) {
     match COLS {
+        16 => wgmma_m64n16k32(d, desc_a, desc_b, accumulate),
         32 => wgmma_m64n32k32(d, desc_a, desc_b, accumulate),
         64 => wgmma_m64n64k32(d, desc_a, desc_b, accumulate),
         128 => wgmma_m64n128k32(d, desc_a, desc_b, accumulate),
@@ -155,6 +124,7 @@ pub unsafe fn wgmma_k32<const COLS: u32>(d: &mut Frag, desc_a: u64, desc_b: u64,
 #[inline(always)]
 pub fn fence<const COLS: u32>(d: &mut Frag) {
     match COLS {
+        16 => fence8(d),
         32 => fence16(d),
         64 => fence32(d),
         128 => fence64(d),

@@ -87,9 +87,9 @@ use core::mem::offset_of;
 use super::common::{Align16, Bf16Out, PredStore};
 use crate::instr::mma::{cp_async4, cp_async_wait_n, warp_sync};
 use crate::instr::wgmma::{
-    grid_dependency_wait, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_init, mbar_init_fence,
-    mbar_wait, named_barrier_unaligned, param_block_address, smem_desc, stream_fence, stream_wgmma_k32,
-    tensormap_prefetch, tma_load_2d, wgmma_commit, wgmma_fence, wgmma_wait0, StreamFrag,
+    fence, grid_dependency_wait, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_init,
+    mbar_init_fence, mbar_wait, named_barrier_unaligned, param_block_address, smem_desc, tensormap_prefetch,
+    tma_load_2d, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, Frag,
 };
 use crate::instr::{fma, grid_launch_dependents, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::stream_contract::{
@@ -424,7 +424,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const ROWS: u32, const P: u
         ring.reduce + (((ph - 1) * (GEMM_STREAM_THREAD_PARTIAL_BYTES / 16) + i) * 128 + 32 * w + lane) * 16
     };
     // SAFETY (of the zeroed arrays): all-zero bits are 0.0 in every f32.
-    let mut part: [StreamFrag; 8] = core::mem::zeroed();
+    let mut part: [Frag; 8] = core::mem::zeroed();
     let mut c0 = 0u32; // the CTA's k-block number at the slab's start
     let mut u = nvptx::_block_idx_x() as u32;
     while u < slabs {
@@ -440,7 +440,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const ROWS: u32, const P: u
                 });
             }
         });
-        let mut acc: [StreamFrag; P] = core::mem::zeroed();
+        let mut acc: [Frag; P] = core::mem::zeroed();
         let mut kb = l.first_kblock(phase, c0);
         while kb < p.k_blocks {
             let next = kb + l.phases;
@@ -454,7 +454,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const ROWS: u32, const P: u
                     unroll4!(pc => {
                         unroll4!(s => {
                             if pc < P && starts_partial::<PRECISE, ROWS>(pc, s, g) {
-                                stream_fence::<ROWS>(&mut part[partial_of::<PRECISE, ROWS>(pc, s)]);
+                                fence::<ROWS>(&mut part[partial_of::<PRECISE, ROWS>(pc, s)]);
                             }
                         });
                     });
@@ -468,7 +468,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const ROWS: u32, const P: u
                                 // `Precise`: each k32 step from zero into its
                                 // own partial; `Fast`: the four chained.
                                 let accumulate = (!PRECISE && s > 0) as u32;
-                                stream_wgmma_k32::<ROWS>(d, b_desc, a_desc, accumulate);
+                                wgmma_k32::<ROWS>(d, b_desc, a_desc, accumulate);
                             }
                         });
                     });
@@ -481,7 +481,7 @@ unsafe fn consume<O: PredStore, const PRECISE: bool, const ROWS: u32, const P: u
                     unroll4!(pc => {
                         unroll4!(s => {
                             if pc < P && starts_partial::<PRECISE, ROWS>(pc, s, g) {
-                                stream_fence::<ROWS>(&mut part[partial_of::<PRECISE, ROWS>(pc, s)]);
+                                fence::<ROWS>(&mut part[partial_of::<PRECISE, ROWS>(pc, s)]);
                             }
                         });
                     });
