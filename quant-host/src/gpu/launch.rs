@@ -435,15 +435,15 @@ pub(crate) fn gemm_wgmma_clusters(m: u64, n: u64, tile: GemmTile, multiprocessor
 /// slab is the multiple of 8 (up to `rows.max_slab()`: 256, a TMA box, for
 /// M <= 16) that makes that least, ties to the larger slab (fewer slab
 /// epilogues). 1 x 4096: 128 slabs of 32 rows; 1 x 7168: 128 of 56; 1 x
-/// 32768: 128 of 256; 64 x 32768: 512 of 64 (4 per CTA).
+/// 32768: 128 of 256; 32 x 32768: 256 of 128 (2 per CTA).
 pub(crate) fn gemm_stream(n: u64, rows: StreamRows, multiprocessors: u64) -> Result<(StreamLayout, LaunchConfig)> {
     let sms = multiprocessors.max(1);
     let mut best: Option<(u64, u32)> = None;
     for slab in (8..=rows.max_slab()).step_by(8) {
         let units = n.div_ceil(slab as u64);
-        let rows = units.div_ceil(sms).saturating_mul(slab as u64);
-        if best.is_none_or(|(r, _)| rows <= r) {
-            best = Some((rows, slab));
+        let busiest = units.div_ceil(sms).saturating_mul(slab as u64);
+        if best.is_none_or(|(r, _)| busiest <= r) {
+            best = Some((busiest, slab));
         }
     }
     let slab = best.map_or(rows.max_slab(), |(_, s)| s);
@@ -580,8 +580,8 @@ const WGMMA_PDL_MAX_M: u64 = 256;
 /// 15.4-15.9 against 15.6-16.1, GEMM after GEMM 0.2-0.5 us faster at M =
 /// 64-128; but 2048 x 7168 x 16384 564-566 against 517-523 (a 64 x 256
 /// tile after the quantizer; not understood) and 2048 x 4096 x 8192 145
-/// against 143, and no gain elsewhere at M >= 512. The streaming decode
-/// kernel (M <= 16) keeps PDL wherever the policy allows it.
+/// against 143, and no gain elsewhere at M >= 512. The streaming kernel
+/// (M <= 32) keeps PDL wherever the policy allows it.
 pub(crate) fn wgmma_dependent(m: u64, policy: DependentLaunch) -> bool {
     match policy {
         DependentLaunch::Everywhere => true,
@@ -605,7 +605,9 @@ const STREAM_MIN_SLAB: u32 = 24;
 /// 10.5 against 12.5 (`Fast`, split 64 x 64 tiles; `Precise` was not
 /// timed at 24-row slabs, where its alternative is the `mma.sync` decode
 /// kernel, 1.1-1.7x slower than streaming wherever both were measured).
-/// Narrower slabs lose:
+/// At M = 17-32 (its 32-row width; session 25): 32 x 4096 x 7168 10.3-10.6
+/// us against 12.4-13.6 on split 64 x 64 tiles, 24 x 7168 x 2048 5.9 against
+/// 7.1, 32 x 7168 x 16384 31.0 against 39.7. Narrower slabs lose:
 /// 1 x 2112 x 7168 (16 rows) 11.1 against 9.2 and 11.1 (session 22: 10.7
 /// against 9.0); 1 x 512 x 7168 (8 rows) 11.1 against 6.7 and 6.4.
 pub(crate) fn stream_pays(n: u64, rows: StreamRows, multiprocessors: u64) -> bool {
