@@ -77,7 +77,7 @@ pub enum GemmTile {
     /// warpgroups compute the whole 64 x 64 fragment, each over alternate
     /// k-blocks ([`GemmTile::alternates`]).
     M64N64 = 6,
-    /// 64 x 32: M = 64 problems whose 64 x 64 tiles would split K (64 x
+    /// 64 x 32: M = 33-64 problems whose 64 x 64 tiles would split K (64 x
     /// 4096: 128 tiles over all of K instead of 64 split in two), as
     /// DeepGEMM runs them; alternating warpgroups like 64 x 64's.
     M64N32 = 7,
@@ -134,7 +134,8 @@ impl GemmTile {
     /// decode sizes too: 8 stages of the 64-row tiles moved M = 1-16 GEMMs
     /// by -7% to +5% on H200), except the 64-row tiles that run M = 64-128
     /// over all of K, whose stages are their loads in flight: 64 x 128
-    /// takes 8 (7 fit beside its 32 KB exchange buffer) and 64 x 64 12. The narrower the tile, the longer K it runs
+    /// takes 8 (7 fit beside its 32 KB exchange buffer), 64 x 64 12 and 64
+    /// x 32 16. The narrower the tile, the longer K it runs
     /// per CTA and the more it streams: with 5 stages (60-80 KB) each SM
     /// read its A and B at about 40 GB/s (H200, session 21: 64 x 7168 x
     /// 16384 on 64 x 64 tiles 40.1 us with 5 stages, 33.1 with 12; 128 x
@@ -260,7 +261,7 @@ pub const fn gemm_epi_bytes(rows: u32, cols: u32) -> u32 {
 /// k-blocks of the CTA's stream (each the whole 64 x `cols` fragment, the
 /// second's sums added to the first's in shared memory at the end of a
 /// tile) instead of half the columns each: the 64-row tiles of at most
-/// 128 columns (64 x 64 and 64 x 128), which run small-M problems over
+/// 128 columns (64 x 32, 64 x 64 and 64 x 128), which run small-M problems over
 /// long K ranges. Split by columns, each of the 64 x 64 tile's
 /// warpgroups waited for every stage, read A's whole box and promoted for
 /// 32 columns, and the kernel executed twice DeepGEMM's instructions for
@@ -480,8 +481,8 @@ mod tests {
             }
         }
         // The scale slots cost no stage: the 256-row tile has three beside
-        // its 64 KB epilogue buffer, the 64 x 128 and 64 x 64 tiles 7 and 12,
-        // the rest five.
+        // its 64 KB epilogue buffer, the 64 x 128, 64 x 64 and 64 x 32 tiles
+        // 7, 12 and 16, the rest five.
         for t in GemmTile::ALL {
             let want = match t {
                 GemmTile::M256N128 => 3,

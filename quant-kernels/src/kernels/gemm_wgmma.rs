@@ -14,7 +14,7 @@
 //!   consumers take 232) and lane 0 of its first warp walks the CTA's
 //!   k-blocks, issuing the TMA copies (`cp.async.bulk.tensor.2d`) of the A
 //!   and B boxes into one of the tile's stages (5; 3 of the 256 x 128
-//!   tile's 48 KB; 7 and 12 of the 64 x 128 and 64 x 64 tiles, which run
+//!   tile's 48 KB; 7, 12 and 16 of the 64 x 128, 64 x 64 and 64 x 32 tiles, which run
 //!   small-M problems memory-bound, so that their stages are their loads in
 //!   flight) as soon as the stage's
 //!   `empty` barrier says every consumer warp is done with it (lane 0 of
@@ -28,8 +28,8 @@
 //!   (one partial fragment, used by each piece in turn, and two
 //!   accumulators), with 128-row tiles rows `64 w ..`, both with every
 //!   column (`WGN = BN`); with 64-row tiles the same 64 rows and columns
-//!   `w WGN ..` (`WGN = BN / 2`, 64 x 256), except the 64 x 64 and 64 x 128
-//!   tiles, whose warpgroups
+//!   `w WGN ..` (`WGN = BN / 2`, 64 x 256), except the 64 x 32, 64 x 64 and
+//!   64 x 128 tiles, whose warpgroups
 //!   both compute the whole tile (`WGN = BN`) over alternate k-blocks of the
 //!   CTA's stream (each stage is waited for, read and released by one
 //!   warpgroup), warpgroup 1's sums added to warpgroup 0's through shared
@@ -107,7 +107,8 @@
 //!   a partial fragment; the warpgroup waits for them, releases the stage
 //!   and promotes (one FMA per output element per k-block, a quarter of the
 //!   tensor cores' time for the block). Where the warpgroup has one 64-row
-//!   piece of at most 128 columns (128 x 128, 64 x 256, 64 x 128, 64 x 64), k-blocks
+//!   piece of at most 128 columns (128 x 128, 64 x 256, 64 x 128, 64 x 64,
+//!   64 x 32), k-blocks
 //!   alternate between two partial fragments and block `j + 1`'s chain is
 //!   issued before block `j` is promoted ([`kblocks_pipelined`]), so the
 //!   warpgroup keeps the tensor cores busy through its own promotion. The
@@ -764,8 +765,8 @@ unsafe fn exchange<const WGN: u32>(xchg: u32, acc: &mut Frag, wg: u32, is_first:
 }
 
 /// A tile's `count` k-blocks (at least one) for a warpgroup with one 64-row
-/// piece of at most 128 columns (the 128 x 128, 64 x 256, 64 x 128 and
-/// 64 x 64 tiles, `Fast`), software-pipelined across k-blocks through the two
+/// piece of at most 128 columns (the 128 x 128, 64 x 256, 64 x 128, 64 x 64
+/// and 64 x 32 tiles, `Fast`), software-pipelined across k-blocks through the two
 /// partial fragments: k-block `j + 1`'s `wgmma`s are issued before k-block
 /// `j` is released and promoted (`wait_group 1`), so each warpgroup keeps
 /// the tensor cores busy through its own promotion instead of relying on
