@@ -73,6 +73,12 @@ struct WgmmaFunctions {
     /// Whether the `wgmma` and streaming kernels are launched with PDL
     /// (`QUANT_GEMM_PDL`, read once per `Gpu`).
     pdl: launch::DependentLaunch,
+    /// Whether the 256-row tile's scale warp may copy A's scales of a
+    /// k-block with one bulk copy where their layout allows it
+    /// (`GemmWgmmaParams::a_scales_bulk`).
+    /// `QUANT_GEMM_NO_BULK_SCALES` (any value) keeps the per-row copies: a
+    /// switch for comparing the two on a given GPU, read once per `Gpu`.
+    bulk_scales: bool,
 }
 
 impl WgmmaFunctions {
@@ -164,7 +170,8 @@ impl GemmFunctions {
                 // Every slab's ring fits this (`StreamLayout::smem_bytes`).
                 f.set_attribute(MAX_SMEM, GEMM_SMEM_LIMIT as i32)?;
             }
-            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use, pdl })
+            let bulk_scales = std::env::var_os("QUANT_GEMM_NO_BULK_SCALES").is_none();
+            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use, pdl, bulk_scales })
         } else {
             None
         };
@@ -482,6 +489,14 @@ fn launch_wgmma(
     let tma_store_c =
         plan.tile.epi_bytes() > 0 && split.is_none() && out == GemmOut::Bf16 && n % 8 == 0 && c_ptr % 16 == 0;
     let map_c = if tma_store_c { encode_out_map(c_ptr, m, n)? } else { TensorMap::NONE };
+    // A k-block's scales of A as one aligned run (column-major layouts at
+    // M % 4 == 0, the TMA-aligned one always): the 256-row tile copies them
+    // with one bulk copy per stage (the others ignore the flag).
+    let a_scales_bulk = wgmma.bulk_scales
+        && plan.tile.rows() == 256
+        && a_scale_row_stride == 1
+        && a_scale_kb_stride % 4 == 0
+        && sa_ptr % 16 == 0;
     let params = LaunchParams(GemmWgmmaParams {
         map_a,
         map_b,
@@ -496,6 +511,7 @@ fn launch_wgmma(
         k_blocks: kb as u32,
         splits: plan.splits,
         tma_store_c: tma_store_c as u32,
+        a_scales_bulk: a_scales_bulk as u32,
     });
     let (function, config, clustered) = match multicast {
         Some((function, grid)) => (function, cluster_config(grid, plan.config.shared_mem_bytes), true),

@@ -180,6 +180,26 @@ pub unsafe fn mbar_arrive_expect_tx(bar: u32, bytes: u32) {
     asm!("mbarrier.arrive.expect_tx.shared.b64 _, [{b}], {n};", b = in(reg32) bar, n = in(reg32) bytes, options(nostack));
 }
 
+/// Arms the barrier for `bytes` more of asynchronous traffic without
+/// arriving (the thread's own arrival comes later, through another
+/// instruction).
+#[inline(always)]
+pub unsafe fn mbar_expect_tx(bar: u32, bytes: u32) {
+    asm!("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [{b}], {n};", b = in(reg32) bar, n = in(reg32) bytes, options(nostack));
+}
+
+/// Copies `bytes` (a multiple of 16) from global `src` to shared `dst`
+/// (both 16-byte aligned) with the bulk copy engine, completing that many
+/// bytes of `bar`'s transaction count when they have landed.
+#[inline(always)]
+pub unsafe fn bulk_load(dst: u32, src: u64, bytes: u32, bar: u32) {
+    asm!(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [{d}], [{s}], {n}, [{b}];",
+        d = in(reg32) dst, s = in(reg64) src, n = in(reg32) bytes, b = in(reg32) bar,
+        options(nostack),
+    );
+}
+
 /// Arrives once on the barrier if `leader` is nonzero: one arrival per
 /// warp (lane 0) as a predicated instruction, not a branch (a
 /// thread-dependent branch near `wgmma`s makes ptxas serialise them).

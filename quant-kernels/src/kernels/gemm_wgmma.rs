@@ -146,11 +146,11 @@ use super::gemm_schedule::{split_range, Slot, Tiles};
 use crate::instr::mma::{cp_async4, cp_async_wait_n, warp_sync};
 use crate::instr::store::st_global16;
 use crate::instr::wgmma::{
-    bulk_wait_all_if, bulk_wait_read_if, cluster_rank, cluster_sync, fence, fence_proxy_async_shared,
-    grid_dependency_wait, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_arrive_pair, mbar_init,
-    mbar_init_fence, mbar_test, mbar_wait, named_arrive_if, named_barrier, named_barrier_if, param_block_address,
-    setmaxnreg_dec, setmaxnreg_inc, smem_desc, stmatrix_x4, tensormap_prefetch, tma_load_2d, tma_load_2d_multicast,
-    tma_store_2d_if, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
+    bulk_load, bulk_wait_all_if, bulk_wait_read_if, cluster_rank, cluster_sync, fence, fence_proxy_async_shared,
+    grid_dependency_wait, mbar_arrive_expect_tx, mbar_arrive_if, mbar_arrive_on_cp_async, mbar_arrive_pair,
+    mbar_expect_tx, mbar_init, mbar_init_fence, mbar_test, mbar_wait, named_arrive_if, named_barrier, named_barrier_if,
+    param_block_address, setmaxnreg_dec, setmaxnreg_inc, smem_desc, stmatrix_x4, tensormap_prefetch, tma_load_2d,
+    tma_load_2d_multicast, tma_store_2d_if, wgmma_commit, wgmma_fence, wgmma_k32, wgmma_wait0, wgmma_wait1, Frag,
 };
 use crate::instr::{fma, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::wgmma_contract::{
@@ -487,6 +487,14 @@ unsafe fn produce<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
 /// `l, l + 32, ..` of the tile (clamped to row `m - 1`: rows past M copy row
 /// M - 1's scale, and their results are never stored), lanes 0 and 1 B's of
 /// the tile's first and second 128-column blocks (clamped to the last).
+/// In the 256-row tile, where A's scales of a k-block are one aligned run
+/// (the column-major layouts; `GemmWgmmaParams::a_scales_bulk`), lane 0
+/// copies the tile's 256 with one bulk copy instead of eight `cp.async`
+/// per lane: the warp shares its scheduler with two consumer warps, whose
+/// promotions its 64-bit address math per row delayed (4-10% faster on the
+/// H200's 256 x 128 shapes; on the 64-row tiles, whose stages are short
+/// and many, the bulk copy measured 7-27% slower: bench/NOTES-gemm.md,
+/// session 26).
 /// The warp walks the same k-blocks as the producer and never waits for a
 /// copy: it may run the whole ring ahead, so the copies' latency (an L2
 /// round trip under the operands' traffic) overlaps that of the stages
@@ -525,11 +533,24 @@ unsafe fn stage_scales<const TM: u32, const BN: u32, const S: u32, const MC: u32
             mbar_wait(pipe.empty + 8 * slot.stage, slot.phase ^ 1);
             let dst = pipe.scales + slot.stage * gemm_scale_slot_bytes(TM);
             let kb_off = kb as u64 * p.a_scale_kb_stride;
-            unroll_rows!(i < (TM / 32) as usize => {
-                let r = (m0 + lane + 32 * i as u32).min(p.m - 1) as u64;
-                let src = (p.a_scales as *const f32).add((r * p.a_scale_row_stride + kb_off) as usize);
-                cp_async4(dst + GEMM_SCALE_SLOT_A + 4 * (lane + 32 * i as u32), src, 4);
-            });
+            if TM == 256 && p.a_scales_bulk != 0 {
+                // One bulk copy of the tile's run of scales, counted by the
+                // stage's `full` barrier before lane 0 arrives below. Rows
+                // past the layout's column (the last tile's, past M) keep
+                // whatever the slot held: their sums are never stored.
+                if lane == 0 {
+                    let rows = (p.a_scale_kb_stride - m0 as u64).min(TM as u64) as u32;
+                    let full = pipe.full + 8 * slot.stage;
+                    mbar_expect_tx(full, 4 * rows);
+                    bulk_load(dst + GEMM_SCALE_SLOT_A, p.a_scales + 4 * (kb_off + m0 as u64), 4 * rows, full);
+                }
+            } else {
+                unroll_rows!(i < (TM / 32) as usize => {
+                    let r = (m0 + lane + 32 * i as u32).min(p.m - 1) as u64;
+                    let src = (p.a_scales as *const f32).add((r * p.a_scale_row_stride + kb_off) as usize);
+                    cp_async4(dst + GEMM_SCALE_SLOT_A + 4 * (lane + 32 * i as u32), src, 4);
+                });
+            }
             if lane < 2 {
                 let src = (p.b_scales as *const f32).add((nb as u64 * p.k_blocks as u64 + kb as u64) as usize);
                 cp_async4(dst + 4 * lane, src, 4);
