@@ -446,10 +446,10 @@ pub struct GemmWgmmaParams {
     /// 1: A's scales of a k-block are one contiguous, 16-byte-aligned run
     /// (`a_scale_row_stride == 1`, `a_scale_kb_stride` a multiple of 4, the
     /// base 16-byte aligned: the column-major layouts at M % 4 == 0 and the
-    /// TMA-aligned one always), so the 256-row tile's scale warp copies a
-    /// tile's with one bulk copy (rows `m0 .. min(m0 + 256,
+    /// TMA-aligned one always), so the scale warp of the 128- and 256-row
+    /// tiles copies a tile's with one bulk copy (rows `m0 .. min(m0 + rows,
     /// a_scale_kb_stride)`) instead of one 4-byte `cp.async` per row; 0:
-    /// per row. The other tiles copy per row either way.
+    /// per row. The 64-row tiles copy per row either way.
     pub a_scales_bulk: u32,
 }
 

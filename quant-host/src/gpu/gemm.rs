@@ -73,8 +73,8 @@ struct WgmmaFunctions {
     /// Whether the `wgmma` and streaming kernels are launched with PDL
     /// (`QUANT_GEMM_PDL`, read once per `Gpu`).
     pdl: launch::DependentLaunch,
-    /// Whether the 256-row tile's scale warp may copy A's scales of a
-    /// k-block with one bulk copy where their layout allows it
+    /// Whether the scale warp of the 128- and 256-row tiles may copy A's
+    /// scales of a k-block with one bulk copy where their layout allows it
     /// (`GemmWgmmaParams::a_scales_bulk`).
     /// `QUANT_GEMM_NO_BULK_SCALES` (any value) keeps the per-row copies: a
     /// switch for comparing the two on a given GPU, read once per `Gpu`.
@@ -490,10 +490,11 @@ fn launch_wgmma(
         plan.tile.epi_bytes() > 0 && split.is_none() && out == GemmOut::Bf16 && n % 8 == 0 && c_ptr % 16 == 0;
     let map_c = if tma_store_c { encode_out_map(c_ptr, m, n)? } else { TensorMap::NONE };
     // A k-block's scales of A as one aligned run (column-major layouts at
-    // M % 4 == 0, the TMA-aligned one always): the 256-row tile copies them
-    // with one bulk copy per stage (the others ignore the flag).
+    // M % 4 == 0, the TMA-aligned one always): the tiles of 128 and 256 rows
+    // copy them with one bulk copy per stage (the 64-row ones ignore the
+    // flag).
     let a_scales_bulk = wgmma.bulk_scales
-        && plan.tile.rows() == 256
+        && plan.tile.rows() >= 128
         && a_scale_row_stride == 1
         && a_scale_kb_stride % 4 == 0
         && sa_ptr % 16 == 0;

@@ -487,14 +487,15 @@ unsafe fn produce<const TM: u32, const BN: u32, const S: u32, const MC: u32>(
 /// `l, l + 32, ..` of the tile (clamped to row `m - 1`: rows past M copy row
 /// M - 1's scale, and their results are never stored), lanes 0 and 1 B's of
 /// the tile's first and second 128-column blocks (clamped to the last).
-/// In the 256-row tile, where A's scales of a k-block are one aligned run
-/// (the column-major layouts; `GemmWgmmaParams::a_scales_bulk`), lane 0
-/// copies the tile's 256 with one bulk copy instead of eight `cp.async`
-/// per lane: the warp shares its scheduler with two consumer warps, whose
-/// promotions its 64-bit address math per row delayed (4-10% faster on the
-/// H200's 256 x 128 shapes; on the 64-row tiles, whose stages are short
-/// and many, the bulk copy measured 7-27% slower: bench/NOTES-gemm.md,
-/// session 26).
+/// In the tiles of 128 and 256 rows, where A's scales of a k-block are one
+/// aligned run (the column-major layouts; `GemmWgmmaParams::a_scales_bulk`),
+/// lane 0 copies the tile's with one bulk copy instead of four or eight
+/// `cp.async` per lane: the warp shares its scheduler with two consumer
+/// warps, whose promotions its 64-bit address math per row delayed (on
+/// the H200, 4-8% faster on the 256 x 128 shapes, 4% on 128 x 160, 0-3% on
+/// `Precise`'s 128 x 128; on the 64-row tiles, whose stages are short and
+/// many, the bulk copy measured 7-27% slower: bench/NOTES-gemm.md, session
+/// 26).
 /// The warp walks the same k-blocks as the producer and never waits for a
 /// copy: it may run the whole ring ahead, so the copies' latency (an L2
 /// round trip under the operands' traffic) overlaps that of the stages
@@ -533,7 +534,7 @@ unsafe fn stage_scales<const TM: u32, const BN: u32, const S: u32, const MC: u32
             mbar_wait(pipe.empty + 8 * slot.stage, slot.phase ^ 1);
             let dst = pipe.scales + slot.stage * gemm_scale_slot_bytes(TM);
             let kb_off = kb as u64 * p.a_scale_kb_stride;
-            if TM == 256 && p.a_scales_bulk != 0 {
+            if TM >= 128 && p.a_scales_bulk != 0 {
                 // One bulk copy of the tile's run of scales, counted by the
                 // stage's `full` barrier before lane 0 arrives below. Rows
                 // past the layout's column (the last tile's, past M) keep
