@@ -489,15 +489,7 @@ fn launch_wgmma(
     let tma_store_c =
         plan.tile.epi_bytes() > 0 && split.is_none() && out == GemmOut::Bf16 && n % 8 == 0 && c_ptr % 16 == 0;
     let map_c = if tma_store_c { encode_out_map(c_ptr, m, n)? } else { TensorMap::NONE };
-    // A k-block's scales of A as one aligned run (column-major layouts at
-    // M % 4 == 0, the TMA-aligned one always): the tiles of 128 and 256 rows
-    // copy them with one bulk copy per stage (the 64-row ones ignore the
-    // flag).
-    let a_scales_bulk = wgmma.bulk_scales
-        && plan.tile.rows() >= 128
-        && a_scale_row_stride == 1
-        && a_scale_kb_stride % 4 == 0
-        && sa_ptr % 16 == 0;
+    let a_scales_bulk = wgmma.bulk_scales && bulk_a_scales(plan.tile, a_scale_row_stride, a_scale_kb_stride, sa_ptr);
     let params = LaunchParams(GemmWgmmaParams {
         map_a,
         map_b,
@@ -571,6 +563,17 @@ fn a_scale_strides(layout: ScaleLayout, m: u64, k_blocks: u64) -> (u64, u64) {
         ScaleLayout::ColMajor => (1, m),
         ScaleLayout::ColMajorTmaAligned => (1, ScaleLayout::ColMajorTmaAligned.padded_rows(m)),
     }
+}
+
+/// Whether `tile`'s scale warp copies A's scales of a k-block with one bulk
+/// copy (`GemmWgmmaParams::a_scales_bulk`): they must be one run of 16-byte
+/// aligned, 16-byte-multiple size (unit row stride, a k-block stride that is
+/// a multiple of 4 floats, a 16-byte-aligned base: the column-major layouts
+/// at M % 4 == 0, the TMA-aligned one always), and the tile one of 128 or
+/// 256 rows (the 64-row kernels copy per row: bench/NOTES-gemm.md, session
+/// 26).
+fn bulk_a_scales(tile: GemmTile, row_stride: u64, kb_stride: u64, base: u64) -> bool {
+    tile.rows() >= 128 && row_stride == 1 && kb_stride % 4 == 0 && base % 16 == 0
 }
 
 /// The streaming GEMM (M <= 32): returns `false` (nothing queued) where TMA
@@ -880,6 +883,30 @@ mod tests {
     use cudarc::driver::sys::CUlaunchAttributeID::{
         CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION as CLUSTER, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION as PDL,
     };
+
+    #[test]
+    fn bulk_a_scales_only_for_aligned_runs_in_wide_tiles() {
+        let (m, kb) = (4096u64, 56u64);
+        let tma = ScaleLayout::ColMajorTmaAligned.padded_rows(m);
+        // Column-major, aligned: the 128- and 256-row tiles take it.
+        for tile in [GemmTile::M256N128, GemmTile::M128N128, GemmTile::M128N160, GemmTile::M128N192] {
+            assert!(bulk_a_scales(tile, 1, m, 256), "{}", tile.name());
+            assert!(bulk_a_scales(tile, 1, tma, 256), "{}", tile.name());
+        }
+        // The 64-row tiles copy per row.
+        for tile in [GemmTile::M64N256, GemmTile::M64N128, GemmTile::M64N64, GemmTile::M64N32] {
+            assert!(!bulk_a_scales(tile, 1, m, 256), "{}", tile.name());
+        }
+        let t = GemmTile::M256N128;
+        // Row-major scales: k-blocks of one row are adjacent, rows are not.
+        assert!(!bulk_a_scales(t, kb, 1, 256));
+        // Column-major with M % 4 != 0: the runs of later k-blocks start off
+        // a 16-byte boundary.
+        assert!(!bulk_a_scales(t, 1, 4093, 256));
+        assert!(bulk_a_scales(t, 1, ScaleLayout::ColMajorTmaAligned.padded_rows(4093), 256));
+        // A base off a 16-byte boundary (a view into a larger buffer).
+        assert!(!bulk_a_scales(t, 1, m, 260));
+    }
 
     #[test]
     fn launch_attrs_hold_the_cluster_dimension_then_pdl() {
