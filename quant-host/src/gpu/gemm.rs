@@ -573,7 +573,7 @@ fn a_scale_strides(layout: ScaleLayout, m: u64, k_blocks: u64) -> (u64, u64) {
 /// 256 rows (the 64-row kernels copy per row: bench/NOTES-gemm.md, session
 /// 26).
 fn bulk_a_scales(tile: GemmTile, row_stride: u64, kb_stride: u64, base: u64) -> bool {
-    tile.rows() >= 128 && row_stride == 1 && kb_stride % 4 == 0 && base % 16 == 0
+    tile.rows() >= 128 && row_stride == 1 && kb_stride.is_multiple_of(4) && base.is_multiple_of(16)
 }
 
 /// The streaming GEMM (M <= 32): returns `false` (nothing queued) where TMA
