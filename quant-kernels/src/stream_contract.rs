@@ -113,15 +113,11 @@ pub const GEMM_STREAM_CONSUMER_WARPS: u32 = 4 * GEMM_STREAM_PHASES;
 /// Producer warps of a CTA: one issues the TMA copies, one the scales'.
 pub const GEMM_STREAM_PRODUCER_WARPS: u32 = 2;
 
-/// Rows of B in a slab, at most (the 16-row kernel's): a TMA box has at
-/// most 256 rows.
-pub const GEMM_STREAM_MAX_SLAB: u32 = 256;
-
 /// Rows of B one `wgmma` piece covers (its `m64`).
 pub const GEMM_STREAM_PIECE_ROWS: u32 = 64;
 
-/// Pieces of 64 rows a slab has at most (the 16-row kernel's).
-pub const GEMM_STREAM_MAX_PIECES: u32 = GEMM_STREAM_MAX_SLAB / GEMM_STREAM_PIECE_ROWS;
+// A slab is one TMA box of B, and a box has at most 256 rows.
+const _: () = assert!(StreamRows::R16.max_slab() <= 256 && StreamRows::R32.max_slab() <= 256);
 
 /// Bytes a consumer thread of a phase leaves for the phases' sum, at most:
 /// `pieces * rows / 2` accumulators, 32 at either width.

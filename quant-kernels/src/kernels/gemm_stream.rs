@@ -93,12 +93,12 @@ use crate::instr::wgmma::{
 };
 use crate::instr::{fma, grid_launch_dependents, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::stream_contract::{
-    GemmStreamParams, StreamLayout, StreamRows, GEMM_STREAM_MAX_PIECES, GEMM_STREAM_PIECE_ROWS,
-    GEMM_STREAM_THREAD_PARTIAL_BYTES,
+    GemmStreamParams, StreamLayout, StreamRows, GEMM_STREAM_PIECE_ROWS, GEMM_STREAM_THREAD_PARTIAL_BYTES,
 };
 use crate::wgmma_contract::GEMM_KBLOCK;
 
-const _: () = assert!(GEMM_STREAM_MAX_PIECES == 4);
+// The piece loops are `unroll4!`: the 16-row width's 4 pieces are the most.
+const _: () = assert!(StreamRows::R16.max_pieces() == 4 && StreamRows::R32.max_pieces() <= 4);
 
 /// [`unroll24!`] for `0..16` (a 32-column fragment's registers).
 macro_rules! unroll16 {
