@@ -403,6 +403,17 @@ pub const fn gemm_splitk_reduce_kernel(out: GemmOut) -> &'static str {
     }
 }
 
+/// Whether the tile of `rows` rows copies A's scales of a k-block with one
+/// bulk copy where [`GemmWgmmaParams::a_scales_bulk`] allows it: the 128-
+/// and 256-row tiles (on the H200 the 64-row tiles, whose stages are short
+/// and many, measured 7-27% slower with it: bench/NOTES-gemm.md, session
+/// 26). One rule for the kernel (which compiles the bulk path into those
+/// tiles only) and the host (which sets the flag for them only).
+#[inline]
+pub const fn gemm_bulk_scales_tile(rows: u32) -> bool {
+    rows >= 128
+}
+
 /// The parameter block of every `wgmma` GEMM kernel, passed by value.
 ///
 /// The host fills it after checking every buffer; the kernel trusts it.
@@ -446,10 +457,11 @@ pub struct GemmWgmmaParams {
     /// 1: A's scales of a k-block are one contiguous, 16-byte-aligned run
     /// (`a_scale_row_stride == 1`, `a_scale_kb_stride` a multiple of 4, the
     /// base 16-byte aligned: the column-major layouts at M % 4 == 0 and the
-    /// TMA-aligned one always), so the scale warp of the 128- and 256-row
-    /// tiles copies a tile's with one bulk copy (rows `m0 .. min(m0 + rows,
-    /// a_scale_kb_stride)`) instead of one 4-byte `cp.async` per row; 0:
-    /// per row. The 64-row tiles copy per row either way.
+    /// TMA-aligned one always), so the scale warp of the tiles
+    /// [`gemm_bulk_scales_tile`] names copies a tile's with one bulk copy
+    /// (rows `m0 .. min(m0 + rows, a_scale_kb_stride)`) instead of one
+    /// 4-byte `cp.async` per row; 0: per row. The other tiles copy per row
+    /// either way.
     pub a_scales_bulk: u32,
 }
 

@@ -43,8 +43,9 @@ use quant_kernels::gemm_contract::GemmMmaParams;
 use quant_kernels::stream_contract::{gemm_stream_kernel, GemmStreamParams, StreamRows};
 use quant_kernels::tensor_map::TensorMap;
 use quant_kernels::wgmma_contract::{
-    gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel, gemm_wgmma_multicast_kernel, GemmOut,
-    GemmPrecision, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_EPI_COLS, GEMM_SMEM_LIMIT,
+    gemm_bulk_scales_tile, gemm_split_stride, gemm_splitk_reduce_kernel, gemm_wgmma_kernel,
+    gemm_wgmma_multicast_kernel, GemmOut, GemmPrecision, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_EPI_COLS,
+    GEMM_SMEM_LIMIT,
 };
 use quant_kernels::{Fp8Format, ScaleLayout};
 
@@ -569,11 +570,10 @@ fn a_scale_strides(layout: ScaleLayout, m: u64, k_blocks: u64) -> (u64, u64) {
 /// copy (`GemmWgmmaParams::a_scales_bulk`): they must be one run of 16-byte
 /// aligned, 16-byte-multiple size (unit row stride, a k-block stride that is
 /// a multiple of 4 floats, a 16-byte-aligned base: the column-major layouts
-/// at M % 4 == 0, the TMA-aligned one always), and the tile one of 128 or
-/// 256 rows (the 64-row kernels copy per row: bench/NOTES-gemm.md, session
-/// 26).
+/// at M % 4 == 0, the TMA-aligned one always), and the tile one that has
+/// the bulk path (`gemm_bulk_scales_tile`).
 fn bulk_a_scales(tile: GemmTile, row_stride: u64, kb_stride: u64, base: u64) -> bool {
-    tile.rows() >= 128 && row_stride == 1 && kb_stride.is_multiple_of(4) && base.is_multiple_of(16)
+    gemm_bulk_scales_tile(tile.rows()) && row_stride == 1 && kb_stride.is_multiple_of(4) && base.is_multiple_of(16)
 }
 
 /// The streaming GEMM (M <= 32): returns `false` (nothing queued) where TMA

@@ -158,9 +158,9 @@ use crate::instr::wgmma::{
 };
 use crate::instr::{fma, ld_shared16, ld_shared_f32, shared_addr, st_shared16, warp_uniform};
 use crate::wgmma_contract::{
-    gemm_alternate_share, gemm_alternates, gemm_epi_bytes, gemm_scale_slot_bytes, gemm_split_stride, gemm_xchg_bytes,
-    GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS, GEMM_EPI_BUFFER, GEMM_EPI_COLS, GEMM_KBLOCK,
-    GEMM_PRODUCER_REGISTERS, GEMM_SCALE_SLOT_A,
+    gemm_alternate_share, gemm_alternates, gemm_bulk_scales_tile, gemm_epi_bytes, gemm_scale_slot_bytes,
+    gemm_split_stride, gemm_xchg_bytes, GemmTile, GemmWgmmaParams, GEMM_CLUSTER, GEMM_CONSUMER_REGISTERS,
+    GEMM_EPI_BUFFER, GEMM_EPI_COLS, GEMM_KBLOCK, GEMM_PRODUCER_REGISTERS, GEMM_SCALE_SLOT_A,
 };
 
 /// [`unroll24!`] for `0..6` (groups of four 8-column groups: 192 columns).
@@ -538,7 +538,7 @@ unsafe fn stage_scales<const TM: u32, const BN: u32, const S: u32, const MC: u32
             mbar_wait(pipe.empty + 8 * slot.stage, slot.phase ^ 1);
             let dst = pipe.scales + slot.stage * gemm_scale_slot_bytes(TM);
             let kb_off = kb as u64 * p.a_scale_kb_stride;
-            if TM >= 128 && p.a_scales_bulk != 0 {
+            if gemm_bulk_scales_tile(TM) && p.a_scales_bulk != 0 {
                 // One bulk copy of the tile's run of scales, counted by the
                 // stage's `full` barrier before lane 0 arrives below. Rows
                 // past the layout's column (the last tile's, past M) keep
