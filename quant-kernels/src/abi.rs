@@ -445,8 +445,9 @@ impl Kernel for CodecKernel {
     }
 }
 
-/// Parameters of the benchmark's copy kernel (`kernels::copy`), after its
-/// buffers `(src, dst)`, both 16-byte aligned and `bytes` long.
+/// Parameters of the benchmark's copy and read kernels (`kernels::copy`),
+/// after their buffers `(src, dst)`: `src` 16-byte aligned and `bytes`
+/// long, the copy's `dst` too (the read's holds one word).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CopyParams {
@@ -463,6 +464,9 @@ unsafe impl KernelParams for CopyParams {}
 pub const SM_COPY_KERNEL: &str = "sm_copy16";
 /// See [`SM_COPY_KERNEL`].
 pub const EMPTY_KERNEL: &str = "bench_empty";
+/// The benchmark's read kernel (`kernels::copy`): `sm_copy16`'s loads, no
+/// stores, the `(src, dst, CopyParams)` signature with a 4-byte `dst`.
+pub const SM_READ_KERNEL: &str = "sm_read16";
 
 /// Every quantizer entry point's name with its launch bounds, for `cargo
 /// xtask build-ptx` (which writes the bounds and fails when a listed entry

@@ -135,6 +135,36 @@ pub(crate) fn sm_copy(gpu: &Gpu, src: &CudaSlice<u8>, dst: &mut CudaSlice<u8>, b
     Ok(())
 }
 
+/// Queues the benchmark's SM read (`quant_kernels::kernels::copy`) of the
+/// first `bytes` bytes of `src`: `sm_copy`'s grid and loads, no stores
+/// (`dst`, one word, is written only in the kernel's 2^-32 case).
+#[cfg(feature = "bench")]
+pub(crate) fn sm_read(gpu: &Gpu, src: &CudaSlice<u8>, dst: &mut CudaSlice<u32>, bytes: usize) -> Result<()> {
+    use quant_kernels::geometry::{COPY_PIECES_PER_THREAD, COPY_THREADS};
+    if bytes > src.len() {
+        return Err(crate::QuantError::TooLarge("read bytes"));
+    }
+    if dst.is_empty() {
+        return Err(crate::QuantError::ShapeMismatch("the read kernel's dst holds no word".into()));
+    }
+    let per_cta = COPY_PIECES_PER_THREAD * COPY_THREADS as u64 * 16;
+    let ctas = u32::try_from((bytes as u64).div_ceil(per_cta).max(1))
+        .ok()
+        .filter(|&c| c <= i32::MAX as u32)
+        .ok_or(crate::QuantError::TooLarge("read grid"))?;
+    let config = LaunchConfig { grid_dim: (ctas, 1, 1), block_dim: (COPY_THREADS, 1, 1), shared_mem_bytes: 0 };
+    let function = gpu.bench_function(super::BenchKernel::SmRead)?;
+    let params = ByValue(quant_kernels::abi::CopyParams { bytes: bytes as u64 });
+    let mut builder = gpu.stream().launch_builder(function);
+    builder.arg(src).arg(dst).arg(&params);
+    // SAFETY: the entry point takes `(src: *const u8, dst: *mut u32,
+    // CopyParams)`; `src` holds `bytes` bytes and `dst` a word (checked
+    // above), both CUDA allocations (256-byte aligned); the grid covers
+    // every 16-byte piece.
+    unsafe { builder.launch(config) }?;
+    Ok(())
+}
+
 /// Queues the benchmark's empty kernel (one warp): the launch floor.
 #[cfg(feature = "bench")]
 pub(crate) fn empty(gpu: &Gpu) -> Result<()> {

@@ -19,7 +19,7 @@ pub(crate) use block::per_block_quant_planned;
 pub(crate) use gemm::mm_fp8_blockscale;
 pub use gemm::GpuGemmOut;
 #[cfg(feature = "bench")]
-pub(crate) use kernel::{empty as launch_empty, sm_copy as launch_sm_copy};
+pub(crate) use kernel::{empty as launch_empty, sm_copy as launch_sm_copy, sm_read as launch_sm_read};
 pub use ptx::PtxArch;
 #[cfg(feature = "bench")]
 pub(crate) use token_group::per_token_group_quant;
@@ -338,21 +338,24 @@ pub(crate) enum BenchKernel {
     SmCopy,
     /// The empty kernel (one warp, no parameters).
     Empty,
+    /// The read kernel (`sm_copy16`'s loads, no stores).
+    SmRead,
 }
 
 #[cfg(feature = "bench")]
 impl BenchKernel {
     /// Every variant, in discriminant order.
     #[cfg(test)]
-    const ALL: [BenchKernel; BenchKernel::COUNT] = [BenchKernel::SmCopy, BenchKernel::Empty];
+    const ALL: [BenchKernel; BenchKernel::COUNT] = [BenchKernel::SmCopy, BenchKernel::Empty, BenchKernel::SmRead];
     /// Number of variants: the slots of `Inner::bench_functions`.
-    const COUNT: usize = 2;
+    const COUNT: usize = 3;
 
     /// The `.entry` name in the PTX modules.
     fn name(self) -> &'static str {
         match self {
             BenchKernel::SmCopy => quant_kernels::abi::SM_COPY_KERNEL,
             BenchKernel::Empty => quant_kernels::abi::EMPTY_KERNEL,
+            BenchKernel::SmRead => quant_kernels::abi::SM_READ_KERNEL,
         }
     }
 }
@@ -419,7 +422,7 @@ mod tests {
         }
         assert_eq!(
             BenchKernel::ALL.map(BenchKernel::name),
-            [quant_kernels::abi::SM_COPY_KERNEL, quant_kernels::abi::EMPTY_KERNEL]
+            [quant_kernels::abi::SM_COPY_KERNEL, quant_kernels::abi::EMPTY_KERNEL, quant_kernels::abi::SM_READ_KERNEL]
         );
     }
 
@@ -427,9 +430,11 @@ mod tests {
     fn every_launched_name_is_an_entry_of_every_module() {
         // What the host looks up by name in the module it loads: every
         // quantizer entry and the benchmark's kernels, in all three.
-        let names = quant_kernels::abi::quantizer_entries()
-            .map(|(name, _)| name)
-            .chain([quant_kernels::abi::SM_COPY_KERNEL, quant_kernels::abi::EMPTY_KERNEL]);
+        let names = quant_kernels::abi::quantizer_entries().map(|(name, _)| name).chain([
+            quant_kernels::abi::SM_COPY_KERNEL,
+            quant_kernels::abi::EMPTY_KERNEL,
+            quant_kernels::abi::SM_READ_KERNEL,
+        ]);
         for name in names {
             for arch in [PtxArch::Sm80, PtxArch::Sm90, PtxArch::Sm90a] {
                 let entry = [".visible .entry ", name, "("].concat();
