@@ -103,6 +103,19 @@ pub const COPY_THREADS: u32 = 256;
 /// kernel has).
 pub const COPY_PIECES_PER_THREAD: u64 = 4;
 
+/// CTAs of the copy and read kernels (`kernels::copy`) over `bytes`: one
+/// per `COPY_THREADS * COPY_PIECES_PER_THREAD` whole 16-byte pieces, at
+/// least one.
+#[inline]
+pub const fn copy_ctas(bytes: u64) -> u64 {
+    let ctas = bytes.div_ceil(COPY_PIECES_PER_THREAD * COPY_THREADS as u64 * 16);
+    if ctas == 0 {
+        1
+    } else {
+        ctas
+    }
+}
+
 /// Stages of the `mma.sync` GEMM's (`kernels::gemm`) `cp.async` pipeline.
 pub const GEMM_MMA_STAGES: u32 = 4;
 /// CTA tile edge of the `mma.sync` GEMM along M and N, and its k-block (one

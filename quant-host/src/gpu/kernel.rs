@@ -109,20 +109,25 @@ pub(crate) fn codec<A: DeviceRepr, B: DeviceRepr>(
     Ok(())
 }
 
+/// The launch of the benchmark's copy and read kernels over `bytes`.
+#[cfg(feature = "bench")]
+fn copy_launch(bytes: usize) -> Result<LaunchConfig> {
+    use quant_kernels::geometry::{copy_ctas, COPY_THREADS};
+    let ctas = u32::try_from(copy_ctas(bytes as u64))
+        .ok()
+        .filter(|&c| c <= i32::MAX as u32)
+        .ok_or(crate::QuantError::TooLarge("copy grid"))?;
+    Ok(LaunchConfig { grid_dim: (ctas, 1, 1), block_dim: (COPY_THREADS, 1, 1), shared_mem_bytes: 0 })
+}
+
 /// Queues the benchmark's SM copy (`quant_kernels::kernels::copy`) of the
 /// first `bytes` bytes of `src` into `dst`.
 #[cfg(feature = "bench")]
 pub(crate) fn sm_copy(gpu: &Gpu, src: &CudaSlice<u8>, dst: &mut CudaSlice<u8>, bytes: usize) -> Result<()> {
-    use quant_kernels::geometry::{COPY_PIECES_PER_THREAD, COPY_THREADS};
     if bytes > src.len() || bytes > dst.len() {
         return Err(crate::QuantError::TooLarge("copy bytes"));
     }
-    let per_cta = COPY_PIECES_PER_THREAD * COPY_THREADS as u64 * 16;
-    let ctas = u32::try_from((bytes as u64).div_ceil(per_cta).max(1))
-        .ok()
-        .filter(|&c| c <= i32::MAX as u32)
-        .ok_or(crate::QuantError::TooLarge("copy grid"))?;
-    let config = LaunchConfig { grid_dim: (ctas, 1, 1), block_dim: (COPY_THREADS, 1, 1), shared_mem_bytes: 0 };
+    let config = copy_launch(bytes)?;
     let function = gpu.bench_function(super::BenchKernel::SmCopy)?;
     let params = ByValue(quant_kernels::abi::CopyParams { bytes: bytes as u64 });
     let mut builder = gpu.stream().launch_builder(function);
@@ -140,19 +145,13 @@ pub(crate) fn sm_copy(gpu: &Gpu, src: &CudaSlice<u8>, dst: &mut CudaSlice<u8>, b
 /// (`dst`, one word, is written only in the kernel's 2^-32 case).
 #[cfg(feature = "bench")]
 pub(crate) fn sm_read(gpu: &Gpu, src: &CudaSlice<u8>, dst: &mut CudaSlice<u32>, bytes: usize) -> Result<()> {
-    use quant_kernels::geometry::{COPY_PIECES_PER_THREAD, COPY_THREADS};
     if bytes > src.len() {
         return Err(crate::QuantError::TooLarge("read bytes"));
     }
     if dst.is_empty() {
         return Err(crate::QuantError::ShapeMismatch("the read kernel's dst holds no word".into()));
     }
-    let per_cta = COPY_PIECES_PER_THREAD * COPY_THREADS as u64 * 16;
-    let ctas = u32::try_from((bytes as u64).div_ceil(per_cta).max(1))
-        .ok()
-        .filter(|&c| c <= i32::MAX as u32)
-        .ok_or(crate::QuantError::TooLarge("read grid"))?;
-    let config = LaunchConfig { grid_dim: (ctas, 1, 1), block_dim: (COPY_THREADS, 1, 1), shared_mem_bytes: 0 };
+    let config = copy_launch(bytes)?;
     let function = gpu.bench_function(super::BenchKernel::SmRead)?;
     let params = ByValue(quant_kernels::abi::CopyParams { bytes: bytes as u64 });
     let mut builder = gpu.stream().launch_builder(function);

@@ -19,17 +19,16 @@ use crate::instr::{block_index_and_grid, ld_global16, thread_index};
 
 const _: () = assert!(COPY_PIECES_PER_THREAD == 4, "the loops over pieces are unroll4!");
 
-/// Copies `p.bytes` bytes from `src` to `dst`. Thread `t` of CTA `b` copies
-/// the 16-byte pieces `(b * PIECES + i) * THREADS + t` for `i < PIECES`
-/// (each load instruction of a warp reads 512 consecutive bytes); the bytes
-/// past the last whole piece are copied one at a time by thread 0 of CTA 0.
+/// The 16-byte pieces of `src` that thread `t` of CTA `b` takes, `(b *
+/// PIECES + i) * THREADS + t` for `i < PIECES` (each load instruction of a
+/// warp reads 512 consecutive bytes), loaded with every load issued before
+/// any use; pieces past `p.bytes / 16` read as zero. Returns the thread's
+/// first piece, the count of whole pieces and the words.
 ///
 /// # Safety
-/// `src` and `dst` are 16-byte aligned and hold `p.bytes` bytes; they do
-/// not overlap; the grid is 1-D with `COPY_THREADS` threads per CTA and
-/// covers every whole piece.
-#[no_mangle]
-pub unsafe extern "ptx-kernel" fn sm_copy16(src: *const u8, dst: *mut u8, p: CopyParams) {
+/// `src` is 16-byte aligned and holds `p.bytes` bytes.
+#[inline(always)]
+unsafe fn load_pieces(src: *const u8, p: CopyParams) -> (u64, u64, [[u32; 4]; COPY_PIECES_PER_THREAD as usize]) {
     let pieces = p.bytes / 16;
     let (cta, _) = block_index_and_grid();
     let t = thread_index() as u64;
@@ -41,13 +40,28 @@ pub unsafe extern "ptx-kernel" fn sm_copy16(src: *const u8, dst: *mut u8, p: Cop
             w[i] = ld_global16(src.add(16 * piece as usize));
         }
     });
+    (first, pieces, w)
+}
+
+/// Copies `p.bytes` bytes from `src` to `dst`: the pieces of
+/// [`load_pieces`], stored after all of a thread's loads; the bytes past
+/// the last whole piece are copied one at a time by thread 0 of CTA 0.
+///
+/// # Safety
+/// `src` and `dst` are 16-byte aligned and hold `p.bytes` bytes; they do
+/// not overlap; the grid is 1-D with `COPY_THREADS` threads per CTA and
+/// covers every whole piece.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn sm_copy16(src: *const u8, dst: *mut u8, p: CopyParams) {
+    let (first, pieces, w) = load_pieces(src, p);
     unroll4!(i => {
         let piece = first + i as u64 * COPY_THREADS as u64;
         if piece < pieces {
             st_global16(dst.add(16 * piece as usize), w[i]);
         }
     });
-    if cta == 0 && t == 0 {
+    let (cta, _) = block_index_and_grid();
+    if cta == 0 && thread_index() == 0 {
         let mut b = pieces * 16;
         while b < p.bytes {
             dst.add(b as usize).write(src.add(b as usize).read());
@@ -56,12 +70,12 @@ pub unsafe extern "ptx-kernel" fn sm_copy16(src: *const u8, dst: *mut u8, p: Cop
     }
 }
 
-/// Reads `p.bytes` bytes of `src`, the 16-byte pieces that [`sm_copy16`]
-/// would copy, with the same loads, and folds each thread's words into one
-/// (XOR). So that the loads are kept, a thread whose fold equals
-/// [`READ_NEVER`] stores it to `dst[0]`: a 2^-32 event per thread on real
-/// data, harmless when it happens (any such thread stores the same value).
-/// The bytes past the last whole piece are not read.
+/// Reads `p.bytes` bytes of `src` as [`sm_copy16`] does ([`load_pieces`])
+/// and folds each thread's words into one (XOR). So that the loads are
+/// kept, a thread whose fold equals [`READ_NEVER`] stores it to `dst[0]`: a
+/// 2^-32 event per thread on real data, harmless when it happens (any such
+/// thread stores the same value). The bytes past the last whole piece are
+/// not read.
 ///
 /// # Safety
 /// `src` is 16-byte aligned and holds `p.bytes` bytes; `dst` holds 4 bytes;
@@ -69,17 +83,7 @@ pub unsafe extern "ptx-kernel" fn sm_copy16(src: *const u8, dst: *mut u8, p: Cop
 /// whole piece.
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn sm_read16(src: *const u8, dst: *mut u32, p: CopyParams) {
-    let pieces = p.bytes / 16;
-    let (cta, _) = block_index_and_grid();
-    let t = thread_index() as u64;
-    let first = cta as u64 * COPY_PIECES_PER_THREAD * COPY_THREADS as u64 + t;
-    let mut w = [[0u32; 4]; COPY_PIECES_PER_THREAD as usize];
-    unroll4!(i => {
-        let piece = first + i as u64 * COPY_THREADS as u64;
-        if piece < pieces {
-            w[i] = ld_global16(src.add(16 * piece as usize));
-        }
-    });
+    let (_, _, w) = load_pieces(src, p);
     let mut x = 0u32;
     unroll4!(i => {
         x ^= w[i][0] ^ w[i][1] ^ w[i][2] ^ w[i][3];
