@@ -173,3 +173,21 @@ pub(crate) fn empty(gpu: &Gpu) -> Result<()> {
     unsafe { gpu.stream().launch_builder(function).launch(config) }?;
     Ok(())
 }
+
+#[cfg(all(test, feature = "bench"))]
+mod tests {
+    use super::copy_launch;
+    use quant_kernels::geometry::{COPY_PIECES_PER_THREAD, COPY_THREADS};
+
+    #[test]
+    fn copy_grid_covers_every_whole_piece_with_no_idle_cta() {
+        let per_cta = COPY_PIECES_PER_THREAD as usize * COPY_THREADS as usize * 16;
+        for bytes in [0, 1, 15, 16, per_cta - 1, per_cta, per_cta + 1, 3 * per_cta + 16, 1 << 30] {
+            let c = copy_launch(bytes).unwrap();
+            let ctas = c.grid_dim.0 as usize;
+            assert_eq!((c.grid_dim.1, c.grid_dim.2, c.block_dim.0), (1, 1, COPY_THREADS), "{bytes}");
+            assert!(ctas * per_cta >= bytes, "{bytes}: {ctas} CTAs leave pieces");
+            assert!(ctas == 1 || (ctas - 1) * per_cta < bytes, "{bytes}: {ctas} CTAs, one idle");
+        }
+    }
+}
