@@ -15,6 +15,8 @@ and the other mixes methods. This script gives DeepGEMM's figure both ways:
 - `graph`: exactly `fp8q bench`'s method (quant-host/src/bench/gemm.rs): B copies
   to exceed 125 MB (at most 32), `launches = clamp(20000 / (GFLOP at 1000 TFLOP/s
   in us), 5, 50)` per graph, warm-up replays, median of 10 replays.
+  With `DG_SETTLE_MS=N` in the environment the GPU idles N ms before each shape's
+  timed replays, as `fp8q bench --gemm-settle-ms N` does before ours.
 - `flush`: do_bench's method (warm-up, then per repetition a 256 MB memset, an
   event, the launch, an event; the median of 100), as the anchor script times it:
   the host's launch work (Python, DeepGEMM's tensor-map encoding) can fall between
@@ -29,11 +31,14 @@ Operands are random fp8 with random positive scales (timing only; accuracy is th
 anchor script's job). Compiles every shape's kernel in parallel processes first
 (nvcc JIT, cached under DG_CACHE_DIR; FFMA interleaving off, as the anchor does,
 which CUDA 13's nvcc would skip anyway)."""
-import json, os, sys, multiprocessing as mp
+import json, os, sys, time, multiprocessing as mp
 
 ROTATE_BYTES = 125 << 20  # quant-host/src/bench/e2e.rs
 MAX_COPIES = 32
 GRAPH_LAUNCHES = 50  # quant-host/src/bench/gemm.rs
+# `fp8q bench --gemm-settle-ms N` idles N ms before each record's timed graphs; the
+# same here, from the environment, so both sides start each shape from one GPU state.
+SETTLE_S = int(os.environ.get("DG_SETTLE_MS", "0")) / 1000.0
 
 
 def launches(M, N, K):
@@ -106,6 +111,9 @@ def main():
                     call(i + 1)
         torch.cuda.current_stream().wait_stream(s)
         graph.replay(); graph.replay(); graph.replay()
+        if SETTLE_S > 0:  # fp8q bench --gemm-settle-ms: idle before the timed replays
+            torch.cuda.synchronize()
+            time.sleep(SETTLE_S)
         times = []
         for _ in range(10):
             e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

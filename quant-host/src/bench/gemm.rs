@@ -175,21 +175,24 @@ impl DeepGemm {
 }
 
 /// Runs the section on `shapes`. `input` holds at least max(M K, N K)
-/// values. With `variants`, every `Fast` tile is timed as well.
+/// values. With `variants`, every `Fast` tile is timed as well. Each
+/// record's timed graphs start after the GPU has idled for `settle`.
 pub(crate) fn run(
     gpu: &Gpu,
     input: &CudaSlice<bf16>,
     shapes: &[(usize, usize, usize)],
     variants: bool,
     layout: ScaleLayout,
+    settle: std::time::Duration,
 ) -> Result<Vec<GemmRecord>> {
     let mut records = Vec::new();
     for &(m, n, k) in shapes {
-        records.extend(problem(gpu, input, m, n, k, variants, layout)?);
+        records.extend(problem(gpu, input, m, n, k, variants, layout, settle)?);
     }
     Ok(records)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn problem(
     gpu: &Gpu,
     input: &CudaSlice<bf16>,
@@ -198,6 +201,7 @@ fn problem(
     k: usize,
     variants: bool,
     layout: ScaleLayout,
+    settle: std::time::Duration,
 ) -> Result<Vec<GemmRecord>> {
     let stream = gpu.stream();
     let kb = k.div_ceil(128);
@@ -259,6 +263,10 @@ fn problem(
         for _ in 0..copies + 2 {
             launch()?;
         }
+        if !settle.is_zero() {
+            stream.synchronize()?;
+            std::thread::sleep(settle);
+        }
         let us = timing::graph_us_per_launch(stream, launches(m, n, k), 10, &mut launch)?;
         let r = GemmRecord {
             m,
@@ -294,6 +302,10 @@ fn problem(
     }
     // The peer, where its scale layout is the one A was quantized in.
     if layout == ScaleLayout::ColMajorTmaAligned {
+        if !settle.is_zero() {
+            stream.synchronize()?;
+            std::thread::sleep(settle);
+        }
         let timed = cublaslt::BlockScaledLt::new(stream, m, n, k, &sa, &sb)
             .and_then(|mut plan| cublaslt::time_us(&mut plan, &a, &bs, &mut c, launches(m, n, k)));
         let (us, note) = match timed {

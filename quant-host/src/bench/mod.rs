@@ -70,6 +70,13 @@ pub struct BenchArgs {
     /// the two-step path, and the masked MoE layout against a dense call
     #[arg(long)]
     pub fused: bool,
+    /// With --gemm: idle this many milliseconds before each record's timed
+    /// graphs (after its warm-up), so that every shape starts from the same
+    /// GPU state rather than after whatever ran before it (a heavy shape
+    /// leaves the next one at lower clocks under the power cap); DeepGEMM's
+    /// `bench/peers/deepgemm_graph.py` takes the same as `DG_SETTLE_MS`
+    #[arg(long, default_value_t = 0)]
+    pub gemm_settle_ms: u64,
     /// With --gemm: these shapes (`M,N,K`) instead of the peer set
     #[arg(long, num_args = 1.., value_parser = parse_shape)]
     pub gemm_shapes: Vec<(usize, usize, usize)>,
@@ -244,7 +251,14 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     let gemm_records = if args.gemm || args.gemm_variants {
         let shapes = if args.gemm_shapes.is_empty() { gemm::peer_set() } else { args.gemm_shapes.clone() };
         let layout = args.gemm_scale_layout.unwrap_or(ScaleLayout::ColMajorTmaAligned);
-        gemm::run(&gpu, &input, &shapes, args.gemm_variants, layout)?
+        gemm::run(
+            &gpu,
+            &input,
+            &shapes,
+            args.gemm_variants,
+            layout,
+            std::time::Duration::from_millis(args.gemm_settle_ms),
+        )?
     } else {
         Vec::new()
     };
