@@ -72,8 +72,8 @@ pub struct BenchArgs {
     pub fused: bool,
     /// With --gemm: idle this many milliseconds before each record's timed
     /// graphs (after its warm-up), so that every shape starts from the same
-    /// GPU state rather than after whatever ran before it (a heavy shape
-    /// leaves the next one at lower clocks under the power cap); DeepGEMM's
+    /// GPU state rather than after whatever ran before it (on an H200 a
+    /// small shape read up to 50% slower right after a heavy one); DeepGEMM's
     /// `bench/peers/deepgemm_graph.py` takes the same as `DG_SETTLE_MS`
     #[arg(long, default_value_t = 0)]
     pub gemm_settle_ms: u64,
