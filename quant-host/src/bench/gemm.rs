@@ -192,6 +192,16 @@ pub(crate) fn run(
     Ok(records)
 }
 
+/// Lets the GPU idle for `settle` once its queued work is done (nothing for
+/// zero): `--gemm-settle-ms`, before each record's timed graphs.
+fn settle_gpu(gpu: &Gpu, settle: std::time::Duration) -> Result<()> {
+    if !settle.is_zero() {
+        gpu.stream().synchronize()?;
+        std::thread::sleep(settle);
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn problem(
     gpu: &Gpu,
@@ -263,10 +273,7 @@ fn problem(
         for _ in 0..copies + 2 {
             launch()?;
         }
-        if !settle.is_zero() {
-            stream.synchronize()?;
-            std::thread::sleep(settle);
-        }
+        settle_gpu(gpu, settle)?;
         let us = timing::graph_us_per_launch(stream, launches(m, n, k), 10, &mut launch)?;
         let r = GemmRecord {
             m,
@@ -302,10 +309,7 @@ fn problem(
     }
     // The peer, where its scale layout is the one A was quantized in.
     if layout == ScaleLayout::ColMajorTmaAligned {
-        if !settle.is_zero() {
-            stream.synchronize()?;
-            std::thread::sleep(settle);
-        }
+        settle_gpu(gpu, settle)?;
         let timed = cublaslt::BlockScaledLt::new(stream, m, n, k, &sa, &sb)
             .and_then(|mut plan| cublaslt::time_us(&mut plan, &a, &bs, &mut c, launches(m, n, k)));
         let (us, note) = match timed {
