@@ -28,12 +28,13 @@ pub use gemm::GemmRecord;
 pub use report::Record;
 
 use crate::config::{BlockConfig, TokenGroupConfig};
+use crate::element::{DType, Element};
 use crate::error::{QuantError, Result};
 use crate::gpu::{self, driver_available, Gpu};
 use crate::plan::{BlockPlan, TokenGroupPlan};
 use crate::shape::MatrixShape;
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, CudaView};
-use half::bf16;
+use half::{bf16, f16};
 use quant_kernels::{Fp8Format, ScaleLayout};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -102,6 +103,12 @@ pub struct BenchArgs {
     /// formats), alone or with --token-shapes, for profiling one shape
     #[arg(long, num_args = 1.., value_parser = parse_pair)]
     pub weight_shapes: Vec<(usize, usize)>,
+    /// The quantizer section's input type, `bf16` or `f16` (both two bytes
+    /// an element, so every fraction reads the same) [default: bf16; the
+    /// targets are read on bf16 only]. The GEMM, end-to-end and fused
+    /// sections keep bf16
+    #[arg(long, value_parser = parse_input_dtype)]
+    pub input_dtype: Option<DType>,
     /// torchao's figures from the same device call (`quant_peers.json`,
     /// written by `../shared/anchors/quant_peers.py`), for the targets
     /// that compare with them
@@ -131,7 +138,16 @@ fn parse_shape(s: &str) -> std::result::Result<(usize, usize, usize), String> {
     }
 }
 
-/// `M,K` as the `--token-shapes` flag takes it.
+/// `bf16` or `f16`, as the `--input-dtype` flag takes it.
+fn parse_input_dtype(s: &str) -> std::result::Result<DType, String> {
+    match s {
+        "bf16" => Ok(DType::Bf16),
+        "f16" => Ok(DType::F16),
+        _ => Err(format!("`{s}`: expected bf16 or f16")),
+    }
+}
+
+/// The layout names the `--gemm-scale-layout` and `--token-layouts` flags take.
 fn parse_layout(s: &str) -> std::result::Result<ScaleLayout, String> {
     ScaleLayout::from_name(s).ok_or_else(|| {
         let names: Vec<&str> = ScaleLayout::ALL.iter().map(|l| l.name()).collect();
@@ -199,48 +215,15 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     let max_elems = if args.e2e || args.gemm || args.gemm_variants { max_elems.max(7168 * 16384) } else { max_elems };
     let max_elems = max_elems.max(gemm_elems);
     let input = random_bf16(&stream, max_elems)?;
-
-    let mut records = Vec::new();
-    // The quantizer section's token-group launches, with --token-kernel's choice.
-    let tg_gpu = gpu.with_token_group_chunks(args.token_kernel);
-    if args.token_kernel != gpu::TokenGroupChunks::BySize {
-        eprintln!("bench: token-group kernel forced: {:?}", args.token_kernel);
-    }
-    let token_layouts: &[ScaleLayout] =
-        if args.token_layouts.is_empty() { &[ScaleLayout::RowMajor] } else { &args.token_layouts };
-    for format in Fp8Format::ALL.into_iter().filter(|_| !args.skip_quant) {
-        for &k in ks {
-            for &m in tokens {
-                let cfg = TokenGroupConfig { format, ..TokenGroupConfig::default() };
-                records.push(token_group(&tg_gpu, &input, m, k, cfg, copy_gbps)?);
-            }
+    let input_dtype = args.input_dtype.unwrap_or(DType::Bf16);
+    let quant_elems = if args.skip_quant { 0 } else { max_elems };
+    let records = match input_dtype {
+        DType::F16 => {
+            let input = random_input::<f16>(&stream, quant_elems)?;
+            quant_records(&gpu, args, &input, (tokens, ks, weights), chosen, copy_gbps)?
         }
-        for &(m, k) in &args.token_shapes {
-            for &layout in token_layouts {
-                let cfg = TokenGroupConfig { format, layout, ..TokenGroupConfig::default() };
-                records.push(token_group(&tg_gpu, &input, m, k, cfg, copy_gbps)?);
-            }
-        }
-        for &(n, k) in weights {
-            let cfg = BlockConfig { format, ..BlockConfig::default() };
-            records.push(block(&gpu, &input, n, k, cfg, copy_gbps)?);
-        }
-    }
-    // Scale layouts at prefill sizes, against row-major in the same run.
-    for &k in [7000, 7168].iter().filter(|_| !args.skip_quant && !chosen) {
-        for layout in [ScaleLayout::ColMajor, ScaleLayout::ColMajorTmaAligned] {
-            let cfg = TokenGroupConfig { layout, ..TokenGroupConfig::default() };
-            records.push(token_group(&tg_gpu, &input, 4096, k, cfg, copy_gbps)?);
-        }
-    }
-    // The same bytes through the driver's copy and the SM copy kernel,
-    // once per size.
-    let mut copies = SameSizeCopies::default();
-    for r in &mut records {
-        let (memcpy_us, sm_us) = copies.us(&gpu, r.bytes as usize)?;
-        r.set_same_size_copy(memcpy_us);
-        r.set_same_size_sm_copy(sm_us);
-    }
+        _ => quant_records(&gpu, args, &input, (tokens, ks, weights), chosen, copy_gbps)?,
+    };
     let host_costs = if args.skip_quant { Vec::new() } else { host_cost::run(&gpu)? };
     let peers = match &args.peers {
         Some(path) => Some(report::Peers::read(path)?),
@@ -267,10 +250,72 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     }
     let e2e_records =
         if args.e2e { e2e::run(&gpu, &input, copy_gbps, args.quick, &args.e2e_shapes)? } else { Vec::new() };
-    let quant = report::QuantReport { records: &records, ceilings, host_costs: &host_costs, peers: peers.as_ref() };
+    let quant = report::QuantReport {
+        records: &records,
+        input: input_dtype.name(),
+        ceilings,
+        host_costs: &host_costs,
+        peers: peers.as_ref(),
+    };
     let gemm = report::GemmReport { records: &gemm_records, deepgemm: deepgemm.as_ref() };
     report::write(&quant, &e2e_records, &gemm, &device, args.out.as_deref())?;
     Ok((records, e2e_records))
+}
+
+/// The quantizer section's records on `input` (its first elements), for
+/// the shape lists `run` chose: the token-group launches with
+/// --token-kernel's choice, the weights, the scale layouts at prefill
+/// sizes, then each record's same-size copies.
+fn quant_records<T: Element>(
+    gpu: &Gpu,
+    args: &BenchArgs,
+    input: &CudaSlice<T>,
+    (tokens, ks, weights): (&[usize], &[usize], &[(usize, usize)]),
+    chosen: bool,
+    copy_gbps: f64,
+) -> Result<Vec<Record>> {
+    let mut records = Vec::new();
+    // The quantizer section's token-group launches, with --token-kernel's choice.
+    let tg_gpu = gpu.with_token_group_chunks(args.token_kernel);
+    if args.token_kernel != gpu::TokenGroupChunks::BySize {
+        eprintln!("bench: token-group kernel forced: {:?}", args.token_kernel);
+    }
+    let token_layouts: &[ScaleLayout] =
+        if args.token_layouts.is_empty() { &[ScaleLayout::RowMajor] } else { &args.token_layouts };
+    for format in Fp8Format::ALL.into_iter().filter(|_| !args.skip_quant) {
+        for &k in ks {
+            for &m in tokens {
+                let cfg = TokenGroupConfig { format, ..TokenGroupConfig::default() };
+                records.push(token_group(&tg_gpu, input, m, k, cfg, copy_gbps)?);
+            }
+        }
+        for &(m, k) in &args.token_shapes {
+            for &layout in token_layouts {
+                let cfg = TokenGroupConfig { format, layout, ..TokenGroupConfig::default() };
+                records.push(token_group(&tg_gpu, input, m, k, cfg, copy_gbps)?);
+            }
+        }
+        for &(n, k) in weights {
+            let cfg = BlockConfig { format, ..BlockConfig::default() };
+            records.push(block(gpu, input, n, k, cfg, copy_gbps)?);
+        }
+    }
+    // Scale layouts at prefill sizes, against row-major in the same run.
+    for &k in [7000, 7168].iter().filter(|_| !args.skip_quant && !chosen) {
+        for layout in [ScaleLayout::ColMajor, ScaleLayout::ColMajorTmaAligned] {
+            let cfg = TokenGroupConfig { layout, ..TokenGroupConfig::default() };
+            records.push(token_group(&tg_gpu, input, 4096, k, cfg, copy_gbps)?);
+        }
+    }
+    // The same bytes through the driver's copy and the SM copy kernel,
+    // once per size.
+    let mut copies = SameSizeCopies::default();
+    for r in &mut records {
+        let (memcpy_us, sm_us) = copies.us(gpu, r.bytes as usize)?;
+        r.set_same_size_copy(memcpy_us);
+        r.set_same_size_sm_copy(sm_us);
+    }
+    Ok(records)
 }
 
 /// Bandwidth of a 1 GiB device-to-device copy, counting bytes read and
@@ -348,14 +393,21 @@ fn same_size_sm_copy_us(gpu: &Gpu, bytes: usize) -> Result<f64> {
 /// `n` bf16 values spanning many magnitudes (never zeros: zeros can run
 /// faster than real data and hide unwritten outputs).
 fn random_bf16(stream: &Arc<CudaStream>, n: usize) -> Result<CudaSlice<bf16>> {
+    random_input::<bf16>(stream, n)
+}
+
+/// `n` values of `T` spanning many magnitudes (2^-8 to 2^8, inside every
+/// input type's normal range; never zeros: zeros can run faster than real
+/// data and hide unwritten outputs).
+fn random_input<T: Element>(stream: &Arc<CudaStream>, n: usize) -> Result<CudaSlice<T>> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let host: Vec<bf16> = (0..n)
+    let host: Vec<T> = (0..n.max(1))
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             let unit = (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
-            bf16::from_f32(unit * 2f32.powi((state % 16) as i32 - 8))
+            T::from_f32(unit * 2f32.powi((state % 16) as i32 - 8))
         })
         .collect();
     Ok(stream.clone_htod(&host)?)
@@ -398,20 +450,21 @@ fn rotated_copy_us(
 }
 
 /// `sets` private copies of the first `n` input values.
-fn input_sets(
+fn input_sets<T: Element>(
     stream: &Arc<CudaStream>,
-    input: &CudaSlice<bf16>,
+    input: &CudaSlice<T>,
     n: usize,
     sets: usize,
-) -> Result<Vec<CudaSlice<bf16>>> {
+) -> Result<Vec<CudaSlice<T>>> {
     copies_of(stream, &input.slice(0..n.max(1)), sets)
 }
 
 /// `sets` private device copies of `src`.
-fn copies_of(stream: &Arc<CudaStream>, src: &CudaView<'_, bf16>, sets: usize) -> Result<Vec<CudaSlice<bf16>>> {
+fn copies_of<T: Element>(stream: &Arc<CudaStream>, src: &CudaView<'_, T>, sets: usize) -> Result<Vec<CudaSlice<T>>> {
     (0..sets)
         .map(|_| {
-            let mut copy = stream.alloc_zeros::<bf16>(src.len())?;
+            // SAFETY: overwritten by the copy below before any read.
+            let mut copy = unsafe { stream.alloc::<T>(src.len()) }?;
             stream.memcpy_dtod(src, &mut copy)?;
             Ok(copy)
         })
@@ -432,9 +485,9 @@ fn measure(stream: &Arc<CudaStream>, sets: usize, mut launch: impl FnMut(usize) 
     Ok((graph_us, single_ms * 1e3))
 }
 
-fn token_group(
+fn token_group<T: Element>(
     gpu: &Gpu,
-    input: &CudaSlice<bf16>,
+    input: &CudaSlice<T>,
     m: usize,
     k: usize,
     cfg: TokenGroupConfig,
@@ -443,7 +496,7 @@ fn token_group(
     let stream = gpu.stream();
     let plan = TokenGroupPlan::new(&cfg, MatrixShape::new(m, k)?)?;
     let scale_len = plan.scale_shape().numel();
-    let bytes = m * k * 2 + m * k + scale_len * 4;
+    let bytes = m * k * std::mem::size_of::<T>() + m * k + scale_len * 4;
     let sets = rotation(bytes);
     let inputs = input_sets(stream, input, m * k, sets)?;
     let mut q = (0..sets).map(|_| stream.alloc_zeros::<u8>(m * k)).collect::<Result<Vec<_>, _>>()?;
@@ -453,11 +506,18 @@ fn token_group(
     Ok(Record::new("per_token_group_quant_fp8", cfg.format, cfg.layout, m, k, graph_us, single_us, bytes, copy_gbps))
 }
 
-fn block(gpu: &Gpu, input: &CudaSlice<bf16>, n: usize, k: usize, cfg: BlockConfig, copy_gbps: f64) -> Result<Record> {
+fn block<T: Element>(
+    gpu: &Gpu,
+    input: &CudaSlice<T>,
+    n: usize,
+    k: usize,
+    cfg: BlockConfig,
+    copy_gbps: f64,
+) -> Result<Record> {
     let stream = gpu.stream();
     let plan = BlockPlan::new(&cfg, MatrixShape::new(n, k)?)?;
     let scale_len = plan.scale_shape().numel();
-    let bytes = n * k * 2 + n * k + scale_len * 4;
+    let bytes = n * k * std::mem::size_of::<T>() + n * k + scale_len * 4;
     let sets = rotation(bytes);
     let inputs = input_sets(stream, input, n * k, sets)?;
     let mut q = (0..sets).map(|_| stream.alloc_zeros::<u8>(n * k)).collect::<Result<Vec<_>, _>>()?;
@@ -475,4 +535,18 @@ fn block(gpu: &Gpu, input: &CudaSlice<bf16>, n: usize, k: usize, cfg: BlockConfi
         bytes,
         copy_gbps,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_dtype_flag_takes_the_two_byte_types_only() {
+        assert_eq!(parse_input_dtype("bf16"), Ok(DType::Bf16));
+        assert_eq!(parse_input_dtype("f16"), Ok(DType::F16));
+        for bad in ["f32", "BF16", "", "fp16"] {
+            assert!(parse_input_dtype(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -145,6 +145,8 @@ impl Peers {
 /// What the quantizer section measured.
 pub(crate) struct QuantReport<'a> {
     pub records: &'a [Record],
+    /// The records' input type (`bf16` or `f16`, `--input-dtype`).
+    pub input: &'static str,
     pub ceilings: super::Ceilings,
     pub host_costs: &'a [super::host_cost::HostCostRecord],
     pub peers: Option<&'a Peers>,
@@ -167,11 +169,16 @@ pub(crate) fn write(
 ) -> Result<()> {
     let records = quant.records;
     let super::Ceilings { copy_gbps, sm_copy_gbps, launch_floor_us } = quant.ceilings;
+    let input = quant.input;
     let mut md = String::new();
-    let _ = writeln!(md, "# fp8 quantization benchmark\n\nDevice: **{device}**; device-to-device copy: **{copy_gbps:.0} GB/s** (read + write; 1 GiB `cuMemcpyDtoD`, best of five rounds of ten), measured in this run; the project's SM copy kernel (`sm_copy16`, 16-byte loads and stores) moves 1 GiB at **{sm_copy_gbps:.0} GB/s**; launch floor (an empty kernel, per launch in a CUDA graph): **{launch_floor_us:.2} us**.\nbf16 input, groups of 128 / blocks of 128 x 128, float scales. Times are per launch in a CUDA graph, each launch on its own buffers (cold L2); `fraction` = kernel GB/s / 1 GiB copy GB/s; `of copy` = a same-size copy's time / the kernel's (the driver's memcpy and the SM copy kernel, each per launch in a graph on rotated buffers); `single launch` is one launch between two events, launch overhead included.\n");
+    let _ = writeln!(md, "# fp8 quantization benchmark\n\nDevice: **{device}**; device-to-device copy: **{copy_gbps:.0} GB/s** (read + write; 1 GiB `cuMemcpyDtoD`, best of five rounds of ten), measured in this run; the project's SM copy kernel (`sm_copy16`, 16-byte loads and stores) moves 1 GiB at **{sm_copy_gbps:.0} GB/s**; launch floor (an empty kernel, per launch in a CUDA graph): **{launch_floor_us:.2} us**.\n{input} input, groups of 128 / blocks of 128 x 128, float scales. Times are per launch in a CUDA graph, each launch on its own buffers (cold L2); `fraction` = kernel GB/s / 1 GiB copy GB/s; `of copy` = a same-size copy's time / the kernel's (the driver's memcpy and the SM copy kernel, each per launch in a graph on rotated buffers); `single launch` is one launch between two events, launch overhead included.\n");
     if !records.is_empty() {
-        md.push_str(&summary_tables(records, launch_floor_us));
-        md.push_str(&targets(quant));
+        md.push_str(&summary_tables(records, input, launch_floor_us));
+        if input == "bf16" {
+            md.push_str(&targets(quant));
+        } else {
+            let _ = writeln!(md, "\n(The issue's targets are read on bf16 input: not judged on {input}.)");
+        }
     }
     if !quant.host_costs.is_empty() {
         md.push_str(&super::host_cost::report(quant.host_costs));
@@ -209,7 +216,7 @@ pub(crate) fn write(
     let dir = out.unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("bench.md"), md)?;
-    let json = serde_json::json!({ "device": device, "copy_gbps": copy_gbps, "ceilings": quant.ceilings, "records": records, "host_cost": quant.host_costs, "gemm": gemm.records, "deepgemm": gemm.deepgemm, "end_to_end": e2e });
+    let json = serde_json::json!({ "device": device, "input_dtype": input, "copy_gbps": copy_gbps, "ceilings": quant.ceilings, "records": records, "host_cost": quant.host_costs, "gemm": gemm.records, "deepgemm": gemm.deepgemm, "end_to_end": e2e });
     std::fs::write(dir.join("bench.json"), serde_json::to_string_pretty(&json).unwrap_or_default())?;
     std::fs::write(dir.join("bench.svg"), svg(records))?;
     eprintln!("bench: wrote bench.md, bench.json, bench.svg to {}", dir.display());
@@ -228,7 +235,7 @@ fn peer_table(peers: &Peers, copy_gbps: f64) -> String {
 /// Fraction of the copy ceiling, M down and K across, per format, with
 /// each shape's fraction of the faster same-size copy; then the weight
 /// shapes and the decode sizes beside the launch floor.
-fn summary_tables(records: &[Record], launch_floor_us: f64) -> String {
+fn summary_tables(records: &[Record], input: &str, launch_floor_us: f64) -> String {
     let mut md = String::new();
     for format in Fp8Format::ALL.map(Fp8Format::name) {
         let rows: Vec<&Record> =
@@ -239,7 +246,7 @@ fn summary_tables(records: &[Record], launch_floor_us: f64) -> String {
         let mut ms: Vec<usize> = rows.iter().map(|r| r.rows).collect();
         ms.sort_unstable();
         ms.dedup();
-        let _ = writeln!(md, "## per_token_group_quant_fp8, bf16 -> {format}: fraction of the 1 GiB copy / of the faster same-size copy (time in us)\n");
+        let _ = writeln!(md, "## per_token_group_quant_fp8, {input} -> {format}: fraction of the 1 GiB copy / of the faster same-size copy (time in us)\n");
         let _ = writeln!(md, "| M \\ K | {} |", ks.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" | "));
         let _ = writeln!(md, "|---:|{}", "---:|".repeat(ks.len()));
         for m in &ms {
@@ -258,7 +265,7 @@ fn summary_tables(records: &[Record], launch_floor_us: f64) -> String {
     }
     let blocks: Vec<&Record> = records.iter().filter(|r| !r.is_token()).collect();
     if !blocks.is_empty() {
-        let _ = writeln!(md, "## per_block_quant_fp8, bf16, 128 x 128 blocks\n\n`memcpy us` / `SM copy us`: the driver's copy and the SM copy kernel moving the same bytes (per launch in a graph); `of` = their time / the e4m3fn kernel's; `fnuz/fn` = e4m3fnuz GB/s over e4m3fn's.\n\n| N | K | MB | e4m3fn us | e4m3fn fraction | e4m3fnuz us | e4m3fnuz fraction | fnuz/fn | memcpy us | of memcpy | SM copy us | of SM copy |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(md, "## per_block_quant_fp8, {input}, 128 x 128 blocks\n\n`memcpy us` / `SM copy us`: the driver's copy and the SM copy kernel moving the same bytes (per launch in a graph); `of` = their time / the e4m3fn kernel's; `fnuz/fn` = e4m3fnuz GB/s over e4m3fn's.\n\n| N | K | MB | e4m3fn us | e4m3fn fraction | e4m3fnuz us | e4m3fnuz fraction | fnuz/fn | memcpy us | of memcpy | SM copy us | of SM copy |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     }
     for r in blocks.iter().filter(|r| r.format == "e4m3fn") {
         let fnuz = blocks.iter().find(|o| o.format == "e4m3fnuz" && o.rows == r.rows && o.cols == r.cols);
@@ -544,7 +551,7 @@ mod tests {
     fn verdicts(records: &[Record], peers: Option<&Peers>, host_us: f64) -> String {
         let host = [HostCostRecord { what: "eager".into(), us_per_call: host_us, is_target: true }];
         let ceilings = Ceilings { copy_gbps: COPY, sm_copy_gbps: 3900.0, launch_floor_us: 1.0 };
-        targets(&QuantReport { records, ceilings, host_costs: &host, peers })
+        targets(&QuantReport { records, input: "bf16", ceilings, host_costs: &host, peers })
     }
 
     fn verdict<'a>(md: &'a str, target: &str) -> &'a str {
