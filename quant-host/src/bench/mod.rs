@@ -493,16 +493,10 @@ fn token_group<T: Element>(
     cfg: TokenGroupConfig,
     copy_gbps: f64,
 ) -> Result<Record> {
-    let stream = gpu.stream();
     let plan = TokenGroupPlan::new(&cfg, MatrixShape::new(m, k)?)?;
-    let scale_len = plan.scale_shape().numel();
-    let bytes = m * k * std::mem::size_of::<T>() + m * k + scale_len * 4;
-    let sets = rotation(bytes);
-    let inputs = input_sets(stream, input, m * k, sets)?;
-    let mut q = (0..sets).map(|_| stream.alloc_zeros::<u8>(m * k)).collect::<Result<Vec<_>, _>>()?;
-    let mut s = (0..sets).map(|_| stream.alloc_zeros::<f32>(scale_len)).collect::<Result<Vec<_>, _>>()?;
-    let (graph_us, single_us) =
-        measure(stream, sets, |i| gpu::per_token_group_quant_planned(gpu, &plan, &inputs[i], &mut q[i], &mut s[i]))?;
+    let (graph_us, single_us, bytes) = time_quantizer(gpu, input, m * k, plan.scale_shape().numel(), |x, q, s| {
+        gpu::per_token_group_quant_planned(gpu, &plan, x, q, s)
+    })?;
     Ok(Record::new("per_token_group_quant_fp8", cfg.format, cfg.layout, m, k, graph_us, single_us, bytes, copy_gbps))
 }
 
@@ -514,27 +508,32 @@ fn block<T: Element>(
     cfg: BlockConfig,
     copy_gbps: f64,
 ) -> Result<Record> {
-    let stream = gpu.stream();
     let plan = BlockPlan::new(&cfg, MatrixShape::new(n, k)?)?;
-    let scale_len = plan.scale_shape().numel();
-    let bytes = n * k * std::mem::size_of::<T>() + n * k + scale_len * 4;
+    let (graph_us, single_us, bytes) = time_quantizer(gpu, input, n * k, plan.scale_shape().numel(), |x, q, s| {
+        gpu::per_block_quant_planned(gpu, &plan, x, q, s)
+    })?;
+    let layout = ScaleLayout::RowMajor;
+    Ok(Record::new("per_block_quant_fp8", cfg.format, layout, n, k, graph_us, single_us, bytes, copy_gbps))
+}
+
+/// Times a quantizer of `elems` input elements (the first of `input`) and
+/// `scale_len` scales with [`measure`], each launch on its own copy of the
+/// input and its own outputs: `(graph us, single-launch us, bytes moved)`.
+fn time_quantizer<T: Element>(
+    gpu: &Gpu,
+    input: &CudaSlice<T>,
+    elems: usize,
+    scale_len: usize,
+    mut launch: impl FnMut(&CudaSlice<T>, &mut CudaSlice<u8>, &mut CudaSlice<f32>) -> Result<()>,
+) -> Result<(f64, f64, usize)> {
+    let stream = gpu.stream();
+    let bytes = elems * std::mem::size_of::<T>() + elems + scale_len * 4;
     let sets = rotation(bytes);
-    let inputs = input_sets(stream, input, n * k, sets)?;
-    let mut q = (0..sets).map(|_| stream.alloc_zeros::<u8>(n * k)).collect::<Result<Vec<_>, _>>()?;
+    let inputs = input_sets(stream, input, elems, sets)?;
+    let mut q = (0..sets).map(|_| stream.alloc_zeros::<u8>(elems)).collect::<Result<Vec<_>, _>>()?;
     let mut s = (0..sets).map(|_| stream.alloc_zeros::<f32>(scale_len)).collect::<Result<Vec<_>, _>>()?;
-    let (graph_us, single_us) =
-        measure(stream, sets, |i| gpu::per_block_quant_planned(gpu, &plan, &inputs[i], &mut q[i], &mut s[i]))?;
-    Ok(Record::new(
-        "per_block_quant_fp8",
-        cfg.format,
-        ScaleLayout::RowMajor,
-        n,
-        k,
-        graph_us,
-        single_us,
-        bytes,
-        copy_gbps,
-    ))
+    let (graph_us, single_us) = measure(stream, sets, |i| launch(&inputs[i], &mut q[i], &mut s[i]))?;
+    Ok((graph_us, single_us, bytes))
 }
 
 #[cfg(test)]
