@@ -33,7 +33,7 @@ use crate::error::{QuantError, Result};
 use crate::gpu::{self, driver_available, Gpu};
 use crate::plan::{BlockPlan, TokenGroupPlan};
 use crate::shape::MatrixShape;
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream, CudaView};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, CudaView, ValidAsZeroBits};
 use half::{bf16, f16};
 use quant_kernels::{Fp8Format, ScaleLayout};
 use std::path::PathBuf;
@@ -209,6 +209,8 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     let max_elems = tokens.iter().max().copied().unwrap_or(1) * ks.iter().max().copied().unwrap_or(1);
     let max_elems = max_elems.max(args.token_shapes.iter().map(|(m, k)| m * k).max().unwrap_or(1));
     let max_elems = max_elems.max(weights.iter().map(|(n, k)| n * k).max().unwrap_or(1));
+    // The quantizer section's largest input (an f16 one is made for it alone).
+    let quant_elems = if args.skip_quant { 0 } else { max_elems };
     // The end-to-end section's largest A (4096 x 16384) and W (7168 x 16384).
     let gemm_elems =
         args.gemm_shapes.iter().chain(&args.e2e_shapes).map(|&(m, n, k)| m.max(n).saturating_mul(k)).max().unwrap_or(0);
@@ -216,7 +218,6 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
     let max_elems = max_elems.max(gemm_elems);
     let input = random_bf16(&stream, max_elems)?;
     let input_dtype = args.input_dtype.unwrap_or(DType::Bf16);
-    let quant_elems = if args.skip_quant { 0 } else { max_elems };
     let records = match input_dtype {
         DType::F16 => {
             let input = random_input::<f16>(&stream, quant_elems)?;
@@ -266,7 +267,7 @@ pub fn run(args: &BenchArgs) -> Result<(Vec<Record>, Vec<E2eRecord>)> {
 /// the shape lists `run` chose: the token-group launches with
 /// --token-kernel's choice, the weights, the scale layouts at prefill
 /// sizes, then each record's same-size copies.
-fn quant_records<T: Element>(
+fn quant_records<T: Element + ValidAsZeroBits>(
     gpu: &Gpu,
     args: &BenchArgs,
     input: &CudaSlice<T>,
@@ -450,7 +451,7 @@ fn rotated_copy_us(
 }
 
 /// `sets` private copies of the first `n` input values.
-fn input_sets<T: Element>(
+fn input_sets<T: Element + ValidAsZeroBits>(
     stream: &Arc<CudaStream>,
     input: &CudaSlice<T>,
     n: usize,
@@ -460,11 +461,14 @@ fn input_sets<T: Element>(
 }
 
 /// `sets` private device copies of `src`.
-fn copies_of<T: Element>(stream: &Arc<CudaStream>, src: &CudaView<'_, T>, sets: usize) -> Result<Vec<CudaSlice<T>>> {
+fn copies_of<T: Element + ValidAsZeroBits>(
+    stream: &Arc<CudaStream>,
+    src: &CudaView<'_, T>,
+    sets: usize,
+) -> Result<Vec<CudaSlice<T>>> {
     (0..sets)
         .map(|_| {
-            // SAFETY: overwritten by the copy below before any read.
-            let mut copy = unsafe { stream.alloc::<T>(src.len()) }?;
+            let mut copy = stream.alloc_zeros::<T>(src.len())?;
             stream.memcpy_dtod(src, &mut copy)?;
             Ok(copy)
         })
@@ -485,7 +489,7 @@ fn measure(stream: &Arc<CudaStream>, sets: usize, mut launch: impl FnMut(usize) 
     Ok((graph_us, single_ms * 1e3))
 }
 
-fn token_group<T: Element>(
+fn token_group<T: Element + ValidAsZeroBits>(
     gpu: &Gpu,
     input: &CudaSlice<T>,
     m: usize,
@@ -500,7 +504,7 @@ fn token_group<T: Element>(
     Ok(Record::new("per_token_group_quant_fp8", cfg.format, cfg.layout, m, k, graph_us, single_us, bytes, copy_gbps))
 }
 
-fn block<T: Element>(
+fn block<T: Element + ValidAsZeroBits>(
     gpu: &Gpu,
     input: &CudaSlice<T>,
     n: usize,
@@ -519,7 +523,7 @@ fn block<T: Element>(
 /// Times a quantizer of `elems` input elements (the first of `input`) and
 /// `scale_len` scales with [`measure`], each launch on its own copy of the
 /// input and its own outputs: `(graph us, single-launch us, bytes moved)`.
-fn time_quantizer<T: Element>(
+fn time_quantizer<T: Element + ValidAsZeroBits>(
     gpu: &Gpu,
     input: &CudaSlice<T>,
     elems: usize,
