@@ -110,8 +110,8 @@ pub mod gemm_stream;
 pub mod gemm_wgmma;
 pub mod token_group;
 
-use crate::element::{bf16_to_f32, f16_to_f32};
-use crate::instr::{clamp, fma, nan_max_abs, shfl_idx, shfl_xor, warp_all};
+use crate::element::bf16_to_f32;
+use crate::instr::{clamp, cvt_f32_f16, fma, nan_max_abs, shfl_idx, shfl_xor, warp_all};
 use crate::scale::Divider;
 use crate::Fp8Format;
 
@@ -142,9 +142,11 @@ impl Input for Bf16 {
 }
 
 impl Input for F16 {
+    /// The hardware conversion ([`cvt_f32_f16`]): the same value as the CPU
+    /// reference's `element::f16_to_f32` for every code a result depends on.
     #[inline(always)]
     fn to_f32(self) -> f32 {
-        f16_to_f32(self.0)
+        cvt_f32_f16(self.0)
     }
 }
 
