@@ -271,6 +271,50 @@ fn check_block_case<T: Element>(case: BlockCase, rng: &mut TestRng) {
     assert_same_scales(&gpu_out.scales.to_vec().unwrap(), cpu_out.scales.as_host().unwrap(), &what);
 }
 
+fn block_writes_every_output_element_of<T: Element>(rng: &mut TestRng) {
+    for (rows, cols, pad) in
+        [(1, 128, 0), (130, 7000, 0), (256, 384, 8), (7, 9, 0), (129, 300, 3), (576, 2048, 0), (3, 1000, 16)]
+    {
+        for (block_rows, block_cols) in [(128, 128), (64, 32), (1, 128), (256, 128), (7, 9)] {
+            for format in Fp8Format::ALL {
+                let cfg = BlockConfig { format, block_rows, block_cols, ..BlockConfig::default() };
+                let shape = MatrixShape::strided(rows, cols, cols + pad).unwrap();
+                let x: Vec<T> = random_values(rng, shape.extent(), true).into_iter().map(T::from_f32).collect();
+                let cpu_out = Device::Cpu.per_block_quant_fp8(&Device::Cpu.upload(&x, shape).unwrap(), &cfg).unwrap();
+                let dev = Device::Cuda(gpu().clone());
+                let xd = dev.upload(&x, shape).unwrap();
+                for (code, scale) in [(0x00u8, -1.0f32), (0xFF, -2.0)] {
+                    let (cs, ss) = (cpu_out.codes.shape(), cpu_out.scales.shape());
+                    let mut codes = dev.upload(&vec![code; cs.extent()], cs).unwrap();
+                    let mut scales = dev.upload(&vec![scale; ss.extent()], ss).unwrap();
+                    dev.per_block_quant_fp8_into(&xd, &cfg, &mut codes, &mut scales).unwrap();
+                    let what = format!(
+                        "{} {rows} x {cols} (+{pad}) {block_rows} x {block_cols} {format:?} over {code:#04x}",
+                        T::DTYPE.name()
+                    );
+                    assert_same_codes(&codes.to_vec().unwrap(), cpu_out.codes.as_host().unwrap(), &what);
+                    assert_same_scales(&scales.to_vec().unwrap(), cpu_out.scales.as_host().unwrap(), &what);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn block_writes_every_output_element() {
+    // The allocating call leaves its GPU outputs unset (no memset): every
+    // code and every block's scale must be written, on the staged path
+    // (whole 128 x 128 blocks) and the direct one (every other block size
+    // and the tails). Each case runs `_into` over outputs filled with two
+    // sentinels (never a valid scale: scales are positive, inf or NaN), so
+    // an element the kernel skipped differs from the CPU's in one of them.
+    let mut rng = TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha);
+    block_writes_every_output_element_of::<bf16>(&mut rng);
+    block_writes_every_output_element_of::<f16>(&mut rng);
+    block_writes_every_output_element_of::<f32>(&mut rng);
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn block_matches_cpu_bit_for_bit() {

@@ -165,8 +165,11 @@ impl Device {
     /// and scales `[ceil(N / block_rows), ceil(K / block_cols)]`.
     pub fn per_block_quant_fp8<T: Element>(&self, w: &Tensor<T>, cfg: &BlockConfig) -> Result<Quantized> {
         let plan = BlockPlan::new(cfg, w.shape())?;
-        let mut codes = self.zeros::<u8>(plan.codes_shape())?;
-        let mut scales = self.zeros::<f32>(plan.scale_shape())?;
+        // Neither output is zeroed first: the kernel writes every code and
+        // every block's scale (a memset would be a pass of its own over the
+        // codes, 132 MB for a 7168 x 18432 weight).
+        let mut codes = self.written_output::<u8>(plan.codes_shape())?;
+        let mut scales = self.written_output::<f32>(plan.scale_shape())?;
         self.run_block(&plan, w, &mut codes, &mut scales)?;
         Ok(Quantized { codes, scales, scheme: Scheme::Block(*cfg) })
     }
@@ -227,9 +230,18 @@ impl Device {
         cfg: &crate::GemmConfig,
     ) -> Result<crate::gemm::GemmTensor> {
         let shape = MatrixShape::new(a.shape().rows(), b.shape().rows())?;
+        // The kernels write every element of C when K > 0, so C is not
+        // zeroed first (a memset would be a pass of its own, 59 MB for a
+        // 4096 x 7168 bf16 C). With K = 0 no kernel runs and C is the empty
+        // sum, zeros.
+        let written = a.shape().cols() > 0;
         let mut c = match cfg.output {
-            crate::OutputType::Bf16 => crate::gemm::GemmTensor::Bf16(self.zeros(shape)?),
-            crate::OutputType::F32 => crate::gemm::GemmTensor::F32(self.zeros(shape)?),
+            crate::OutputType::Bf16 => {
+                crate::gemm::GemmTensor::Bf16(if written { self.written_output(shape)? } else { self.zeros(shape)? })
+            }
+            crate::OutputType::F32 => {
+                crate::gemm::GemmTensor::F32(if written { self.written_output(shape)? } else { self.zeros(shape)? })
+            }
         };
         self.mm_fp8_blockscale_into(a, a_scales, b, b_scales, cfg, &mut c)?;
         Ok(c)
@@ -315,3 +327,4 @@ fn tensor_bytes<T>(len: usize) -> Result<usize> {
 trait AnyBits: DeviceRepr + ValidAsZeroBits + Copy + Default {}
 impl AnyBits for u8 {}
 impl AnyBits for f32 {}
+impl AnyBits for half::bf16 {}

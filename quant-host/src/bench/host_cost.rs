@@ -1,4 +1,5 @@
-//! What one eager `per_token_group_quant_fp8` call costs the CPU.
+//! What one eager `per_token_group_quant_fp8` call costs the CPU, and what
+//! the allocating block-quant and GEMM calls cost over their `_into` forms.
 //!
 //! A caller without CUDA graphs pays the host's work per call: validating
 //! the config, building the plan and the parameter block, finding the
@@ -10,9 +11,10 @@
 //! than the host's work, so nothing but the host is measured.
 
 use super::timing;
-use crate::config::TokenGroupConfig;
+use crate::config::{BlockConfig, TokenGroupConfig};
 use crate::device::Device;
 use crate::error::Result;
+use crate::gemm::{GemmConfig, GemmTensor};
 use crate::gpu::Gpu;
 use crate::shape::MatrixShape;
 use half::bf16;
@@ -100,13 +102,92 @@ pub fn run(bench_gpu: &Gpu) -> Result<Vec<HostCostRecord>> {
         us_per_call: single * 1e3,
         is_target: false,
     });
+    out.extend(allocating_against_into(bench_gpu)?);
+    Ok(out)
+}
+
+/// The allocating `per_block_quant_fp8` and `mm_fp8_blockscale` against
+/// their `_into` forms: host time per call on small problems (where the
+/// allocation is all the difference) and GPU time between two events on
+/// large ones (where an output zeroed first would be a pass of its own over
+/// the codes or C).
+fn allocating_against_into(gpu: &Gpu) -> Result<Vec<HostCostRecord>> {
+    let device = Device::Cuda(gpu.clone());
+    let mut out = Vec::new();
+    let block = BlockConfig::default();
+    for (rows, cols, host_time) in [(128, 7168, true), (7168, 18432, false)] {
+        let shape = MatrixShape::new(rows, cols)?;
+        let values: Vec<bf16> = (0..shape.extent()).map(|i| bf16::from_f32((i as f32 * 0.37).sin())).collect();
+        let w = device.upload(&values, shape)?;
+        let probe = device.per_block_quant_fp8(&w, &block)?;
+        let (mut codes, mut scales) = (probe.codes, probe.scales);
+        let (unit, allocating, into) = if host_time {
+            (
+                "host us per call",
+                per_call_us(gpu, || device.per_block_quant_fp8(&w, &block).map(drop))?,
+                per_call_us(gpu, || device.per_block_quant_fp8_into(&w, &block, &mut codes, &mut scales))?,
+            )
+        } else {
+            (
+                "GPU us between events",
+                timing::median_ms(gpu.stream(), 3, 15, || device.per_block_quant_fp8(&w, &block).map(drop))? * 1e3,
+                timing::median_ms(gpu.stream(), 3, 15, || {
+                    device.per_block_quant_fp8_into(&w, &block, &mut codes, &mut scales)
+                })? * 1e3,
+            )
+        };
+        for (call, us) in [("per_block_quant_fp8", allocating), ("per_block_quant_fp8_into", into)] {
+            out.push(HostCostRecord {
+                what: format!("Device::{call}, {rows} x {cols} bf16 ({unit})"),
+                us_per_call: us,
+                is_target: false,
+            });
+        }
+    }
+    let gemm = GemmConfig::default();
+    for (m, n, k, host_time) in [(1, 512, 7168, true), (4096, 7168, 2048, false)] {
+        let a = device.per_token_group_quant_fp8(
+            &device.upload(&vec![bf16::from_f32(0.5); m * k], MatrixShape::new(m, k)?)?,
+            &TokenGroupConfig { layout: gemm.a_scale_layout, ..TokenGroupConfig::default() },
+        )?;
+        let b = device.per_block_quant_fp8(
+            &device.upload(&vec![bf16::from_f32(0.25); n * k], MatrixShape::new(n, k)?)?,
+            &block,
+        )?;
+        let mut c: GemmTensor = device.mm_fp8_blockscale(&a.codes, &a.scales, &b.codes, &b.scales, &gemm)?;
+        let allocating = || device.mm_fp8_blockscale(&a.codes, &a.scales, &b.codes, &b.scales, &gemm).map(drop);
+        let (unit, alloc_us, into_us) = if host_time {
+            (
+                "host us per call",
+                per_call_us(gpu, allocating)?,
+                per_call_us(gpu, || {
+                    device.mm_fp8_blockscale_into(&a.codes, &a.scales, &b.codes, &b.scales, &gemm, &mut c)
+                })?,
+            )
+        } else {
+            (
+                "GPU us between events",
+                timing::median_ms(gpu.stream(), 3, 15, allocating)? * 1e3,
+                timing::median_ms(gpu.stream(), 3, 15, || {
+                    device.mm_fp8_blockscale_into(&a.codes, &a.scales, &b.codes, &b.scales, &gemm, &mut c)
+                })? * 1e3,
+            )
+        };
+        for (call, us) in [("mm_fp8_blockscale", alloc_us), ("mm_fp8_blockscale_into", into_us)] {
+            out.push(HostCostRecord {
+                what: format!("Device::{call}, {m} x {n} x {k} ({unit})"),
+                us_per_call: us,
+                is_target: false,
+            });
+        }
+    }
     Ok(out)
 }
 
 /// The host-cost table.
 pub fn report(records: &[HostCostRecord]) -> String {
     let mut md = format!(
-        "\n## Host cost of one eager call (M = 1, K = 7168, bf16 -> e4m3fn)\n\nWall time per call on the host, {CALLS} calls back to back without synchronizing, best of {ROUNDS} rounds.\n\n| call | us per call |\n|---|---:|\n"
+        "\n## Host cost of one eager call (M = 1, K = 7168, bf16 -> e4m3fn unless named)\n\nWall time per call on the host, {CALLS} calls back to back without synchronizing, best of {ROUNDS} rounds; rows marked GPU are the median GPU time between two events.\n\n| call | us per call |\n|---|---:|\n"
     );
     for r in records {
         let _ = writeln!(md, "| {} | {:.2} |", r.what, r.us_per_call);
