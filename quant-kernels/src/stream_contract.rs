@@ -208,19 +208,11 @@ impl StreamLayout {
         self.slab * GEMM_KBLOCK
     }
 
-    /// Bytes a stage holds for its two TMA copies: the slab's rows of B and
-    /// A's widest box (`rows` rows).
+    /// Bytes the two TMA copies of a stage bring: the slab's rows of B and
+    /// A's box.
     #[inline]
     pub const fn stage_load_bytes(&self) -> u32 {
         self.a_offset() + self.rows.a_bytes()
-    }
-
-    /// Bytes the two TMA copies of a stage bring when A's box has
-    /// `a_box_rows` rows ([`GemmStreamParams::a_box_rows`]): what the
-    /// producer tells the stage's `full` barrier to expect.
-    #[inline]
-    pub const fn stage_tx_bytes(&self, a_box_rows: u32) -> u32 {
-        self.a_offset() + a_box_rows * GEMM_KBLOCK
     }
 
     /// Bytes of one stage: the loaded bytes, and at least the `64 *
@@ -265,7 +257,8 @@ impl StreamLayout {
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub struct GemmStreamParams {
-    /// Map of A `[m, k]` u8, box `a_box_rows` x 128, 128-byte swizzle.
+    /// Map of A `[m, k]` u8, box `rows` x 128 (the kernel's
+    /// [`StreamRows`]), 128-byte swizzle.
     pub map_a: TensorMap,
     /// Map of B `[n, k]` u8, box `slab` x 128, likewise.
     pub map_b: TensorMap,
@@ -289,12 +282,6 @@ pub struct GemmStreamParams {
     /// Rows of B per slab ([`StreamLayout::new`] accepts it with the
     /// kernel's [`StreamRows`]).
     pub slab: u32,
-    /// Rows of A's TMA box, `m..=rows` (the kernel's [`StreamRows`]): the
-    /// host gives `m`, so that the TMA unit does not zero-fill the box's
-    /// rows past M at every stage (15 of 16 at M = 1). The stage keeps room
-    /// for `rows`; its rows past the box hold whatever was there, and feed
-    /// only columns of C^T past M, which are never stored.
-    pub a_box_rows: u32,
 }
 
 /// The streaming kernel for `precision`, `out` and `rows` of A.
@@ -423,7 +410,7 @@ mod tests {
 
     #[test]
     fn parameter_block_is_what_the_kernel_declares() {
-        assert_eq!(core::mem::size_of::<GemmStreamParams>(), 2 * 128 + 64);
+        assert_eq!(core::mem::size_of::<GemmStreamParams>(), 2 * 128 + 56);
         let mut names: std::vec::Vec<_> = gemm_stream_kernels().collect();
         names.sort();
         names.dedup();

@@ -80,11 +80,6 @@ struct WgmmaFunctions {
     /// `QUANT_GEMM_NO_BULK_SCALES` (any value) keeps the per-row copies: a
     /// switch for comparing the two on a given GPU, read once per `Gpu`.
     bulk_scales: bool,
-    /// Whether the streaming kernel reads A in boxes of its full width (16
-    /// or 32 rows) instead of M rows (`GemmStreamParams::a_box_rows`).
-    /// `QUANT_GEMM_STREAM_FULL_A_BOX` (any value) sets it: a switch for
-    /// comparing the two in one binary, read once per `Gpu`.
-    stream_full_a_box: bool,
 }
 
 impl WgmmaFunctions {
@@ -177,8 +172,7 @@ impl GemmFunctions {
                 f.set_attribute(MAX_SMEM, GEMM_SMEM_LIMIT as i32)?;
             }
             let bulk_scales = std::env::var_os("QUANT_GEMM_NO_BULK_SCALES").is_none();
-            let stream_full_a_box = std::env::var_os("QUANT_GEMM_STREAM_FULL_A_BOX").is_some();
-            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use, pdl, bulk_scales, stream_full_a_box })
+            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use, pdl, bulk_scales })
         } else {
             None
         };
@@ -602,10 +596,7 @@ fn launch_stream(
     }
     let rows = StreamRows::for_m(m as u32).ok_or(QuantError::TooLarge("M of the streaming GEMM"))?;
     let (layout, config) = launch::gemm_stream(n, rows, gpu.multiprocessor_count() as u64)?;
-    // A's box holds A's M rows, not the kernel's width: the TMA unit would
-    // zero-fill the rows past M at every stage (15 of 16 rows at M = 1).
-    let a_box_rows = if wgmma.stream_full_a_box { rows.rows() } else { m as u32 };
-    let map_a = encode_map(a_ptr, m, k, a_box_rows)?;
+    let map_a = encode_map(a_ptr, m, k, rows.rows())?;
     let map_b = encode_map(b_ptr, n, k, layout.slab)?;
     let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
     let (sa_ptr, sa_guard) = ops.a_scales.device_ptr(stream);
@@ -624,7 +615,6 @@ fn launch_stream(
         n: n as u32,
         k_blocks: kb as u32,
         slab: layout.slab,
-        a_box_rows,
     });
     // With PDL (`QUANT_GEMM_PDL`, on by default) its CTAs may be scheduled
     // while the kernel before it still runs (once that kernel's CTAs have
@@ -634,8 +624,8 @@ fn launch_stream(
     let config = launch_config_ex(stream, config, attrs.as_mut_slice());
     let arg = &params as *const StreamLaunchParams as *mut std::ffi::c_void;
     // SAFETY: the kernel takes one `GemmStreamParams`, passed by value (one
-    // pointer to it): its maps describe exactly A (box `a_box_rows` rows,
-    // m or the kernel's width) and B (box `slab` rows), with k > 0 and 16-byte-aligned
+    // pointer to it): its maps describe exactly A (box `rows` rows, the
+    // kernel's width) and B (box `slab` rows), with k > 0 and 16-byte-aligned
     // rows (`tma_reads`), and sit 64-byte aligned in the parameter (declared
     // so by the build); 1 <= m <= rows (`StreamRows::for_m`; the caller
     // checked m > 0) and the lengths of A, B, the scales

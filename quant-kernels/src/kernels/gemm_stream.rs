@@ -29,12 +29,9 @@
 //!   out evenly over the SMs: `crate::stream_contract::StreamLayout`) times
 //!   all of K. CTA `b` takes slabs `b, b + grid, ...`; one CTA per SM.
 //! - A stage is one k-block (128 bytes of K): the slab's box of B at the
-//!   stage's start, then room for A's `N` rows, into which A's box of M rows
-//!   lands (bytes past K zero-filled by TMA, so tails need no masking),
-//!   both with the 128-byte swizzle. The room's rows past M are not written
-//!   (a box of `N` rows would have the TMA unit zero-fill them at every
-//!   stage, 15 of 16 at M = 1): they feed only columns of C^T past M, which
-//!   are never stored. The slab is `pieces = ceil(slab / 64)` pieces of 64 rows; a
+//!   stage's start, then A's `N`-row box (rows past M and bytes past K
+//!   zero-filled by TMA, so tails need no masking), both with the 128-byte
+//!   swizzle. The slab is `pieces = ceil(slab / 64)` pieces of 64 rows; a
 //!   stage is at least `64 * pieces` rows long, so a piece's rows past the
 //!   slab read bytes of the same stage (A's box or padding) and only give
 //!   results that are never stored. The ring has as many stages as fit in
@@ -158,9 +155,8 @@ impl Ring {
 /// # Safety
 /// Launched by `quant-host` with `StreamLayout::new(p.slab, rows)`'s threads
 /// and shared memory, a 1-D grid of at most `ceil(n / slab)` CTAs, and `p`
-/// as [`GemmStreamParams`] documents: maps of A (box `a_box_rows` x 128,
-/// `m <= a_box_rows <= ROWS`) and B (box `slab` x 128) in global memory,
-/// `1 <= m <= ROWS`, `k_blocks >= 1`,
+/// as [`GemmStreamParams`] documents: maps of A (box `ROWS` x 128) and B
+/// (box `slab` x 128) in global memory, `1 <= m <= ROWS`, `k_blocks >= 1`,
 /// scales and C holding what the strides and shapes index.
 #[inline(always)]
 unsafe fn gemm_stream<O: PredStore, const PRECISE: bool, const ROWS: u32>(p: GemmStreamParams, block: u64) {
@@ -170,9 +166,6 @@ unsafe fn gemm_stream<O: PredStore, const PRECISE: bool, const ROWS: u32>(p: Gem
     let Some(l) = StreamLayout::new(p.slab, rows) else {
         return; // the host never launches one
     };
-    if p.a_box_rows < p.m || p.a_box_rows > ROWS {
-        return; // nor this (the `full` barriers would wait for other bytes)
-    }
     let smem: *mut u8 = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<Align16>() as *mut u8;
     let stages = (shared_addr(smem) + 1023) & !1023;
     let reduce = stages + l.stages() * l.stage_bytes();
@@ -246,7 +239,7 @@ unsafe fn produce(p: &GemmStreamParams, maps: Maps, l: StreamLayout, ring: Ring,
         while kb < p.k_blocks {
             let (stage, _, full, empty, parity) = ring.at(&l, c);
             mbar_wait(empty, parity ^ 1);
-            mbar_arrive_expect_tx(full, l.stage_tx_bytes(p.a_box_rows));
+            mbar_arrive_expect_tx(full, l.stage_load_bytes());
             tma_load_2d(stage, maps.b, kb * GEMM_KBLOCK, u * l.slab, full);
             tma_load_2d(stage + l.a_offset(), maps.a, kb * GEMM_KBLOCK, 0, full);
             c = c.wrapping_add(1);
