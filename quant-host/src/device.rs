@@ -163,6 +163,12 @@ impl Device {
 
     /// `per_block_quant_fp8` into new tensors on this device: codes `[N, K]`
     /// and scales `[ceil(N / block_rows), ceil(K / block_cols)]`.
+    ///
+    /// On a GPU the outputs are fresh stream-ordered allocations from the
+    /// device's default memory pool; for a large weight that can cost more
+    /// than the kernel (7168 x 18432 on an H200: about 250 us against 110,
+    /// bench/NOTES-quant.md, session 29). Callers that quantize in a loop
+    /// should reuse their outputs with [`Device::per_block_quant_fp8_into`].
     pub fn per_block_quant_fp8<T: Element>(&self, w: &Tensor<T>, cfg: &BlockConfig) -> Result<Quantized> {
         let plan = BlockPlan::new(cfg, w.shape())?;
         // Neither output is zeroed first: the kernel writes every code and
@@ -220,7 +226,9 @@ impl Device {
     /// `a` is `[M, K]` and `b` `[N, K]`, both dense fp8 codes in `cfg.format`;
     /// `a_scales` holds `ceil(K/128)` scales per row of A in
     /// `cfg.a_scale_layout` and `b_scales` the `[ceil(N/128), ceil(K/128)]`
-    /// row-major block scales of B. On a GPU the launch is asynchronous.
+    /// row-major block scales of B. On a GPU the launch is asynchronous, and
+    /// C is a fresh allocation per call: in a loop, reuse one C with
+    /// [`Device::mm_fp8_blockscale_into`].
     pub fn mm_fp8_blockscale(
         &self,
         a: &Tensor<u8>,
