@@ -367,6 +367,53 @@ pub fn expert_of_valid_row(experts: u32, r: u32, mut sums: impl FnMut(u32) -> u3
     (e, r - sums(e))
 }
 
+/// Rows per band of the masked kernels' compacted walk with column-major
+/// scales, as a shift (bands of 8 rows): see [`compact_walk_group`].
+pub const COMPACT_BAND_LOG: u32 = 3;
+
+/// The band shift of the compacted walk for scale layout `layout` (a
+/// `ScaleLayout` value or `fused_abi::PACKED_UE8M0_LAYOUT`):
+/// [`COMPACT_BAND_LOG`] for the column-major layouts (plain, TMA-aligned,
+/// packed UE8M0), whose scales of one group index are adjacent down the
+/// rows; 0 (bands of one row, row order) for row-major, where a row's
+/// consecutive groups are already adjacent.
+#[inline(always)]
+pub const fn compact_band_log(layout: u32) -> u32 {
+    if layout == crate::ScaleLayout::RowMajor.as_u32() {
+        0
+    } else {
+        COMPACT_BAND_LOG
+    }
+}
+
+/// Rows the compacted walk covers: the `valid` rows rounded up to whole
+/// bands of `1 << band_log` rows (the last band's rows past the last valid
+/// one are inactive lanes).
+#[inline(always)]
+pub const fn compact_walk_rows(valid: u32, band_log: u32) -> u32 {
+    let below = (1u32 << band_log) - 1;
+    (valid + below) & !below
+}
+
+/// `(valid row, group index)` of group number `n` of the masked kernels'
+/// compacted walk over rows of `groups` groups, in bands of `1 << band_log`
+/// rows ([`compact_band_log`]): `n = 2^band_log (b * groups + g) + i` is
+/// group `g` of valid row `2^band_log b + i`, so the groups numbered down a
+/// band's rows, then across its columns. With column-major scales, the 8
+/// groups of a warp (4 lanes each at group size 128) are then one group
+/// index of 8 consecutive valid rows, and their scales share a 32-byte
+/// sector where row order (`band_log = 0`: row `n / groups`, group `n %
+/// groups`) put them a column apart. A bijection from the numbers below
+/// `compact_walk_rows(valid, band_log) * groups` to the rows and groups of
+/// those whole bands. The rows are the compacted valid rows (expert after
+/// expert, [`expert_of_valid_row`]), so a band may cross an expert's end.
+#[inline(always)]
+pub const fn compact_walk_group(n: u32, groups: u32, band_log: u32) -> (u32, u32) {
+    let across = n >> band_log;
+    let (b, g) = (across / groups, across % groups);
+    ((b << band_log) | (n & ((1u32 << band_log) - 1)), g)
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -399,6 +446,141 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Simulates the masked kernels' compacted walk over experts of
+    /// `expert_rows` rows with `counts` valid rows each (`groups` groups a
+    /// row, `tpg` lanes a group, bands of `1 << band_log` rows), as the GPU
+    /// runs it: every lane `t` of every warp whose first lane is below the
+    /// lane count takes group number `t / tpg` through `compact_walk_group`
+    /// and its row through `expert_of_valid_row`. Checks that every
+    /// `(expert, valid row, group)` is walked by each of its lanes exactly
+    /// once, nothing else is walked, and in bands that each 8 consecutive
+    /// group numbers from a multiple of 8 (a warp's 8 groups at 4 lanes
+    /// each) are one group index of 8 consecutive valid rows from a
+    /// multiple of 8.
+    fn check_walk(counts: &[u32], expert_rows: u32, groups: u32, tpg: u32, band_log: u32) {
+        let experts = counts.len() as u32;
+        let mut sums = std::vec![0u32];
+        for c in counts {
+            sums.push(sums.last().unwrap() + c);
+        }
+        let valid = *sums.last().unwrap();
+        let walked = compact_walk_rows(valid, band_log);
+        assert!(walked >= valid && walked - valid < 1 << band_log && walked.is_multiple_of(1 << band_log));
+        let numbers = walked * groups;
+        let lanes = numbers * tpg;
+        let what = std::format!("counts {counts:?} groups {groups} tpg {tpg} band_log {band_log}");
+        // A bit per lane of each (expert, row, group).
+        let mut seen = std::vec![0u8; (experts * expert_rows * groups) as usize];
+        let mut prev = (0u32, 0u32);
+        let mut warp = 0u32;
+        while warp * 32 < lanes {
+            for t in warp * 32..warp * 32 + 32 {
+                let (n, lane) = (t / tpg, t % tpg);
+                // The kernel's order: the number against the whole bands,
+                // the division behind it, then the row past the last valid.
+                let mut active = n < numbers;
+                let (r, g) = if active { compact_walk_group(n, groups, band_log) } else { (0, 0) };
+                if active && lane == 0 {
+                    assert!(g < groups && r < walked, "{what}: n {n} -> ({r}, {g})");
+                    if band_log > 0 {
+                        if n % 8 == 0 {
+                            assert_eq!(r % 8, 0, "{what}: n {n} starts a band's run at row {r}");
+                        } else {
+                            assert_eq!((r, g), (prev.0 + 1, prev.1), "{what}: n {n} after {prev:?}");
+                        }
+                    } else {
+                        assert_eq!((r, g), (n / groups, n % groups), "{what}: row order");
+                    }
+                    prev = (r, g);
+                }
+                active = active && r < valid;
+                if !active {
+                    continue;
+                }
+                let (e, m) = expert_of_valid_row(experts, r, |e| sums[e as usize]);
+                assert!(e < experts && m < counts[e as usize], "{what}: row {r} -> ({e}, {m})");
+                let at = ((e * expert_rows + m) * groups + g) as usize;
+                assert_eq!(seen[at] & (1 << lane), 0, "{what}: ({e}, {m}, {g}) lane {lane} walked twice");
+                seen[at] |= 1 << lane;
+            }
+            warp += 1;
+        }
+        let all = ((1u32 << tpg) - 1) as u8;
+        for e in 0..experts {
+            for m in 0..expert_rows {
+                for g in 0..groups {
+                    let want = if m < counts[e as usize] { all } else { 0 };
+                    let got = seen[((e * expert_rows + m) * groups + g) as usize];
+                    assert_eq!(got, want, "{what}: ({e}, {m}, {g}) lanes {got:#b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_masked_walk_quantizes_every_valid_group_once() {
+        let mut seed = 0x2545_f491u32;
+        let mut next = move |n: u32| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) % n
+        };
+        // (experts, rows per expert): every small pair, then larger and
+        // odd ones (a mask of up to 1024 experts is compacted on the GPU;
+        // the walk itself has no limit).
+        let mut shapes = std::vec::Vec::new();
+        for experts in 1..=9 {
+            for rows in 1..=10 {
+                shapes.push((experts, rows));
+            }
+        }
+        for experts in [15, 16, 17, 31, 32, 33, 100, 255, 256, 257] {
+            for rows in [1, 7, 8, 9, 64, 2 + next(62)] {
+                shapes.push((experts, rows));
+            }
+        }
+        // (At most 1300 experts of 64 rows: the largest walks, kept few.)
+        for (experts, rows) in [(1023, 9), (1024, 1), (1024, 2 + next(62)), (1025, 8), (1300, 64), (1300, 7)] {
+            shapes.push((experts, rows));
+        }
+        for (experts, rows) in shapes {
+            // Large shapes at one draw of groups and lanes, small at several.
+            let draws = if experts * rows > 4096 { 1 } else { 3 };
+            for mask in 0..5 {
+                let counts: std::vec::Vec<u32> = (0..experts)
+                    .map(|e| match mask {
+                        0 => 0,
+                        1 => rows,
+                        2 => next(rows + 1),
+                        3 => {
+                            if e % 2 == 0 {
+                                rows / 2 + 1
+                            } else {
+                                rows
+                            }
+                        }
+                        _ => {
+                            if next(16) == 0 {
+                                1 + next(rows)
+                            } else {
+                                0
+                            }
+                        }
+                    })
+                    .collect();
+                for _ in 0..draws {
+                    let (groups, tpg) = (1 + next(7), 1 << next(4));
+                    for band_log in [COMPACT_BAND_LOG, 0] {
+                        check_walk(&counts, rows, groups, tpg, band_log);
+                    }
+                }
+            }
+        }
+        assert_eq!(compact_band_log(crate::ScaleLayout::RowMajor.as_u32()), 0);
+        assert_eq!(compact_band_log(crate::ScaleLayout::ColMajor.as_u32()), COMPACT_BAND_LOG);
+        assert_eq!(compact_band_log(crate::ScaleLayout::ColMajorTmaAligned.as_u32()), COMPACT_BAND_LOG);
+        assert_eq!(compact_band_log(crate::fused_abi::PACKED_UE8M0_LAYOUT), COMPACT_BAND_LOG);
     }
 
     #[derive(Clone, Copy)]

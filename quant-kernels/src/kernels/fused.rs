@@ -23,7 +23,11 @@
 //!   from `masked_m` (see `FusedGroupParams`): the lanes walk only the
 //!   valid rows, through running sums of the counts in shared memory
 //!   (`FusedMask::Compact`), or beyond 1024 experts every row, where rows
-//!   the mask leaves out load nothing and skip the math.
+//!   the mask leaves out load nothing and skip the math. The plain
+//!   quantizer's compacted walk numbers its groups down bands of 8 valid
+//!   rows with column-major scales (`fused::compact_walk_group`), as the
+//!   wide token-group kernel does, so a warp's 8 scale stores share a
+//!   sector; `silu_mul` and the walks over every row keep row order.
 //! - `rms_norm_quant_*`: one CTA per row, the row held in registers (at most
 //!   4 chunks per thread, `fused::rms_geometry`). The sum of squares follows
 //!   the contract's fixed tree: per-chunk sums (`fused::leaf_square_sum`),
@@ -68,8 +72,9 @@ use super::{
 };
 use crate::element::DType;
 use crate::fused::{
-    expert_of_valid_row, f32_to_bf16_bits, f32_to_f16_bits, halving_tree_depth_first, leaf_square_sum,
-    packed_ue8m0_byte_index, rms_inverse, rms_normalize, rms_weigh, silu_mul, ue8m0_byte, ExactOps,
+    compact_band_log, compact_walk_group, compact_walk_rows, expert_of_valid_row, f32_to_bf16_bits, f32_to_f16_bits,
+    halving_tree_depth_first, leaf_square_sum, packed_ue8m0_byte_index, rms_inverse, rms_normalize, rms_weigh,
+    silu_mul, ue8m0_byte, ExactOps,
 };
 use crate::fused_abi::{FusedGroupParams, FusedMask, FusedOp, RmsNormParams, PACKED_UE8M0_LAYOUT};
 use crate::instr::{
@@ -101,6 +106,14 @@ trait Producer {
     /// (`silu_mul`); the kernel loads it with the gate.
     const GATED: bool;
 
+    /// Whether the compacted masked walk ([`FusedMask::Compact`]) numbers
+    /// its groups in bands of rows for column-major scales
+    /// (`fused::compact_walk_group`): the plain quantizer. `silu_mul` keeps
+    /// row order: its masked form already ran within 10% of the dense call
+    /// (H200, session 24), and banding measured slower on it (session 10,
+    /// then over every row).
+    const BANDED: bool;
+
     /// What the thread holds of a chunk from the amax to the encoding.
     type Held<T: Load8>: Copy;
 
@@ -125,6 +138,7 @@ struct Identity;
 
 impl Producer for Identity {
     const GATED: bool = false;
+    const BANDED: bool = true;
     type Held<T: Load8> = T::Raw;
 
     #[inline(always)]
@@ -157,6 +171,7 @@ struct SiluMul;
 
 impl Producer for SiluMul {
     const GATED: bool = true;
+    const BANDED: bool = false;
     type Held<T: Load8> = [f32; 8];
 
     #[inline(always)]
@@ -266,12 +281,27 @@ unsafe fn walk<T: Load8, P: Producer, const C: usize, const COMPACT: bool>(
     p: FusedGroupParams,
     lanes: Lanes,
 ) {
-    let total = lanes.groups * lanes.rows * lanes.per_group;
+    // The rows rounded up to whole bands: at most 7 rows more than the
+    // host's bound of `2^31 - 1` lanes counts, of at most `cols / 32 + 4`
+    // lanes each, so `total` stays below 2^32.
+    let banded_rows = compact_walk_rows(lanes.rows, band_log::<P, COMPACT>(p.layout));
+    let total = lanes.groups * banded_rows * lanes.per_group;
     let stride = grid_threads() as u32;
     let mut t = global_thread_index() as u32;
     while t & !31 < total {
         quantize_group_at::<T, P, C, COMPACT>(io, p, lanes, t);
         t += stride;
+    }
+}
+
+/// The band shift of the walk: `fused::compact_band_log` for the banded
+/// producer's compacted walk, else 0 (row order).
+#[inline(always)]
+fn band_log<P: Producer, const COMPACT: bool>(layout: u32) -> u32 {
+    if COMPACT && P::BANDED {
+        compact_band_log(layout)
+    } else {
+        0
     }
 }
 
@@ -344,7 +374,8 @@ struct Lanes {
     /// Groups per row, `ceil(cols / group_size)`.
     groups: u32,
     /// The rows the lanes walk: every row, or with [`FusedMask::Compact`]
-    /// the valid ones (numbered expert after expert).
+    /// the valid ones (numbered expert after expert; the banded walk covers
+    /// them rounded up to whole bands, `fused::compact_walk_rows`).
     rows: u32,
     /// `rows / expert_rows` with [`FusedMask::Compact`] (else unused).
     experts: u32,
@@ -375,11 +406,23 @@ unsafe fn quantize_group_at<T: Load8, P: Producer, const C: usize, const COMPACT
 ) {
     let GroupIo { format, x, q, scales, masked_m } = io;
     let FusedGroupParams { rows, cols, row_stride, expert_rows, group_size, masked, eps, fp8_max, mode, layout } = p;
-    let Lanes { per_group: tpg, groups, rows: walked, experts } = lanes;
+    let Lanes { per_group: tpg, groups, rows: live_rows, experts } = lanes;
     let (rows, cols32, expert_rows) = (rows as u32, cols as u32, expert_rows as u32);
     let (group, lane) = (t >> tpg.trailing_zeros(), t & (tpg - 1));
-    let mut active = group < walked * groups;
-    let (r, g) = if active { (group / groups, group % groups) } else { (0, 0) };
+    // Group number `group` of the walk (`fused::compact_walk_group`): in
+    // bands of 8 rows for the banded compacted walk, else row order. The
+    // number is tested against the walk's whole bands first and divided
+    // behind that test: with the division taken by every lane and only the
+    // row tested after it, LLVM hoisted the `None` loop's unpacks of all 4
+    // chunks ahead of the division path's choice, and bf16 e4m3fnuz
+    // spilled (sm_90). A row of the last band past the last valid one is
+    // an inactive lane (in the shuffles, no loads or stores).
+    let band_log = band_log::<P, COMPACT>(layout);
+    let mut active = group < compact_walk_rows(live_rows, band_log) * groups;
+    let (r, g) = if active { compact_walk_group(group, groups, band_log) } else { (0, 0) };
+    if COMPACT && P::BANDED {
+        active = active && r < live_rows;
+    }
     let (expert, m) = if COMPACT {
         valid_row_at(experts, r)
     } else if expert_rows == rows {
