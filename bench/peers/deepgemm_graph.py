@@ -78,6 +78,9 @@ def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
     dg_dir, out_dir = os.path.abspath(sys.argv[1]), sys.argv[2]
+    # Created here: a missing folder only failed at the final json.dump, after
+    # every kernel had been compiled and timed (session 29 lost a run so).
+    os.makedirs(out_dir, exist_ok=True)
     shapes = [tuple(int(v) for v in s.split(",")) for s in sys.argv[3:]]
     sys.path.insert(0, dg_dir)
     os.environ["PYTHONPATH"] = dg_dir + ":" + os.environ.get("PYTHONPATH", "")

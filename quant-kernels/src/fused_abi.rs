@@ -205,7 +205,8 @@ impl FusedOp {
     /// elements); so does `SiluMul` on bf16 (8 loads, 128 bytes, in flight,
     /// and the group's index math, scale, divider and scale store paid once
     /// per 32 elements: a quarter fewer instructions per element, within
-    /// the same 80 registers, session 17). f16 (its software conversion)
+    /// the same 80 registers, session 17). f16 (its software conversion,
+    /// replaced by `cvt.f32.f16` in session 29: 4 chunks not yet retried)
     /// and f32 (chunks of 8 registers, 64 for gate and up of 4 chunks)
     /// spilled hundreds of bytes with 4 and keep 2.
     pub const fn group_chunks(self, input: DType) -> u64 {
@@ -262,7 +263,9 @@ impl FusedEntry {
             // the kernel's indices were 32-bit). At (256, 2) ptxas spent registers on
             // scheduling (107, a quarter of the SM's threads). f16 keeps
             // (256, 2): its software conversion of 32 inputs spilled on
-            // sm_80 at 80 registers and at 64.
+            // sm_80 at 80 registers and at 64 (the hardware conversion since
+            // session 29 takes 96 registers there at (256, 2); 3 CTAs not
+            // yet retried).
             FusedOp::SiluMul => (FUSED_GROUP_THREADS, if matches!(self.input, DType::F16) { 2 } else { 3 }),
             // 4 chunks per thread: 64 registers, 96 for f32, whose chunks
             // are 32 registers (sm_80's software encoder needed 81; sm_90

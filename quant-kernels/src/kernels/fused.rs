@@ -568,7 +568,9 @@ trait Store8: Load8 {
     /// Slots whose weight chunks the RMS kernel loads together after the
     /// reduction (4 or 1), each wave's values `h` computed before the next
     /// wave is loaded: f16's 4 (each converted in software) spilled on
-    /// sm_90 with the 32 values `h` live.
+    /// sm_90 with the 32 values `h` live. (Since session 29 f16 converts
+    /// with one `cvt.f32.f16`; whether it now fits bf16's waves is not yet
+    /// measured.)
     const WEIGHT_WAVE: usize;
 
     /// Whether the RMS kernel computes every slot of a thread (its y, leaf
