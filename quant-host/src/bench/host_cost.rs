@@ -115,37 +115,23 @@ fn allocating_against_into(gpu: &Gpu) -> Result<Vec<HostCostRecord>> {
     let device = Device::Cuda(gpu.clone());
     let mut out = Vec::new();
     let block = BlockConfig::default();
-    for (rows, cols, host_time) in [(128, 7168, true), (7168, 18432, false)] {
+    for (rows, cols, clock) in [(128, 7168, Clock::Host), (7168, 18432, Clock::Events)] {
         let shape = MatrixShape::new(rows, cols)?;
         let values: Vec<bf16> = (0..shape.extent()).map(|i| bf16::from_f32((i as f32 * 0.37).sin())).collect();
         let w = device.upload(&values, shape)?;
         let probe = device.per_block_quant_fp8(&w, &block)?;
         let (mut codes, mut scales) = (probe.codes, probe.scales);
-        let (unit, allocating, into) = if host_time {
-            (
-                "host us per call",
-                per_call_us(gpu, || device.per_block_quant_fp8(&w, &block).map(drop))?,
-                per_call_us(gpu, || device.per_block_quant_fp8_into(&w, &block, &mut codes, &mut scales))?,
-            )
-        } else {
-            (
-                "GPU us between events",
-                timing::median_ms(gpu.stream(), 3, 15, || device.per_block_quant_fp8(&w, &block).map(drop))? * 1e3,
-                timing::median_ms(gpu.stream(), 3, 15, || {
-                    device.per_block_quant_fp8_into(&w, &block, &mut codes, &mut scales)
-                })? * 1e3,
-            )
-        };
-        for (call, us) in [("per_block_quant_fp8", allocating), ("per_block_quant_fp8_into", into)] {
-            out.push(HostCostRecord {
-                what: format!("Device::{call}, {rows} x {cols} bf16 ({unit})"),
-                us_per_call: us,
-                is_target: false,
-            });
-        }
+        out.extend(allocating_and_into(
+            gpu,
+            clock,
+            "per_block_quant_fp8",
+            &format!("{rows} x {cols} bf16"),
+            || device.per_block_quant_fp8(&w, &block).map(drop),
+            || device.per_block_quant_fp8_into(&w, &block, &mut codes, &mut scales),
+        )?);
     }
     let gemm = GemmConfig::default();
-    for (m, n, k, host_time) in [(1, 512, 7168, true), (4096, 7168, 2048, false)] {
+    for (m, n, k, clock) in [(1, 512, 7168, Clock::Host), (4096, 7168, 2048, Clock::Events)] {
         let a = device.per_token_group_quant_fp8(
             &device.upload(&vec![bf16::from_f32(0.5); m * k], MatrixShape::new(m, k)?)?,
             &TokenGroupConfig { layout: gemm.a_scale_layout, ..TokenGroupConfig::default() },
@@ -155,33 +141,51 @@ fn allocating_against_into(gpu: &Gpu) -> Result<Vec<HostCostRecord>> {
             &block,
         )?;
         let mut c: GemmTensor = device.mm_fp8_blockscale(&a.codes, &a.scales, &b.codes, &b.scales, &gemm)?;
-        let allocating = || device.mm_fp8_blockscale(&a.codes, &a.scales, &b.codes, &b.scales, &gemm).map(drop);
-        let (unit, alloc_us, into_us) = if host_time {
-            (
-                "host us per call",
-                per_call_us(gpu, allocating)?,
-                per_call_us(gpu, || {
-                    device.mm_fp8_blockscale_into(&a.codes, &a.scales, &b.codes, &b.scales, &gemm, &mut c)
-                })?,
-            )
-        } else {
-            (
-                "GPU us between events",
-                timing::median_ms(gpu.stream(), 3, 15, allocating)? * 1e3,
-                timing::median_ms(gpu.stream(), 3, 15, || {
-                    device.mm_fp8_blockscale_into(&a.codes, &a.scales, &b.codes, &b.scales, &gemm, &mut c)
-                })? * 1e3,
-            )
-        };
-        for (call, us) in [("mm_fp8_blockscale", alloc_us), ("mm_fp8_blockscale_into", into_us)] {
-            out.push(HostCostRecord {
-                what: format!("Device::{call}, {m} x {n} x {k} ({unit})"),
-                us_per_call: us,
-                is_target: false,
-            });
-        }
+        out.extend(allocating_and_into(
+            gpu,
+            clock,
+            "mm_fp8_blockscale",
+            &format!("{m} x {n} x {k}"),
+            || device.mm_fp8_blockscale(&a.codes, &a.scales, &b.codes, &b.scales, &gemm).map(drop),
+            || device.mm_fp8_blockscale_into(&a.codes, &a.scales, &b.codes, &b.scales, &gemm, &mut c),
+        )?);
     }
     Ok(out)
+}
+
+/// How [`allocating_and_into`] times a call.
+#[derive(Clone, Copy)]
+enum Clock {
+    /// Wall time on the host per call ([`per_call_us`]).
+    Host,
+    /// The median GPU time of one call between two events.
+    Events,
+}
+
+/// The rows of `Device::{call}` (allocating its outputs) and
+/// `Device::{call}_into` on `problem`, each timed by `clock`.
+fn allocating_and_into(
+    gpu: &Gpu,
+    clock: Clock,
+    call: &str,
+    problem: &str,
+    allocating: impl FnMut() -> Result<()>,
+    into: impl FnMut() -> Result<()>,
+) -> Result<[HostCostRecord; 2]> {
+    let (unit, allocating, into) = match clock {
+        Clock::Host => ("host us per call", per_call_us(gpu, allocating)?, per_call_us(gpu, into)?),
+        Clock::Events => (
+            "GPU us between events",
+            timing::median_ms(gpu.stream(), 3, 15, allocating)? * 1e3,
+            timing::median_ms(gpu.stream(), 3, 15, into)? * 1e3,
+        ),
+    };
+    let row = |name: String, us| HostCostRecord {
+        what: format!("Device::{name}, {problem} ({unit})"),
+        us_per_call: us,
+        is_target: false,
+    };
+    Ok([row(call.to_string(), allocating), row(format!("{call}_into"), into)])
 }
 
 /// The host-cost table.
