@@ -100,6 +100,15 @@ impl Device {
         }
     }
 
+    /// [`Device::zeros`] where `zeroed`, else [`Device::written_output`].
+    fn output<T: AnyBits>(&self, shape: MatrixShape, zeroed: bool) -> Result<Tensor<T>> {
+        if zeroed {
+            self.zeros(shape)
+        } else {
+            self.written_output(shape)
+        }
+    }
+
     /// Waits for the device's queued work (a no-op on the CPU).
     pub fn synchronize(&self) -> Result<()> {
         match self {
@@ -240,16 +249,13 @@ impl Device {
         let shape = MatrixShape::new(a.shape().rows(), b.shape().rows())?;
         // The kernels write every element of C when K > 0, so C is not
         // zeroed first (a memset would be a pass of its own, 59 MB for a
-        // 4096 x 7168 bf16 C). With K = 0 no kernel runs and C is the empty
-        // sum, zeros.
-        let written = a.shape().cols() > 0;
+        // 4096 x 7168 bf16 C). With K = 0, C is the empty sum, and the
+        // zeroed allocation holds it whatever the kernels do with no
+        // k-block (no GPU test reaches that case).
+        let zeroed = a.shape().cols() == 0;
         let mut c = match cfg.output {
-            crate::OutputType::Bf16 => {
-                crate::gemm::GemmTensor::Bf16(if written { self.written_output(shape)? } else { self.zeros(shape)? })
-            }
-            crate::OutputType::F32 => {
-                crate::gemm::GemmTensor::F32(if written { self.written_output(shape)? } else { self.zeros(shape)? })
-            }
+            crate::OutputType::Bf16 => crate::gemm::GemmTensor::Bf16(self.output(shape, zeroed)?),
+            crate::OutputType::F32 => crate::gemm::GemmTensor::F32(self.output(shape, zeroed)?),
         };
         self.mm_fp8_blockscale_into(a, a_scales, b, b_scales, cfg, &mut c)?;
         Ok(c)
