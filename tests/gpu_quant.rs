@@ -9,7 +9,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRng, TestRunner};
 use quant_host::gpu::TokenGroupChunks;
 use quant_host::{
-    cpu, BlockConfig, Device, Element, Fp8Format, Gpu, GroupSize, MatrixShape, ScaleLayout, ScaleMode, TokenGroupConfig,
+    cpu, BlockConfig, Device, Element, Fp8Format, Gpu, GroupSize, MatrixShape, Quantized, ScaleLayout, ScaleMode,
+    Tensor, TokenGroupConfig,
 };
 use std::sync::OnceLock;
 
@@ -48,6 +49,28 @@ fn assert_same_codes(a: &[u8], b: &[u8], what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: code count");
     if let Some(i) = a.iter().zip(b).position(|(x, y)| x != y) {
         panic!("{what}: code {i} differs: gpu {:#04x} cpu {:#04x}", a[i], b[i]);
+    }
+}
+
+/// Runs `into` (a quantizer's `_into` call on `dev`) twice, over codes and
+/// scales filled with two different sentinels (never a valid scale: scales
+/// are positive, inf or NaN, padding +0), and checks each result against
+/// the CPU's `expected` bit for bit: an element the kernel skipped keeps its
+/// sentinel in both runs, so one of them differs from the CPU's.
+fn assert_writes_every_output(
+    dev: &Device,
+    expected: &Quantized,
+    what: &str,
+    mut into: impl FnMut(&mut Tensor<u8>, &mut Tensor<f32>),
+) {
+    let (cs, ss) = (expected.codes.shape(), expected.scales.shape());
+    for (code, scale) in [(0x00u8, -1.0f32), (0xFF, -2.0)] {
+        let mut codes = dev.upload(&vec![code; cs.extent()], cs).unwrap();
+        let mut scales = dev.upload(&vec![scale; ss.extent()], ss).unwrap();
+        into(&mut codes, &mut scales);
+        let what = format!("{what} over {code:#04x}");
+        assert_same_codes(&codes.to_vec().unwrap(), expected.codes.as_host().unwrap(), &what);
+        assert_same_scales(&scales.to_vec().unwrap(), expected.scales.as_host().unwrap(), &what);
     }
 }
 
@@ -143,11 +166,8 @@ fn token_group_matches_cpu_bit_for_bit() {
 fn token_group_writes_every_output_element() {
     // The allocating call leaves its GPU outputs unset (no memset): the
     // kernel must write every code and scale, the TMA layout's padding rows
-    // (as zeros) and the K tail's group included. Each case runs `_into`
-    // over outputs filled with two different sentinels (never a valid scale:
-    // scales are positive, inf or NaN, padding +0): an element the kernel
-    // skipped keeps its sentinel in both runs, so one of them differs from
-    // the CPU's.
+    // (as zeros) and the K tail's group included (`_into` over two
+    // sentinels, `assert_writes_every_output`).
     let mut rng = TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha);
     for (rows, cols, pad) in
         [(1, 7168, 0), (3, 300, 5), (5, 7000, 0), (9, 128, 3), (33, 200, 0), (7, 7048, 0), (3, 1000, 8), (2, 2048, 0)]
@@ -163,16 +183,10 @@ fn token_group_writes_every_output_element() {
                 let xd = Device::Cuda(gpu().clone()).upload(&x, shape).unwrap();
                 for chunks in TILINGS {
                     let dev = Device::Cuda(gpu().with_token_group_chunks(chunks));
-                    for (code, scale) in [(0x00u8, -1.0f32), (0xFF, -2.0)] {
-                        let (cs, ss) = (cpu_out.codes.shape(), cpu_out.scales.shape());
-                        let mut codes = dev.upload(&vec![code; cs.extent()], cs).unwrap();
-                        let mut scales = dev.upload(&vec![scale; ss.extent()], ss).unwrap();
-                        dev.per_token_group_quant_fp8_into(&xd, &cfg, &mut codes, &mut scales).unwrap();
-                        let what =
-                            format!("{rows} x {cols} (+{pad}) {layout:?} {group_size:?} {chunks:?} over {code:#04x}");
-                        assert_same_codes(&codes.to_vec().unwrap(), cpu_out.codes.as_host().unwrap(), &what);
-                        assert_same_scales(&scales.to_vec().unwrap(), cpu_out.scales.as_host().unwrap(), &what);
-                    }
+                    let what = format!("{rows} x {cols} (+{pad}) {layout:?} {group_size:?} {chunks:?}");
+                    assert_writes_every_output(&dev, &cpu_out, &what, |codes, scales| {
+                        dev.per_token_group_quant_fp8_into(&xd, &cfg, codes, scales).unwrap()
+                    });
                 }
             }
         }
@@ -283,18 +297,11 @@ fn block_writes_every_output_element_of<T: Element>(rng: &mut TestRng) {
                 let cpu_out = Device::Cpu.per_block_quant_fp8(&Device::Cpu.upload(&x, shape).unwrap(), &cfg).unwrap();
                 let dev = Device::Cuda(gpu().clone());
                 let xd = dev.upload(&x, shape).unwrap();
-                for (code, scale) in [(0x00u8, -1.0f32), (0xFF, -2.0)] {
-                    let (cs, ss) = (cpu_out.codes.shape(), cpu_out.scales.shape());
-                    let mut codes = dev.upload(&vec![code; cs.extent()], cs).unwrap();
-                    let mut scales = dev.upload(&vec![scale; ss.extent()], ss).unwrap();
-                    dev.per_block_quant_fp8_into(&xd, &cfg, &mut codes, &mut scales).unwrap();
-                    let what = format!(
-                        "{} {rows} x {cols} (+{pad}) {block_rows} x {block_cols} {format:?} over {code:#04x}",
-                        T::DTYPE.name()
-                    );
-                    assert_same_codes(&codes.to_vec().unwrap(), cpu_out.codes.as_host().unwrap(), &what);
-                    assert_same_scales(&scales.to_vec().unwrap(), cpu_out.scales.as_host().unwrap(), &what);
-                }
+                let what =
+                    format!("{} {rows} x {cols} (+{pad}) {block_rows} x {block_cols} {format:?}", T::DTYPE.name());
+                assert_writes_every_output(&dev, &cpu_out, &what, |codes, scales| {
+                    dev.per_block_quant_fp8_into(&xd, &cfg, codes, scales).unwrap()
+                });
             }
         }
     }
@@ -306,9 +313,8 @@ fn block_writes_every_output_element() {
     // The allocating call leaves its GPU outputs unset (no memset): every
     // code and every block's scale must be written, on the staged path
     // (whole 128 x 128 blocks) and the direct one (every other block size
-    // and the tails). Each case runs `_into` over outputs filled with two
-    // sentinels (never a valid scale: scales are positive, inf or NaN), so
-    // an element the kernel skipped differs from the CPU's in one of them.
+    // and the tails) (`_into` over two sentinels,
+    // `assert_writes_every_output`).
     let mut rng = TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha);
     block_writes_every_output_element_of::<bf16>(&mut rng);
     block_writes_every_output_element_of::<f16>(&mut rng);
