@@ -368,8 +368,11 @@ pub fn expert_of_valid_row(experts: u32, r: u32, mut sums: impl FnMut(u32) -> u3
 }
 
 /// Rows per band of the masked kernels' compacted walk with column-major
-/// scales, as a shift (bands of 8 rows): see [`compact_walk_group`].
-pub const COMPACT_BAND_LOG: u32 = 3;
+/// scales, as a shift: the wide token-group kernel's bands
+/// ([`crate::geometry::TOKEN_GROUP_BAND`], 8 rows), for the same reason;
+/// see [`compact_walk_group`].
+pub const COMPACT_BAND_LOG: u32 = crate::geometry::TOKEN_GROUP_BAND.trailing_zeros();
+const _: () = assert!(1 << COMPACT_BAND_LOG == crate::geometry::TOKEN_GROUP_BAND);
 
 /// The band shift of the compacted walk for scale layout `layout` (a
 /// `ScaleLayout` value or `fused_abi::PACKED_UE8M0_LAYOUT`):
