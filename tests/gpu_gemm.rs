@@ -672,6 +672,54 @@ fn clusters_match_single_cta_bit_for_bit() {
     }
 }
 
+/// Problems run as a head and a tail along M (`QUANT_GEMM_TAIL=always`: a
+/// tail wherever the planner can make one) against the reference in every
+/// layout, output and mode, and against the same problem in one launch
+/// (`off`): where the tail is not split (the plans are pinned by
+/// `gemm_tail`'s unit tests) C must be the same bit for bit, since every
+/// `wgmma` tile sums an element's k-blocks in the same order. The tails
+/// start at row 1792, 1536, 512 and 768 (A, A's scales and C as views
+/// there), end on and off a tile boundary (9 rows of a 128-row tile: the
+/// bulk scale copy is off there, as it would read past the scales), and
+/// split K (777 x 2112 `Precise`: 2 splits; 2048 x 2112 x 7168: the planned
+/// 128 x 192 tail in 3). Under memcheck this also shows that no part reads
+/// or writes outside its rows.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn tails_match_one_launch() {
+    let mut rng = Rng::new(seed());
+    let f = Fp8Format::E4M3Fn;
+    let tails = gpu_with_env("QUANT_GEMM_TAIL", "always");
+    let one = gpu_with_env("QUANT_GEMM_TAIL", "off");
+    use GemmPrecision::{Fast, Precise};
+    for &(m, n, k, precision, unsplit) in &[
+        (2048, 7168, 1024, Fast, true),    // 256 x 128 x2 head, 64 x 256 tail from row 1792
+        (2048, 7168, 1024, Precise, true), // 128 x 128 head and tail
+        (2100, 2112, 1024, Fast, true),    // 128 x 192 head, 64 x 256 tail from row 1536
+        (1000, 4000, 512, Fast, true),     // 64 x 256 head and tail from row 512
+        (777, 2112, 1024, Precise, false), // 9-row tail from row 768, split 2
+        (2048, 2112, 7168, Fast, false),   // 128 x 192 head, tail split 3
+    ] {
+        let x = random_bf16(m, k, rng.next_u64());
+        let b = quant_b(&random_bf16(n, k, rng.next_u64()), n, k, f);
+        for layout in [ScaleLayout::RowMajor, ScaleLayout::ColMajor, ScaleLayout::ColMajorTmaAligned] {
+            let a = quant_a(&x, m, k, f, layout);
+            for output in OUTPUTS {
+                let cfg = GemmConfig { format: f, a_scale_layout: layout, output, precision, tile: None };
+                let split = run_gpu(&tails, &upload(&tails, &a, &b, m, n, k), m, n, &cfg);
+                let label =
+                    format!("M={m} N={n} K={k} {} {output:?} {} head and tail", layout.name(), precision.name());
+                check(&label, &split, &a, &b, m, n, k, &cfg, Some(512), &mut rng);
+                if unsplit {
+                    let whole = run_gpu(&one, &upload(&one, &a, &b, m, n, k), m, n, &cfg);
+                    let differ = split.iter().zip(&whole).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+                    assert_eq!(differ, 0, "{label}: {differ} elements differ from one launch");
+                }
+            }
+        }
+    }
+}
+
 /// A bf16 C is the f32 C of the same launch rounded to nearest even, bit
 /// for bit, on every tile: the 256 x 128 tile's TMA-store epilogue (N a
 /// multiple of 8, no split; M tails end inside its 64-row boxes, N tails

@@ -337,6 +337,17 @@ pub enum GemmOut {
     F32 = 1,
 }
 
+impl GemmOut {
+    /// Bytes per element of C.
+    #[inline]
+    pub const fn bytes(self) -> u64 {
+        match self {
+            GemmOut::Bf16 => 2,
+            GemmOut::F32 => 4,
+        }
+    }
+}
+
 /// The kernels of the family: every (precision, tile, output) the host may
 /// launch, by name. `None` where the combination does not exist (`Precise`
 /// has the 128 x 128 tile only).

@@ -21,7 +21,7 @@ use super::timing;
 use crate::config::TokenGroupConfig;
 use crate::error::Result;
 use crate::gemm::{GemmConfig, GemmPrecision, GemmShape, GemmTile, OutputType};
-use crate::gpu::gemm::{mm_fp8_blockscale_on, wgmma_plan, Path};
+use crate::gpu::gemm::{mm_fp8_blockscale_on, wgmma_plan, Path, Planned};
 use crate::gpu::{self, Gpu, GpuGemmOut};
 use crate::shape::MatrixShape;
 use cudarc::driver::CudaSlice;
@@ -77,6 +77,11 @@ pub struct GemmRecord {
     pub unicast: bool,
     /// K splits.
     pub splits: u32,
+    /// The tail launch where the problem ran as a head and a tail along M
+    /// (its tile, split and first row); `tile`, `clustered` and `splits`
+    /// are then the head's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tail: Option<String>,
     /// Microseconds per launch in a CUDA graph.
     pub us: f64,
     /// `2 M N K / us`.
@@ -253,10 +258,10 @@ fn problem(
     let mut c = stream.alloc_zeros::<bf16>(m * n)?;
     let mut out = Vec::new();
     for (cfg, forced, path) in configs {
-        if forced && path == Path::Unicast && !wgmma_plan(gpu, shape, &cfg, Path::Best)?.2 {
+        if forced && path == Path::Unicast && !wgmma_plan(gpu, shape, &cfg, Path::Best)?.clustered {
             continue; // the same launch as the forced tile's own record
         }
-        let (tile, splits, clustered) = wgmma_plan(gpu, shape, &cfg, path)?;
+        let Planned { tile, splits, clustered, tail } = wgmma_plan(gpu, shape, &cfg, path)?;
         // Error, f32 C.
         stream.memset_zeros(&mut c32)?;
         let f32c = GemmConfig { output: OutputType::F32, ..cfg };
@@ -286,16 +291,18 @@ fn problem(
             clustered,
             unicast: path == Path::Unicast,
             splits,
+            tail,
             us,
             tflops: tflops(m, n, k, us),
             max_rel_err,
             note: None,
         };
         eprintln!(
-            "bench gemm: {m}x{n}x{k} {} {}{}{}: {:.1} us, {:.0} TFLOP/s, err {:.2e}",
+            "bench gemm: {m}x{n}x{k} {} {}{}{}{}: {:.1} us, {:.0} TFLOP/s, err {:.2e}",
             r.precision,
             r.tile,
             if clustered { " x2 multicast" } else { "" },
+            r.tail.as_deref().map_or(String::new(), |t| format!(" + tail {t}")),
             match (forced, r.unicast) {
                 (true, true) => " (forced, no clusters)",
                 (true, false) => " (forced)",
@@ -331,6 +338,7 @@ fn problem(
             clustered: false,
             unicast: false,
             splits: 1,
+            tail: None,
             us,
             tflops: tflops(m, n, k, us),
             max_rel_err: f64::NAN,
@@ -391,14 +399,16 @@ pub(crate) fn report(records: &[GemmRecord], deepgemm: Option<&DeepGemm>) -> Str
         let (Some(f), Some(p)) = (of("fast"), of("precise")) else { continue };
         let _ = write!(
             s,
-            "| {m} | {n} | {k} | {}{} | {} | {:.1} | {:.0} | {:.2e} | {} | {:.1} | {:.0} | {:.2e} | {:.2} |",
+            "| {m} | {n} | {k} | {}{}{} | {} | {:.1} | {:.0} | {:.2e} | {}{} | {:.1} | {:.0} | {:.2e} | {:.2} |",
             f.tile,
             if f.clustered { " x2" } else { "" },
+            f.tail.as_deref().map_or(String::new(), |t| format!(" + {t}")),
             f.splits,
             f.us,
             f.tflops,
             f.max_rel_err,
             p.tile,
+            p.tail.as_deref().map_or(String::new(), |t| format!(" + {t}")),
             p.us,
             p.tflops,
             p.max_rel_err,
@@ -475,6 +485,7 @@ mod tests {
             clustered: false,
             unicast: false,
             splits: 1,
+            tail: None,
             us,
             tflops: tflops(1, 4096, 8192, us),
             max_rel_err: 1e-7,

@@ -31,6 +31,7 @@
 //! `mma.sync` kernels' typed launches are in `gpu::gemm_mma`.
 
 use super::gemm_mma::{self, MmaFunctions};
+use super::gemm_tail::{gemm_wgmma_parts, TailUse, WgmmaParts};
 use super::{launch, Gpu};
 use crate::error::{QuantError, Result};
 use crate::gemm::{GemmConfig, GemmShape, OutputType};
@@ -80,6 +81,9 @@ struct WgmmaFunctions {
     /// `QUANT_GEMM_NO_BULK_SCALES` (any value) keeps the per-row copies: a
     /// switch for comparing the two on a given GPU, read once per `Gpu`.
     bulk_scales: bool,
+    /// Whether a problem may run as a head and a tail along M
+    /// (`QUANT_GEMM_TAIL`, read once per `Gpu`).
+    tail_use: TailUse,
 }
 
 impl WgmmaFunctions {
@@ -92,10 +96,11 @@ impl WgmmaFunctions {
     }
 }
 
-/// The `wgmma` launch plan of `shape` on `gpu` (output `out`): with
+/// The `wgmma` launches of `shape` on `gpu` (output `out`): with
 /// `multicast`, the 2-CTA kernels of `wgmma` where they apply and pay;
 /// without `wgmma` (a module without the Hopper kernels), the plan the
-/// single-CTA kernels would have.
+/// single-CTA kernels would have. One launch, or a head and a tail along M
+/// where the head's last wave would idle (`gemm_tail`).
 fn wgmma_launch_plan(
     gpu: &Gpu,
     wgmma: Option<&WgmmaFunctions>,
@@ -103,11 +108,12 @@ fn wgmma_launch_plan(
     cfg: &GemmConfig,
     out: GemmOut,
     multicast: bool,
-) -> Result<launch::WgmmaPlan> {
+) -> Result<WgmmaParts> {
     let clusters =
         |t: GemmTile| wgmma.filter(|_| multicast).and_then(|w| w.get_multicast(t, out)).map(|(_, resident)| resident);
     let (m, n, kb) = (shape.m() as u64, shape.n() as u64, shape.k_blocks() as u64);
-    launch::gemm_wgmma(m, n, kb, gpu.multiprocessor_count() as u64, cfg.precision, cfg.tile, true, &clusters)
+    let tail_use = wgmma.map_or(TailUse::On, |w| w.tail_use);
+    gemm_wgmma_parts(m, n, kb, gpu.multiprocessor_count() as u64, cfg.precision, cfg.tile, tail_use, &clusters)
 }
 
 impl GemmFunctions {
@@ -120,6 +126,7 @@ impl GemmFunctions {
         // not only where the streaming kernel exists.
         let stream_use = launch::StreamUse::parse(std::env::var_os(launch::StreamUse::VAR).as_deref())?;
         let pdl = launch::DependentLaunch::parse(std::env::var_os(launch::DependentLaunch::VAR).as_deref())?;
+        let tail_use = TailUse::parse(std::env::var_os(TailUse::VAR).as_deref())?;
         let mma = MmaFunctions::load(gpu)?;
         let wgmma = if gpu.ptx_arch().has_wgmma() {
             let mut kernels = Vec::new();
@@ -172,7 +179,7 @@ impl GemmFunctions {
                 f.set_attribute(MAX_SMEM, GEMM_SMEM_LIMIT as i32)?;
             }
             let bulk_scales = std::env::var_os("QUANT_GEMM_NO_BULK_SCALES").is_none();
-            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use, pdl, bulk_scales })
+            Some(WgmmaFunctions { kernels, multicast, reduce, stream, stream_use, pdl, bulk_scales, tail_use })
         } else {
             None
         };
@@ -448,14 +455,54 @@ fn launch_wgmma(
 ) -> Result<bool> {
     let stream = gpu.stream();
     let (m, n, k) = (shape.m() as u64, shape.n() as u64, shape.k() as u64);
-    let kb = shape.k_blocks() as u64;
     let (a_ptr, a_guard) = ops.a.device_ptr(stream);
     let (b_ptr, b_guard) = ops.b.device_ptr(stream);
     if !tma_reads(a_ptr, b_ptr, m, n, k) {
         return Ok(false);
     }
     let out = c.out();
-    let plan = wgmma_launch_plan(gpu, Some(wgmma), shape, cfg, out, allow_multicast)?;
+    let parts = wgmma_launch_plan(gpu, Some(wgmma), shape, cfg, out, allow_multicast)?;
+    let (sa_ptr, sa_guard) = ops.a_scales.device_ptr(stream);
+    let (sb_ptr, sb_guard) = ops.b_scales.device_ptr(stream);
+    let (c_ptr, c_guard) = c.device_ptr(stream);
+    let whole = Problem { a: a_ptr, a_scales: sa_ptr, b: b_ptr, b_scales: sb_ptr, c: c_ptr, shape, out };
+    // The head: rows 0..head_rows (all of M without a tail); then the tail.
+    launch_part(gpu, wgmma, &whole, cfg, 0..parts.head_rows, &parts.head)?;
+    if let Some(tail) = &parts.tail {
+        launch_part(gpu, wgmma, &whole, cfg, parts.head_rows..m, tail)?;
+    }
+    drop((c_guard, a_guard, b_guard, sa_guard, sb_guard));
+    Ok(true)
+}
+
+/// The device addresses of one GEMM's operands (checked by the caller:
+/// lengths for `shape` and `cfg`, TMA-readable A and B), and C's type.
+struct Problem {
+    a: u64,
+    a_scales: u64,
+    b: u64,
+    b_scales: u64,
+    c: u64,
+    shape: GemmShape,
+    out: GemmOut,
+}
+
+/// Queues `plan` on rows `rows` of `whole`: A's rows, A's scales and C's
+/// rows from `rows.start` on as a problem of `rows.len()` rows (B whole),
+/// and, for a split plan, the reduction of its partials into those rows.
+fn launch_part(
+    gpu: &Gpu,
+    wgmma: &WgmmaFunctions,
+    whole: &Problem,
+    cfg: &GemmConfig,
+    rows: std::ops::Range<u64>,
+    plan: &launch::WgmmaPlan,
+) -> Result<()> {
+    let stream = gpu.stream();
+    let (n, k) = (whole.shape.n() as u64, whole.shape.k() as u64);
+    let kb = whole.shape.k_blocks() as u64;
+    let (row0, m) = (rows.start, rows.end - rows.start);
+    let out = whole.out;
     // A split launch runs the f32 kernel into the workspace.
     let kernel_out = if plan.splits > 1 { GemmOut::F32 } else { out };
     let Some(kernel) = wgmma.get(cfg.precision, plan.tile, kernel_out) else {
@@ -465,12 +512,16 @@ fn launch_wgmma(
         Some((f, _)) if plan.clustered => Some((f, plan.config.grid_dim.0)),
         _ => None,
     };
+    // The part's views: rows of A (16-byte aligned, as k is a multiple of
+    // 16), A's scales of those rows (the layout's strides are the whole
+    // problem's), rows of C.
+    let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, whole.shape.m() as u64, kb);
+    let a_ptr = whole.a + row0 * k;
+    let sa_ptr = whole.a_scales + 4 * row0 * a_scale_row_stride;
+    let c_rows = whole.c + row0 * n * out.bytes();
     let map_a = encode_map(a_ptr, m, k, plan.tile.rows())?;
-    let map_b = encode_map(b_ptr, n, k, plan.tile.cols())?;
+    let map_b = encode_map(whole.b, n, k, plan.tile.cols())?;
     let (m32, n32) = (m as u32, n as u32);
-    let (a_scale_row_stride, a_scale_kb_stride) = a_scale_strides(cfg.a_scale_layout, m, kb);
-    let (sa_ptr, sa_guard) = ops.a_scales.device_ptr(stream);
-    let (sb_ptr, sb_guard) = ops.b_scales.device_ptr(stream);
     let mut scratch = gpu.gemm_scratch();
     let stride = gemm_split_stride(m32, n32);
     let split = if plan.splits > 1 {
@@ -480,23 +531,27 @@ fn launch_wgmma(
     } else {
         None
     };
-    let (c_ptr, c_guard) = match &split {
-        Some(ws) => ws.partials.device_ptr(stream),
-        None => c.device_ptr(stream),
-    };
+    let ws = split.as_ref().map(|ws| ws.partials.device_ptr(stream));
+    let c_ptr = ws.as_ref().map_or(c_rows, |(p, _)| *p);
     // The 256 x 128 tile's epilogue stores a bf16 C through TMA where the
     // map can describe it (16-byte row pitch and base); otherwise the
     // kernel stores it from registers.
     let tma_store_c =
         plan.tile.epi_bytes() > 0 && split.is_none() && out == GemmOut::Bf16 && n % 8 == 0 && c_ptr % 16 == 0;
     let map_c = if tma_store_c { encode_out_map(c_ptr, m, n)? } else { TensorMap::NONE };
-    let a_scales_bulk = wgmma.bulk_scales && bulk_a_scales(plan.tile, a_scale_row_stride, a_scale_kb_stride, sa_ptr);
+    // A bulk copy reads whole tiles of scales up to the column's padded end
+    // (`a_scale_kb_stride`), measured from the part's first row: only a part
+    // that starts at row 0 or ends on a tile boundary stays inside the
+    // buffer.
+    let whole_tiles = row0 == 0 || m.is_multiple_of(plan.tile.rows() as u64);
+    let a_scales_bulk =
+        wgmma.bulk_scales && whole_tiles && bulk_a_scales(plan.tile, a_scale_row_stride, a_scale_kb_stride, sa_ptr);
     let params = LaunchParams(GemmWgmmaParams {
         map_a,
         map_b,
         map_c,
         a_scales: sa_ptr,
-        b_scales: sb_ptr,
+        b_scales: whole.b_scales,
         c: c_ptr,
         a_scale_row_stride,
         a_scale_kb_stride,
@@ -512,39 +567,44 @@ fn launch_wgmma(
         None => (kernel, plan.config, false),
     };
     // SAFETY: the kernel takes one `GemmWgmmaParams`, passed by value: the
-    // C map, when `tma_store_c` is set, describes exactly the bf16 C (m x
-    // n, 16-byte-aligned base and row pitch, no split); the maps of A and B
-    // describe exactly A and B (lengths checked by the caller: m * k and
-    // n * k bytes), in boxes of the plan's tile, with k > 0 and
-    // 16-byte-aligned rows; the kernel's parameter 0 is declared 64-byte
-    // aligned (`cargo xtask build-ptx`), so the maps are; the scale strides are the layout's, whose
-    // buffer length the caller checked; C holds m * n elements of the
-    // kernel's output type, or the workspace splits * stride f32;
-    // `launch::gemm_wgmma` keeps 1 <= splits <= k-blocks (at most 32) and
-    // gives the tile's threads, shared memory and grid. The multicast
-    // kernel runs in clusters of GEMM_CLUSTER consecutive CTAs, `grid` (a
-    // multiple of it, every cluster resident at once) from
-    // `launch::gemm_wgmma_clusters`, which also keeps the tile columns even;
-    // no split. Every `wgmma` kernel executes `griddepcontrol.wait` after
-    // its barrier set-up, before any access to memory, so it may be a
-    // programmatic dependent launch (`QUANT_GEMM_PDL`, at small M).
-    let pdl = launch::wgmma_dependent(m, wgmma.pdl);
+    // part's rows lie inside the whole problem, whose buffers the caller
+    // checked (A m * k bytes, C m * n elements, A's scales the layout's
+    // length) and keeps alive with their guards, so the part's A (m rows
+    // of k bytes from row0), C (m rows of n from row0) and its scales (row
+    // row0 on, the whole problem's strides; a bulk copy only where it stays
+    // within the column: see above) are inside them. The C map, when
+    // `tma_store_c` is set, describes exactly the part's bf16 C (m x n,
+    // 16-byte-aligned base and row pitch, no split); the maps of A and B
+    // describe exactly the part's A and all of B, in boxes of the plan's
+    // tile, with k > 0 and 16-byte-aligned rows (k a multiple of 16); the
+    // kernel's parameter 0 is declared 64-byte aligned (`cargo xtask
+    // build-ptx`), so the maps are; C is the kernel's output type, or the
+    // workspace of splits * stride f32 (held through `scratch` until the
+    // reduction is queued); `launch::gemm_wgmma` keeps 1 <= splits <=
+    // k-blocks (at most 32) and gives the tile's threads, shared memory and
+    // grid. The multicast kernel runs in clusters of GEMM_CLUSTER
+    // consecutive CTAs, `grid` (a multiple of it, every cluster resident at
+    // once) from `launch::gemm_wgmma_clusters`, which also keeps the tile
+    // columns even; no split. Every `wgmma` kernel executes
+    // `griddepcontrol.wait` after its barrier set-up, before any access to
+    // memory, so it may be a programmatic dependent launch (`QUANT_GEMM_PDL`,
+    // at small M; a tail follows the rule of the whole problem's M).
+    let pdl = launch::wgmma_dependent(whole.shape.m() as u64, wgmma.pdl);
     unsafe { launch_wgmma_kernel(stream, function, &params, config, clustered, pdl) }?;
-    drop((c_guard, a_guard, b_guard, sa_guard, sb_guard));
-    if let Some(ws) = split {
+    if let Some((ws_ptr, _)) = &ws {
         let len = m * n;
         let mut builder = stream.launch_builder(&wgmma.reduce[out as usize]);
-        builder.arg(&ws.partials);
-        push_c(&mut builder, c);
-        builder.arg(&len).arg(&stride).arg(&plan.splits);
+        builder.arg(ws_ptr).arg(&c_rows).arg(&len).arg(&stride).arg(&plan.splits);
         // SAFETY: the arguments match `gemm_splitk_reduce_*` in
-        // quant_kernels::kernels::gemm_reduce: the workspace (a
-        // 256-byte-aligned allocation) holds splits * stride f32,
-        // C holds len = m * n elements (checked by the caller), and the
-        // grid has a thread per 4 elements.
+        // quant_kernels::kernels::gemm_reduce (pointers by value): the
+        // workspace (a 256-byte-aligned allocation, guarded by `ws`) holds
+        // splits * stride f32, `c_rows` is the part's len = m * n elements of
+        // C (inside the caller's checked and guarded buffer), and the grid
+        // has a thread per 4 elements.
         unsafe { builder.launch(launch::gemm_split_reduce(len)?) }?;
     }
-    Ok(true)
+    drop(ws);
+    Ok(())
 }
 
 /// Whether TMA can read A `[m, k]` at `a` and B `[n, k]` at `b`: row pitch
@@ -651,29 +711,46 @@ struct StreamLaunchParams(GemmStreamParams);
 unsafe impl DeviceRepr for StreamLaunchParams {}
 
 /// The kernel that [`mm_fp8_blockscale_on`] runs for `shape` and `cfg` on
-/// `gpu` along `path`, as the benchmark's report names it: the `wgmma`
-/// tile, `stream`, `mma.sync decode` or `mma.sync`; with its K split and
-/// whether 2-CTA clusters run it. (Operands TMA cannot read, which the
-/// benchmark never makes, would take `mma.sync` instead of a `wgmma` tile.)
+/// `gpu` along `path`, as the benchmark's report names it.
 #[cfg(feature = "bench")]
-pub(crate) fn wgmma_plan(
-    gpu: &Gpu,
-    shape: GemmShape,
-    cfg: &GemmConfig,
-    path: Path,
-) -> Result<(&'static str, u32, bool)> {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Planned {
+    /// The `wgmma` tile (the head's, with a tail), `stream`, `mma.sync
+    /// decode` or `mma.sync`.
+    pub tile: &'static str,
+    /// K splits (of the head).
+    pub splits: u32,
+    /// Whether 2-CTA clusters run it (the head).
+    pub clustered: bool,
+    /// The tail launch, where the problem runs as two: its tile, split and
+    /// first row (`64x256 from row 1792`).
+    pub tail: Option<String>,
+}
+
+/// What [`mm_fp8_blockscale_on`] runs for `shape` and `cfg` on `gpu` along
+/// `path`. (Operands TMA cannot read, which the benchmark never makes,
+/// would take `mma.sync` instead of a `wgmma` tile.)
+#[cfg(feature = "bench")]
+pub(crate) fn wgmma_plan(gpu: &Gpu, shape: GemmShape, cfg: &GemmConfig, path: Path) -> Result<Planned> {
+    let one = |tile, splits| Planned { tile, splits, clustered: false, tail: None };
     match family(gpu, gpu.gemm_functions()?, shape, cfg, path) {
-        Family::Stream(_) => Ok(("stream", 1, false)),
+        Family::Stream(_) => Ok(one("stream", 1)),
         Family::Wgmma(wgmma) => {
-            let plan = wgmma_launch_plan(gpu, Some(wgmma), shape, cfg, GemmOut::Bf16, path == Path::Best)?;
-            Ok((plan.tile.name(), plan.splits, plan.clustered))
+            let parts = wgmma_launch_plan(gpu, Some(wgmma), shape, cfg, GemmOut::Bf16, path == Path::Best)?;
+            let tail = parts.tail.map(|t| {
+                let split = if t.splits > 1 { format!(" split {}", t.splits) } else { String::new() };
+                let x2 = if t.clustered { " x2" } else { "" };
+                format!("{}{x2}{split} from row {}", t.tile.name(), parts.head_rows)
+            });
+            let head = parts.head;
+            Ok(Planned { tile: head.tile.name(), splits: head.splits, clustered: head.clustered, tail })
         }
         Family::MmaSync if shape.m() <= SMALL_M => {
             let sms = gpu.multiprocessor_count() as u64;
             let (_, splits) = launch::gemm_small(shape.n() as u64, shape.k_blocks() as u64, sms)?;
-            Ok(("mma.sync decode", splits, false))
+            Ok(one("mma.sync decode", splits))
         }
-        Family::MmaSync => Ok(("mma.sync", 1, false)),
+        Family::MmaSync => Ok(one("mma.sync", 1)),
     }
 }
 

@@ -248,7 +248,7 @@ pub(crate) const GEMM_WGMMA_MAX_SPLITS: u64 = 32;
 /// 16384 against 980 for the clustered 128 x 128 the planner then took;
 /// with 34 the planner moves five peer shapes to it, each as fast or faster
 /// in an A/B of the same call (bench/NOTES-gemm.md, session 20).
-fn tile_cost(tile: GemmTile, clustered: bool) -> u64 {
+pub(crate) fn tile_cost(tile: GemmTile, clustered: bool) -> u64 {
     let area = tile.rows() as u64 * tile.cols() as u64;
     let weight = match (tile.rows(), tile.cols(), clustered) {
         (256, _, true) => 31,
@@ -290,6 +290,17 @@ const SMALL_PROBLEM_TILE: GemmTile = GemmTile::M64N64;
 /// where 63 of A's 64 rows are zero-filled per 32 columns instead of per
 /// 64: 1 x 2112 x 7168 11.7 (2 splits) against 9.8 (4).
 const NARROW_PROBLEM_TILE: GemmTile = GemmTile::M64N32;
+
+/// The tiles the planner weighs by [`tile_cost`] (every tile but the small
+/// problems' two, which it takes only where another would split K).
+pub(crate) const PLANNED_TILES: [GemmTile; 6] = [
+    GemmTile::M256N128,
+    GemmTile::M128N128,
+    GemmTile::M128N160,
+    GemmTile::M128N192,
+    GemmTile::M64N256,
+    GemmTile::M64N128,
+];
 
 /// The M for which [`NARROW_PROBLEM_TILE`] replaces a split
 /// [`SMALL_PROBLEM_TILE`]: where it measured faster (M = 17-32 takes the
@@ -357,7 +368,7 @@ pub(crate) fn gemm_wgmma(
         (GemmPrecision::Fast, Some(t)) => t,
         (GemmPrecision::Fast, None) => {
             let mut best: Option<(u64, GemmTile)> = None;
-            for t in GemmTile::ALL.into_iter().filter(|&t| t != SMALL_PROBLEM_TILE && t != NARROW_PROBLEM_TILE) {
+            for t in PLANNED_TILES {
                 let Some(count) = tiles_of(t) else { continue };
                 let grid = cluster_grid(t);
                 let waves = count.div_ceil(grid.map_or(sms, u64::from));
@@ -463,7 +474,7 @@ pub(crate) fn gemm_stream(n: u64, rows: StreamRows, multiprocessors: u64) -> Res
 /// The value of the environment variable `name` among `choices` (`unset`
 /// when it is not set); any other value is
 /// `QuantError::InvalidEnvironment`, naming what was `expected`.
-fn parse_choice<T: Copy>(
+pub(crate) fn parse_choice<T: Copy>(
     name: &'static str,
     value: Option<&std::ffi::OsStr>,
     unset: T,
@@ -816,6 +827,13 @@ mod tests {
         }
         // The streaming kernel: every policy but `off`.
         assert!(On.stream_dependent() && Everywhere.stream_dependent() && !Off.stream_dependent());
+    }
+
+    #[test]
+    fn planned_tiles_are_all_but_the_small_problems_in_order() {
+        let rest: Vec<GemmTile> =
+            GemmTile::ALL.into_iter().filter(|&t| t != SMALL_PROBLEM_TILE && t != NARROW_PROBLEM_TILE).collect();
+        assert_eq!(rest, PLANNED_TILES);
     }
 
     #[test]

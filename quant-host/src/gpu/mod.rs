@@ -8,6 +8,7 @@ mod codec;
 pub(crate) mod fused;
 pub(crate) mod gemm;
 mod gemm_mma;
+mod gemm_tail;
 mod kernel;
 mod launch;
 mod ptx;
