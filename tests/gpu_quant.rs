@@ -321,6 +321,47 @@ fn block_writes_every_output_element() {
     block_writes_every_output_element_of::<f32>(&mut rng);
 }
 
+/// The allocating calls' outputs come from the device's own pool, which
+/// keeps freed memory for the next call: outputs dropped and reallocated in
+/// a loop, a release of the cached memory while outputs are alive, and
+/// outputs that outlive their device (the pool is destroyed before them)
+/// all keep their own values, bit for bit with the CPU.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn pooled_outputs_keep_their_values() {
+    let mut rng = TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha);
+    let shape = MatrixShape::new(640, 1000).unwrap();
+    let cfg = BlockConfig::default();
+    let xs: Vec<Vec<bf16>> = (0..2)
+        .map(|_| random_values(&mut rng, shape.extent(), false).into_iter().map(bf16::from_f32).collect())
+        .collect();
+    let cpu: Vec<Quantized> = xs
+        .iter()
+        .map(|x| Device::Cpu.per_block_quant_fp8(&Device::Cpu.upload(x, shape).unwrap(), &cfg).unwrap())
+        .collect();
+    let check = |out: &Quantized, i: usize, what: &str| {
+        assert_same_codes(&out.codes.to_vec().unwrap(), cpu[i].codes.as_host().unwrap(), what);
+        assert_same_scales(&out.scales.to_vec().unwrap(), cpu[i].scales.as_host().unwrap(), what);
+    };
+    // A device of its own, so that its pool can be dropped before its outputs.
+    let dev = Device::Cuda(Gpu::new(0).expect("these tests need a CUDA GPU"));
+    let inputs: Vec<Tensor<bf16>> = xs.iter().map(|x| dev.upload(x, shape).unwrap()).collect();
+    let mut kept = dev.per_block_quant_fp8(&inputs[1], &cfg).unwrap();
+    for round in 0..4 {
+        // Each round's output takes memory the previous round freed.
+        let out = dev.per_block_quant_fp8(&inputs[round % 2], &cfg).unwrap();
+        check(&out, round % 2, &format!("round {round}"));
+        if round == 1 {
+            dev.release_cached_memory().unwrap();
+            check(&kept, 1, "kept across a release");
+            kept = dev.per_block_quant_fp8(&inputs[1], &cfg).unwrap();
+        }
+    }
+    drop(inputs);
+    drop(dev);
+    check(&kept, 1, "after its device was dropped");
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn block_matches_cpu_bit_for_bit() {

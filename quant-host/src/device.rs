@@ -94,7 +94,7 @@ impl Device {
                 // every bit pattern is a `T` (`AnyBits`), so even a read of
                 // an unwritten element would be a value, not undefined
                 // behaviour (the caller's kernel writes them all).
-                let data = unsafe { gpu.stream().alloc::<T>(len) }?;
+                let data = unsafe { gpu.alloc_unset::<T>(len) }?;
                 Tensor::from_cuda(data, shape)
             }
         }
@@ -114,6 +114,19 @@ impl Device {
         match self {
             Device::Cpu => Ok(()),
             Device::Cuda(gpu) => gpu.synchronize(),
+        }
+    }
+
+    /// Returns the GPU memory that dropped outputs of the allocating calls
+    /// left cached to the device ([`crate::gpu::Gpu::release_cached_memory`];
+    /// a no-op on the CPU). The outputs of `per_token_group_quant_fp8`,
+    /// `per_block_quant_fp8` and `mm_fp8_blockscale` come from a pool of the
+    /// device's own that keeps freed memory mapped, so a loop of calls of
+    /// one size reuses it instead of mapping fresh pages each time.
+    pub fn release_cached_memory(&self) -> Result<()> {
+        match self {
+            Device::Cpu => Ok(()),
+            Device::Cuda(gpu) => gpu.release_cached_memory(),
         }
     }
 

@@ -11,6 +11,7 @@ mod gemm_mma;
 mod gemm_tail;
 mod kernel;
 mod launch;
+mod pool;
 mod ptx;
 mod token_group;
 
@@ -29,7 +30,7 @@ pub(crate) use token_group::per_token_group_quant_planned;
 pub use token_group::TokenGroupChunks;
 
 use crate::error::{QuantError, Result};
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream};
 use quant_kernels::abi::{BlockKernel, CodecKernel, Kernel, TokenGroupKernel};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -58,6 +59,9 @@ struct Inner {
     bench_functions: [OnceLock<CudaFunction>; BenchKernel::COUNT],
     /// Workspace of the split-K decode GEMM, grown on demand.
     gemm_scratch: Mutex<Option<gemm::SplitScratch>>,
+    /// Where the allocating calls' outputs come from (`None` on a device
+    /// without stream-ordered allocation).
+    pool: Option<pool::Pool>,
     /// Streaming multiprocessors, read once (grid sizing of the decode GEMM).
     multiprocessors: u32,
     /// Most dynamic shared memory a CTA may opt in to, in bytes.
@@ -131,6 +135,7 @@ impl Gpu {
         let max_shared_per_cta = ctx.attribute(OPTIN)?.max(0) as u32;
         use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR as PER_SM;
         let shared_per_sm = ctx.attribute(PER_SM)?.max(0) as u32;
+        let pool = pool::Pool::new(&stream)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 stream,
@@ -142,6 +147,7 @@ impl Gpu {
                 #[cfg(feature = "bench")]
                 bench_functions: Default::default(),
                 gemm_scratch: Mutex::new(None),
+                pool,
                 multiprocessors,
                 max_shared_per_cta,
                 shared_per_sm,
@@ -179,6 +185,36 @@ impl Gpu {
     /// Waits until all work queued on the stream has finished.
     pub fn synchronize(&self) -> Result<()> {
         Ok(self.inner.stream.synchronize()?)
+    }
+
+    /// `len` elements of `T` on this device, unset, for an output that a
+    /// kernel queued next writes in full: from the `Gpu`'s own pool, which
+    /// keeps freed memory mapped for the next call (`gpu::pool`), or from
+    /// cudarc's allocator where the device has no pool.
+    ///
+    /// # Safety
+    /// The memory is unset: it must be written before it is read as `T`,
+    /// or `T` must accept every bit pattern.
+    pub(crate) unsafe fn alloc_unset<T: cudarc::driver::DeviceRepr>(&self, len: usize) -> Result<CudaSlice<T>> {
+        match &self.inner.pool {
+            // SAFETY: the pool was made for this stream's context; the
+            // caller takes the unset memory.
+            Some(pool) => unsafe { pool.alloc(&self.inner.stream, len) },
+            // SAFETY: as above.
+            None => Ok(unsafe { self.inner.stream.alloc::<T>(len) }?),
+        }
+    }
+
+    /// Returns the memory that freed outputs of the allocating calls left
+    /// in this `Gpu`'s pool to the device. The pool keeps it otherwise, so
+    /// that the next call of the same size does not map fresh pages; call
+    /// this after a phase that allocated much (it waits for nothing: memory
+    /// whose free is still queued stays until a later trim).
+    pub fn release_cached_memory(&self) -> Result<()> {
+        match &self.inner.pool {
+            Some(pool) => pool.trim(),
+            None => Ok(()),
+        }
     }
 
     /// Looks a kernel up by name, once per `Gpu` (the GEMMs, which cache
