@@ -60,7 +60,8 @@ struct Inner {
     /// Workspace of the split-K decode GEMM, grown on demand.
     gemm_scratch: Mutex<Option<gemm::SplitScratch>>,
     /// Where the allocating calls' outputs come from (`None` on a device
-    /// without stream-ordered allocation).
+    /// without stream-ordered allocation, or where the driver refused to
+    /// make a pool).
     pool: Option<pool::Pool>,
     /// Streaming multiprocessors, read once (grid sizing of the decode GEMM).
     multiprocessors: u32,
@@ -135,7 +136,9 @@ impl Gpu {
         let max_shared_per_cta = ctx.attribute(OPTIN)?.max(0) as u32;
         use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR as PER_SM;
         let shared_per_sm = ctx.attribute(PER_SM)?.max(0) as u32;
-        let pool = pool::Pool::new(&stream)?;
+        // The pool only makes the allocating calls faster: where the driver
+        // cannot make one, they allocate as cudarc does.
+        let pool = pool::Pool::new(&stream).ok().flatten();
         Ok(Self {
             inner: Arc::new(Inner {
                 stream,
