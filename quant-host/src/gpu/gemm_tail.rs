@@ -108,6 +108,17 @@ fn launch_us(plan: &WgmmaPlan, m: u64, n: u64, k_blocks: u64) -> f64 {
     us
 }
 
+/// A lower bound of [`launch_us`] for any plan of `m x n` in `tile` on
+/// `multiprocessors` SMs, without planning it: the tiles' k-blocks spread
+/// evenly over every SM at the tile's cheaper (clustered) cost. (A plan's
+/// grid never exceeds the SMs, so its waves times k-blocks per CTA are at
+/// least `tiles * k_blocks / SMs`.)
+fn least_us(tile: GemmTile, m: u64, n: u64, k_blocks: u64, multiprocessors: u64) -> f64 {
+    let tiles = m.div_ceil(tile.rows() as u64) * n.div_ceil(tile.cols() as u64);
+    let cost = launch::tile_cost(tile, true).min(launch::tile_cost(tile, false));
+    tiles as f64 * k_blocks as f64 / multiprocessors.max(1) as f64 * cost as f64 * US_PER_UNIT
+}
+
 /// Plans `m x n` with `k_blocks` k-blocks on `multiprocessors` SMs as
 /// [`launch::gemm_wgmma`] does, then, where neither a tile is given nor the
 /// single launch splits K, considers every head tile (as whole waves of
@@ -137,6 +148,11 @@ pub(crate) fn gemm_wgmma_parts(
         GemmPrecision::Precise => &[GemmTile::M128N128],
         GemmPrecision::Fast => &launch::PLANNED_TILES,
     };
+    // A plan is taken only below `limit`, and only if cheaper than the best
+    // so far: a head that alone reaches either needs no tail planned (this
+    // runs on every call, and the tails are most of its work).
+    let single_us = launch_us(&single, m, n, k_blocks);
+    let limit = if tail_use == TailUse::Always { f64::INFINITY } else { single_us * (1.0 - TAIL_MIN_GAIN) };
     let mut best: Option<(f64, WgmmaParts)> = None;
     for &t in candidates {
         let rows = t.rows() as u64;
@@ -152,7 +168,14 @@ pub(crate) fn gemm_wgmma_parts(
             let head_rows = head_tiles_m * rows;
             let Some(head) = plan(head_rows, t, false) else { continue };
             let head_us = launch_us(&head, head_rows, n, k_blocks);
+            let bound = best.as_ref().map_or(limit, |(b, _)| b.min(limit));
+            if head_us + LAUNCH_US >= bound {
+                continue;
+            }
             for &u in candidates {
+                if head_us + LAUNCH_US + least_us(u, m - head_rows, n, k_blocks, multiprocessors) >= bound {
+                    continue;
+                }
                 let Some(tail) = plan(m - head_rows, u, true) else { continue };
                 let us = head_us + LAUNCH_US + launch_us(&tail, m - head_rows, n, k_blocks);
                 if best.as_ref().is_none_or(|(b, _)| us < *b) {
@@ -161,9 +184,8 @@ pub(crate) fn gemm_wgmma_parts(
             }
         }
     }
-    let single_us = launch_us(&single, m, n, k_blocks);
     Ok(match best {
-        Some((us, parts)) if tail_use == TailUse::Always || us < single_us * (1.0 - TAIL_MIN_GAIN) => parts,
+        Some((us, parts)) if us < limit => parts,
         _ => whole,
     })
 }
