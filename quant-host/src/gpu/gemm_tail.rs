@@ -146,7 +146,7 @@ pub(crate) fn gemm_wgmma_parts(
     };
     let candidates: &[GemmTile] = match precision {
         GemmPrecision::Precise => &[GemmTile::M128N128],
-        GemmPrecision::Fast => &launch::PLANNED_TILES,
+        GemmPrecision::Fast => launch::PLANNED_TILES,
     };
     // A plan is taken only below `limit`, and only if cheaper than the best
     // so far: a head that alone reaches either needs no tail planned (this

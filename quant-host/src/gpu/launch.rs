@@ -291,16 +291,10 @@ const SMALL_PROBLEM_TILE: GemmTile = GemmTile::M64N64;
 /// 64: 1 x 2112 x 7168 11.7 (2 splits) against 9.8 (4).
 const NARROW_PROBLEM_TILE: GemmTile = GemmTile::M64N32;
 
-/// The tiles the planner weighs by [`tile_cost`] (every tile but the small
-/// problems' two, which it takes only where another would split K).
-pub(crate) const PLANNED_TILES: [GemmTile; 6] = [
-    GemmTile::M256N128,
-    GemmTile::M128N128,
-    GemmTile::M128N160,
-    GemmTile::M128N192,
-    GemmTile::M64N256,
-    GemmTile::M64N128,
-];
+/// The tiles the planner weighs by [`tile_cost`]: every tile but the small
+/// problems' two, which it takes only where another would split K, and
+/// which are the last two of [`GemmTile::ALL`] (a test checks it).
+pub(crate) const PLANNED_TILES: &[GemmTile] = GemmTile::ALL.split_at(GemmTile::ALL.len() - 2).0;
 
 /// The M for which [`NARROW_PROBLEM_TILE`] replaces a split
 /// [`SMALL_PROBLEM_TILE`]: where it measured faster (M = 17-32 takes the
@@ -368,7 +362,7 @@ pub(crate) fn gemm_wgmma(
         (GemmPrecision::Fast, Some(t)) => t,
         (GemmPrecision::Fast, None) => {
             let mut best: Option<(u64, GemmTile)> = None;
-            for t in PLANNED_TILES {
+            for &t in PLANNED_TILES {
                 let Some(count) = tiles_of(t) else { continue };
                 let grid = cluster_grid(t);
                 let waves = count.div_ceil(grid.map_or(sms, u64::from));
