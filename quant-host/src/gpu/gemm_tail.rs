@@ -304,6 +304,33 @@ mod tests {
         assert_eq!(p.tail.map(|t| (t.tile, t.splits)), Some((M128N192, 3)));
     }
 
+    /// `least_us` never exceeds the modelled time of a plan it prunes, so
+    /// pruning changes no choice.
+    #[test]
+    fn the_pruning_bound_is_a_lower_bound() {
+        let clusters = |t: GemmTile| (t == GemmTile::M256N128 || t == GemmTile::M128N128).then_some(66);
+        for m in (1..=9000u64).step_by(131) {
+            for n in [512u64, 576, 2112, 7168, 32768] {
+                for kb in [1u64, 4, 16, 56, 128] {
+                    for t in GemmTile::ALL {
+                        for split in [false, true] {
+                            let Ok(p) =
+                                launch::gemm_wgmma(m, n, kb, 132, GemmPrecision::Fast, Some(t), split, &clusters)
+                            else {
+                                continue;
+                            };
+                            let (least, us) = (least_us(t, m, n, kb, 132), launch_us(&p, m, n, kb));
+                            assert!(
+                                least <= us * (1.0 + 1e-12),
+                                "{m} x {n} x {kb} {t:?} split {split}: {least} > {us}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn tail_switch_parses() {
         use std::ffi::OsStr;
