@@ -186,11 +186,13 @@ impl Device {
     /// `per_block_quant_fp8` into new tensors on this device: codes `[N, K]`
     /// and scales `[ceil(N / block_rows), ceil(K / block_cols)]`.
     ///
-    /// On a GPU the outputs are fresh stream-ordered allocations from the
-    /// device's default memory pool; for a large weight that can cost more
-    /// than the kernel (7168 x 18432 on an H200: about 250 us against 110,
-    /// bench/NOTES-quant.md, session 29). Callers that quantize in a loop
-    /// should reuse their outputs with [`Device::per_block_quant_fp8_into`].
+    /// On a GPU the outputs come from the device's own memory pool
+    /// ([`Device::release_cached_memory`]), which keeps the memory of dropped
+    /// outputs mapped: in a loop of one size the allocation costs little
+    /// (7168 x 18432 on an H200: 113.6 us per call against 110.2 us for
+    /// [`Device::per_block_quant_fp8_into`]; 244 us before the pool,
+    /// bench/NOTES-quant.md, session 30). The `_into` form still saves the
+    /// allocation and the first call's mapping of fresh memory.
     pub fn per_block_quant_fp8<T: Element>(&self, w: &Tensor<T>, cfg: &BlockConfig) -> Result<Quantized> {
         let plan = BlockPlan::new(cfg, w.shape())?;
         // Neither output is zeroed first: the kernel writes every code and
