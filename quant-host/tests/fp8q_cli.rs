@@ -152,9 +152,17 @@ fn device_flag_and_bench_without_gpu() {
         let stderr = text(&out.stderr);
         assert!(stderr.contains("a GPU was requested but none is usable: "), "{stderr}");
         assert!(!output.exists());
+        // The kernel benchmark cannot run: it fails (exit 1) and says why,
+        // so that a script does not take its silence for a result.
         let out = fp8q(&["bench".as_ref()]);
-        assert!(out.status.success());
-        assert!(text(&out.stdout).starts_with("the kernel benchmark needs a GPU"), "{}", text(&out.stdout));
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.starts_with("fp8q: error: the kernel benchmark needs a GPU (`fp8q bench --checkpoint`"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("none is usable: "), "{stderr}");
+        assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
     }
 }
 

@@ -233,10 +233,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Bench(BenchCmd { kernels: args, .. })) => match Device::best_available() {
+            // A benchmark that cannot run is a failure, not an empty report:
+            // a script timing the kernels must not mistake it for a result.
             (Device::Cpu, why) => {
                 let why = why.map(|e| format!(": {e}")).unwrap_or_default();
-                println!("the kernel benchmark needs a GPU{why}");
-                Ok(ExitCode::SUCCESS)
+                anyhow::bail!(
+                    "the kernel benchmark needs a GPU (`fp8q bench --checkpoint` times the quantize job on any \
+                     device), and none is usable{why}"
+                )
             }
             (Device::Cuda(_), _) => {
                 quant_host::bench::run(&args)?;
