@@ -33,6 +33,8 @@ mkdir -p "$OUT"
 S=$OUT/summary.txt
 T0=$SECONDS
 left() { echo $((CAP - (SECONDS - T0))); }
+# Seconds a step may take: what is left of CAP, at most $1, at least 1.
+upto() { local l; l=$(left); [ "$l" -gt "$1" ] && l=$1; [ "$l" -lt 1 ] && l=1; echo "$l"; }
 note() { echo "$* at $((SECONDS - T0)) s" | tee -a "$S"; }
 sections=("$@")
 [ ${#sections[@]} -gt 0 ] || sections=(gemm e2e quant)
@@ -56,32 +58,32 @@ gemm() {
     local dg=/tmp/tables-dg dgo=/tmp/tables-dgo
     mkdir -p "$dg" "$dgo"
     tar xzf "$PEERS"/deepgemm-*.tar.gz -C "$dg"
-    timeout 130 python3 bench/peers/deepgemm_graph.py "$dg"/DeepGEMM "$dgo" $SH41 > /tmp/tables-dg.log 2>&1
+    timeout $(upto 130) python3 bench/peers/deepgemm_graph.py "$dg"/DeepGEMM "$dgo" $SH41 > /tmp/tables-dg.log 2>&1
     note "deepgemm rc=$?"
-    timeout $(($(left) < 150 ? $(left) : 150)) "$B"/bin/fp8q bench --skip-quant --gemm --gemm-shapes $SH41 \
+    timeout $(upto 150) "$B"/bin/fp8q bench --skip-quant --gemm --gemm-shapes $SH41 \
         --gemm-peers "$dgo"/deepgemm_graph.json --out /tmp/tables-g > /tmp/tables-g.log 2>&1
     note "gemm rc=$?"
     cat /tmp/tables-g/bench.md /tmp/tables-dg.log > "$OUT"/bench-gemm.md 2>/dev/null
 }
 
 e2e() {
-    timeout $(($(left) < 100 ? $(left) : 100)) "$B"/bin/fp8q bench --skip-quant --e2e --out /tmp/tables-e > /tmp/tables-e.log 2>&1
+    timeout $(upto 100) "$B"/bin/fp8q bench --skip-quant --e2e --out /tmp/tables-e > /tmp/tables-e.log 2>&1
     note "e2e rc=$?"
     cat /tmp/tables-e/bench.md > "$OUT"/bench-e2e.md 2>/dev/null
 }
 
 quant() {
     mkdir -p /tmp/tables-peers
-    timeout 90 python3 "$PEERS"/quant_peers.py /tmp/tables-peers > /tmp/tables-torchao.log 2>&1
+    timeout $(upto 90) python3 "$PEERS"/quant_peers.py /tmp/tables-peers > /tmp/tables-torchao.log 2>&1
     note "torchao rc=$?"
-    timeout $(($(left) < 150 ? $(left) : 150)) "$B"/bin/fp8q bench --peers /tmp/tables-peers/quant_peers.json \
+    timeout $(upto 150) "$B"/bin/fp8q bench --peers /tmp/tables-peers/quant_peers.json \
         --out /tmp/tables-q > /tmp/tables-q.log 2>&1
     note "quant rc=$?"
     cat /tmp/tables-q/bench.md /tmp/tables-torchao.log > "$OUT"/bench-quant.md 2>/dev/null
 }
 
 fused() {
-    timeout $(($(left) < 90 ? $(left) : 90)) "$B"/bin/fp8q bench --skip-quant --fused --out /tmp/tables-f > /tmp/tables-f.log 2>&1
+    timeout $(upto 90) "$B"/bin/fp8q bench --skip-quant --fused --out /tmp/tables-f > /tmp/tables-f.log 2>&1
     note "fused rc=$?"
     cat /tmp/tables-f/bench-fused.md > "$OUT"/bench-fused.md 2>/dev/null
 }
