@@ -4,7 +4,9 @@
 #   bash bench/calls/tables.sh [gemm] [e2e] [quant] [fused]     (default: gemm e2e quant)
 #
 # Runs on the GPU machine from the repository root, with these carried:
-#   target/gpu-bundle  `cargo xtask gpu-bundle` (fp8q and the GPU tests, this build)
+#   target/gpu-bundle  `cargo xtask gpu-bundle` (fp8q and the GPU tests, this build); FP8Q names
+#                      another of its binaries (for example bin/fp8q-base, main's build in a
+#                      bundle made on a branch with --base main), default bin/fp8q
 #   $PEERS             a copy of ../shared/anchors (default .peers2: the DeepGEMM
 #                      tarball and quant_peers.py); add it to .git/info/exclude
 # Sections, each timed under its own `timeout` and all under CAP seconds (default
@@ -26,6 +28,7 @@ set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 B=$ROOT/target/gpu-bundle
+FP8Q=${FP8Q:-$B/bin/fp8q}
 PEERS=${PEERS:-$ROOT/.peers2}
 OUT=${OUT:-/tmp/tables-out}
 CAP=${CAP:-540}
@@ -42,7 +45,8 @@ sections=("$@")
 (cd "$B" && ./run.sh unpack >/dev/null 2>&1)
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$S"
 git -C "$ROOT" rev-parse --short HEAD >> "$S" 2>/dev/null
-cat "$B/bin/HEAD" >> "$S" 2>/dev/null
+echo "fp8q: $FP8Q" >> "$S"
+for f in "$B"/bin/[A-Z]*; do [ -f "$f" ] && echo "bin/$(basename "$f"): $(cat "$f")" >> "$S"; done
 
 # The GEMM peer set as bench-v35 and the issue's must-show table have it.
 SH41="2048,2112,7168 2048,24576,1536 2048,32768,512 2048,7168,16384 2048,4096,7168 2048,7168,2048
@@ -60,14 +64,14 @@ gemm() {
     tar xzf "$PEERS"/deepgemm-*.tar.gz -C "$dg"
     timeout $(upto 130) python3 bench/peers/deepgemm_graph.py "$dg"/DeepGEMM "$dgo" $SH41 > /tmp/tables-dg.log 2>&1
     note "deepgemm rc=$?"
-    timeout $(upto 150) "$B"/bin/fp8q bench --skip-quant --gemm --gemm-shapes $SH41 \
+    timeout $(upto 150) "$FP8Q" bench --skip-quant --gemm --gemm-shapes $SH41 \
         --gemm-peers "$dgo"/deepgemm_graph.json --out /tmp/tables-g > /tmp/tables-g.log 2>&1
     note "gemm rc=$?"
     cat /tmp/tables-g/bench.md /tmp/tables-dg.log > "$OUT"/bench-gemm.md 2>/dev/null
 }
 
 e2e() {
-    timeout $(upto 100) "$B"/bin/fp8q bench --skip-quant --e2e --out /tmp/tables-e > /tmp/tables-e.log 2>&1
+    timeout $(upto 100) "$FP8Q" bench --skip-quant --e2e --out /tmp/tables-e > /tmp/tables-e.log 2>&1
     note "e2e rc=$?"
     cat /tmp/tables-e/bench.md > "$OUT"/bench-e2e.md 2>/dev/null
 }
@@ -76,14 +80,14 @@ quant() {
     mkdir -p /tmp/tables-peers
     timeout $(upto 90) python3 "$PEERS"/quant_peers.py /tmp/tables-peers > /tmp/tables-torchao.log 2>&1
     note "torchao rc=$?"
-    timeout $(upto 150) "$B"/bin/fp8q bench --peers /tmp/tables-peers/quant_peers.json \
+    timeout $(upto 150) "$FP8Q" bench --peers /tmp/tables-peers/quant_peers.json \
         --out /tmp/tables-q > /tmp/tables-q.log 2>&1
     note "quant rc=$?"
     cat /tmp/tables-q/bench.md /tmp/tables-torchao.log > "$OUT"/bench-quant.md 2>/dev/null
 }
 
 fused() {
-    timeout $(upto 90) "$B"/bin/fp8q bench --skip-quant --fused --out /tmp/tables-f > /tmp/tables-f.log 2>&1
+    timeout $(upto 90) "$FP8Q" bench --skip-quant --fused --out /tmp/tables-f > /tmp/tables-f.log 2>&1
     note "fused rc=$?"
     cat /tmp/tables-f/bench-fused.md > "$OUT"/bench-fused.md 2>/dev/null
 }
