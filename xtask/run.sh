@@ -45,6 +45,7 @@ for f in bin/*.gz tests/*.gz; do
 done
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
+[ -f bin/BUILD ] && echo "bundle built from $(cat bin/BUILD)" | tee -a "$out/device.txt"
 
 run_tests() {
     for t in tests/gpu_*; do
@@ -93,12 +94,13 @@ run_ab() {
         status=1
         return
     fi
-    local base
+    local base build
     base=$(cat bin/BASE 2>/dev/null || echo "?")
+    build=$(cat bin/BUILD 2>/dev/null || echo "?")
     : >"$out/ab.md"
     for round in $(seq 1 "${AB_ROUNDS:-2}"); do
         for side in new base; do
-            local exe=bin/fp8q label="this build"
+            local exe=bin/fp8q label="this build $build"
             [ "$side" = base ] && exe=bin/fp8q-base label="base $base"
             local dir
             dir=$(mktemp -d)

@@ -121,6 +121,14 @@ pub fn build(root: &Path, options: &Options) -> Result<()> {
         }
     }
 
+    // Which source the bundle's own binaries were built from, for the
+    // figures measured with them (`run.sh` and the call scripts print it).
+    let head = git(root, &["rev-parse", "HEAD"])?;
+    let branch = git(root, &["rev-parse", "--abbrev-ref", "HEAD"])?;
+    let dirty = !git(root, &["status", "--porcelain", "--untracked-files=no"])?.is_empty();
+    let note = if dirty { " with uncommitted changes" } else { "" };
+    std::fs::write(bundle.join("bin").join("BUILD"), format!("{head} ({branch}){note}\n"))?;
+
     if let Some(rev) = &options.base {
         build_at(root, rev, &bundle.join("bin"), "base")?;
     }
@@ -148,15 +156,9 @@ pub fn build(root: &Path, options: &Options) -> Result<()> {
 /// Builds `fp8q` at `rev` in a temporary worktree (its own target folder,
 /// `target/base`, kept between runs so that a rebuild is incremental) into
 /// `bin/fp8q-NAME`, with the resolved commit in `bin/NAME` upper-cased
-/// (`bin/BASE` for `--base`).
+/// (`bin/BASE` for `--base`; `bin/BUILD` names the bundle's own build).
 fn build_at(root: &Path, rev: &str, bin: &Path, name: &str) -> Result<()> {
-    let git = |args: &[&str]| -> Result<String> {
-        let out = Command::new("git").args(args).current_dir(root).output().context("running git")?;
-        if !out.status.success() {
-            bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    };
+    let git = |args: &[&str]| git(root, args);
     let commit = git(&["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?;
     let tree = root.join("target").join("base-worktree");
     if tree.exists() {
@@ -180,6 +182,16 @@ fn build_at(root: &Path, rev: &str, bin: &Path, name: &str) -> Result<()> {
     std::fs::write(bin.join(name.to_uppercase()), format!("{commit}\n"))?;
     eprintln!("xtask: bin/fp8q-{name} is fp8q at {rev} ({commit})");
     Ok(())
+}
+
+/// `git ARGS` in `root`: its trimmed standard output, or an error with its
+/// standard error.
+fn git(root: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git").args(args).current_dir(root).output().context("running git")?;
+    if !out.status.success() {
+        bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn copy_stripped(from: &Path, to: &Path) -> Result<()> {
