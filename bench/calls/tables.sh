@@ -6,7 +6,11 @@
 # Runs on the GPU machine from the repository root, with these carried:
 #   target/gpu-bundle  `cargo xtask gpu-bundle` (fp8q and the GPU tests, this build); FP8Q names
 #                      another of its binaries (for example bin/fp8q-base, main's build in a
-#                      bundle made on a branch with --base main), default bin/fp8q
+#                      bundle made on a branch with --base main), default bin/fp8q; BUNDLE
+#                      names another folder of the same layout (a copy holding only the
+#                      binary FP8Q names, run.sh and bin/BUILD or bin/BASE, where the whole
+#                      bundle, the peers and the tracked files would pass the device tool's
+#                      64 MiB)
 #   $PEERS             a copy of ../shared/anchors (default .peers2: the DeepGEMM
 #                      tarball and quant_peers.py); add it to .git/info/exclude
 # Sections, each timed under its own `timeout` and all under CAP seconds (default
@@ -27,7 +31,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-B=$ROOT/target/gpu-bundle
+B=${BUNDLE:-$ROOT/target/gpu-bundle}
 FP8Q=${FP8Q:-$B/bin/fp8q}
 PEERS=${PEERS:-$ROOT/.peers2}
 OUT=${OUT:-/tmp/tables-out}
