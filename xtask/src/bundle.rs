@@ -158,22 +158,21 @@ pub fn build(root: &Path, options: &Options) -> Result<()> {
 /// `bin/fp8q-NAME`, with the resolved commit in `bin/NAME` upper-cased
 /// (`bin/BASE` for `--base`; `bin/BUILD` names the bundle's own build).
 fn build_at(root: &Path, rev: &str, bin: &Path, name: &str) -> Result<()> {
-    let git = |args: &[&str]| git(root, args);
-    let commit = git(&["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?;
+    let commit = git(root, &["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?;
     let tree = root.join("target").join("base-worktree");
     if tree.exists() {
-        let _ = git(&["worktree", "remove", "--force", &tree.to_string_lossy()]);
+        let _ = git(root, &["worktree", "remove", "--force", &tree.to_string_lossy()]);
         let _ = std::fs::remove_dir_all(&tree);
-        git(&["worktree", "prune"])?;
+        git(root, &["worktree", "prune"])?;
     }
-    git(&["worktree", "add", "--detach", &tree.to_string_lossy(), &commit])?;
+    git(root, &["worktree", "add", "--detach", &tree.to_string_lossy(), &commit])?;
     let target = root.join("target").join("base");
     let status = Command::new("cargo")
         .args(["build", "--release", "-p", "quant-host", "--bins"])
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(&tree)
         .status();
-    let removed = git(&["worktree", "remove", "--force", &tree.to_string_lossy()]);
+    let removed = git(root, &["worktree", "remove", "--force", &tree.to_string_lossy()]);
     if !status.context("building the base fp8q")?.success() {
         bail!("building fp8q at {rev} ({commit}) failed");
     }
