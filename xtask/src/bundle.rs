@@ -44,8 +44,10 @@ impl Options {
                     let spec = rest.next().context("--also needs NAME=REV, e.g. kb=next/gemm-wg-stagger-kb")?;
                     let (name, rev) = spec.split_once('=').context("--also: expected NAME=REV")?;
                     let simple = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
-                    if name.is_empty() || !name.chars().all(simple) || name == "base" || rev.is_empty() {
-                        bail!("--also {spec:?}: NAME must be lowercase letters, digits and '-' (not \"base\"), REV a revision");
+                    // `bin/BASE` and `bin/BUILD` name the base and the bundle's own build.
+                    let taken = name == "base" || name == "build";
+                    if name.is_empty() || !name.chars().all(simple) || taken || rev.is_empty() {
+                        bail!("--also {spec:?}: NAME must be lowercase letters, digits and '-' (not \"base\" or \"build\"), REV a revision");
                     }
                     if options.also.iter().any(|(n, _)| n == name) {
                         bail!("--also: {name:?} given twice");
@@ -235,7 +237,7 @@ mod tests {
             o.also,
             [("kb".to_owned(), "next/gemm-wg-stagger-kb".to_owned()), ("s20".to_owned(), "abc123".to_owned())]
         );
-        for bad in ["kb", "=main", "kb=", "Kb=main", "base=main", "a b=main"] {
+        for bad in ["kb", "=main", "kb=", "Kb=main", "base=main", "build=main", "a b=main"] {
             assert!(parse(&["--also", bad]).is_err(), "{bad}");
         }
         assert!(parse(&["--also", "kb=a", "--also", "kb=b"]).is_err());
